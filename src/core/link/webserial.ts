@@ -1,0 +1,325 @@
+/**
+ * WebSerial link (browser only). `requestSerialLink` shows the browser's port
+ * chooser; `reconnectSerialLinks` reopens ports the user granted before;
+ * `linkFromSerialPort` wraps an already-obtained SerialPort (testable with a fake).
+ *
+ * The SerialPort's readable is replaced after non-fatal errors (break, framing,
+ * parity, buffer overrun) and becomes null after a fatal one (device lost); the
+ * link presents one continuous readable across the former and ends on the latter.
+ */
+import { LinkOpenError, type Link, type LinkClosed } from './link.ts';
+import { chooserError, errMessage, hex4, REMEDY, serialOpenError, SERIAL_SUPPORT } from './web-support.ts';
+
+export interface SerialPortInfoLike {
+  usbVendorId?: number;
+  usbProductId?: number;
+  bluetoothServiceClassId?: number | string;
+}
+
+export interface SerialOpenOptions {
+  baudRate: number;
+  bufferSize?: number;
+  dataBits?: 7 | 8;
+  stopBits?: 1 | 2;
+  parity?: 'none' | 'even' | 'odd';
+  flowControl?: 'none' | 'hardware';
+}
+
+/** The part of the Web Serial SerialPort that the link uses. */
+export interface SerialPortLike {
+  readonly readable: ReadableStream<Uint8Array> | null;
+  readonly writable: WritableStream<Uint8Array> | null;
+  open(options: SerialOpenOptions): Promise<void>;
+  close(): Promise<void>;
+  getInfo(): SerialPortInfoLike;
+  addEventListener?(type: string, listener: (ev: Event) => void): void;
+  removeEventListener?(type: string, listener: (ev: Event) => void): void;
+}
+
+export interface SerialLike {
+  requestPort(options?: { filters?: SerialPortFilter[] }): Promise<SerialPortLike>;
+  getPorts(): Promise<SerialPortLike[]>;
+  addEventListener(type: string, listener: (ev: Event) => void): void;
+  removeEventListener(type: string, listener: (ev: Event) => void): void;
+}
+
+export interface SerialPortFilter {
+  usbVendorId?: number;
+  usbProductId?: number;
+  bluetoothServiceClassId?: number | string;
+}
+
+export interface SerialLinkOptions {
+  baudRate?: number;
+  /** Receive buffer in bytes; at least 65536 so a full SMP response never overruns. */
+  bufferSize?: number;
+  flowControl?: 'none' | 'hardware';
+  /** EventTarget firing 'disconnect' for the port (navigator.serial); the port's own events are used too. */
+  serial?: Pick<SerialLike, 'addEventListener' | 'removeEventListener'>;
+  label?: string;
+}
+
+export const DEFAULT_BAUD = 115200;
+export const MIN_BUFFER = 65536;
+
+/** Errors after which SerialPort.readable is replaced and reading can go on. */
+const NON_FATAL = new Set(['BreakError', 'FramingError', 'ParityError', 'BufferOverrunError']);
+
+export function serialApi(): SerialLike | undefined {
+  const nav = (globalThis as { navigator?: { serial?: SerialLike } }).navigator;
+  return nav?.serial;
+}
+
+export function serialSupported(): boolean {
+  return serialApi() !== undefined;
+}
+
+function unsupported(): LinkOpenError {
+  return new LinkOpenError('unsupported', 'This browser cannot talk to serial ports.', SERIAL_SUPPORT);
+}
+
+export function serialPortLabel(port: SerialPortLike): string {
+  let info: SerialPortInfoLike = {};
+  try {
+    info = port.getInfo();
+  } catch {
+    /* some ports (virtual, Bluetooth) may not report info */
+  }
+  if (info.usbVendorId !== undefined) return `WebSerial ${hex4(info.usbVendorId)}:${hex4(info.usbProductId)}`;
+  if (info.bluetoothServiceClassId !== undefined) return `WebSerial Bluetooth ${String(info.bluetoothServiceClassId)}`;
+  return 'WebSerial port';
+}
+
+/** Ask the user for a port (must run from a user gesture), open it and return the link. */
+export async function requestSerialLink(opts: SerialLinkOptions & { filters?: SerialPortFilter[] } = {}): Promise<Link> {
+  const serial = serialApi();
+  if (!serial) throw unsupported();
+  let port: SerialPortLike;
+  try {
+    port = await serial.requestPort(opts.filters && opts.filters.length ? { filters: opts.filters } : {});
+  } catch (e) {
+    throw chooserError(e, 'serial');
+  }
+  return linkFromSerialPort(port, { serial, ...opts });
+}
+
+/**
+ * Reopen ports the user already granted (no chooser, works without a gesture).
+ * Returns a link for every granted port matching `filters` that opens; throws the
+ * first open error when none opens, and 'gone' when no granted port is present.
+ */
+export async function reconnectSerialLinks(opts: SerialLinkOptions & { filters?: SerialPortFilter[] } = {}): Promise<Link[]> {
+  const serial = serialApi();
+  if (!serial) throw unsupported();
+  const ports = (await serial.getPorts()).filter((p) => matchesFilters(p, opts.filters));
+  if (ports.length === 0)
+    throw new LinkOpenError('gone', 'No previously used serial port is plugged in.', REMEDY.gone);
+  const links: Link[] = [];
+  let firstError: unknown;
+  for (const port of ports) {
+    try {
+      links.push(await linkFromSerialPort(port, { serial, ...opts }));
+    } catch (e) {
+      firstError ??= e;
+    }
+  }
+  if (links.length === 0) throw firstError;
+  return links;
+}
+
+function matchesFilters(port: SerialPortLike, filters?: SerialPortFilter[]): boolean {
+  if (!filters || filters.length === 0) return true;
+  let info: SerialPortInfoLike = {};
+  try {
+    info = port.getInfo();
+  } catch {
+    return false;
+  }
+  return filters.some(
+    (f) =>
+      (f.usbVendorId === undefined || f.usbVendorId === info.usbVendorId) &&
+      (f.usbProductId === undefined || f.usbProductId === info.usbProductId) &&
+      (f.bluetoothServiceClassId === undefined || f.bluetoothServiceClassId === info.bluetoothServiceClassId),
+  );
+}
+
+/** Open `port` and wrap it as a Link. Throws LinkOpenError. */
+export async function linkFromSerialPort(port: SerialPortLike, opts: SerialLinkOptions = {}): Promise<Link> {
+  const baudRate = opts.baudRate ?? DEFAULT_BAUD;
+  const bufferSize = Math.max(opts.bufferSize ?? MIN_BUFFER, MIN_BUFFER);
+  try {
+    await port.open({ baudRate, bufferSize, dataBits: 8, stopBits: 1, parity: 'none', flowControl: opts.flowControl ?? 'none' });
+  } catch (e) {
+    throw serialOpenError(e);
+  }
+  if (!port.readable || !port.writable) {
+    await port.close().catch(() => {});
+    throw new LinkOpenError('gone', 'The serial port opened but has no data streams.', REMEDY.gone);
+  }
+  return new SerialLink(port, opts.label ?? serialPortLabel(port), baudRate, opts.serial);
+}
+
+class SerialLink implements Link {
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
+  readonly closed: Promise<LinkClosed>;
+  private resolveClosed!: (c: LinkClosed) => void;
+  private done = false;
+  private reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  private writer: WritableStreamDefaultWriter<Uint8Array> | null = null;
+  private readCtrl!: ReadableStreamDefaultController<Uint8Array>;
+  private closing: Promise<void> | null = null;
+  private readonly onDisconnect = (ev: Event) => {
+    const target = (ev as Event & { port?: unknown }).port ?? ev.target;
+    if (target === this.port || ev.currentTarget === this.port) this.lost('The serial device was disconnected.');
+  };
+
+  constructor(
+    private readonly port: SerialPortLike,
+    readonly label: string,
+    readonly baudRate: number,
+    private readonly serial?: Pick<SerialLike, 'addEventListener' | 'removeEventListener'>,
+  ) {
+    this.closed = new Promise((r) => (this.resolveClosed = r));
+    port.addEventListener?.('disconnect', this.onDisconnect);
+    serial?.addEventListener('disconnect', this.onDisconnect);
+    this.readable = new ReadableStream<Uint8Array>(
+      {
+        start: (c) => {
+          this.readCtrl = c;
+        },
+        pull: (c) => this.pull(c),
+        cancel: async () => {
+          const r = this.reader;
+          this.reader = null;
+          if (r) await r.cancel().catch(() => {});
+        },
+      },
+      { highWaterMark: 0 },
+    );
+    this.writable = new WritableStream<Uint8Array>({
+      write: async (chunk) => {
+        if (this.done) throw new Error(`${this.label} is closed`);
+        if (!this.writer) {
+          const w = this.port.writable;
+          if (!w) {
+            this.lost('The serial port can no longer be written.');
+            throw new Error(`${this.label} is closed`);
+          }
+          this.writer = w.getWriter();
+        }
+        try {
+          await this.writer.write(chunk);
+        } catch (e) {
+          this.lost(`Write failed: ${errMessage(e)}`);
+          throw e;
+        }
+      },
+    });
+  }
+
+  private async pull(c: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
+    for (;;) {
+      if (this.done) return this.endReadable();
+      if (!this.reader) {
+        const r = this.port.readable;
+        if (!r) {
+          this.lost('The serial device was lost.');
+          return this.endReadable();
+        }
+        this.reader = r.getReader();
+      }
+      const reader = this.reader;
+      let res: ReadableStreamReadResult<Uint8Array>;
+      try {
+        res = await reader.read();
+      } catch (e) {
+        this.release(reader);
+        if (this.done) return this.endReadable();
+        const name = (e as { name?: string })?.name ?? '';
+        if (NON_FATAL.has(name) && this.port.readable) continue; // a fresh readable is available
+        this.lost(`Read failed: ${errMessage(e)}`);
+        return this.endReadable();
+      }
+      if (res.done) {
+        this.release(reader);
+        if (this.done) return this.endReadable();
+        // The port's stream ended without our asking: the device is gone.
+        if (!this.port.readable || this.port.readable.locked) {
+          this.lost('The serial device stopped sending.');
+          return this.endReadable();
+        }
+        continue;
+      }
+      if (res.value && res.value.byteLength > 0) {
+        c.enqueue(res.value);
+        return;
+      }
+    }
+  }
+
+  private release(reader: ReadableStreamDefaultReader<Uint8Array>): void {
+    if (this.reader === reader) this.reader = null;
+    try {
+      reader.releaseLock();
+    } catch {
+      /* already released */
+    }
+  }
+
+  private endReadable(): void {
+    try {
+      this.readCtrl.close();
+    } catch {
+      /* already closed or errored */
+    }
+  }
+
+  private finish(c: LinkClosed): void {
+    if (this.done) return;
+    this.done = true;
+    this.port.removeEventListener?.('disconnect', this.onDisconnect);
+    this.serial?.removeEventListener('disconnect', this.onDisconnect);
+    this.resolveClosed(c);
+  }
+
+  private lost(message: string): void {
+    if (this.done) return;
+    this.finish({ reason: 'lost', message });
+    // Wake a pending read, then release the port (closing a lost port still frees its handle).
+    this.closing ??= this.teardown();
+  }
+
+  private async teardown(): Promise<void> {
+    const r = this.reader;
+    this.reader = null;
+    if (r) {
+      await r.cancel().catch(() => {});
+      try {
+        r.releaseLock();
+      } catch {
+        /* ignore */
+      }
+    }
+    this.endReadable();
+    const w = this.writer;
+    this.writer = null;
+    if (w) {
+      await w.close().catch(() => {});
+      try {
+        w.releaseLock();
+      } catch {
+        /* ignore */
+      }
+    }
+    await this.port.close().catch(() => {});
+  }
+
+  close(): Promise<void> {
+    if (!this.closing) {
+      this.finish({ reason: 'closed' });
+      this.closing = this.teardown();
+    }
+    return this.closing;
+  }
+}
