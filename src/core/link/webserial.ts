@@ -171,7 +171,7 @@ class SerialLink implements Link {
   private closing: Promise<void> | null = null;
   private readonly onDisconnect = (ev: Event) => {
     const target = (ev as Event & { port?: unknown }).port ?? ev.target;
-    if (target === this.port || ev.currentTarget === this.port) this.lost('The serial device was disconnected.');
+    if (target === this.port || (ev.currentTarget as unknown) === this.port) this.lost('The serial device was disconnected.');
   };
 
   constructor(
