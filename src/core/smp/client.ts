@@ -1,0 +1,228 @@
+/**
+ * SMP client: sequence matching, a window of requests in flight, per-request
+ * timeouts, size checks against the device's buffer, and typed errors.
+ * It sees packets only; framing and the link are below it (see session.ts).
+ */
+import { decodeCborObject, encodeCbor } from './cbor.ts';
+import { SmpError, replyError } from './errors.ts';
+import { SMP_HEADER_SIZE, SMP_V1, SMP_V2, buildPacket, decodeHeader, isResponseOp } from './header.ts';
+
+export type LogEvent =
+  | { type: 'tx' | 'rx'; op: number; group: number; id: number; seq: number; bytes: number; body?: unknown }
+  | { type: 'drop'; reason: string }
+  | { type: 'noise'; text: string }
+  | { type: 'info' | 'warn' | 'error'; message: string };
+
+export interface ClientOptions {
+  /** Default per-request timeout. */
+  timeoutMs?: number;
+  /** Largest packet (header + CBOR) the device accepts: its MCUmgr buf_size. */
+  maxPacket?: number;
+  /** Requests in flight at most: buf_count - 1. */
+  window?: number;
+  log?: (e: LogEvent) => void;
+  /** Log request/response bodies (off by default: bodies may be large). */
+  logBodies?: boolean;
+}
+
+export interface RequestOptions {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+interface Pending {
+  group: number;
+  id: number;
+  resolve: (body: Record<string, unknown>) => void;
+  reject: (e: Error) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+export type Body = Record<string, unknown>;
+
+export class SmpClient {
+  timeoutMs: number;
+  maxPacket: number;
+  window: number;
+  /** SMP protocol version we send; drops to v1 if the device answers v1. */
+  version = SMP_V2;
+  /** Replies that matched no request (late after a timeout, or foreign). */
+  unmatched = 0;
+  private seq = Math.floor(Math.random() * 256);
+  private readonly pending = new Map<number, Pending>();
+  private inFlight = 0;
+  private readonly waiters: (() => void)[] = [];
+  private failure: SmpError | null = null;
+  private readonly log?: (e: LogEvent) => void;
+  private readonly logBodies: boolean;
+
+  constructor(
+    private readonly sendPacket: (packet: Uint8Array) => Promise<void>,
+    opts: ClientOptions = {},
+  ) {
+    this.timeoutMs = opts.timeoutMs ?? 5000;
+    this.maxPacket = opts.maxPacket ?? 256;
+    this.window = Math.max(1, opts.window ?? 1);
+    this.log = opts.log;
+    this.logBodies = opts.logBodies ?? false;
+  }
+
+  /** Size in bytes of the packet a request would be. */
+  packetSize(body: Body): number {
+    return SMP_HEADER_SIZE + encodeCbor(body).length;
+  }
+
+  setLimits(maxPacket: number, window: number): void {
+    this.maxPacket = maxPacket;
+    this.window = Math.max(1, window);
+    this.wake();
+  }
+
+  get closed(): boolean {
+    return this.failure !== null;
+  }
+
+  async request(op: 0 | 2, group: number, id: number, body: Body = {}, opts: RequestOptions = {}): Promise<Body> {
+    if (this.failure) throw this.failure;
+    const payload = encodeCbor(body);
+    const size = SMP_HEADER_SIZE + payload.length;
+    if (size > this.maxPacket) {
+      throw new SmpError('too-large', `request of ${size} bytes exceeds the device buffer of ${this.maxPacket} bytes (a device drops it without a reply)`);
+    }
+    await this.acquire(opts.signal);
+    let seq: number;
+    try {
+      if (this.failure) throw this.failure;
+      seq = this.nextSeq();
+    } catch (e) {
+      this.release();
+      throw e;
+    }
+    const packet = buildPacket({ op, version: this.version, flags: 0, group, seq, id }, payload);
+    const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
+    return new Promise<Body>((resolve, reject) => {
+      const finish = () => {
+        clearTimeout(p.timer);
+        opts.signal?.removeEventListener('abort', onAbort);
+        if (this.pending.get(seq) === p) this.pending.delete(seq);
+        this.release();
+      };
+      const onAbort = () => {
+        finish();
+        reject(new SmpError('closed', 'request cancelled'));
+      };
+      const p: Pending = {
+        group,
+        id,
+        resolve: (b) => {
+          finish();
+          resolve(b);
+        },
+        reject: (e) => {
+          finish();
+          reject(e);
+        },
+        timer: setTimeout(() => {
+          p.reject(new SmpError('timeout', `no reply to group ${group} command ${id} within ${timeoutMs} ms`));
+        }, timeoutMs),
+      };
+      this.pending.set(seq, p);
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      this.log?.({ type: 'tx', op, group, id, seq, bytes: size, body: this.logBodies ? body : undefined });
+      this.sendPacket(packet).catch((e: unknown) => {
+        p.reject(e instanceof SmpError ? e : new SmpError('closed', `could not send: ${(e as Error)?.message ?? e}`));
+      });
+    });
+  }
+
+  read(group: number, id: number, body: Body = {}, opts?: RequestOptions): Promise<Body> {
+    return this.request(0, group, id, body, opts);
+  }
+
+  write(group: number, id: number, body: Body = {}, opts?: RequestOptions): Promise<Body> {
+    return this.request(2, group, id, body, opts);
+  }
+
+  /** Feed one decoded packet from the device. */
+  receive(packet: Uint8Array): void {
+    if (packet.length < SMP_HEADER_SIZE) return;
+    const h = decodeHeader(packet);
+    const p = this.pending.get(h.seq);
+    if (!isResponseOp(h.op) || !p || p.group !== h.group || p.id !== h.id) {
+      this.unmatched++;
+      this.log?.({ type: 'warn', message: `unmatched reply: group ${h.group} command ${h.id} seq ${h.seq}` });
+      return;
+    }
+    if (h.length !== packet.length - SMP_HEADER_SIZE) {
+      p.reject(new SmpError('decode', `reply length field ${h.length} does not match ${packet.length - SMP_HEADER_SIZE} payload bytes`));
+      return;
+    }
+    if (h.version === SMP_V1 && this.version !== SMP_V1) {
+      this.version = SMP_V1;
+      this.log?.({ type: 'info', message: 'device answers SMP v1; using v1 from now on' });
+    }
+    let body: unknown;
+    try {
+      body = h.length === 0 ? {} : decodeCborObject(packet.subarray(SMP_HEADER_SIZE));
+    } catch (e) {
+      p.reject(new SmpError('decode', `reply is not valid CBOR: ${(e as Error).message}`));
+      return;
+    }
+    if (!body || typeof body !== 'object' || Array.isArray(body) || body instanceof Uint8Array) {
+      p.reject(new SmpError('decode', 'reply body is not a CBOR map'));
+      return;
+    }
+    this.log?.({ type: 'rx', op: h.op, group: h.group, id: h.id, seq: h.seq, bytes: packet.length, body: this.logBodies ? body : undefined });
+    const err = replyError(body as Body, h.group);
+    if (err) p.reject(err);
+    else p.resolve(body as Body);
+  }
+
+  /** The link is gone: fail everything waiting, now and later. */
+  fail(reason: string): void {
+    if (this.failure) return;
+    this.failure = new SmpError('closed', reason);
+    for (const p of [...this.pending.values()]) p.reject(this.failure);
+    this.pending.clear();
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  private nextSeq(): number {
+    for (let i = 0; i < 256; i++) {
+      this.seq = (this.seq + 1) & 0xff;
+      if (!this.pending.has(this.seq)) return this.seq;
+    }
+    throw new SmpError('closed', 'no free sequence number');
+  }
+
+  private acquire(signal?: AbortSignal): Promise<void> {
+    if (this.inFlight < this.window) {
+      this.inFlight++;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const w = () => {
+        signal?.removeEventListener('abort', onAbort);
+        if (this.failure) return reject(this.failure);
+        this.inFlight++;
+        resolve();
+      };
+      const onAbort = () => {
+        const i = this.waiters.indexOf(w);
+        if (i >= 0) this.waiters.splice(i, 1);
+        reject(new SmpError('closed', 'request cancelled'));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiters.push(w);
+    });
+  }
+
+  private release(): void {
+    this.inFlight--;
+    this.wake();
+  }
+
+  private wake(): void {
+    while (this.inFlight < this.window && this.waiters.length) this.waiters.shift()!();
+  }
+}

@@ -1,0 +1,85 @@
+/** OS management group on the reference device. */
+import { MCUBOOT_MODES, OS } from '../../core/groups/os.ts';
+import { Group } from '../../core/smp/header.ts';
+import type { ReferenceDevice } from '../device.ts';
+import { type Body, MgmtError, RC } from '../mgmt.ts';
+
+/** Bootloader facts the device reports; the image model sets them. */
+export interface BootloaderModel {
+  name: string;
+  mode: number;
+  noDowngrade: boolean;
+}
+
+const OS_ERR_INVALID_FORMAT = 2;
+
+function pad(n: number, w = 2): string {
+  return String(n).padStart(w, '0');
+}
+
+export function osGroup(device: ReferenceDevice, bootloader: () => BootloaderModel) {
+  const o = device.opts;
+  const infoLetters: Record<string, () => string> = {
+    s: () => 'Zephyr',
+    n: () => o.board,
+    r: () => `${o.kernelRelease}`,
+    v: () => `${o.kernelRelease}-fieldbench`,
+    b: () => 'Nov 21 2026 09:00:00',
+    m: () => 'arm',
+    p: () => 'cortex-m4',
+    i: () => `${o.board}/reference`,
+    o: () => 'Zephyr',
+  };
+  return {
+    id: Group.OS,
+    name: 'os',
+    read: {
+      [OS.DateTime]: () => {
+        const d = new Date(device.now());
+        return {
+          datetime: `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}T${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}.${pad(d.getUTCMilliseconds(), 3)}`,
+        };
+      },
+      [OS.Params]: () => {
+        if (!o.params) throw new MgmtError(RC.ENOTSUP);
+        return { buf_size: o.bufSize, buf_count: o.bufCount };
+      },
+      [OS.Info]: (b: Body) => {
+        const format = typeof b.format === 'string' ? b.format : 's';
+        const parts: string[] = [];
+        for (const ch of format === 'a' ? 'snrvbmpio' : format) {
+          const f = infoLetters[ch];
+          if (!f) throw new MgmtError(RC.EINVAL, OS_ERR_INVALID_FORMAT);
+          parts.push(f());
+        }
+        return { output: parts.join(' ') };
+      },
+      [OS.BootloaderInfo]: (b: Body) => {
+        const bl = bootloader();
+        if (b.query === undefined) return { bootloader: bl.name };
+        if (b.query === 'mode') return { mode: bl.mode, 'no-downgrade': bl.noDowngrade };
+        throw new MgmtError(RC.EINVAL, 3);
+      },
+    },
+    write: {
+      [OS.Echo]: (b: Body) => {
+        if (typeof b.d !== 'string') throw new MgmtError(RC.EINVAL);
+        return { r: b.d };
+      },
+      [OS.DateTime]: (b: Body) => {
+        if (typeof b.datetime !== 'string') throw new MgmtError(RC.EINVAL);
+        const t = Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(b.datetime) ? b.datetime : b.datetime + 'Z');
+        if (Number.isNaN(t)) throw new MgmtError(RC.EINVAL, OS_ERR_INVALID_FORMAT);
+        device.clockOffsetMs = t - Date.now();
+        return {};
+      },
+      [OS.Reset]: () => {
+        // Reply first, then reboot, as Zephyr does (after a short delay).
+        setTimeout(() => void device.reboot(), 20);
+        return {};
+      },
+    },
+  };
+}
+
+export { MCUBOOT_MODES };
