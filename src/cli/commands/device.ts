@@ -1,0 +1,174 @@
+/** Verbs that read a device or run the reference device: info, echo, reset, device. */
+import { createServer } from 'node:net';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { echo, reset } from '../../core/groups/os.ts';
+import { type DeviceInfo, collectDeviceInfo } from '../../core/ops/info.ts';
+import { toHex } from '../../core/smp/bytes.ts';
+import type { Framing } from '../../core/smp/framing.ts';
+import { SocketLink } from '../../core/link/node-socket.ts';
+import { openTtyLink } from '../../core/link/node-tty.ts';
+import { parseTcpSpec } from '../../core/link/node-tcp.ts';
+import { ReferenceDevice } from '../../device/device.ts';
+import { type CliCommand, type CliIo, UsageError, parseArgs } from '../command.ts';
+import { CONNECT_OPTIONS, CONNECT_USAGE, connect } from '../connect.ts';
+
+export function jsonReplacer(_k: string, v: unknown): unknown {
+  return v instanceof Uint8Array ? toHex(v) : v;
+}
+
+export function formatInfo(info: DeviceInfo): string {
+  const lines: string[] = [];
+  const row = (k: string, v: unknown) => lines.push(`  ${k.padEnd(18)} ${v}`);
+  lines.push('MCUmgr parameters');
+  row('buffer size', `${info.params.bufSize} bytes${info.params.reported ? '' : ' (assumed: device does not report params)'}`);
+  row('buffer count', info.params.bufCount);
+  if (info.os) {
+    lines.push('Application / OS');
+    for (const [k, v] of Object.entries(info.os)) row(k, v);
+  }
+  if (info.bootloader) {
+    lines.push('Bootloader');
+    row('name', info.bootloader.name);
+    if (info.bootloader.modeName) row('mode', `${info.bootloader.modeName} (${info.bootloader.mode})`);
+    if (info.bootloader.noDowngrade !== undefined) row('no downgrade', info.bootloader.noDowngrade);
+  }
+  if (info.groups) {
+    lines.push('SMP groups');
+    for (const g of info.groups) row(String(g.id), g.name + (g.handlers !== undefined ? ` (${g.handlers} handlers)` : ''));
+  }
+  if (info.slots) {
+    lines.push('Firmware slots');
+    for (const s of info.slots) {
+      const flags = ['active', 'confirmed', 'pending', 'bootable', 'permanent'].filter((f) => s[f as keyof typeof s]);
+      row(`image ${s.image} slot ${s.slot}`, `${s.version} ${flags.join(',')}${s.hash ? ` sha256:${toHex(s.hash)}` : ''}`);
+    }
+  }
+  for (const u of info.unavailable) lines.push(`(${u.what} unavailable: ${u.reason})`);
+  return lines.join('\n') + '\n';
+}
+
+const info: CliCommand = {
+  summary: 'read what a device is: params, OS, bootloader, SMP groups, firmware slots',
+  usage: `usage: fieldbench info --port PORT [--json] [options]\n${CONNECT_USAGE}\n  --json            machine-readable output`,
+  async run(argv, io) {
+    const args = parseArgs(argv, { booleans: ['json', 'verbose'], known: CONNECT_OPTIONS });
+    if (args.positional.length) throw new UsageError(`unexpected argument ${args.positional[0]}`);
+    const session = await connect(args, io);
+    try {
+      const result = await collectDeviceInfo(session);
+      io.out(args.has('json') ? JSON.stringify(result, jsonReplacer, 2) + '\n' : formatInfo(result));
+      return 0;
+    } finally {
+      await session.close();
+    }
+  },
+};
+
+const echoCmd: CliCommand = {
+  summary: 'send text to a device and print its echo',
+  usage: `usage: fieldbench echo TEXT --port PORT [options]\n${CONNECT_USAGE}`,
+  async run(argv, io) {
+    const args = parseArgs(argv, { booleans: ['verbose'], known: CONNECT_OPTIONS });
+    if (args.positional.length !== 1) throw new UsageError('give exactly one TEXT');
+    const session = await connect(args, io);
+    try {
+      io.out((await echo(session.client, args.positional[0])) + '\n');
+      return 0;
+    } finally {
+      await session.close();
+    }
+  },
+};
+
+const resetCmd: CliCommand = {
+  summary: 'reboot a device',
+  usage: `usage: fieldbench reset --port PORT [--force] [options]\n${CONNECT_USAGE}`,
+  async run(argv, io) {
+    const args = parseArgs(argv, { booleans: ['verbose', 'force'], known: CONNECT_OPTIONS });
+    const session = await connect(args, io);
+    try {
+      await reset(session.client, { force: args.has('force') });
+      io.out('reset requested\n');
+      return 0;
+    } finally {
+      await session.close();
+    }
+  },
+};
+
+async function makePtyPair(): Promise<{ devicePath: string; userPath: string; stop: () => void }> {
+  const dir = await mkdtemp(join(tmpdir(), 'fieldbench-pty-'));
+  const devicePath = join(dir, 'device');
+  const userPath = join(dir, 'tty');
+  const child = spawn('socat', ['-d0', `pty,raw,echo=0,link=${devicePath}`, `pty,raw,echo=0,link=${userPath}`], { stdio: 'ignore' });
+  const failed = new Promise<never>((_, rej) => child.on('error', (e) => rej(new Error(`cannot start socat to make a pseudo-terminal (${e.message}); install it: apt-get install socat`))));
+  const deadline = Date.now() + 5000;
+  while (!(existsSync(devicePath) && existsSync(userPath))) {
+    if (Date.now() > deadline) throw new Error('socat did not create the pseudo-terminals');
+    await Promise.race([new Promise((r) => setTimeout(r, 20)), failed]);
+  }
+  return { devicePath, userPath, stop: () => child.kill() };
+}
+
+export function deviceOptionsFrom(args: ReturnType<typeof parseArgs>) {
+  const int = (name: string) => {
+    const v = args.get(name);
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--${name} must be a positive integer`);
+    return n;
+  };
+  const framing = (args.get('framing') ?? 'console') as Framing;
+  if (framing !== 'console' && framing !== 'raw') throw new UsageError('--framing must be console or raw');
+  return { framing, bufSize: int('buf-size'), bufCount: int('buf-count'), lineMax: int('line-max') };
+}
+
+const deviceCmd: CliCommand = {
+  summary: 'run the reference device on a pseudo-terminal (--pty) or a TCP port (--listen)',
+  usage: `usage: fieldbench device (--pty | --listen tcp://127.0.0.1:PORT) [--framing console|raw] [--buf-size N] [--buf-count N] [--line-max N]`,
+  async run(argv, io: CliIo) {
+    const args = parseArgs(argv, { booleans: ['pty'], known: ['listen', 'framing', 'buf-size', 'buf-count', 'line-max'] });
+    if (args.has('pty') === args.has('listen')) throw new UsageError('give exactly one of --pty or --listen');
+    const device = new ReferenceDevice(deviceOptionsFrom(args));
+    if (args.has('pty')) {
+      const pty = await makePtyPair();
+      const serveForever = async () => {
+        for (;;) {
+          const link = await openTtyLink(pty.devicePath, { baudRate: 115200 });
+          await device.serve(link);
+          await link.close();
+          if (!existsSync(pty.devicePath)) return;
+        }
+      };
+      io.out(`reference device on ${pty.userPath}\n`);
+      process.once('SIGINT', () => {
+        pty.stop();
+        process.exit(0);
+      });
+      await serveForever();
+      return 0;
+    }
+    const { host, port } = parseTcpSpec(args.require('listen'));
+    const server = createServer((sock) => {
+      void device.serve(new SocketLink(sock, `tcp client ${sock.remoteAddress}:${sock.remotePort}`));
+    });
+    await new Promise<void>((res, rej) => {
+      server.once('error', rej);
+      server.listen(port, host, () => res());
+    });
+    const addr = server.address();
+    const actual = typeof addr === 'object' && addr ? addr.port : port;
+    io.out(`reference device on tcp://${host}:${actual}\n`);
+    await new Promise<void>((res) => {
+      process.once('SIGINT', () => server.close(() => res()));
+      process.once('SIGTERM', () => server.close(() => res()));
+    });
+    return 0;
+  },
+};
+
+export const commands: Record<string, CliCommand> = { info, echo: echoCmd, reset: resetCmd, device: deviceCmd };
