@@ -59,6 +59,12 @@ export interface SerialLinkOptions {
   label?: string;
 }
 
+export interface ReconnectOptions extends SerialLinkOptions {
+  filters?: SerialPortFilter[];
+  /** Open at most this many ports (opening a port toggles DTR, which resets some boards). */
+  max?: number;
+}
+
 export const DEFAULT_BAUD = 115200;
 export const MIN_BUFFER = 65536;
 
@@ -108,7 +114,7 @@ export async function requestSerialLink(opts: SerialLinkOptions & { filters?: Se
  * Returns a link for every granted port matching `filters` that opens; throws the
  * first open error when none opens, and 'gone' when no granted port is present.
  */
-export async function reconnectSerialLinks(opts: SerialLinkOptions & { filters?: SerialPortFilter[] } = {}): Promise<Link[]> {
+export async function reconnectSerialLinks(opts: ReconnectOptions = {}): Promise<Link[]> {
   const serial = serialApi();
   if (!serial) throw unsupported();
   const ports = (await serial.getPorts()).filter((p) => matchesFilters(p, opts.filters));
@@ -117,6 +123,7 @@ export async function reconnectSerialLinks(opts: SerialLinkOptions & { filters?:
   const links: Link[] = [];
   let firstError: unknown;
   for (const port of ports) {
+    if (opts.max !== undefined && links.length >= opts.max) break;
     try {
       links.push(await linkFromSerialPort(port, { serial, ...opts }));
     } catch (e) {
@@ -141,6 +148,19 @@ function matchesFilters(port: SerialPortLike, filters?: SerialPortFilter[]): boo
       (f.usbProductId === undefined || f.usbProductId === info.usbProductId) &&
       (f.bluetoothServiceClassId === undefined || f.bluetoothServiceClassId === info.bluetoothServiceClassId),
   );
+}
+
+/** Filters matching the port behind a WebSerial link (for reconnecting to the same device), or undefined. */
+export function serialFiltersFor(link: Link): SerialPortFilter[] | undefined {
+  if (!(link instanceof SerialLink)) return undefined;
+  let info: SerialPortInfoLike = {};
+  try {
+    info = link.port.getInfo();
+  } catch {
+    return undefined;
+  }
+  if (info.usbVendorId === undefined) return undefined;
+  return [{ usbVendorId: info.usbVendorId, usbProductId: info.usbProductId }];
 }
 
 /** Open `port` and wrap it as a Link. Throws LinkOpenError. */
@@ -175,7 +195,7 @@ class SerialLink implements Link {
   };
 
   constructor(
-    private readonly port: SerialPortLike,
+    readonly port: SerialPortLike,
     readonly label: string,
     readonly baudRate: number,
     private readonly serial?: Pick<SerialLike, 'addEventListener' | 'removeEventListener'>,

@@ -130,7 +130,7 @@ export async function requestUsbLink(opts: UsbLinkOptions & { filters?: UsbDevic
 }
 
 /** Reopen devices the user already granted; same contract as reconnectSerialLinks. */
-export async function reconnectUsbLinks(opts: UsbLinkOptions & { filters?: UsbDeviceFilter[] } = {}): Promise<Link[]> {
+export async function reconnectUsbLinks(opts: UsbLinkOptions & { filters?: UsbDeviceFilter[]; max?: number } = {}): Promise<Link[]> {
   const usb = usbApi();
   if (!usb) throw unsupported();
   const devices = (await usb.getDevices()).filter(
@@ -147,6 +147,7 @@ export async function reconnectUsbLinks(opts: UsbLinkOptions & { filters?: UsbDe
   const links: Link[] = [];
   let firstError: unknown;
   for (const d of devices) {
+    if (opts.max !== undefined && links.length >= opts.max) break;
     try {
       links.push(await linkFromUsbDevice(d, { usb, ...opts }));
     } catch (e) {
@@ -264,6 +265,13 @@ export async function linkFromUsbDevice(device: UsbDeviceLike, opts: UsbLinkOpti
   return new UsbLink(device, plan, claimed, opts.label ?? usbDeviceLabel(device), plan.mode === 'cdc-acm' ? baudRate : undefined, opts.usb);
 }
 
+/** Filters matching the device behind a WebUSB link (for reconnecting to the same device), or undefined. */
+export function usbFiltersFor(link: Link): UsbDeviceFilter[] | undefined {
+  if (!(link instanceof UsbLink)) return undefined;
+  const d = link.device;
+  return [{ vendorId: d.vendorId, productId: d.productId, ...(d.serialNumber ? { serialNumber: d.serialNumber } : {}) }];
+}
+
 function noInterface(device: UsbDeviceLike, mode?: UsbLinkMode): LinkOpenError {
   const want = mode === 'vendor' ? 'a vendor-specific bulk interface' : mode === 'cdc-acm' ? 'a CDC-ACM interface' : 'a CDC-ACM or vendor-specific bulk interface';
   return new LinkOpenError(
@@ -287,7 +295,7 @@ class UsbLink implements Link {
   };
 
   constructor(
-    private readonly device: UsbDeviceLike,
+    readonly device: UsbDeviceLike,
     private readonly plan: Plan,
     private readonly claimed: number[],
     readonly label: string,

@@ -1,0 +1,221 @@
+/**
+ * UI-side connection state (Svelte 5 runes). Opens links through the link
+ * modules, hands them to the SMP session and the info op, and records what
+ * happens for the page to render. No protocol logic lives here.
+ */
+import type { Link, LinkClosed } from '../core/link/link.ts';
+import { LinkOpenError } from '../core/link/link.ts';
+import { reconnectSerialLinks, requestSerialLink, serialFiltersFor, serialSupported } from '../core/link/webserial.ts';
+import { reconnectUsbLinks, requestUsbLink, usbFiltersFor, usbSupported } from '../core/link/webusb.ts';
+import { openSession, type LogEvent, type SmpSession } from '../core/smp/session.ts';
+import { GROUP_NAMES } from '../core/smp/header.ts';
+import { readDeviceInfo, type InfoState } from '../core/ops/info.ts';
+import { createVirtualDevice } from '../device/virtual.ts';
+
+export type Transport = 'serial' | 'usb' | 'virtual';
+export type Status = 'idle' | 'connecting' | 'connected' | 'disconnected' | 'closed';
+
+export interface Problem {
+  kind: LinkOpenError['kind'] | 'session';
+  message: string;
+  remedy: string;
+  /** Cancelled choosers are not failures: show them calmly. */
+  calm: boolean;
+}
+
+export interface LogLine {
+  at: number;
+  level: 'info' | 'warn' | 'error' | 'traffic';
+  text: string;
+}
+
+const MAX_LOG = 500;
+
+const OPS = ['read', 'read-rsp', 'write', 'write-rsp'];
+
+function describeLogEvent(e: LogEvent): { level: LogLine['level']; text: string } {
+  switch (e.type) {
+    case 'tx':
+    case 'rx': {
+      const group = GROUP_NAMES[e.group] ?? `group ${e.group}`;
+      const arrow = e.type === 'tx' ? '→' : '←';
+      return { level: 'traffic', text: `${arrow} ${OPS[e.op] ?? `op ${e.op}`} ${group}/${e.id} seq ${e.seq} (${e.bytes} B)` };
+    }
+    case 'drop':
+      return { level: 'warn', text: `Dropped a frame: ${e.reason}` };
+    case 'noise':
+      return { level: 'traffic', text: `console: ${e.text.trimEnd()}` };
+    default:
+      return { level: e.type, text: e.message };
+  }
+}
+
+export class Connection {
+  status = $state<Status>('idle');
+  transport = $state<Transport | null>(null);
+  label = $state('');
+  problem = $state<Problem | null>(null);
+  infoState = $state<InfoState | null>(null);
+  lostReason = $state('');
+  log = $state<LogLine[]>([]);
+
+  readonly serialSupported = serialSupported();
+  readonly usbSupported = usbSupported();
+
+  private link: Link | null = null;
+  private session: SmpSession | null = null;
+  private lastFilters: unknown[] | undefined;
+  private generation = 0;
+
+  note(level: LogLine['level'], text: string): void {
+    const next = this.log.length >= MAX_LOG ? this.log.slice(this.log.length - MAX_LOG + 1) : this.log.slice();
+    next.push({ at: Date.now(), level, text });
+    this.log = next;
+  }
+
+  clearLog(): void {
+    this.log = [];
+  }
+
+  connect(transport: Transport): Promise<void> {
+    return this.open(transport, false);
+  }
+
+  reconnect(): Promise<void> {
+    return this.transport ? this.open(this.transport, true) : Promise.resolve();
+  }
+
+  private async obtainLink(transport: Transport, again: boolean): Promise<Link> {
+    if (transport === 'virtual') return createVirtualDevice().link;
+    if (transport === 'serial') {
+      if (!again) return requestSerialLink();
+      const links = await reconnectSerialLinks({ filters: this.lastFilters as never, max: 1 });
+      return links[0]!;
+    }
+    if (!again) return requestUsbLink();
+    const links = await reconnectUsbLinks({ filters: this.lastFilters as never, max: 1 });
+    return links[0]!;
+  }
+
+  private async open(transport: Transport, again: boolean): Promise<void> {
+    if (this.status === 'connecting') return;
+    await this.teardown();
+    const gen = ++this.generation;
+    this.transport = transport;
+    this.status = 'connecting';
+    this.problem = null;
+    this.infoState = null;
+    this.lostReason = '';
+    const what = transport === 'serial' ? 'USB serial' : transport === 'usb' ? 'WebUSB' : 'the virtual device';
+    this.note('info', again ? `Reconnecting over ${what}…` : `Connecting over ${what}…`);
+    let link: Link;
+    try {
+      link = await this.obtainLink(transport, again);
+    } catch (e) {
+      this.fail(e, again);
+      return;
+    }
+    this.link = link;
+    this.label = link.label;
+    this.lastFilters = serialFiltersFor(link) ?? usbFiltersFor(link) ?? this.lastFilters;
+    this.note('info', `Opened ${link.label}`);
+    link.closed.then((c) => this.onClosed(gen, c));
+    let session: SmpSession;
+    try {
+      session = await openSession(link, { log: (e) => this.logEvent(e) });
+    } catch (e) {
+      if (gen !== this.generation) return;
+      await link.close().catch(() => {});
+      this.fail(e, again, 'session');
+      return;
+    }
+    if (gen !== this.generation) {
+      await session.close().catch(() => {});
+      return;
+    }
+    this.session = session;
+    this.status = 'connected';
+    try {
+      for await (const st of readDeviceInfo(session)) {
+        if (gen !== this.generation) return;
+        this.infoState = st;
+        if (st.kind === 'reading') this.note('info', `Reading ${st.what}…`);
+        if (st.kind === 'error') this.note('error', st.message);
+        if (st.kind === 'done') this.note('info', 'Device information read.');
+      }
+    } catch (e) {
+      if (gen !== this.generation) return;
+      const message = e instanceof Error ? e.message : String(e);
+      this.infoState = { kind: 'error', message };
+      this.note('error', message);
+    }
+  }
+
+  private logEvent(e: LogEvent): void {
+    const { level, text } = describeLogEvent(e);
+    if (text) this.note(level, text);
+  }
+
+  private onClosed(gen: number, c: LinkClosed): void {
+    if (gen !== this.generation) return;
+    if (c.reason === 'closed') {
+      this.status = 'closed';
+      this.note('info', 'Disconnected.');
+      return;
+    }
+    this.status = 'disconnected';
+    this.lostReason = c.message;
+    this.note(c.reason === 'lost' ? 'warn' : 'error', `Connection lost: ${c.message}`);
+  }
+
+  private fail(e: unknown, again: boolean, kind?: 'session'): void {
+    // A failed reconnect stays on the device page (with Reconnect); a failed first connect returns to the start.
+    this.status = again ? 'disconnected' : 'idle';
+    this.link = null;
+    if (e instanceof LinkOpenError) {
+      this.problem = { kind: e.kind, message: e.message, remedy: e.remedy, calm: e.kind === 'cancelled' };
+      this.note(e.kind === 'cancelled' ? 'info' : 'error', `${e.message} ${e.remedy}`);
+    } else {
+      const message = e instanceof Error ? e.message : String(e);
+      this.problem = {
+        kind: kind ?? 'failed',
+        message: kind === 'session' ? `The device did not answer MCUmgr requests: ${message}` : message,
+        remedy:
+          kind === 'session'
+            ? 'Check that the firmware enables MCUmgr over this transport (SMP over the UART/USB console) and that the baud rate matches, then try again.'
+            : 'Unplug the device, plug it back in and try again.',
+        calm: false,
+      };
+      this.note('error', this.problem.message);
+    }
+  }
+
+  private async teardown(): Promise<void> {
+    const s = this.session;
+    const l = this.link;
+    this.session = null;
+    this.link = null;
+    this.generation++;
+    if (s) await s.close().catch(() => {});
+    if (l) await l.close().catch(() => {});
+  }
+
+  async disconnect(): Promise<void> {
+    const gen = this.generation;
+    await this.teardown();
+    if (gen + 1 === this.generation) {
+      this.status = 'closed';
+      this.note('info', 'Disconnected.');
+    }
+  }
+
+  /** Back to the first screen. */
+  async forget(): Promise<void> {
+    await this.teardown();
+    this.status = 'idle';
+    this.transport = null;
+    this.infoState = null;
+    this.problem = null;
+    this.label = '';
+  }
+}
