@@ -1,0 +1,19 @@
+/**
+ * Open a link from a command-line spec (Node only: CLI and tests).
+ *   /dev/ttyACM0, /dev/pts/3        serial port or pty (Linux/macOS, configured with stty)
+ *   tcp://127.0.0.1:5556            TCP (emulator chardev, network bridge)
+ */
+import { LinkOpenError, type Link } from './link.ts';
+import { openTcpLink } from './node-tcp.ts';
+import { openTtyLink } from './node-tty.ts';
+
+export interface NodeLinkOptions {
+  baudRate?: number;
+  connectTimeoutMs?: number;
+}
+
+export async function openNodeLink(spec: string, opts: NodeLinkOptions = {}): Promise<Link> {
+  if (/^tcp:\/\//i.test(spec)) return openTcpLink(spec, { connectTimeoutMs: opts.connectTimeoutMs });
+  if (spec.startsWith('/')) return openTtyLink(spec, { baudRate: opts.baudRate });
+  throw new LinkOpenError('unsupported', `unrecognised link ${JSON.stringify(spec)}`, 'Give a serial device path such as /dev/ttyACM0, or tcp://host:port.');
+}
