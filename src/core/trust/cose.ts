@@ -2,7 +2,8 @@
  * COSE_Sign1 (RFC 9052 section 4.2) and COSE_Sign (section 4.1) for the trust layer.
  *
  * Rules (docs/SECURITY.md, "Signature verification rules"):
- *  - the Sig_structure is built over the protected header bytes exactly as received;
+ *  - the Sig_structure is built over the protected header bytes exactly as received
+ *    (an empty map, h'A0', counts as no protected parameters: h'', RFC 9052 section 4.4);
  *  - `alg` is read from the protected bucket only; an alg that is only unprotected is rejected;
  *  - `crit` must be protected, a non-empty array of labels present in the protected bucket,
  *    each understood by this verifier (or named by the caller in `criticalLabels`);
@@ -310,6 +311,15 @@ export function sigStructure(
 
 // ---------------------------------------------------------------- decode
 
+/**
+ * The protected bytes that enter the Sig_structure: exactly as received, except that a
+ * protected bucket holding an empty map (h'A0') counts as "no protected header parameters",
+ * for which RFC 9052 section 4.4 prescribes a zero-length bstr (cose-wg sign-pass-01).
+ */
+function signedProtected(bytes: Uint8Array, map: HeaderMap): Uint8Array {
+  return map.size === 0 ? EMPTY : bytes;
+}
+
 function checkInput(bytes: unknown, maxBytes: number | undefined): asserts bytes is Uint8Array {
   if (!(bytes instanceof Uint8Array)) throw new CoseError('malformed', 'COSE message must be a byte array');
   const max = maxBytes ?? DEFAULT_MAX_BYTES;
@@ -471,7 +481,7 @@ export async function verifySign1(bytes: Uint8Array, keys: CoseKey | CoseKey[], 
     if (msg.signature.length !== 64) {
       return { ok: false, code: 'bad-signature', reason: `signature must be 64 bytes for algorithm ${alg}, got ${msg.signature.length}` };
     }
-    const tbs = sigStructure('Signature1', msg.protectedBytes, null, aadOf(opts), payload);
+    const tbs = sigStructure('Signature1', signedProtected(msg.protectedBytes, msg.protected), null, aadOf(opts), payload);
     for (const i of idx) {
       if (await verifyRaw(alg, list[i], tbs, msg.signature)) {
         return kid ? { ok: true, alg, kid, payload, message: msg, keyIndex: i } : { ok: true, alg, payload, message: msg, keyIndex: i };
@@ -526,7 +536,13 @@ export async function verifySign(
       const idx = candidates(list, kid, alg, where);
       if (sg.signature.length !== 64) throw new CoseError('bad-signature', `${where}: signature must be 64 bytes, got ${sg.signature.length}`);
       const aad = opts?.externalAadFor ? (opts.externalAadFor(s) ?? EMPTY) : aadOf(opts);
-      const tbs = sigStructure('Signature', msg.protectedBytes, sg.protectedBytes, aad, payload);
+      const tbs = sigStructure(
+        'Signature',
+        signedProtected(msg.protectedBytes, msg.protected),
+        signedProtected(sg.protectedBytes, sg.protected),
+        aad,
+        payload,
+      );
       let hit = -1;
       for (const i of idx) {
         if (await verifyRaw(alg, list[i], tbs, sg.signature)) {
