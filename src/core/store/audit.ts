@@ -616,3 +616,8 @@ async function findStructural(
   };
   return checkHead(head, 'recorded head') ?? (expectedHead ? checkHead(expectedHead, 'expected head') : undefined);
 }
+
+/** SHA-256 (hex) of an exported entry's body, as the chain and signature use it. Throws on malformed entries. */
+export function exportEntryHash(e: AuditExportEntry): string {
+  return parseEntry({ ...e, hash: '00'.repeat(32) }).hashHex;
+}
