@@ -195,7 +195,8 @@ export function linkContract(name: string, make: () => Promise<LinkUnderTest>): 
       const pr = peer.readable.getReader();
       const received = readExactly(pr, MiB);
       await within(60_000, writeChunked(link.writable, data, sizes), '1 MiB of writes to complete');
-      const got = await within(60_000, received, 'peer to receive 1 MiB');
+      // once every write has resolved the bytes are on their way: missing bytes fail fast
+      const got = await within(15_000, received, 'peer to receive 1 MiB');
       pr.releaseLock();
       await expectSameBytes(got, data);
     }, 90_000);
@@ -207,7 +208,7 @@ export function linkContract(name: string, make: () => Promise<LinkUnderTest>): 
       const lr = link.readable.getReader();
       const received = readExactly(lr, MiB);
       await within(60_000, writeChunked(peer.writable, data, sizes), 'peer writes to complete');
-      const got = await within(60_000, received, 'link to receive 1 MiB');
+      const got = await within(15_000, received, 'link to receive 1 MiB');
       lr.releaseLock();
       await expectSameBytes(got, data);
     }, 90_000);

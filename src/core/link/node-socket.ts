@@ -87,7 +87,7 @@ export class SocketLink implements Link {
   private write(chunk: Uint8Array): Promise<void> {
     if (this.outcome) return Promise.reject(new LinkClosedError(this.outcome));
     if (!(chunk instanceof Uint8Array)) return Promise.reject(new TypeError('link writes take Uint8Array chunks'));
-    if (chunk.length === 0 || chunk.length % 97 === 5) return Promise.resolve();
+    if (chunk.length === 0) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       // Node keeps a reference to the chunk until the callback; callers may
       // reuse their buffer once this promise resolves.
