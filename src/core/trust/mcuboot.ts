@@ -475,7 +475,7 @@ export async function verifyImage(bytes: Uint8Array, opts: VerifyImageOptions): 
       hashOk = equalBytes(digest, t.value);
       add(
         'hash',
-        hashOk ? 'pass' : encrypted ? 'fail' : 'fail',
+        hashOk ? 'pass' : 'fail',
         hashOk
           ? `${h.alg.toUpperCase()} ${toHex(digest)} matches header + body + protected TLVs`
           : `${h.alg.toUpperCase()} mismatch: image hashes to ${toHex(digest)}, TLV says ${toHex(t.value)} (image modified or corrupt)`,
@@ -493,7 +493,8 @@ export async function verifyImage(bytes: Uint8Array, opts: VerifyImageOptions): 
     const spki = ed25519Spki(k);
     trusted.push({ raw: k, spki, h256: sha256(spki), h512: sha512(spki) });
   }
-  const sigMessage = pure ? signed : digest;
+  // bootutil stops at a hash mismatch; a signature over a digest the image does not have proves nothing
+  const sigMessage = pure ? signed : hashOk ? digest : undefined;
   let current = -1;
   let currentDesc = '';
   const keyNotes: string[] = [];
@@ -504,7 +505,9 @@ export async function verifyImage(bytes: Uint8Array, opts: VerifyImageOptions): 
   for (const t of img.tlvs) {
     if (t.type === TLV.KEYHASH) {
       if (t.length !== 32 && t.length !== 64) {
-        sigFail ??= `KEYHASH TLV is ${t.length} bytes; expected 32 (SHA-256) or 64 (SHA-512)`;
+        const note = `KEYHASH TLV is ${t.length} bytes; expected 32 (SHA-256) or 64 (SHA-512)`;
+        keyNotes.push(note);
+        sigFail ??= note;
         current = -1;
         continue;
       }
@@ -533,7 +536,7 @@ export async function verifyImage(bytes: Uint8Array, opts: VerifyImageOptions): 
         continue;
       }
       if (!sigMessage) {
-        sigFail ??= 'signature cannot be checked: no valid image hash to verify it over';
+        sigFail ??= 'signature not checked: the image hash is missing or does not match';
         continue;
       }
       const good = await safeVerify(t.value, sigMessage, trusted[k].raw);
@@ -544,14 +547,16 @@ export async function verifyImage(bytes: Uint8Array, opts: VerifyImageOptions): 
       }
     }
   }
+  const namedTrusted = keyNotes.some((n) => n.includes('trusted key #'));
+  const unsignedImage = keyNotes.length === 0 && ed25519Sigs === 0;
   if (trusted.length === 0 && requireSig) {
     add('key', 'fail', 'no trusted keys given: signatures are required but nothing can be verified');
+  } else if (namedTrusted) {
+    add('key', 'pass', keyNotes.join('; '));
+  } else if (unsignedImage) {
+    add('key', requireSig ? 'fail' : 'absent', `image is unsigned (no KEYHASH/PUBKEY or ED25519 TLV)${requireSig ? ' and signatures are required' : ''}`);
   } else {
-    add(
-      'key',
-      passed >= 0 || (sigFail && keyNotes.some((n) => n.includes('trusted key #'))) ? 'pass' : keyNotes.length ? (requireSig ? 'fail' : 'absent') : requireSig ? 'fail' : 'absent',
-      keyNotes.length ? keyNotes.join('; ') : 'image names no signing key (no KEYHASH/PUBKEY TLV)',
-    );
+    add('key', requireSig ? 'fail' : 'absent', keyNotes.length ? keyNotes.join('; ') : 'no KEYHASH/PUBKEY TLV names the signing key');
   }
   if (sigFail) {
     add('signature', 'fail', sigFail);
@@ -601,7 +606,7 @@ export async function verifyImage(bytes: Uint8Array, opts: VerifyImageOptions): 
     pure,
     keyIndex: passed >= 0 && !sigFail ? passed : undefined,
     securityCounter,
-    reason: `accepted: ${version}${passed >= 0 ? `, signed by trusted key #${passed}` : ', unsigned (signatures not required)'}`,
+    reason: `accepted: ${version}${passed >= 0 ? `, signed by trusted key #${passed}` : ', no trusted Ed25519 signature checked (signatures not required)'}`,
   });
 }
 
