@@ -11,8 +11,8 @@
  * every WebCrypto "invalid") is decided by ed25519Verify itself. Verdicts
  * are therefore identical to ed25519Verify; only honest signatures get faster.
  */
-import { sha256 } from '@noble/hashes/sha2.js';
 import { ed25519PublicKey, ed25519PublicKeyProblem, ed25519Sign, ed25519Verify } from '../trust/ed25519.ts';
+import { keyId } from '../trust/keys.ts';
 import { toHex } from './ids.ts';
 
 type Subtle = SubtleCrypto;
@@ -37,9 +37,9 @@ function subtleEd25519(): Promise<Subtle | undefined> {
   return subtleReady;
 }
 
-/** First 8 bytes of SHA-256(publicKey), as hex (same as keys.ts keyId). */
+/** keys.ts keyId (first 8 bytes of SHA-256 of the public key), as hex. */
 export function keyIdHex(pub: Uint8Array): string {
-  return toHex(sha256(pub).subarray(0, 8));
+  return toHex(keyId(pub));
 }
 
 interface KeyEntry {

@@ -1,0 +1,122 @@
+/**
+ * fieldbench audit verify — check an exported audit trail offline.
+ *
+ * Exit: 0 intact; 1 tampered (the entry is named on stderr); 2 bad usage,
+ * unreadable file, a file that is not an audit export, or an unusable key.
+ */
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE, UsageError, parseArgs, type CliCommand, type CliIo } from '../command.ts';
+import { verifyAuditExport } from '../../core/store/audit.ts';
+import { KeyFormatError, parsePem } from '../../core/trust/keys.ts';
+import { ed25519PublicKey, ed25519PublicKeyProblem } from '../../core/trust/ed25519.ts';
+import { keyIdHex } from '../../core/store/sig.ts';
+
+const usage = `usage: fieldbench audit verify FILE [--key TECHNICIAN.pem]... [--expect-head SEQ:HASH]
+
+Checks an audit export (format fieldbench-audit): every entry's hash, the
+chain, the sequence numbers and each technician signature. A break is named
+(entry index and seq) as deleted, reordered, inserted, modified,
+bad-signature or malformed.
+
+  --key FILE            a trusted technician public key (Ed25519 PEM; a
+                        private key PEM is accepted and its public half used).
+                        Repeatable. Without --key only internal consistency is
+                        checked: anyone could have written a consistent file.
+  --expect-head SEQ:HASH  the head recorded elsewhere (e.g. printed at export
+                        time); catches entries cut off the end with head rewritten.
+
+exit status: 0 intact, 1 tampered (entry named on stderr), 2 bad usage or unreadable input`;
+
+class InputError extends Error {}
+
+async function readText(io: CliIo, path: string): Promise<string> {
+  try {
+    return await readFile(resolve(io.cwd, path), 'utf8');
+  } catch (e) {
+    throw new InputError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+async function readPublicKey(io: CliIo, path: string): Promise<Uint8Array> {
+  const text = await readText(io, path);
+  let k;
+  try {
+    k = parsePem(text);
+  } catch (e) {
+    if (e instanceof KeyFormatError) throw new InputError(`${path}: ${e.message}`);
+    throw e;
+  }
+  let pub: Uint8Array;
+  if (k.kind === 'ed25519-public') pub = k.publicKey;
+  else if (k.kind === 'ed25519-private') pub = await ed25519PublicKey(k.seed);
+  else throw new InputError(`${path}: technician keys are Ed25519; this is a ${k.kind} key`);
+  const problem = ed25519PublicKeyProblem(pub);
+  if (problem) throw new InputError(`${path}: ${problem}`);
+  return pub;
+}
+
+const verify: CliCommand = {
+  summary: 'verify an exported audit trail (chain, sequence, technician signatures)',
+  usage,
+  async run(argv: string[], io: CliIo): Promise<number> {
+    let args;
+    try {
+      args = parseArgs(argv, { known: ['key', 'expect-head'] });
+      if (args.positional.length !== 1) throw new UsageError('give exactly one audit export FILE');
+    } catch (e) {
+      if (e instanceof UsageError) {
+        io.err(`fieldbench audit verify: ${e.message}\n${usage}\n`);
+        return EXIT_USAGE;
+      }
+      throw e;
+    }
+    let expectedHead: { seq: number; hash: string } | undefined;
+    const eh = args.get('expect-head');
+    if (eh !== undefined) {
+      const m = /^(\d+):([0-9a-fA-F]{64})$/.exec(eh);
+      if (!m) {
+        io.err(`fieldbench audit verify: --expect-head must be SEQ:HASH (HASH = 64 hex digits)\n`);
+        return EXIT_USAGE;
+      }
+      expectedHead = { seq: Number(m[1]), hash: m[2].toLowerCase() };
+    }
+    const file = args.positional[0];
+    let text: string;
+    let keys: Uint8Array[] | undefined;
+    try {
+      text = await readText(io, file);
+      const keyFiles = args.all('key');
+      if (keyFiles.length) keys = await Promise.all(keyFiles.map((k) => readPublicKey(io, k)));
+    } catch (e) {
+      if (e instanceof InputError) {
+        io.err(`fieldbench audit verify: ${e.message}\n`);
+        return EXIT_USAGE;
+      }
+      throw e;
+    }
+    const v = await verifyAuditExport(text, keys, { expectedHead });
+    if (!v.ok) {
+      if (v.index < 0) {
+        io.err(`fieldbench audit verify: ${file} is not a readable audit export: ${v.reason}\n`);
+        return EXIT_USAGE;
+      }
+      const where = `entry ${v.index}${v.seq !== undefined ? ` (seq ${v.seq})` : ''}`;
+      io.err(`TAMPERED: ${file}: ${where}: ${v.code}: ${v.reason}\n`);
+      return EXIT_REJECTED;
+    }
+    const lines = [
+      `intact: ${file}: ${v.count} entr${v.count === 1 ? 'y' : 'ies'}${v.head ? `, head seq ${v.head.seq} ${v.head.hash}` : ''}`,
+      `signed by: ${v.signers.length ? v.signers.join(', ') : '(no entries)'}`,
+      keys
+        ? `authenticated: every entry is signed by one of ${keys.length} trusted key(s) (${keys.map(keyIdHex).join(', ')})`
+        : 'NOT authenticated: no --key given, so only internal consistency was checked',
+    ];
+    io.out(lines.join('\n') + '\n');
+    return EXIT_OK;
+  },
+};
+
+export const commands: Record<string, CliCommand> = {
+  'audit verify': verify,
+};
