@@ -1,0 +1,65 @@
+/**
+ * Playwright fixtures: a per-worker WebSocket bridge to the reference device, and a
+ * page that has the fake navigator.serial / navigator.usb injected before the app loads.
+ */
+import { test as base, expect, type Page } from '@playwright/test';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { startBridge, type Bridge } from './bridge.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const FAKE_SERIAL = path.join(here, 'fixtures', 'fake-serial.js');
+export const FAKE_USB = path.join(here, 'fixtures', 'fake-usb.js');
+/** A real device is behind the bridge: assert structure, not the reference device's values. */
+export const REAL_PEER = !!process.env.FIELDBENCH_E2E_PEER;
+
+export const test = base.extend<{ fakes: true }, { bridge: Bridge }>({
+  bridge: [
+    async ({}, use) => {
+      const b = await startBridge();
+      await use(b);
+      await b.close();
+    },
+    { scope: 'worker' },
+  ],
+  fakes: [true, { option: true }],
+  page: async ({ page, bridge, fakes }, use) => {
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    if (fakes) {
+      await page.addInitScript((url: string) => {
+        (globalThis as { __FIELDBENCH_E2E__?: unknown }).__FIELDBENCH_E2E__ = { bridge: url };
+      }, bridge.url);
+      await page.addInitScript({ path: FAKE_SERIAL });
+      await page.addInitScript({ path: FAKE_USB });
+    }
+    await use(page);
+    expect(errors, 'uncaught errors in the page').toEqual([]);
+  },
+});
+
+export { expect };
+
+/** Wait until the device page shows what readDeviceInfo read. */
+export async function expectDevicePage(page: Page): Promise<void> {
+  await expect(page.getByTestId('connection-status')).toHaveAttribute('data-status', 'connected');
+  await expect(page.getByRole('heading', { name: 'Application and OS' })).toBeVisible();
+  await expect(page.getByRole('heading', { name: 'Bootloader' })).toBeVisible();
+  await expect(page.getByRole('heading', { name: 'MCUmgr parameters' })).toBeVisible();
+  await expect(page.getByRole('heading', { name: 'SMP groups' })).toBeVisible();
+  await expect(page.getByRole('heading', { name: 'Firmware slots' })).toBeVisible();
+  const slots = page.getByTestId('section-slots');
+  await expect(slots.locator('tbody tr').first()).toBeVisible();
+  if (REAL_PEER) return;
+  // The reference device's own values.
+  await expect(page.getByTestId('section-os')).toContainText('fieldbench_ref');
+  await expect(page.getByTestId('section-bootloader')).toContainText('MCUboot');
+  await expect(page.getByTestId('section-params')).toContainText('384 bytes');
+  const groups = page.getByTestId('section-groups');
+  await expect(groups.getByRole('row', { name: /^0 os$/ })).toBeVisible();
+  await expect(groups.getByRole('row', { name: /^1 img/ })).toBeVisible();
+  await expect(slots).toContainText('1.0.0');
+  await expect(slots).toContainText('active');
+  await expect(slots).toContainText('confirmed');
+  await expect(slots.locator('.hash').first()).toHaveText(/^[0-9a-f]{64}$/);
+}
