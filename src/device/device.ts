@@ -49,6 +49,16 @@ export interface DeviceStats {
   framing: FramingStats;
 }
 
+/** One measured software component (an image in a slot), for attestation. */
+export interface FirmwareFact {
+  version: string;
+  /** SHA-256 of the signed image, as the image's hash TLV states it. */
+  sha256: Uint8Array;
+  /** SHA-256 of the public key that signed the image. */
+  signerId: Uint8Array;
+  description?: string;
+}
+
 export type DeviceHook = (device: ReferenceDevice) => void | Promise<void>;
 
 export class ReferenceDevice {
@@ -73,6 +83,14 @@ export class ReferenceDevice {
   private processingPackets = false;
   private decoder: ReturnType<typeof createDecoder>;
   private generation = 0;
+  /** Incremented for every link served: per-connection state (authentication) keys on it. */
+  connection = 0;
+  /** Checks every request before dispatch (interface restrictions); throw MgmtError to refuse. */
+  accessGuard: ((group: number, id: number, op: number) => void) | null = null;
+  /** What the device runs, for attestation: set by the image model. */
+  firmware: () => FirmwareFact[] = () => [];
+  /** The device's monotonic security counter (MCUboot's), set by the image model. */
+  securityCounter: () => number = () => 0;
 
   constructor(opts: DeviceOptions = {}) {
     this.opts = {
@@ -133,6 +151,7 @@ export class ReferenceDevice {
   /** Serve one link until it closes; prints the boot log first. */
   async serve(link: Link): Promise<void> {
     this.link = link;
+    this.connection++;
     this.writer = link.writable.getWriter();
     this.printBootLog();
     const reader = link.readable.getReader();
@@ -296,6 +315,7 @@ export class ReferenceDevice {
     const handler = group?.[h.op === Op.Read ? 'read' : 'write']?.[h.id];
     if (!handler) return reply({ rc: RC.ENOTSUP });
     try {
+      this.accessGuard?.(h.group, h.id, h.op);
       const out = await handler(body, { device: this, op: h.op, group: h.group, id: h.id, seq: h.seq, version: h.version });
       return reply(out);
     } catch (e) {

@@ -1,0 +1,265 @@
+/**
+ * fieldbench's security management group (application-defined; the id is
+ * configurable and found through the Enum group by its name). It carries
+ * identity, proof of possession, attestation, the security event log,
+ * technician authentication, signed configuration, interface control and wipe.
+ * Messages larger than the device's buffer move in chunks (off, len, data), as
+ * the Image group does. docs/PROTOCOL.md has the CDDL.
+ */
+import type { RequestOptions, SmpClient } from '../smp/client.ts';
+import { SmpError } from '../smp/errors.ts';
+import { SMP_HEADER_SIZE } from '../smp/header.ts';
+import { encodeCbor } from '../smp/cbor.ts';
+
+export const SECURITY_GROUP_NAME = 'fieldbench_sec';
+/** Default id; devices may use another, so look it up with findGroup(listGroups(...), SECURITY_GROUP_NAME). */
+export const SECURITY_GROUP_DEFAULT_ID = 96;
+
+export const SEC = {
+  Identity: 0,
+  Cert: 1,
+  Prove: 2,
+  Attest: 3,
+  Events: 4,
+  AuthChallenge: 5,
+  Auth: 6,
+  ConfigRead: 7,
+  ConfigApply: 8,
+  Interfaces: 9,
+  Wipe: 10,
+} as const;
+
+/** Group-specific error codes (v2 `err.rc`). */
+export const SEC_ERR: Record<number, string> = {
+  1: 'not authenticated: present a technician credential first',
+  2: 'permission denied by the technician credential',
+  3: 'signature invalid',
+  4: 'not for this device (target or scope)',
+  5: 'replayed: sequence number not above the one applied',
+  6: 'expired or not yet valid',
+  7: 'malformed or schema violation',
+  8: 'secrets could not be decrypted by this device',
+  9: 'locked out after repeated authentication failures',
+  10: 'revoked',
+  11: 'transfer out of order (offset mismatch)',
+  12: 'key or identifier rotation not permitted',
+  13: 'nonce missing or of the wrong size',
+};
+
+/** Domain separation for signatures the device and technicians make. */
+export const POP_CONTEXT = new TextEncoder().encode('fieldbench-pop-v1\0');
+export const AUTH_CONTEXT = new TextEncoder().encode('fieldbench-auth-v1\0');
+
+export function popMessage(nonce: Uint8Array): Uint8Array {
+  const m = new Uint8Array(POP_CONTEXT.length + nonce.length);
+  m.set(POP_CONTEXT);
+  m.set(nonce, POP_CONTEXT.length);
+  return m;
+}
+
+/** What the technician signs to authenticate: context | challenge | device public key. */
+export function authMessage(challenge: Uint8Array, devicePublicKey: Uint8Array): Uint8Array {
+  const m = new Uint8Array(AUTH_CONTEXT.length + challenge.length + devicePublicKey.length);
+  m.set(AUTH_CONTEXT);
+  m.set(challenge, AUTH_CONTEXT.length);
+  m.set(devicePublicKey, AUTH_CONTEXT.length + challenge.length);
+  return m;
+}
+
+export function describeSecError(e: unknown): string {
+  if (e instanceof SmpError && e.kind === 'group' && e.rc !== undefined && SEC_ERR[e.rc]) return SEC_ERR[e.rc];
+  return e instanceof Error ? e.message : String(e);
+}
+
+export interface DeviceIdentity {
+  serial: string;
+  model: string;
+  hwRev: string;
+  devicePublicKey: Uint8Array;
+  deviceEncKey: Uint8Array;
+  ueid?: Uint8Array;
+  mac?: Uint8Array;
+  devEui?: Uint8Array;
+  certLength: number;
+}
+
+function bytes(v: unknown, what: string): Uint8Array {
+  if (!(v instanceof Uint8Array)) throw new SmpError('decode', `security group reply lacks ${what}`);
+  return v;
+}
+function text(v: unknown, what: string): string {
+  if (typeof v !== 'string') throw new SmpError('decode', `security group reply lacks ${what}`);
+  return v;
+}
+function uint(v: unknown, what: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new SmpError('decode', `security group reply lacks ${what}`);
+  return v;
+}
+
+export class SecurityGroup {
+  constructor(
+    readonly client: SmpClient,
+    readonly id: number = SECURITY_GROUP_DEFAULT_ID,
+    /** Largest blob accepted from a device (certificates, tokens). */
+    readonly maxBlob = 16384,
+  ) {}
+
+  async identity(opts?: RequestOptions): Promise<DeviceIdentity> {
+    const r = await this.client.read(this.id, SEC.Identity, {}, opts);
+    return {
+      serial: text(r.serial, 'serial'),
+      model: text(r.model, 'model'),
+      hwRev: text(r.hw_rev, 'hw_rev'),
+      devicePublicKey: bytes(r.pub, 'pub'),
+      deviceEncKey: bytes(r.enc_pub, 'enc_pub'),
+      ueid: r.ueid instanceof Uint8Array ? r.ueid : undefined,
+      mac: r.mac instanceof Uint8Array ? r.mac : undefined,
+      devEui: r.dev_eui instanceof Uint8Array ? r.dev_eui : undefined,
+      certLength: uint(r.cert_len ?? 0, 'cert_len'),
+    };
+  }
+
+  /** The manufacturer-signed identity certificate, read in chunks. */
+  certificate(opts?: RequestOptions): Promise<Uint8Array> {
+    return this.readBlob(SEC.Cert, {}, opts);
+  }
+
+  async prove(nonce: Uint8Array, opts?: RequestOptions): Promise<Uint8Array> {
+    const r = await this.client.write(this.id, SEC.Prove, { nonce }, opts);
+    return bytes(r.sig, 'sig');
+  }
+
+  /** Request a fresh attestation token for `nonce`; the token comes back in chunks. */
+  attest(nonce: Uint8Array, opts?: RequestOptions): Promise<Uint8Array> {
+    return this.readBlob(SEC.Attest, { nonce }, opts, 'write');
+  }
+
+  async events(from: number, opts?: RequestOptions): Promise<{ events: SecurityEvent[]; next: number; last: number }> {
+    const r = await this.client.read(this.id, SEC.Events, { from }, opts);
+    if (!Array.isArray(r.events)) throw new SmpError('decode', 'events reply lacks "events"');
+    const events = (r.events as Record<string, unknown>[]).map((e) => ({
+      n: uint(e.n, 'event n'),
+      uptimeMs: uint(e.t, 'event t'),
+      boot: uint(e.b ?? 0, 'event b'),
+      type: text(e.type, 'event type'),
+      detail: typeof e.detail === 'string' ? e.detail : '',
+    }));
+    return { events, next: uint(r.next, 'next'), last: uint(r.last, 'last') };
+  }
+
+  /** Every event from `from` on, page by page. */
+  async allEvents(from = 0, opts?: RequestOptions): Promise<SecurityEvent[]> {
+    const out: SecurityEvent[] = [];
+    let next = from;
+    for (let pages = 0; pages < 10000; pages++) {
+      const page = await this.events(next, opts);
+      out.push(...page.events);
+      if (page.events.length === 0 || page.next > page.last) break;
+      if (page.next <= next) throw new SmpError('decode', 'event log paging did not advance');
+      next = page.next;
+    }
+    return out;
+  }
+
+  async challenge(opts?: RequestOptions): Promise<Uint8Array> {
+    const r = await this.client.read(this.id, SEC.AuthChallenge, {}, opts);
+    return bytes(r.challenge, 'challenge');
+  }
+
+  /** Present a credential and a signature over authMessage(challenge, devicePublicKey). */
+  async authenticate(credential: Uint8Array, sig: Uint8Array, opts?: RequestOptions): Promise<{ technician: string; permissions: string[] }> {
+    const r = await this.writeBlob(SEC.Auth, credential, { sig }, opts);
+    return {
+      technician: text(r.technician, 'technician'),
+      permissions: Array.isArray(r.permissions) ? (r.permissions as unknown[]).filter((p): p is string => typeof p === 'string') : [],
+    };
+  }
+
+  async readConfig(opts?: RequestOptions): Promise<{ sequence: number; digest?: Uint8Array; settings: Record<string, unknown> }> {
+    const r = await this.client.read(this.id, SEC.ConfigRead, {}, opts);
+    return {
+      sequence: uint(r.seq ?? 0, 'seq'),
+      digest: r.digest instanceof Uint8Array ? r.digest : undefined,
+      settings: r.settings && typeof r.settings === 'object' ? (r.settings as Record<string, unknown>) : {},
+    };
+  }
+
+  /** Send a signed configuration; the device verifies it and applies it whole, or not at all. */
+  async applyConfig(signed: Uint8Array, opts?: RequestOptions): Promise<{ sequence: number; digest: Uint8Array }> {
+    const r = await this.writeBlob(SEC.ConfigApply, signed, {}, opts);
+    return { sequence: uint(r.seq, 'seq'), digest: bytes(r.digest, 'digest') };
+  }
+
+  async interfaces(opts?: RequestOptions): Promise<Record<string, string>> {
+    const r = await this.client.read(this.id, SEC.Interfaces, {}, opts);
+    if (!r.interfaces || typeof r.interfaces !== 'object') throw new SmpError('decode', 'interfaces reply lacks "interfaces"');
+    return r.interfaces as Record<string, string>;
+  }
+
+  async setInterface(name: string, state: 'open' | 'authenticated' | 'disabled', opts?: RequestOptions): Promise<Record<string, string>> {
+    const r = await this.client.write(this.id, SEC.Interfaces, { name, state }, opts);
+    return (r.interfaces ?? {}) as Record<string, string>;
+  }
+
+  async wipe(opts?: RequestOptions): Promise<void> {
+    await this.client.write(this.id, SEC.Wipe, { confirm: true }, opts);
+  }
+
+  /** Read a blob in chunks: each reply carries len (total), off and data. */
+  private async readBlob(cmd: number, extra: Record<string, unknown>, opts?: RequestOptions, op: 'read' | 'write' = 'read'): Promise<Uint8Array> {
+    let out: Uint8Array | null = null;
+    let off = 0;
+    for (;;) {
+      const body = { ...extra, off };
+      const r = op === 'read' ? await this.client.read(this.id, cmd, body, opts) : await this.client.write(this.id, cmd, body, opts);
+      const len = uint(r.len, 'len');
+      const roff = uint(r.off, 'off');
+      const data = bytes(r.data, 'data');
+      if (len > this.maxBlob) throw new SmpError('decode', `device offers ${len} bytes, more than the ${this.maxBlob} accepted`);
+      if (roff !== off) throw new SmpError('decode', `device answered offset ${roff} for ${off}`);
+      if (!out) out = new Uint8Array(len);
+      else if (out.length !== len) throw new SmpError('decode', 'blob length changed during the transfer');
+      if (off + data.length > len) throw new SmpError('decode', 'device sent more than it announced');
+      out.set(data, off);
+      off += data.length;
+      if (off === len) return out;
+      if (data.length === 0) throw new SmpError('decode', 'device sent an empty chunk before the end');
+    }
+  }
+
+  /** Write a blob in chunks sized to the device buffer; `final` fields ride on the last chunk. */
+  private async writeBlob(cmd: number, blob: Uint8Array, final: Record<string, unknown>, opts?: RequestOptions): Promise<Record<string, unknown>> {
+    let off = 0;
+    for (;;) {
+      const head: Record<string, unknown> = off === 0 ? { len: blob.length, off } : { off };
+      const room = this.chunkRoom(head, final);
+      if (room <= 0) throw new SmpError('too-large', 'device buffer too small for the security group');
+      const end = Math.min(blob.length, off + room);
+      const last = end === blob.length;
+      const body = { ...head, data: blob.subarray(off, end), ...(last ? final : {}) };
+      const r = await this.client.write(this.id, cmd, body, opts);
+      if (last) return r;
+      const next = uint(r.off, 'off');
+      if (next !== end) throw new SmpError('decode', `device expects offset ${next}, sent up to ${end}`);
+      off = end;
+    }
+  }
+
+  /** Largest data length whose whole request fits the device buffer (worst case: with the final fields). */
+  private chunkRoom(head: Record<string, unknown>, final: Record<string, unknown>): number {
+    const fixed = SMP_HEADER_SIZE + encodeCbor({ ...head, data: new Uint8Array(0), ...final }).length;
+    // A bstr header grows from 1 to 3 bytes as data passes 23 and 255 bytes.
+    return this.client.maxPacket - fixed - 2;
+  }
+}
+
+export interface SecurityEvent {
+  /** Monotonic event counter (never reused, survives reboots). */
+  n: number;
+  /** Milliseconds since that boot. */
+  uptimeMs: number;
+  /** Boot count at the time. */
+  boot: number;
+  type: string;
+  detail: string;
+}

@@ -1,0 +1,528 @@
+/**
+ * The reference device's security management: a modelled secure element that
+ * generates and holds the device keys, the manufacturer-issued identity,
+ * technician authentication, signed configuration applied atomically (A/B
+ * records with a single pointer write), sealed secrets, interface
+ * restrictions, wipe, attestation tokens and a monotonic security event log.
+ *
+ * It can be told to misbehave (wrong key, stale nonce, debug unlocked, unknown
+ * firmware) so that every verdict of the app has a test.
+ */
+import { sha256 } from '@noble/hashes/sha2.js';
+import { ed25519Key } from '../core/trust/artifact.ts';
+import type { TrustBundle } from '../core/trust/bundle.ts';
+import { type Permission, checkCredentialPermits, verifyCredential } from '../core/trust/credential.ts';
+import { ed25519PublicKey, ed25519Sign, ed25519Verify } from '../core/trust/ed25519.ts';
+import { type DebugStatus, type InterfaceState, signEatToken } from '../core/trust/eat.ts';
+import { issueIdentity } from '../core/trust/identity.ts';
+import { keyId } from '../core/trust/keys.ts';
+import type { LifecycleState } from '../core/trust/psa.ts';
+import { generateX25519, open as openSealed, x25519PublicKey } from '../core/trust/seal.ts';
+import { type SignedConfig, verifyConfig } from '../core/trust/signed-config.ts';
+import { SECURITY_GROUP_DEFAULT_ID, SECURITY_GROUP_NAME, SEC, authMessage, popMessage } from '../core/groups/security.ts';
+import { Group } from '../core/smp/header.ts';
+import type { ReferenceDevice } from './device.ts';
+import { type Body, MgmtError, RC } from './mgmt.ts';
+
+export const SEC_RC = {
+  NotAuthenticated: 1,
+  Permission: 2,
+  BadSignature: 3,
+  WrongTarget: 4,
+  Replayed: 5,
+  Expired: 6,
+  Malformed: 7,
+  DecryptFailed: 8,
+  LockedOut: 9,
+  Revoked: 10,
+  Offset: 11,
+  RotationDenied: 12,
+  Nonce: 13,
+} as const;
+
+export interface Misbehaviour {
+  /** Sign proofs and tokens with a key other than the certified one. */
+  wrongKey?: boolean;
+  /** Put the previous nonce into attestation tokens (a replayed token). */
+  staleNonce?: boolean;
+  /** Report debug as enabled. */
+  debugUnlocked?: boolean;
+  /** Report a firmware measurement no reference value knows. */
+  unknownFirmware?: boolean;
+}
+
+export interface SecurityOptions {
+  groupId?: number;
+  serial?: string;
+  model?: string;
+  hwRev?: string;
+  ueid?: Uint8Array;
+  mac?: Uint8Array;
+  devEui?: Uint8Array;
+  lifecycle?: LifecycleState;
+  debugStatus?: DebugStatus;
+  /** Owner authority public keys (Ed25519, raw) the device trusts for credentials and configurations. */
+  ownerKeys?: Uint8Array[];
+  revokedCredentialIds?: Uint8Array[];
+  revokedKeyIds?: Uint8Array[];
+  maxAuthFailures?: number;
+  lockoutMs?: number;
+  misbehave?: Misbehaviour;
+  /** Tests: called at each step of a configuration apply; may reboot the device there. */
+  applyStep?: (step: ApplyStep) => void | Promise<void>;
+}
+
+export type ApplyStep = 'verified' | 'staged' | 'committed';
+
+interface ConfigRecord {
+  sequence: number;
+  digest: Uint8Array;
+  settings: Record<string, unknown>;
+  /** Sealed to the device: secrets stay encrypted at rest. */
+  secrets?: Uint8Array;
+}
+
+interface StoredEvent {
+  n: number;
+  t: number;
+  b: number;
+  type: string;
+  detail: string;
+}
+
+const CHUNK_CAP = 4096;
+const MAX_EVENTS = 1000;
+const MAX_BLOB = 16384;
+
+/** The keys never leave this object; only signatures, public keys and decryptions do. */
+class SecureElement {
+  private readonly seed: Uint8Array;
+  private readonly encPriv: Uint8Array;
+  private readonly rogueSeed: Uint8Array;
+  publicKey!: Uint8Array;
+  roguePublicKey!: Uint8Array;
+  readonly encPublicKey: Uint8Array;
+
+  constructor() {
+    this.seed = crypto.getRandomValues(new Uint8Array(32));
+    this.rogueSeed = crypto.getRandomValues(new Uint8Array(32));
+    const x = generateX25519();
+    this.encPriv = x.privateKey;
+    this.encPublicKey = x25519PublicKey(this.encPriv);
+  }
+
+  async init(): Promise<void> {
+    this.publicKey = await ed25519PublicKey(this.seed);
+    this.roguePublicKey = await ed25519PublicKey(this.rogueSeed);
+  }
+
+  sign(msg: Uint8Array, rogue = false): Promise<Uint8Array> {
+    return ed25519Sign(msg, rogue ? this.rogueSeed : this.seed);
+  }
+
+  signToken(fn: (seed: Uint8Array) => Promise<Uint8Array>, rogue = false): Promise<Uint8Array> {
+    return fn(rogue ? this.rogueSeed : this.seed);
+  }
+
+  unseal(sealed: Uint8Array): Map<string, unknown> {
+    return openSealed(sealed, this.encPriv);
+  }
+}
+
+export class DeviceSecurity {
+  readonly groupId: number;
+  readonly se = new SecureElement();
+  identityCert: Uint8Array | null = null;
+  opts: SecurityOptions & { serial: string; model: string; hwRev: string };
+  misbehave: Misbehaviour;
+  interfaces: Record<string, InterfaceState> = { smp_serial: 'open', shell: 'open', debug: 'disabled' };
+  failedAuthCount = 0;
+  private lockedUntil = 0;
+  private events: StoredEvent[] = [];
+  private nextEvent = 1;
+  // Persistent configuration storage: two records and a pointer (one write flips it).
+  private records: [ConfigRecord | null, ConfigRecord | null] = [null, null];
+  private active: 0 | 1 | null = null;
+  /** Highest sequence ever applied: survives wipe, so old configurations cannot be replayed. */
+  private sequenceFloor = 0;
+  // Per-connection and per-boot state.
+  private auth: { connection: number; boot: number; technician: string; permissions: Permission[] } | null = null;
+  private challenge: { connection: number; value: Uint8Array } | null = null;
+  private bootSeed = crypto.getRandomValues(new Uint8Array(32));
+  private previousNonce: Uint8Array | null = null;
+  private token: { nonce: Uint8Array; bytes: Uint8Array } | null = null;
+  private inbound = new Map<number, { connection: number; buf: Uint8Array; fill: number }>();
+
+  constructor(
+    private readonly device: ReferenceDevice,
+    opts: SecurityOptions = {},
+  ) {
+    this.groupId = opts.groupId ?? SECURITY_GROUP_DEFAULT_ID;
+    this.opts = { ...opts, serial: opts.serial ?? 'FB-0001', model: opts.model ?? 'fieldbench-ref', hwRev: opts.hwRev ?? 'rev-b' };
+    this.misbehave = { ...opts.misbehave };
+    if (opts.debugStatus === 'enabled') this.misbehave.debugUnlocked = true;
+    device.onBoot(() => {
+      this.bootSeed = crypto.getRandomValues(new Uint8Array(32));
+      this.auth = null;
+      this.challenge = null;
+      this.token = null;
+      this.inbound.clear();
+    });
+  }
+
+  /** First boot: generate keys in the secure element. */
+  async init(): Promise<void> {
+    await this.se.init();
+    this.log('boot', 'device keys generated');
+  }
+
+  get devicePublicKey(): Uint8Array {
+    return this.se.publicKey;
+  }
+
+  /** Factory provisioning: the manufacturer certifies the device's keys and identifiers. */
+  async provision(manufacturerSeed: Uint8Array, notAfter: Date | number, ownerKeys?: Uint8Array[]): Promise<Uint8Array> {
+    this.identityCert = await issueIdentity(
+      {
+        serial: this.opts.serial,
+        model: this.opts.model,
+        hwRev: this.opts.hwRev,
+        ueid: this.opts.ueid,
+        mac: this.opts.mac,
+        devEui: this.opts.devEui,
+        devicePublicKey: this.se.publicKey,
+        deviceEncKey: this.se.encPublicKey,
+        notAfter,
+      },
+      manufacturerSeed,
+    );
+    if (ownerKeys) this.opts.ownerKeys = ownerKeys;
+    this.log('provisioned', `identity certificate issued for ${this.opts.serial}`);
+    return this.identityCert;
+  }
+
+  /** Install a certificate issued elsewhere (must certify this device's key). */
+  setIdentityCert(cert: Uint8Array): void {
+    this.identityCert = cert;
+  }
+
+  activeConfig(): ConfigRecord | null {
+    return this.active === null ? null : this.records[this.active];
+  }
+
+  /** For tests of "secrets at rest": the raw persistent storage of configuration records. */
+  storageSnapshot(): unknown {
+    return { records: this.records, active: this.active };
+  }
+
+  log(type: string, detail: string): void {
+    this.events.push({ n: this.nextEvent++, t: Math.floor(this.device.uptimeMs()), b: this.device.bootCount, type, detail });
+    if (this.events.length > MAX_EVENTS) this.events.shift();
+  }
+
+  eventLog(): readonly StoredEvent[] {
+    return this.events;
+  }
+
+  private trustContext(): TrustBundle {
+    const owner = (this.opts.ownerKeys ?? []).map((k) => ed25519Key(k));
+    return {
+      version: 0,
+      issued: 0,
+      expires: Number.MAX_SAFE_INTEGER,
+      anchors: { manufacturer: [], firmware: [], owner },
+      revocations: { keyIds: this.opts.revokedKeyIds ?? [], certSerials: [], credentialIds: this.opts.revokedCredentialIds ?? [] },
+      firmware: [],
+      configurations: [],
+      issuer: new Uint8Array(8),
+      stale: false,
+    };
+  }
+
+  private deviceRef() {
+    return { serial: this.opts.serial, model: this.opts.model, keyId: keyId(this.se.publicKey) };
+  }
+
+  private isAuthed(): boolean {
+    return !!this.auth && this.auth.connection === this.device.connection && this.auth.boot === this.device.bootCount;
+  }
+
+  requirePermission(p: Permission): void {
+    if (!this.isAuthed()) {
+      this.log('access-denied', `${p} without authentication`);
+      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.NotAuthenticated);
+    }
+    if (!this.auth!.permissions.includes(p)) {
+      this.log('access-denied', `${this.auth!.technician} lacks ${p}`);
+      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Permission);
+    }
+  }
+
+  /** Interface restriction, checked before every request. */
+  guard(group: number, id: number, op: number): void {
+    if (group === this.groupId || group === Group.Enum) return;
+    if (group === Group.OS && (id === 6 || id === 0 || id === 8)) return; // params, echo, bootloader info
+    const st = this.interfaces.smp_serial;
+    if (st === 'disabled') throw new MgmtError(RC.EACCESSDENIED);
+    if (st === 'authenticated') {
+      if (!this.isAuthed()) throw new MgmtError(RC.EACCESSDENIED);
+      if (group === Group.Image && op === 2) this.requirePermission('update');
+    }
+  }
+
+  private nonce(b: Body): Uint8Array {
+    const n = b.nonce;
+    if (!(n instanceof Uint8Array) || n.length < 8 || n.length > 64) throw new MgmtError(RC.EINVAL, SEC_RC.Nonce);
+    return n;
+  }
+
+  private slice(blob: Uint8Array, b: Body): Body {
+    const off = typeof b.off === 'number' ? b.off : 0;
+    if (!Number.isInteger(off) || off < 0 || off > blob.length) throw new MgmtError(RC.EINVAL, SEC_RC.Offset);
+    // Leave room for header and the map around the data.
+    const room = Math.min(CHUNK_CAP, this.device.opts.bufSize - 40);
+    return { len: blob.length, off, data: blob.subarray(off, Math.min(blob.length, off + room)) };
+  }
+
+  /** Receive a chunked blob; returns the whole blob on the last chunk, else the reply to send. */
+  private receive(cmd: number, b: Body): Uint8Array | Body {
+    const off = b.off;
+    const data = b.data;
+    if (typeof off !== 'number' || !(data instanceof Uint8Array)) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
+    let st = this.inbound.get(cmd);
+    if (off === 0) {
+      const len = b.len;
+      if (typeof len !== 'number' || !Number.isInteger(len) || len <= 0 || len > MAX_BLOB) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
+      st = { connection: this.device.connection, buf: new Uint8Array(len), fill: 0 };
+      this.inbound.set(cmd, st);
+    }
+    if (!st || st.connection !== this.device.connection || off !== st.fill) throw new MgmtError(RC.EINVAL, SEC_RC.Offset);
+    if (st.fill + data.length > st.buf.length) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
+    st.buf.set(data, st.fill);
+    st.fill += data.length;
+    if (st.fill < st.buf.length) return { off: st.fill };
+    this.inbound.delete(cmd);
+    return st.buf;
+  }
+
+  async attestationToken(nonce: Uint8Array): Promise<Uint8Array> {
+    const mis = this.misbehave;
+    const tokenNonce = mis.staleNonce && this.previousNonce ? this.previousNonce : nonce;
+    this.previousNonce = nonce;
+    const cfg = this.activeConfig();
+    const firmware = this.device.firmware().map((f) => ({
+      measurementType: 'PRoT',
+      measurementValue: mis.unknownFirmware ? sha256(crypto.getRandomValues(new Uint8Array(16))) : f.sha256,
+      version: f.version,
+      signerId: f.signerId,
+      measurementDescription: 'sha-256',
+    }));
+    return this.se.signToken(
+      (seed) =>
+        signEatToken(
+          {
+            nonce: tokenNonce,
+            devicePublicKey: mis.wrongKey ? this.se.roguePublicKey : this.se.publicKey,
+            implementationId: sha256(new TextEncoder().encode(`fieldbench reference implementation ${this.opts.model}`)),
+            model: this.opts.model,
+            lifecycle: this.opts.lifecycle ?? 'secured',
+            bootSeed: this.bootSeed,
+            bootCount: this.device.bootCount,
+            uptimeSeconds: Math.floor(this.device.uptimeMs() / 1000),
+            debugStatus: mis.debugUnlocked ? 'enabled' : (this.opts.debugStatus ?? 'disabled-since-boot'),
+            softwareComponents: firmware,
+            configDigest: cfg?.digest,
+            interfaces: this.interfaces,
+            failedAuthCount: this.failedAuthCount,
+            securityCounter: this.device.securityCounter(),
+            issuedAt: Math.floor(this.device.now() / 1000),
+          },
+          seed,
+        ),
+      mis.wrongKey,
+    );
+  }
+
+  private async authenticate(b: Body): Promise<Body> {
+    const got = this.receive(SEC.Auth, b);
+    if (!(got instanceof Uint8Array)) return got;
+    if (Date.now() < this.lockedUntil) {
+      this.log('auth-locked', 'authentication attempt during lockout');
+      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.LockedOut);
+    }
+    const fail = (rc: number, why: string): never => {
+      this.failedAuthCount++;
+      this.log('auth-failure', why);
+      const max = this.opts.maxAuthFailures ?? 5;
+      if (this.failedAuthCount % max === 0) {
+        this.lockedUntil = Date.now() + (this.opts.lockoutMs ?? 30000);
+        this.log('auth-lockout', `${max} failures: locked for ${this.opts.lockoutMs ?? 30000} ms`);
+      }
+      throw new MgmtError(RC.EACCESSDENIED, rc);
+    };
+    const sig = b.sig;
+    if (!(sig instanceof Uint8Array) || sig.length !== 64) return fail(SEC_RC.Malformed, 'authentication without a signature');
+    const ch = this.challenge;
+    if (!ch || ch.connection !== this.device.connection) return fail(SEC_RC.Nonce, 'authentication without a fresh challenge');
+    this.challenge = null; // single use
+    const v = await verifyCredential(got, { bundle: this.trustContext(), now: this.device.now() });
+    if (!v.ok) {
+      const rc = v.code === 'expired' || v.code === 'not-yet-valid' ? SEC_RC.Expired : v.code === 'revoked' ? SEC_RC.Revoked : SEC_RC.BadSignature;
+      return fail(rc, `credential rejected: ${v.reason}`);
+    }
+    const cred = v.value;
+    if (!(await ed25519Verify(sig, authMessage(ch.value, this.se.publicKey), cred.publicKey))) {
+      return fail(SEC_RC.BadSignature, `technician ${cred.technicianId}: challenge signature invalid`);
+    }
+    const scope = checkCredentialPermits({ ...cred, permissions: cred.permissions }, cred.permissions[0] ?? 'identify', this.deviceRef());
+    if (!scope.ok && scope.code === 'out-of-scope') return fail(SEC_RC.WrongTarget, scope.reason);
+    this.auth = { connection: this.device.connection, boot: this.device.bootCount, technician: cred.technicianId, permissions: cred.permissions };
+    this.log('auth', `technician ${cred.technicianId} authenticated (${cred.permissions.join(',')})`);
+    return { technician: cred.technicianId, permissions: cred.permissions };
+  }
+
+  private async applyConfig(b: Body): Promise<Body> {
+    const got = this.receive(SEC.ConfigApply, b);
+    if (!(got instanceof Uint8Array)) return got;
+    this.requirePermission('configure');
+    const held = Math.max(this.sequenceFloor, this.activeConfig()?.sequence ?? 0);
+    const v = await verifyConfig(got, { bundle: this.trustContext(), now: this.device.now(), device: this.deviceRef(), heldSequence: held });
+    if (!v.ok) {
+      this.log('config-rejected', v.reason);
+      const rc =
+        v.code === 'replayed' ? SEC_RC.Replayed
+        : v.code === 'wrong-target' || v.code === 'out-of-scope' ? SEC_RC.WrongTarget
+        : v.code === 'expired' || v.code === 'not-yet-valid' ? SEC_RC.Expired
+        : v.code === 'schema' || v.code === 'malformed' || v.code === 'trailing-bytes' || v.code === 'too-large' ? SEC_RC.Malformed
+        : v.code === 'revoked' ? SEC_RC.Revoked
+        : SEC_RC.BadSignature;
+      throw new MgmtError(RC.EACCESSDENIED, rc);
+    }
+    const cfg: SignedConfig = v.value;
+    if (Object.keys(cfg.settings).some((k) => k.startsWith('rotate.'))) this.requirePermission('rotate-keys');
+    if (cfg.secrets) {
+      try {
+        this.se.unseal(cfg.secrets); // proves the secrets are for this device; plaintext is not kept
+      } catch {
+        this.log('config-rejected', `#${cfg.sequence}: secrets not decryptable by this device`);
+        throw new MgmtError(RC.EACCESSDENIED, SEC_RC.DecryptFailed);
+      }
+    }
+    await this.opts.applyStep?.('verified');
+    const gen = this.device.bootCount;
+    const target: 0 | 1 = this.active === 0 ? 1 : 0;
+    this.records[target] = { sequence: cfg.sequence, digest: cfg.digest, settings: JSON.parse(JSON.stringify(cfg.settings, (_k, x) => (x instanceof Uint8Array ? Array.from(x) : x))), secrets: cfg.secrets };
+    await this.opts.applyStep?.('staged');
+    if (this.device.bootCount !== gen) throw new MgmtError(RC.EBADSTATE); // rebooted mid-apply: the old record stays active
+    this.active = target; // the single atomic write
+    this.sequenceFloor = Math.max(this.sequenceFloor, cfg.sequence);
+    if (typeof cfg.settings['rotate.devEui'] === 'string') this.opts.devEui = hexBytes(cfg.settings['rotate.devEui'] as string);
+    await this.opts.applyStep?.('committed');
+    this.log('config-applied', `configuration #${cfg.sequence} applied by ${this.auth?.technician}`);
+    return { seq: cfg.sequence, digest: cfg.digest };
+  }
+
+  groupDef() {
+    const s = this;
+    return {
+      id: this.groupId,
+      name: SECURITY_GROUP_NAME,
+      read: {
+        [SEC.Identity]: () => ({
+          serial: s.opts.serial,
+          model: s.opts.model,
+          hw_rev: s.opts.hwRev,
+          pub: s.se.publicKey,
+          enc_pub: s.se.encPublicKey,
+          ueid: s.opts.ueid,
+          mac: s.opts.mac,
+          dev_eui: s.opts.devEui,
+          cert_len: s.identityCert?.length ?? 0,
+        }),
+        [SEC.Cert]: (b: Body) => {
+          if (!s.identityCert) throw new MgmtError(RC.ENOENT);
+          return s.slice(s.identityCert, b);
+        },
+        [SEC.Events]: (b: Body) => {
+          const from = typeof b.from === 'number' && b.from >= 0 ? b.from : 0;
+          const out: StoredEvent[] = [];
+          let size = 60;
+          for (const e of s.events) {
+            if (e.n < from) continue;
+            const est = 30 + e.type.length + e.detail.length;
+            if (size + est > s.device.opts.bufSize - 16 || out.length >= 32) break;
+            size += est;
+            out.push(e);
+          }
+          const last = s.nextEvent - 1;
+          const next = out.length ? out[out.length - 1].n + 1 : Math.max(from, s.events[0]?.n ?? last + 1);
+          return { events: out.map((e) => ({ n: e.n, t: e.t, b: e.b, type: e.type, detail: e.detail })), next, last };
+        },
+        [SEC.AuthChallenge]: () => {
+          const value = crypto.getRandomValues(new Uint8Array(32));
+          s.challenge = { connection: s.device.connection, value };
+          return { challenge: value };
+        },
+        [SEC.ConfigRead]: () => {
+          const c = s.activeConfig();
+          return c ? { seq: c.sequence, digest: c.digest, settings: c.settings, secrets: c.secrets ? 'sealed' : undefined } : { seq: 0, settings: {} };
+        },
+        [SEC.Interfaces]: () => ({ interfaces: s.interfaces }),
+      },
+      write: {
+        [SEC.Prove]: async (b: Body) => ({ sig: await s.se.sign(popMessage(s.nonce(b)), s.misbehave.wrongKey) }),
+        [SEC.Attest]: async (b: Body) => {
+          const nonce = s.nonce(b);
+          const off = typeof b.off === 'number' ? b.off : 0;
+          if (off === 0 || !s.token || !sameBytes(s.token.nonce, nonce)) {
+            if (off !== 0) throw new MgmtError(RC.EINVAL, SEC_RC.Offset);
+            s.token = { nonce, bytes: await s.attestationToken(nonce) };
+            s.log('attested', 'attestation token issued');
+          }
+          return s.slice(s.token.bytes, b);
+        },
+        [SEC.Auth]: (b: Body) => s.authenticate(b),
+        [SEC.ConfigApply]: (b: Body) => s.applyConfig(b),
+        [SEC.Interfaces]: (b: Body) => {
+          s.requirePermission('interfaces');
+          const name = b.name;
+          const state = b.state;
+          if (typeof name !== 'string' || !(name in s.interfaces)) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
+          if (state !== 'open' && state !== 'authenticated' && state !== 'disabled') throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
+          if (name === 'debug' && state === 'open' && s.opts.lifecycle !== 'non-psa-rot-debug') throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Permission);
+          s.interfaces = { ...s.interfaces, [name]: state };
+          s.log('interface', `${name} -> ${state} by ${s.auth?.technician}`);
+          return { interfaces: s.interfaces };
+        },
+        [SEC.Wipe]: (b: Body) => {
+          s.requirePermission('wipe');
+          if (b.confirm !== true) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
+          s.records = [null, null];
+          s.active = null;
+          s.log('wipe', `configuration and secrets erased by ${s.auth?.technician}`);
+          return {};
+        },
+      },
+    };
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function hexBytes(s: string): Uint8Array {
+  const clean = s.replace(/[^0-9a-f]/gi, '');
+  return Uint8Array.from({ length: clean.length >> 1 }, (_, i) => parseInt(clean.slice(i * 2, i * 2 + 2), 16));
+}
+
+/** Add the security group to a reference device. */
+export async function installSecurity(device: ReferenceDevice, opts: SecurityOptions = {}): Promise<DeviceSecurity> {
+  const sec = new DeviceSecurity(device, opts);
+  await sec.init();
+  device.registerGroup(sec.groupDef());
+  device.accessGuard = (g, id, op) => sec.guard(g, id, op);
+  return sec;
+}
+
+export { CHUNK_CAP };
