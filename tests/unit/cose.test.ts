@@ -389,10 +389,18 @@ describe('header policy', () => {
 
   it('unknown or unsupported algorithms are unsupported-alg, even with a signature that verifies', async () => {
     const { seed, key } = await edKeyPair(5);
-    for (const alg of [-999, -35, -36, -37, -257, 0, 'EdDSA', -7.5]) {
+    for (const alg of [-999, -35, -36, -37, -257, -47, 0, 'EdDSA', utf8('-8'), [-8], null, true]) {
       const m = await rawSign1(encodeCbor(new Map([[1, alg]])), new Map(), utf8('p'), seed);
       expect(await verifySign1(m, key)).toMatchObject({ ok: false, code: 'unsupported-alg' });
     }
+  });
+
+  it('floats are refused: 1.0 must not pose as the alg label, -8.0 not as EdDSA', async () => {
+    const { seed, key } = await edKeyPair(5);
+    const floatLabel = await rawSign1(hex('a1f93c0027'), new Map(), utf8('p'), seed); // {1.0: -8}
+    expect(await verifySign1(floatLabel, key)).toMatchObject({ ok: false, code: 'malformed', reason: expect.stringMatching(/floating/) });
+    const floatAlg = await rawSign1(hex('a101f9c800'), new Map(), utf8('p'), seed); // {1: -8.0}
+    expect(await verifySign1(floatAlg, key)).toMatchObject({ ok: false, code: 'malformed' });
   });
 
   it('duplicate labels in the protected header are malformed', async () => {

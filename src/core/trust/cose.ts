@@ -117,9 +117,13 @@ function walk(b: Uint8Array, pos: number, acc: { pairs: number }, depth: number)
     }
   } else throw new CoseError('malformed', 'reserved CBOR additional information');
   switch (mt) {
+    case 7:
+      // COSE headers carry no floats; a float such as 1.0 would decode as the integer 1
+      // and could pose as a label or an algorithm value.
+      if (ai >= 25) throw new CoseError('malformed', 'floating-point values are not accepted in COSE structures');
+      return pos;
     case 0:
     case 1:
-    case 7:
       return pos;
     case 2:
     case 3:
@@ -322,7 +326,7 @@ function signedProtected(bytes: Uint8Array, map: HeaderMap): Uint8Array {
 
 function checkInput(bytes: unknown, maxBytes: number | undefined): asserts bytes is Uint8Array {
   if (!(bytes instanceof Uint8Array)) throw new CoseError('malformed', 'COSE message must be a byte array');
-  const max = maxBytes ?? DEFAULT_MAX_BYTES;
+  const max = typeof maxBytes === 'number' && maxBytes >= 0 ? maxBytes : DEFAULT_MAX_BYTES;
   if (bytes.length > max) throw new CoseError('too-large', `COSE message is ${bytes.length} bytes; the limit is ${max}`);
   if (bytes.length === 0) throw new CoseError('malformed', 'empty COSE message');
 }
