@@ -1,0 +1,173 @@
+/**
+ * fieldbench attest verify — appraise an attestation token offline.
+ *
+ * Exit: 0 trusted (or warning with --accept-warnings); 1 untrusted or warning
+ * (the failing checks on stderr), or a trust bundle that does not verify;
+ * 2 bad usage, unreadable files, unusable keys.
+ */
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE, UsageError, parseArgs, type CliCommand, type CliIo } from '../command.ts';
+import type { CoseKey } from '../../core/trust/cose.ts';
+import { ed25519PublicKey, ed25519PublicKeyProblem } from '../../core/trust/ed25519.ts';
+import { KeyFormatError, parsePem } from '../../core/trust/keys.ts';
+import { verifyBundle } from '../../core/trust/bundle.ts';
+import { appraiseToken, claimsToJson, type ReferenceMeasurement } from '../../core/trust/eat.ts';
+
+const usage = `usage: fieldbench attest verify TOKEN --key DEVICE.pem [--nonce HEX]
+         [--bundle BUNDLE --owner OWNER.pem [--allow-stale]] [--reference SHA256[,VERSION[,MODEL]]]...
+         [--accept-warnings] [--json]
+
+Appraises an attestation token (a COSE_Sign1 EAT; raw CBOR or hex text):
+signature, nonce freshness, lifecycle, debug state, firmware measurements
+against reference values, revoked keys, interfaces, claim types and sizes.
+
+  --key FILE        the device public key (PEM), taken from its verified
+                    identity certificate: Ed25519 for fieldbench devices,
+                    P-256 for PSA ES256 tokens (e.g. TF-M).
+  --nonce HEX       the challenge sent to the device (32, 48 or 64 bytes).
+                    Without it freshness is not checked (a warning).
+  --bundle FILE     trust bundle supplying reference measurements and
+                    revocations; needs --owner, the owner public key (PEM)
+                    that signs bundles. --allow-stale accepts an expired one.
+  --reference SPEC  a reference measurement given by hand: SHA-256 hex of the
+                    image, optionally its version and model. Repeatable.
+  --accept-warnings exit 0 for a 'warning' verdict (default: exit 1).
+  --json            print {verdict, reasons, claims} as JSON.
+
+Without reference measurements (--bundle or --reference) firmware cannot be
+appraised and the token is untrusted.
+
+exit status: 0 trusted, 1 untrusted / warning / bundle rejected (reasons on stderr),
+2 bad usage or unreadable input`;
+
+class InputError extends Error {}
+
+async function readBytes(io: CliIo, path: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(resolve(io.cwd, path)));
+  } catch (e) {
+    throw new InputError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+function parseHex(s: string, what: string): Uint8Array {
+  const clean = s.replace(/\s+/g, '');
+  if (!/^([0-9a-fA-F]{2})+$/.test(clean)) throw new UsageError(`${what} must be hex digits (an even number)`);
+  return Uint8Array.from(clean.match(/../g)!, (x) => parseInt(x, 16));
+}
+
+/** A token file holds raw CBOR, or the same as hex text. */
+function tokenBytes(raw: Uint8Array): Uint8Array {
+  const text = new TextDecoder().decode(raw).trim();
+  if (text.length > 0 && /^[0-9a-fA-F\s]+$/.test(text) && text.replace(/\s+/g, '').length % 2 === 0) {
+    const clean = text.replace(/\s+/g, '');
+    return Uint8Array.from(clean.match(/../g)!, (x) => parseInt(x, 16));
+  }
+  return raw;
+}
+
+async function readKey(io: CliIo, path: string, what: string): Promise<Uint8Array | CoseKey> {
+  const text = new TextDecoder().decode(await readBytes(io, path));
+  let k;
+  try {
+    k = parsePem(text);
+  } catch (e) {
+    if (e instanceof KeyFormatError) throw new InputError(`${path}: ${e.message}`);
+    throw e;
+  }
+  if (k.kind === 'p256-public') return { kty: 'EC2', crv: 'P-256', x: k.x, y: k.y };
+  const pub = k.kind === 'ed25519-public' ? k.publicKey : await ed25519PublicKey(k.seed);
+  const problem = ed25519PublicKeyProblem(pub);
+  if (problem) throw new InputError(`${path}: ${what}: ${problem}`);
+  return pub;
+}
+
+function hex(b: Uint8Array): string {
+  let s = '';
+  for (const x of b) s += x.toString(16).padStart(2, '0');
+  return s;
+}
+
+function parseReference(spec: string): ReferenceMeasurement {
+  const [h, version = '', model = ''] = spec.split(',');
+  if (!/^[0-9a-fA-F]{64}$/.test(h ?? '')) throw new UsageError(`--reference ${spec}: the first field must be a SHA-256 (64 hex digits)`);
+  return { sha256: h.toLowerCase(), version, model };
+}
+
+const verify: CliCommand = {
+  summary: 'appraise an attestation token (signature, nonce, lifecycle, debug, measurements, revocation)',
+  usage,
+  async run(argv: string[], io: CliIo): Promise<number> {
+    const fail = (msg: string) => {
+      io.err(`fieldbench attest verify: ${msg}\n`);
+      return EXIT_USAGE;
+    };
+    let args;
+    let nonce: Uint8Array | undefined;
+    let refs: ReferenceMeasurement[];
+    try {
+      args = parseArgs(argv, { known: ['key', 'nonce', 'bundle', 'owner', 'reference'], booleans: ['json', 'accept-warnings', 'allow-stale'] });
+      if (args.positional.length !== 1) throw new UsageError('give exactly one TOKEN file');
+      if (!args.has('key')) throw new UsageError('--key DEVICE.pem is required (the device public key from its identity certificate)');
+      if (args.has('bundle') !== args.has('owner')) throw new UsageError('--bundle and --owner go together (the owner key verifies the bundle)');
+      const n = args.get('nonce');
+      if (n !== undefined) {
+        nonce = parseHex(n, '--nonce');
+        if (![32, 48, 64].includes(nonce.length)) throw new UsageError(`--nonce is ${nonce.length} bytes; a nonce is 32, 48 or 64 bytes`);
+      }
+      refs = args.all('reference').map(parseReference);
+    } catch (e) {
+      if (e instanceof UsageError) {
+        io.err(`fieldbench attest verify: ${e.message}\n${usage}\n`);
+        return EXIT_USAGE;
+      }
+      throw e;
+    }
+    let token: Uint8Array;
+    let key: Uint8Array | CoseKey;
+    const revoked = new Set<string>();
+    try {
+      token = tokenBytes(await readBytes(io, args.positional[0]));
+      key = await readKey(io, args.require('key'), 'device key');
+      if (args.has('bundle')) {
+        const bundleBytes = await readBytes(io, args.require('bundle'));
+        const owner = await readKey(io, args.require('owner'), 'owner key');
+        if (!(owner instanceof Uint8Array)) throw new InputError(`${args.require('owner')}: the owner key must be Ed25519`);
+        const b = await verifyBundle(bundleBytes, { ownerKeys: [owner], allowStale: args.has('allow-stale') });
+        if (!b.ok) {
+          io.err(`fieldbench attest verify: trust bundle rejected (${b.code}): ${b.reason}\n`);
+          return EXIT_REJECTED;
+        }
+        if (b.value.stale) io.err(`fieldbench attest verify: warning: the trust bundle expired; reference values may be out of date\n`);
+        for (const f of b.value.firmware) {
+          refs.push({ sha256: hex(f.sha256), version: f.version, model: f.model, signerId: hex(f.signerKid), securityCounter: f.securityCounter });
+        }
+        for (const k of b.value.revocations.keyIds) revoked.add(hex(k));
+      }
+    } catch (e) {
+      if (e instanceof InputError) return fail(e.message);
+      throw e;
+    }
+    const a = await appraiseToken(token, { devicePublicKey: key, expectedNonce: nonce, referenceMeasurements: refs, revokedKeyIds: revoked, now: Date.now() });
+    if (args.has('json')) {
+      io.out(JSON.stringify({ verdict: a.verdict, reasons: a.reasons, claims: a.claims ? claimsToJson(a.claims) : null }, null, 2) + '\n');
+    } else {
+      io.out(`verdict: ${a.verdict}\n`);
+      for (const r of a.reasons) io.out(`  [${r.result}] ${r.check}: ${r.detail}\n`);
+      if (a.claims) {
+        const c = a.claims as unknown as Record<string, unknown>;
+        io.out(`profile: ${a.claims.profile}\ninstance: ${hex(a.claims.instanceId)}\n`);
+        if (typeof c.model === 'string') io.out(`model: ${c.model}\n`);
+        for (const s of a.claims.softwareComponents) io.out(`component: ${s.measurementType ?? '?'} ${s.version ?? ''} ${hex(s.measurementValue)}\n`);
+      }
+    }
+    if (a.verdict === 'trusted') return EXIT_OK;
+    const bad = a.reasons.filter((r) => r.result === (a.verdict === 'untrusted' ? 'fail' : 'warn'));
+    io.err(`fieldbench attest verify: ${a.verdict}: ${bad.map((r) => `${r.check}: ${r.detail}`).join('; ')}\n`);
+    if (a.verdict === 'warning' && args.has('accept-warnings')) return EXIT_OK;
+    return EXIT_REJECTED;
+  },
+};
+
+export const commands: Record<string, CliCommand> = { 'attest verify': verify };
