@@ -3,7 +3,7 @@
  *
  * Rules (docs/SECURITY.md, "Signature verification rules"):
  *  - the Sig_structure is built over the protected header bytes exactly as received
- *    (an empty map, h'A0', counts as no protected parameters: h'', RFC 9052 section 4.4);
+ *    (an empty map, h'A0', counts as no protected parameters: h'', RFC 9052 section 3);
  *  - `alg` is read from the protected bucket only; an alg that is only unprotected is rejected;
  *  - `crit` must be protected, a non-empty array of labels present in the protected bucket,
  *    each understood by this verifier (or named by the caller in `criticalLabels`);
@@ -317,8 +317,9 @@ export function sigStructure(
 
 /**
  * The protected bytes that enter the Sig_structure: exactly as received, except that a
- * protected bucket holding an empty map (h'A0') counts as "no protected header parameters",
- * for which RFC 9052 section 4.4 prescribes a zero-length bstr (cose-wg sign-pass-01).
+ * protected bucket holding an empty map (h'A0') counts as "no protected header parameters":
+ * RFC 9052 section 3 makes the zero-length bstr the form used in the structures for
+ * cryptographic computation (cose-wg sign-pass-01 checks this).
  */
 function signedProtected(bytes: Uint8Array, map: HeaderMap): Uint8Array {
   return map.size === 0 ? EMPTY : bytes;
