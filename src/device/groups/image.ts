@@ -1,58 +1,531 @@
 /**
- * Image management group on the reference device: the slot model MCUboot
- * manages. (State read for now; upload, test/confirm, swap and verification
- * come with the firmware update work.)
+ * Image management on the reference device: the slot model MCUboot manages,
+ * served through Zephyr's img_mgmt semantics.
+ *
+ * - Two slots (primary = 0, secondary = 1) of `slotSize` bytes each.
+ * - Upload (img_mgmt_upload / img_mgmt_upload_inspect): the first chunk (off 0)
+ *   carries len and sha; its header magic is checked, the target slot erased
+ *   (flash timing), and an interrupted upload with the same sha is resumed by
+ *   answering with the offset already written. A chunk at any other offset than
+ *   the expected one is dropped and answered with the expected offset. The last
+ *   reply carries `match` (SHA-256 of the received bytes vs `sha`). The upload
+ *   state lives in RAM: a reboot forgets it (the next upload starts over).
+ * - State read/write: test (pending), confirm (permanent or running image),
+ *   Zephyr's flags (pending/confirmed/active/permanent) per swap type.
+ * - The bootloader runs at every boot (device.onBoot): it verifies images as
+ *   MCUboot does (hash, Ed25519 signature by a trusted key, SEC_CNT against the
+ *   stored monotonic counter, optional vendor/class UUIDs, size) and never boots
+ *   one that fails. Swap modes swap on a pending upgrade and revert an
+ *   unconfirmed test image at the next boot; overwrite mode copies and has no
+ *   revert; RAM load boots the highest valid version and has no test/confirm.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { IMG } from '../../core/groups/image.ts';
 import { Group } from '../../core/smp/header.ts';
+import { ed25519PublicKey } from '../../core/trust/ed25519.ts';
+import { type ImageVerifyReport, TLV, ed25519Spki, parseImage, signImage, verifyImage, versionString } from '../../core/trust/mcuboot.ts';
 import type { ReferenceDevice } from '../device.ts';
-import type { GroupDef } from '../mgmt.ts';
+import { type Body, type GroupDef, MgmtError, RC } from '../mgmt.ts';
+
+/** img_mgmt group error codes (IMG_MGMT_ERR_*). */
+export const IMG_ERR = {
+  NO_IMAGE: 3,
+  NO_TLVS: 4,
+  HASH_NOT_FOUND: 8,
+  NO_FREE_SLOT: 9,
+  INVALID_SLOT: 14,
+  INVALID_OFFSET: 20,
+  INVALID_LENGTH: 21,
+  INVALID_IMAGE_HEADER: 22,
+  INVALID_IMAGE_HEADER_MAGIC: 23,
+  INVALID_HASH: 24,
+  CURRENT_VERSION_IS_NEWER: 27,
+  IMAGE_ALREADY_PENDING: 28,
+  INVALID_IMAGE_TOO_LARGE: 30,
+  INVALID_IMAGE_DATA_OVERRUN: 31,
+  IMAGE_CONFIRMATION_DENIED: 32,
+  IMAGE_SETTING_TEST_TO_ACTIVE_DENIED: 33,
+} as const;
+
+export type BootMode = 'swap-move' | 'swap-scratch' | 'overwrite' | 'ram-load' | 'direct-xip';
+
+/** MCUboot mode numbers as os bootloader info reports them. */
+export const BOOT_MODE_NUMBER: Record<BootMode, number> = { 'swap-scratch': 1, overwrite: 2, 'swap-move': 3, 'direct-xip': 4, 'ram-load': 6 };
+
+export interface ImageModelOptions {
+  bootMode?: BootMode;
+  /** Raw 32-byte Ed25519 public keys the bootloader trusts (in addition to the factory key). */
+  trustedKeys?: Uint8Array[];
+  /** Seed of the factory signing key that signs the initial image (default: fresh random). */
+  factoryKey?: Uint8Array;
+  /** A signed image to start with instead of building one (must verify under the trusted keys). */
+  initialImage?: Uint8Array;
+  /** Security counter of the built initial image, and the stored counter's start (default 1). */
+  initialSecurityCounter?: number;
+  /** Size of each slot in bytes (default 256 KiB). */
+  slotSize?: number;
+  /** Flash erase time per 4 KiB sector, ms (default 0). */
+  eraseMsPerSector?: number;
+  /** Flash write time per byte, microseconds (default 0). */
+  writeUsPerByte?: number;
+  /** MCUboot downgrade prevention (reported in bootloader info; versions must increase). */
+  noDowngrade?: boolean;
+  /** Vendor / class UUIDs (16 bytes) the bootloader requires in images (MCUBOOT_UUID_VID/CID). */
+  vendorId?: Uint8Array;
+  classId?: Uint8Array;
+}
 
 export interface SlotImage {
+  /** Bytes as written (image length); erased bytes are 0xff. */
   data: Uint8Array;
+}
+
+export interface BootRecord {
+  boot: number;
+  slot: number;
   version: string;
   hash: Uint8Array;
+  securityCounter?: number;
 }
 
-export interface ImageModelState {
-  mode: number;
-  noDowngrade: boolean;
-  primary: SlotImage | null;
-  secondary: SlotImage | null;
-  pending: boolean;
-  confirmed: boolean;
-  permanent: boolean;
+export interface BootEvent {
+  boot: number;
+  event: 'booted' | 'swapped' | 'reverted' | 'copied' | 'rejected' | 'no-bootable-image';
+  message: string;
 }
 
-export function initialImageState(device: ReferenceDevice): ImageModelState {
-  const firmware = new TextEncoder().encode(`fieldbench reference firmware ${device.opts.appVersion}`);
-  return {
-    mode: 3,
-    noDowngrade: false,
-    primary: { data: firmware, version: device.opts.appVersion, hash: sha256(firmware) },
-    secondary: null,
-    pending: false,
-    confirmed: true,
-    permanent: false,
-  };
+const SECTOR = 4096;
+const ERASED = 0xff;
+
+interface UploadState {
+  slot: number;
+  size: number;
+  off: number;
+  sha: Uint8Array;
 }
 
-export function imageGroup(state: ImageModelState): GroupDef {
+function eq(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  if (!a || !b || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Version and image hash (SHA-256 TLV) of a slot, as img_mgmt_read_info finds them; null if none. */
+export function slotInfoOf(data: Uint8Array | null): { version: string; hash: Uint8Array; flags: number; v: number[] } | null {
+  if (!data) return null;
+  try {
+    const img = parseImage(data);
+    const h = img.tlvs.find((t) => !t.protected && t.type === TLV.SHA256 && t.length === 32);
+    if (!h) return null;
+    const v = img.header.version;
+    return { version: zephyrVersion(v), hash: h.value.slice(), flags: img.header.flags, v: [v.major, v.minor, v.revision, v.build] };
+  } catch {
+    return null;
+  }
+}
+
+/** Zephyr prints versions as maj.min.rev, with .build appended when non-zero. */
+function zephyrVersion(v: { major: number; minor: number; revision: number; build: number }): string {
+  return `${v.major}.${v.minor}.${v.revision}${v.build ? `.${v.build}` : ''}`;
+}
+
+function cmpVersion(a: number[], b: number[]): number {
+  for (let i = 0; i < 3; i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return 0;
+}
+
+export class ImageModel {
+  opts!: Required<Omit<ImageModelOptions, 'initialImage' | 'factoryKey' | 'vendorId' | 'classId'>> & Pick<ImageModelOptions, 'vendorId' | 'classId'>;
+  /** Slot contents (index 0 primary, 1 secondary). */
+  slots: (SlotImage | null)[] = [null, null];
+  /** Running slot (swap modes: always 0). */
+  active = 0;
+  /** Swap modes: an upgrade of the secondary slot is requested for the next boot. */
+  pending: 'none' | 'test' | 'permanent' = 'none';
+  /** Swap modes: the primary runs a test image; the next boot reverts unless confirmed. */
+  testBoot = false;
+  /** The stored monotonic security counter (never decreases). */
+  securityCounter = 0;
+  /** Factory signing key's public key (always trusted). */
+  factoryPublicKey!: Uint8Array;
+  trusted: Uint8Array[] = [];
+  upload: UploadState | null = null;
+  readonly bootHistory: BootRecord[] = [];
+  readonly bootEvents: BootEvent[] = [];
+  /** Resolves once the initial image is built. */
+  ready: Promise<void>;
+
+  constructor(
+    readonly device: ReferenceDevice,
+    opts: ImageModelOptions = {},
+  ) {
+    this.ready = this.configure(opts);
+  }
+
+  get mode(): BootMode {
+    return this.opts.bootMode;
+  }
+
+  get modeNumber(): number {
+    return BOOT_MODE_NUMBER[this.opts.bootMode];
+  }
+
+  get swapMode(): boolean {
+    return this.opts.bootMode === 'swap-move' || this.opts.bootMode === 'swap-scratch';
+  }
+
+  /** (Re)initialise: factory image in the primary slot, counter reset. */
+  configure(opts: ImageModelOptions): Promise<void> {
+    this.opts = {
+      bootMode: opts.bootMode ?? 'swap-move',
+      trustedKeys: opts.trustedKeys ?? [],
+      initialSecurityCounter: opts.initialSecurityCounter ?? 1,
+      slotSize: opts.slotSize ?? 256 * 1024,
+      eraseMsPerSector: opts.eraseMsPerSector ?? 0,
+      writeUsPerByte: opts.writeUsPerByte ?? 0,
+      noDowngrade: opts.noDowngrade ?? false,
+      vendorId: opts.vendorId,
+      classId: opts.classId,
+    };
+    const run = async () => {
+      const seed = opts.factoryKey ?? globalThis.crypto.getRandomValues(new Uint8Array(32));
+      this.factoryPublicKey = await ed25519PublicKey(seed);
+      this.trusted = [this.factoryPublicKey, ...this.opts.trustedKeys];
+      let image = opts.initialImage;
+      if (!image) {
+        const body = new Uint8Array(4096);
+        const text = new TextEncoder().encode(`fieldbench reference firmware ${this.device.opts.appVersion} for ${this.device.opts.board}`);
+        for (let i = 0; i < body.length; i++) body[i] = text[i % text.length] ^ (i >> 8);
+        image = (
+          await signImage(body, {
+            key: seed,
+            version: this.device.opts.appVersion,
+            headerSize: 32,
+            padHeader: true,
+            securityCounter: this.opts.initialSecurityCounter,
+          })
+        ).image;
+      }
+      const report = await this.verify(image, 0);
+      if (!report.ok) throw new Error(`initial image does not verify: ${report.reason}`);
+      this.slots = [{ data: image.slice() }, null];
+      this.active = 0;
+      this.pending = 'none';
+      this.testBoot = false;
+      this.upload = null;
+      this.securityCounter = report.securityCounter ?? this.opts.initialSecurityCounter;
+      this.record(0);
+    };
+    this.ready = run();
+    return this.ready;
+  }
+
+  /** Verify an image as this device's bootloader does. */
+  verify(data: Uint8Array, minCounter = this.securityCounter): Promise<ImageVerifyReport> {
+    return verifyImage(data, {
+      keys: this.trusted,
+      requireSignature: true,
+      requireSecurityCounter: true,
+      minSecurityCounter: minCounter,
+      maxImageSize: this.opts.slotSize,
+      vendorId: this.opts.vendorId,
+      classId: this.opts.classId,
+    });
+  }
+
+  /** What the device runs (for attestation). */
+  running(): { version: string; hash: Uint8Array; signerId: Uint8Array } | null {
+    const s = this.slots[this.active];
+    const info = slotInfoOf(s?.data ?? null);
+    if (!s || !info) return null;
+    let signerId = new Uint8Array(32);
+    try {
+      const kh = parseImage(s.data).tlvs.find((t) => t.type === TLV.KEYHASH && t.length === 32);
+      if (kh) signerId = kh.value.slice();
+    } catch {
+      /* keep zeros */
+    }
+    return { version: info.version, hash: info.hash, signerId };
+  }
+
+  private record(slot: number): void {
+    const info = slotInfoOf(this.slots[slot]?.data ?? null);
+    if (!info) return;
+    let sc: number | undefined;
+    try {
+      const t = parseImage(this.slots[slot]!.data).tlvs.find((x) => x.type === TLV.SEC_CNT && x.length === 4);
+      if (t) sc = new DataView(t.value.buffer, t.value.byteOffset, 4).getUint32(0, true);
+    } catch {
+      /* none */
+    }
+    this.bootHistory.push({ boot: this.device.bootCount, slot, version: info.version, hash: info.hash, securityCounter: sc });
+  }
+
+  private event(event: BootEvent['event'], message: string): void {
+    this.bootEvents.push({ boot: this.device.bootCount, event, message });
+  }
+
+  /** Runs at every boot: MCUboot's decision. */
+  async boot(): Promise<void> {
+    await this.ready;
+    this.upload = null; // RAM state
+    const mode = this.opts.bootMode;
+    if (mode === 'ram-load' || mode === 'direct-xip') {
+      // Highest valid version wins; the counter is updated by the image that boots.
+      const cands: { slot: number; v: number[]; counter?: number }[] = [];
+      for (const slot of [0, 1]) {
+        const s = this.slots[slot];
+        if (!s) continue;
+        const r = await this.verify(s.data);
+        const info = slotInfoOf(s.data);
+        if (!r.ok || !info) {
+          this.event('rejected', `slot ${slot}: ${r.reason}`);
+          this.slots[slot] = null;
+          continue;
+        }
+        cands.push({ slot, v: info.v, counter: r.securityCounter });
+      }
+      cands.sort((a, b) => cmpVersion(b.v, a.v) || b.v[3] - a.v[3]);
+      const best = cands[0];
+      if (!best) {
+        this.event('no-bootable-image', 'no slot holds a valid image: staying in the bootloader');
+        this.active = -1;
+        return;
+      }
+      this.active = best.slot;
+      if (best.counter !== undefined) this.securityCounter = Math.max(this.securityCounter, best.counter);
+      this.event('booted', `booting slot ${best.slot}`);
+      this.record(best.slot);
+      return;
+    }
+    if (this.testBoot) {
+      // The test image was not confirmed: swap back.
+      if (this.swapMode) {
+        this.slots = [this.slots[1], this.slots[0]];
+        this.event('reverted', 'test image not confirmed: reverted to the previous image');
+      }
+      this.testBoot = false;
+      this.pending = 'none';
+    } else if (this.pending !== 'none') {
+      const sec = this.slots[1];
+      const r = sec ? await this.verify(sec.data) : null;
+      const kind = this.pending;
+      this.pending = 'none';
+      if (!sec || !r || !r.ok) {
+        this.event('rejected', `image in the secondary slot is not valid: ${r?.reason ?? 'empty slot'}; erased`);
+        this.slots[1] = null;
+      } else if (mode === 'overwrite') {
+        this.slots = [sec, null];
+        this.event('copied', 'secondary image copied to the primary slot (overwrite only: no revert)');
+      } else {
+        this.slots = [sec, this.slots[0]];
+        this.testBoot = kind === 'test';
+        this.event('swapped', `swapped in the secondary image (${kind})`);
+      }
+    }
+    // MCUBOOT_VALIDATE_PRIMARY_SLOT: never run an image that fails.
+    const prim = this.slots[0];
+    const pr = prim ? await this.verify(prim.data, this.testBoot ? this.securityCounter : this.securityCounter) : null;
+    if (!prim || !pr || !pr.ok) {
+      this.event('no-bootable-image', `primary image is not valid: ${pr?.reason ?? 'empty slot'}: staying in the bootloader`);
+      this.active = -1;
+      return;
+    }
+    this.active = 0;
+    if (!this.testBoot && pr.securityCounter !== undefined) this.securityCounter = Math.max(this.securityCounter, pr.securityCounter);
+    this.event('booted', `booting the primary slot${this.testBoot ? ' (test: reverts unless confirmed)' : ''}`);
+    this.record(0);
+  }
+
+  private inUse(slot: number): boolean {
+    if (slot === this.active) return true;
+    if (this.swapMode || this.opts.bootMode === 'overwrite') {
+      // the pending upgrade, or the image a test boot would revert to
+      if (slot === 1 && (this.pending !== 'none' || this.testBoot)) return true;
+    }
+    return false;
+  }
+
+  private uploadSlot(): number {
+    if (this.swapMode || this.opts.bootMode === 'overwrite') return 1;
+    return this.active === 0 ? 1 : 0;
+  }
+
+  private sectors(n: number): number {
+    return Math.ceil(n / SECTOR);
+  }
+
+  async handleUpload(b: Body): Promise<Body> {
+    await this.ready;
+    const off = b.off;
+    const data = b.data;
+    if (typeof off !== 'number' || !Number.isInteger(off) || off < 0) throw new MgmtError(RC.EINVAL, IMG_ERR.INVALID_OFFSET);
+    if (!(data instanceof Uint8Array)) throw new MgmtError(RC.EINVAL);
+    if (off === 0) {
+      if (data.length < 32) throw new MgmtError(RC.EINVAL, IMG_ERR.INVALID_IMAGE_HEADER);
+      const len = b.len;
+      if (typeof len !== 'number' || !Number.isInteger(len) || len <= 0) throw new MgmtError(RC.EINVAL, IMG_ERR.INVALID_LENGTH);
+      const magic = (data[0] | (data[1] << 8) | (data[2] << 16) | (data[3] << 24)) >>> 0;
+      if (magic !== 0x96f3b83d) throw new MgmtError(RC.EINVAL, IMG_ERR.INVALID_IMAGE_HEADER_MAGIC);
+      const sha = b.sha instanceof Uint8Array ? b.sha : new Uint8Array(0);
+      if (sha.length > 32) throw new MgmtError(RC.EINVAL, IMG_ERR.INVALID_HASH);
+      // Resume an interrupted upload of the same data.
+      if (sha.length > 0 && this.upload && eq(this.upload.sha, sha)) return { off: this.upload.off };
+      const slot = this.uploadSlot();
+      if (this.inUse(slot)) throw new MgmtError(RC.EBADSTATE, IMG_ERR.NO_FREE_SLOT);
+      if (len > this.opts.slotSize) throw new MgmtError(RC.EINVAL, IMG_ERR.INVALID_IMAGE_TOO_LARGE);
+      if (b.upgrade === true) {
+        const cur = slotInfoOf(this.slots[this.active]?.data ?? null);
+        const hv = [data[20], data[21], data[22] | (data[23] << 8)];
+        if (cur && cmpVersion(cur.v, hv) >= 0) throw new MgmtError(RC.EBADSTATE, IMG_ERR.CURRENT_VERSION_IS_NEWER);
+      }
+      this.upload = null;
+      // Erase the image area and the trailer sector.
+      await this.device.work(this.opts.eraseMsPerSector * (this.sectors(len) + 1));
+      this.slots[slot] = { data: new Uint8Array(len).fill(ERASED) };
+      this.upload = { slot, size: len, off: 0, sha: sha.slice() };
+    } else if (!this.upload || off !== this.upload.off) {
+      return { off: this.upload?.off ?? 0 };
+    }
+    const up = this.upload!;
+    if (off + data.length > up.size) throw new MgmtError(RC.EINVAL, IMG_ERR.INVALID_IMAGE_DATA_OVERRUN);
+    if (data.length) {
+      await this.device.work((this.opts.writeUsPerByte * data.length) / 1000);
+      if (this.upload !== up) return { off: this.upload?.off ?? 0 }; // rebooted meanwhile
+      this.slots[up.slot]!.data.set(data, off);
+      up.off += data.length;
+    }
+    if (up.off === up.size) {
+      this.upload = null;
+      const out: Body = { off: up.off };
+      if (up.sha.length === 32) out.match = eq(sha256(this.slots[up.slot]!.data), up.sha);
+      return out;
+    }
+    return { off: up.off };
+  }
+
+  stateRead(): Body {
+    const images: Body[] = [];
+    for (const slot of [0, 1]) {
+      const info = slotInfoOf(this.slots[slot]?.data ?? null);
+      if (!info) continue;
+      const active = slot === this.active;
+      let pending = false;
+      let confirmed = false;
+      let permanent = false;
+      if (this.swapMode || this.opts.bootMode === 'overwrite') {
+        if (this.testBoot) {
+          // swap type REVERT: the other slot is the confirmed one
+          confirmed = !active;
+        } else if (this.pending === 'test') {
+          if (active) confirmed = true;
+          else pending = true;
+        } else if (this.pending === 'permanent') {
+          if (active) confirmed = true;
+          else pending = permanent = true;
+        } else if (active) confirmed = true;
+      } else if (active) confirmed = true;
+      images.push({ image: 0, slot, version: info.version, hash: info.hash, bootable: (info.flags & 0x10) === 0, pending, confirmed, active, permanent });
+    }
+    return { images, splitStatus: 0 };
+  }
+
+  async stateWrite(b: Body): Promise<Body> {
+    await this.ready;
+    const mode = this.opts.bootMode;
+    if (mode === 'ram-load' || mode === 'direct-xip') throw new MgmtError(RC.ENOTSUP);
+    const confirm = b.confirm === true;
+    const hash = b.hash instanceof Uint8Array ? b.hash : undefined;
+    if (b.hash !== undefined && !hash) throw new MgmtError(RC.EINVAL);
+    const activeInfo = slotInfoOf(this.slots[this.active]?.data ?? null);
+    let slot: number;
+    if (!hash) {
+      if (!confirm) throw new MgmtError(RC.EINVAL, IMG_ERR.INVALID_HASH);
+      slot = this.active;
+    } else {
+      const found = [0, 1].find((s) => eq(slotInfoOf(this.slots[s]?.data ?? null)?.hash, hash));
+      if (found === undefined) throw new MgmtError(RC.EINVAL, IMG_ERR.HASH_NOT_FOUND);
+      slot = found;
+    }
+    if (slot === this.active) {
+      if (!confirm) throw new MgmtError(RC.EBADSTATE, IMG_ERR.IMAGE_SETTING_TEST_TO_ACTIVE_DENIED);
+      if (this.testBoot) {
+        this.testBoot = false;
+        const r = activeInfo ? await this.verify(this.slots[this.active]!.data) : null;
+        if (r?.ok && r.securityCounter !== undefined) this.securityCounter = Math.max(this.securityCounter, r.securityCounter);
+      }
+      return this.stateRead();
+    }
+    if (this.testBoot) throw new MgmtError(RC.EBADSTATE, IMG_ERR.IMAGE_CONFIRMATION_DENIED);
+    if (this.upload && this.upload.slot === slot) throw new MgmtError(RC.EBADSTATE, IMG_ERR.INVALID_IMAGE_HEADER);
+    // Overwrite-only has no revert: a test request is as permanent as a confirm.
+    this.pending = confirm || mode === 'overwrite' ? 'permanent' : 'test';
+    return this.stateRead();
+  }
+
+  async erase(b: Body): Promise<Body> {
+    await this.ready;
+    const slot = typeof b.slot === 'number' ? b.slot : this.uploadSlot();
+    if (slot !== 0 && slot !== 1) throw new MgmtError(RC.EINVAL, IMG_ERR.INVALID_SLOT);
+    if (this.slots[slot] && slotInfoOf(this.slots[slot]!.data) && this.inUse(slot)) throw new MgmtError(RC.EBADSTATE, IMG_ERR.NO_FREE_SLOT);
+    const size = this.slots[slot]?.data.length ?? 0;
+    await this.device.work(this.opts.eraseMsPerSector * this.sectors(size));
+    this.slots[slot] = null;
+    if (slot === 1) this.pending = 'none';
+    this.upload = null;
+    return {};
+  }
+
+  slotInfoRead(): Body {
+    const size = this.opts.slotSize;
+    return {
+      images: [
+        {
+          image: 0,
+          slots: [
+            { slot: 0, size, ...(this.uploadSlot() === 0 ? { upload_image_id: 0 } : {}) },
+            { slot: 1, size, ...(this.uploadSlot() === 1 ? { upload_image_id: 0 } : {}) },
+          ],
+          max_image_size: size,
+        },
+      ],
+    };
+  }
+
+  /** Test helper and factory tooling: place bytes in the secondary slot and request an upgrade. */
+  async stage(data: Uint8Array, kind: 'test' | 'permanent' = 'test'): Promise<void> {
+    await this.ready;
+    const slot = this.uploadSlot();
+    this.slots[slot] = { data: data.slice() };
+    if (this.swapMode || this.opts.bootMode === 'overwrite') this.pending = kind;
+  }
+
+  /** Signer identity as MCUboot's boot record states it: SHA-256 of the key's SPKI. */
+  static signerId(pub: Uint8Array): Uint8Array {
+    return sha256(ed25519Spki(pub));
+  }
+}
+
+export function imageGroup(model: ImageModel): GroupDef {
   return {
     id: Group.Image,
     name: 'img_mgmt',
     read: {
-      [IMG.State]: () => {
-        const images: Record<string, unknown>[] = [];
-        if (state.primary) {
-          images.push({ image: 0, slot: 0, version: state.primary.version, hash: state.primary.hash, bootable: true, pending: false, confirmed: state.confirmed, active: true, permanent: false });
-        }
-        if (state.secondary) {
-          images.push({ image: 0, slot: 1, version: state.secondary.version, hash: state.secondary.hash, bootable: true, pending: state.pending, confirmed: false, active: false, permanent: state.permanent });
-        }
-        return { images, splitStatus: 0 };
+      [IMG.State]: async () => {
+        await model.ready;
+        return model.stateRead();
       },
+      [IMG.SlotInfo]: async () => {
+        await model.ready;
+        return model.slotInfoRead();
+      },
+    },
+    write: {
+      [IMG.State]: (b: Body) => model.stateWrite(b),
+      [IMG.Upload]: (b: Body) => model.handleUpload(b),
+      [IMG.Erase]: (b: Body) => model.erase(b),
     },
   };
 }
+
+export { versionString };

@@ -1,12 +1,45 @@
 /** The groups every reference device has, as a stock Zephyr SMP server would. */
 import type { ReferenceDevice } from '../device.ts';
 import { enumGroup } from './enum.ts';
-import { imageGroup, initialImageState } from './image.ts';
+import { ImageModel, type ImageModelOptions, imageGroup } from './image.ts';
 import { osGroup } from './os.ts';
 
+const models = new WeakMap<ReferenceDevice, ImageModel>();
+
+/** The image model (slots, bootloader) of a reference device. */
+export function imageModelOf(device: ReferenceDevice): ImageModel {
+  const m = models.get(device);
+  if (!m) throw new Error('device has no image model');
+  return m;
+}
+
+/**
+ * Reconfigure a device's image model (boot mode, trusted keys, flash timing, ...):
+ * the primary slot gets a fresh factory image. Resolves when it is ready.
+ */
+export function configureImageModel(device: ReferenceDevice, opts: ImageModelOptions): Promise<ImageModel> {
+  const m = imageModelOf(device);
+  return m.configure(opts).then(() => m);
+}
+
 export function installStandardGroups(device: ReferenceDevice): void {
-  const images = initialImageState(device);
-  device.registerGroup(osGroup(device, () => ({ name: 'MCUboot', mode: images.mode, noDowngrade: images.noDowngrade })));
+  // DeviceOptions may carry image model options under `image` (when the device passes them through).
+  const imageOpts = (device.opts as { image?: ImageModelOptions }).image ?? {};
+  const images = new ImageModel(device, imageOpts);
+  images.ready.catch(() => {
+    /* surfaced by the handlers that await it */
+  });
+  models.set(device, images);
+  device.registerGroup(osGroup(device, () => ({ name: 'MCUboot', mode: images.modeNumber, noDowngrade: images.opts.noDowngrade })));
   device.registerGroup(imageGroup(images));
   device.registerGroup(enumGroup(device));
+  device.onBoot(() => images.boot());
+  const d = device as ReferenceDevice & { firmware?: unknown; securityCounter?: unknown };
+  if ('firmware' in d) {
+    d.firmware = () => {
+      const r = images.running();
+      return r ? [{ version: r.version, sha256: r.hash, signerId: r.signerId, description: 'application (image 0)' }] : [];
+    };
+  }
+  if ('securityCounter' in d) d.securityCounter = () => images.securityCounter;
 }
