@@ -50,7 +50,7 @@ export async function makeAuthorities(opts: { permissions?: Permission[]; models
       name: 'Demo Technician',
       publicKey: technician.publicKey,
       permissions: opts.permissions ?? [...PERMISSIONS],
-      models: opts.models,
+      models: opts.models ?? ['fieldbench-ref'],
       notAfter: Date.now() + days * DAY,
     },
     owner.privateKey,

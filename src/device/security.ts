@@ -68,6 +68,8 @@ export interface SecurityOptions {
   maxAuthFailures?: number;
   lockoutMs?: number;
   misbehave?: Misbehaviour;
+  /** Initial interface states (default: SMP open, shell open, debug disabled). */
+  interfaces?: Record<string, InterfaceState>;
   /** Tests: called at each step of a configuration apply; may reboot the device there. */
   applyStep?: (step: ApplyStep) => void | Promise<void>;
 }
@@ -160,6 +162,7 @@ export class DeviceSecurity {
     this.groupId = opts.groupId ?? SECURITY_GROUP_DEFAULT_ID;
     this.opts = { ...opts, serial: opts.serial ?? 'FB-0001', model: opts.model ?? 'fieldbench-ref', hwRev: opts.hwRev ?? 'rev-b' };
     this.misbehave = { ...opts.misbehave };
+    if (opts.interfaces) this.interfaces = { ...opts.interfaces };
     if (opts.debugStatus === 'enabled') this.misbehave.debugUnlocked = true;
     device.onBoot(() => {
       this.bootSeed = crypto.getRandomValues(new Uint8Array(32));
@@ -408,8 +411,10 @@ export class DeviceSecurity {
         throw new MgmtError(RC.EACCESSDENIED, SEC_RC.DecryptFailed);
       }
     }
-    await this.opts.applyStep?.('verified');
+    // A reboot at any point before the pointer write abandons the apply (the handler dies with it).
     const gen = this.device.bootCount;
+    await this.opts.applyStep?.('verified');
+    if (this.device.bootCount !== gen) throw new MgmtError(RC.EBADSTATE);
     const target: 0 | 1 = this.active === 0 ? 1 : 0;
     this.records[target] = { sequence: cfg.sequence, digest: cfg.digest, settings: JSON.parse(JSON.stringify(cfg.settings, (_k, x) => (x instanceof Uint8Array ? Array.from(x) : x))), secrets: cfg.secrets };
     await this.opts.applyStep?.('staged');
