@@ -149,6 +149,17 @@ describe('verdicts', () => {
     });
   }
 
+  it('configuration: published digest passes, unpublished warns, none passes', async () => {
+    const tok = await signEatToken(state(), DEVICE_SEED);
+    let a = await appraiseToken(tok, ctx({ publishedConfigs: new Set(['33'.repeat(32)]) }));
+    expect([a.verdict, check(a, 'configuration')?.result]).toEqual(['trusted', 'pass']);
+    a = await appraiseToken(tok, ctx({ publishedConfigs: new Set(['44'.repeat(32)]) }));
+    expect([a.verdict, check(a, 'configuration')?.result]).toEqual(['warning', 'warn']);
+    a = await appraiseToken(await signEatToken(state({ configDigest: undefined }), DEVICE_SEED), ctx({ publishedConfigs: new Set() }));
+    expect([a.verdict, check(a, 'configuration')?.result]).toEqual(['trusted', 'pass']);
+    expect(check(await appraiseToken(tok, ctx()), 'configuration')).toBeUndefined();
+  });
+
   it('recent iat passes, future iat fails', async () => {
     expect(check(await appraiseToken(await signEatToken(state({ issuedAt: NOW / 1000 - 5 }), DEVICE_SEED), ctx()), 'issued-at')?.result).toBe('pass');
     const a = await appraiseToken(await signEatToken(state({ issuedAt: NOW / 1000 + 3600 }), DEVICE_SEED), ctx());

@@ -127,6 +127,7 @@ const verify: CliCommand = {
     let token: Uint8Array;
     let key: Uint8Array | CoseKey;
     const revoked = new Set<string>();
+    let published: Set<string> | undefined;
     try {
       token = tokenBytes(await readBytes(io, args.positional[0]));
       key = await readKey(io, args.require('key'), 'device key');
@@ -144,12 +145,13 @@ const verify: CliCommand = {
           refs.push({ sha256: hex(f.sha256), version: f.version, model: f.model, signerId: hex(f.signerKid), securityCounter: f.securityCounter });
         }
         for (const k of b.value.revocations.keyIds) revoked.add(hex(k));
+        published = new Set(b.value.configurations.map(hex));
       }
     } catch (e) {
       if (e instanceof InputError) return fail(e.message);
       throw e;
     }
-    const a = await appraiseToken(token, { devicePublicKey: key, expectedNonce: nonce, referenceMeasurements: refs, revokedKeyIds: revoked, now: Date.now() });
+    const a = await appraiseToken(token, { devicePublicKey: key, expectedNonce: nonce, referenceMeasurements: refs, revokedKeyIds: revoked, publishedConfigs: published, now: Date.now() });
     if (args.has('json')) {
       io.out(JSON.stringify({ verdict: a.verdict, reasons: a.reasons, claims: a.claims ? claimsToJson(a.claims) : null }, null, 2) + '\n');
     } else {

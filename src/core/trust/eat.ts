@@ -286,11 +286,13 @@ export interface AppraisalContext {
   maxAgeSeconds?: number;
   /** Largest token accepted; default EAT_MAX_BYTES. */
   maxBytes?: number;
+  /** SHA-256 (hex) of the signed configurations the owner published (trust bundle); enables the configuration check. */
+  publishedConfigs?: Set<string>;
 }
 
 export type AppraisalCheck =
   | 'format' | 'signature' | 'claims' | 'profile' | 'nonce' | 'instance-id' | 'issued-at' | 'lifecycle' | 'debug'
-  | 'measurements' | 'revocation' | 'security-counter' | 'interfaces' | 'auth-failures';
+  | 'measurements' | 'revocation' | 'security-counter' | 'configuration' | 'interfaces' | 'auth-failures';
 
 export interface AppraisalReason {
   check: AppraisalCheck;
@@ -479,6 +481,11 @@ export async function appraiseToken(tokenBytes: Uint8Array, ctx: AppraisalContex
     if (revoked.length) add('revocation', 'fail', `revoked: ${revoked.join(', ')}`);
     else add('revocation', 'pass', 'no revoked key is involved');
 
+    if (eat && ctx.publishedConfigs) {
+      if (!eat.configDigest) add('configuration', 'pass', 'no signed configuration is active');
+      else if (ctx.publishedConfigs.has(hex(eat.configDigest))) add('configuration', 'pass', 'active configuration is one the owner published');
+      else add('configuration', 'warn', `active configuration ${hex(eat.configDigest).slice(0, 16)}… is not among the published configurations`);
+    }
     if (eat) {
       const open = Object.entries(eat.interfaces).filter(([, s]) => s === 'open').map(([n]) => n);
       if (open.length) add('interfaces', 'warn', `interface${open.length > 1 ? 's' : ''} open without authentication: ${open.join(', ')}`);
