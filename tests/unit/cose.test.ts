@@ -170,7 +170,7 @@ describe('cose-wg sign1-tests (ES256 COSE_Sign1 structural cases)', () => {
       }
     });
   }
-  it("sign-pass-01 structure: a received h'A0' enters the Sig_structure as h'' (RFC 9052 4.4), and the ES256 signature is valid over it", () => {
+  it("sign-pass-01 structure: a received h'A0' enters the Sig_structure as h'' (RFC 9052 section 3), and the ES256 signature is valid over it", () => {
     const v = load('sign1-tests/sign-pass-01.json');
     const m = decodeSign1(hex(v.output.cbor));
     expect(toHex(m.protectedBytes)).toBe('a0');
