@@ -38,10 +38,10 @@ export async function bench(): Promise<BenchRow[]> {
   ];
   try {
     const subtle = globalThis.crypto.subtle;
-    const k = await subtle.importKey('raw', pub, { name: 'Ed25519' }, false, ['verify']);
+    const k = await subtle.importKey('raw', pub as BufferSource, { name: 'Ed25519' }, false, ['verify']);
     rows.push({
       name: 'WebCrypto Ed25519 verify (comparison only, not used)',
-      value: await opsPerSec(() => subtle.verify({ name: 'Ed25519' }, k, sig, msg)),
+      value: await opsPerSec(() => subtle.verify({ name: 'Ed25519' }, k, sig as BufferSource, msg as BufferSource)),
       unit: 'ops/s',
       note: 'edge-case verdicts differ from strict RFC 8032',
     });
