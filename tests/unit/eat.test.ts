@@ -296,6 +296,21 @@ describe('claims of wrong type or size (signed, so only the claim check can catc
     });
   }
 
+  it('duplicate claim keys and indefinite-length maps are rejected even when signed', async () => {
+    const det = encodeDeterministic(buildEatClaims(state()));
+    expect(det[0] >> 5).toBe(5);
+    const n = det[0] & 31;
+    // same map with one more pair: a second nonce (key 10) appended
+    const dup = Uint8Array.of(0xa0 | (n + 1), ...det.slice(1), 0x0a, 0x58, 0x20, ...new Uint8Array(32).fill(9));
+    const indef = Uint8Array.of(0xbf, ...det.slice(1), 0xff);
+    for (const [payload, re] of [[dup, /duplicate/], [indef, /indefinite/]] as const) {
+      const tok = await signSign1({ payload, privateKey: DEVICE_SEED, kid: keyId(devicePub), protectedExtra: new Map([[COSE_HDR_TYP, EAT_MEDIA_TYPE]]) });
+      const a = await appraiseToken(tok, ctx());
+      expect([a.verdict, check(a, 'claims')?.result]).toEqual(['untrusted', 'fail']);
+      expect(check(a, 'claims')?.detail).toMatch(re);
+    }
+  });
+
   it('payload that is not a map / not CBOR', async () => {
     for (const payload of [encodeCbor([1, 2]), Uint8Array.of(0xff, 0x00)]) {
       const tok = await signSign1({ payload, privateKey: DEVICE_SEED, kid: keyId(devicePub), protectedExtra: new Map([[COSE_HDR_TYP, EAT_MEDIA_TYPE]]) });

@@ -6,7 +6,7 @@ import type { CoseKey } from '../../src/core/trust/cose.ts';
 import { createMac0, decodeMac0, verifyMac0, constantTimeEqual, mac0Structure } from '../../src/core/trust/cose-mac0.ts';
 import { parsePem } from '../../src/core/trust/keys.ts';
 import {
-  lifecycleState, PSA_CLAIM, PSA_P1_CLAIM, validatePsaClaims, verifyPsaToken, type PsaValidation,
+  decodeClaimsPayload, lifecycleState, PSA_CLAIM, PSA_P1_CLAIM, validatePsaClaims, verifyPsaToken, type PsaValidation,
 } from '../../src/core/trust/psa.ts';
 import { diagToBytes, diagToValue, fromHex, hex, parseDiag, encodeNode, isPlain, nodeToValue } from '../helpers/cbor-diag.ts';
 
@@ -479,6 +479,23 @@ describe('claim types and sizes', () => {
       'unknown', 'unknown', 'assembly-and-test', 'psa-rot-provisioning', 'secured', 'secured', 'non-psa-rot-debug', 'recoverable-psa-rot-debug', 'decommissioned',
     ]);
     for (const v of [0x0100, 0x0fff, 0x7000, 0x10000, -1, 1.5]) expect(lifecycleState(v)).toBeUndefined();
+  });
+
+  it('strict payload decoding: definite lengths, no duplicate keys, one item', () => {
+    expect(decodeClaimsPayload(diagToBytes('{10: h\'00\', 256: [1, {2: 3}]}')).ok).toBe(true);
+    for (const [d, re] of [
+      ['{10: 1, 10: 2}', /duplicate/],
+      ['{1: {2: 3, 2: 4}}', /duplicate/],
+      ['{_ 10: 1}', /indefinite/],
+      ['{1: [_ 1]}', /indefinite/],
+      ['{1: (_ h\'01\')}', /indefinite/],
+    ] as const) {
+      const r = decodeClaimsPayload(diagToBytes(d));
+      expect(r.ok, d).toBe(false);
+      if (!r.ok) expect(r.reason).toMatch(re);
+    }
+    expect(decodeClaimsPayload(Uint8Array.of(0xa1, 0x01))).toMatchObject({ ok: false, reason: expect.stringMatching(/truncated/) });
+    expect(decodeClaimsPayload(Uint8Array.of(0xa0, 0x00))).toMatchObject({ ok: false, reason: expect.stringMatching(/after/) });
   });
 
   it('helper sanity: fromHex', () => expect(hex(fromHex('00 ff'))).toBe('00ff'));

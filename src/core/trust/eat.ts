@@ -12,12 +12,12 @@
  * and every software component matches a reference value.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
-import { CborError, decodeCbor, encodeDeterministic } from '../smp/cbor.ts';
+import { decodeCbor, encodeDeterministic } from '../smp/cbor.ts';
 import { decodeSign1, signSign1, verifySign1, type CoseKey } from './cose.ts';
 import { ed25519PublicKey } from './ed25519.ts';
 import { keyId } from './keys.ts';
 import {
-  LIFECYCLE_VALUE, PSA_CLAIM, PSA_SWC, lifecycleState, validatePsaClaims,
+  LIFECYCLE_VALUE, PSA_CLAIM, PSA_SWC, decodeClaimsPayload, lifecycleState, validatePsaClaims,
   type LifecycleState, type PsaClaims, type PsaFailureCode,
 } from './psa.ts';
 
@@ -405,13 +405,12 @@ export async function appraiseToken(tokenBytes: Uint8Array, ctx: AppraisalContex
         return finish();
       }
     }
-    let raw: unknown;
-    try {
-      raw = decodeCbor(v.payload);
-    } catch (e) {
-      add('claims', 'fail', `payload is not CBOR: ${e instanceof CborError ? e.message : String(e)}`);
+    const d = decodeClaimsPayload(v.payload);
+    if (!d.ok) {
+      add('claims', 'fail', d.reason);
       return finish();
     }
+    const raw = d.value;
     let claims: EatClaims | PsaClaims;
     if (isOurs) {
       const p = parseEatClaims(raw);

@@ -347,6 +347,77 @@ export function validatePsaClaims(claims: unknown): PsaValidation {
   }
 }
 
+// ---------------------------------------------------------------- strict payload decoding
+
+/**
+ * Walk one CBOR item: definite lengths only (RFC 9783 section 5.1 requires definite
+ * maps, arrays and strings), depth <= 16; returns the end offset and counts map pairs.
+ */
+function walkDefinite(b: Uint8Array, pos: number, acc: { pairs: number }, depth: number): number {
+  if (depth > 16) throw new Error('claims nested too deeply');
+  if (pos >= b.length) throw new Error('truncated CBOR');
+  const ib = b[pos++];
+  const mt = ib >> 5;
+  const ai = ib & 31;
+  let val = 0;
+  if (ai < 24) val = ai;
+  else if (ai <= 27) {
+    const n = 1 << (ai - 24);
+    if (pos + n > b.length) throw new Error('truncated CBOR');
+    for (let i = 0; i < n; i++) val = val * 256 + b[pos + i];
+    pos += n;
+  } else if (ai === 31) throw new Error('indefinite-length items are not allowed in PSA claims');
+  else throw new Error('reserved CBOR additional information');
+  switch (mt) {
+    case 2:
+    case 3:
+      if (val > b.length - pos) throw new Error('truncated CBOR string');
+      return pos + val;
+    case 4:
+      if (val > b.length - pos) throw new Error('truncated CBOR array');
+      for (let i = 0; i < val; i++) pos = walkDefinite(b, pos, acc, depth + 1);
+      return pos;
+    case 5:
+      if (val > b.length - pos) throw new Error('truncated CBOR map');
+      for (let i = 0; i < val; i++) pos = walkDefinite(b, walkDefinite(b, pos, acc, depth + 1), acc, depth + 1);
+      acc.pairs += val;
+      return pos;
+    case 6:
+      return walkDefinite(b, pos, acc, depth + 1);
+    default:
+      return pos;
+  }
+}
+
+function countPairs(v: unknown): number {
+  if (v instanceof Map) {
+    let n = v.size;
+    for (const [k, x] of v) n += countPairs(k) + countPairs(x);
+    return n;
+  }
+  if (Array.isArray(v)) return v.reduce((n: number, x) => n + countPairs(x), 0);
+  if (v instanceof Tag) return countPairs(v.value);
+  return 0;
+}
+
+/**
+ * Decode a token payload into its claims-set: exactly one well-formed CBOR item,
+ * definite lengths only, no duplicate map keys (a decoder would silently keep one).
+ */
+export function decodeClaimsPayload(payload: Uint8Array): { ok: true; value: unknown } | { ok: false; reason: string } {
+  const acc = { pairs: 0 };
+  let value: unknown;
+  try {
+    const end = walkDefinite(payload, 0, acc, 0);
+    if (end !== payload.length) return { ok: false, reason: `${payload.length - end} byte(s) after the claims-set` };
+    value = decodeCbor(payload);
+  } catch (e) {
+    return { ok: false, reason: `claims-set is not valid CBOR: ${e instanceof CborError ? e.message : (e as Error).message}` };
+  }
+  if (countPairs(value) !== acc.pairs) return { ok: false, reason: 'claims-set has a duplicate map key' };
+  return { ok: true, value };
+}
+
 // ---------------------------------------------------------------- whole tokens
 
 export type PsaTokenKey = { kind: 'sign'; keys: CoseKey | CoseKey[] } | { kind: 'mac'; key: Uint8Array };
@@ -388,12 +459,9 @@ export async function verifyPsaToken(token: Uint8Array, key: PsaTokenKey, opts: 
   } else {
     return { ok: false, stage: 'envelope', code: 'malformed', reason: 'a PSA token must be a tagged COSE_Sign1 (18) or COSE_Mac0 (17)' };
   }
-  let raw: unknown;
-  try {
-    raw = decodeCbor(payload);
-  } catch (e) {
-    return { ok: false, stage: 'claims', code: 'not-a-map', reason: `payload is not CBOR: ${e instanceof CborError ? e.message : String(e)}` };
-  }
+  const d = decodeClaimsPayload(payload);
+  if (!d.ok) return { ok: false, stage: 'claims', code: 'not-a-map', reason: d.reason };
+  const raw = d.value;
   const r = validatePsaClaims(raw);
   if (!r.ok) return { ok: false, stage: 'claims', code: r.code, claim: r.claim, reason: r.reason };
   return { ok: true, envelope, alg, claims: r.claims, raw: raw as Map<unknown, unknown> };
