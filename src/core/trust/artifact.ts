@@ -382,3 +382,16 @@ export function randomBytes(n: number): Uint8Array {
   globalThis.crypto.getRandomValues(b);
   return b;
 }
+
+/**
+ * Decode an artifact's payload WITHOUT verifying its signature (for display
+ * only: `fieldbench inspect`). Throws SchemaError / CoseError.
+ */
+export function unverifiedPayload(bytes: Uint8Array, type: ArtifactType): Map<unknown, unknown> {
+  const m = decodeSign1(bytes, { maxBytes: MAX_BYTES[type] });
+  if (m.protected.get(3) !== CONTENT_TYPES[type]) throw new SchemaError(`not ${article(ARTIFACT_NAMES[type])}`);
+  if (m.payload === null) throw new SchemaError('detached payload');
+  const p = decodeCbor(m.payload);
+  if (!(p instanceof Map)) throw new SchemaError('payload is not a CBOR map');
+  return p;
+}

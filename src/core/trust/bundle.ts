@@ -15,7 +15,7 @@ import { ed25519PublicKey } from './ed25519.ts';
 import type { CoseKey } from './cose.ts';
 import {
   ARTIFACT_NAMES, checkBytes, checkIssue, containsBytes, coseKeyId, DEFAULT_SKEW, ed25519Key, Fields, hex, iso,
-  nowSeconds, openEnvelope, parsePayload, SchemaError, signArtifact, toSeconds, type Anchors, type Clock, type Role,
+  nowSeconds, openEnvelope, unverifiedPayload, parsePayload, SchemaError, signArtifact, toSeconds, type Anchors, type Clock, type Role,
 } from './artifact.ts';
 import type { TrustResult } from './result.ts';
 import { ArtifactError } from './result.ts';
@@ -242,4 +242,9 @@ export function findFirmware(bundle: TrustBundle, imageSha256: Uint8Array, model
 export function anchorRoleOf(bundle: TrustBundle, kid: Uint8Array): Role | undefined {
   for (const [role] of ROLE_KEYS) if (bundle.anchors[role].some((k) => bytesEq(coseKeyId(k), kid))) return role;
   return undefined;
+}
+
+/** Decode WITHOUT verifying the signature (display only). Throws on malformed input. */
+export function decodeBundleUnverified(bytes: Uint8Array): Omit<TrustBundle, 'stale'> {
+  return parsePayloadMap(unverifiedPayload(bytes, 'bundle'));
 }

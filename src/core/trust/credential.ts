@@ -11,7 +11,7 @@ import { keyId } from './keys.ts';
 import { ed25519PublicKey } from './ed25519.ts';
 import {
   ARTIFACT_NAMES, bytesEqual, checkBytes, checkIssue, checkText, checkValidityFields, checkWindow, containsBytes, Fields, hex, openEnvelope,
-  parsePayload, randomBytes, SchemaError, signArtifact, toSeconds, type Clock, type Validity,
+  parsePayload, randomBytes, SchemaError, signArtifact, toSeconds, unverifiedPayload, type Clock, type Validity,
 } from './artifact.ts';
 import type { TrustBundle } from './bundle.ts';
 import type { TrustResult } from './result.ts';
@@ -179,4 +179,9 @@ export async function verifyCredential(bytes: Uint8Array, ctx: CredentialContext
     return { ok: false, code: 'out-of-scope', reason: `device ${ctx.device.serial} (model ${ctx.device.model}) is outside technician ${c.technicianId}'s scope` };
   }
   return { ok: true, value: c, signer: env.signer };
+}
+
+/** Decode WITHOUT verifying the signature (display only). Throws on malformed input. */
+export function decodeCredentialUnverified(bytes: Uint8Array): TechnicianCredential {
+  return parsePayloadMap(unverifiedPayload(bytes, 'credential'));
 }

@@ -7,7 +7,7 @@
 import { keyId } from './keys.ts';
 import { ed25519PublicKey } from './ed25519.ts';
 import {
-  ARTIFACT_NAMES, bytesEqual, checkIssue, checkValidityFields, checkWindow, containsBytes, Fields, hex, openEnvelope, parsePayload,
+  ARTIFACT_NAMES, bytesEqual, checkIssue, checkValidityFields, checkWindow, containsBytes, Fields, hex, openEnvelope, unverifiedPayload, parsePayload,
   randomBytes, signArtifact, toSeconds, type Clock, type Validity,
 } from './artifact.ts';
 import type { TrustBundle } from './bundle.ts';
@@ -128,4 +128,9 @@ export function verifyIdentityCert(bytes: Uint8Array, bundle: TrustBundle, now?:
 /** Key id (COSE kid) of the device identity key. */
 export function deviceKeyId(cert: Pick<DeviceIdentityCert, 'devicePublicKey'>): Uint8Array {
   return keyId(cert.devicePublicKey);
+}
+
+/** Decode WITHOUT verifying the signature (display only). Throws on malformed input. */
+export function decodeIdentityUnverified(bytes: Uint8Array): DeviceIdentityCert {
+  return parsePayloadMap(unverifiedPayload(bytes, 'identity'));
 }

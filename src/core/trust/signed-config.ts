@@ -11,7 +11,7 @@ import { keyId } from './keys.ts';
 import { ed25519PublicKey } from './ed25519.ts';
 import {
   ARTIFACT_NAMES, bytesEqual, checkBytes, checkIssue, checkText, checkValidityFields, checkWindow, containsBytes, describe, Fields,
-  hex, openEnvelope, parsePayload, SchemaError, signArtifact, toSeconds, type Clock, type Validity,
+  hex, openEnvelope, unverifiedPayload, parsePayload, SchemaError, signArtifact, toSeconds, type Clock, type Validity,
 } from './artifact.ts';
 import type { TrustBundle } from './bundle.ts';
 import type { DeviceRef } from './credential.ts';
@@ -212,4 +212,9 @@ export function secretsAddressedTo(c: Pick<SignedConfig, 'secrets'>, deviceEncKe
   } catch {
     return false;
   }
+}
+
+/** Decode WITHOUT verifying the signature (display only). Throws on malformed input. */
+export function decodeConfigUnverified(bytes: Uint8Array): Omit<SignedConfig, 'digest'> {
+  return parsePayloadMap(unverifiedPayload(bytes, 'config'));
 }
