@@ -198,6 +198,17 @@ describe('RFC 9783 example tokens', () => {
     expect(() => parsePem(pem)).toThrow(/EC private keys are not supported/);
   });
 
+  it('a bit flip in every byte of psa-sign1 is rejected (P-256 is slow: one bit per byte, rotating)', async () => {
+    const tok = read('rfc9783-examples/psa-sign1.cbor');
+    let rejected = 0;
+    for (let i = 0; i < tok.length; i++) {
+      const t = tok.slice();
+      t[i] ^= 1 << (i % 8);
+      if (!(await verifyPsaToken(t, { kind: 'sign', keys: esKey })).ok) rejected++;
+    }
+    expect(rejected).toBe(tok.length);
+  }, 60_000);
+
   it('wrong keys, wrong key kinds and tampering are rejected', async () => {
     const sign1 = read('rfc9783-examples/psa-sign1.cbor');
     const mac0 = read('rfc9783-examples/psa-mac0.cbor');
