@@ -1,0 +1,192 @@
+/**
+ * Launch the real Zephyr SMP servers (intercreate/smp-server-fixtures, as
+ * vendored by intercreate/smpclient) for recording and live tests.
+ *
+ * The fixtures are NOT part of this repository. Extract them next to it:
+ *   git --git-dir=<smpclient mirror> archive HEAD tests/fixtures/smp-server | tar -x -C /work/ext
+ * or point FIELDBENCH_FIXTURES at a directory holding manifest.json and the artifacts.
+ * See /work/notes/peer.md (or docs) for what each fixture does.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LinkOpenError, type Link } from '../../src/core/link/link.ts';
+import { openNodeLink } from '../../src/core/link/node.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const FIXTURES_DIR = process.env.FIELDBENCH_FIXTURES ?? resolve(here, '../../../ext/tests/fixtures/smp-server');
+
+export interface ManifestEntry {
+  artifact: string;
+  buf_count: number;
+  buf_size: number;
+  config: string;
+  groups: string[];
+  line_length_max: number | null;
+  mcuboot: boolean;
+  qemu_cmd: string | null;
+  run: string | null;
+  target: string;
+  transport: string;
+}
+
+/** The fixtures fieldbench records and tests against: id = "<target>.<config>". */
+export const PEER_FIXTURES = {
+  'native_sim.serial': { framing: 'console', lineGapMs: 30 },
+  'native_sim.serial_raw': { framing: 'raw', lineGapMs: 0 },
+  'qemu_cortex_m0.serial': { framing: 'console', lineGapMs: 0 },
+} as const;
+export type PeerFixtureId = keyof typeof PEER_FIXTURES;
+
+export function fixturesAvailable(): boolean {
+  return existsSync(join(FIXTURES_DIR, 'manifest.json'));
+}
+
+export function manifestEntry(id: string): ManifestEntry {
+  const entries = JSON.parse(readFileSync(join(FIXTURES_DIR, 'manifest.json'), 'utf8')) as ManifestEntry[];
+  const e = entries.find((x) => `${x.target}.${x.config}` === id && existsSync(join(FIXTURES_DIR, x.artifact)));
+  if (!e) throw new Error(`fixture ${id} is not in ${FIXTURES_DIR}/manifest.json or its artifact is missing`);
+  return e;
+}
+
+/** "zephyr_4.4.0_smp_server_..." -> "4.4.0" */
+export function zephyrVersionOf(e: ManifestEntry): string {
+  return /^zephyr_([^_]+)_/.exec(e.artifact)?.[1] ?? 'unknown';
+}
+
+function verifySha256(artifact: string): void {
+  const sums = readFileSync(join(FIXTURES_DIR, 'SHA256SUMS'), 'utf8');
+  const want = sums
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .find(([, name]) => name === artifact)?.[0];
+  if (!want) throw new Error(`${artifact} is not listed in SHA256SUMS`);
+  const got = createHash('sha256').update(readFileSync(join(FIXTURES_DIR, artifact))).digest('hex');
+  if (got !== want) throw new Error(`${artifact}: sha256 mismatch`);
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+function splitCmd(cmd: string): string[] {
+  return cmd.split(/\s+/).filter(Boolean);
+}
+
+export interface RunningFixture {
+  id: string;
+  entry: ManifestEntry;
+  /** What openNodeLink takes: the pty path or tcp://127.0.0.1:PORT. */
+  spec: string;
+  framing: 'console' | 'raw';
+  lineGapMs: number;
+  /** The server's stdout/stderr so far (boot log, pty announcement). */
+  output(): string;
+  /** Open a link to it (retries while an emulator is still starting). */
+  open(timeoutMs?: number): Promise<Link>;
+  stop(): Promise<void>;
+}
+
+/** Launch fixture `id` from a scratch dir with the artifacts symlinked in; resolves once it is reachable. */
+export interface LaunchOptions {
+  readyTimeoutMs?: number;
+  /**
+   * Emulators: start the guest only once a client has connected (QEMU chardev
+   * wait=on instead of the manifest's wait=off), so the boot log (MCUboot and
+   * Zephyr banners) reaches the link instead of being discarded.
+   */
+  waitForClient?: boolean;
+}
+
+export async function launchFixture(id: PeerFixtureId, opts: LaunchOptions = {}): Promise<RunningFixture> {
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 20000;
+  const entry = manifestEntry(id);
+  verifySha256(entry.artifact);
+  const work = mkdtempSync(join(tmpdir(), 'fb-smp-server-'));
+  for (const f of readdirSync(FIXTURES_DIR)) {
+    if (/\.(exe|hex|bin|elf)$/.test(f)) symlinkSync(join(FIXTURES_DIR, f), join(work, f));
+  }
+  let argv: string[];
+  let port: number | undefined;
+  if (entry.run) argv = splitCmd(entry.run);
+  else if (entry.qemu_cmd) {
+    port = await freePort();
+    let cmd = entry.qemu_cmd.replace('<PORT>', String(port));
+    if (opts.waitForClient) cmd = cmd.replace('server=on,wait=off', 'server=on,wait=on');
+    argv = splitCmd(cmd);
+  } else throw new Error(`fixture ${id} has no launch command`);
+
+  const proc: ChildProcess = spawn(argv[0], argv.slice(1), { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString('latin1')));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString('latin1')));
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  const spawnError = new Promise<never>((_, rej) => proc.once('error', (e) => rej(e)));
+
+  const stop = async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(t);
+    }
+    rmSync(work, { recursive: true, force: true });
+  };
+
+  let spec: string;
+  try {
+    if (port === undefined) {
+      spec = await Promise.race([
+        spawnError,
+        new Promise<string>((res, rej) => {
+          const timer = setTimeout(() => rej(new Error(`${id}: no pty announced within ${readyTimeoutMs} ms:\n${out}`)), readyTimeoutMs);
+          const check = () => {
+            const m = /connected to pseudotty: (\S+)/.exec(out);
+            if (m) {
+              clearTimeout(timer);
+              res(m[1]);
+            }
+          };
+          proc.stdout!.on('data', check);
+          proc.once('exit', (code) => rej(new Error(`${id} exited (${code}) before announcing its pty:\n${out}`)));
+          check();
+        }),
+      ]);
+    } else {
+      spec = `tcp://127.0.0.1:${port}`;
+    }
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  const cfg = PEER_FIXTURES[id];
+  return {
+    id,
+    entry,
+    spec,
+    framing: cfg.framing,
+    lineGapMs: cfg.lineGapMs,
+    output: () => out,
+    async open(timeoutMs = 10000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        try {
+          return await openNodeLink(spec);
+        } catch (e) {
+          // QEMU needs a few hundred ms before its chardev socket listens
+          if (!(e instanceof LinkOpenError && e.kind === 'gone') || Date.now() > deadline || proc.exitCode !== null) throw e;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+    },
+    stop,
+  };
+}
