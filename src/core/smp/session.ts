@@ -92,7 +92,7 @@ export async function openSession(link: Link, opts: SessionOptions = {}): Promis
   })();
 
   const closed = link.closed.then((c) => {
-    client.fail(c.reason === 'closed' ? 'link closed' : `device disconnected: ${'message' in c ? c.message : c.reason}`);
+    client.fail(c.reason === 'closed' ? 'link closed' : `device disconnected: ${c.message}`);
     return c;
   });
   void pump.then(() => client.fail('link ended'));
