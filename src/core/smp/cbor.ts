@@ -33,7 +33,48 @@ export class CborError extends Error {
 
 /** Encode a value. Plain objects become maps with string keys in insertion order. */
 export function encodeCbor(value: unknown): Uint8Array {
-  return toU8(mapEncoder.encode(value));
+  return toU8(mapEncoder.encode(fixIntegers(value)));
+}
+
+const TWO_32 = 0x1_0000_0000;
+
+/**
+ * cbor-x writes integers of 2^32 and above as float64 and BigInts always in
+ * 8 bytes; CBOR wants the shortest integer encoding. Large safe integers
+ * become BigInt (encoded as 64-bit integers), small BigInts become numbers.
+ */
+function fixIntegers(v: unknown): unknown {
+  if (typeof v === 'number') {
+    return Number.isInteger(v) && (v >= TWO_32 || v < -TWO_32) && Number.isSafeInteger(v) ? BigInt(v) : v;
+  }
+  if (typeof v === 'bigint') return v < BigInt(TWO_32) && v >= -BigInt(TWO_32) ? Number(v) : v;
+  if (v === null || typeof v !== 'object' || v instanceof Uint8Array) return v;
+  if (Array.isArray(v)) return v.some(needsFix) ? v.map(fixIntegers) : v;
+  if (v instanceof Map) {
+    let dirty = false;
+    for (const [k, x] of v) if (needsFix(k) || needsFix(x)) dirty = true;
+    if (!dirty) return v;
+    const m = new Map();
+    for (const [k, x] of v) m.set(fixIntegers(k), fixIntegers(x));
+    return m;
+  }
+  if (v instanceof Tag) return new Tag(fixIntegers(v.value), v.tag);
+  if (Object.getPrototypeOf(v) === Object.prototype) {
+    const o = v as Record<string, unknown>;
+    let dirty = false;
+    for (const k in o) if (needsFix(o[k])) dirty = true;
+    if (!dirty) return v;
+    const out: Record<string, unknown> = {};
+    for (const k in o) out[k] = fixIntegers(o[k]);
+    return out;
+  }
+  return v;
+}
+
+function needsFix(v: unknown): boolean {
+  if (typeof v === 'number') return Number.isInteger(v) && (v >= TWO_32 || v < -TWO_32);
+  if (typeof v === 'bigint') return true;
+  return v !== null && typeof v === 'object' && !(v instanceof Uint8Array);
 }
 
 /** Decode exactly one CBOR item; maps become `Map`. Trailing bytes are an error. */
@@ -62,6 +103,7 @@ function decodeWith(decoder: Decoder, bytes: Uint8Array): unknown {
 
 /** cbor-x may hand back Buffer in Node; make every byte string a plain Uint8Array. */
 function normalise(v: unknown): unknown {
+  if (typeof v === 'bigint') return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v;
   if (v instanceof Uint8Array) return v.constructor === Uint8Array ? v : new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
   if (Array.isArray(v)) return v.map(normalise);
   if (v instanceof Map) {
