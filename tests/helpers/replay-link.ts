@@ -62,6 +62,7 @@ export class ReplayLink implements Link {
 
   private onWrite(data: Uint8Array): void {
     if (this.outcome) throw new Error('replay link is closed');
+    this.release();
     for (let k = 0; k < data.length; k++) {
       const c = this.chunks[this.i];
       if (!c) return this.fail(`wrote ${data.length - k} byte(s) more than were recorded (first: ${hex(data.subarray(k, k + 16))})`);
@@ -96,7 +97,7 @@ export class ReplayLink implements Link {
       /* cancelled */
     }
     try {
-      this.writeCtl.error(new Error(c.reason === 'closed' ? 'replay link closed' : `replay link: ${'message' in c ? c.message : c.reason}`));
+      this.writeCtl.error(new Error(c.reason === 'closed' ? 'replay link closed' : `replay link: ${c.message}`));
     } catch {
       /* already errored */
     }

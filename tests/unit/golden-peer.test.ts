@@ -194,3 +194,33 @@ for (const file of files) {
     }, 20_000);
   });
 }
+
+describe('the golden checks catch tampering', () => {
+  const g = JSON.parse(readFileSync(join(GOLDEN_DIR, 'native_sim.serial.json'), 'utf8'), bytesReviver) as Golden;
+
+  it('a changed character in a reply line is a CRC drop, not a different reply', () => {
+    const chunks = g.chunks.map((c) => ({ ...c }));
+    const idx = chunks.findIndex((c) => c.dir === 'rx' && c.hex.length > 40);
+    const b = Buffer.from(chunks[idx].hex, 'hex');
+    const at = b.indexOf(0x41, 4) >= 0 ? b.indexOf(0x41, 4) : 6; // an 'A' inside the base64
+    b[at] = 0x42;
+    chunks[idx].hex = b.toString('hex');
+    const rx = decodePackets('console', concatChunks(chunks, 'rx'), 'replies');
+    expect(rx.drops.length).toBe(1);
+    expect(rx.packets.length).toBe(g.packets.rx.length - 1);
+  });
+
+  it('a replay whose recorded request differs by one byte is reported as a mismatch', async () => {
+    const chunks = g.chunks.map((c) => ({ ...c }));
+    const idx = chunks.findIndex((c) => c.dir === 'tx');
+    const b = Buffer.from(chunks[idx].hex, 'hex');
+    b[b.length - 2] ^= 0x01;
+    chunks[idx].hex = b.toString('hex');
+    const link = new ReplayLink(chunks);
+    vi.spyOn(Math, 'random').mockReturnValueOnce((((g.session.firstSeq - 1) & 0xff) + 0.5) / 256);
+    // the params request is the first thing sent: the replay refuses it and the session cannot open
+    await expect(openSession(link, { framing: 'console', timeoutMs: 500 })).rejects.toThrow();
+    expect(link.mismatch).toMatch(/^tx differs from the recording at tx byte \d+/);
+    expect(await link.closed).toMatchObject({ reason: 'error' });
+  });
+});

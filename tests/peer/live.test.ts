@@ -1,0 +1,42 @@
+/**
+ * The golden script, live against the real Zephyr SMP servers: the results
+ * must equal what was recorded in tests/golden/peer, and the fresh wire
+ * transcript must decode cleanly through our framing.
+ *
+ *   FIELDBENCH_PEER=1 npx vitest run --config tests/peer/vitest.config.ts
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { recordLink } from '../../src/core/link/recording.ts';
+import { openSession } from '../../src/core/smp/session.ts';
+import { PEER_FIXTURES, fixturesAvailable, launchFixture, type PeerFixtureId } from './fixtures.ts';
+import { GOLDEN_DIR } from './record.ts';
+import { SCRIPT_TIMEOUT_MS, bytesReviver, concatChunks, decodePackets, jsonRoundTrip, runPeerScript } from './script.ts';
+
+const enabled = process.env.FIELDBENCH_PEER === '1';
+const why = !enabled ? 'set FIELDBENCH_PEER=1 to run against the live fixtures' : !fixturesAvailable() ? 'fixtures not extracted (see tests/peer/fixtures.ts)' : '';
+
+describe.skipIf(!!why)(`live Zephyr SMP servers${why ? ` (skipped: ${why})` : ''}`, () => {
+  for (const id of Object.keys(PEER_FIXTURES) as PeerFixtureId[]) {
+    it(`${id}: the golden script gives the recorded results`, async () => {
+      const golden = JSON.parse(readFileSync(join(GOLDEN_DIR, `${id}.json`), 'utf8'), bytesReviver);
+      const fx = await launchFixture(id, { waitForClient: true });
+      try {
+        const rl = recordLink(await fx.open(), { peer: id, framing: fx.framing });
+        if (fx.entry.qemu_cmd) await new Promise((r) => setTimeout(r, 1500));
+        const session = await openSession(rl, { framing: fx.framing, lineGapMs: fx.lineGapMs, timeoutMs: SCRIPT_TIMEOUT_MS });
+        const results = await runPeerScript(session);
+        await session.close();
+        expect(results.params).toEqual({ bufSize: fx.entry.buf_size, bufCount: fx.entry.buf_count, reported: true });
+        expect(jsonRoundTrip(results)).toEqual(golden.results);
+        const t = rl.toTranscript();
+        const rx = decodePackets(fx.framing, concatChunks(t.chunks, 'rx'), 'replies');
+        expect(rx.drops).toEqual([]);
+        expect(rx.packets.length).toBe(golden.packets.rx.length);
+      } finally {
+        await fx.stop();
+      }
+    });
+  }
+});
