@@ -1,0 +1,304 @@
+/**
+ * fieldbench identify / attest / events — device identity, attestation and
+ * the security event log, live over SMP.
+ *
+ * The trust bundle (owner-signed) supplies the manufacturer roots, the
+ * firmware reference measurements and the revocations. It is only trusted
+ * when it verifies under an owner public key given with --owner-key: the CLI
+ * keeps no key store of its own, so the owner key (distributed out of band at
+ * enrolment) is passed on each call.
+ */
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { type CliCommand, type CliIo, EXIT_OK, EXIT_REJECTED, EXIT_USAGE, type ParsedArgs, UsageError, parseArgs } from '../command.ts';
+import { CONNECT_OPTIONS, CONNECT_USAGE, connect } from '../connect.ts';
+import { type DeviceLabel, type IdentifyResult, parseLabelCode, runIdentify } from '../../core/ops/identify.ts';
+import { runAttest, readSecurityEvents } from '../../core/ops/attest.ts';
+import type { SecurityEvent } from '../../core/groups/security.ts';
+import type { SmpSession } from '../../core/smp/session.ts';
+import { toHex } from '../../core/store/ids.ts';
+import { type TrustBundle, verifyBundle } from '../../core/trust/bundle.ts';
+import { ed25519PublicKey, ed25519PublicKeyProblem } from '../../core/trust/ed25519.ts';
+import { claimsToJson, type Appraisal } from '../../core/trust/eat.ts';
+import { KeyFormatError, keyId, parsePem } from '../../core/trust/keys.ts';
+
+class InputError extends Error {}
+
+const BUNDLE_USAGE = `  --bundle FILE     the owner-signed trust bundle (manufacturer roots, firmware
+                    reference measurements, revocations)
+  --owner-key FILE  owner public key (Ed25519 PEM) the bundle must be signed by;
+                    repeatable (key rollover). Required: an unverified bundle is
+                    never used. --allow-stale accepts an expired bundle (warned).`;
+
+async function readBytes(io: CliIo, path: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(resolve(io.cwd, path)));
+  } catch (e) {
+    throw new InputError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+async function ownerKey(io: CliIo, path: string): Promise<Uint8Array> {
+  const text = new TextDecoder().decode(await readBytes(io, path));
+  let k;
+  try {
+    k = parsePem(text);
+  } catch (e) {
+    if (e instanceof KeyFormatError) throw new InputError(`${path}: ${e.message}`);
+    throw e;
+  }
+  if (k.kind === 'p256-public') throw new InputError(`${path}: the owner key must be Ed25519`);
+  const pub = k.kind === 'ed25519-public' ? k.publicKey : await ed25519PublicKey(k.seed);
+  const problem = ed25519PublicKeyProblem(pub);
+  if (problem) throw new InputError(`${path}: owner key: ${problem}`);
+  return pub;
+}
+
+/** Verified bundle, or a rejection message. */
+async function loadBundle(args: ParsedArgs, io: CliIo, verb: string): Promise<TrustBundle | string> {
+  if (!args.has('owner-key')) throw new UsageError('--owner-key OWNER.pem is required: the trust bundle is used only if it verifies under the owner key');
+  const bytes = await readBytes(io, args.require('bundle'));
+  const keys = [];
+  for (const p of args.all('owner-key')) keys.push(await ownerKey(io, p));
+  const b = await verifyBundle(bytes, { ownerKeys: keys, allowStale: args.has('allow-stale') });
+  if (!b.ok) return `trust bundle rejected (${b.code}): ${b.reason}`;
+  if (b.value.stale) io.err(`fieldbench ${verb}: warning: the trust bundle has expired; roots, revocations and reference values may be out of date\n`);
+  return b.value;
+}
+
+function labelFrom(args: ParsedArgs): DeviceLabel | undefined {
+  const code = args.get('label-code');
+  const label: DeviceLabel = code !== undefined ? parseLabelCode(code) : {};
+  if (args.has('label-serial')) label.serial = args.get('label-serial');
+  if (args.has('label-mac')) label.mac = args.get('label-mac');
+  if (args.has('label-deveui')) label.devEui = args.get('label-deveui');
+  return Object.values(label).some((v) => v !== undefined && v !== '') ? label : undefined;
+}
+
+const iso = (s: number) => new Date(s * 1000).toISOString().replace('.000Z', 'Z');
+
+export function identityJson(r: IdentifyResult): Record<string, unknown> {
+  const p = r.presented;
+  const c = r.certificate;
+  return {
+    verified: r.verified,
+    badges: r.badges,
+    checks: r.checks,
+    device: {
+      serial: p.serial,
+      model: p.model,
+      hwRev: p.hwRev,
+      devicePublicKey: toHex(p.devicePublicKey),
+      keyId: toHex(keyId(p.devicePublicKey)),
+      ueid: p.ueid && toHex(p.ueid),
+      mac: p.mac && toHex(p.mac),
+      devEui: p.devEui && toHex(p.devEui),
+    },
+    certificate: c ? { certSerial: toHex(c.certSerial), issuer: toHex(c.issuer), notBefore: iso(c.notBefore), notAfter: iso(c.notAfter) } : null,
+    label: r.label ?? null,
+  };
+}
+
+function formatIdentity(r: IdentifyResult): string {
+  const p = r.presented;
+  const lines = [`device ${p.serial} (${p.model} ${p.hwRev})`, `badges: ${r.badges.join(', ')}`];
+  for (const c of r.checks) lines.push(`  [${c.result}] ${c.check}: ${c.detail}`);
+  lines.push(`  device key ${toHex(p.devicePublicKey)} (kid ${toHex(keyId(p.devicePublicKey))})`);
+  if (p.ueid) lines.push(`  UEID ${toHex(p.ueid)}`);
+  if (p.mac) lines.push(`  MAC ${toHex(p.mac)}`);
+  if (p.devEui) lines.push(`  DevEUI ${toHex(p.devEui)}`);
+  if (r.certificate) lines.push(`  certificate ${toHex(r.certificate.certSerial)} by ${toHex(r.certificate.issuer)}, valid ${iso(r.certificate.notBefore)} to ${iso(r.certificate.notAfter)}`);
+  return lines.join('\n') + '\n';
+}
+
+function problems(r: IdentifyResult): string {
+  return r.checks.filter((c) => c.result === 'fail').map((c) => `${c.check}: ${c.detail}`).join('; ');
+}
+
+async function withSession<T>(args: ParsedArgs, io: CliIo, fn: (s: SmpSession) => Promise<T>): Promise<T> {
+  const session = await connect(args, io);
+  try {
+    return await fn(session);
+  } finally {
+    await session.close().catch(() => undefined);
+  }
+}
+
+function guarded(verb: string, run: (args: ParsedArgs, io: CliIo) => Promise<number>, spec: { booleans: string[]; known: string[] }) {
+  return async (argv: string[], io: CliIo): Promise<number> => {
+    try {
+      const args = parseArgs(argv, { booleans: ['verbose', ...spec.booleans], known: [...CONNECT_OPTIONS, ...spec.known] });
+      if (args.positional.length) throw new UsageError(`unexpected argument ${args.positional[0]}`);
+      return await run(args, io);
+    } catch (e) {
+      if (e instanceof InputError) {
+        io.err(`fieldbench ${verb}: ${e.message}\n`);
+        return EXIT_USAGE;
+      }
+      throw e;
+    }
+  };
+}
+
+const identify: CliCommand = {
+  summary: 'verify who a device is: manufacturer certificate, proof of possession, label',
+  usage: `usage: fieldbench identify --port PORT --bundle FILE --owner-key OWNER.pem
+         [--label-serial S] [--label-mac MAC] [--label-deveui EUI] [--label-code TEXT] [--json] [options]
+
+Reads the device's identity, verifies its identity certificate against the
+manufacturer roots and revocations in the trust bundle, checks that the
+certificate names exactly the key and identifiers the device presents, has
+the device sign a fresh random nonce (proof of possession), and compares the
+physical label with what the device reports.
+
+${BUNDLE_USAGE}
+  --label-serial S  serial printed on the device label (also --label-mac,
+                    --label-deveui); --label-code takes a scanned label code
+                    (plain serial, "SN: ..; MAC: ..", or LoRaWAN "LW:D0:...")
+  --json            print {verified, badges, checks, device, certificate, label}
+${CONNECT_USAGE}
+
+The CLI has no inventory, so duplicates are not checked here (the app does).
+
+exit status: 0 verified (and label matches, if given), 1 unverified / label
+mismatch / not supported / bundle rejected (reasons on stderr), 2 bad usage or unreadable input`,
+  run: guarded(
+    'identify',
+    async (args, io) => {
+      const label = labelFrom(args);
+      const bundle = await loadBundle(args, io, 'identify');
+      if (typeof bundle === 'string') {
+        io.err(`fieldbench identify: ${bundle}\n`);
+        return EXIT_REJECTED;
+      }
+      const r = await withSession(args, io, (s) => runIdentify(s, { bundle, label }));
+      if (r.kind === 'unsupported') {
+        io.err(`fieldbench identify: ${r.reason}\n`);
+        return EXIT_REJECTED;
+      }
+      if (r.kind === 'error') throw new Error(r.message);
+      io.out(args.has('json') ? JSON.stringify(identityJson(r.identity), null, 2) + '\n' : formatIdentity(r.identity));
+      const fails = problems(r.identity);
+      if (r.identity.verified && !fails) return EXIT_OK;
+      io.err(`fieldbench identify: ${r.badges.join(', ')}: ${fails}\n`);
+      return EXIT_REJECTED;
+    },
+    { booleans: ['json', 'allow-stale'], known: ['bundle', 'owner-key', 'label-serial', 'label-mac', 'label-deveui', 'label-code'] },
+  ),
+};
+
+function appraisalJson(a: Appraisal, nonce: Uint8Array): Record<string, unknown> {
+  return { verdict: a.verdict, reasons: a.reasons, claims: a.claims ? claimsToJson(a.claims) : null, nonce: toHex(nonce) };
+}
+
+const attest: CliCommand = {
+  summary: "appraise a device's live attestation (fresh nonce) against the trust bundle",
+  usage: `usage: fieldbench attest --port PORT --bundle FILE --owner-key OWNER.pem [--strict] [--json] [options]
+
+Identifies the device first (its key must come from a verified identity
+certificate and a proof of possession), then sends a fresh random nonce,
+fetches the signed attestation token and appraises it: signature, nonce,
+lifecycle, debug state, firmware measurements against the bundle's reference
+values, revocations, published configurations, interfaces, failed logins.
+
+${BUNDLE_USAGE}
+  --strict          a 'warning' verdict exits 1 (default: exit 0, warnings on stderr)
+  --json            print {verdict, reasons, claims, nonce}
+${CONNECT_USAGE}
+
+exit status: 0 trusted (or warning, warnings on stderr), 1 untrusted / warning
+with --strict / identity not verified / not supported / bundle rejected, 2 bad usage or unreadable input`,
+  run: guarded(
+    'attest',
+    async (args, io) => {
+      const bundle = await loadBundle(args, io, 'attest');
+      if (typeof bundle === 'string') {
+        io.err(`fieldbench attest: ${bundle}\n`);
+        return EXIT_REJECTED;
+      }
+      return withSession(args, io, async (s) => {
+        const id = await runIdentify(s, { bundle });
+        if (id.kind === 'unsupported') {
+          io.err(`fieldbench attest: ${id.reason}\n`);
+          return EXIT_REJECTED;
+        }
+        if (id.kind === 'error') throw new Error(id.message);
+        if (!id.identity.verified || !id.identity.devicePublicKey) {
+          io.err(`fieldbench attest: the device's identity is not verified, so its token cannot be appraised: ${problems(id.identity)}\n`);
+          return EXIT_REJECTED;
+        }
+        const r = await runAttest(s, { bundle, devicePublicKey: id.identity.devicePublicKey, groupId: id.identity.groupId });
+        if (r.kind === 'unsupported') {
+          io.err(`fieldbench attest: ${r.reason}\n`);
+          return EXIT_REJECTED;
+        }
+        if (r.kind === 'error') throw new Error(r.message);
+        const a = r.appraisal;
+        if (args.has('json')) io.out(JSON.stringify(appraisalJson(a, r.nonce), null, 2) + '\n');
+        else {
+          io.out(`device ${id.identity.presented.serial}: ${a.verdict}\n`);
+          for (const x of a.reasons) io.out(`  [${x.result}] ${x.check}: ${x.detail}\n`);
+          if (a.claims) for (const c of a.claims.softwareComponents) io.out(`  component ${c.measurementType ?? '?'} ${c.version ?? ''} ${toHex(c.measurementValue)}\n`);
+        }
+        if (a.verdict === 'trusted') return EXIT_OK;
+        const bad = a.reasons.filter((x) => x.result === (a.verdict === 'untrusted' ? 'fail' : 'warn'));
+        io.err(`fieldbench attest: ${a.verdict}: ${bad.map((x) => `${x.check}: ${x.detail}`).join('; ')}\n`);
+        return a.verdict === 'warning' && !args.has('strict') ? EXIT_OK : EXIT_REJECTED;
+      });
+    },
+    { booleans: ['json', 'allow-stale', 'strict'], known: ['bundle', 'owner-key'] },
+  ),
+};
+
+function formatEvent(e: SecurityEvent): string {
+  return `#${String(e.n).padEnd(6)} boot ${String(e.boot).padEnd(3)} +${(e.uptimeMs / 1000).toFixed(3).padStart(10)} s  ${e.type.padEnd(16)} ${e.detail}`;
+}
+
+const events: CliCommand = {
+  summary: "read a device's security event log (monotonic counter, paged)",
+  usage: `usage: fieldbench events --port PORT [--from N] [--max N] [--json] [options]
+
+Reads the security event log (logins and failures, lockouts, configuration
+applied or rejected, interface changes, wipes, attestations) page by page.
+The event log is the device's own account, not signed evidence.
+
+  --from N          first event counter to read (default: the oldest kept)
+  --max N           stop after N events (default 5000)
+  --json            print {events, next, last, truncated}
+${CONNECT_USAGE}
+
+exit status: 0 read, 1 not supported, 2 bad usage`,
+  run: guarded(
+    'events',
+    async (args, io) => {
+      const int = (name: string) => {
+        const v = args.get(name);
+        if (v === undefined) return undefined;
+        const n = Number(v);
+        if (!Number.isSafeInteger(n) || n < 0) throw new UsageError(`--${name} must be a non-negative integer`);
+        return n;
+      };
+      const from = int('from');
+      const max = int('max');
+      return withSession(args, io, async (s) => {
+        let last;
+        for await (const st of readSecurityEvents(s, { from, max })) last = st;
+        if (!last || last.kind === 'error') throw new Error(last?.message ?? 'no result');
+        if (last.kind === 'unsupported') {
+          io.err(`fieldbench events: ${last.reason}\n`);
+          return EXIT_REJECTED;
+        }
+        if (last.kind !== 'done') throw new Error('event log read ended early');
+        if (args.has('json')) io.out(JSON.stringify({ events: last.events, next: last.next, last: last.last, truncated: last.truncated }, null, 2) + '\n');
+        else {
+          for (const e of last.events) io.out(formatEvent(e) + '\n');
+          io.out(`${last.events.length} event(s); last counter ${last.last}${last.truncated ? `; more from --from ${last.next}` : ''}\n`);
+        }
+        return EXIT_OK;
+      });
+    },
+    { booleans: ['json'], known: ['from', 'max'] },
+  ),
+};
+
+export const commands: Record<string, CliCommand> = { identify, attest, events };
