@@ -4,6 +4,7 @@ import {
   linkFromSerialPort,
   reconnectSerialLinks,
   requestSerialLink,
+  serialFiltersFor,
   type SerialPortLike,
 } from '../../src/core/link/webserial.ts';
 import {
@@ -13,6 +14,7 @@ import {
   planUsbInterfaces,
   reconnectUsbLinks,
   requestUsbLink,
+  usbFiltersFor,
   type UsbDeviceLike,
 } from '../../src/core/link/webusb.ts';
 import { linkContract, within } from '../helpers/link-contract.ts';
@@ -193,6 +195,26 @@ describe('WebSerial link specifics', () => {
     expect((await openErr(reconnectSerialLinks())).kind).toBe('gone');
   });
 
+  it('reconnects to the same device: serialFiltersFor + max opens only that port', async () => {
+    const serial = new FakeSerial();
+    vi.stubGlobal('navigator', { serial });
+    const other = serial.add(new FakeSerialPort({ usbVendorId: 0x0483, usbProductId: 0x374b }));
+    const mine = serial.add(new FakeSerialPort({ usbVendorId: 0x2fe3, usbProductId: 0x0100 }));
+    const twin = serial.add(new FakeSerialPort({ usbVendorId: 0x2fe3, usbProductId: 0x0100 }));
+    const first = await linkFromSerialPort(asPort(mine), { serial });
+    const filters = serialFiltersFor(first);
+    expect(filters).toEqual([{ usbVendorId: 0x2fe3, usbProductId: 0x0100 }]);
+    mine.unplug();
+    await first.closed;
+    serial.ports = serial.ports.filter((p) => p !== mine);
+    const links = await reconnectSerialLinks({ filters, max: 1 });
+    expect(links).toHaveLength(1);
+    expect(twin.isOpenNow).toBe(true);
+    expect(other.isOpenNow).toBe(false); // never touched: opening toggles DTR and may reset a board
+    await links[0]!.close();
+    expect(serialFiltersFor({ label: 'x' } as never)).toBeUndefined();
+  });
+
   it('reconnectSerialLinks throws the open error when every granted port fails', async () => {
     const serial = new FakeSerial();
     vi.stubGlobal('navigator', { serial });
@@ -265,6 +287,12 @@ describe('WebUSB link specifics', () => {
     expect(usb.requestOptions).toEqual({ filters: [{ vendorId: 0x2fe3 }] });
     dev.unplug();
     expect(await within(2000, link.closed, 'closed')).toEqual({ reason: 'lost', message: expect.any(String) });
+  });
+
+  it('usbFiltersFor names the device by vendor, product and serial number', async () => {
+    const link = await linkFromUsbDevice(asDev(new FakeUsbDevice('cdc-acm')));
+    expect(usbFiltersFor(link)).toEqual([{ vendorId: 0x2fe3, productId: 0x0100, serialNumber: 'FAKE0001' }]);
+    await link.close();
   });
 
   it('requestUsbLink maps unsupported and cancelled; reconnectUsbLinks uses getDevices', async () => {
