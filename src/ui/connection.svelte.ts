@@ -5,8 +5,8 @@
  */
 import type { Link, LinkClosed } from '../core/link/link.ts';
 import { LinkOpenError } from '../core/link/link.ts';
-import { reconnectSerialLinks, requestSerialLink, serialFiltersFor, serialSupported } from '../core/link/webserial.ts';
-import { reconnectUsbLinks, requestUsbLink, usbFiltersFor, usbSupported } from '../core/link/webusb.ts';
+import { reconnectSerialLinks, requestSerialLink, serialApi, serialFiltersFor, serialSupported } from '../core/link/webserial.ts';
+import { reconnectUsbLinks, requestUsbLink, usbApi, usbFiltersFor, usbSupported } from '../core/link/webusb.ts';
 import { openSession, type LogEvent, type SmpSession } from '../core/smp/session.ts';
 import { GROUP_NAMES } from '../core/smp/header.ts';
 import { readDeviceInfo, type InfoState } from '../core/ops/info.ts';
@@ -30,6 +30,13 @@ export interface LogLine {
 }
 
 const MAX_LOG = 500;
+
+export const READING_LABELS: Record<string, string> = {
+  os: 'application and OS information',
+  bootloader: 'bootloader information',
+  groups: 'supported SMP groups',
+  slots: 'firmware slots',
+};
 
 const OPS = ['read', 'read-rsp', 'write', 'write-rsp'];
 
@@ -58,6 +65,8 @@ export class Connection {
   infoState = $state<InfoState | null>(null);
   lostReason = $state('');
   log = $state<LogLine[]>([]);
+  /** A device of the lost kind was plugged in while disconnected. */
+  deviceBack = $state(false);
 
   readonly serialSupported = serialSupported();
   readonly usbSupported = usbSupported();
@@ -66,6 +75,17 @@ export class Connection {
   private session: SmpSession | null = null;
   private lastFilters: unknown[] | undefined;
   private generation = 0;
+
+  constructor() {
+    serialApi()?.addEventListener('connect', () => this.onPlugged('serial'));
+    usbApi()?.addEventListener('connect', () => this.onPlugged('usb'));
+  }
+
+  private onPlugged(t: Transport): void {
+    if (this.transport !== t || (this.status !== 'disconnected' && this.status !== 'closed')) return;
+    this.deviceBack = true;
+    this.note('info', 'A device was plugged in. Press Reconnect to use it.');
+  }
 
   note(level: LogLine['level'], text: string): void {
     const next = this.log.length >= MAX_LOG ? this.log.slice(this.log.length - MAX_LOG + 1) : this.log.slice();
@@ -106,6 +126,7 @@ export class Connection {
     this.problem = null;
     this.infoState = null;
     this.lostReason = '';
+    this.deviceBack = false;
     const what = transport === 'serial' ? 'USB serial' : transport === 'usb' ? 'WebUSB' : 'the virtual device';
     this.note('info', again ? `Reconnecting over ${what}…` : `Connecting over ${what}…`);
     let link: Link;
@@ -139,7 +160,7 @@ export class Connection {
       for await (const st of readDeviceInfo(session)) {
         if (gen !== this.generation) return;
         this.infoState = st;
-        if (st.kind === 'reading') this.note('info', `Reading ${st.what}…`);
+        if (st.kind === 'reading') this.note('info', `Reading ${READING_LABELS[st.what] ?? st.what}…`);
         if (st.kind === 'error') this.note('error', st.message);
         if (st.kind === 'done') this.note('info', 'Device information read.');
       }

@@ -27,6 +27,7 @@ for (const t of [
     await expect(status).toHaveAttribute('data-status', 'disconnected');
 
     await page.evaluate((k) => (globalThis as unknown as Record<string, Fake>)[k]!.replug(), t.fake);
+    await expect(page.getByTestId('device-back')).toBeVisible(); // the 'connect' event was noticed
     await page.getByTestId('disconnected').getByRole('button', { name: 'Reconnect' }).click();
     await expectDevicePage(page);
     await expect(page.getByTestId('disconnected')).toHaveCount(0);

@@ -73,7 +73,11 @@ describe('Connection (app state)', () => {
 
     port.replug();
     serial.add(port);
+    expect(conn.deviceBack).toBe(false);
+    serial.dispatchEvent(Object.assign(new Event('connect'), { port }));
+    expect(conn.deviceBack).toBe(true);
     await conn.reconnect();
+    expect(conn.deviceBack).toBe(false);
     expect(conn.status).toBe('connected');
     expect(conn.problem).toBeNull();
     expect(conn.infoState?.kind).toBe('done');
