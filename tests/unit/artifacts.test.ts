@@ -57,7 +57,7 @@ function withBundle(over: Partial<TrustBundle>): TrustBundle {
   return { ...bundle, ...over };
 }
 
-function expectFail<T>(r: TrustResult<T>, code: string): void {
+function expectFail(r: { ok: true } | { ok: false; code: string; reason: string }, code: string): void {
   if (r.ok) throw new Error(`expected ${code}, but it verified`);
   expect(r.code).toBe(code);
   expect(r.reason.length).toBeGreaterThan(10);
@@ -395,13 +395,13 @@ describe('sealed secrets (COSE_Encrypt, ECDH-ES + HKDF-256, A256GCM)', () => {
     const subtle = globalThis.crypto.subtle;
     const pkcs8 = Uint8Array.of(0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20, ...devEnc.privateKey);
     const priv = await subtle.importKey('pkcs8', pkcs8, { name: 'X25519' }, false, ['deriveBits']);
-    const pub = await subtle.importKey('raw', epk, { name: 'X25519' }, false, []);
+    const pub = await subtle.importKey('raw', epk as BufferSource, { name: 'X25519' }, false, []);
     const z = await subtle.deriveBits({ name: 'X25519', public: pub } as never, priv, 256);
     const ikm = await subtle.importKey('raw', z, 'HKDF', false, ['deriveBits']);
     const ctx = encodeCbor([3, [null, null, null], [null, null, null], [256, rprot]]);
-    const cek = await subtle.deriveBits({ name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(0), info: ctx }, ikm, 256);
+    const cek = await subtle.deriveBits({ name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(0), info: ctx as BufferSource }, ikm, 256);
     const aesKey = await subtle.importKey('raw', cek, 'AES-GCM', false, ['decrypt']);
-    const pt = await subtle.decrypt({ name: 'AES-GCM', iv: unprot.get(5) as Uint8Array, additionalData: encodeCbor(['Encrypt', prot, new Uint8Array(0)]) }, aesKey, ct);
+    const pt = await subtle.decrypt({ name: 'AES-GCM', iv: unprot.get(5) as BufferSource, additionalData: encodeCbor(['Encrypt', prot, new Uint8Array(0)]) as BufferSource }, aesKey, ct as BufferSource);
     expect((decodeCbor(new Uint8Array(pt)) as Map<string, unknown>).get('wifiPassword')).toBe('correct horse');
   });
 
@@ -411,7 +411,7 @@ describe('sealed secrets (COSE_Encrypt, ECDH-ES + HKDF-256, A256GCM)', () => {
     expect(() => open(s, other.privateKey)).toThrow(expect.objectContaining({ code: 'wrong-key' }));
     // without the informative kid the AEAD itself refuses
     const t = decodeCbor(s) as Tag;
-    ((t.value as unknown[][])[3][0][1] as Map<number, unknown>).delete(4);
+    (((t.value as unknown[])[3] as unknown[][])[0][1] as Map<number, unknown>).delete(4);
     expect(() => open(encodeCbor(t), other.privateKey)).toThrow(expect.objectContaining({ code: 'decrypt-failed' }));
     expect(() => open(s, devEnc.privateKey, { externalAad: Uint8Array.of(1) })).toThrow(expect.objectContaining({ code: 'decrypt-failed' }));
   });
@@ -440,7 +440,7 @@ describe('sealed secrets (COSE_Encrypt, ECDH-ES + HKDF-256, A256GCM)', () => {
   it('non-canonical and low-order ephemeral keys are refused', () => {
     const s = seal(secrets, devEnc.publicKey);
     const t = decodeCbor(s) as Tag;
-    const epkMap = ((t.value as unknown[][])[3][0][1] as Map<number, Map<number, unknown>>).get(-1)!;
+    const epkMap = (((t.value as unknown[])[3] as unknown[][])[0][1] as Map<number, Map<number, unknown>>).get(-1)!;
     const x = (epkMap.get(-2) as Uint8Array).slice();
     x[31] |= 0x80; // X25519 would ignore this bit; we must not
     epkMap.set(-2, x);

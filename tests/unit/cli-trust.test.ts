@@ -248,7 +248,7 @@ describe('fieldbench trust verbs (spawned)', () => {
     const kp = await subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
     const prot = encodeCbor(new Map([[1, -7]]));
     const payload = new TextEncoder().encode('from webcrypto');
-    const sig = new Uint8Array(await subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, kp.privateKey, encodeCbor(['Signature1', prot, new Uint8Array(0), payload])));
+    const sig = new Uint8Array(await subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, kp.privateKey, encodeCbor(['Signature1', prot, new Uint8Array(0), payload]) as BufferSource));
     writeFileSync(f('wc.cose'), encodeCbor([prot, new Map(), payload, sig]));
     const spki = Buffer.from(await subtle.exportKey('spki', kp.publicKey)).toString('base64');
     writeFileSync(f('wc.pub.pem'), `-----BEGIN PUBLIC KEY-----\n${spki.match(/.{1,64}/g)!.join('\n')}\n-----END PUBLIC KEY-----\n`);
