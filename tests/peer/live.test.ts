@@ -17,26 +17,42 @@ import { SCRIPT_TIMEOUT_MS, bytesReviver, concatChunks, decodePackets, jsonRound
 const enabled = process.env.FIELDBENCH_PEER === '1';
 const why = !enabled ? 'set FIELDBENCH_PEER=1 to run against the live fixtures' : !fixturesAvailable() ? 'fixtures not extracted (see tests/peer/fixtures.ts)' : '';
 
+async function runOnce(id: PeerFixtureId, golden: { results: unknown; packets: { rx: unknown[] } }): Promise<void> {
+  const fx = await launchFixture(id, { waitForClient: true });
+  try {
+    const rl = recordLink(await fx.open(), { peer: id, framing: fx.framing });
+    if (fx.entry.qemu_cmd) await new Promise((r) => setTimeout(r, 1500));
+    const session = await openSession(rl, { framing: fx.framing, lineGapMs: fx.lineGapMs, timeoutMs: SCRIPT_TIMEOUT_MS });
+    const results = await runPeerScript(session);
+    await session.close();
+    expect(results.params).toEqual({ bufSize: fx.entry.buf_size, bufCount: fx.entry.buf_count, reported: true });
+    expect(jsonRoundTrip(results)).toEqual(golden.results);
+    const t = rl.toTranscript();
+    const rx = decodePackets(fx.framing, concatChunks(t.chunks, 'rx'), 'replies');
+    expect(rx.drops).toEqual([]);
+    expect(rx.packets.length).toBe(golden.packets.rx.length);
+  } finally {
+    await fx.stop();
+  }
+}
+
 describe.skipIf(!!why)(`live Zephyr SMP servers${why ? ` (skipped: ${why})` : ''}`, () => {
   for (const id of Object.keys(PEER_FIXTURES) as PeerFixtureId[]) {
     it(`${id}: the golden script gives the recorded results`, async () => {
       const golden = JSON.parse(readFileSync(join(GOLDEN_DIR, `${id}.json`), 'utf8'), bytesReviver);
-      const fx = await launchFixture(id, { waitForClient: true });
-      try {
-        const rl = recordLink(await fx.open(), { peer: id, framing: fx.framing });
-        if (fx.entry.qemu_cmd) await new Promise((r) => setTimeout(r, 1500));
-        const session = await openSession(rl, { framing: fx.framing, lineGapMs: fx.lineGapMs, timeoutMs: SCRIPT_TIMEOUT_MS });
-        const results = await runPeerScript(session);
-        await session.close();
-        expect(results.params).toEqual({ bufSize: fx.entry.buf_size, bufCount: fx.entry.buf_count, reported: true });
-        expect(jsonRoundTrip(results)).toEqual(golden.results);
-        const t = rl.toTranscript();
-        const rx = decodePackets(fx.framing, concatChunks(t.chunks, 'rx'), 'replies');
-        expect(rx.drops).toEqual([]);
-        expect(rx.packets.length).toBe(golden.packets.rx.length);
-      } finally {
-        await fx.stop();
+      // native_sim's pty UART drops lines under CPU load even when paced (see notes on pacing):
+      // one fresh attempt is allowed, and a second failure fails the test.
+      let last: unknown;
+      for (let attempt = 1; attempt <= 2; attempt++) {
+        try {
+          await runOnce(id, golden);
+          return;
+        } catch (e) {
+          last = e;
+          if (attempt === 1) console.warn(`${id}: attempt 1 failed, retrying once: ${(e as Error).message.split('\n')[0]}`);
+        }
       }
+      throw last;
     });
   }
 });
