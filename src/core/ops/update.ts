@@ -433,7 +433,11 @@ export async function uploadImage(client: SmpClient, image: Uint8Array, opts: Up
  * Stop-and-wait upload with fixed 128-byte chunks, one request at a time, as
  * common tools upload: the baseline the pipelined engine is measured against.
  */
-export async function uploadStopAndWait(client: SmpClient, image: Uint8Array, opts: { chunk?: number; signal?: AbortSignal; timeoutMs?: number } = {}): Promise<{ requests: number; match?: boolean }> {
+export async function uploadStopAndWait(
+  client: SmpClient,
+  image: Uint8Array,
+  opts: { chunk?: number; signal?: AbortSignal; timeoutMs?: number; onProgress?: (p: UploadProgress) => void } = {},
+): Promise<{ requests: number; match?: boolean }> {
   const chunk = opts.chunk ?? 128;
   const sha = sha256(image);
   let off = 0;
@@ -448,6 +452,7 @@ export async function uploadStopAndWait(client: SmpClient, image: Uint8Array, op
     if (typeof r.off !== 'number') throw new UploadError('upload reply lacks "off"', false);
     off = r.off;
     if (typeof r.match === 'boolean') match = r.match;
+    opts.onProgress?.({ sent: off, total: image.length });
   }
   return { requests, match };
 }
