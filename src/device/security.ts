@@ -72,6 +72,8 @@ export interface SecurityOptions {
   interfaces?: Record<string, InterfaceState>;
   /** Tests: called at each step of a configuration apply; may reboot the device there. */
   applyStep?: (step: ApplyStep) => void | Promise<void>;
+  /** The model's configuration schema check: a problem (never quoting secret values) or null. */
+  validateSettings?: (settings: SignedConfig['settings']) => string | null;
 }
 
 export type ApplyStep = 'verified' | 'staged' | 'committed';
@@ -402,6 +404,11 @@ export class DeviceSecurity {
       throw new MgmtError(RC.EACCESSDENIED, rc);
     }
     const cfg: SignedConfig = v.value;
+    const problem = this.opts.validateSettings?.(cfg.settings);
+    if (problem) {
+      this.log('config-rejected', `#${cfg.sequence}: ${problem}`);
+      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Malformed);
+    }
     if (Object.keys(cfg.settings).some((k) => k.startsWith('rotate.'))) this.requirePermission('rotate-keys');
     if (cfg.secrets) {
       try {
