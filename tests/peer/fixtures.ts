@@ -28,6 +28,8 @@ export interface ManifestEntry {
   groups: string[];
   line_length_max: number | null;
   mcuboot: boolean;
+  recovery_buf_size?: number;
+  recovery_buf_count?: number;
   qemu_cmd: string | null;
   run: string | null;
   target: string;
@@ -39,6 +41,8 @@ export const PEER_FIXTURES = {
   'native_sim.serial': { framing: 'console', lineGapMs: 30 },
   'native_sim.serial_raw': { framing: 'raw', lineGapMs: 0 },
   'qemu_cortex_m0.serial': { framing: 'console', lineGapMs: 0 },
+  /** The app resets into MCUboot serial recovery (os reset boot_mode 1); we record the bootloader's SMP server. */
+  'mps2_an385.serial_recovery': { framing: 'console', lineGapMs: 0, recovery: true },
 } as const;
 export type PeerFixtureId = keyof typeof PEER_FIXTURES;
 
@@ -53,7 +57,7 @@ export function manifestEntry(id: string): ManifestEntry {
   return e;
 }
 
-/** "zephyr_4.4.0_smp_server_..." -> "4.4.0" */
+/** "zephyr_4.4.0_smp_server_..." -> "4.4.0" ("zephyr_f33aa2bc4a43_..." -> "f33aa2bc4a43", a post-4.4.0 main commit) */
 export function zephyrVersionOf(e: ManifestEntry): string {
   return /^zephyr_([^_]+)_/.exec(e.artifact)?.[1] ?? 'unknown';
 }
@@ -88,6 +92,8 @@ export interface RunningFixture {
   spec: string;
   framing: 'console' | 'raw';
   lineGapMs: number;
+  /** The SMP server to talk to is MCUboot's serial recovery (reached via connectRecovery()). */
+  recovery: boolean;
   /** The server's stdout/stderr so far (boot log, pty announcement). */
   output(): string;
   /** Open a link to it (retries while an emulator is still starting). */
@@ -174,6 +180,7 @@ export async function launchFixture(id: PeerFixtureId, opts: LaunchOptions = {})
     spec,
     framing: cfg.framing,
     lineGapMs: cfg.lineGapMs,
+    recovery: 'recovery' in cfg && cfg.recovery,
     output: () => out,
     async open(timeoutMs = 10000) {
       const deadline = Date.now() + timeoutMs;
@@ -189,4 +196,24 @@ export async function launchFixture(id: PeerFixtureId, opts: LaunchOptions = {})
     },
     stop,
   };
+}
+
+/**
+ * Reboot the app into MCUboot serial recovery (os reset, boot_mode 1) over a
+ * first, unrecorded connection, then return a fresh link to the bootloader.
+ */
+export async function connectRecovery(fx: RunningFixture, bootMs = 1500, recoveryMs = 2500): Promise<Link> {
+  const { openSession } = await import('../../src/core/smp/session.ts');
+  const { reset } = await import('../../src/core/groups/os.ts');
+  const appLink = await fx.open();
+  await new Promise((r) => setTimeout(r, bootMs));
+  const app = await openSession(appLink, { framing: fx.framing, timeoutMs: 3000 });
+  try {
+    await reset(app.client, { bootMode: 1 });
+  } catch {
+    /* some servers reset before replying */
+  }
+  await app.close();
+  await new Promise((r) => setTimeout(r, recoveryMs));
+  return fx.open();
 }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { recordLink } from '../../src/core/link/recording.ts';
 import { openSession } from '../../src/core/smp/session.ts';
-import { PEER_FIXTURES, fixturesAvailable, launchFixture, type PeerFixtureId } from './fixtures.ts';
+import { PEER_FIXTURES, connectRecovery, fixturesAvailable, launchFixture, type PeerFixtureId } from './fixtures.ts';
 import { GOLDEN_DIR } from './record.ts';
 import { SCRIPT_TIMEOUT_MS, bytesReviver, concatChunks, decodePackets, jsonRoundTrip, runPeerScript } from './script.ts';
 
@@ -20,12 +20,16 @@ const why = !enabled ? 'set FIELDBENCH_PEER=1 to run against the live fixtures' 
 async function runOnce(id: PeerFixtureId, golden: { results: unknown; packets: { rx: unknown[] } }): Promise<void> {
   const fx = await launchFixture(id, { waitForClient: true });
   try {
-    const rl = recordLink(await fx.open(), { peer: id, framing: fx.framing });
-    if (fx.entry.qemu_cmd) await new Promise((r) => setTimeout(r, 1500));
+    const rl = recordLink(fx.recovery ? await connectRecovery(fx) : await fx.open(), { peer: id, framing: fx.framing });
+    if (fx.entry.qemu_cmd && !fx.recovery) await new Promise((r) => setTimeout(r, 1500));
     const session = await openSession(rl, { framing: fx.framing, lineGapMs: fx.lineGapMs, timeoutMs: SCRIPT_TIMEOUT_MS });
-    const results = await runPeerScript(session);
+    const results = await runPeerScript(session, { recovery: fx.recovery });
     await session.close();
-    expect(results.params).toEqual({ bufSize: fx.entry.buf_size, bufCount: fx.entry.buf_count, reported: true });
+    expect(results.params).toEqual(
+      fx.recovery
+        ? { bufSize: fx.entry.recovery_buf_size, bufCount: fx.entry.recovery_buf_count, reported: true }
+        : { bufSize: fx.entry.buf_size, bufCount: fx.entry.buf_count, reported: true },
+    );
     expect(jsonRoundTrip(results)).toEqual(golden.results);
     const t = rl.toTranscript();
     const rx = decodePackets(fx.framing, concatChunks(t.chunks, 'rx'), 'replies');

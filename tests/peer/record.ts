@@ -12,7 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { recordLink } from '../../src/core/link/recording.ts';
 import { openSession } from '../../src/core/smp/session.ts';
-import { PEER_FIXTURES, launchFixture, zephyrVersionOf, type PeerFixtureId } from './fixtures.ts';
+import { PEER_FIXTURES, connectRecovery, launchFixture, zephyrVersionOf, type PeerFixtureId } from './fixtures.ts';
 import { SCRIPT_TIMEOUT_MS, bytesReplacer, concatChunks, decodePackets, runPeerScript } from './script.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -24,12 +24,12 @@ const EMULATOR_BOOT_MS = 1500;
 export async function recordFixture(id: PeerFixtureId): Promise<string> {
   const fx = await launchFixture(id, { waitForClient: true });
   try {
-    const link = await fx.open();
+    const link = fx.recovery ? await connectRecovery(fx) : await fx.open();
     const rl = recordLink(link, { peer: `zephyr ${zephyrVersionOf(fx.entry)} ${id} (${fx.entry.artifact})`, framing: fx.framing });
     // let an emulator boot (its boot log queues in the link and is recorded as the session reads it)
-    if (fx.entry.qemu_cmd) await new Promise((r) => setTimeout(r, EMULATOR_BOOT_MS));
+    if (fx.entry.qemu_cmd && !fx.recovery) await new Promise((r) => setTimeout(r, EMULATOR_BOOT_MS));
     const session = await openSession(rl, { framing: fx.framing, lineGapMs: fx.lineGapMs, timeoutMs: SCRIPT_TIMEOUT_MS });
-    const results = await runPeerScript(session);
+    const results = await runPeerScript(session, { recovery: fx.recovery });
     await session.close();
     const t = rl.toTranscript();
     const tx = decodePackets(fx.framing, concatChunks(t.chunks, 'tx'), 'requests');
@@ -49,7 +49,9 @@ export async function recordFixture(id: PeerFixtureId): Promise<string> {
         line_length_max: fx.entry.line_length_max,
         mcuboot: fx.entry.mcuboot,
         groups: fx.entry.groups,
+        ...(fx.recovery ? { recovery_buf_size: fx.entry.recovery_buf_size, recovery_buf_count: fx.entry.recovery_buf_count } : {}),
       },
+      recovery: fx.recovery,
       peer: t.peer,
       framing: t.framing,
       recordedAt: t.recordedAt,

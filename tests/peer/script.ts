@@ -60,7 +60,7 @@ export function largestAnswered(framing: Framing, bufSize: number): number {
   return framing === 'console' ? bufSize - 4 : bufSize - 1;
 }
 
-export async function runPeerScript(session: SmpSession): Promise<ScriptResults> {
+export async function runPeerScript(session: SmpSession, opts: { recovery?: boolean } = {}): Promise<ScriptResults> {
   const c = session.client;
   const info = await collectDeviceInfo(session);
   const { bufSize } = session.params;
@@ -76,7 +76,8 @@ export async function runPeerScript(session: SmpSession): Promise<ScriptResults>
   const oversize: ScriptResults['oversize'] = [];
   const { maxPacket, window } = c;
   c.setLimits(bufSize + 64, 1);
-  const sizes = session.framing === 'console' ? [bufSize - 3] : [bufSize, bufSize + 1];
+  // MCUboot serial recovery still answers buf_size - 3 and drops buf_size - 2; the app's UART drops buf_size - 3
+  const sizes = opts.recovery ? [bufSize - 3, bufSize - 2] : session.framing === 'console' ? [bufSize - 3] : [bufSize, bufSize + 1];
   for (const packetBytes of sizes) {
     oversize.push({ packetBytes, outcome: await outcome(echo(c, text(echoTextFor(packetBytes)), { timeoutMs: NO_REPLY_WAIT_MS })) });
   }

@@ -26,7 +26,19 @@ interface Golden {
   fixture: string;
   zephyrVersion: string;
   zephyrBuild: string | null;
-  manifest: { artifact: string; buf_size: number; buf_count: number; line_length_max: number | null; mcuboot: boolean; groups: string[]; transport: string };
+  manifest: {
+    artifact: string;
+    buf_size: number;
+    buf_count: number;
+    line_length_max: number | null;
+    mcuboot: boolean;
+    groups: string[];
+    transport: string;
+    recovery_buf_size?: number;
+    recovery_buf_count?: number;
+  };
+  /** The transcript is of MCUboot's serial recovery SMP server (the app was reset into it first). */
+  recovery: boolean;
   peer: string;
   framing: Framing;
   recordedAt: string;
@@ -37,10 +49,12 @@ interface Golden {
   chunks: TranscriptChunk[];
 }
 
+const packetSizeOf = (p: DecodedPacket) => 8 + p.header.length;
+
 const files = readdirSync(GOLDEN_DIR).filter((f) => f.endsWith('.json')).sort();
 
-it('has the three recorded peers', () => {
-  expect(files).toEqual(['native_sim.serial.json', 'native_sim.serial_raw.json', 'qemu_cortex_m0.serial.json']);
+it('has the four recorded peers', () => {
+  expect(files).toEqual(['mps2_an385.serial_recovery.json', 'native_sim.serial.json', 'native_sim.serial_raw.json', 'qemu_cortex_m0.serial.json']);
 });
 
 /** Open a session over a replay of `g`, with the client starting at the recorded sequence number. */
@@ -113,19 +127,29 @@ for (const file of files) {
       expect(Buffer.compare(ours, Buffer.from(txBytes))).toBe(0);
     });
 
+    // the buffer the server in the transcript has: the app's, or MCUboot recovery's
+    const bufSize = g.recovery ? g.manifest.recovery_buf_size! : g.manifest.buf_size;
+    const bufCount = g.recovery ? g.manifest.recovery_buf_count! : g.manifest.buf_count;
+
     it('params match the manifest buf_size and buf_count', () => {
       const [req] = reqs(0, 6);
       const [rep] = bySeq(req.header.seq);
-      expect(rep.body).toEqual({ buf_size: g.manifest.buf_size, buf_count: g.manifest.buf_count });
-      expect(g.results.params).toEqual({ bufSize: g.manifest.buf_size, bufCount: g.manifest.buf_count, reported: true });
+      expect(rep.body).toEqual({ buf_size: bufSize, buf_count: bufCount });
+      expect(g.results.params).toEqual({ bufSize, bufCount, reported: true });
     });
 
     it('the device is the Zephyr version the fixture names', () => {
       expect(g.manifest.artifact).toContain(`zephyr_${g.zephyrVersion}_`);
-      const info = g.results.info as { os: Record<string, string> };
-      expect(info.os.version).toBe(g.zephyrVersion);
-      expect(info.os.kernel).toBe('Zephyr');
-      expect(info.os.release).toBe(g.zephyrBuild);
+      const info = g.results.info as { os?: Record<string, string>; unavailable: { what: string }[] };
+      if (g.recovery) {
+        // MCUboot's recovery server has no OS info, groups list or bootloader info: only img (and params, reset)
+        expect(info.os).toBeUndefined();
+        expect(info.unavailable.map((u) => u.what)).toEqual(['os', 'bootloader', 'groups']);
+        return;
+      }
+      expect(info.os!.version).toBe(g.zephyrVersion);
+      expect(info.os!.kernel).toBe('Zephyr');
+      expect(info.os!.release).toBe(g.zephyrBuild);
     });
 
     it('every request got the reply it asked for: same seq, group, id, op + 1', () => {
@@ -138,6 +162,13 @@ for (const file of files) {
     });
 
     it('echo replies carry back exactly what was sent', () => {
+      if (g.recovery) {
+        // echo is not built into this MCUboot: every echo is answered rc 8
+        for (const q of reqs(0, 0)) expect(bySeq(q.header.seq).map((p) => p.body).filter((b) => b), `seq ${q.header.seq}`).toEqual(
+          packetSizeOf(q) > bufSize - 3 ? [] : [{ rc: 8 }],
+        );
+        return;
+      }
       let n = 0;
       for (const q of reqs(0, 0)) {
         const [rep] = bySeq(q.header.seq);
@@ -157,7 +188,15 @@ for (const file of files) {
     });
 
     it('oversized requests: the size limit we observed', () => {
-      const packetSize = (p: DecodedPacket) => 8 + p.header.length;
+      const packetSize = packetSizeOf;
+      if (g.recovery) {
+        // MCUboot recovery answers buf_size - 3 (rc 8 here: no echo) and silently drops buf_size - 2
+        const big = reqs(0, 0).filter((p) => packetSize(p) > bufSize - 4);
+        expect(big.map(packetSize)).toEqual([bufSize - 3, bufSize - 2]);
+        expect(bySeq(big[0].header.seq).map((p) => p.body)).toEqual([{ rc: 8 }]);
+        expect(bySeq(big[1].header.seq)).toEqual([]);
+        return;
+      }
       const big = reqs(0, 0).filter((p) => packetSize(p) > g.manifest.buf_size - 4);
       if (g.framing === 'console') {
         // buf_size - 4 is answered; buf_size - 3 gets no reply at all (frame length + CRC share the buffer)
@@ -186,7 +225,7 @@ for (const file of files) {
 
     it('the whole recorded session replays: same bytes out, same results', async () => {
       const { link, session } = await replaySession(g);
-      const results = await runPeerScript(session);
+      const results = await runPeerScript(session, { recovery: g.recovery });
       expect(link.mismatch).toBeUndefined();
       expect(link.finished, link.position).toBe(true);
       expect(jsonRoundTrip(results)).toEqual(g.results);
