@@ -167,11 +167,19 @@ describe('every single-bit flip is rejected with a reason', () => {
     it(type, async () => {
       const bytes = artifacts()[type];
       const codes = new Map<string, number>();
+      // only the anchors this type needs, so each rejected flip costs few signature checks
+      const slim = withBundle({ anchors: { manufacturer: type === 'identity' ? bundle.anchors.manufacturer : [], firmware: [], owner: bundle.anchors.owner } });
+      const verify: Verify =
+        type === 'identity' ? (b) => verifyIdentity(b, { bundle: slim, now: NOW })
+          : type === 'credential' ? (b) => verifyCredential(b, { bundle: slim, now: NOW })
+            : type === 'config' ? (b) => verifyConfig(b, { bundle: slim, now: NOW })
+              : verifiers.bundle;
+      expect((await verify(bytes)).ok).toBe(true);
       for (let i = 0; i < bytes.length; i++) {
         for (let bit = 0; bit < 8; bit++) {
           const b = bytes.slice();
           b[i] ^= 1 << bit;
-          const r = await verifiers[type](b);
+          const r = await verify(b);
           if (r.ok) throw new Error(`${type}: flip of byte ${i} bit ${bit} was accepted`);
           expect(r.reason).toBeTruthy();
           codes.set(r.code, (codes.get(r.code) ?? 0) + 1);
