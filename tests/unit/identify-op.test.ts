@@ -244,6 +244,24 @@ describe('identifyDevice', () => {
     await s.close();
   });
 
+  it("another application's group at the default id is not taken for ours", async () => {
+    const dev = new ReferenceDevice();
+    let asked = 0;
+    dev.registerGroup({ id: 96, name: 'vendor_x', read: { 0: () => (asked++, { hello: 'world' }) }, write: {} } as never);
+    const v = createVirtualDevice({ model: FAST, device: dev });
+    const s = await openSession(v.link);
+    const { bundle } = await makeBundle((await world()).auth, null);
+    expect((await runIdentify(s, { bundle })).kind).toBe('unsupported');
+    expect(asked).toBe(0);
+    const dev2 = new ReferenceDevice({ enumDetails: false });
+    dev2.registerGroup({ id: 96, name: 'vendor_x', read: { 0: () => (asked++, { hello: 'world' }) }, write: {} } as never);
+    const s2 = await openSession(createVirtualDevice({ model: FAST, device: dev2 }).link);
+    expect((await runIdentify(s2, { bundle })).kind).toBe('unsupported'); // probed: a reply without our fields
+    expect(asked).toBe(1);
+    await s.close();
+    await s2.close();
+  });
+
   it('finds the group by probing when the device lists ids without names', async () => {
     const x = await w({ enumDetails: false });
     expect((await done(x)).badges).toEqual(['verified']);
@@ -306,6 +324,12 @@ describe('recordIdentification', () => {
     expect(rec2.entry.outcome).toBe('rejected');
     expect(rec2.device).toBeUndefined();
     expect(await findByIdentifier(store, { kind: 'serial', value: 'FB-0002' })).toEqual([]);
+
+    const x2 = await w({ security: { serial: 'FB-0003' } });
+    const rm = await done(x2, { label: { serial: 'FB-0004' } });
+    const rec3 = await recordIdentification({ db: store, signer: tech }, rm.identity);
+    expect(rec3.entry.outcome).toBe('attention');
+    expect(rec3.device).toMatchObject({ serial: 'FB-0003', verdict: 'label-mismatch', label: 'serial FB-0004' });
 
     const v = await verifyAuditExport(await exportAudit(store), [tech.publicKey]);
     expect(v.ok).toBe(true);

@@ -113,6 +113,9 @@ export async function findSecurityGroup(session: SmpSession): Promise<SecurityGr
     const named = findGroup(groups, SECURITY_GROUP_NAME);
     if (named) return new SecurityGroup(c, named.id);
     ids = groups.map((g) => g.id);
+    // The default id under a real name of its own is some other application's group.
+    const atDefault = groups.find((x) => x.id === SECURITY_GROUP_DEFAULT_ID);
+    if (atDefault && atDefault.name !== `group ${SECURITY_GROUP_DEFAULT_ID}`) return null;
   } catch (e) {
     if (!(e instanceof SmpError) || e.kind === 'closed' || e.kind === 'timeout') throw e;
   }
@@ -122,7 +125,8 @@ export async function findSecurityGroup(session: SmpSession): Promise<SecurityGr
     await g.identity();
     return g;
   } catch (e) {
-    if (e instanceof SmpError && (e.notSupported || e.kind === 'decode')) return null;
+    // rc 8 (no such group), another group's error, or a reply without our fields: not ours.
+    if (e instanceof SmpError && (e.kind === 'rc' || e.kind === 'group' || e.kind === 'decode')) return null;
     throw e;
   }
 }

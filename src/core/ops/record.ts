@@ -45,6 +45,14 @@ function labelText(r: IdentifyResult): string | undefined {
   return parts.length ? parts.join(', ') : undefined;
 }
 
+/** The inventory's one-word verdict for an identification: the most serious badge. */
+export function inventoryVerdict(r: IdentifyResult): string {
+  if (!r.verified) return 'unverified';
+  if (r.badges.includes('duplicate')) return 'duplicate';
+  if (r.badges.includes('label-mismatch')) return 'label-mismatch';
+  return 'verified';
+}
+
 export async function recordIdentification(ctx: RecordContext, r: IdentifyResult): Promise<Recorded> {
   const time = ctx.now ?? Date.now();
   const details: Record<string, unknown> = {
@@ -65,7 +73,7 @@ export async function recordIdentification(ctx: RecordContext, r: IdentifyResult
   return recordOperation(
     ctx.db,
     { technician: ctx.signer, op: 'identify', device: identifiers(r), outcome, details, time },
-    r.verified ? { ...identifiers(r), model: r.presented.model, verdict: r.badges.length > 1 ? r.badges.join(',') : 'verified', verdictTime: time, seen: time, label } : null,
+    r.verified ? { ...identifiers(r), model: r.presented.model, verdict: inventoryVerdict(r), verdictTime: time, seen: time, label } : null,
   );
 }
 
