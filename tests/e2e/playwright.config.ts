@@ -57,7 +57,7 @@ export default defineConfig({
     },
   },
   webServer: {
-    command: `${vite} build --logLevel warn --outDir ${JSON.stringify(outDir)} --emptyOutDir && ${vite} preview --outDir ${JSON.stringify(outDir)} --host 127.0.0.1 --port ${port} --strictPort`,
+    command: `${vite} build --logLevel error --outDir ${JSON.stringify(outDir)} --emptyOutDir && ${vite} preview --outDir ${JSON.stringify(outDir)} --host 127.0.0.1 --port ${port} --strictPort`,
     cwd: root,
     url: `http://127.0.0.1:${port}/`,
     reuseExistingServer: false,
