@@ -9,8 +9,8 @@ export const CONNECT_OPTIONS = ['port', 'baud', 'framing', 'line-gap', 'timeout'
 export const CONNECT_USAGE = `  --port PORT       /dev/ttyACM0, /dev/pts/N, or tcp://127.0.0.1:PORT (required)
   --baud N          serial line rate (default 115200)
   --framing F       console (default) or raw
-  --line-gap MS     pause between console lines (default: 0 on serial ports, 2 on ptys and TCP,
-                    which have no line rate of their own and overrun a device's line buffers)
+  --line-gap MS     pause between console lines (default 15 on ptys, which have no line rate of their
+                    own and overrun a Zephyr native_sim UART's line buffers; 0 on serial ports and TCP)
   --timeout MS      per-request timeout (default 5000)
   --verbose         log every request and reply on stderr`;
 
@@ -40,8 +40,7 @@ export async function connect(args: ParsedArgs, io: CliIo): Promise<SmpSession> 
     if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${name} must be a non-negative number`);
     return n;
   };
-  const unpaced = port.startsWith('tcp://') || port.startsWith('/dev/pts/');
-  const lineGapMs = num('line-gap', unpaced ? 2 : 0);
+  const lineGapMs = num('line-gap', port.startsWith('/dev/pts/') ? 15 : 0);
   const baudRate = num('baud', 115200);
   const timeoutMs = num('timeout', 5000);
   const verbose = args.has('verbose');

@@ -259,7 +259,8 @@ export class ReferenceDevice {
   }
 
   private onPacket(packet: Uint8Array): void {
-    if (packet.length > this.opts.bufSize) {
+    const limit = this.opts.framing === 'console' ? this.opts.bufSize - 4 : this.opts.bufSize - 1;
+    if (packet.length > limit) {
       // A real device cannot hold it in a netbuf: silently dropped.
       this.stats.droppedOversize++;
       return;

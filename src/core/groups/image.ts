@@ -10,12 +10,15 @@ export interface ImageSlot {
   slot: number;
   version: string;
   hash?: Uint8Array;
-  bootable: boolean;
-  pending: boolean;
-  confirmed: boolean;
-  active: boolean;
-  permanent: boolean;
+  /** Flags are undefined when the device does not report them (MCUboot serial recovery). */
+  bootable?: boolean;
+  pending?: boolean;
+  confirmed?: boolean;
+  active?: boolean;
+  permanent?: boolean;
 }
+
+const flag = (v: unknown): boolean | undefined => (typeof v === 'boolean' ? v : undefined);
 
 function parseSlots(r: Record<string, unknown>): ImageSlot[] {
   if (!Array.isArray(r.images)) throw new SmpError('decode', 'image state reply lacks "images"');
@@ -24,11 +27,11 @@ function parseSlots(r: Record<string, unknown>): ImageSlot[] {
     slot: typeof s.slot === 'number' ? s.slot : 0,
     version: typeof s.version === 'string' ? s.version : '?',
     hash: s.hash instanceof Uint8Array ? s.hash : undefined,
-    bootable: s.bootable === true,
-    pending: s.pending === true,
-    confirmed: s.confirmed === true,
-    active: s.active === true,
-    permanent: s.permanent === true,
+    bootable: flag(s.bootable),
+    pending: flag(s.pending),
+    confirmed: flag(s.confirmed),
+    active: flag(s.active),
+    permanent: flag(s.permanent),
   }));
 }
 

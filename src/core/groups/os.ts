@@ -50,17 +50,25 @@ export async function osInfo(c: SmpClient, format: string, opts?: RequestOptions
   return r.output;
 }
 
-/** Every info field, one request each (in parallel within the client's window). */
-export async function osInfoAll(c: SmpClient, opts?: RequestOptions): Promise<Partial<Record<OsInfoField, string>>> {
+/**
+ * Every info field, one request each (in parallel within the client's window).
+ * Fields that could not be read are listed in `missing` with the reason.
+ */
+export async function osInfoAll(
+  c: SmpClient,
+  opts?: RequestOptions,
+): Promise<{ fields: Partial<Record<OsInfoField, string>>; missing: { field: OsInfoField; reason: string }[] }> {
   const entries = Object.entries(INFO_FIELDS) as [keyof typeof INFO_FIELDS, OsInfoField][];
   const results = await Promise.allSettled(entries.map(([letter]) => osInfo(c, letter, opts)));
-  const out: Partial<Record<OsInfoField, string>> = {};
+  const fields: Partial<Record<OsInfoField, string>> = {};
+  const missing: { field: OsInfoField; reason: string }[] = [];
   results.forEach((r, i) => {
-    if (r.status === 'fulfilled') out[entries[i][1]] = r.value;
+    if (r.status === 'fulfilled') fields[entries[i][1]] = r.value;
+    else missing.push({ field: entries[i][1], reason: (r.reason as Error)?.message ?? String(r.reason) });
   });
   const firstErr = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
-  if (Object.keys(out).length === 0 && firstErr) throw firstErr.reason;
-  return out;
+  if (Object.keys(fields).length === 0 && firstErr) throw firstErr.reason;
+  return { fields, missing };
 }
 
 export interface BootloaderInfo {

@@ -86,3 +86,15 @@ export function usbOpenError(e: unknown, step: string): LinkOpenError {
 export function hex4(n: number | undefined): string {
   return n === undefined ? '????' : n.toString(16).padStart(4, '0');
 }
+
+/** Settle `p` within `ms`; resolves true if it settled (either way), false on timeout. Never rejects. */
+export function settleWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    p.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms))),
+  ]).finally(() => clearTimeout(timer));
+}

@@ -8,7 +8,7 @@
  * link presents one continuous readable across the former and ends on the latter.
  */
 import { LinkOpenError, type Link, type LinkClosed } from './link.ts';
-import { chooserError, errMessage, hex4, REMEDY, serialOpenError, SERIAL_SUPPORT } from './web-support.ts';
+import { chooserError, errMessage, hex4, REMEDY, serialOpenError, settleWithin, SERIAL_SUPPORT } from './web-support.ts';
 
 export interface SerialPortInfoLike {
   usbVendorId?: number;
@@ -325,14 +325,15 @@ class SerialLink implements Link {
     const w = this.writer;
     this.writer = null;
     if (w) {
-      await w.close().catch(() => {});
+      // Flush what is queued, but never hang on a port that no longer drains (flow control, wedged device).
+      if (!(await settleWithin(w.close(), 1000))) await settleWithin(w.abort(), 1000);
       try {
         w.releaseLock();
       } catch {
         /* ignore */
       }
     }
-    await this.port.close().catch(() => {});
+    await settleWithin(this.port.close(), 2000);
   }
 
   close(): Promise<void> {

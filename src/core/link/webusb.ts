@@ -7,7 +7,7 @@
  * `linkFromUsbDevice` wraps an already-obtained USBDevice (testable with a fake).
  */
 import { LinkOpenError, type Link, type LinkClosed } from './link.ts';
-import { chooserError, errMessage, hex4, isGoneError, REMEDY, usbOpenError, USB_SUPPORT } from './web-support.ts';
+import { chooserError, errMessage, hex4, isGoneError, REMEDY, settleWithin, usbOpenError, USB_SUPPORT } from './web-support.ts';
 
 export interface UsbEndpointLike {
   endpointNumber: number;
@@ -401,19 +401,20 @@ class UsbLink implements Link {
   private async teardown(polite: boolean): Promise<void> {
     this.endReadable();
     if (polite && this.plan.control) {
-      await this.device
-        .controlTransferOut({
+      await settleWithin(
+        this.device.controlTransferOut({
           requestType: 'class',
           recipient: 'interface',
           request: CDC_SET_CONTROL_LINE_STATE,
           value: 0,
           index: this.plan.control.interfaceNumber,
-        })
-        .catch(() => {});
+        }),
+        1000,
+      );
     }
     // Releasing the interface aborts a pending transferIn, which ends the read loop.
-    for (const n of this.claimed) await this.device.releaseInterface(n).catch(() => {});
-    await this.device.close().catch(() => {});
+    for (const n of this.claimed) await settleWithin(this.device.releaseInterface(n), 1000);
+    await settleWithin(this.device.close(), 2000);
   }
 
   close(): Promise<void> {

@@ -28,7 +28,14 @@ export async function* readDeviceInfo(session: SmpSession): AsyncGenerator<InfoS
   const c = session.client;
   const info: DeviceInfo = { params: session.params, unavailable: [] };
   const steps: [InfoState & { kind: 'reading' }, () => Promise<void>][] = [
-    [{ kind: 'reading', what: 'os' }, async () => void (info.os = await osInfoAll(c))],
+    [
+      { kind: 'reading', what: 'os' },
+      async () => {
+        const r = await osInfoAll(c);
+        info.os = r.fields;
+        for (const m of r.missing) info.unavailable.push({ what: `os ${m.field}`, reason: m.reason });
+      },
+    ],
     [{ kind: 'reading', what: 'bootloader' }, async () => void (info.bootloader = await bootloaderInfo(c))],
     [{ kind: 'reading', what: 'groups' }, async () => void (info.groups = await listGroups(c))],
     [{ kind: 'reading', what: 'slots' }, async () => void (info.slots = await readState(c))],

@@ -246,6 +246,11 @@ export interface UploadResult {
   resumedFrom?: number;
 }
 
+/** SMP-level EINVAL (not an img_mgmt group error): the request did not decode, i.e. it was garbled in transit. */
+function isGarbled(e: unknown): boolean {
+  return e instanceof SmpError && e.kind === 'rc' && e.rc === 3;
+}
+
 /** Pipelined, resynchronising, resumable upload of `image` to the device's upload slot. */
 export async function uploadImage(client: SmpClient, image: Uint8Array, opts: UploadEngineOptions = {}): Promise<UploadResult> {
   const total = image.length;
@@ -304,7 +309,7 @@ export async function uploadImage(client: SmpClient, image: Uint8Array, opts: Up
         started = true;
         return r.off;
       } catch (e) {
-        if (e instanceof SmpError && e.kind === 'timeout' && ++stalls <= maxStalls && !signal?.aborted) {
+        if ((isGarbled(e) || (e instanceof SmpError && e.kind === 'timeout')) && ++stalls <= maxStalls && !signal?.aborted) {
           result.timeouts++;
           continue;
         }
@@ -410,7 +415,9 @@ export async function uploadImage(client: SmpClient, image: Uint8Array, opts: Up
         (e: unknown) => {
           inflight--;
           if (finished) return;
-          if (e instanceof SmpError && e.kind === 'timeout') {
+          if ((e instanceof SmpError && e.kind === 'timeout') || isGarbled(e)) {
+            // A lost request/reply, or one garbled on the line (raw framing has no CRC): the device
+            // answers EINVAL to a request it cannot decode. Restart at the last confirmed offset.
             result.timeouts++;
             if (ep !== epoch || restarting) return pump();
             if (++stalls > maxStalls) return finish(e);
@@ -718,6 +725,7 @@ export async function* updateFirmware(session: SmpSession, image: Uint8Array, op
   }
   let sent = 0;
   let attempt = 0;
+  let matchFailures = 0;
   let match: boolean | undefined;
   for (;;) {
     const ch = new Channel<UpdateState | { kind: 'end'; result?: UploadResult; error?: UploadError }>();
@@ -764,7 +772,7 @@ export async function* updateFirmware(session: SmpSession, image: Uint8Array, op
       match = end.result.match;
       yield { kind: 'uploading', sent: image.length, total: image.length, bytesPerSecond: 0, etaMs: 0 };
       if (match === false) {
-        if (attempt++ === 0) continue; // the device lost its upload state: upload once more
+        if (++matchFailures < 3) continue; // garbled data reached flash (no CRC on raw framing): upload again
         yield { kind: 'error', message: 'the device reports the uploaded data does not match the image SHA-256 (corrupted in transit); nothing was installed', recoverable: true };
         return;
       }

@@ -23,6 +23,8 @@ export interface ClientOptions {
   log?: (e: LogEvent) => void;
   /** Log request/response bodies (off by default: bodies may be large). */
   logBodies?: boolean;
+  /** Sequence number of the first request (default random). */
+  initialSeq?: number;
 }
 
 export interface RequestOptions {
@@ -48,7 +50,7 @@ export class SmpClient {
   version = SMP_V2;
   /** Replies that matched no request (late after a timeout, or foreign). */
   unmatched = 0;
-  private seq = Math.floor(Math.random() * 256);
+  private seq: number;
   private readonly pending = new Map<number, Pending>();
   private inFlight = 0;
   private readonly waiters: (() => void)[] = [];
@@ -65,6 +67,7 @@ export class SmpClient {
     this.window = Math.max(1, opts.window ?? 1);
     this.log = opts.log;
     this.logBodies = opts.logBodies ?? false;
+    this.seq = ((opts.initialSeq ?? Math.floor(Math.random() * 256)) - 1) & 0xff;
   }
 
   /** Size in bytes of the packet a request would be. */

@@ -22,6 +22,8 @@ export interface SessionOptions {
   logBodies?: boolean;
   /** Buffer limits to assume when the device cannot tell (no params command). */
   fallbackParams?: DeviceParams;
+  /** First sequence number (default random), for reproducible transcripts. */
+  initialSeq?: number;
   /** Skip the params read (for tests of the raw client). */
   skipParams?: boolean;
 }
@@ -46,6 +48,16 @@ export interface SmpSession {
 /** Zephyr's defaults are 384 x 4; when unknown we assume less, so nothing is dropped. */
 export const CONSERVATIVE_PARAMS: DeviceParams = { bufSize: 256, bufCount: 2, reported: false };
 
+/**
+ * Largest request packet a device with MCUmgr buffers of `bufSize` accepts.
+ * Console framing: the 2-byte frame length and 2-byte CRC share the buffer
+ * (Zephyr drops bufSize-3 .. bufSize silently). Raw: a request of bufSize
+ * desynchronises some builds, so stay one below.
+ */
+export function maxRequestPacket(framing: Framing, bufSize: number): number {
+  return framing === 'console' ? bufSize - 4 : bufSize - 1;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function openSession(link: Link, opts: SessionOptions = {}): Promise<SmpSession> {
@@ -69,7 +81,7 @@ export async function openSession(link: Link, opts: SessionOptions = {}): Promis
     return p;
   };
 
-  const client = new SmpClient(send, { timeoutMs: opts.timeoutMs, log, logBodies: opts.logBodies });
+  const client = new SmpClient(send, { timeoutMs: opts.timeoutMs, log, logBodies: opts.logBodies, initialSeq: opts.initialSeq });
   const decoder = createDecoder(framing, (p) => client.receive(p), {
     acceptOps: [Op.ReadRsp, Op.WriteRsp],
     onDrop: (reason) => log?.({ type: 'drop', reason }),
@@ -111,7 +123,7 @@ export async function openSession(link: Link, opts: SessionOptions = {}): Promis
       }
     }
   }
-  client.setLimits(params.bufSize, params.bufCount - 1);
+  client.setLimits(maxRequestPacket(framing, params.bufSize), params.bufCount - 1);
 
   return {
     client,

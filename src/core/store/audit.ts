@@ -535,11 +535,13 @@ async function findStructural(
   const n = es.length;
   const byHash = new Map<string, number>();
   const seqCount = new Map<number, number>();
-  const referenced = new Set<string>();
+  const referencedBy = new Map<string, number[]>();
   for (let i = 0; i < n; i++) {
     if (!byHash.has(es[i].hashHex)) byHash.set(es[i].hashHex, i);
     seqCount.set(es[i].seq, (seqCount.get(es[i].seq) ?? 0) + 1);
-    referenced.add(es[i].prevHex);
+    const list = referencedBy.get(es[i].prevHex);
+    if (list) list.push(i);
+    else referencedBy.set(es[i].prevHex, [i]);
   }
   const zeroHex = toHex(ZERO32);
   for (let i = 0; i < n; i++) {
@@ -566,7 +568,13 @@ async function findStructural(
     }
     if (p !== undefined && p < i - 1) {
       const j = p + 1;
-      if (referenced.has(es[j].hashHex) && byHash.get(es[j].hashHex) === j) {
+      // The run j..i-1 sits between an entry and its successor. If something
+      // outside the run chains to one of its entries, the run was moved here.
+      let moved = false;
+      for (let m = j; m < i && !moved; m++) {
+        for (const r of referencedBy.get(es[m].hashHex) ?? []) if (r < j || r >= i) moved = true;
+      }
+      if (moved) {
         return fail(j, 'reordered', `entry ${j} (seq ${es[j].seq}) is out of order: entry ${i} (seq ${e.seq}) follows entry ${p} directly`, es[j].seq);
       }
       return fail(
