@@ -75,6 +75,9 @@ export class FakeSerialPort extends EventTarget {
   private curWritable: WritableStream<Uint8Array> | null = null;
   private toDevice: ReadableStreamDefaultController<Uint8Array> | null = null;
   private fromDevice = new ByteQueue();
+  /** Writes never complete (hardware flow control held off, wedged device) until close/unplug. */
+  stallWrites = false;
+  private stalled: ((e: DOMException) => void)[] = [];
   /** set by FakeSerial so disconnect events bubble to navigator.serial */
   parent: EventTarget | null = null;
   peer!: Peer;
@@ -112,6 +115,7 @@ export class FakeSerialPort extends EventTarget {
         if (!(chunk instanceof Uint8Array)) throw new TypeError('chunk must be a Uint8Array');
         if (this.gone) throw dom('NetworkError', 'The device has been lost.');
         await new Promise((r) => setImmediate(r)); // the OS write takes a moment
+        if (this.stallWrites) await new Promise<never>((_, rej) => this.stalled.push(rej));
         if (this.gone) throw dom('NetworkError', 'The device has been lost.');
         this.toDevice?.enqueue(chunk.slice()); // copied, as Chrome does
       },
@@ -179,6 +183,7 @@ export class FakeSerialPort extends EventTarget {
   unplug(): void {
     if (this.gone) return;
     this.gone = true;
+    for (const r of this.stalled.splice(0)) r(dom('NetworkError', 'The device has been lost.'));
     try {
       this.readCtrl?.error(dom('NetworkError', 'The device has been lost.'));
     } catch {
@@ -215,6 +220,7 @@ export class FakeSerialPort extends EventTarget {
     if (this.curReadable?.locked || this.curWritable?.locked)
       throw dom('InvalidStateError', 'Failed to close: a stream is locked.');
     this.isOpen = false;
+    for (const r of this.stalled.splice(0)) r(dom('AbortError', 'The port was closed.'));
     try {
       this.readCtrl?.close();
     } catch {

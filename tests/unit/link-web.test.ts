@@ -111,6 +111,21 @@ describe('WebSerial link specifics', () => {
     await link.close();
   });
 
+  it('close() does not hang on a port whose writes never drain, and releases the port', async () => {
+    const port = new FakeSerialPort();
+    const link = await linkFromSerialPort(asPort(port));
+    port.stallWrites = true;
+    const w = link.writable.getWriter();
+    const stuck = w.write(new Uint8Array(100));
+    stuck.catch(() => {});
+    await new Promise((r) => setTimeout(r, 20));
+    await within(4000, link.close(), 'close() with a stalled write');
+    expect(await link.closed).toEqual({ reason: 'closed' });
+    expect(port.isOpenNow).toBe(false);
+    await within(2000, stuck.then(() => 'resolved', () => 'rejected'), 'the stalled write to settle');
+    w.releaseLock();
+  });
+
   it('reports loss from a navigator.serial disconnect event even with no read pending', async () => {
     const serial = new FakeSerial();
     const port = serial.add(new FakeSerialPort());
