@@ -253,9 +253,9 @@ export function deviceRejection(e: unknown): { code: ConfigFailure; reason: stri
 /** The device's own sentence for its last configuration rejection (security event log), if it has one. */
 async function rejectionDetail(g: SecurityGroup): Promise<string | undefined> {
   try {
-    const head = await g.events(0);
-    const page = head.last > 8 ? await g.events(head.last - 7) : head;
-    const ev = [...page.events].reverse().find((e) => e.type === 'config-rejected' || e.type === 'access-denied');
+    const { last } = await g.events(Number.MAX_SAFE_INTEGER);
+    const recent = await g.allEvents(Math.max(0, last - 7));
+    const ev = [...recent].reverse().find((e) => e.type === 'config-rejected' || e.type === 'access-denied');
     return ev?.detail || undefined;
   } catch {
     return undefined;
