@@ -13,7 +13,7 @@ export const FAKE_USB = path.join(here, 'fixtures', 'fake-usb.js');
 /** A real device is behind the bridge: assert structure, not the reference device's values. */
 export const REAL_PEER = !!process.env.FIELDBENCH_E2E_PEER;
 
-export const test = base.extend<{ fakes: true }, { bridge: Bridge }>({
+export const test = base.extend<{ fakes: boolean }, { bridge: Bridge }>({
   bridge: [
     async ({}, use) => {
       const b = await startBridge();
