@@ -262,6 +262,12 @@ describe('fieldbench trust verbs (spawned)', () => {
     const golden = path.join(ROOT, 'tests/golden/mcuboot/a-sha256-keyhash.bin');
     writeFileSync(f('img.bin'), readFileSync(golden));
     await expectKind('img.bin', 'mcuboot', /MCUboot image, version/);
+    const { seal, generateX25519 } = await import('../../src/core/trust/seal.ts');
+    writeFileSync(f('sealed.cbor'), seal({ k: 'v' }, generateX25519().publicKey));
+    await expectKind('sealed.cbor', 'cose-encrypt', /COSE_Encrypt: A256GCM, ECDH-ES \+ HKDF-256/);
+    const { encodeCoseKey } = await import('../../src/core/trust/keys.ts');
+    writeFileSync(f('key.cbor'), encodeCoseKey({ kty: 'OKP', crv: 'Ed25519', x: (parsePem(readFileSync(f('owner.pub.pem'), 'utf8')) as { publicKey: Uint8Array }).publicKey }));
+    await expectKind('key.cbor', 'cose-key', /COSE_Key OKP Ed25519, kid [0-9a-f]{16}/);
     writeFileSync(f('junk.bin'), Uint8Array.of(0xff, 0xfe, 0x00));
     const junk = await run('inspect', 'junk.bin');
     expect(junk.code).toBe(2);

@@ -67,6 +67,9 @@ function parsePayloadMap(m: Map<unknown, unknown>): DeviceIdentityCert {
     issuer: f.bstr(12, 'issuer', { min: 8, max: 8 })!,
   };
   checkValidityFields(c, 'identity');
+  if (c.ueid === undefined) delete c.ueid;
+  if (c.mac === undefined) delete c.mac;
+  if (c.devEui === undefined) delete c.devEui;
   return c;
 }
 

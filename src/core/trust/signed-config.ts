@@ -129,6 +129,7 @@ function parsePayloadMap(m: Map<unknown, unknown>): Omit<SignedConfig, 'digest'>
     issuer: f.bstr(7, 'issuer', { min: 8, max: 8 })!,
   };
   checkValidityFields(c, 'config');
+  if (c.secrets === undefined) delete c.secrets;
   return c;
 }
 
