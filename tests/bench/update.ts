@@ -19,7 +19,7 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { maxChunkData, uploadImage, uploadPacketSize, uploadStopAndWait, type UploadProgress } from '../../src/core/ops/update.ts';
 import { consoleEncodedSize, type Framing } from '../../src/core/smp/framing.ts';
-import { openSession } from '../../src/core/smp/session.ts';
+import { maxRequestPacket, openSession } from '../../src/core/smp/session.ts';
 import { generateEd25519 } from '../../src/core/trust/ed25519.ts';
 import { signImage, verifyImage } from '../../src/core/trust/mcuboot.ts';
 import { ReferenceDevice } from '../../src/device/device.ts';
@@ -116,7 +116,7 @@ export async function bench(): Promise<BenchRow[]> {
       });
       for (const buf of [384, 2048]) {
         const bps = await run('pipelined', framing, baud, buf, 4, image, publicKey);
-        const n = maxChunkData(buf, { off: 0x10000 });
+        const n = maxChunkData(maxRequestPacket(framing, buf), { off: 0x10000 });
         const pkt = uploadPacketSize({ off: 0x10000 }, n);
         const wire = framing === 'console' ? consoleEncodedSize(pkt) : pkt;
         const replyWire = framing === 'console' ? consoleEncodedSize(8 + 12) : 8 + 12;

@@ -52,6 +52,8 @@ export interface DeviceFacts {
   bootloader?: BootloaderInfo;
   bufSize: number;
   bufCount: number;
+  /** Largest request packet the device takes (buf_size less the framing's share); default bufSize. */
+  maxPacket?: number;
   /** Why some facts could not be read. */
   unavailable: string[];
 }
@@ -469,7 +471,7 @@ export async function uploadStopAndWait(
 /** Read what preflight needs from the device. */
 export async function readDeviceFacts(session: SmpSession): Promise<DeviceFacts> {
   const c = session.client;
-  const facts: DeviceFacts = { slots: [], bufSize: session.params.bufSize, bufCount: session.params.bufCount, unavailable: [] };
+  const facts: DeviceFacts = { slots: [], bufSize: session.params.bufSize, bufCount: session.params.bufCount, maxPacket: c.maxPacket, unavailable: [] };
   facts.slots = await readState(c);
   try {
     facts.slotInfo = await slotInfo(c);
@@ -524,7 +526,7 @@ export async function checkImage(image: Uint8Array, facts: DeviceFacts, opts: Pr
       bootModeName: mode !== undefined ? MCUBOOT_MODES[mode] ?? `mode ${mode}` : undefined,
       testConfirm: modeHasTestConfirm(mode),
     },
-    chunkSize: maxChunkData(facts.bufSize, { off: 0x10000 }),
+    chunkSize: maxChunkData(facts.maxPacket ?? facts.bufSize, { off: 0x10000 }),
   };
 
   // Bundle: fresh, and its firmware anchors / revocations apply.
