@@ -217,6 +217,14 @@ describe('verifying an export', () => {
     for (const keys of [trusted(), undefined]) {
       expect(await verifyAuditExport(x, keys)).toMatchObject({ ok: false, code: 'inserted', index: 3, seq: 4 });
     }
+    // two forged entries chained to each other
+    x = clone();
+    const f1: AuditExportEntry = { ...structuredClone(x.entries[3]), op: 'wipe', prev: x.entries[2].hash };
+    await resign(f1, evil);
+    const f2: AuditExportEntry = { ...structuredClone(x.entries[3]), seq: 5, op: 'update', prev: f1.hash };
+    await resign(f2, evil);
+    x.entries.splice(3, 0, f1, f2);
+    expect(await verifyAuditExport(x)).toMatchObject({ ok: false, code: 'inserted', index: 3, reason: expect.stringMatching(/entries 3\.\.4 were added/) });
     x = clone();
     x.entries.splice(5, 0, structuredClone(x.entries[2]));
     expect(await verifyAuditExport(x, trusted())).toMatchObject({ ok: false, code: 'inserted', index: 5, reason: expect.stringMatching(/copy of entry 2/) });

@@ -51,21 +51,31 @@ export class IdentifierError extends Error {
   }
 }
 
-const HEX = '0123456789abcdef';
+const BYTE_HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
+/** Lowercase hex. */
 export function toHex(b: Uint8Array): string {
   let s = '';
-  for (let i = 0; i < b.length; i++) s += HEX[b[i] >> 4] + HEX[b[i] & 15];
+  for (let i = 0; i < b.length; i++) s += BYTE_HEX[b[i]];
   return s;
 }
 
+const NIBBLE = new Int8Array(128).fill(-1);
+for (let i = 0; i < 10; i++) NIBBLE[48 + i] = i;
+for (let i = 0; i < 6; i++) NIBBLE[65 + i] = NIBBLE[97 + i] = 10 + i;
+
 /** Strict hex decoding (even length, hex digits only); throws RangeError. */
 export function fromHex(s: string): Uint8Array {
-  if (typeof s !== 'string' || s.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(s)) {
-    throw new RangeError('not an even-length hex string');
-  }
+  if (typeof s !== 'string' || s.length % 2 !== 0) throw new RangeError('not an even-length hex string');
   const out = new Uint8Array(s.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.substr(i * 2, 2), 16);
+  for (let i = 0; i < out.length; i++) {
+    const a = s.charCodeAt(2 * i);
+    const b = s.charCodeAt(2 * i + 1);
+    const hi = a < 128 ? NIBBLE[a] : -1;
+    const lo = b < 128 ? NIBBLE[b] : -1;
+    if (hi < 0 || lo < 0) throw new RangeError('not an even-length hex string');
+    out[i] = (hi << 4) | lo;
+  }
   return out;
 }
 

@@ -101,7 +101,7 @@ export async function upsertDevice(db: FieldbenchDB, u: DeviceUpdate): Promise<D
       }
       const keys = idKeys(ids);
       if (keys.length === 0) throw new InventoryError('a device needs at least one identifier (serial, device key, UEID, MAC or DevEUI)');
-      const found = await db.devices.where('ids').anyOf(keys).toArray();
+      const found = await byKeys(db, keys);
       let best: DeviceRecord | undefined;
       let bestScore = 0;
       const seenIds = new Set<number>();
@@ -162,8 +162,18 @@ export async function findByIdentifier(
     }
   }
   if (keys.length === 0) return [];
-  const recs = keys.length === 1 ? await db.devices.where('ids').equals(keys[0]).toArray() : await db.devices.where('ids').anyOf(keys).toArray();
-  return dedupeSorted(recs);
+  return dedupeSorted(await byKeys(db, keys));
+}
+
+/**
+ * Records under any of the typed keys. One equality lookup per key: a
+ * handful of index seeks beats anyOf()'s cursor walk on some backends
+ * (fake-indexeddb walks the index for anyOf).
+ */
+async function byKeys(db: FieldbenchDB, keys: string[]): Promise<DeviceRecord[]> {
+  if (keys.length === 1) return db.devices.where('ids').equals(keys[0]).toArray();
+  const lists = await Promise.all(keys.map((k) => db.devices.where('ids').equals(k).toArray()));
+  return lists.flat();
 }
 
 function dedupeSorted(recs: DeviceRecord[]): DeviceRecord[] {
