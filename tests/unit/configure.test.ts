@@ -1,5 +1,6 @@
 import 'fake-indexeddb/auto';
 import { describe, expect, it } from 'vitest';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { SecurityGroup, type DeviceIdentity } from '../../src/core/groups/security.ts';
 import {
   SETTINGS_ERR, SETTINGS_GROUP, commitSettings, deleteSetting, loadSettings, readSetting, saveSettings, writeSetting,
@@ -373,7 +374,7 @@ describe('a reset at every step of an apply', () => {
     if (cur.sequence === 2) {
       expect(cur.settings).toEqual({ interval: 7, name: 'pump-8', mode: 'maintenance' });
       expect(cur.secretsSealed).toBe(true);
-      expect(toHex(active.digest)).toBe(toHex(new Uint8Array(await crypto.subtle.digest('SHA-256', next))));
+      expect(toHex(active.digest)).toBe(toHex(sha256(next)));
     } else {
       expect(cur.sequence).toBe(1);
       expect(cur.settings).toEqual({ interval: 60, name: 'pump-7', mode: 'eco' });
@@ -395,7 +396,7 @@ describe('restore', () => {
     const x = await setup();
     const library = new Map<string, Uint8Array>();
     const one = await cfg(1);
-    library.set(toHex(new Uint8Array(await crypto.subtle.digest('SHA-256', one))), one);
+    library.set(toHex(sha256(one)), one);
     const { ctx, backups } = ctxFor(x, { library: async (h) => library.get(h) });
     await runToEnd(applySignedConfig(x.s, one, ctx));
     await runToEnd(applySignedConfig(x.s, await cfg(2, { settings: { interval: 9 } }), ctx));

@@ -1,0 +1,293 @@
+/**
+ * Configuration verbs: config get, config apply (signed, or --unsigned on a
+ * stock device with --confirm-unsigned), config diff. ('config sign' is the
+ * owner's verb, in trust.ts.)
+ */
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { findSecurityGroup } from '../../core/ops/identify.ts';
+import { authenticateTechnician } from '../../core/ops/access.ts';
+import { type ConfigSchema, parseFieldInput, schemaForModel } from '../../core/ops/config-schema.ts';
+import {
+  type ConfigDiff, type ConfigureState, type UnsignedState, applySignedConfig, diffAgainst, diffSignedConfigs, formatChanges, readCurrentConfig,
+  writeUnsignedSettings,
+} from '../../core/ops/configure.ts';
+import type { SettingValue } from '../../core/trust/signed-config.ts';
+import { decodeConfigUnverified } from '../../core/trust/signed-config.ts';
+import { verifyBundle } from '../../core/trust/bundle.ts';
+import { ed25519Sign } from '../../core/trust/ed25519.ts';
+import { parsePem } from '../../core/trust/keys.ts';
+import type { SmpSession } from '../../core/smp/session.ts';
+import { toHex } from '../../core/smp/bytes.ts';
+import { type CliCommand, type CliIo, type ParsedArgs, EXIT_OK, EXIT_REJECTED, EXIT_USAGE, UsageError, parseArgs } from '../command.ts';
+import { CONNECT_OPTIONS, CONNECT_USAGE, connect } from '../connect.ts';
+import { jsonReplacer } from './device.ts';
+
+export interface ConfigDeps {
+  connect: (args: ParsedArgs, io: CliIo) => Promise<SmpSession>;
+  /** Ask the technician to confirm the diff (default: a y/N prompt when stdin is a terminal, else no). */
+  confirm?: (io: CliIo, question: string) => Promise<boolean>;
+}
+
+class InputError extends Error {}
+
+async function readBytes(io: CliIo, path: string, what: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(resolve(io.cwd, path)));
+  } catch (e) {
+    throw new InputError(`cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+async function readKey(io: CliIo, path: string, kind: 'ed25519-private' | 'ed25519-public'): Promise<Uint8Array> {
+  const text = new TextDecoder().decode(await readBytes(io, path, 'key file'));
+  let k;
+  try {
+    k = parsePem(text);
+  } catch (e) {
+    throw new InputError(`${path}: not a usable key (${(e as Error).message})`);
+  }
+  if (k.kind !== kind) throw new InputError(`${path}: expected an Ed25519 ${kind === 'ed25519-private' ? 'private' : 'public'} key, found ${k.kind}`);
+  return k.kind === 'ed25519-private' ? k.seed : k.publicKey;
+}
+
+function schemaArg(args: ParsedArgs, fallbackModel?: string): ConfigSchema {
+  const model = args.get('model') ?? fallbackModel ?? 'fieldbench-ref';
+  const s = schemaForModel(model);
+  if (!s) throw new UsageError(`no configuration schema for model ${model}`);
+  return s;
+}
+
+async function defaultConfirm(io: CliIo, question: string): Promise<boolean> {
+  if (!process.stdin.isTTY) return false;
+  io.err(`${question} [y/N] `);
+  const line = await new Promise<string>((res) => {
+    process.stdin.setEncoding('utf8');
+    process.stdin.once('data', (d) => res(String(d)));
+  });
+  process.stdin.pause();
+  return /^y(es)?$/i.test(line.trim());
+}
+
+function printDiff(io: CliIo, diff: ConfigDiff, title: string): void {
+  io.err(`${title}\n${formatChanges(diff.changes)}\n`);
+}
+
+function describeState(s: ConfigureState | UnsignedState): string | null {
+  switch (s.kind) {
+    case 'checking': return 'checking';
+    case 'backing-up': return 'backing up the current configuration';
+    case 'authenticating': return 'logging in';
+    case 'committing': return 'committing';
+    case 'saving': return 'saving';
+    default: return null;
+  }
+}
+
+export function configCommands(deps: ConfigDeps = { connect }): Record<string, CliCommand> {
+  const ask = deps.confirm ?? defaultConfirm;
+
+  const get: CliCommand = {
+    summary: 'read the configuration a device holds (signed, or a stock device\'s settings)',
+    usage: `usage: fieldbench config get --port PORT [--model M] [--json]\n${CONNECT_USAGE}\n  --model M         schema for a stock device's settings (default fieldbench-ref)`,
+    async run(argv, io) {
+      const args = parseArgs(argv, { booleans: ['json', 'verbose'], known: [...CONNECT_OPTIONS, 'model'] });
+      if (args.positional.length) throw new UsageError(`unexpected argument ${args.positional[0]}`);
+      const session = await deps.connect(args, io);
+      try {
+        const cur = await readCurrentConfig(session, { schema: schemaArg(args) });
+        if (args.has('json')) io.out(JSON.stringify(cur, jsonReplacer, 2) + '\n');
+        else {
+          const head = cur.source === 'signed' ? `signed configuration #${cur.sequence} (sha256 ${toHex(cur.digest!)})` : cur.source === 'settings' ? 'settings (not signed on this device)' : 'no configuration applied';
+          io.out(head + '\n');
+          for (const [k, v] of Object.entries(cur.settings)) io.out(`  ${k.padEnd(18)} ${JSON.stringify(v, jsonReplacer)}\n`);
+          if (cur.secretsSealed) io.out(`  ${'(secrets)'.padEnd(18)} sealed\n`);
+          for (const h of cur.hidden) io.out(`  ${h.padEnd(18)} secret (not read)\n`);
+        }
+        return EXIT_OK;
+      } catch (e) {
+        io.err(`config get: ${(e as Error).message}\n`);
+        return EXIT_REJECTED;
+      } finally {
+        await session.close();
+      }
+    },
+  };
+
+  const apply: CliCommand = {
+    summary: 'apply an owner-signed configuration (or, on a stock device, unsigned settings with --confirm-unsigned)',
+    usage:
+      `usage: fieldbench config apply FILE --port PORT --key TECH.pem --credential FILE --bundle FILE --owner-key OWNER.pub.pem [--yes] [--json]\n` +
+      `       fieldbench config apply --unsigned KEY=VALUE... --port PORT --confirm-unsigned [--model M] [--yes]\n${CONNECT_USAGE}\n` +
+      `  --yes             apply without asking after the diff\n` +
+      `  exit 0 applied, 1 rejected (reason on stderr), 2 bad usage or unreadable input`,
+    async run(argv, io) {
+      const args = parseArgs(argv, {
+        booleans: ['json', 'verbose', 'yes', 'unsigned', 'confirm-unsigned'],
+        known: [...CONNECT_OPTIONS, 'key', 'credential', 'bundle', 'owner-key', 'model', 'held-sequence'],
+      });
+      try {
+        if (args.has('unsigned')) return await applyUnsigned(args, io);
+        return await applySigned(args, io);
+      } catch (e) {
+        if (e instanceof InputError) {
+          io.err(`config apply: ${e.message}\n`);
+          return EXIT_USAGE;
+        }
+        throw e;
+      }
+    },
+  };
+
+  async function applyUnsigned(args: ParsedArgs, io: CliIo): Promise<number> {
+    if (!args.positional.length) throw new UsageError('give at least one KEY=VALUE');
+    const schema = schemaArg(args);
+    const values: Record<string, SettingValue> = {};
+    for (const kv of args.positional) {
+      const eq = kv.indexOf('=');
+      if (eq <= 0) throw new UsageError(`expected KEY=VALUE, got ${kv}`);
+      const k = kv.slice(0, eq);
+      const f = Object.hasOwn(schema.fields, k) ? schema.fields[k] : undefined;
+      if (!f) throw new UsageError(`${k} is not a setting of model ${schema.model} (known: ${Object.keys(schema.fields).join(', ')})`);
+      const p = parseFieldInput(f, kv.slice(eq + 1));
+      if ('error' in p) throw new UsageError(`${k} ${p.error}`);
+      values[k] = p.value;
+    }
+    const session = await deps.connect(args, io);
+    try {
+      const yes = args.has('yes');
+      let last: UnsignedState | undefined;
+      for await (const s of writeUnsignedSettings(session, values, {
+        schema,
+        confirmUnsigned: args.has('confirm-unsigned'),
+        group: await findSecurityGroup(session),
+        confirm: async (diff) => {
+          printDiff(io, diff, 'changes (UNSIGNED: this device does not verify its configuration):');
+          return yes || ask(io, 'write these unsigned settings?');
+        },
+      })) {
+        last = s;
+        const d = describeState(s);
+        if (d && args.has('verbose')) io.err(d + '\n');
+      }
+      if (last?.kind === 'written') {
+        io.out(args.has('json') ? JSON.stringify(last, jsonReplacer, 2) + '\n' : `written and ${last.saved ? 'saved' : 'committed'}: ${last.note}\n`);
+        return EXIT_OK;
+      }
+      io.err(`not written: ${last?.kind === 'error' ? last.reason : 'ended without a result'}\n`);
+      return EXIT_REJECTED;
+    } finally {
+      await session.close();
+    }
+  }
+
+  async function applySigned(args: ParsedArgs, io: CliIo): Promise<number> {
+    if (args.positional.length !== 1) throw new UsageError('give exactly one signed configuration FILE');
+    if (args.has('confirm-unsigned')) throw new UsageError('--confirm-unsigned goes with --unsigned');
+    const signed = await readBytes(io, args.positional[0], 'configuration');
+    const credential = await readBytes(io, args.require('credential'), 'credential');
+    const bundleBytes = await readBytes(io, args.require('bundle'), 'trust bundle');
+    const ownerKey = await readKey(io, args.require('owner-key'), 'ed25519-public');
+    const seed = await readKey(io, args.require('key'), 'ed25519-private');
+    const held = args.get('held-sequence');
+    if (held !== undefined && !/^\d+$/.test(held)) throw new UsageError('--held-sequence must be a number');
+    const b = await verifyBundle(bundleBytes, { ownerKeys: [ownerKey] });
+    if (!b.ok) {
+      io.err(`trust bundle rejected (${b.code}): ${b.reason}\n`);
+      seed.fill(0);
+      return EXIT_REJECTED;
+    }
+    const session = await deps.connect(args, io);
+    try {
+      const group = await findSecurityGroup(session);
+      if (!group) {
+        io.err('this device has no security group: it cannot verify signed configurations. For a stock device use --unsigned KEY=VALUE... --confirm-unsigned\n');
+        return EXIT_REJECTED;
+      }
+      const identity = await group.identity();
+      const yes = args.has('yes');
+      let last: ConfigureState | undefined;
+      for await (const s of applySignedConfig(session, signed, {
+        bundle: b.value,
+        heldSequence: held === undefined ? undefined : Number(held),
+        deviceIdentity: identity,
+        group,
+        authenticate: async () => void (await authenticateTechnician(group, identity.devicePublicKey, credential, (m) => ed25519Sign(m, seed), { bundle: b.value, permission: 'configure', device: identity })),
+        backup: async (cur) => {
+          io.err(`backup: the device held ${cur.source === 'signed' ? `configuration #${cur.sequence}` : 'no configuration'}${cur.digest ? ` (sha256 ${toHex(cur.digest)})` : ''}\n`);
+        },
+        confirm: async (diff) => {
+          printDiff(io, diff, `configuration #${decodeConfigUnverified(signed).sequence} for ${identity.serial}:`);
+          return yes || ask(io, 'apply it?');
+        },
+      })) {
+        last = s;
+        const d = describeState(s);
+        if (d && args.has('verbose')) io.err(d + '\n');
+      }
+      if (last?.kind === 'applied') {
+        io.out(args.has('json') ? JSON.stringify(last, jsonReplacer, 2) + '\n' : `applied configuration #${last.sequence} (sha256 ${toHex(last.digest)})\n`);
+        return EXIT_OK;
+      }
+      if (last?.kind === 'error') {
+        const hint = last.code === 'cancelled' && !process.stdin.isTTY ? ' (re-run with --yes to apply)' : '';
+        io.err(`rejected (${last.code}, by the ${last.by}): ${last.reason}${hint}\n`);
+      } else io.err('the apply ended without a result\n');
+      return EXIT_REJECTED;
+    } finally {
+      seed.fill(0);
+      await session.close();
+    }
+  }
+
+  const diff: CliCommand = {
+    summary: 'compare two signed configurations, or one with what a device holds (--port)',
+    usage: `usage: fieldbench config diff A B [--json]\n       fieldbench config diff A --port PORT [--json]\n${CONNECT_USAGE}`,
+    async run(argv, io) {
+      const args = parseArgs(argv, { booleans: ['json', 'verbose'], known: [...CONNECT_OPTIONS, 'model'] });
+      const n = args.positional.length;
+      if (!(n === 2 && !args.has('port')) && !(n === 1 && args.has('port'))) throw new UsageError('give two configurations, or one and --port');
+      try {
+        const a = await readBytes(io, args.positional[0], 'configuration');
+        let result: ConfigDiff & { from?: number; to?: number };
+        let schema: ConfigSchema | undefined;
+        try {
+          const ca = decodeConfigUnverified(a);
+          schema = ca.target.kind === 'model' ? schemaForModel(ca.target.model) : schemaForModel(args.get('model') ?? 'fieldbench-ref');
+        } catch (e) {
+          throw new InputError(`${args.positional[0]} is not a signed configuration: ${(e as Error).message}`);
+        }
+        if (n === 2) {
+          const b = await readBytes(io, args.positional[1], 'configuration');
+          try {
+            result = diffSignedConfigs(a, b, schema);
+          } catch (e) {
+            throw new InputError(`${args.positional[1]} is not a signed configuration: ${(e as Error).message}`);
+          }
+        } else {
+          const session = await deps.connect(args, io);
+          try {
+            const cur = await readCurrentConfig(session, { schema });
+            const c = decodeConfigUnverified(a);
+            result = { ...diffAgainst(cur, c, schema), from: cur.sequence, to: c.sequence };
+          } finally {
+            await session.close();
+          }
+        }
+        io.out(args.has('json') ? JSON.stringify(result, null, 2) + '\n' : `#${result.from ?? '?'} -> #${result.to ?? '?'}\n${formatChanges(result.changes)}\n`);
+        return EXIT_OK;
+      } catch (e) {
+        if (e instanceof InputError) {
+          io.err(`config diff: ${e.message}\n`);
+          return EXIT_USAGE;
+        }
+        io.err(`config diff: ${(e as Error).message}\n`);
+        return EXIT_REJECTED;
+      }
+    },
+  };
+
+  return { 'config get': get, 'config apply': apply, 'config diff': diff };
+}
+
+export const commands: Record<string, CliCommand> = configCommands();
