@@ -852,21 +852,39 @@ export async function* updateFirmware(session: SmpSession, image: Uint8Array, op
     }
   }
   yield { kind: 'waiting-for-device' };
+  // Until the device has rebooted, it lists the image as uploaded and pending (or, without
+  // test/confirm, present and not running). Poll until that changes; re-send the reset only
+  // if nothing changed for a while (a second reset right after a test boot would revert it).
+  const notYet = (slots: ImageSlot[]) => {
+    const u = slots.find((x) => eq(x.hash, hash));
+    return !!u && !u.active && (testSkipped || u.pending === true);
+  };
+  const bootMs = opts.bootTimeoutMs ?? 30000;
+  const deadline = Date.now() + bootMs;
+  let lastReset = Date.now();
+  let resets = 0;
   let after: ImageSlot[] = [];
-  for (let resets = 0; ; resets++) {
-    try {
-      s = await waitForDevice(s, opts, signal);
+  try {
+    s = await waitForDevice(s, opts, signal);
+    for (;;) {
       after = await retry(() => readState(s.client, { signal }));
-    } catch (e) {
-      yield { kind: 'error', message: `device did not come back after reset: ${errMessage(e)}`, recoverable: true };
-      return;
+      if (!notYet(after)) break;
+      if (signal?.aborted) throw new Error('cancelled');
+      if (Date.now() > deadline) throw new Error(`it still lists the new image as not yet installed after ${bootMs} ms`);
+      if (Date.now() - lastReset > Math.min(5000, bootMs / 3) && resets < 2) {
+        resets++;
+        yield { kind: 'resetting' };
+        await reset(s.client, { timeoutMs: 2000 }).catch(() => {});
+        lastReset = Date.now();
+        yield { kind: 'waiting-for-device' };
+        s = await waitForDevice(s, opts, signal);
+        continue;
+      }
+      await sleep(100, signal);
     }
-    // Still pending and not running: the reset request was lost (a reset is not retried blindly: a second one would revert a test boot).
-    const still = after.find((x) => eq(x.hash, hash) && !x.active && x.pending);
-    if (!still || resets >= 2 || testSkipped) break;
-    yield { kind: 'resetting' };
-    await reset(s.client, { timeoutMs: 2000 }).catch(() => {});
-    yield { kind: 'waiting-for-device' };
+  } catch (e) {
+    yield { kind: 'error', message: `device did not come back after reset: ${errMessage(e)}`, recoverable: true };
+    return;
   }
   const running = after.find((x) => x.active);
   if (!running || !eq(running.hash, hash)) {

@@ -265,8 +265,23 @@ export class ImageModel {
     this.bootEvents.push({ boot: this.device.bootCount, event, message });
   }
 
+  /** Resolves when the bootloader has finished (the application answers nothing before). */
+  booted: Promise<void> = Promise.resolve();
+
+  /** Wait until the model is built and not booting. */
+  async settled(): Promise<void> {
+    await this.ready;
+    await this.booted;
+  }
+
   /** Runs at every boot: MCUboot's decision. */
-  async boot(): Promise<void> {
+  boot(): Promise<void> {
+    const p = this.runBootloader();
+    this.booted = p.catch(() => {});
+    return p;
+  }
+
+  private async runBootloader(): Promise<void> {
     await this.ready;
     this.upload = null; // RAM state
     const mode = this.opts.bootMode;
@@ -356,7 +371,7 @@ export class ImageModel {
   }
 
   async handleUpload(b: Body): Promise<Body> {
-    await this.ready;
+    await this.settled();
     const off = b.off;
     const data = b.data;
     if (typeof off !== 'number' || !Number.isInteger(off) || off < 0) throw new MgmtError(RC.EINVAL, IMG_ERR.INVALID_OFFSET);
@@ -431,7 +446,7 @@ export class ImageModel {
   }
 
   async stateWrite(b: Body): Promise<Body> {
-    await this.ready;
+    await this.settled();
     const mode = this.opts.bootMode;
     if (mode === 'ram-load' || mode === 'direct-xip') throw new MgmtError(RC.ENOTSUP);
     const confirm = b.confirm === true;
@@ -464,7 +479,7 @@ export class ImageModel {
   }
 
   async erase(b: Body): Promise<Body> {
-    await this.ready;
+    await this.settled();
     const slot = typeof b.slot === 'number' ? b.slot : this.uploadSlot();
     if (slot !== 0 && slot !== 1) throw new MgmtError(RC.EINVAL, IMG_ERR.INVALID_SLOT);
     if (this.slots[slot] && slotInfoOf(this.slots[slot]!.data) && this.inUse(slot)) throw new MgmtError(RC.EBADSTATE, IMG_ERR.NO_FREE_SLOT);
@@ -512,11 +527,11 @@ export function imageGroup(model: ImageModel): GroupDef {
     name: 'img_mgmt',
     read: {
       [IMG.State]: async () => {
-        await model.ready;
+        await model.settled();
         return model.stateRead();
       },
       [IMG.SlotInfo]: async () => {
-        await model.ready;
+        await model.settled();
         return model.slotInfoRead();
       },
     },
