@@ -97,6 +97,9 @@ export class Connection {
     this.log = [];
   }
 
+  /** Line rate for serial links (and SET_LINE_CODING for WebUSB CDC-ACM). */
+  baudRate = $state(115200);
+
   connect(transport: Transport): Promise<void> {
     return this.open(transport, false);
   }
@@ -108,12 +111,12 @@ export class Connection {
   private async obtainLink(transport: Transport, again: boolean): Promise<Link> {
     if (transport === 'virtual') return createVirtualDevice().link;
     if (transport === 'serial') {
-      if (!again) return requestSerialLink();
-      const links = await reconnectSerialLinks({ filters: this.lastFilters as never, max: 1 });
+      if (!again) return requestSerialLink({ baudRate: this.baudRate });
+      const links = await reconnectSerialLinks({ filters: this.lastFilters as never, max: 1, baudRate: this.baudRate });
       return links[0]!;
     }
-    if (!again) return requestUsbLink();
-    const links = await reconnectUsbLinks({ filters: this.lastFilters as never, max: 1 });
+    if (!again) return requestUsbLink({ baudRate: this.baudRate });
+    const links = await reconnectUsbLinks({ filters: this.lastFilters as never, max: 1, baudRate: this.baudRate });
     return links[0]!;
   }
 

@@ -5,10 +5,10 @@
  * with FIELDBENCH_E2E_PEER=tcp://host:port or =/dev/pts/N (a pty, e.g. from
  * socat or a Zephyr native_sim build) the bytes are forwarded to that real peer.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { connect as tcpConnect, type Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Link, LinkClosed } from '../../src/core/link/link.ts';
+import { openTcpLink } from '../../src/core/link/node-tcp.ts';
+import { openTtyLink } from '../../src/core/link/node-tty.ts';
 import { ReferenceDevice } from '../../src/device/device.ts';
 
 export interface Bridge {
@@ -64,31 +64,41 @@ function wsLink(ws: WebSocket, label: string): Link {
   };
 }
 
-function forward(ws: WebSocket, peer: string): void {
-  let out: { write(b: Uint8Array): void; destroy(): void };
-  const onData = (b: Buffer) => ws.readyState === ws.OPEN && ws.send(b);
-  if (peer.startsWith('tcp://')) {
-    const u = new URL(peer);
-    const sock: Socket = tcpConnect(Number(u.port), u.hostname);
-    sock.on('data', onData);
-    sock.on('close', () => ws.close());
-    sock.on('error', () => ws.close());
-    out = sock;
-  } else {
-    const rs = createReadStream(peer);
-    const wsOut = createWriteStream(peer, { flags: 'r+' });
-    rs.on('data', (b) => onData(b as Buffer));
-    rs.on('error', () => ws.close());
-    out = {
-      write: (b) => void wsOut.write(b),
-      destroy: () => {
-        rs.destroy();
-        wsOut.destroy();
-      },
-    };
-  }
-  ws.on('message', (data: Buffer) => out.write(data));
-  ws.on('close', () => out.destroy());
+/** Carry bytes between the page's cable and a real peer, through the project's own Node links. */
+function forward(ws: WebSocket, peer: string, baud: number | undefined): void {
+  const pending: Buffer[] = [];
+  let link: Link | null = null;
+  let writer: WritableStreamDefaultWriter<Uint8Array> | null = null;
+  ws.on('message', (data: Buffer) => {
+    if (writer) void writer.write(new Uint8Array(data)).catch(() => ws.close());
+    else pending.push(data);
+  });
+  ws.on('close', () => void link?.close());
+  const open = peer.startsWith('tcp://') ? openTcpLink(peer) : openTtyLink(peer, { baudRate: baud ?? 115200 });
+  open.then(
+    async (l) => {
+      link = l;
+      if (ws.readyState !== ws.OPEN) return void l.close();
+      writer = l.writable.getWriter();
+      for (const b of pending.splice(0)) void writer.write(new Uint8Array(b)).catch(() => {});
+      void l.closed.then(() => ws.close());
+      const reader = l.readable.getReader();
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          if (ws.readyState === ws.OPEN) ws.send(value);
+        }
+      } catch {
+        /* reported through link.closed */
+      }
+      ws.close();
+    },
+    (e: unknown) => {
+      console.error(`e2e bridge: cannot reach FIELDBENCH_E2E_PEER ${peer}: ${e instanceof Error ? e.message : String(e)}`);
+      ws.close();
+    },
+  );
 }
 
 export async function startBridge(opts: { peer?: string } = {}): Promise<Bridge> {
@@ -104,7 +114,7 @@ export async function startBridge(opts: { peer?: string } = {}): Promise<Bridge>
     const transport = q.get('transport') ?? 'serial';
     const baud = q.has('baud') ? Number(q.get('baud')) : undefined;
     connections.push({ transport, baud });
-    if (peer) forward(ws, peer);
+    if (peer) forward(ws, peer, baud);
     else void new ReferenceDevice().serve(wsLink(ws, `e2e ${transport} cable`)).catch(() => {});
   });
   const addr = wss.address();

@@ -22,6 +22,15 @@ test('connects over Web Serial and shows the device page', async ({ page, bridge
   await expect(page.getByTestId('disconnected')).toHaveCount(0);
 });
 
+test('the chosen baud rate is used to open the port', async ({ page }) => {
+  await page.goto('/');
+  await page.getByLabel('Baud rate').selectOption('921600');
+  await page.getByRole('button', { name: 'Connect over USB serial' }).click();
+  await expectDevicePage(page);
+  const opens = await page.evaluate(() => (globalThis as unknown as { __fakeSerial: { opens: { baudRate: number }[] } }).__fakeSerial.opens);
+  expect(opens.map((o) => o.baudRate)).toEqual([921600]);
+});
+
 test('connects over WebUSB to a CDC-ACM device', async ({ page, bridge }) => {
   await page.goto('/');
   await page.getByRole('button', { name: 'Connect over WebUSB' }).click();
