@@ -142,7 +142,7 @@ async function installBrowser() {
   console.log('No Chromium found; installing it with apt-get (running as root on Debian).');
   const env = { DEBIAN_FRONTEND: 'noninteractive' };
   if ((await run('apt-get', ['update'], env)) !== 0) return false;
-  return (await run('apt-get', ['install', '-y', '--no-install-recommends', 'chromium'], env)) === 0;
+  return (await run('apt-get', ['install', '-y', 'chromium'], env)) === 0;
 }
 
 const BROWSER_HELP = `No Chromium-family browser was found for the end-to-end tests. Do one of:
