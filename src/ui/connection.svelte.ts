@@ -72,7 +72,8 @@ export class Connection {
   readonly usbSupported = usbSupported();
 
   private link: Link | null = null;
-  private session: SmpSession | null = null;
+  /** The open SMP session while connected (for panels that run ops: identity, config, update). */
+  session = $state.raw<SmpSession | null>(null);
   private lastFilters: unknown[] | undefined;
   private generation = 0;
 
