@@ -3,10 +3,11 @@ import { type CliCommand, type CliIo, EXIT_USAGE, UsageError } from './command.t
 import { commands as attestCommands } from './commands/attest.ts';
 import { commands as auditCommands } from './commands/audit.ts';
 import { commands as deviceCommands } from './commands/device.ts';
+import { commands as identityCommands } from './commands/identity.ts';
 import { commands as imageCommands } from './commands/image.ts';
 import { commands as trustCommands } from './commands/trust.ts';
 
-const areas: Record<string, CliCommand>[] = [deviceCommands, imageCommands, trustCommands, attestCommands, auditCommands];
+const areas: Record<string, CliCommand>[] = [deviceCommands, identityCommands, imageCommands, trustCommands, attestCommands, auditCommands];
 
 export function allCommands(): Map<string, CliCommand> {
   const m = new Map<string, CliCommand>();

@@ -38,7 +38,7 @@ export async function makeAuthorities(opts: { permissions?: Permission[]; models
   const bundle = await issueBundle(
     {
       version: opts.bundleVersion ?? 1,
-      expires: Date.now() + days * DAY,
+      expires: new Date(Date.now() + days * DAY),
       anchors: { manufacturer: [manufacturer.publicKey], firmware: [firmware.publicKey], owner: [owner.publicKey] },
     },
     owner.privateKey,
@@ -51,7 +51,7 @@ export async function makeAuthorities(opts: { permissions?: Permission[]; models
       publicKey: technician.publicKey,
       permissions: opts.permissions ?? [...PERMISSIONS],
       models: opts.models ?? ['fieldbench-ref'],
-      notAfter: Date.now() + days * DAY,
+      notAfter: new Date(Date.now() + days * DAY),
     },
     owner.privateKey,
   );
@@ -65,6 +65,6 @@ export async function createSecureDevice(
 ): Promise<{ device: ReferenceDevice; security: DeviceSecurity }> {
   const device = new ReferenceDevice(opts);
   const security = await installSecurity(device, { ownerKeys: [auth.owner.publicKey], ...opts.security });
-  await security.provision(auth.manufacturer.privateKey, Date.now() + (opts.certDays ?? 3650) * DAY);
+  await security.provision(auth.manufacturer.privateKey, new Date(Date.now() + (opts.certDays ?? 3650) * DAY));
   return { device, security };
 }
