@@ -487,6 +487,7 @@ describe('settings group against the reference device', () => {
     await loadSettings(c); // back to what is persisted
     expect((await readSetting(c, 'fb/name')).value).toEqual(bytes('pump-8'));
     await deleteSetting(c, 'fb/name');
+    await expect(deleteSetting(c, 'fb/name')).rejects.toMatchObject({ rc: SETTINGS_ERR.KeyNotFound });
     await v.device.reboot();
     await expect(readSetting(c, 'fb/name')).rejects.toMatchObject({ kind: 'group', group: SETTINGS_GROUP, rc: SETTINGS_ERR.KeyNotFound });
     await s.close();

@@ -11,7 +11,7 @@
  *
  * Group errors (v2 err.rc): 1 unknown, 2 key too long, 3 key not found, 4 read
  * not supported, 5 root key not found, 6 write not supported, 7 delete not
- * supported. A name must be shorter than CONFIG_MCUMGR_GRP_SETTINGS_NAME_LEN
+ * supported, 8 save not supported (Zephyr 4.x: settings_save failed). A name must be shorter than CONFIG_MCUMGR_GRP_SETTINGS_NAME_LEN
  * (default 32); a read returns at most CONFIG_MCUMGR_GRP_SETTINGS_VALUE_LEN
  * bytes (default 32) and then reports that limit as max_size.
  */
@@ -31,6 +31,8 @@ export const SETTINGS_ERR = {
   RootKeyNotFound: 5,
   WriteNotSupported: 6,
   DeleteNotSupported: 7,
+  /** Zephyr 4.x: settings_save failed (seen on the native_sim smp_server fixture). */
+  SaveNotSupported: 8,
 } as const;
 
 export const SETTINGS_ERR_TEXT: Record<number, string> = {
@@ -41,6 +43,7 @@ export const SETTINGS_ERR_TEXT: Record<number, string> = {
   5: 'no settings handler for this name (unknown subtree)',
   6: 'the setting cannot be written',
   7: 'the setting cannot be deleted',
+  8: 'the device could not save its settings (no writable settings storage)',
 };
 
 /** A readable sentence for a settings group failure. */

@@ -9,7 +9,8 @@
  *              load (settings_load) and every boot copy it into runtime and commit.
  *
  * Names are "<root>/<key>"; only registered roots have a handler (else
- * ROOT_KEY_NOT_FOUND), and a root with a key list answers KEY_NOT_FOUND for
+ * ROOT_KEY_NOT_FOUND; delete goes to storage directly and answers KEY_NOT_FOUND
+ * for an absent name, as Zephyr 4.4's smp_server does), and a root with a key list answers KEY_NOT_FOUND for
  * other keys. Limits follow Zephyr's Kconfig: names shorter than nameLen (32)
  * and reads capped at valueLen (32 by default), then reported as max_size.
  * An optional access hook (CONFIG_MCUMGR_GRP_SETTINGS_ACCESS_HOOK) can refuse
@@ -143,8 +144,12 @@ export class SettingsStore {
           return {};
         },
         [SETTINGS.Delete]: (b: Body) => {
-          const name = s.check(b.name);
+          // settings_delete goes to storage without a handler lookup (Zephyr 4.4: an absent name is KEY_NOT_FOUND).
+          if (typeof b.name !== 'string' || b.name.length === 0) throw new MgmtError(RC.EINVAL);
+          const name = b.name;
+          if (new TextEncoder().encode(name).length >= s.opts.nameLen) throw new MgmtError(RC.EINVAL, SETTINGS_ERR.KeyTooLong);
           s.opts.access?.('delete', name);
+          if (!s.persisted.has(name)) throw new MgmtError(RC.ENOENT, SETTINGS_ERR.KeyNotFound);
           s.persisted.delete(name);
           return {};
         },
