@@ -23,9 +23,16 @@ export const test = base.extend<{ fakes: boolean }, { bridge: Bridge }>({
     { scope: 'worker' },
   ],
   fakes: [true, { option: true }],
-  page: async ({ page, bridge, fakes }, use) => {
+  page: async ({ page, bridge, fakes, baseURL }, use) => {
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(String(e)));
+    // The app is offline-first: nothing but its own origin (the bridge is the fakes' WebSocket, not the app's).
+    const foreign: string[] = [];
+    const own = new URL(baseURL ?? 'http://127.0.0.1/').origin;
+    page.on('request', (r) => {
+      const u = new URL(r.url());
+      if (u.origin !== own && u.protocol !== 'data:' && u.protocol !== 'blob:') foreign.push(r.url());
+    });
     if (fakes) {
       await page.addInitScript((url: string) => {
         (globalThis as { __FIELDBENCH_E2E__?: unknown }).__FIELDBENCH_E2E__ = { bridge: url };
@@ -35,6 +42,7 @@ export const test = base.extend<{ fakes: boolean }, { bridge: Bridge }>({
     }
     await use(page);
     expect(errors, 'uncaught errors in the page').toEqual([]);
+    expect(foreign, 'requests to other origins').toEqual([]);
   },
 });
 
