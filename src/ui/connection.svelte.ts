@@ -5,6 +5,7 @@
  */
 import type { Link, LinkClosed } from '../core/link/link.ts';
 import { LinkOpenError } from '../core/link/link.ts';
+import { REMEDY } from '../core/link/web-support.ts';
 import { reconnectSerialLinks, requestSerialLink, serialApi, serialFiltersFor, serialSupported } from '../core/link/webserial.ts';
 import { reconnectUsbLinks, requestUsbLink, usbApi, usbFiltersFor, usbSupported } from '../core/link/webusb.ts';
 import { openSession, type LogEvent, type SmpSession } from '../core/smp/session.ts';
@@ -150,8 +151,12 @@ export class Connection {
       session = await openSession(link, { log: (e) => this.logEvent(e) });
     } catch (e) {
       if (gen !== this.generation) return;
+      // Was the device lost meanwhile? Then say so, rather than blaming MCUmgr.
+      const ended = await Promise.race([link.closed, Promise.resolve(null)]);
+      this.generation++; // our own close below is not news
       await link.close().catch(() => {});
-      this.fail(e, again, 'session');
+      if (ended && ended.reason !== 'closed') this.fail(new LinkOpenError('gone', `The device went away: ${ended.message}`, REMEDY.gone), again);
+      else this.fail(e, again, 'session');
       return;
     }
     if (gen !== this.generation) {

@@ -95,6 +95,29 @@ describe('Connection (app state)', () => {
     expect(conn.problem).toMatchObject({ kind: 'cancelled', calm: true });
   });
 
+  it('a device that never answers MCUmgr is a session problem; one unplugged meanwhile is "gone"', async () => {
+    const serial = new FakeSerial();
+    vi.stubGlobal('navigator', { serial });
+    const silent = new FakeSerialPort(); // nothing on the far end answers
+    serial.nextChoice = silent;
+    const conn = new Connection();
+    const opening = conn.connect('serial');
+    await opening;
+    expect(conn.status).toBe('idle');
+    expect(conn.problem?.kind).toBe('session');
+    expect(conn.problem?.message).toMatch(/did not answer MCUmgr/);
+    expect(silent.isOpenNow).toBe(false);
+
+    const dying = new FakeSerialPort();
+    serial.nextChoice = dying;
+    const p = conn.connect('serial');
+    await until(() => dying.isOpenNow, 'port open');
+    dying.unplug();
+    await p;
+    expect(conn.problem?.kind).toBe('gone');
+    expect(conn.problem?.message).toMatch(/went away/);
+  }, 20_000);
+
   it('a busy port is reported with its remedy', async () => {
     const serial = new FakeSerial();
     vi.stubGlobal('navigator', { serial });
