@@ -154,6 +154,7 @@ export class ImageModel {
   readonly bootEvents: BootEvent[] = [];
   /** Resolves once the initial image is built. */
   ready: Promise<void>;
+  private configGen = 0;
 
   constructor(
     readonly device: ReferenceDevice,
@@ -187,10 +188,11 @@ export class ImageModel {
       vendorId: opts.vendorId,
       classId: opts.classId,
     };
+    const gen = ++this.configGen;
     const run = async () => {
       const seed = opts.factoryKey ?? globalThis.crypto.getRandomValues(new Uint8Array(32));
-      this.factoryPublicKey = await ed25519PublicKey(seed);
-      this.trusted = [this.factoryPublicKey, ...this.opts.trustedKeys];
+      const factoryPublicKey = await ed25519PublicKey(seed);
+      const trusted = [factoryPublicKey, ...this.opts.trustedKeys];
       let image = opts.initialImage;
       if (!image) {
         const body = new Uint8Array(4096);
@@ -206,8 +208,11 @@ export class ImageModel {
           })
         ).image;
       }
-      const report = await this.verify(image, 0);
+      const report = await verifyImage(image, { keys: trusted, requireSignature: true, requireSecurityCounter: true, maxImageSize: this.opts.slotSize, vendorId: this.opts.vendorId, classId: this.opts.classId });
       if (!report.ok) throw new Error(`initial image does not verify: ${report.reason}`);
+      if (gen !== this.configGen) return; // a later configure() won
+      this.factoryPublicKey = factoryPublicKey;
+      this.trusted = trusted;
       this.slots = [{ data: image.slice() }, null];
       this.active = 0;
       this.pending = 'none';
