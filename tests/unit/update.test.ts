@@ -411,6 +411,16 @@ describe('refusals: preflight and the device', () => {
     await t.s.close();
   });
 
+  it('an image hashed with SHA-512 only is refused (img_mgmt reports SHA-256 image hashes)', async () => {
+    const t = await setup();
+    const img = await makeImage('1.1.0', 2, 3000, SAMPLE_SEED, { sha: '512' });
+    const rep = await preflightImage(t.s, img, { trustedKeys: [SAMPLE_PUB] });
+    expect(rep.checks.find((c) => c.name === 'signature')?.result).toBe('pass');
+    expect(rep.checks.find((c) => c.name === 'format')).toMatchObject({ result: 'fail', reason: expect.stringMatching(/SHA512 hash only/) });
+    expect(rep.ok).toBe(false);
+    await t.s.close();
+  });
+
   it('unsigned image: refused by preflight and never booted by the device', async () => {
     const t = await setup();
     const img = await makeImage('1.1.0', 2, 4000, null);

@@ -37,7 +37,7 @@ import { type ImageVerifyReport, TLV, formatUuid, parseImage, parseUuid, verifyI
 // ------------------------------------------------------------------ types
 
 export type CheckOutcome = 'pass' | 'fail' | 'warn' | 'skip';
-export type PreflightCheckName = 'signature' | 'revocation' | 'version' | 'security-counter' | 'model' | 'slot' | 'bundle' | 'bootloader';
+export type PreflightCheckName = 'format' | 'signature' | 'revocation' | 'version' | 'security-counter' | 'model' | 'slot' | 'bundle' | 'bootloader';
 
 export interface PreflightCheck {
   name: PreflightCheckName;
@@ -570,6 +570,7 @@ export async function checkImage(image: Uint8Array, facts: DeviceFacts, opts: Pr
   report.image.securityCounter = v.securityCounter;
   report.image.signerKeyIndex = v.keyIndex;
   const signer = v.keyIndex !== undefined ? keys[v.keyIndex] : undefined;
+  if (img && !hashTlv) add('format', 'fail', `image carries a ${v.hashAlg?.toUpperCase() ?? 'non-SHA-256'} hash only: img_mgmt identifies images by their SHA-256 TLV (sign with --sha 256)`);
 
   // Revocation of the signing key.
   if (bundle && signer) {
