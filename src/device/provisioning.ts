@@ -10,6 +10,7 @@
 import { generateEd25519 } from '../core/trust/ed25519.ts';
 import { issueBundle } from '../core/trust/bundle.ts';
 import { type Permission, PERMISSIONS, issueCredential } from '../core/trust/credential.ts';
+import { formatIssues, schemaForModel, validateSettings } from '../core/ops/config-schema.ts';
 import { type DeviceOptions, ReferenceDevice } from './device.ts';
 import { type DeviceSecurity, type SecurityOptions, installSecurity } from './security.ts';
 
@@ -64,7 +65,19 @@ export async function createSecureDevice(
   opts: DeviceOptions & { security?: SecurityOptions; certDays?: number } = {},
 ): Promise<{ device: ReferenceDevice; security: DeviceSecurity }> {
   const device = new ReferenceDevice(opts);
-  const security = await installSecurity(device, { ownerKeys: [auth.owner.publicKey], ...opts.security });
+  const model = opts.security?.model ?? 'fieldbench-ref';
+  const schema = schemaForModel(model);
+  const security = await installSecurity(device, {
+    ownerKeys: [auth.owner.publicKey],
+    // The device checks settings against its model's schema too, not only the tool.
+    validateSettings: schema
+      ? (settings, sealed) => {
+          const issues = validateSettings(schema, settings, { sealed });
+          return issues.length ? formatIssues(issues) : null;
+        }
+      : undefined,
+    ...opts.security,
+  });
   await security.provision(auth.manufacturer.privateKey, new Date(Date.now() + (opts.certDays ?? 3650) * DAY));
   return { device, security };
 }

@@ -73,7 +73,7 @@ export interface SecurityOptions {
   /** Tests: called at each step of a configuration apply; may reboot the device there. */
   applyStep?: (step: ApplyStep) => void | Promise<void>;
   /** The model's configuration schema check: a problem (never quoting secret values) or null. */
-  validateSettings?: (settings: SignedConfig['settings']) => string | null;
+  validateSettings?: (settings: SignedConfig['settings'], sealedNames: string[]) => string | null;
 }
 
 export type ApplyStep = 'verified' | 'staged' | 'committed';
@@ -404,19 +404,24 @@ export class DeviceSecurity {
       throw new MgmtError(RC.EACCESSDENIED, rc);
     }
     const cfg: SignedConfig = v.value;
-    const problem = this.opts.validateSettings?.(cfg.settings);
-    if (problem) {
-      this.log('config-rejected', `#${cfg.sequence}: ${problem}`);
-      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Malformed);
-    }
-    if (Object.keys(cfg.settings).some((k) => k.startsWith('rotate.'))) this.requirePermission('rotate-keys');
+    let sealedNames: string[] = [];
     if (cfg.secrets) {
       try {
-        this.se.unseal(cfg.secrets); // proves the secrets are for this device; plaintext is not kept
+        // Proves the secrets are for this device; only their names are kept, never the plaintext.
+        sealedNames = [...this.se.unseal(cfg.secrets).keys()].map(String);
       } catch {
         this.log('config-rejected', `#${cfg.sequence}: secrets not decryptable by this device`);
         throw new MgmtError(RC.EACCESSDENIED, SEC_RC.DecryptFailed);
       }
+    }
+    const problem = this.opts.validateSettings?.(cfg.settings, sealedNames);
+    if (problem) {
+      this.log('config-rejected', `#${cfg.sequence}: ${problem}`);
+      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Malformed);
+    }
+    if (Object.keys(cfg.settings).some((k) => k.startsWith('rotate.')) && !this.auth?.permissions.includes('rotate-keys')) {
+      this.log('access-denied', `${this.auth?.technician} lacks rotate-keys for configuration #${cfg.sequence}`);
+      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.RotationDenied);
     }
     // A reboot at any point before the pointer write abandons the apply (the handler dies with it).
     const gen = this.device.bootCount;

@@ -264,8 +264,8 @@ describe('signed configuration: every rejection, by the tool and by the device',
         authenticate: async () => void (await login(g, id, limited)),
       }),
     )) as ConfigureState;
-    expect(st).toMatchObject({ kind: 'error', code: 'permission', by: 'device' });
-    if (st.kind === 'error') expect(st.reason).toMatch(/permission denied.*rotate-keys/);
+    expect(st).toMatchObject({ kind: 'error', code: 'rotation-denied', by: 'device' });
+    if (st.kind === 'error') expect(st.reason).toMatch(/rotation not permitted/);
     await s.close();
   });
 });

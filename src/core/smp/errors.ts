@@ -34,7 +34,7 @@ export const GROUP_ERR: Record<number, Record<number, string>> = {
     30: 'invalid image too large', 31: 'invalid image data overrun', 32: 'image confirmation denied', 33: 'image setting test to active denied',
     34: 'active slot not known',
   },
-  3: { 1: 'unknown', 2: 'key too long', 3: 'key not found', 4: 'read not supported', 5: 'root key not found', 6: 'write not supported', 7: 'delete not supported' },
+  3: { 1: 'unknown', 2: 'key too long', 3: 'key not found', 4: 'read not supported', 5: 'root key not found', 6: 'write not supported', 7: 'delete not supported', 8: 'save not supported' },
   8: { 1: 'unknown', 2: 'file invalid name', 3: 'file not found', 4: 'file is directory', 5: 'file open failed', 6: 'file seek failed', 7: 'file read failed', 8: 'file truncate failed', 9: 'file delete failed', 10: 'file write failed', 11: 'file offset not valid', 12: 'file offset larger than file', 13: 'checksum hash not found', 14: 'mount point not found', 15: 'read-only filesystem', 16: 'file empty' },
   10: { 1: 'unknown', 2: 'too many group entries', 3: 'insufficient heap', 4: 'index too large' },
 };
