@@ -47,6 +47,19 @@ test('connects over WebUSB to a CDC-ACM device', async ({ page, bridge }) => {
   expect(bridge.connections.at(-1)?.transport).toBe('usb');
 });
 
+test('connects over WebUSB to a vendor-specific bulk interface', async ({ page, bridge }) => {
+  await page.goto('/');
+  await page.evaluate(() => {
+    (globalThis as unknown as { __fakeUsb: { kind: string } }).__fakeUsb.kind = 'vendor';
+  });
+  await page.getByRole('button', { name: 'Connect over WebUSB' }).click();
+  await expectDevicePage(page);
+  await expect(page.getByTestId('link-label')).toHaveText('WebUSB 2fe3:0100 Vendor bulk SMP');
+  const controls = await page.evaluate(() => (globalThis as unknown as { __fakeUsb: { controls: unknown[] } }).__fakeUsb.controls);
+  expect(controls).toEqual([]); // no CDC class requests on a vendor interface
+  expect(bridge.connections.at(-1)?.transport).toBe('usb');
+});
+
 test('runs the virtual device inside the page', async ({ page, bridge }) => {
   test.skip(REAL_PEER, 'the virtual device is the reference device, not the peer');
   const before = bridge.connections.length;

@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const port = Number(process.env.FIELDBENCH_E2E_PORT || 4173);
-const outDir = path.join(root, 'node_modules', '.cache', 'fieldbench-e2e-dist');
+// one build per port, so concurrent runs (several developers in one tree) do not clobber each other
+const outDir = path.join(root, 'node_modules', '.cache', `fieldbench-e2e-dist-${port}`);
 const vite = `node ${JSON.stringify(path.join(root, 'node_modules', 'vite', 'bin', 'vite.js'))}`;
 
 function browser(): string | undefined {
@@ -27,7 +28,7 @@ const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 export default defineConfig({
   testDir: '.',
   testMatch: '*.spec.ts',
-  outputDir: path.join(root, 'node_modules', '.cache', 'fieldbench-e2e-results'),
+  outputDir: path.join(root, 'node_modules', '.cache', `fieldbench-e2e-results-${port}`),
   fullyParallel: false,
   workers: 1,
   retries: 0,
