@@ -4,11 +4,12 @@ import { commands as attestCommands } from './commands/attest.ts';
 import { commands as auditCommands } from './commands/audit.ts';
 import { commands as configCommands } from './commands/config.ts';
 import { commands as deviceCommands } from './commands/device.ts';
+import { commands as flashCommands } from './commands/flash.ts';
 import { commands as identityCommands } from './commands/identity.ts';
 import { commands as imageCommands } from './commands/image.ts';
 import { commands as trustCommands } from './commands/trust.ts';
 
-const areas: Record<string, CliCommand>[] = [deviceCommands, configCommands, identityCommands, imageCommands, trustCommands, attestCommands, auditCommands];
+const areas: Record<string, CliCommand>[] = [deviceCommands, configCommands, flashCommands, identityCommands, imageCommands, trustCommands, attestCommands, auditCommands];
 
 export function allCommands(): Map<string, CliCommand> {
   const m = new Map<string, CliCommand>();

@@ -14,6 +14,8 @@ import { encodeIndefinite } from './cbor-indef.ts';
 
 import { type Body, type GroupDef, MgmtError, RC } from './mgmt.ts';
 import { installStandardGroups } from './groups/standard.ts';
+import type { ImageModelOptions } from './groups/image.ts';
+import type { SettingsStoreOptions } from './groups/settings.ts';
 
 export { MgmtError, RC } from './mgmt.ts';
 export type { Body, GroupDef, Handler, RequestContext } from './mgmt.ts';
@@ -39,6 +41,10 @@ export interface DeviceOptions {
   board?: string;
   kernelRelease?: string;
   appVersion?: string;
+  /** The MCUboot model: boot mode, trusted keys, flash timing, initial image. */
+  image?: ImageModelOptions;
+  /** Give the device Zephyr's Settings group (stock configuration), with these options. */
+  settings?: boolean | SettingsStoreOptions;
 }
 
 export interface DeviceStats {
@@ -62,7 +68,7 @@ export interface FirmwareFact {
 export type DeviceHook = (device: ReferenceDevice) => void | Promise<void>;
 
 export class ReferenceDevice {
-  readonly opts: Required<Omit<DeviceOptions, 'bootLog'>> & { bootLog: string[] };
+  readonly opts: Required<Omit<DeviceOptions, 'bootLog' | 'image' | 'settings'>> & Pick<DeviceOptions, 'image' | 'settings'> & { bootLog: string[] };
   readonly groups = new Map<number, GroupDef>();
   readonly stats: DeviceStats;
   /** Monotonic count of boots (persisted across resets). */
@@ -106,6 +112,8 @@ export class ReferenceDevice {
       board: opts.board ?? 'fieldbench_ref',
       kernelRelease: opts.kernelRelease ?? 'v4.4.0',
       appVersion: opts.appVersion ?? '1.0.0',
+      image: opts.image,
+      settings: opts.settings,
     };
     this.stats = { requests: 0, droppedOversize: 0, droppedLineOverrun: 0, droppedNoBuffer: 0, framing: undefined as never };
     this.decoder = this.makeDecoder();
@@ -282,7 +290,8 @@ export class ReferenceDevice {
         const gen = this.generation;
         const reply = await this.handle(p);
         this.packetQueue.shift();
-        if (reply && gen === this.generation) await this.sendPacket(reply);
+        // The UART sends in the background while the SMP thread handles the next request.
+        if (reply && gen === this.generation) void this.sendPacket(reply);
       }
     } finally {
       this.processingPackets = false;

@@ -257,15 +257,29 @@ describe('firmware update against the reference device', () => {
       const writable = new WritableStream<Uint8Array>({
         async write(chunk) {
           if (!stats.enabled) return w.write(chunk);
-          const x = rnd();
-          if (x < rate.drop) return void stats.dropped++;
-          if (x < rate.drop + rate.corrupt) {
-            stats.corrupted++;
-            const c = chunk.slice();
-            c[(rnd() * c.length) | 0] ^= 1 << ((rnd() * 8) | 0);
-            return w.write(c);
+          // Loss strikes line by line (a session may write a packet's lines in one chunk).
+          const parts: Uint8Array[] = [];
+          for (let start = 0; start < chunk.length; ) {
+            let end = chunk.indexOf(0x0a, start);
+            end = end < 0 ? chunk.length : end + 1;
+            parts.push(chunk.subarray(start, end));
+            start = end;
           }
-          return w.write(chunk);
+          for (const part of parts) {
+            const x = rnd();
+            if (x < rate.drop) {
+              stats.dropped++;
+              continue;
+            }
+            if (x < rate.drop + rate.corrupt) {
+              stats.corrupted++;
+              const c = part.slice();
+              c[(rnd() * c.length) | 0] ^= 1 << ((rnd() * 8) | 0);
+              await w.write(c);
+              continue;
+            }
+            await w.write(part);
+          }
         },
       });
       return { label: l.label, readable: l.readable, writable, closed: l.closed, close: () => l.close(), baudRate: l.baudRate };

@@ -2,7 +2,7 @@
 import { createServer } from 'node:net';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { echo, reset } from '../../core/groups/os.ts';
@@ -13,6 +13,10 @@ import { SocketLink } from '../../core/link/node-socket.ts';
 import { openTtyLink } from '../../core/link/node-tty.ts';
 import { parseTcpSpec } from '../../core/link/node-tcp.ts';
 import { ReferenceDevice } from '../../device/device.ts';
+import type { BootMode } from '../../device/groups/image.ts';
+import { installSecurity } from '../../device/security.ts';
+import { parsePem } from '../../core/trust/keys.ts';
+import { ed25519PublicKey } from '../../core/trust/ed25519.ts';
 import { type CliCommand, type CliIo, UsageError, parseArgs } from '../command.ts';
 import { CONNECT_OPTIONS, CONNECT_USAGE, connect } from '../connect.ts';
 
@@ -114,6 +118,28 @@ async function makePtyPair(): Promise<{ devicePath: string; userPath: string; st
   return { devicePath, userPath, stop: () => child.kill() };
 }
 
+async function readPem(path: string, want: 'ed25519-public' | 'ed25519-private'): Promise<Uint8Array> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new UsageError(`cannot read ${path}: ${(e as Error).message}`);
+  }
+  let k;
+  try {
+    k = parsePem(text);
+  } catch (e) {
+    throw new UsageError(`${path}: ${(e as Error).message}`);
+  }
+  if (want === 'ed25519-public') {
+    if (k.kind === 'ed25519-public') return k.publicKey;
+    if (k.kind === 'ed25519-private') return ed25519PublicKey(k.seed);
+  } else if (k.kind === 'ed25519-private') return k.seed;
+  throw new UsageError(`${path}: expected an Ed25519 ${want === 'ed25519-public' ? 'public' : 'private'} key`);
+}
+
+const BOOT_MODES: BootMode[] = ['swap-move', 'swap-scratch', 'overwrite', 'ram-load', 'direct-xip'];
+
 export function deviceOptionsFrom(args: ReturnType<typeof parseArgs>) {
   const int = (name: string) => {
     const v = args.get(name);
@@ -124,16 +150,46 @@ export function deviceOptionsFrom(args: ReturnType<typeof parseArgs>) {
   };
   const framing = (args.get('framing') ?? 'console') as Framing;
   if (framing !== 'console' && framing !== 'raw') throw new UsageError('--framing must be console or raw');
-  return { framing, bufSize: int('buf-size'), bufCount: int('buf-count'), lineMax: int('line-max') };
+  const bootMode = args.get('boot-mode') as BootMode | undefined;
+  if (bootMode && !BOOT_MODES.includes(bootMode)) throw new UsageError(`--boot-mode must be one of ${BOOT_MODES.join(', ')}`);
+  return { framing, bufSize: int('buf-size'), bufCount: int('buf-count'), lineMax: int('line-max'), bootMode, settings: args.has('settings') };
+}
+
+/** Build the device the `device` verb serves: stock, or provisioned with the security group. */
+async function buildDevice(args: ReturnType<typeof parseArgs>, io: CliIo): Promise<ReferenceDevice> {
+  const o = deviceOptionsFrom(args);
+  const trustedKeys = await Promise.all(args.all('trust-key').map((p) => readPem(p, 'ed25519-public')));
+  const device = new ReferenceDevice({ ...o, image: { bootMode: o.bootMode, trustedKeys } });
+  if (args.has('manufacturer-key') || args.has('owner-key')) {
+    const manufacturer = await readPem(args.require('manufacturer-key'), 'ed25519-private');
+    const ownerKeys = await Promise.all(args.all('owner-key').map((p) => readPem(p, 'ed25519-public')));
+    if (ownerKeys.length === 0) throw new UsageError('--owner-key is required with --manufacturer-key');
+    const sec = await installSecurity(device, { ownerKeys, serial: args.get('serial'), model: args.get('model') });
+    await sec.provision(manufacturer, new Date(Date.now() + 3650 * 86400_000));
+    io.out(`provisioned ${sec.opts.serial} (${sec.opts.model}); device key ${toHex(sec.devicePublicKey)}\n`);
+  }
+  return device;
 }
 
 const deviceCmd: CliCommand = {
   summary: 'run the reference device on a pseudo-terminal (--pty) or a TCP port (--listen)',
-  usage: `usage: fieldbench device (--pty | --listen tcp://127.0.0.1:PORT) [--framing console|raw] [--buf-size N] [--buf-count N] [--line-max N]`,
+  usage: `usage: fieldbench device (--pty | --listen tcp://127.0.0.1:PORT) [options]
+  --framing console|raw   serial framing (default console)
+  --buf-size N            MCUmgr buffer size (default 384)     --buf-count N   buffer count (default 4)
+  --line-max N            console line limit (default 127)
+  --boot-mode M           ${BOOT_MODES.join(' | ')} (default swap-move)
+  --trust-key PUB.pem     a firmware signing key the bootloader trusts (repeatable)
+  --settings              add Zephyr's Settings group (a stock device's configuration)
+  --manufacturer-key PRIV.pem --owner-key PUB.pem [--serial S] [--model M]
+                          add the security group, provisioned at this "factory": the manufacturer key
+                          certifies the device's fresh keys; the owner key authorizes technicians and configs`,
   async run(argv, io: CliIo) {
-    const args = parseArgs(argv, { booleans: ['pty'], known: ['listen', 'framing', 'buf-size', 'buf-count', 'line-max'] });
+    const args = parseArgs(argv, {
+      booleans: ['pty', 'settings'],
+      known: ['listen', 'framing', 'buf-size', 'buf-count', 'line-max', 'boot-mode', 'trust-key', 'manufacturer-key', 'owner-key', 'serial', 'model'],
+    });
     if (args.has('pty') === args.has('listen')) throw new UsageError('give exactly one of --pty or --listen');
-    const device = new ReferenceDevice(deviceOptionsFrom(args));
+    const device = await buildDevice(args, io);
     if (args.has('pty')) {
       const pty = await makePtyPair();
       const serveForever = async () => {

@@ -7,6 +7,7 @@ import { SmpClient, type LogEvent } from './client.ts';
 import { SmpError } from './errors.ts';
 import { CONSOLE_LINE_MAX, type Framing, type FramingStats, createDecoder, encodeFrames } from './framing.ts';
 import { Op } from './header.ts';
+import { concatBytes } from './bytes.ts';
 import { readParams } from '../groups/os.ts';
 
 export type { LogEvent } from './client.ts';
@@ -70,12 +71,16 @@ export async function openSession(link: Link, opts: SessionOptions = {}): Promis
 
   const send = (packet: Uint8Array): Promise<void> => {
     const frames = encodeFrames(framing, packet, lineMax);
-    const run = async () => {
-      for (let i = 0; i < frames.length; i++) {
-        await writer.write(frames[i]);
-        if (lineGapMs > 0) await sleep(lineGapMs);
-      }
-    };
+    // With no line gap, a packet's lines go down in one write (one USB transfer, one syscall).
+    const run =
+      lineGapMs > 0
+        ? async () => {
+            for (let i = 0; i < frames.length; i++) {
+              await writer.write(frames[i]);
+              await sleep(lineGapMs);
+            }
+          }
+        : () => writer.write(frames.length === 1 ? frames[0] : concatBytes(...frames));
     const p = sendChain.then(run);
     sendChain = p.catch(() => {});
     return p;

@@ -3,6 +3,7 @@ import type { ReferenceDevice } from '../device.ts';
 import { enumGroup } from './enum.ts';
 import { ImageModel, type ImageModelOptions, imageGroup } from './image.ts';
 import { osGroup } from './os.ts';
+import { installSettingsGroup } from './settings.ts';
 
 const models = new WeakMap<ReferenceDevice, ImageModel>();
 
@@ -24,7 +25,7 @@ export function configureImageModel(device: ReferenceDevice, opts: ImageModelOpt
 
 export function installStandardGroups(device: ReferenceDevice): void {
   // DeviceOptions may carry image model options under `image` (when the device passes them through).
-  const imageOpts = (device.opts as { image?: ImageModelOptions }).image ?? {};
+  const imageOpts = device.opts.image ?? {};
   const images = new ImageModel(device, imageOpts);
   images.ready.catch(() => {
     /* surfaced by the handlers that await it */
@@ -33,6 +34,8 @@ export function installStandardGroups(device: ReferenceDevice): void {
   device.registerGroup(osGroup(device, () => ({ name: 'MCUboot', mode: images.modeNumber, noDowngrade: images.opts.noDowngrade })));
   device.registerGroup(imageGroup(images));
   device.registerGroup(enumGroup(device));
+  const settings = device.opts.settings;
+  if (settings) installSettingsGroup(device, settings === true ? {} : settings);
   device.onBoot(() => images.boot());
   const d = device as ReferenceDevice & { firmware?: unknown; securityCounter?: unknown };
   if ('firmware' in d) {
