@@ -4,8 +4,21 @@
  * no violations, and working offline after the first visit: reload, a new
  * tab and a deep link all render from the service worker's precache.
  */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Page } from '@playwright/test';
 import { test, expect } from './fixtures.ts';
+
+const CACHE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../node_modules/.cache');
+
+/** Where playwright.config.ts's webServer built the app for this port (served from disk on every request). */
+function distDir(baseURL: string | undefined): string {
+  const port = new URL(baseURL ?? 'http://127.0.0.1:4173').port;
+  const dir = [path.join(CACHE, `fieldbench-e2e-dist-${port}`), path.join(CACHE, 'fieldbench-e2e-dist')].find((d) => existsSync(path.join(d, 'sw.js')));
+  if (!dir) throw new Error(`no built app with sw.js under ${CACHE} for port ${port}`);
+  return dir;
+}
 
 // No fakes (they talk to a WebSocket bridge on another port, which the CSP
 // rightly blocks), and the page's CSP is enforced.
@@ -116,5 +129,37 @@ test('works offline after the first visit: reload, new tab, deep link', async ({
     for (const p of [tab, deep]) await p.close();
   } finally {
     await context.setOffline(false);
+  }
+});
+
+test('a new version is announced and applied only when the user says so', async ({ page, baseURL }) => {
+  await firstVisit(page);
+  const swPath = path.join(distDir(baseURL), 'sw.js');
+  const original = readFileSync(swPath, 'utf8');
+  try {
+    // Publish a "new version": any byte change of sw.js is a new service worker.
+    writeFileSync(swPath, `${original}\n// e2e: new version ${Date.now()}\n`);
+    const before = await page.evaluate(() => navigator.serviceWorker.controller?.scriptURL);
+    await page.evaluate(() => navigator.serviceWorker.getRegistration().then((r) => r?.update()));
+    await expect(page.getByTestId('update-ready')).toBeVisible({ timeout: 20_000 });
+    // Waiting, not taken over: the page still runs the old worker until the user agrees.
+    expect(await page.evaluate(() => navigator.serviceWorker.getRegistration().then((r) => !!r?.waiting))).toBe(true);
+    await page.getByRole('button', { name: 'Later' }).click();
+    await expect(page.getByTestId('update-ready')).toHaveCount(0);
+    await page.waitForTimeout(500);
+    expect(await page.evaluate(() => navigator.serviceWorker.getRegistration().then((r) => !!r?.waiting))).toBe(true);
+    // Ask again and accept this time.
+    await page.evaluate(() => navigator.serviceWorker.getRegistration().then((r) => r?.update()));
+    await page.reload();
+    await expect(page.getByTestId('update-ready')).toBeVisible({ timeout: 20_000 });
+    await Promise.all([page.waitForEvent('load'), page.getByRole('button', { name: 'Reload and update' }).click()]);
+    await expect(page.getByRole('heading', { name: 'Connect to a device' })).toBeVisible();
+    await expect
+      .poll(() => page.evaluate(() => navigator.serviceWorker.getRegistration().then((r) => ({ waiting: !!r?.waiting, active: !!r?.active }))))
+      .toEqual({ waiting: false, active: true });
+    await expect(page.getByTestId('update-ready')).toHaveCount(0);
+    expect(before).toBeTruthy();
+  } finally {
+    writeFileSync(swPath, original);
   }
 });
