@@ -5,7 +5,11 @@
 import { test as base, expect, type Page } from '@playwright/test';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { WebSocket } from 'ws';
 import { startBridge, type Bridge } from './bridge.ts';
+
+/** Same-origin path the fakes' WebSockets use; routed to the bridge from Node. */
+const BRIDGE_PATH = '/__fieldbench_e2e_bridge';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const FAKE_SERIAL = path.join(here, 'fixtures', 'fake-serial.js');
@@ -34,9 +38,26 @@ export const test = base.extend<{ fakes: boolean }, { bridge: Bridge }>({
       if (u.origin !== own && u.protocol !== 'data:' && u.protocol !== 'blob:') foreign.push(r.url());
     });
     if (fakes) {
-      await page.addInitScript((url: string) => {
-        (globalThis as { __FIELDBENCH_E2E__?: unknown }).__FIELDBENCH_E2E__ = { bridge: url };
-      }, bridge.url);
+      // The fakes open a same-origin WebSocket (allowed by the app's strict CSP, connect-src 'self');
+      // Playwright takes it over and Node pipes it to the bridge, so the CSP stays in force.
+      await page.routeWebSocket(
+        (url) => url.pathname === BRIDGE_PATH,
+        (route) => {
+          const up = new WebSocket(bridge.url + new URL(route.url()).search);
+          const early: (string | Buffer)[] = [];
+          up.on('open', () => {
+            for (const m of early.splice(0)) up.send(m);
+          });
+          up.on('message', (d: Buffer) => route.send(d));
+          up.on('close', () => void route.close().catch(() => {}));
+          up.on('error', () => void route.close().catch(() => {}));
+          route.onMessage((m) => (up.readyState === WebSocket.OPEN ? up.send(m) : early.push(m)));
+          route.onClose(() => up.close());
+        },
+      );
+      await page.addInitScript((p: string) => {
+        (globalThis as { __FIELDBENCH_E2E__?: unknown }).__FIELDBENCH_E2E__ = { bridge: p };
+      }, BRIDGE_PATH);
       await page.addInitScript({ path: FAKE_SERIAL });
       await page.addInitScript({ path: FAKE_USB });
     }

@@ -40,8 +40,8 @@ export default defineConfig({
     baseURL: `http://127.0.0.1:${port}`,
     browserName: 'chromium',
     headless: true,
-    // The fakes talk to the bridge on another port; the app itself makes no cross-origin requests.
-    bypassCSP: true,
+    // The app's CSP stays on: the fakes' WebSockets are routed from Node (fixtures.ts), not opened by the page.
+    bypassCSP: false,
     trace: 'off',
     screenshot: 'only-on-failure',
     launchOptions: {
