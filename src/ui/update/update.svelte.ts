@@ -41,6 +41,8 @@ export interface UpdateSettings {
   /** Options passed through to the op (confirm mode, timeouts). */
   options?: Pick<UpdateOptions, 'confirm' | 'bootTimeoutMs' | 'resetSettleMs' | 'firstChunkTimeoutMs' | 'maxStalls' | 'now'>;
   onDone?: (outcome: UpdateOutcome, info: { name: string; report: PreflightReport | null }) => void;
+  /** Every state of a run as the op emits it (e.g. for the log pane). */
+  onState?: (state: UpdateState) => void;
 }
 
 export interface UploadProgressView {
@@ -184,6 +186,7 @@ export class UpdateController {
       })) {
         last = st;
         this.push(st);
+        settings.onState?.(st);
         switch (st.kind) {
           case 'preflight':
             this.report = st.report;
