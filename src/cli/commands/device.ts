@@ -108,7 +108,7 @@ async function makePtyPair(): Promise<{ devicePath: string; userPath: string; st
   const dir = await mkdtemp(join(tmpdir(), 'fieldbench-pty-'));
   const devicePath = join(dir, 'device');
   const userPath = join(dir, 'tty');
-  const child = spawn('socat', ['-d0', `pty,raw,echo=0,link=${devicePath}`, `pty,raw,echo=0,link=${userPath}`], { stdio: 'ignore' });
+  const child = spawn('socat', [`pty,raw,echo=0,link=${devicePath}`, `pty,raw,echo=0,link=${userPath}`], { stdio: 'ignore' });
   const failed = new Promise<never>((_, rej) => child.on('error', (e) => rej(new Error(`cannot start socat to make a pseudo-terminal (${e.message}); install it: apt-get install socat`))));
   const deadline = Date.now() + 5000;
   while (!(existsSync(devicePath) && existsSync(userPath))) {
