@@ -11,7 +11,8 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { test as base, expect } from './fixtures.ts';
 import { startUpdateHarness, type UpdateHarnessServer } from './update-harness/serve.ts';
 import { generateEd25519 } from '../../src/core/trust/ed25519.ts';
-import { signImage } from '../../src/core/trust/mcuboot.ts';
+import { signImage, signedImageHexSegments } from '../../src/core/trust/mcuboot.ts';
+import { writeIhex } from '../../src/core/trust/ihex.ts';
 
 const test = base.extend<object, { harness: UpdateHarnessServer }>({
   harness: [
@@ -111,7 +112,7 @@ test('library image: preflight shown, upload progress, test, reset, confirm, don
   await expect(page.getByTestId('slots').locator('tr[data-slot="1"]')).toHaveAttribute('data-version', '1.0.0');
 });
 
-test('a bit-flipped image from a file is refused at preflight with the reason; Upload stays disabled', async ({ page }) => {
+test('a bit-flipped image from a file is refused at preflight with the reason; Upload stays disabled; a good .hex dropped in passes', async ({ page }) => {
   const signer = await generateEd25519();
   const img = (await signed(signer.privateKey, '1.1.0', 2, 8000)).slice();
   img[500] ^= 0x04;
@@ -128,6 +129,21 @@ test('a bit-flipped image from a file is refused at preflight with the reason; U
   await expect(page.getByTestId('update-upload')).toBeDisabled();
   expect(await page.evaluate(() => (globalThis as unknown as { __update: PageHarness }).__update.deviceUploadOffset())).toBe(0);
   await expect(page.getByTestId('slots').locator('tr[data-slot="0"]')).toHaveAttribute('data-version', '1.0.0');
+
+  // Drag and drop an Intel HEX file of a good image: converted, checked afresh, Upload enabled.
+  const good = await signed(signer.privateKey, '1.1.0', 2, 8000);
+  const hexText = writeIhex(signedImageHexSegments(good, 0x10000, { version: '1.1.0', headerSize: 32 }));
+  await page.getByTestId('fw-drop').evaluate((el, a) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([a.text], a.name, { type: 'text/plain' }));
+    el.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    el.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, { text: hexText, name: 'app-1.1.0.hex' });
+  await expect(page.getByTestId('fw-chosen')).toContainText('app-1.1.0.hex');
+  await expect(page.getByTestId('fw-chosen')).toContainText('Intel HEX, converted');
+  await expect(pre).toHaveAttribute('data-ok', 'yes');
+  await expect(sig).toHaveAttribute('data-result', 'pass');
+  await expect(page.getByTestId('update-upload')).toBeEnabled();
 });
 
 test('link lost mid-upload: the panel says so, offers Resume once the device is back, and continues from the device offset', async ({ page }) => {
