@@ -97,6 +97,9 @@ describe('UpdateController against the reference device', () => {
     const html = render(UpdatePanel, { props: { session: w.s, trustedKeys: [PUB], controller: ctl } }).body;
     expect(html).toContain('data-testid="update-result" data-result="done"');
     expect(html).toContain('running 1.1.0+0, confirmed');
+    expect(html).toContain('Pre-flight passed');
+    expect(html).not.toContain('Nothing has been sent');
+    expect(ctl.canUpload(w.s)).toBe(false); // done: the device runs it now
     expect(html).toMatch(/data-slot="0" data-version="1.1.0"/);
     await w.close();
   });

@@ -157,7 +157,8 @@ export class UpdateController {
   }
 
   canUpload(session: SmpSession | null): boolean {
-    return !!session && !session.client.closed && !!this.source && this.report?.ok === true && !this.running && !this.checking;
+    // After a successful run the device runs this image: choose another (or the same again) to start over.
+    return !!session && !session.client.closed && !!this.source && this.report?.ok === true && !this.running && !this.checking && this.outcome?.kind !== 'done';
   }
 
   /** Start (or, after a lost link, resume) the update. The op re-checks preflight before sending anything. */
