@@ -12,6 +12,7 @@ import { openSession, type LogEvent, type SmpSession } from '../core/smp/session
 import { GROUP_NAMES } from '../core/smp/header.ts';
 import { readDeviceInfo, type InfoState } from '../core/ops/info.ts';
 import { createVirtualDevice } from '../device/virtual.ts';
+import { demoKit } from './demo.ts';
 
 export type Transport = 'serial' | 'usb' | 'virtual';
 export type Status = 'idle' | 'connecting' | 'connected' | 'disconnected' | 'closed';
@@ -111,7 +112,8 @@ export class Connection {
   }
 
   private async obtainLink(transport: Transport, again: boolean): Promise<Link> {
-    if (transport === 'virtual') return createVirtualDevice().link;
+    // The DEMO secure device of this page session (same device on reconnect, as if plugged back in).
+    if (transport === 'virtual') return createVirtualDevice({ device: (await demoKit()).device }).link;
     if (transport === 'serial') {
       if (!again) return requestSerialLink({ baudRate: this.baudRate });
       const links = await reconnectSerialLinks({ filters: this.lastFilters as never, max: 1, baudRate: this.baudRate });

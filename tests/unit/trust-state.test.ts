@@ -10,6 +10,11 @@ import { issueCredential } from '../../src/core/trust/credential.ts';
 import { privateKeyPem, publicKeyPem } from '../../src/core/trust/keys.ts';
 import { TechnicianKeyStore } from '../../src/core/trust/keystore.ts';
 import { demoKit } from '../../src/ui/demo.ts';
+import { createVirtualDevice } from '../../src/device/virtual.ts';
+import { openSession } from '../../src/core/smp/session.ts';
+import { runIdentify } from '../../src/core/ops/identify.ts';
+import { runAttest } from '../../src/core/ops/attest.ts';
+import { preflightImage } from '../../src/core/ops/update.ts';
 
 const DAY = 86400_000;
 const te = new TextEncoder();
@@ -170,5 +175,30 @@ describe('TrustState', () => {
     const kinds = (await db.artifacts.toArray()).map((a) => a.kind).sort();
     expect(kinds).toEqual(['bundle', 'config', 'credential', 'firmware']);
     expect(await ts.importBundle(kit.olderBundle)).toMatchObject({ ok: false, code: 'replayed' });
+  });
+
+  it('the DEMO virtual device verifies under the demo trust: identify verified, attest not untrusted, demo image passes preflight', async () => {
+    const kit = await demoKit();
+    const ts = new TrustState(db);
+    await ts.load();
+    await ts.loadDemo(kit.trust, { passphrase: 'demo passphrase' });
+    const bundle = ts.heldBundle()!;
+    const s = await openSession(createVirtualDevice({ device: kit.device }).link);
+    try {
+      const id = await runIdentify(s, { bundle });
+      expect(id.kind).toBe('done');
+      if (id.kind !== 'done') return;
+      expect(id.identity.verified).toBe(true);
+      const a = await runAttest(s, { bundle, devicePublicKey: id.identity.devicePublicKey!, groupId: id.identity.groupId });
+      expect(a.kind).toBe('done');
+      if (a.kind !== 'done') return;
+      expect(['trusted', 'warning']).toContain(a.appraisal.verdict);
+      expect(a.appraisal.reasons.find((r) => r.check === 'measurements')?.result).toBe('pass');
+      const img = kit.trust.library.find((l) => l.name.includes('firmware'))!.bytes;
+      const rep = await preflightImage(s, img, { trustedKeys: ts.firmwareKeys(), bundle });
+      expect(rep.checks.filter((c) => c.outcome === 'fail')).toEqual([]);
+    } finally {
+      await s.close();
+    }
   });
 });
