@@ -196,7 +196,7 @@ describe('TrustState', () => {
       expect(a.appraisal.reasons.find((r) => r.check === 'measurements')?.result).toBe('pass');
       const img = kit.trust.library.find((l) => l.name.includes('firmware'))!.bytes;
       const rep = await preflightImage(s, img, { trustedKeys: ts.firmwareKeys(), bundle });
-      expect(rep.checks.filter((c) => c.outcome === 'fail')).toEqual([]);
+      expect(rep.checks.filter((c) => c.result === 'fail')).toEqual([]);
     } finally {
       await s.close();
     }
