@@ -18,7 +18,7 @@ import { imageModelOf } from '../device/groups/standard.ts';
 import { issueBundle, type FirmwareMeta } from '../core/trust/bundle.ts';
 import { issueConfig } from '../core/trust/signed-config.ts';
 import { keyId, privateKeyPem } from '../core/trust/keys.ts';
-import { TLV, keyHash, parseImage, signImage } from '../core/trust/mcuboot.ts';
+import { TLV, parseImage, signImage } from '../core/trust/mcuboot.ts';
 import type { DemoTrust } from '../core/ops/trust-state.ts';
 
 export const DEMO_MODEL = 'fieldbench-ref';
@@ -51,10 +51,8 @@ async function build(): Promise<DemoKit> {
   const images = imageModelOf(device);
   await images.ready;
   const factory = images.slots[0]!.data;
-  // Signer key ids: the device's attestation reports MCUboot's KEYHASH (SHA-256 of the SPKI), while the update
-  // preflight compares keyId() (SHA-256 of the raw key). Until those agree, the running image is listed the first
-  // way (attestation) and the update image the second (preflight); see the A2 report.
-  const attestKid = keyHash(auth.firmware.publicKey).slice(0, 8);
+  // Both images are signed by the demo firmware key; the bundle names it by its key id (attestation reports
+  // SHA-256 of the raw key, whose first 8 bytes are that id).
   const fwKid = keyId(auth.firmware.publicKey);
   // A demo update: 1.1.0, signed by the demo firmware key, security counter 2.
   const body = new Uint8Array(6144);
@@ -64,7 +62,7 @@ async function build(): Promise<DemoKit> {
   // Measurements as MCUboot states them (the image hash TLV), which attestation reports and the update preflight accepts.
   const measure = (img: Uint8Array) => parseImage(img).tlvs.find((t) => t.type === TLV.SHA256)!.value.slice();
   const firmware: FirmwareMeta[] = [
-    { model: DEMO_MODEL, version: device.opts.appVersion, sha256: measure(factory), securityCounter: 1, signerKid: attestKid },
+    { model: DEMO_MODEL, version: device.opts.appVersion, sha256: measure(factory), securityCounter: 1, signerKid: fwKid },
     { model: DEMO_MODEL, version: '1.1.0', sha256: measure(update), securityCounter: 2, signerKid: fwKid },
   ];
   const config = await issueConfig(

@@ -24,6 +24,8 @@ import { IMG } from '../../core/groups/image.ts';
 import { Group } from '../../core/smp/header.ts';
 import { ed25519PublicKey } from '../../core/trust/ed25519.ts';
 import { type ImageVerifyReport, TLV, ed25519Spki, parseImage, signImage, verifyImage, versionString } from '../../core/trust/mcuboot.ts';
+import { signerIdFor } from '../../core/trust/eat.ts';
+import { equalBytes } from '../../core/smp/bytes.ts';
 import type { ReferenceDevice } from '../device.ts';
 import { type Body, type GroupDef, MgmtError, RC } from '../mgmt.ts';
 
@@ -238,15 +240,26 @@ export class ImageModel {
     });
   }
 
-  /** What the device runs (for attestation). */
+  /**
+   * What the device runs (for attestation). The signer id follows fieldbench's
+   * convention (eat.ts signerIdFor): SHA-256 of the raw Ed25519 public key, whose
+   * first 8 bytes are the key id the trust bundle names. The image names its key
+   * by KEYHASH (SHA-256 of the key's SPKI) or PUBKEY; the device maps that back to
+   * the trusted key. An image signed by no trusted key has an all-zero signer id.
+   */
   running(): { version: string; hash: Uint8Array; signerId: Uint8Array } | null {
     const s = this.slots[this.active];
     const info = slotInfoOf(s?.data ?? null);
     if (!s || !info) return null;
-    let signerId = new Uint8Array(32);
+    let signerId: Uint8Array = new Uint8Array(32);
     try {
-      const kh = parseImage(s.data).tlvs.find((t) => t.type === TLV.KEYHASH && t.length === 32);
-      if (kh) signerId = kh.value.slice();
+      const tlvs = parseImage(s.data).tlvs;
+      const kh = tlvs.find((t) => t.type === TLV.KEYHASH && t.length === 32);
+      const pk = tlvs.find((t) => t.type === TLV.PUBKEY);
+      const key = this.trusted.find(
+        (k) => (kh && equalBytes(sha256(ed25519Spki(k)), kh.value)) || (pk && (equalBytes(ed25519Spki(k), pk.value) || equalBytes(k, pk.value))),
+      );
+      if (key) signerId = ImageModel.signerId(key);
     } catch {
       /* keep zeros */
     }
@@ -520,9 +533,9 @@ export class ImageModel {
     if (this.swapMode || this.opts.bootMode === 'overwrite') this.pending = kind;
   }
 
-  /** Signer identity as MCUboot's boot record states it: SHA-256 of the key's SPKI. */
+  /** Signer identity as attestation reports it: SHA-256 of the raw public key (signerIdFor in eat.ts). */
   static signerId(pub: Uint8Array): Uint8Array {
-    return sha256(ed25519Spki(pub));
+    return signerIdFor(pub);
   }
 }
 
