@@ -10,6 +10,7 @@ import { issueCredential } from '../../src/core/trust/credential.ts';
 import { privateKeyPem, publicKeyPem } from '../../src/core/trust/keys.ts';
 import { TechnicianKeyStore } from '../../src/core/trust/keystore.ts';
 import { demoKit } from '../../src/ui/demo.ts';
+import { runUpdate } from '../../src/core/ops/update.ts';
 import { createVirtualDevice } from '../../src/device/virtual.ts';
 import { openSession } from '../../src/core/smp/session.ts';
 import { runIdentify } from '../../src/core/ops/identify.ts';
@@ -197,6 +198,13 @@ describe('TrustState', () => {
       const img = kit.trust.library.find((l) => l.name.includes('firmware'))!.bytes;
       const rep = await preflightImage(s, img, { trustedKeys: ts.firmwareKeys(), bundle });
       expect(rep.checks.filter((c) => c.result === 'fail')).toEqual([]);
+      // After the update, attestation measures the new image and names its signer as the bundle does.
+      const done = await runUpdate(s, img, { trustedKeys: ts.firmwareKeys(), bundle, resetSettleMs: 50 }, () => {});
+      expect(done.kind).toBe('done');
+      const a2 = await runAttest(s, { bundle, devicePublicKey: id.identity.devicePublicKey!, groupId: id.identity.groupId });
+      if (a2.kind !== 'done') throw new Error(`attest after update: ${a2.kind}`);
+      expect(a2.appraisal.reasons.find((r) => r.check === 'measurements')).toMatchObject({ result: 'pass', detail: expect.stringMatching(/match/) });
+      expect(JSON.stringify(a2.appraisal.claims, (_k, v) => (v instanceof Uint8Array ? 'bytes' : v))).toContain('1.1.0');
     } finally {
       await s.close();
     }
