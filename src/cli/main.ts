@@ -1,5 +1,6 @@
 /** fieldbench CLI: gathers the verbs of every area and dispatches. */
 import { type CliCommand, type CliIo, EXIT_USAGE, UsageError } from './command.ts';
+import { InputError } from './files.ts';
 import { commands as attestCommands } from './commands/attest.ts';
 import { commands as auditCommands } from './commands/audit.ts';
 import { commands as configCommands } from './commands/config.ts';
@@ -61,6 +62,10 @@ export async function main(argv: string[], io: CliIo = nodeIo()): Promise<number
   } catch (e) {
     if (e instanceof UsageError) {
       io.err(`fieldbench: ${e.message}\n${cmd.usage}\n`);
+      return EXIT_USAGE;
+    }
+    if (e instanceof InputError) {
+      io.err(`fieldbench: ${e.message}\n`);
       return EXIT_USAGE;
     }
     io.err(`fieldbench: ${(e as Error)?.message ?? e}\n`);

@@ -5,12 +5,9 @@
  * (the failing checks on stderr), or a trust bundle that does not verify;
  * 2 bad usage, unreadable files, unusable keys.
  */
-import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE, UsageError, parseArgs, type CliCommand, type CliIo } from '../command.ts';
+import { InputError, readEd25519Public, readInput, readPublicKey } from '../files.ts';
 import type { CoseKey } from '../../core/trust/cose.ts';
-import { ed25519PublicKey, ed25519PublicKeyProblem } from '../../core/trust/ed25519.ts';
-import { KeyFormatError, parsePem } from '../../core/trust/keys.ts';
 import { verifyBundle } from '../../core/trust/bundle.ts';
 import { appraiseToken, claimsToJson, type ReferenceMeasurement } from '../../core/trust/eat.ts';
 
@@ -41,16 +38,6 @@ appraised and the token is untrusted.
 exit status: 0 trusted, 1 untrusted / warning / bundle rejected (reasons on stderr),
 2 bad usage or unreadable input`;
 
-class InputError extends Error {}
-
-async function readBytes(io: CliIo, path: string): Promise<Uint8Array> {
-  try {
-    return new Uint8Array(await readFile(resolve(io.cwd, path)));
-  } catch (e) {
-    throw new InputError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
-
 function parseHex(s: string, what: string): Uint8Array {
   const clean = s.replace(/\s+/g, '');
   if (!/^([0-9a-fA-F]{2})+$/.test(clean)) throw new UsageError(`${what} must be hex digits (an even number)`);
@@ -67,20 +54,10 @@ function tokenBytes(raw: Uint8Array): Uint8Array {
   return raw;
 }
 
-async function readKey(io: CliIo, path: string, what: string): Promise<Uint8Array | CoseKey> {
-  const text = new TextDecoder().decode(await readBytes(io, path));
-  let k;
-  try {
-    k = parsePem(text);
-  } catch (e) {
-    if (e instanceof KeyFormatError) throw new InputError(`${path}: ${e.message}`);
-    throw e;
-  }
-  if (k.kind === 'p256-public') return { kty: 'EC2', crv: 'P-256', x: k.x, y: k.y };
-  const pub = k.kind === 'ed25519-public' ? k.publicKey : await ed25519PublicKey(k.seed);
-  const problem = ed25519PublicKeyProblem(pub);
-  if (problem) throw new InputError(`${path}: ${what}: ${problem}`);
-  return pub;
+/** The device key: Ed25519 as raw bytes (the appraisal derives its kid), P-256 as a COSE_Key. */
+async function readDeviceKey(io: CliIo, path: string): Promise<Uint8Array | CoseKey> {
+  const k = await readPublicKey(io, path, 'device key');
+  return k.kty === 'OKP' ? k.x : k;
 }
 
 function hex(b: Uint8Array): string {
@@ -129,12 +106,11 @@ const verify: CliCommand = {
     const revoked = new Set<string>();
     let published: Set<string> | undefined;
     try {
-      token = tokenBytes(await readBytes(io, args.positional[0]));
-      key = await readKey(io, args.require('key'), 'device key');
+      token = tokenBytes(await readInput(io, args.positional[0]));
+      key = await readDeviceKey(io, args.require('key'));
       if (args.has('bundle')) {
-        const bundleBytes = await readBytes(io, args.require('bundle'));
-        const owner = await readKey(io, args.require('owner'), 'owner key');
-        if (!(owner instanceof Uint8Array)) throw new InputError(`${args.require('owner')}: the owner key must be Ed25519`);
+        const bundleBytes = await readInput(io, args.require('bundle'));
+        const owner = await readEd25519Public(io, args.require('owner'), { what: 'owner key' });
         const b = await verifyBundle(bundleBytes, { ownerKeys: [owner], allowStale: args.has('allow-stale') });
         if (!b.ok) {
           io.err(`fieldbench attest verify: trust bundle rejected (${b.code}): ${b.reason}\n`);

@@ -4,12 +4,9 @@
  * Exit: 0 intact; 1 tampered (the entry is named on stderr); 2 bad usage,
  * unreadable file, a file that is not an audit export, or an unusable key.
  */
-import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE, UsageError, parseArgs, type CliCommand, type CliIo } from '../command.ts';
+import { InputError, readEd25519Public, readText } from '../files.ts';
 import { verifyAuditExport } from '../../core/store/audit.ts';
-import { KeyFormatError, parsePem } from '../../core/trust/keys.ts';
-import { ed25519PublicKey, ed25519PublicKeyProblem } from '../../core/trust/ed25519.ts';
 import { keyIdHex } from '../../core/store/sig.ts';
 
 const usage = `usage: fieldbench audit verify FILE [--key TECHNICIAN.pem]... [--expect-head SEQ:HASH]
@@ -27,34 +24,6 @@ bad-signature or malformed.
                         time); catches entries cut off the end with head rewritten.
 
 exit status: 0 intact, 1 tampered (entry named on stderr), 2 bad usage or unreadable input`;
-
-class InputError extends Error {}
-
-async function readText(io: CliIo, path: string): Promise<string> {
-  try {
-    return await readFile(resolve(io.cwd, path), 'utf8');
-  } catch (e) {
-    throw new InputError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
-
-async function readPublicKey(io: CliIo, path: string): Promise<Uint8Array> {
-  const text = await readText(io, path);
-  let k;
-  try {
-    k = parsePem(text);
-  } catch (e) {
-    if (e instanceof KeyFormatError) throw new InputError(`${path}: ${e.message}`);
-    throw e;
-  }
-  let pub: Uint8Array;
-  if (k.kind === 'ed25519-public') pub = k.publicKey;
-  else if (k.kind === 'ed25519-private') pub = await ed25519PublicKey(k.seed);
-  else throw new InputError(`${path}: technician keys are Ed25519; this is a ${k.kind} key`);
-  const problem = ed25519PublicKeyProblem(pub);
-  if (problem) throw new InputError(`${path}: ${problem}`);
-  return pub;
-}
 
 const verify: CliCommand = {
   summary: 'verify an exported audit trail (chain, sequence, technician signatures)',
@@ -87,7 +56,7 @@ const verify: CliCommand = {
     try {
       text = await readText(io, file);
       const keyFiles = args.all('key');
-      if (keyFiles.length) keys = await Promise.all(keyFiles.map((k) => readPublicKey(io, k)));
+      if (keyFiles.length) keys = await Promise.all(keyFiles.map((k) => readEd25519Public(io, k, { what: 'technician key' })));
     } catch (e) {
       if (e instanceof InputError) {
         io.err(`fieldbench audit verify: ${e.message}\n`);

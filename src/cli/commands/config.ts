@@ -3,8 +3,6 @@
  * stock device with --confirm-unsigned), config diff. ('config sign' is the
  * owner's verb, in trust.ts.)
  */
-import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import { findSecurityGroup } from '../../core/ops/identify.ts';
 import { authenticateTechnician } from '../../core/ops/access.ts';
 import { type ConfigSchema, parseFieldInput, schemaForModel } from '../../core/ops/config-schema.ts';
@@ -16,39 +14,17 @@ import type { SettingValue } from '../../core/trust/signed-config.ts';
 import { decodeConfigUnverified } from '../../core/trust/signed-config.ts';
 import { verifyBundle } from '../../core/trust/bundle.ts';
 import { ed25519Sign } from '../../core/trust/ed25519.ts';
-import { parsePem } from '../../core/trust/keys.ts';
 import type { SmpSession } from '../../core/smp/session.ts';
 import { toHex } from '../../core/smp/bytes.ts';
 import { type CliCommand, type CliIo, type ParsedArgs, EXIT_OK, EXIT_REJECTED, EXIT_USAGE, UsageError, parseArgs } from '../command.ts';
 import { CONNECT_OPTIONS, CONNECT_USAGE, connect } from '../connect.ts';
+import { InputError, readEd25519Private, readEd25519Public, readInput } from '../files.ts';
 import { jsonReplacer } from './device.ts';
 
 export interface ConfigDeps {
   connect: (args: ParsedArgs, io: CliIo) => Promise<SmpSession>;
   /** Ask the technician to confirm the diff (default: a y/N prompt when stdin is a terminal, else no). */
   confirm?: (io: CliIo, question: string) => Promise<boolean>;
-}
-
-class InputError extends Error {}
-
-async function readBytes(io: CliIo, path: string, what: string): Promise<Uint8Array> {
-  try {
-    return new Uint8Array(await readFile(resolve(io.cwd, path)));
-  } catch (e) {
-    throw new InputError(`cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
-
-async function readKey(io: CliIo, path: string, kind: 'ed25519-private' | 'ed25519-public'): Promise<Uint8Array> {
-  const text = new TextDecoder().decode(await readBytes(io, path, 'key file'));
-  let k;
-  try {
-    k = parsePem(text);
-  } catch (e) {
-    throw new InputError(`${path}: not a usable key (${(e as Error).message})`);
-  }
-  if (k.kind !== kind) throw new InputError(`${path}: expected an Ed25519 ${kind === 'ed25519-private' ? 'private' : 'public'} key, found ${k.kind}`);
-  return k.kind === 'ed25519-private' ? k.seed : k.publicKey;
 }
 
 function schemaArg(args: ParsedArgs, fallbackModel?: string): ConfigSchema {
@@ -184,11 +160,11 @@ export function configCommands(deps: ConfigDeps = { connect }): Record<string, C
   async function applySigned(args: ParsedArgs, io: CliIo): Promise<number> {
     if (args.positional.length !== 1) throw new UsageError('give exactly one signed configuration FILE');
     if (args.has('confirm-unsigned')) throw new UsageError('--confirm-unsigned goes with --unsigned');
-    const signed = await readBytes(io, args.positional[0], 'configuration');
-    const credential = await readBytes(io, args.require('credential'), 'credential');
-    const bundleBytes = await readBytes(io, args.require('bundle'), 'trust bundle');
-    const ownerKey = await readKey(io, args.require('owner-key'), 'ed25519-public');
-    const seed = await readKey(io, args.require('key'), 'ed25519-private');
+    const signed = await readInput(io, args.positional[0], 'configuration');
+    const credential = await readInput(io, args.require('credential'), 'credential');
+    const bundleBytes = await readInput(io, args.require('bundle'), 'trust bundle');
+    const ownerKey = await readEd25519Public(io, args.require('owner-key'), { what: 'owner key', publicOnly: true });
+    const seed = await readEd25519Private(io, args.require('key'), 'technician key');
     const held = args.get('held-sequence');
     if (held !== undefined && !/^\d+$/.test(held)) throw new UsageError('--held-sequence must be a number');
     const b = await verifyBundle(bundleBytes, { ownerKeys: [ownerKey] });
@@ -248,7 +224,7 @@ export function configCommands(deps: ConfigDeps = { connect }): Record<string, C
       const n = args.positional.length;
       if (!(n === 2 && !args.has('port')) && !(n === 1 && args.has('port'))) throw new UsageError('give two configurations, or one and --port');
       try {
-        const a = await readBytes(io, args.positional[0], 'configuration');
+        const a = await readInput(io, args.positional[0], 'configuration');
         let result: ConfigDiff & { from?: number; to?: number };
         let schema: ConfigSchema | undefined;
         try {
@@ -258,7 +234,7 @@ export function configCommands(deps: ConfigDeps = { connect }): Record<string, C
           throw new InputError(`${args.positional[0]} is not a signed configuration: ${(e as Error).message}`);
         }
         if (n === 2) {
-          const b = await readBytes(io, args.positional[1], 'configuration');
+          const b = await readInput(io, args.positional[1], 'configuration');
           try {
             result = diffSignedConfigs(a, b, schema);
           } catch (e) {

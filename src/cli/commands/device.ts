@@ -2,7 +2,7 @@
 import { createServer } from 'node:net';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { echo, reset } from '../../core/groups/os.ts';
@@ -15,10 +15,9 @@ import { parseTcpSpec } from '../../core/link/node-tcp.ts';
 import { ReferenceDevice } from '../../device/device.ts';
 import type { BootMode } from '../../device/groups/image.ts';
 import { installSecurity } from '../../device/security.ts';
-import { parsePem } from '../../core/trust/keys.ts';
-import { ed25519PublicKey } from '../../core/trust/ed25519.ts';
 import { type CliCommand, type CliIo, UsageError, parseArgs } from '../command.ts';
 import { CONNECT_OPTIONS, CONNECT_USAGE, connect } from '../connect.ts';
+import { readEd25519Private, readEd25519Public } from '../files.ts';
 
 export function jsonReplacer(_k: string, v: unknown): unknown {
   return v instanceof Uint8Array ? toHex(v) : v;
@@ -118,26 +117,6 @@ async function makePtyPair(): Promise<{ devicePath: string; userPath: string; st
   return { devicePath, userPath, stop: () => child.kill() };
 }
 
-async function readPem(path: string, want: 'ed25519-public' | 'ed25519-private'): Promise<Uint8Array> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new UsageError(`cannot read ${path}: ${(e as Error).message}`);
-  }
-  let k;
-  try {
-    k = parsePem(text);
-  } catch (e) {
-    throw new UsageError(`${path}: ${(e as Error).message}`);
-  }
-  if (want === 'ed25519-public') {
-    if (k.kind === 'ed25519-public') return k.publicKey;
-    if (k.kind === 'ed25519-private') return ed25519PublicKey(k.seed);
-  } else if (k.kind === 'ed25519-private') return k.seed;
-  throw new UsageError(`${path}: expected an Ed25519 ${want === 'ed25519-public' ? 'public' : 'private'} key`);
-}
-
 const BOOT_MODES: BootMode[] = ['swap-move', 'swap-scratch', 'overwrite', 'ram-load', 'direct-xip'];
 
 export function deviceOptionsFrom(args: ReturnType<typeof parseArgs>) {
@@ -158,11 +137,11 @@ export function deviceOptionsFrom(args: ReturnType<typeof parseArgs>) {
 /** Build the device the `device` verb serves: stock, or provisioned with the security group. */
 async function buildDevice(args: ReturnType<typeof parseArgs>, io: CliIo): Promise<ReferenceDevice> {
   const o = deviceOptionsFrom(args);
-  const trustedKeys = await Promise.all(args.all('trust-key').map((p) => readPem(p, 'ed25519-public')));
+  const trustedKeys = await Promise.all(args.all('trust-key').map((p) => readEd25519Public(io, p, { what: 'firmware signing key' })));
   const device = new ReferenceDevice({ ...o, image: { bootMode: o.bootMode, trustedKeys } });
   if (args.has('manufacturer-key') || args.has('owner-key')) {
-    const manufacturer = await readPem(args.require('manufacturer-key'), 'ed25519-private');
-    const ownerKeys = await Promise.all(args.all('owner-key').map((p) => readPem(p, 'ed25519-public')));
+    const manufacturer = await readEd25519Private(io, args.require('manufacturer-key'), 'manufacturer key');
+    const ownerKeys = await Promise.all(args.all('owner-key').map((p) => readEd25519Public(io, p, { what: 'owner key' })));
     if (ownerKeys.length === 0) throw new UsageError('--owner-key is required with --manufacturer-key');
     const sec = await installSecurity(device, { ownerKeys, serial: args.get('serial'), model: args.get('model') });
     await sec.provision(manufacturer, new Date(Date.now() + 3650 * 86400_000));

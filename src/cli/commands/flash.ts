@@ -6,39 +6,11 @@
  * preflight report and progress; exit 0 done, 1 refused or failed (reason on
  * stderr), 2 bad usage or unreadable input.
  */
-import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import { toHex } from '../../core/smp/bytes.ts';
 import { type PreflightReport, type UpdateState, updateFirmware } from '../../core/ops/update.ts';
-import { IhexError } from '../../core/trust/ihex.ts';
-import { KeyFormatError, parsePem } from '../../core/trust/keys.ts';
-import { readFirmwareFile } from '../../core/trust/mcuboot.ts';
 import { type CliCommand, type CliIo, EXIT_OK, EXIT_REJECTED, EXIT_USAGE, UsageError, parseArgs } from '../command.ts';
 import { CONNECT_OPTIONS, CONNECT_USAGE, connect } from '../connect.ts';
-
-class InputError extends Error {}
-
-async function readInput(io: CliIo, path: string): Promise<Uint8Array> {
-  try {
-    const b = await readFile(resolve(io.cwd, path));
-    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-  } catch (e) {
-    throw new InputError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
-
-async function readPublicKey(io: CliIo, path: string): Promise<Uint8Array> {
-  let k;
-  try {
-    k = parsePem(new TextDecoder().decode(await readInput(io, path)));
-  } catch (e) {
-    if (e instanceof KeyFormatError) throw new InputError(`${path}: ${e.message}`);
-    throw e;
-  }
-  if (k.kind === 'ed25519-public') return k.publicKey;
-  if (k.kind === 'ed25519-private') throw new InputError(`${path} is a private key: give the firmware signer's PUBLIC key (openssl pkey -in ${path} -pubout)`);
-  throw new InputError(`${path}: ${k.kind} keys cannot verify MCUboot Ed25519 images`);
-}
+import { InputError, readEd25519Public, readFirmware } from '../files.ts';
 
 const MARK: Record<string, string> = { pass: 'ok  ', fail: 'FAIL', warn: 'warn', skip: 'skip' };
 
@@ -91,16 +63,9 @@ ${CONNECT_USAGE}`,
     let image: Uint8Array;
     let keys: Uint8Array[];
     try {
-      const path = args.positional[0];
-      const raw = await readInput(io, path);
-      try {
-        image = readFirmwareFile(path, raw).data;
-      } catch (e) {
-        if (e instanceof IhexError) throw new InputError(`${path}: ${e.message}`);
-        throw e;
-      }
+      image = (await readFirmware(io, args.positional[0])).data;
       keys = [];
-      for (const p of keyPaths) keys.push(await readPublicKey(io, p));
+      for (const p of keyPaths) keys.push(await readEd25519Public(io, p, { what: 'firmware signing key', publicOnly: true }));
     } catch (e) {
       if (e instanceof InputError) {
         io.err(`fieldbench flash: ${e.message}\n`);

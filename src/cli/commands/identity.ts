@@ -8,21 +8,17 @@
  * keeps no key store of its own, so the owner key (distributed out of band at
  * enrolment) is passed on each call.
  */
-import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import { type CliCommand, type CliIo, EXIT_OK, EXIT_REJECTED, EXIT_USAGE, type ParsedArgs, UsageError, parseArgs } from '../command.ts';
 import { CONNECT_OPTIONS, CONNECT_USAGE, connect } from '../connect.ts';
+import { InputError, readEd25519Public, readInput } from '../files.ts';
 import { type DeviceLabel, type IdentifyResult, parseLabelCode, runIdentify } from '../../core/ops/identify.ts';
 import { runAttest, readSecurityEvents } from '../../core/ops/attest.ts';
 import type { SecurityEvent } from '../../core/groups/security.ts';
 import type { SmpSession } from '../../core/smp/session.ts';
 import { toHex } from '../../core/store/ids.ts';
 import { type TrustBundle, verifyBundle } from '../../core/trust/bundle.ts';
-import { ed25519PublicKey, ed25519PublicKeyProblem } from '../../core/trust/ed25519.ts';
 import { claimsToJson, type Appraisal } from '../../core/trust/eat.ts';
-import { KeyFormatError, keyId, parsePem } from '../../core/trust/keys.ts';
-
-class InputError extends Error {}
+import { keyId } from '../../core/trust/keys.ts';
 
 const BUNDLE_USAGE = `  --bundle FILE     the owner-signed trust bundle (manufacturer roots, firmware
                     reference measurements, revocations)
@@ -30,36 +26,12 @@ const BUNDLE_USAGE = `  --bundle FILE     the owner-signed trust bundle (manufac
                     repeatable (key rollover). Required: an unverified bundle is
                     never used. --allow-stale accepts an expired bundle (warned).`;
 
-async function readBytes(io: CliIo, path: string): Promise<Uint8Array> {
-  try {
-    return new Uint8Array(await readFile(resolve(io.cwd, path)));
-  } catch (e) {
-    throw new InputError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
-
-async function ownerKey(io: CliIo, path: string): Promise<Uint8Array> {
-  const text = new TextDecoder().decode(await readBytes(io, path));
-  let k;
-  try {
-    k = parsePem(text);
-  } catch (e) {
-    if (e instanceof KeyFormatError) throw new InputError(`${path}: ${e.message}`);
-    throw e;
-  }
-  if (k.kind === 'p256-public') throw new InputError(`${path}: the owner key must be Ed25519`);
-  const pub = k.kind === 'ed25519-public' ? k.publicKey : await ed25519PublicKey(k.seed);
-  const problem = ed25519PublicKeyProblem(pub);
-  if (problem) throw new InputError(`${path}: owner key: ${problem}`);
-  return pub;
-}
-
 /** Verified bundle, or a rejection message. */
 async function loadBundle(args: ParsedArgs, io: CliIo, verb: string): Promise<TrustBundle | string> {
   if (!args.has('owner-key')) throw new UsageError('--owner-key OWNER.pem is required: the trust bundle is used only if it verifies under the owner key');
-  const bytes = await readBytes(io, args.require('bundle'));
+  const bytes = await readInput(io, args.require('bundle'));
   const keys = [];
-  for (const p of args.all('owner-key')) keys.push(await ownerKey(io, p));
+  for (const p of args.all('owner-key')) keys.push(await readEd25519Public(io, p, { what: 'owner key' }));
   const b = await verifyBundle(bytes, { ownerKeys: keys, allowStale: args.has('allow-stale') });
   if (!b.ok) return `trust bundle rejected (${b.code}): ${b.reason}`;
   if (b.value.stale) io.err(`fieldbench ${verb}: warning: the trust bundle has expired; roots, revocations and reference values may be out of date\n`);

@@ -2,15 +2,15 @@
  * fieldbench image info | verify | sign — MCUboot images.
  * `image sign` takes imgtool's option names and produces imgtool's bytes.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE, UsageError, parseArgs, type CliCommand, type CliIo } from '../command.ts';
+import { InputError, readEd25519Private, readEd25519Public, readFirmware } from '../files.ts';
 import {
   McubootError,
   formatUuid,
   parseImage,
   parseUuid,
-  readFirmwareFile,
   signImage,
   signedImageHexSegments,
   verifyImage,
@@ -20,49 +20,8 @@ import {
   type SignImageOptions,
 } from '../../core/trust/mcuboot.ts';
 import { IhexError, writeIhex } from '../../core/trust/ihex.ts';
-import { KeyFormatError, parsePem } from '../../core/trust/keys.ts';
-import { ed25519PublicKey } from '../../core/trust/ed25519.ts';
 
 const toHex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-
-/** Thrown for files that cannot be read or parsed: exit 2. */
-class InputError extends Error {}
-
-async function readInput(io: CliIo, path: string): Promise<Uint8Array> {
-  try {
-    const b = await readFile(resolve(io.cwd, path));
-    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-  } catch (e) {
-    throw new InputError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
-
-async function readKey(io: CliIo, path: string, want: 'public' | 'private'): Promise<Uint8Array> {
-  const text = new TextDecoder().decode(await readInput(io, path));
-  let k;
-  try {
-    k = parsePem(text);
-  } catch (e) {
-    if (e instanceof KeyFormatError) throw new InputError(`${path}: ${e.message}`);
-    throw e;
-  }
-  if (k.kind === 'ed25519-private') return want === 'private' ? k.seed : ed25519PublicKey(k.seed);
-  if (k.kind === 'ed25519-public') {
-    if (want === 'private') throw new InputError(`${path} holds a public key; signing needs the private key`);
-    return k.publicKey;
-  }
-  throw new InputError(`${path}: ${k.kind} keys are not supported for MCUboot images (Ed25519 only)`);
-}
-
-async function readImageFile(io: CliIo, path: string): Promise<Uint8Array> {
-  const raw = await readInput(io, path);
-  try {
-    return readFirmwareFile(path, raw).data;
-  } catch (e) {
-    if (e instanceof IhexError) throw new InputError(`${path}: ${e.message}`);
-    throw e;
-  }
-}
 
 /** Python-style int(value, 0): decimal, 0x, 0o, 0b. */
 function basedInt(name: string, v: string): number {
@@ -168,7 +127,7 @@ export const commands: Record<string, CliCommand> = {
         const a = parseArgs(argv, { booleans: ['json'], known: [] });
         if (a.positional.length !== 1) throw new UsageError('expected one FILE');
         const path = a.positional[0];
-        const bytes = await readImageFile(io, path);
+        const bytes = (await readFirmware(io, path)).data;
         let img: McubootImage;
         try {
           img = parseImage(bytes);
@@ -212,9 +171,9 @@ export const commands: Record<string, CliCommand> = {
         const vendorId = uuid('vid');
         const classId = uuid('cid');
         const keys: Uint8Array[] = [];
-        for (const p of keyPaths) keys.push(await readKey(io, p, 'public'));
+        for (const p of keyPaths) keys.push(await readEd25519Public(io, p, { what: 'firmware signing key' }));
         const path = a.positional[0];
-        const bytes = await readImageFile(io, path);
+        const bytes = (await readFirmware(io, path)).data;
         const report = await verifyImage(bytes, {
           keys,
           requireSignature: !allowUnsigned,
@@ -308,15 +267,8 @@ export const commands: Record<string, CliCommand> = {
           customTlvs: custom,
         };
         const keyPath = a.get('key');
-        if (keyPath) opts.key = await readKey(io, keyPath, 'private');
-        const input = await readInput(io, inPath);
-        let fw;
-        try {
-          fw = readFirmwareFile(inPath, input);
-        } catch (e) {
-          if (e instanceof IhexError) throw new InputError(`${inPath}: ${e.message}`);
-          throw e;
-        }
+        if (keyPath) opts.key = await readEd25519Private(io, keyPath, 'signing key');
+        const fw = await readFirmware(io, inPath);
         const hexOut = /\.hex$/i.test(outPath);
         let baseAddr = fw.baseAddr;
         if (baseAddr !== undefined && opts.padHeader && baseAddr) baseAddr -= opts.headerSize;

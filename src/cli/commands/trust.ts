@@ -7,11 +7,12 @@
  * Exit status: 0 done / accepted, 1 rejected (reason on stderr), 2 bad usage or
  * unreadable input.
  */
-import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { chmod, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { x25519 } from '@noble/curves/ed25519.js';
 import { decodeCbor, Tag } from '../../core/smp/cbor.ts';
 import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE, parseArgs, UsageError, type CliCommand, type CliIo } from '../command.ts';
+import { InputError, parsePemAt, publicCoseKey, readEd25519Private, readEd25519Public, readInput } from '../files.ts';
 import { decodeSign1, signSign1, verifySign1, type CoseKey } from '../../core/trust/cose.ts';
 import { ed25519PublicKey, generateEd25519 } from '../../core/trust/ed25519.ts';
 import { decodeCoseKeyWithPrivate, keyId, KeyFormatError, parsePem, privateKeyPem, publicKeyPem } from '../../core/trust/keys.ts';
@@ -24,22 +25,10 @@ import { decodeConfigUnverified, issueConfig, verifyConfig, type ConfigTarget, t
 import { parseSealed, seal, SealError } from '../../core/trust/seal.ts';
 import { parseImage, McubootError, versionString } from '../../core/trust/mcuboot.ts';
 
-/** Unreadable or unusable input: exit 2. */
-class InputError extends Error {}
-
 const DAY = 86400;
 const td = new TextDecoder();
 
 // ------------------------------------------------------------------ io helpers
-
-async function readInput(io: CliIo, path: string): Promise<Uint8Array> {
-  try {
-    const b = await readFile(resolve(io.cwd, path));
-    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-  } catch (e) {
-    throw new InputError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
 
 async function writeOutput(io: CliIo, path: string, data: Uint8Array | string, opts: { secret?: boolean; force?: boolean } = {}): Promise<string> {
   const full = resolve(io.cwd, path);
@@ -54,38 +43,10 @@ async function writeOutput(io: CliIo, path: string, data: Uint8Array | string, o
   return full;
 }
 
-async function readPem(io: CliIo, path: string) {
-  const text = td.decode(await readInput(io, path));
-  try {
-    return parsePem(text);
-  } catch (e) {
-    if (e instanceof KeyFormatError) throw new InputError(`${path}: ${e.message}`);
-    throw e;
-  }
-}
-
-async function readSeed(io: CliIo, path: string): Promise<Uint8Array> {
-  const k = await readPem(io, path);
-  if (k.kind !== 'ed25519-private') throw new InputError(`${path} holds a public key; signing needs the Ed25519 private key`);
-  return k.seed;
-}
-
-async function readEd25519Public(io: CliIo, path: string): Promise<Uint8Array> {
-  const k = await readPem(io, path);
-  if (k.kind === 'ed25519-private') return ed25519PublicKey(k.seed);
-  if (k.kind === 'ed25519-public') return k.publicKey;
-  throw new InputError(`${path}: an Ed25519 key is needed here, not ${k.kind}`);
-}
-
 async function readCoseKey(io: CliIo, path: string): Promise<CoseKey> {
   const raw = await readInput(io, path);
   const text = td.decode(raw);
-  if (/-----BEGIN /.test(text)) {
-    const k = await readPem(io, path);
-    if (k.kind === 'ed25519-private') return { kty: 'OKP', crv: 'Ed25519', x: await ed25519PublicKey(k.seed) };
-    if (k.kind === 'ed25519-public') return { kty: 'OKP', crv: 'Ed25519', x: k.publicKey };
-    return { kty: 'EC2', crv: 'P-256', x: k.x, y: k.y };
-  }
+  if (/-----BEGIN /.test(text)) return publicCoseKey(parsePemAt(text, path), path);
   try {
     const { key } = decodeCoseKeyWithPrivate(raw);
     return key.kty === 'OKP' ? { kty: 'OKP', crv: 'Ed25519', x: key.x } : { kty: 'EC2', crv: 'P-256', x: key.x, y: key.y };
@@ -267,11 +228,11 @@ async function keygen(argv: string[], io: CliIo): Promise<number> {
 async function identityIssue(argv: string[], io: CliIo): Promise<number> {
   const a = parseArgs(argv, { booleans: ['json'], known: ['key', 'serial', 'model', 'hw-rev', 'device-pub', 'enc-pub', 'ueid', 'mac', 'deveui', 'days', 'not-before', 'out'] });
   if (a.positional.length) throw new UsageError(`unexpected argument ${a.positional[0]}`);
-  const seed = await readSeed(io, a.require('key'));
+  const seed = await readEd25519Private(io, a.require('key'));
   const v = validity(a, 3650);
   const bytes = await issueIdentity({
     serial: a.require('serial'), model: a.require('model'), hwRev: a.require('hw-rev'),
-    devicePublicKey: await readEd25519Public(io, a.require('device-pub')),
+    devicePublicKey: await readEd25519Public(io, a.require('device-pub'), { what: 'device key' }),
     deviceEncKey: await readX25519Public(io, a.require('enc-pub')),
     ueid: a.has('ueid') ? hexArg('ueid', a.get('ueid')!) : undefined,
     mac: a.has('mac') ? hexArg('mac', a.get('mac')!, [6, 8]) : undefined,
@@ -295,9 +256,9 @@ async function credentialIssue(argv: string[], io: CliIo): Promise<number> {
   const devices = list(a, 'devices').map((d) => (/^kid:/i.test(d) ? hexArg('devices', d.slice(4), [8]) : d));
   const models = list(a, 'models');
   if (!models.length && !devices.length) throw new UsageError('give the device scope: --models and/or --devices (--models \'*\' for every model)');
-  const seed = await readSeed(io, a.require('key'));
+  const seed = await readEd25519Private(io, a.require('key'));
   const bytes = await issueCredential({
-    technicianId: a.require('technician'), name: a.require('name'), publicKey: await readEd25519Public(io, a.require('pub')),
+    technicianId: a.require('technician'), name: a.require('name'), publicKey: await readEd25519Public(io, a.require('pub'), { what: 'technician key' }),
     permissions: [...new Set(permits)] as Permission[], models, devices, ...validity(a, 30),
   }, seed);
   const out = a.require('out');
@@ -332,7 +293,7 @@ async function configSign(argv: string[], io: CliIo): Promise<number> {
     if (!s || typeof s !== 'object' || Array.isArray(s)) throw new InputError('--secrets must be a JSON object');
     secrets = seal(s as Record<string, unknown>, await readX25519Public(io, a.get('device-enc-pub')!));
   } else if (a.has('device-enc-pub')) throw new UsageError('--device-enc-pub is only used with --secrets');
-  const seed = await readSeed(io, a.require('key'));
+  const seed = await readEd25519Private(io, a.require('key'));
   const bytes = await issueConfig({
     target: parseTargetArg(a.require('target')), sequence: intArg('sequence', a.get('sequence')),
     settings: settings as Settings, secrets, ...validity(a, 30),
@@ -375,7 +336,7 @@ function firmwareMeta(v: unknown): FirmwareMeta[] {
 async function bundleMake(argv: string[], io: CliIo): Promise<number> {
   const a = parseArgs(argv, { booleans: ['json'], known: ['key', 'manufacturer', 'firmware', 'owner', 'revoke', 'firmware-meta', 'publish', 'version', 'days', 'not-before', 'out'] });
   if (a.positional.length) throw new UsageError(`unexpected argument ${a.positional[0]}`);
-  const seed = await readSeed(io, a.require('key'));
+  const seed = await readEd25519Private(io, a.require('key'));
   const version = intArg('version', a.get('version'), undefined, 1);
   const keysOf = (role: string) => Promise.all(a.all(role).map((p) => readCoseKey(io, p)));
   const owners = await keysOf('owner');
@@ -452,7 +413,7 @@ async function trustVerify(argv: string[], io: CliIo): Promise<number> {
   }
   const bundle: TrustBundle = br.value;
   if (bundle.stale) io.err(`warning: trust bundle v${bundle.version} is STALE (expired ${iso(bundle.expires)})\n`);
-  const devPub = a.has('device-pub') ? await readEd25519Public(io, a.get('device-pub')!) : undefined;
+  const devPub = a.has('device-pub') ? await readEd25519Public(io, a.get('device-pub')!, { what: 'device key' }) : undefined;
   const device = a.has('device-serial')
     ? { serial: a.get('device-serial')!, model: a.require('device-model'), keyId: devPub ? keyId(devPub) : undefined, groups: a.all('group') }
     : undefined;
@@ -465,7 +426,7 @@ async function trustVerify(argv: string[], io: CliIo): Promise<number> {
     case 'credential': {
       const permit = a.get('permit');
       if (permit !== undefined && !isPermission(permit)) throw new UsageError(`--permit: unknown permission '${permit}'`);
-      const tp = a.has('technician-pub') ? await readEd25519Public(io, a.get('technician-pub')!) : undefined;
+      const tp = a.has('technician-pub') ? await readEd25519Public(io, a.get('technician-pub')!, { what: 'technician key' }) : undefined;
       return report(io, json, type, await verifyCredential(bytes, { bundle, now, permission: permit as Permission | undefined, device, technicianKey: tp }),
         (c) => `technician credential of ${c.technicianId} (${c.name}): ${c.permissions.join(', ')}, valid until ${iso(c.notAfter)}`);
     }
@@ -487,7 +448,7 @@ async function coseSign(argv: string[], io: CliIo): Promise<number> {
   if (a.positional.length) throw new UsageError(`unexpected argument ${a.positional[0]}`);
   const alg = a.get('alg') ?? '-8';
   if (alg !== '-8' && alg !== '-19') throw new UsageError('--alg must be -8 (EdDSA) or -19 (Ed25519)');
-  const seed = await readSeed(io, a.require('key'));
+  const seed = await readEd25519Private(io, a.require('key'));
   const payload = await readInput(io, a.require('payload'));
   const pub = await ed25519PublicKey(seed);
   const kid = a.has('kid') ? hexArg('kid', a.get('kid')!) : keyId(pub);
