@@ -7,6 +7,8 @@
 import { openStore, type FieldbenchDB } from '../core/store/db.ts';
 import { TrustState, type TrustImport, type TrustSnapshot } from '../core/ops/trust-state.ts';
 import type { RecordContext } from '../core/ops/record.ts';
+import { listArtifacts } from '../core/store/artifacts.ts';
+import { decodeBundleUnverified } from '../core/trust/bundle.ts';
 import { demoKit } from './demo.ts';
 
 export interface ImportMessage {
@@ -22,6 +24,8 @@ export class AppState {
   trust = $state.raw<TrustSnapshot | null>(null);
   storeError = $state('');
   messages = $state<ImportMessage[]>([]);
+  /** What became of trust bundles added on the Library page (adopted as the held bundle, or refused and why). */
+  libraryNotes = $state<ImportMessage[]>([]);
   busy = $state(false);
   /** Bumped after anything that writes records (pages reload on change). */
   revision = $state(0);
@@ -29,6 +33,8 @@ export class AppState {
   demoOwnerKid = $state('');
   private ts: TrustState | null = null;
   private nextId = 0;
+  /** Bundle artifacts (sha256) already considered for adoption. */
+  private knownBundles = new Set<string>();
   readonly ready: Promise<void>;
 
   constructor() {
@@ -41,6 +47,8 @@ export class AppState {
       this.ts = new TrustState(db);
       this.db = db;
       this.trust = await this.ts.load();
+      // Bundles stored before this visit: a newer one that verifies under the held bundle is adopted.
+      await this.considerLibraryBundles(true);
     } catch (e) {
       this.storeError = `The local records could not be opened: ${e instanceof Error ? e.message : String(e)}`;
     }
@@ -58,6 +66,8 @@ export class AppState {
       const r = await fn(this.ts).catch((e): TrustImport => ({ ok: false, code: 'failed', reason: e instanceof Error ? e.message : String(e) }));
       this.push(name, r);
       this.trust = this.ts.snapshot();
+      // Bundles the Trust page itself stored are not library additions to adopt or refuse again.
+      await this.markLibraryBundlesKnown();
       this.revision++;
       return r;
     } finally {
@@ -112,9 +122,71 @@ export class AppState {
     await this.run('DEMO bundle v1 (older)', async (ts) => ts.importBundle((await demoKit()).olderBundle, 'DEMO trust bundle v1'));
   }
 
-  /** The library changed (LibraryPage): adopt a newer bundle that verifies under the held one. */
+  /** The library changed (LibraryPage): adopt a newer bundle that verifies under the held one; refuse others with the reason. */
   async libraryChanged(): Promise<void> {
+    await this.ready;
+    if (!this.ts) return;
+    const changed = await this.considerLibraryBundles(false);
+    if (changed) this.trust = this.ts.snapshot();
     this.revision++;
+  }
+
+  private async markLibraryBundlesKnown(): Promise<void> {
+    if (!this.db) return;
+    for (const r of await listArtifacts(this.db, 'bundle')) this.knownBundles.add(r.sha256);
+  }
+
+  /**
+   * Bundle artifacts not seen before, oldest version first, go through the
+   * Trust page's import (TrustState.importBundle: verified under the held
+   * bundle's owner anchors, or the pinned owner key for the first one; older,
+   * same-version or foreign bundles are refused with the reason). At start-up
+   * (`quiet`) only a newer verifying bundle is adopted (TrustState.adoptNewer),
+   * and nothing is refused aloud.
+   */
+  private async considerLibraryBundles(quiet: boolean): Promise<boolean> {
+    const ts = this.ts;
+    const db = this.db;
+    if (!ts || !db) return false;
+    const fresh: { sha256: string; name: string; bytes: Uint8Array; version: number }[] = [];
+    for (const r of await listArtifacts(db, 'bundle')) {
+      if (this.knownBundles.has(r.sha256)) continue;
+      this.knownBundles.add(r.sha256);
+      let version = -1;
+      try {
+        version = decodeBundleUnverified(r.bytes).version;
+      } catch {
+        /* unreadable: importBundle says why */
+      }
+      fresh.push({ sha256: r.sha256, name: r.name ?? `trust bundle ${r.sha256.slice(0, 12)}`, bytes: r.bytes, version });
+    }
+    fresh.sort((a, b) => a.version - b.version);
+    let changed = false;
+    for (const f of fresh) {
+      const snap = ts.snapshot();
+      if (snap.bundle?.sha256 === f.sha256) continue;
+      let r: TrustImport | null;
+      if (quiet || (!snap.bundle && !snap.pins.length)) {
+        r = snap.bundle ? await ts.adoptNewer(f.bytes, f.name).catch(() => null) : null;
+      } else {
+        r = await ts.importBundle(f.bytes, f.name).catch((e): TrustImport => ({ ok: false, code: 'failed', reason: e instanceof Error ? e.message : String(e) }));
+      }
+      if (!r) continue;
+      if (r.ok) {
+        changed = true;
+        r = { ...r, message: `adopted as the held trust bundle: ${r.message}` };
+      } else {
+        r = { ...r, reason: `not adopted as the held trust bundle. ${r.reason}` };
+      }
+      this.push(f.name, r);
+      this.libraryNotes = [this.messages[0]!, ...this.libraryNotes].slice(0, 20);
+    }
+    return changed;
+  }
+
+  /** Demo trust held from an earlier visit: its keys are not those of this page session's virtual device. */
+  get staleDemo(): boolean {
+    return !!this.trust?.demo && !this.isSessionDemo();
   }
 
   /** Store + technician signer for recording device operations (null: not loaded). */
