@@ -37,18 +37,19 @@ export class AppState {
   private knownBundles = new Set<string>();
   readonly ready: Promise<void>;
 
-  constructor() {
+  /** `openDb`: the local records (default: the app's IndexedDB store; tests pass their own). */
+  constructor(private readonly openDb: () => Promise<FieldbenchDB> = () => openStore()) {
     this.ready = this.open();
   }
 
   private async open(): Promise<void> {
     try {
-      const db = await openStore();
+      const db = await this.openDb();
       this.ts = new TrustState(db);
       this.db = db;
       this.trust = await this.ts.load();
       // Bundles stored before this visit: a newer one that verifies under the held bundle is adopted.
-      await this.considerLibraryBundles(true);
+      if (await this.considerLibraryBundles(true)) this.trust = this.ts.snapshot();
     } catch (e) {
       this.storeError = `The local records could not be opened: ${e instanceof Error ? e.message : String(e)}`;
     }
