@@ -47,6 +47,15 @@ describe('SMP session against the reference device', () => {
     await s.close();
   });
 
+  it('caps packet size and window below what the device reports, for fragile devices', async () => {
+    const v = createVirtualDevice({ bufSize: 2048, bufCount: 4, model: fast });
+    const s = await openSession(v.link, { maxPacket: 275, window: 1 });
+    expect(s.client.maxPacket).toBe(275);
+    expect(s.client.window).toBe(1);
+    await expect(echo(s.client, 'x'.repeat(300))).rejects.toMatchObject({ kind: 'too-large' });
+    await s.close();
+  });
+
   it('never sends a request larger than buf_size', async () => {
     const v = createVirtualDevice({ bufSize: 256, model: fast });
     const s = await openSession(v.link);

@@ -23,6 +23,10 @@ export interface SessionOptions {
   logBodies?: boolean;
   /** Buffer limits to assume when the device cannot tell (no params command). */
   fallbackParams?: DeviceParams;
+  /** Cap on request packets below what the device reports (fragile devices, e.g. a 16 KiB-RAM nRF51). */
+  maxPacket?: number;
+  /** Cap on requests in flight below buf_count - 1. */
+  window?: number;
   /** First sequence number (default random), for reproducible transcripts. */
   initialSeq?: number;
   /** Skip the params read (for tests of the raw client). */
@@ -128,7 +132,10 @@ export async function openSession(link: Link, opts: SessionOptions = {}): Promis
       }
     }
   }
-  client.setLimits(maxRequestPacket(framing, params.bufSize), params.bufCount - 1);
+  client.setLimits(
+    Math.min(maxRequestPacket(framing, params.bufSize), opts.maxPacket ?? Infinity),
+    Math.min(params.bufCount - 1, opts.window ?? Infinity),
+  );
 
   return {
     client,
