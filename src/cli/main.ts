@@ -73,6 +73,14 @@ export async function main(argv: string[], io: CliIo = nodeIo()): Promise<number
   }
 }
 
+/** `fieldbench ... | head` closes our stdout early: that is not an error. */
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+}
+
 export function nodeIo(): CliIo {
   return {
     out: (t) => void process.stdout.write(t),

@@ -2,6 +2,8 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const BIN = join(__dirname, '../../src/cli/bin.mjs');
@@ -59,6 +61,29 @@ describe('fieldbench info / echo / device', () => {
     const addr = await startDevice(['--listen', `tcp://127.0.0.1:${await freePort()}`, '--framing', 'raw']);
     expect(run(['echo', 'raw', '--port', addr, '--framing', 'raw']).stdout).toBe('raw\n');
   });
+
+  it('flash --bundle: a listed image goes in; an unlisted older one is refused before a byte is sent', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fb-flash-'));
+    const ok = (r: ReturnType<typeof run>) => expect(r.status, r.stderr + r.stdout).toBe(0);
+    const at = (f: string) => join(dir, f);
+    for (const k of ['m', 'o', 'fw']) ok(run(['keygen', '--out', at(k)]));
+    const addr = await startDevice(['--listen', `tcp://127.0.0.1:${await freePort()}`, '--trust-key', at('fw.pub.pem'), '--manufacturer-key', at('m.pem'), '--owner-key', at('o.pub.pem')]);
+    writeFileSync(at('app.bin'), Buffer.alloc(8000, 7));
+    ok(run(['image', 'sign', at('app.bin'), at('new.bin'), '--key', at('fw.pem'), '--version', '1.2.0', '--header-size', '0x200', '--pad-header', '--security-counter', '3']));
+    ok(run(['image', 'sign', at('app.bin'), at('old.bin'), '--key', at('fw.pem'), '--version', '0.9.0', '--header-size', '0x200', '--pad-header', '--security-counter', '1']));
+    const info = JSON.parse(run(['image', 'info', at('new.bin'), '--json']).stdout);
+    const sha = info.tlvs.find((t: { name: string }) => t.name.startsWith('SHA256')).value;
+    const kid = JSON.parse(run(['inspect', at('fw.pub.pem'), '--json']).stdout).kid;
+    const meta = JSON.stringify([{ model: 'fieldbench-ref', version: '1.2.0', sha256: sha, securityCounter: 3, signerKid: kid }]);
+    ok(run(['bundle', 'make', '--key', at('o.pem'), '--firmware', at('fw.pub.pem'), '--owner', at('o.pub.pem'), '--version', '2', '--firmware-meta', meta, '--out', at('b.cbor')]));
+    const refused = run(['flash', at('old.bin'), '--port', addr, '--bundle', at('b.cbor'), '--owner-key', at('o.pub.pem')]);
+    expect(refused.status).toBe(1);
+    expect(refused.stdout).toMatch(/REFUSED[\s\S]*not listed in trust bundle v2/);
+    const flashed = run(['flash', at('new.bin'), '--port', addr, '--bundle', at('b.cbor'), '--owner-key', at('o.pub.pem'), '--model', 'fieldbench-ref']);
+    expect(flashed.status, flashed.stderr).toBe(0);
+    expect(flashed.stdout).toMatch(/done: running 1\.2\.0/);
+    expect(run(['flash', at('new.bin'), '--port', addr, '--bundle', at('b.cbor')]).status).toBe(2); // no owner key
+  }, 60000);
 
   it('bad usage exits 2; an unreachable port exits 1 with the reason', async () => {
     expect(run(['info']).status).toBe(2);

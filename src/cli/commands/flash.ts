@@ -10,7 +10,8 @@ import { toHex } from '../../core/smp/bytes.ts';
 import { type PreflightReport, type UpdateState, updateFirmware } from '../../core/ops/update.ts';
 import { type CliCommand, type CliIo, EXIT_OK, EXIT_REJECTED, EXIT_USAGE, UsageError, parseArgs } from '../command.ts';
 import { CONNECT_OPTIONS, CONNECT_USAGE, connect } from '../connect.ts';
-import { InputError, readEd25519Public, readFirmware } from '../files.ts';
+import { InputError, readEd25519Public, readFirmware, readInput } from '../files.ts';
+import { type TrustBundle, verifyBundle } from '../../core/trust/bundle.ts';
 
 const MARK: Record<string, string> = { pass: 'ok  ', fail: 'FAIL', warn: 'warn', skip: 'skip' };
 
@@ -47,25 +48,47 @@ function describe(s: UpdateState): string | null {
 
 const flash: CliCommand = {
   summary: 'verified firmware update: preflight, resumable upload, test boot, confirm',
-  usage: `usage: fieldbench flash IMAGE --port PORT --key PUB.pem [--key PUB.pem ...] [--no-confirm] [--json] [options]
+  usage: `usage: fieldbench flash IMAGE --port PORT (--key PUB.pem ... | --bundle FILE --owner-key OWNER.pub.pem) [options]
   IMAGE             signed MCUboot image (.bin, or .hex)
   --key PUB.pem     trusted firmware signing public key (Ed25519, PEM); repeat for several
+  --bundle FILE     trust bundle: its firmware keys are trusted, and the image must be listed in it
+                    for this model, version, security counter and signer (mix-and-match, rollback)
+  --owner-key PEM   owner public key the bundle must verify under (repeatable)
+  --model NAME      the device's model, compared with the bundle's entry for the image
+  --allow-stale     use an expired bundle (shown as stale; the preflight still says so)
   --no-confirm      leave the new image running as a test: it reverts at the next reboot unless confirmed
   --json            print the preflight report and the outcome as JSON
 ${CONNECT_USAGE}`,
   async run(argv, io) {
-    const args = parseArgs(argv, { booleans: ['json', 'verbose', 'no-confirm'], known: [...CONNECT_OPTIONS, 'key'] });
+    const args = parseArgs(argv, {
+      booleans: ['json', 'verbose', 'no-confirm', 'allow-stale'],
+      known: [...CONNECT_OPTIONS, 'key', 'bundle', 'owner-key', 'model'],
+    });
     if (args.positional.length !== 1) throw new UsageError('give exactly one IMAGE');
     const keyPaths = args.all('key');
-    if (keyPaths.length === 0) throw new UsageError('--key is required: an image is only uploaded if it verifies under a trusted key');
+    if (keyPaths.length === 0 && !args.has('bundle')) {
+      throw new UsageError('--key or --bundle is required: an image is only uploaded if it verifies under a trusted key');
+    }
+    if (args.has('bundle') && !args.has('owner-key')) throw new UsageError('--bundle needs --owner-key: a bundle is used only once it verifies');
     if (!args.has('port')) throw new UsageError('--port is required');
     const json = args.has('json');
     let image: Uint8Array;
     let keys: Uint8Array[];
+    let bundle: TrustBundle | undefined;
     try {
       image = (await readFirmware(io, args.positional[0])).data;
       keys = [];
       for (const p of keyPaths) keys.push(await readEd25519Public(io, p, { what: 'firmware signing key', publicOnly: true }));
+      if (args.has('bundle')) {
+        const owners: Uint8Array[] = [];
+        for (const p of args.all('owner-key')) owners.push(await readEd25519Public(io, p, { what: 'owner key', publicOnly: true }));
+        const v = await verifyBundle(await readInput(io, args.require('bundle'), 'trust bundle'), { ownerKeys: owners, allowStale: args.has('allow-stale') });
+        if (!v.ok) {
+          io.err(`fieldbench flash: trust bundle refused: ${v.reason}\n`);
+          return EXIT_REJECTED;
+        }
+        bundle = v.value;
+      }
     } catch (e) {
       if (e instanceof InputError) {
         io.err(`fieldbench flash: ${e.message}\n`);
@@ -86,6 +109,8 @@ ${CONNECT_USAGE}`,
     try {
       for await (const s of updateFirmware(session, image, {
         trustedKeys: keys,
+        bundle,
+        deviceModel: args.has('model') ? { name: args.get('model') } : undefined,
         confirm: args.has('no-confirm') ? 'test-only' : 'test-then-confirm',
         signal: ac.signal,
         reconnect: async () => (current = await connect(args, io)),
