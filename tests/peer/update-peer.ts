@@ -259,8 +259,9 @@ export async function runLiveUpdate(sc: UpdateScenario, log?: (s: string) => voi
     const t0 = performance.now();
     const final = await runUpdate(session, derived.image, updateOptions(pub), (s) => {
       states.push(s);
-      if (log && s.kind !== 'uploading') log(`${Math.round(performance.now() - t0)} ms ${JSON.stringify(summarizeState(s))}`);
-      else if (log && s.kind === 'uploading' && s.sent === s.total) log(`${Math.round(performance.now() - t0)} ms uploaded ${s.total}`);
+      if (!log) return;
+      if (s.kind !== 'uploading') log(`${Math.round(performance.now() - t0)} ms ${JSON.stringify(summarizeState(s))}`);
+      else if (s.sent === s.total) log(`${Math.round(performance.now() - t0)} ms uploaded ${s.total}`);
     });
     const durationMs = Math.round(performance.now() - t0);
     await session.close();
