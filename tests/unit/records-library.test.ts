@@ -75,15 +75,21 @@ describe('library import', () => {
     expect(items).toHaveLength(1);
     expect(items[0]!.sha256).toBe(Buffer.from(sha256(w.bundle)).toString('hex'));
     expect(items[0]!.meta).toMatchObject({ version: 3 });
-    const held = await heldBundle(db);
+    const held = await heldBundle(db, [w.owner.publicKey]);
     expect(held?.version).toBe(3);
+    // A bundle signed by some other owner is never held, whatever its version.
+    const stranger = await generateEd25519();
+    const foreign = await issueBundle({ version: 99, expires: new Date(Date.now() + 86400_000), anchors: { owner: [stranger.publicKey] } }, stranger.privateKey);
+    await importArtifact(db, 'foreign.cbor', foreign, { ownerKeys: [stranger.publicKey] });
+    expect((await heldBundle(db, [w.owner.publicKey]))?.version).toBe(3);
+    expect(await heldBundle(db, [])).toBeNull();
   });
 
   it('checks credentials and firmware against the held bundle; tampered bytes are refused', async () => {
     const w = await world();
     expect(await importArtifact(db, 'cred.cbor', w.credential, {})).toMatchObject({ ok: false, code: 'no-bundle' });
     await importArtifact(db, 'b.cbor', w.bundle, { ownerKeys: [w.owner.publicKey] });
-    const bundle = await heldBundle(db);
+    const bundle = await heldBundle(db, [w.owner.publicKey]);
     expect(await importArtifact(db, 'cred.cbor', w.credential, { bundle })).toMatchObject({ ok: true, kind: 'credential', created: true });
     const bad = w.credential.slice();
     bad[bad.length - 5] ^= 1;

@@ -242,23 +242,27 @@ export async function importArtifact(db: FieldbenchDB, name: string, bytes: Uint
  * still verifies under its own owner anchors (expired ones are returned with
  * stale: true). Null when none is stored.
  */
-export async function heldBundle(db: FieldbenchDB, now = Date.now()): Promise<TrustBundle | null> {
+export async function heldBundle(db: FieldbenchDB, ownerKeys: Uint8Array[], now = Date.now()): Promise<TrustBundle | null> {
+  // Never trust a bundle on its own say-so: start from the pinned owner keys and follow the
+  // chain upwards (a newer bundle must verify under the held one's owner anchors, or the pins).
+  if (ownerKeys.length === 0) return null;
   const recs = await listArtifacts(db, 'bundle');
-  const withVersion: { rec: ArtifactRecord; version: number; owner: Uint8Array[] }[] = [];
+  const byVersion: { rec: ArtifactRecord; version: number }[] = [];
   for (const rec of recs) {
     try {
-      const b = decodeBundleUnverified(rec.bytes);
-      withVersion.push({ rec, version: b.version, owner: b.anchors.owner.map(rawPublicKey) });
+      byVersion.push({ rec, version: decodeBundleUnverified(rec.bytes).version });
     } catch {
       /* unreadable records are skipped */
     }
   }
-  withVersion.sort((a, b) => b.version - a.version);
-  for (const { rec, owner } of withVersion) {
-    const r = await verifyBundle(rec.bytes, { ownerKeys: owner, now, allowStale: true });
-    if (r.ok) return r.value;
+  byVersion.sort((a, b) => a.version - b.version);
+  let held: TrustBundle | null = null;
+  for (const { rec } of byVersion) {
+    const keys = held ? [...held.anchors.owner.map(rawPublicKey), ...ownerKeys] : ownerKeys;
+    const r = await verifyBundle(rec.bytes, { ownerKeys: keys, heldVersion: held?.version, now, allowStale: true });
+    if (r.ok) held = r.value;
   }
-  return null;
+  return held;
 }
 
 /** Stored artifacts for display (bytes left out), newest first. */
