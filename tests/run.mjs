@@ -218,8 +218,18 @@ async function e2e() {
   results.push(r);
 }
 
+// ------------------------------------------------------------------ types (svelte-check over src and tests)
+
+async function types() {
+  heading('Type check (svelte-check: src, tests)');
+  const bin = path.join(root, 'node_modules', 'svelte-check', 'bin', 'svelte-check');
+  const code = await run(process.execPath, [bin, '--tsconfig', './tsconfig.json', '--fail-on-warnings', '--output', 'human']);
+  results.push({ name: 'types', passed: code === 0 ? 1 : 0, failed: code === 0 ? 0 : 1, skipped: 0, note: code === 0 ? undefined : 'type errors above' });
+}
+
 // ------------------------------------------------------------------ main
 
+if (!e2eOnly) await types();
 if (!e2eOnly) await unit();
 if (!unitOnly) await e2e();
 

@@ -49,7 +49,7 @@ async function appWith(name = `app-state-${process.pid}-${n++}`): Promise<{ app:
 }
 
 async function holdV5(app: AppState): Promise<void> {
-  await app.importFiles([new File([publicKeyPem(auth.owner.publicKey)], 'owner.pem'), new File([auth.bundle], 'bundle.cbor')]);
+  await app.importFiles([new File([publicKeyPem(auth.owner.publicKey)], 'owner.pem'), new File([auth.bundle as Uint8Array<ArrayBuffer>], 'bundle.cbor')]);
   expect(app.trust?.bundle?.value.version).toBe(5);
 }
 
@@ -92,7 +92,7 @@ describe('AppState: library bundles', () => {
   it('bundles the Trust page imports are not considered again as library additions', async () => {
     const { app } = await appWith();
     await holdV5(app);
-    await app.importFiles([new File([await bundleV(auth, 7)], 'bundle-v7.cbor')]);
+    await app.importFiles([new File([(await bundleV(auth, 7)) as Uint8Array<ArrayBuffer>], 'bundle-v7.cbor')]);
     expect(app.trust?.bundle?.value.version).toBe(7);
     await app.libraryChanged();
     expect(app.libraryNotes).toEqual([]);
