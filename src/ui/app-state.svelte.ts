@@ -9,7 +9,7 @@ import { TrustState, type TrustImport, type TrustSnapshot } from '../core/ops/tr
 import type { RecordContext } from '../core/ops/record.ts';
 import { listArtifacts } from '../core/store/artifacts.ts';
 import { decodeBundleUnverified } from '../core/trust/bundle.ts';
-import { demoKit } from './demo.ts';
+import { demoKit } from '../device/demo.ts';
 
 export interface ImportMessage {
   id: number;

@@ -12,7 +12,7 @@ import { openSession, type LogEvent, type SmpSession } from '../core/smp/session
 import { GROUP_NAMES } from '../core/smp/header.ts';
 import { readDeviceInfo, type InfoState } from '../core/ops/info.ts';
 import { createVirtualDevice } from '../device/virtual.ts';
-import { demoKit } from './demo.ts';
+import { demoKit } from '../device/demo.ts';
 
 export type Transport = 'serial' | 'usb' | 'virtual';
 export type Status = 'idle' | 'connecting' | 'connected' | 'disconnected' | 'closed';

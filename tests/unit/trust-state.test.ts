@@ -9,7 +9,7 @@ import { issueBundle } from '../../src/core/trust/bundle.ts';
 import { issueCredential } from '../../src/core/trust/credential.ts';
 import { privateKeyPem, publicKeyPem } from '../../src/core/trust/keys.ts';
 import { TechnicianKeyStore } from '../../src/core/trust/keystore.ts';
-import { demoKit } from '../../src/ui/demo.ts';
+import { demoKit } from '../../src/device/demo.ts';
 import { runUpdate } from '../../src/core/ops/update.ts';
 import { createVirtualDevice } from '../../src/device/virtual.ts';
 import { openSession } from '../../src/core/smp/session.ts';

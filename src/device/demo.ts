@@ -12,9 +12,9 @@
  * signed demo image 1.1.0 and a signed demo configuration for the library.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
-import { type Authorities, createSecureDevice, makeAuthorities } from '../device/provisioning.ts';
-import type { ReferenceDevice } from '../device/device.ts';
-import { imageModelOf } from '../device/groups/standard.ts';
+import { type Authorities, createSecureDevice, makeAuthorities } from './provisioning.ts';
+import type { ReferenceDevice } from './device.ts';
+import { imageModelOf } from './groups/standard.ts';
 import { issueBundle, type FirmwareMeta } from '../core/trust/bundle.ts';
 import { issueConfig } from '../core/trust/signed-config.ts';
 import { keyId, privateKeyPem } from '../core/trust/keys.ts';
