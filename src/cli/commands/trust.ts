@@ -182,7 +182,9 @@ const credentialUsage = 'usage: fieldbench credential issue --key OWNER.pem --te
   '  --permit identify,attest,configure,update,interfaces,wipe,rotate-keys [--models M1,M2|*] [--devices SERIAL,kid:HEX,..]\n' +
   '  [--days N (30)] [--not-before ISO] --out FILE [--json]';
 const configUsage = 'usage: fieldbench config sign --key OWNER.pem --settings JSON|FILE --target serial:SN|key:HEX|model:M|group:G --sequence N\n' +
-  '  [--secrets JSON|FILE --device-enc-pub X25519(hex|PEM file)] [--days N (30)] [--not-before ISO] --out FILE [--json]';
+  '  [--secrets JSON|FILE --device-enc-pub X25519(hex|PEM file)] [--days N (30)] [--not-before ISO] --out FILE [--json]\n' +
+  '       fieldbench config sign --key OWNER.pem --request REQUEST.json [--target ..] [--sequence N] --out FILE\n' +
+  '  (REQUEST.json: the app\'s "Prepare request": settings, and secrets already sealed to the device)';
 const bundleUsage = 'usage: fieldbench bundle make --key OWNER.pem [--manufacturer PUB.pem ...] [--firmware PUB.pem ...] [--owner PUB.pem ...]\n' +
   '  [--revoke KIDHEX|serial:HEX|credential:HEX ...] [--firmware-meta JSON|FILE] [--publish CONFIG.cose ...]\n' +
   '  --version N [--days N (30)] --out FILE [--json]\n' +
@@ -282,20 +284,42 @@ function parseTargetArg(v: string): ConfigTarget {
 }
 
 async function configSign(argv: string[], io: CliIo): Promise<number> {
-  const a = parseArgs(argv, { booleans: ['json'], known: ['key', 'settings', 'target', 'sequence', 'secrets', 'device-enc-pub', 'days', 'not-before', 'out'] });
+  const a = parseArgs(argv, { booleans: ['json'], known: ['key', 'settings', 'target', 'sequence', 'secrets', 'device-enc-pub', 'request', 'days', 'not-before', 'out'] });
   if (a.positional.length) throw new UsageError(`unexpected argument ${a.positional[0]}`);
-  const settings = await jsonArg(io, 'settings', a.require('settings'));
-  if (!settings || typeof settings !== 'object' || Array.isArray(settings)) throw new InputError('--settings must be a JSON object');
+  // A technician's request (the app's "Prepare request"): settings, secrets already sealed to the device.
+  let request: { device?: string; minSequence?: number; settings?: unknown; sealedSecrets?: string } | undefined;
+  if (a.has('request')) {
+    if (a.has('settings') || a.has('secrets')) throw new UsageError('--request carries the settings and sealed secrets: give neither --settings nor --secrets');
+    const r = await jsonArg(io, 'request', a.get('request')!);
+    if (!r || typeof r !== 'object' || Array.isArray(r)) throw new InputError('--request must be a JSON object (from the app\'s "Prepare request")');
+    request = r as typeof request;
+  }
+  const settings = request ? request.settings : await jsonArg(io, 'settings', a.require('settings'));
+  if (!settings || typeof settings !== 'object' || Array.isArray(settings)) throw new InputError(`${request ? 'the request\'s settings' : '--settings'} must be a JSON object`);
   let secrets: Uint8Array | undefined;
-  if (a.has('secrets')) {
+  if (request?.sealedSecrets !== undefined) {
+    if (typeof request.sealedSecrets !== 'string') throw new InputError('the request\'s sealedSecrets must be hex');
+    secrets = hexArg('request sealedSecrets', request.sealedSecrets);
+    try {
+      parseSealed(secrets); // the owner cannot read them, but they must be well-formed sealed secrets
+    } catch (e) {
+      throw new InputError(`the request's sealed secrets are not valid: ${(e as Error).message}`);
+    }
+  } else if (a.has('secrets')) {
     if (!a.has('device-enc-pub')) throw new UsageError('--secrets needs --device-enc-pub (the device X25519 key to seal them to)');
     const s = await jsonArg(io, 'secrets', a.get('secrets')!);
     if (!s || typeof s !== 'object' || Array.isArray(s)) throw new InputError('--secrets must be a JSON object');
     secrets = seal(s as Record<string, unknown>, await readX25519Public(io, a.get('device-enc-pub')!));
   } else if (a.has('device-enc-pub')) throw new UsageError('--device-enc-pub is only used with --secrets');
+  const target = a.has('target') ? a.get('target')! : request?.device !== undefined ? `serial:${request.device}` : a.require('target');
+  const sequence = a.has('sequence') ? intArg('sequence', a.get('sequence')) : request?.minSequence;
+  if (sequence === undefined) throw new UsageError('--sequence is required');
+  if (request?.minSequence !== undefined && sequence < request.minSequence) {
+    throw new UsageError(`--sequence ${sequence} is below the request's ${request.minSequence}: the device would refuse it as a replay`);
+  }
   const seed = await readEd25519Private(io, a.require('key'));
   const bytes = await issueConfig({
-    target: parseTargetArg(a.require('target')), sequence: intArg('sequence', a.get('sequence')),
+    target: parseTargetArg(target), sequence,
     settings: settings as Settings, secrets, ...validity(a, 30),
   }, seed);
   const out = a.require('out');
