@@ -156,6 +156,34 @@ test('library: files are verified before they are stored, once; bad files get cl
   await expect(page.locator('[data-testid="library-row"][data-kind="credential"]')).toContainText('Ada');
 });
 
+test('audit trail: readable rows (device, outcome badge, summary, raw details on demand) and filters', async ({ page }) => {
+  await open(page);
+  await seed(page);
+  await page.reload();
+  const rows = page.getByTestId('audit-row');
+  await expect(rows).toHaveCount(5);
+  const update = rows.filter({ has: page.locator('td:nth-child(3)', { hasText: /^update$/ }) });
+  await expect(update.getByTestId('audit-device')).toHaveText('SN-001');
+  await expect(update.locator('td:nth-child(4) .badge.bad')).toHaveText('rejected');
+  await expect(update.getByTestId('audit-summary')).toHaveText('firmware update rejected: downgrade');
+  await expect(update.locator('pre')).toBeHidden();
+  await update.locator('summary').click();
+  await expect(update.locator('pre')).toContainText('"reason": "downgrade"');
+  await page.getByTestId('audit-filter-outcome').selectOption('rejected');
+  await expect(rows).toHaveCount(1);
+  await expect(page.getByTestId('audit-count')).toHaveText('1 of 5 entries match');
+  await page.getByTestId('audit-filter-outcome').selectOption('');
+  await page.getByTestId('audit-filter-op').selectOption('identify');
+  await expect(rows).toHaveCount(3);
+  await page.getByTestId('audit-filter-device').fill('00-11-22-33-44-55'); // SN-001 and SN-003 share the MAC
+  await expect(rows).toHaveCount(2);
+  await page.getByTestId('audit-filter-device').fill('SN-404');
+  await expect(page.getByTestId('audit-empty')).toBeVisible();
+  await page.getByTestId('audit-filter-clear').click();
+  await expect(rows).toHaveCount(5);
+  await expect(page.getByTestId('audit-count')).toHaveText('5 entries');
+});
+
 test('audit export verifies with the CLI; an edited export is caught naming the entry', async ({ page }) => {
   await open(page);
   await seed(page);
