@@ -7,6 +7,7 @@
 import { openStore, type FieldbenchDB } from '../core/store/db.ts';
 import { TrustState, type TrustImport, type TrustSnapshot } from '../core/ops/trust-state.ts';
 import type { RecordContext } from '../core/ops/record.ts';
+import { recordOperation } from '../core/store/audit.ts';
 import { listArtifacts } from '../core/store/artifacts.ts';
 import { decodeBundleUnverified } from '../core/trust/bundle.ts';
 import { demoKit } from '../device/demo.ts';
@@ -59,13 +60,14 @@ export class AppState {
     this.messages = [{ id: this.nextId++, name, ok: r.ok, text: r.ok ? r.message : r.reason, warning: r.ok ? r.warning : undefined }, ...this.messages].slice(0, 30);
   }
 
-  private async run(name: string, fn: (ts: TrustState) => Promise<TrustImport>): Promise<TrustImport | null> {
+  private async run(name: string, fn: (ts: TrustState) => Promise<TrustImport>, audited = false): Promise<TrustImport | null> {
     await this.ready;
     if (!this.ts) return null;
     this.busy = true;
     try {
       const r = await fn(this.ts).catch((e): TrustImport => ({ ok: false, code: 'failed', reason: e instanceof Error ? e.message : String(e) }));
       this.push(name, r);
+      if (audited) await this.auditImport(name, r.ok, r.kind, r.ok ? undefined : r.reason);
       this.trust = this.ts.snapshot();
       // Bundles the Trust page itself stored are not library additions to adopt or refuse again.
       await this.markLibraryBundlesKnown();
@@ -95,7 +97,7 @@ export class AppState {
         read.push({ name: f.name, bytes: new Uint8Array(await f.arrayBuffer()) });
       }
       read.sort((a, b) => rank(a.name, a.bytes) - rank(b.name, b.bytes));
-      for (const f of read) await this.run(f.name, (ts) => ts.importFile(f.name, f.bytes, { passphrase: passphrase || undefined }));
+      for (const f of read) await this.run(f.name, (ts) => ts.importFile(f.name, f.bytes, { passphrase: passphrase || undefined }), true);
     })();
   }
 
@@ -115,12 +117,12 @@ export class AppState {
       const kit = await demoKit();
       this.demoOwnerKid = kit.ownerKid;
       return ts.loadDemo(kit.trust, { passphrase: passphrase || 'fieldbench-demo-only' });
-    });
+    }, true);
   }
 
   /** Show what a replayed (older) bundle looks like: the demo owner's v1 bundle. */
   async importOlderDemoBundle(): Promise<void> {
-    await this.run('DEMO bundle v1 (older)', async (ts) => ts.importBundle((await demoKit()).olderBundle, 'DEMO trust bundle v1'));
+    await this.run('DEMO bundle v1 (older)', async (ts) => ts.importBundle((await demoKit()).olderBundle, 'DEMO trust bundle v1'), true);
   }
 
   /** The library changed (LibraryPage): adopt a newer bundle that verifies under the held one; refuse others with the reason. */
@@ -188,6 +190,21 @@ export class AppState {
   /** Demo trust held from an earlier visit: its keys are not those of this page session's virtual device. */
   get staleDemo(): boolean {
     return !!this.trust?.demo && !this.isSessionDemo();
+  }
+
+  /**
+   * Every import is an operation of the audit trail (Trust page and Library page alike), refusals
+   * included. Without a loaded key nothing can be signed, so nothing is recorded.
+   */
+  async auditImport(file: string, ok: boolean, kind?: string, reason?: string): Promise<void> {
+    const rec = this.recorder();
+    if (!rec) return;
+    try {
+      await recordOperation(rec.db, { technician: rec.signer, op: 'import', outcome: ok ? 'ok' : 'rejected', details: { file, kind, reason } });
+      this.revision++;
+    } catch {
+      /* the import itself stands; the audit page shows what was recorded */
+    }
   }
 
   /** Store + technician signer for recording device operations (null: not loaded). */

@@ -129,3 +129,23 @@ describe('AppState: demo trust', () => {
     expect(again.app.trust?.missing).toEqual([]);
   });
 });
+
+describe('imports are operations of the audit trail', () => {
+  it('records every trust import and refusal once a key can sign; nothing before', async () => {
+    const { app, db } = await appWith();
+    // No key yet: the owner key and bundle are imported but cannot be signed for.
+    await holdV5(app);
+    expect(await db.audit.count()).toBe(0);
+    await app.loadDemo('a passphrase');
+    const afterDemo = await db.audit.toArray();
+    expect(afterDemo.map((e) => [e.op, e.outcome])).toEqual([['import', 'ok']]);
+    // A refused import (the older demo bundle) is recorded with its reason.
+    await app.importOlderDemoBundle();
+    const last = (await db.audit.toArray()).at(-1)!;
+    expect(last).toMatchObject({ op: 'import', outcome: 'rejected' });
+    expect(JSON.stringify(last.details)).toMatch(/older|replay/i);
+    // The Library page's imports go through the same door.
+    await app.auditImport('firmware.bin', false, undefined, 'firmware.bin: not listed in the held bundle');
+    expect((await db.audit.toArray()).at(-1)).toMatchObject({ op: 'import', outcome: 'rejected', details: { file: 'firmware.bin' } });
+  });
+});
