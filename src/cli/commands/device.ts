@@ -180,10 +180,9 @@ const deviceCmd: CliCommand = {
         }
       };
       io.out(`reference device on ${pty.userPath}\n`);
-      process.once('SIGINT', () => {
-        pty.stop();
-        process.exit(0);
-      });
+      // The pseudo-terminals live as long as we do: socat goes with us, however we end.
+      process.once('exit', () => pty.stop());
+      for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => process.exit(0));
       await serveForever();
       return 0;
     }
