@@ -231,6 +231,29 @@ export async function openEnvelope(
   return { ok: true, value: { payload, signer, signerKid }, signer: rawPublicKey(signer) };
 }
 
+/**
+ * The steps every artifact verifier starts with: the envelope (openEnvelope),
+ * the payload parsed by `parse` (schema failures become 'schema'), and the
+ * payload's issuer field naming the key that actually signed.
+ */
+export async function openArtifact<T extends { issuer: Uint8Array }>(
+  bytes: Uint8Array,
+  type: ArtifactType,
+  anchors: Partial<Anchors>,
+  revokedKeyIds: readonly Uint8Array[] | undefined,
+  parse: (payload: Map<unknown, unknown>) => T,
+): Promise<TrustResult<T> & ({ ok: false } | { ok: true; signerKid: Uint8Array })> {
+  const name = ARTIFACT_NAMES[type];
+  const env = await openEnvelope(bytes, type, anchors, revokedKeyIds);
+  if (!env.ok) return env;
+  const parsed = parsePayload(() => parse(env.value.payload), name);
+  if (!parsed.ok) return parsed;
+  if (!bytesEqual(parsed.value.issuer, env.value.signerKid)) {
+    return { ok: false, code: 'schema', reason: `${name}: issuer field ${hex(parsed.value.issuer)} does not name the signing key ${hex(env.value.signerKid)}` };
+  }
+  return { ok: true, value: parsed.value, signer: env.signer, signerKid: env.value.signerKid };
+}
+
 /** Raised inside schema parsing; turned into a 'schema' failure. */
 export class SchemaError extends Error {
   constructor(message: string) {

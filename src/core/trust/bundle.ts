@@ -14,8 +14,8 @@ import { decodeCoseKey, encodeCoseKey, keyId } from './keys.ts';
 import { ed25519PublicKey } from './ed25519.ts';
 import type { CoseKey } from './cose.ts';
 import {
-  ARTIFACT_NAMES, checkBytes, checkIssue, containsBytes, coseKeyId, DEFAULT_SKEW, ed25519Key, Fields, hex, iso,
-  nowSeconds, openEnvelope, unverifiedPayload, parsePayload, SchemaError, signArtifact, toSeconds, type Anchors, type Clock, type Role,
+  ARTIFACT_NAMES, bytesEqual, checkBytes, checkIssue, containsBytes, coseKeyId, DEFAULT_SKEW, ed25519Key, Fields, hex, iso,
+  nowSeconds, openArtifact, unverifiedPayload, SchemaError, signArtifact, toSeconds, type Anchors, type Clock, type Role,
 } from './artifact.ts';
 import type { TrustResult } from './result.ts';
 import { ArtifactError } from './result.ts';
@@ -197,16 +197,11 @@ export async function verifyBundle(bytes: Uint8Array, ctx: BundleContext): Promi
     anchors.manufacturer = ctx.held.anchors.manufacturer;
     anchors.firmware = ctx.held.anchors.firmware;
   }
-  const env = await openEnvelope(bytes, 'bundle', anchors, ctx.held?.revocations.keyIds);
+  const env = await openArtifact(bytes, 'bundle', anchors, ctx.held?.revocations.keyIds, parsePayloadMap);
   if (!env.ok) return env;
-  const parsed = parsePayload(() => parsePayloadMap(env.value.payload), name);
-  if (!parsed.ok) return parsed;
-  const b = parsed.value;
-  if (containsBytes(b.revocations.keyIds, env.value.signerKid)) {
-    return { ok: false, code: 'revoked', reason: `${name} is signed by owner key ${hex(env.value.signerKid)}, which the bundle itself revokes` };
-  }
-  if (!bytesEq(b.issuer, env.value.signerKid)) {
-    return { ok: false, code: 'schema', reason: `${name}: issuer field ${hex(b.issuer)} does not name the signing key ${hex(env.value.signerKid)}` };
+  const b = env.value;
+  if (containsBytes(b.revocations.keyIds, env.signerKid)) {
+    return { ok: false, code: 'revoked', reason: `${name} is signed by owner key ${hex(env.signerKid)}, which the bundle itself revokes` };
   }
   const held = ctx.heldVersion ?? ctx.held?.version;
   if (held !== undefined && b.version < held) {
@@ -224,10 +219,6 @@ export async function verifyBundle(bytes: Uint8Array, ctx: BundleContext): Promi
   return { ok: true, value: { ...b, stale }, signer: env.signer };
 }
 
-function bytesEq(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
 /** SHA-256 digest as listed in `bundle.configurations`. */
 export function artifactDigest(bytes: Uint8Array): Uint8Array {
   return sha256(bytes);
@@ -235,12 +226,12 @@ export function artifactDigest(bytes: Uint8Array): Uint8Array {
 
 /** Firmware metadata entries matching an image hash (and optionally a model). */
 export function findFirmware(bundle: TrustBundle, imageSha256: Uint8Array, model?: string): FirmwareMeta | undefined {
-  return bundle.firmware.find((f) => bytesEq(f.sha256, imageSha256) && (model === undefined || f.model === model));
+  return bundle.firmware.find((f) => bytesEqual(f.sha256, imageSha256) && (model === undefined || f.model === model));
 }
 
 /** Is this key id (of any role) in the bundle's anchors? */
 export function anchorRoleOf(bundle: TrustBundle, kid: Uint8Array): Role | undefined {
-  for (const [role] of ROLE_KEYS) if (bundle.anchors[role].some((k) => bytesEq(coseKeyId(k), kid))) return role;
+  for (const [role] of ROLE_KEYS) if (bundle.anchors[role].some((k) => bytesEqual(coseKeyId(k), kid))) return role;
   return undefined;
 }
 

@@ -10,8 +10,8 @@
 import { keyId } from './keys.ts';
 import { ed25519PublicKey } from './ed25519.ts';
 import {
-  ARTIFACT_NAMES, bytesEqual, checkBytes, checkIssue, checkText, checkValidityFields, checkWindow, containsBytes, Fields, hex, openEnvelope,
-  parsePayload, randomBytes, SchemaError, signArtifact, toSeconds, unverifiedPayload, type Clock, type Validity,
+  ARTIFACT_NAMES, bytesEqual, checkBytes, checkIssue, checkText, checkValidityFields, checkWindow, containsBytes, Fields, hex, openArtifact,
+  randomBytes, SchemaError, signArtifact, toSeconds, unverifiedPayload, type Clock, type Validity,
 } from './artifact.ts';
 import type { TrustBundle } from './bundle.ts';
 import type { TrustResult } from './result.ts';
@@ -150,14 +150,9 @@ export interface CredentialContext {
 /** Verify a technician credential against the owner anchors of a verified trust bundle. Never throws. */
 export async function verifyCredential(bytes: Uint8Array, ctx: CredentialContext): Promise<TrustResult<TechnicianCredential>> {
   const name = ARTIFACT_NAMES.credential;
-  const env = await openEnvelope(bytes, 'credential', ctx.bundle.anchors, ctx.bundle.revocations.keyIds);
+  const env = await openArtifact(bytes, 'credential', ctx.bundle.anchors, ctx.bundle.revocations.keyIds, parsePayloadMap);
   if (!env.ok) return env;
-  const parsed = parsePayload(() => parsePayloadMap(env.value.payload), name);
-  if (!parsed.ok) return parsed;
-  const c = parsed.value;
-  if (!bytesEqual(c.issuer, env.value.signerKid)) {
-    return { ok: false, code: 'schema', reason: `${name}: issuer field ${hex(c.issuer)} does not name the signing key ${hex(env.value.signerKid)}` };
-  }
+  const c = env.value;
   if (containsBytes(ctx.bundle.revocations.credentialIds, c.credentialId)) {
     return { ok: false, code: 'revoked', reason: `${name} ${hex(c.credentialId)} of technician ${c.technicianId} is revoked` };
   }

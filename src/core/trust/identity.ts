@@ -7,7 +7,7 @@
 import { keyId } from './keys.ts';
 import { ed25519PublicKey } from './ed25519.ts';
 import {
-  ARTIFACT_NAMES, bytesEqual, checkIssue, checkValidityFields, checkWindow, containsBytes, Fields, hex, openEnvelope, unverifiedPayload, parsePayload,
+  ARTIFACT_NAMES, bytesEqual, checkIssue, checkValidityFields, checkWindow, containsBytes, Fields, hex, openArtifact, unverifiedPayload,
   randomBytes, signArtifact, toSeconds, type Clock, type Validity,
 } from './artifact.ts';
 import type { TrustBundle } from './bundle.ts';
@@ -97,14 +97,9 @@ export interface IdentityContext {
 /** Verify a device identity certificate against the manufacturer anchors of a verified trust bundle. Never throws. */
 export async function verifyIdentity(bytes: Uint8Array, ctx: IdentityContext): Promise<TrustResult<DeviceIdentityCert>> {
   const name = ARTIFACT_NAMES.identity;
-  const env = await openEnvelope(bytes, 'identity', ctx.bundle.anchors, ctx.bundle.revocations.keyIds);
+  const env = await openArtifact(bytes, 'identity', ctx.bundle.anchors, ctx.bundle.revocations.keyIds, parsePayloadMap);
   if (!env.ok) return env;
-  const parsed = parsePayload(() => parsePayloadMap(env.value.payload), name);
-  if (!parsed.ok) return parsed;
-  const c = parsed.value;
-  if (!bytesEqual(c.issuer, env.value.signerKid)) {
-    return { ok: false, code: 'schema', reason: `${name}: issuer field ${hex(c.issuer)} does not name the signing key ${hex(env.value.signerKid)}` };
-  }
+  const c = env.value;
   if (containsBytes(ctx.bundle.revocations.certSerials, c.certSerial)) {
     return { ok: false, code: 'revoked', reason: `${name} ${hex(c.certSerial)} (device ${c.serial}) is revoked` };
   }

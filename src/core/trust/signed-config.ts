@@ -11,7 +11,7 @@ import { keyId } from './keys.ts';
 import { ed25519PublicKey } from './ed25519.ts';
 import {
   ARTIFACT_NAMES, bytesEqual, checkBytes, checkIssue, checkText, checkValidityFields, checkWindow, containsBytes, describe, Fields,
-  hex, openEnvelope, unverifiedPayload, parsePayload, SchemaError, signArtifact, toSeconds, type Clock, type Validity,
+  hex, openArtifact, unverifiedPayload, SchemaError, signArtifact, toSeconds, type Clock, type Validity,
 } from './artifact.ts';
 import type { TrustBundle } from './bundle.ts';
 import type { DeviceRef } from './credential.ts';
@@ -182,14 +182,9 @@ export interface ConfigContext {
 /** Verify a signed configuration against the owner anchors of a verified trust bundle. Never throws. */
 export async function verifyConfig(bytes: Uint8Array, ctx: ConfigContext): Promise<TrustResult<SignedConfig>> {
   const name = ARTIFACT_NAMES.config;
-  const env = await openEnvelope(bytes, 'config', ctx.bundle.anchors, ctx.bundle.revocations.keyIds);
+  const env = await openArtifact(bytes, 'config', ctx.bundle.anchors, ctx.bundle.revocations.keyIds, parsePayloadMap);
   if (!env.ok) return env;
-  const parsed = parsePayload(() => parsePayloadMap(env.value.payload), name);
-  if (!parsed.ok) return parsed;
-  const c: SignedConfig = { ...parsed.value, digest: sha256(bytes) };
-  if (!bytesEqual(c.issuer, env.value.signerKid)) {
-    return { ok: false, code: 'schema', reason: `${name}: issuer field ${hex(c.issuer)} does not name the signing key ${hex(env.value.signerKid)}` };
-  }
+  const c: SignedConfig = { ...env.value, digest: sha256(bytes) };
   const w = checkWindow(c, ctx.now, `${name} #${c.sequence}`);
   if (w) return { ok: false, ...w };
   if (ctx.requirePublished && !containsBytes(ctx.bundle.configurations, c.digest)) {
