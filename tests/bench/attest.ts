@@ -10,23 +10,11 @@ import { verifyMac0 } from '../../src/core/trust/cose-mac0.ts';
 import { ed25519PublicKey } from '../../src/core/trust/ed25519.ts';
 import { appraiseToken, signEatToken, signerIdFor, type EatDeviceState } from '../../src/core/trust/eat.ts';
 import { validatePsaClaims } from '../../src/core/trust/psa.ts';
-import type { BenchRow } from './types.ts';
+import { type BenchRow, opsPerSec } from './types.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const VEC = path.resolve(here, '../../../shared/vectors/psa');
 
-async function opsPerSec(fn: () => unknown, minMs = 400): Promise<number> {
-  for (let i = 0; i < 5; i++) await fn();
-  let n = 0;
-  const t0 = performance.now();
-  let t = t0;
-  while (t - t0 < minMs) {
-    await fn();
-    n++;
-    t = performance.now();
-  }
-  return Math.round((n * 1000) / (t - t0));
-}
 
 export async function bench(): Promise<BenchRow[]> {
   const seed = new Uint8Array(32).fill(1);

@@ -5,20 +5,8 @@
 import { signSign1, verifySign1, type CoseKey } from '../../src/core/trust/cose.ts';
 import { ed25519PublicKey, ed25519Sign, ed25519Verify } from '../../src/core/trust/ed25519.ts';
 
-type BenchRow = { name: string; value: number; unit: string; note?: string };
+import { type BenchRow, opsPerSec } from './types.ts';
 
-async function opsPerSec(fn: () => Promise<unknown>, minMs = 400): Promise<number> {
-  for (let i = 0; i < 5; i++) await fn(); // warm-up
-  let n = 0;
-  const t0 = performance.now();
-  let t = t0;
-  while (t - t0 < minMs) {
-    await fn();
-    n++;
-    t = performance.now();
-  }
-  return Math.round((n * 1000) / (t - t0));
-}
 
 export async function bench(): Promise<BenchRow[]> {
   const seed = new Uint8Array(32).fill(42);

@@ -102,16 +102,8 @@ export function checkDetails(details: unknown, path = 'details', depth = 0): voi
 
 const ZERO32 = new Uint8Array(32);
 
-interface Body {
-  seq: number;
-  time: number;
-  technician: { id: string; keyId: string };
-  op: string;
-  device: DeviceIdentifiers;
-  outcome: string;
-  details?: Record<string, unknown>;
-  prev: Uint8Array;
-}
+/** The signed part of an entry: everything the hash covers. */
+type Body = Pick<AuditRecord, 'seq' | 'time' | 'technician' | 'op' | 'device' | 'outcome' | 'details' | 'prev'>;
 
 function bodyHash(b: Body): Uint8Array {
   return sha256(
