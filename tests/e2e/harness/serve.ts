@@ -1,37 +1,7 @@
-/**
- * Builds the records test harness (tests/e2e/harness, never part of the app
- * build) and serves it with `vite preview` on a free port.
- */
+/** The records test harness (tests/e2e/harness), built and served by serveHarness. */
 import path from 'node:path';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { build, preview, type PreviewServer } from 'vite';
-import { svelte } from '@sveltejs/vite-plugin-svelte';
+import { type Harness, serveHarness } from '../serve-harness.ts';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../../..');
-const outDir = path.join(root, 'node_modules', '.cache', 'fieldbench-e2e-harness');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-export interface Harness {
-  url: string;
-  close(): Promise<void>;
-}
-
-export async function startHarness(): Promise<Harness> {
-  const common = { configFile: false as const, root: here, logLevel: 'error' as const, plugins: [svelte()], publicDir: false as const };
-  await build({ ...common, build: { outDir, emptyOutDir: true, target: 'es2022', sourcemap: false } });
-  const port = await freePort();
-  const server: PreviewServer = await preview({ ...common, build: { outDir }, preview: { host: '127.0.0.1', port, strictPort: true } });
-  return { url: `http://127.0.0.1:${port}`, close: () => server.close() };
-}
+export type { Harness };
+export const startHarness = (): Promise<Harness> => serveHarness(path.dirname(fileURLToPath(import.meta.url)));
