@@ -11,6 +11,7 @@ import { reconnectUsbLinks, requestUsbLink, usbApi, usbFiltersFor, usbSupported 
 import { openSession, type LogEvent, type SmpSession } from '../core/smp/session.ts';
 import { GROUP_NAMES } from '../core/smp/header.ts';
 import { readDeviceInfo, type InfoState } from '../core/ops/info.ts';
+import { thrownFailure } from '../core/ops/outcome.ts';
 import { createVirtualDevice } from '../device/virtual.ts';
 import { demoKit } from '../device/demo.ts';
 
@@ -172,14 +173,15 @@ export class Connection {
         if (gen !== this.generation) return;
         this.infoState = st;
         if (st.kind === 'reading') this.note('info', `Reading ${READING_LABELS[st.what] ?? st.what}…`);
-        if (st.kind === 'error') this.note('error', st.message);
+        if (st.kind === 'failed') this.note('error', st.reason);
         if (st.kind === 'done') this.note('info', 'Device information read.');
       }
     } catch (e) {
+      // The op never throws; this is the loop's own defect guard.
       if (gen !== this.generation) return;
-      const message = e instanceof Error ? e.message : String(e);
-      this.infoState = { kind: 'error', message };
-      this.note('error', message);
+      const f = thrownFailure(e);
+      this.infoState = f;
+      this.note('error', f.reason);
     }
   }
 

@@ -3,7 +3,8 @@
  * minimum the line rate allows (the bytes of request and reply on the wire).
  */
 import { echo } from '../../src/core/groups/os.ts';
-import { collectDeviceInfo } from '../../src/core/ops/info.ts';
+import { readDeviceInfo } from '../../src/core/ops/info.ts';
+import { resultOf } from '../../src/core/ops/outcome.ts';
 import { encodeCbor } from '../../src/core/smp/cbor.ts';
 import { consoleEncodedSize } from '../../src/core/smp/framing.ts';
 import { openSession } from '../../src/core/smp/session.ts';
@@ -40,7 +41,7 @@ export async function bench(): Promise<BenchRow[]> {
       });
       bytes.tx = bytes.rx = 0;
       const t1 = performance.now();
-      await collectDeviceInfo(s2);
+      await resultOf(readDeviceInfo(s2));
       const infoMs = performance.now() - t1;
       const floor = wireMs(Math.max(bytes.tx, bytes.rx), baud);
       rows.push({ name: `info (all reads), ${framing} @ ${baud}`, value: infoMs, unit: 'ms', note: `${bytes.tx} B out, ${bytes.rx} B in: full-duplex minimum ${floor.toFixed(1)} ms; ratio ${(floor / infoMs).toFixed(2)}` });

@@ -3,7 +3,8 @@
  * replaying it (tests/unit/golden-peer.test.ts) or running live
  * (tests/peer/live.test.ts). Deterministic given the same replies.
  */
-import { collectDeviceInfo } from '../../src/core/ops/info.ts';
+import { readDeviceInfo } from '../../src/core/ops/info.ts';
+import { resultOf } from '../../src/core/ops/outcome.ts';
 import { decodeCborObject } from '../../src/core/smp/cbor.ts';
 import { SmpError } from '../../src/core/smp/errors.ts';
 import { createDecoder, type Framing } from '../../src/core/smp/framing.ts';
@@ -62,7 +63,7 @@ export function largestAnswered(framing: Framing, bufSize: number): number {
 
 export async function runPeerScript(session: SmpSession, opts: { recovery?: boolean } = {}): Promise<ScriptResults> {
   const c = session.client;
-  const info = await collectDeviceInfo(session);
+  const info = await resultOf(readDeviceInfo(session));
   const { bufSize } = session.params;
   const largest = largestAnswered(session.framing, bufSize);
   const echoes: ScriptResults['echoes'] = [];

@@ -1,6 +1,7 @@
 import 'fake-indexeddb/auto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type AttestState, type EventsState, attestDevice, readSecurityEvents, runAttest } from '../../src/core/ops/attest.ts';
+import { type AttestState, type EventsState, attestDevice, readSecurityEvents } from '../../src/core/ops/attest.ts';
+import { runOp } from '../../src/core/ops/outcome.ts';
 import { UNSUPPORTED_REASON } from '../../src/core/ops/identify.ts';
 import { recordAttestation } from '../../src/core/ops/record.ts';
 import { openSession } from '../../src/core/smp/session.ts';
@@ -30,11 +31,11 @@ afterEach(async () => {
 });
 
 async function attest(x: World, ctx: Partial<Parameters<typeof attestDevice>[1]> = {}) {
-  const r = await runAttest(x.session, { bundle: x.bundle, devicePublicKey: x.sec.devicePublicKey, ...ctx });
+  const r = await runOp(attestDevice(x.session, { bundle: x.bundle, devicePublicKey: x.sec.devicePublicKey, ...ctx }));
   if (r.kind !== 'done') throw new Error(`expected done, got ${JSON.stringify(r)}`);
   return r;
 }
-const reason = (r: Awaited<ReturnType<typeof attest>>, check: string) => r.appraisal.reasons.find((x) => x.check === check);
+const reason = (r: Awaited<ReturnType<typeof attest>>, check: string) => r.result.appraisal.reasons.find((x) => x.check === check);
 
 describe('attestDevice', () => {
   it('a locked-down genuine device with known firmware is trusted; the states come in order', async () => {
@@ -47,54 +48,54 @@ describe('attestDevice', () => {
     }
     expect(kinds).toEqual(['finding-group', 'requesting-token', 'appraising', 'done']);
     if (last?.kind !== 'done') throw new Error('not done');
-    expect(last.appraisal.verdict, JSON.stringify(last.appraisal.reasons)).toBe('trusted');
-    expect(last.appraisal.claims).not.toBeNull();
-    expect(last.nonce.length).toBe(32);
-    expect(last.evidence.length).toBeGreaterThan(100);
+    expect(last.result.appraisal.verdict, JSON.stringify(last.result.appraisal.reasons)).toBe('trusted');
+    expect(last.result.appraisal.claims).not.toBeNull();
+    expect(last.result.nonce.length).toBe(32);
+    expect(last.result.evidence.length).toBeGreaterThan(100);
   });
 
   it('each attestation uses a fresh nonce', async () => {
     const x = await w();
     const a = await attest(x);
     const b = await attest(x);
-    expect(Buffer.from(a.nonce).equals(Buffer.from(b.nonce))).toBe(false);
-    expect(b.appraisal.verdict).toBe('trusted');
+    expect(Buffer.from(a.result.nonce).equals(Buffer.from(b.result.nonce))).toBe(false);
+    expect(b.result.appraisal.verdict).toBe('trusted');
   });
 
   it('open interfaces give a warning verdict', async () => {
     const x = await w({ interfaces: { smp_serial: 'open', shell: 'open', debug: 'disabled' } });
     const r = await attest(x);
-    expect(r.appraisal.verdict).toBe('warning');
+    expect(r.result.appraisal.verdict).toBe('warning');
     expect(reason(r, 'interfaces')).toMatchObject({ result: 'warn', detail: expect.stringContaining('smp_serial') });
   });
 
   it('wrong key: untrusted, signature fails, no claims', async () => {
     const x = await w({ misbehave: { wrongKey: true } });
     const r = await attest(x);
-    expect(r.appraisal.verdict).toBe('untrusted');
+    expect(r.result.appraisal.verdict).toBe('untrusted');
     expect(reason(r, 'signature')?.result).toBe('fail');
-    expect(r.appraisal.claims).toBeNull();
+    expect(r.result.appraisal.claims).toBeNull();
   });
 
   it('stale nonce: the second token carries the first nonce and is untrusted', async () => {
     const x = await w({ misbehave: { staleNonce: true } });
     await attest(x);
     const r = await attest(x);
-    expect(r.appraisal.verdict).toBe('untrusted');
+    expect(r.result.appraisal.verdict).toBe('untrusted');
     expect(reason(r, 'nonce')).toMatchObject({ result: 'fail', detail: expect.stringContaining('stale or replayed') });
   });
 
   it('debug unlocked: untrusted', async () => {
     const x = await w({ misbehave: { debugUnlocked: true } });
     const r = await attest(x);
-    expect(r.appraisal.verdict).toBe('untrusted');
+    expect(r.result.appraisal.verdict).toBe('untrusted');
     expect(reason(r, 'debug')?.result).toBe('fail');
   });
 
   it('unknown firmware: untrusted', async () => {
     const x = await w({ misbehave: { unknownFirmware: true } });
     const r = await attest(x);
-    expect(r.appraisal.verdict).toBe('untrusted');
+    expect(r.result.appraisal.verdict).toBe('untrusted');
     expect(reason(r, 'measurements')).toMatchObject({ result: 'fail', detail: expect.stringContaining('not a known firmware') });
   });
 
@@ -102,14 +103,14 @@ describe('attestDevice', () => {
     const x = await w();
     const { bundle } = await makeBundle(x.auth, null);
     const r = await attest(x, { bundle });
-    expect(r.appraisal.verdict).toBe('untrusted');
+    expect(r.result.appraisal.verdict).toBe('untrusted');
     expect(reason(r, 'measurements')?.detail).toContain('no reference measurements');
   });
 
   it('revoked device key in the bundle: untrusted', async () => {
     const x = await w({}, { bundleExtra: (sec) => ({ revocations: { keyIds: [keyId(sec.devicePublicKey)] } }) });
     const r = await attest(x);
-    expect(r.appraisal.verdict).toBe('untrusted');
+    expect(r.result.appraisal.verdict).toBe('untrusted');
     expect(reason(r, 'revocation')?.result).toBe('fail');
   });
 
@@ -117,9 +118,9 @@ describe('attestDevice', () => {
     const x = await w();
     const other = await w();
     const r = await attest(x, { devicePublicKey: other.sec.devicePublicKey });
-    expect(r.appraisal.verdict).toBe('untrusted');
-    expect(r.appraisal.claims).toBeNull();
-    expect(r.appraisal.reasons.some((q) => q.check === 'signature' && q.result === 'pass')).toBe(false);
+    expect(r.result.appraisal.verdict).toBe('untrusted');
+    expect(r.result.appraisal.claims).toBeNull();
+    expect(r.result.appraisal.reasons.some((q) => q.check === 'signature' && q.result === 'pass')).toBe(false);
   });
 
   it('an active configuration the owner did not publish is a warning; a published one passes', async () => {
@@ -135,7 +136,7 @@ describe('attestDevice', () => {
     const { bundle } = await makeBundle(x.auth, x.device, { configurations: [artifactDigest(cfg)] });
     const r = await attest(x, { bundle });
     expect(reason(r, 'configuration')?.result).toBe('pass');
-    expect(r.appraisal.verdict).toBe('trusted');
+    expect(r.result.appraisal.verdict).toBe('trusted');
   });
 
   it('oversized and truncated tokens are untrusted with a clear reason', async () => {
@@ -143,29 +144,29 @@ describe('attestDevice', () => {
     const real = x.sec.attestationToken.bind(x.sec);
     x.sec.attestationToken = async () => new Uint8Array(9000);
     const r = await attest(x);
-    expect(r.appraisal.verdict).toBe('untrusted');
+    expect(r.result.appraisal.verdict).toBe('untrusted');
     expect(reason(r, 'format')?.detail).toContain('more than the 8192-byte limit');
     x.sec.attestationToken = async () => new Uint8Array(20000);
     const r2 = await attest(x);
-    expect(r2.appraisal.verdict).toBe('untrusted');
+    expect(r2.result.appraisal.verdict).toBe('untrusted');
     expect(reason(r2, 'format')?.detail).toContain('more than the 16384 accepted');
     x.sec.attestationToken = async (n) => (await real(n)).subarray(0, 150);
     const r3 = await attest(x);
-    expect(r3.appraisal.verdict).toBe('untrusted');
+    expect(r3.result.appraisal.verdict).toBe('untrusted');
     expect(reason(r3, 'signature')?.result).toBe('fail');
   });
 
   it('without a verified device key it refuses to start', async () => {
     const x = await w();
-    const r = await runAttest(x.session, { bundle: x.bundle, devicePublicKey: undefined as never });
-    expect(r).toMatchObject({ kind: 'error', message: expect.stringContaining('identify the device first') });
+    const r = await runOp(attestDevice(x.session, { bundle: x.bundle, devicePublicKey: undefined as never }));
+    expect(r).toMatchObject({ kind: 'failed', code: 'no-verified-identity', retryable: false });
   });
 
   it('a stock device: unsupported', async () => {
     const v = createVirtualDevice({ model: FAST });
     const s = await openSession(v.link);
     const x = await w();
-    const r = await runAttest(s, { bundle: x.bundle, devicePublicKey: x.sec.devicePublicKey });
+    const r = await runOp(attestDevice(s, { bundle: x.bundle, devicePublicKey: x.sec.devicePublicKey }));
     expect(r).toEqual({ kind: 'unsupported', reason: UNSUPPORTED_REASON });
     await s.close();
   });
@@ -185,15 +186,15 @@ describe('readSecurityEvents', () => {
     const done = all.at(-1);
     if (done?.kind !== 'done') throw new Error(JSON.stringify(done));
     expect(all.filter((s) => s.kind === 'reading-events').length).toBeGreaterThan(2);
-    expect(done.events.map((e) => e.n)).toEqual(x.sec.eventLog().map((e) => e.n));
-    expect(done.last).toBe(x.sec.eventLog().at(-1)!.n);
-    expect(done.truncated).toBe(false);
+    expect(done.result.events.map((e) => e.n)).toEqual(x.sec.eventLog().map((e) => e.n));
+    expect(done.result.last).toBe(x.sec.eventLog().at(-1)!.n);
+    expect(done.result.truncated).toBe(false);
     const tail = (await events(x, 50)).at(-1);
     if (tail?.kind !== 'done') throw new Error('not done');
-    expect(tail.events[0].n).toBe(50);
-    expect(tail.events.at(-1)!.n).toBe(done.last);
+    expect(tail.result.events[0].n).toBe(50);
+    expect(tail.result.events.at(-1)!.n).toBe(done.result.last);
     const capped = (await events(x, 0, 10)).at(-1);
-    expect(capped).toMatchObject({ kind: 'done', truncated: true });
+    expect(capped).toMatchObject({ kind: 'done', result: { truncated: true } });
   });
 
   it('a stock device: unsupported', async () => {
@@ -211,13 +212,13 @@ describe('recordAttestation', () => {
     const tech = await seedSigner('tech-001', crypto.getRandomValues(new Uint8Array(32)));
     const x = await w({ misbehave: { debugUnlocked: true } });
     const r = await attest(x);
-    const rec = await recordAttestation({ db, signer: tech }, { device: { serial: 'FB-0001', devicePublicKey: x.sec.devicePublicKey }, appraisal: r.appraisal, nonce: r.nonce, evidence: r.evidence });
+    const rec = await recordAttestation({ db, signer: tech }, { device: { serial: 'FB-0001', devicePublicKey: x.sec.devicePublicKey }, appraisal: r.result.appraisal, nonce: r.result.nonce, evidence: r.result.evidence });
     expect(rec.entry).toMatchObject({ op: 'attest', outcome: 'rejected' });
     expect(rec.device).toMatchObject({ serial: 'FB-0001', verdict: 'untrusted' });
     expect((rec.entry.details as { claims: { debugStatus: string } }).claims.debugStatus).toBe('enabled');
     const y = await w();
     const r2 = await attest(y);
-    const rec2 = await recordAttestation({ db, signer: tech }, { device: { serial: 'FB-0001', devicePublicKey: x.sec.devicePublicKey }, appraisal: r2.appraisal, nonce: r2.nonce, evidence: r2.evidence });
+    const rec2 = await recordAttestation({ db, signer: tech }, { device: { serial: 'FB-0001', devicePublicKey: x.sec.devicePublicKey }, appraisal: r2.result.appraisal, nonce: r2.result.nonce, evidence: r2.result.evidence });
     expect(rec2.device?.id).toBe(rec.device?.id);
     expect(rec2.device?.verdict).toBe('trusted');
     expect(rec2.device?.firmware).toBeTruthy();

@@ -11,7 +11,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { TranscriptChunk } from '../../src/core/link/recording.ts';
-import { collectDeviceInfo } from '../../src/core/ops/info.ts';
+import { readDeviceInfo } from '../../src/core/ops/info.ts';
+import { resultOf } from '../../src/core/ops/outcome.ts';
 import { encodeCbor } from '../../src/core/smp/cbor.ts';
 import { encodeFrames, type Framing } from '../../src/core/smp/framing.ts';
 import { buildPacket } from '../../src/core/smp/header.ts';
@@ -212,7 +213,7 @@ for (const file of files) {
 
     it('readDeviceInfo over the replayed transcript yields the recorded info', async () => {
       const { link, session } = await replaySession(g);
-      const info = await collectDeviceInfo(session);
+      const info = await resultOf(readDeviceInfo(session));
       expect(link.mismatch).toBeUndefined();
       expect(jsonRoundTrip(info)).toEqual(g.results.info);
       await session.close();

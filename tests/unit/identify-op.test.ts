@@ -6,8 +6,8 @@ import {
   UNSUPPORTED_REASON,
   identifyDevice,
   parseLabelCode,
-  runIdentify,
 } from '../../src/core/ops/identify.ts';
+import { runOp } from '../../src/core/ops/outcome.ts';
 import { inventoryLookup, recordIdentification } from '../../src/core/ops/record.ts';
 import { openSession } from '../../src/core/smp/session.ts';
 import { type FieldbenchDB, openStore } from '../../src/core/store/db.ts';
@@ -47,11 +47,11 @@ afterEach(async () => {
 const noDuplicates: InventoryLookup = { findByIdentifier: async () => [] };
 
 async function done(x: World, ctx: Partial<Parameters<typeof identifyDevice>[1]> = {}) {
-  const r = await runIdentify(x.session, { bundle: x.bundle, inventory: noDuplicates, ...ctx });
+  const r = await runOp(identifyDevice(x.session, { bundle: x.bundle, inventory: noDuplicates, ...ctx }));
   if (r.kind !== 'done') throw new Error(`expected done, got ${JSON.stringify(r)}`);
   return r;
 }
-const check = (r: Awaited<ReturnType<typeof done>>, name: string) => r.checks.find((c) => c.check === name);
+const check = (r: Awaited<ReturnType<typeof done>>, name: string) => r.result.checks.find((c) => c.check === name);
 
 describe('identifyDevice', () => {
   it('a genuine device: every state in order, verified, label and inventory agree', async () => {
@@ -64,24 +64,24 @@ describe('identifyDevice', () => {
     }
     expect(states).toEqual(['finding-group', 'reading-identity', 'reading-certificate', 'verifying-certificate', 'proving-possession', 'comparing-label', 'checking-duplicates', 'done']);
     if (last?.kind !== 'done') throw new Error('not done');
-    expect(last.badges).toEqual(['verified']);
-    expect(last.checks.map((c) => [c.check, c.result])).toEqual([
+    expect(last.result.badges).toEqual(['verified']);
+    expect(last.result.checks.map((c) => [c.check, c.result])).toEqual([
       ['certificate', 'pass'],
       ['binding', 'pass'],
       ['possession', 'pass'],
       ['label', 'pass'],
       ['duplicates', 'pass'],
     ]);
-    expect(last.identity.verified).toBe(true);
-    expect(last.identity.devicePublicKey).toEqual(x.sec.devicePublicKey);
-    expect(last.identity.certificate?.serial).toBe('FB-0001');
-    expect(last.identity.groupId).toBe(x.sec.groupId);
+    expect(last.result.verified).toBe(true);
+    expect(last.result.devicePublicKey).toEqual(x.sec.devicePublicKey);
+    expect(last.result.certificate?.serial).toBe('FB-0001');
+    expect(last.result.groupId).toBe(x.sec.groupId);
   });
 
   it('without label or inventory: verified, with both checks as warnings', async () => {
     const x = await w();
     const r = await done(x, { inventory: undefined });
-    expect(r.badges).toEqual(['verified']);
+    expect(r.result.badges).toEqual(['verified']);
     expect(check(r, 'label')).toMatchObject({ result: 'warn', detail: expect.stringContaining('no label') });
     expect(check(r, 'duplicates')).toMatchObject({ result: 'warn', detail: expect.stringContaining('no inventory') });
   });
@@ -89,10 +89,10 @@ describe('identifyDevice', () => {
   it('wrong key: the device cannot sign a fresh nonce with the certified key', async () => {
     const x = await w({ security: { misbehave: { wrongKey: true } } });
     const r = await done(x);
-    expect(r.badges).toEqual(['unverified']);
+    expect(r.result.badges).toEqual(['unverified']);
     expect(check(r, 'certificate')?.result).toBe('pass');
     expect(check(r, 'possession')).toMatchObject({ result: 'fail', detail: expect.stringContaining('does not hold that key') });
-    expect(r.identity.devicePublicKey).toBeUndefined();
+    expect(r.result.devicePublicKey).toBeUndefined();
   });
 
   it('proof of possession uses a fresh nonce each time', async () => {
@@ -115,10 +115,10 @@ describe('identifyDevice', () => {
     const x = await w();
     const { bundle } = await makeBundle(forger, x.device); // the device's cert is from the real manufacturer
     const r = await done(x, { bundle });
-    expect(r.badges).toEqual(['unverified']);
+    expect(r.result.badges).toEqual(['unverified']);
     expect(check(r, 'certificate')?.result).toBe('fail');
     expect(check(r, 'binding')).toBeUndefined();
-    expect(r.identity.certificate).toBeUndefined();
+    expect(r.result.certificate).toBeUndefined();
   });
 
   it('expired certificate (judged at the given time)', async () => {
@@ -127,21 +127,21 @@ describe('identifyDevice', () => {
     x.sec.setIdentityCert(
       await issueIdentity({ serial: 'FB-0001', model: 'fieldbench-ref', hwRev: 'rev-b', devicePublicKey: x.sec.devicePublicKey, deviceEncKey: x.sec.se.encPublicKey, notBefore: d(-1), notAfter: d(30) }, x.auth.manufacturer.privateKey),
     );
-    expect((await done(x)).badges).toEqual(['verified']);
+    expect((await done(x)).result.badges).toEqual(['verified']);
     const r = await done(x, { now: d(31) });
     expect(check(r, 'certificate')).toMatchObject({ result: 'fail', code: 'expired' });
-    expect(r.badges).toEqual(['unverified']);
+    expect(r.result.badges).toEqual(['unverified']);
   });
 
   it('revoked device key, and revoked certificate serial', async () => {
     const x = await w({ bundleExtra: (sec) => ({ revocations: { keyIds: [keyId(sec.devicePublicKey)] } }) });
     const r = await done(x);
     expect(check(r, 'certificate')).toMatchObject({ result: 'fail', code: 'revoked' });
-    expect(r.badges).toEqual(['unverified']);
+    expect(r.result.badges).toEqual(['unverified']);
 
     const y = await w();
-    const cert = (await runIdentify(y.session, { bundle: y.bundle })) as Extract<IdentifyState, { kind: 'done' }>;
-    const { bundle } = await makeBundle(y.auth, y.device, { revocations: { certSerials: [cert.identity.certificate!.certSerial] } });
+    const cert = (await runOp(identifyDevice(y.session, { bundle: y.bundle }))) as Extract<IdentifyState, { kind: 'done' }>;
+    const { bundle } = await makeBundle(y.auth, y.device, { revocations: { certSerials: [cert.result.certificate!.certSerial] } });
     const r2 = await done(y, { bundle });
     expect(check(r2, 'certificate')).toMatchObject({ result: 'fail', code: 'revoked' });
   });
@@ -154,7 +154,7 @@ describe('identifyDevice', () => {
     expect(check(r, 'certificate')?.result).toBe('pass');
     expect(check(r, 'binding')).toMatchObject({ result: 'fail', detail: expect.stringContaining('certifies') });
     expect(check(r, 'possession')?.result).toBe('fail');
-    expect(r.badges).toEqual(['unverified']);
+    expect(r.result.badges).toEqual(['unverified']);
   });
 
   it('a device reporting another serial than its certificate fails binding', async () => {
@@ -162,7 +162,7 @@ describe('identifyDevice', () => {
     x.sec.opts.serial = 'FB-9999';
     const r = await done(x);
     expect(check(r, 'binding')).toMatchObject({ result: 'fail', detail: expect.stringContaining('"FB-9999"') });
-    expect(r.badges).toEqual(['unverified']);
+    expect(r.result.badges).toEqual(['unverified']);
   });
 
   it('an expired certificate issued properly is rejected, one issued for other identifiers too', async () => {
@@ -186,10 +186,10 @@ describe('identifyDevice', () => {
   it('label mismatch: verified but not the labelled device', async () => {
     const x = await w({ security: { mac: Uint8Array.from([0, 0x11, 0x22, 0x33, 0x44, 0x55]) } });
     const r = await done(x, { label: { serial: 'FB-0002' } });
-    expect(r.badges).toEqual(['verified', 'label-mismatch']);
+    expect(r.result.badges).toEqual(['verified', 'label-mismatch']);
     expect(check(r, 'label')).toMatchObject({ result: 'fail', detail: expect.stringContaining('"FB-0002"') });
     const r2 = await done(x, { label: { serial: 'FB-0001', mac: '00:11:22:33:44:56' } });
-    expect(r2.badges).toEqual(['verified', 'label-mismatch']);
+    expect(r2.result.badges).toEqual(['verified', 'label-mismatch']);
     const r3 = await done(x, { label: { mac: 'not a mac' } });
     expect(check(r3, 'label')).toMatchObject({ result: 'fail', detail: expect.stringContaining('not valid') });
     const r4 = await done(x, { label: { devEui: '70b3d57ed0000001' } });
@@ -202,27 +202,27 @@ describe('identifyDevice', () => {
     const store = await db();
     const x = await w({ security: { mac: Uint8Array.from([0, 0x11, 0x22, 0x33, 0x44, 0x55]) } });
     const inventory = inventoryLookup(store);
-    expect((await done(x, { inventory })).badges).toEqual(['verified']);
+    expect((await done(x, { inventory })).result.badges).toEqual(['verified']);
     // The same device key recorded under another physical serial: a clone.
     await upsertDevice(store, { serial: 'FB-0777', devicePublicKey: x.sec.devicePublicKey });
     const r = await done(x, { inventory });
-    expect(r.badges).toEqual(['verified', 'duplicate']);
+    expect(r.result.badges).toEqual(['verified', 'duplicate']);
     expect(check(r, 'duplicates')?.detail).toContain('"FB-0777"');
 
     const store2 = await db();
     await upsertDevice(store2, { serial: 'FB-0001', devicePublicKey: '33'.repeat(32) });
     const r2 = await done(x, { inventory: inventoryLookup(store2) });
-    expect(r2.badges).toEqual(['verified', 'duplicate']);
+    expect(r2.result.badges).toEqual(['verified', 'duplicate']);
     expect(check(r2, 'duplicates')?.detail).toContain('serial "FB-0001" is recorded with device key 3333');
 
     // A MAC recorded under another serial is a duplicate; a different MAC under this serial only a warning.
     const store3 = await db();
     await upsertDevice(store3, { serial: 'FB-0500', mac: '001122334455' });
-    expect((await done(x, { inventory: inventoryLookup(store3) })).badges).toEqual(['verified', 'duplicate']);
+    expect((await done(x, { inventory: inventoryLookup(store3) })).result.badges).toEqual(['verified', 'duplicate']);
     const store4 = await db();
     await upsertDevice(store4, { serial: 'FB-0001', devicePublicKey: x.sec.devicePublicKey, mac: '0011223344ff' });
     const r4 = await done(x, { inventory: inventoryLookup(store4) });
-    expect(r4.badges).toEqual(['verified']);
+    expect(r4.result.badges).toEqual(['verified']);
     expect(check(r4, 'duplicates')).toMatchObject({ result: 'warn', detail: expect.stringContaining('rotated') });
   });
 
@@ -231,7 +231,7 @@ describe('identifyDevice', () => {
       const v = createVirtualDevice({ model: FAST, ...opts });
       const s = await openSession(v.link);
       const { bundle } = await makeBundle((await world()).auth, null);
-      const r = await runIdentify(s, { bundle });
+      const r = await runOp(identifyDevice(s, { bundle }));
       expect(r).toEqual({ kind: 'unsupported', reason: UNSUPPORTED_REASON });
       await s.close();
     }
@@ -240,7 +240,7 @@ describe('identifyDevice', () => {
     const v = createVirtualDevice({ model: FAST, device: dev });
     const s = await openSession(v.link);
     const { bundle } = await makeBundle((await world()).auth, null);
-    expect((await runIdentify(s, { bundle })).kind).toBe('unsupported');
+    expect((await runOp(identifyDevice(s, { bundle }))).kind).toBe('unsupported');
     await s.close();
   });
 
@@ -251,12 +251,12 @@ describe('identifyDevice', () => {
     const v = createVirtualDevice({ model: FAST, device: dev });
     const s = await openSession(v.link);
     const { bundle } = await makeBundle((await world()).auth, null);
-    expect((await runIdentify(s, { bundle })).kind).toBe('unsupported');
+    expect((await runOp(identifyDevice(s, { bundle }))).kind).toBe('unsupported');
     expect(asked).toBe(0);
     const dev2 = new ReferenceDevice({ enumDetails: false });
     dev2.registerGroup({ id: 96, name: 'vendor_x', read: { 0: () => (asked++, { hello: 'world' }) }, write: {} } as never);
     const s2 = await openSession(createVirtualDevice({ model: FAST, device: dev2 }).link);
-    expect((await runIdentify(s2, { bundle })).kind).toBe('unsupported'); // probed: a reply without our fields
+    expect((await runOp(identifyDevice(s2, { bundle }))).kind).toBe('unsupported'); // probed: a reply without our fields
     expect(asked).toBe(1);
     await s.close();
     await s2.close();
@@ -264,7 +264,7 @@ describe('identifyDevice', () => {
 
   it('finds the group by probing when the device lists ids without names', async () => {
     const x = await w({ enumDetails: false });
-    expect((await done(x)).badges).toEqual(['verified']);
+    expect((await done(x)).result.badges).toEqual(['verified']);
   });
 
   it('an unprovisioned device has no certificate', async () => {
@@ -273,11 +273,11 @@ describe('identifyDevice', () => {
     const v = createVirtualDevice({ model: FAST, device });
     const s = await openSession(v.link);
     const { bundle } = await makeBundle((await world()).auth, null);
-    const r = await runIdentify(s, { bundle });
+    const r = await runOp(identifyDevice(s, { bundle }));
     if (r.kind !== 'done') throw new Error(r.kind);
-    expect(r.checks[0]).toMatchObject({ check: 'certificate', result: 'fail', detail: expect.stringContaining('no identity certificate') });
-    expect(r.checks.find((c) => c.check === 'possession')?.result).toBe('pass'); // it does hold its (uncertified) key
-    expect(r.badges).toEqual(['unverified']);
+    expect(r.result.checks[0]).toMatchObject({ check: 'certificate', result: 'fail', detail: expect.stringContaining('no identity certificate') });
+    expect(r.result.checks.find((c) => c.check === 'possession')?.result).toBe('pass'); // it does hold its (uncertified) key
+    expect(r.result.badges).toEqual(['unverified']);
     await s.close();
   });
 
@@ -291,7 +291,7 @@ describe('identifyDevice', () => {
     x.sec.setIdentityCert(new Uint8Array(20000));
     const r2 = await done(x);
     expect(check(r2, 'certificate')).toMatchObject({ result: 'fail', detail: expect.stringContaining('more than the 16384 accepted') });
-    expect(r2.badges).toEqual(['unverified']);
+    expect(r2.result.badges).toEqual(['unverified']);
   });
 
   it('a link that dies mid-way ends in an error state', async () => {
@@ -301,7 +301,7 @@ describe('identifyDevice', () => {
       states.push(s);
       if (s.kind === 'reading-certificate') await x.session.link.close();
     }
-    expect(states.at(-1)?.kind).toBe('error');
+    expect(states.at(-1)).toMatchObject({ kind: 'failed', code: 'link', retryable: true });
   });
 });
 
@@ -311,7 +311,7 @@ describe('recordIdentification', () => {
     const tech = await seedSigner('tech-001', crypto.getRandomValues(new Uint8Array(32)));
     const x = await w();
     const r = await done(x, { label: { serial: 'FB-0001' } });
-    const rec = await recordIdentification({ db: store, signer: tech }, r.identity);
+    const rec = await recordIdentification({ db: store, signer: tech }, r.result);
     expect(rec.entry.op).toBe('identify');
     expect(rec.entry.outcome).toBe('ok');
     expect(rec.device?.serial).toBe('FB-0001');
@@ -320,14 +320,14 @@ describe('recordIdentification', () => {
 
     const bad = await w({ security: { misbehave: { wrongKey: true }, serial: 'FB-0002' } });
     const rb = await done(bad);
-    const rec2 = await recordIdentification({ db: store, signer: tech }, rb.identity);
+    const rec2 = await recordIdentification({ db: store, signer: tech }, rb.result);
     expect(rec2.entry.outcome).toBe('rejected');
     expect(rec2.device).toBeUndefined();
     expect(await findByIdentifier(store, { kind: 'serial', value: 'FB-0002' })).toEqual([]);
 
     const x2 = await w({ security: { serial: 'FB-0003' } });
     const rm = await done(x2, { label: { serial: 'FB-0004' } });
-    const rec3 = await recordIdentification({ db: store, signer: tech }, rm.identity);
+    const rec3 = await recordIdentification({ db: store, signer: tech }, rm.result);
     expect(rec3.entry.outcome).toBe('attention');
     expect(rec3.device).toMatchObject({ serial: 'FB-0003', verdict: 'label-mismatch', label: 'serial FB-0004' });
 

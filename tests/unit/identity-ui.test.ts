@@ -11,8 +11,9 @@ import IdentityCard from '../../src/ui/identity/IdentityCard.svelte';
 import IdentityPanel from '../../src/ui/identity/IdentityPanel.svelte';
 import LabelInput from '../../src/ui/identity/LabelInput.svelte';
 import { cameraProblem } from '../../src/ui/identity/scan.ts';
-import { runAttest, readSecurityEvents } from '../../src/core/ops/attest.ts';
-import { UNSUPPORTED_REASON, runIdentify, type InventoryLookup } from '../../src/core/ops/identify.ts';
+import { attestDevice, readSecurityEvents } from '../../src/core/ops/attest.ts';
+import { runOp } from '../../src/core/ops/outcome.ts';
+import { UNSUPPORTED_REASON, identifyDevice, type InventoryLookup } from '../../src/core/ops/identify.ts';
 import { LOCKED_DOWN, type World, world } from '../helpers/identity-world.ts';
 
 const open: World[] = [];
@@ -29,7 +30,7 @@ describe('IdentityCard', () => {
   it('shows verified, label mismatch and duplicate badges with every check and its reason', async () => {
     const x = await w();
     const dup: InventoryLookup = { findByIdentifier: async (id) => (id.kind === 'devicePublicKey' ? [{ id: 7, serial: 'FB-0777', devicePublicKey: id.value }] : []) };
-    const st = await runIdentify(x.session, { bundle: x.bundle, label: { serial: 'FB-0002' }, inventory: dup });
+    const st = await runOp(identifyDevice(x.session, { bundle: x.bundle, label: { serial: 'FB-0002' }, inventory: dup }));
     const { body } = render(IdentityCard, { props: { state: st } });
     expect(body).toContain('data-badge="verified"');
     expect(body).toContain('data-badge="label-mismatch"');
@@ -42,29 +43,29 @@ describe('IdentityCard', () => {
 
   it('shows unverified with the failing reason, progress and unsupported states', async () => {
     const x = await w({ misbehave: { wrongKey: true } });
-    const st = await runIdentify(x.session, { bundle: x.bundle });
+    const st = await runOp(identifyDevice(x.session, { bundle: x.bundle }));
     const { body } = render(IdentityCard, { props: { state: st } });
     expect(body).toContain('data-badge="unverified"');
     expect(body).toMatch(/data-check="possession" data-result="fail"/);
     expect(body).toContain('does not hold that key');
     expect(render(IdentityCard, { props: { state: { kind: 'proving-possession' } } }).body).toContain('fresh random challenge');
     expect(render(IdentityCard, { props: { state: { kind: 'unsupported', reason: UNSUPPORTED_REASON } } }).body).toContain('identity and attestation not supported by this device');
-    expect(render(IdentityCard, { props: { state: { kind: 'error', message: 'link lost' } } }).body).toContain('link lost');
+    expect(render(IdentityCard, { props: { state: { kind: 'failed', code: 'link', reason: 'link lost', retryable: true } } }).body).toContain('link lost');
   });
 });
 
 describe('AttestationPanel', () => {
   it('renders each verdict with reasons; claims only for verified evidence', async () => {
     const good = await w();
-    const t = await runAttest(good.session, { bundle: good.bundle, devicePublicKey: good.sec.devicePublicKey });
+    const t = await runOp(attestDevice(good.session, { bundle: good.bundle, devicePublicKey: good.sec.devicePublicKey }));
     const a = render(AttestationPanel, { props: { state: t } }).body;
     expect(a).toContain('data-verdict="trusted"');
     expect(a).toContain('Claims (');
     const open2 = await w({ interfaces: { smp_serial: 'open', shell: 'open', debug: 'disabled' } });
-    const wv = await runAttest(open2.session, { bundle: open2.bundle, devicePublicKey: open2.sec.devicePublicKey });
+    const wv = await runOp(attestDevice(open2.session, { bundle: open2.bundle, devicePublicKey: open2.sec.devicePublicKey }));
     expect(render(AttestationPanel, { props: { state: wv } }).body).toContain('data-verdict="warning"');
     const bad = await w({ misbehave: { wrongKey: true } });
-    const u = await runAttest(bad.session, { bundle: bad.bundle, devicePublicKey: bad.sec.devicePublicKey });
+    const u = await runOp(attestDevice(bad.session, { bundle: bad.bundle, devicePublicKey: bad.sec.devicePublicKey }));
     const ub = render(AttestationPanel, { props: { state: u } }).body;
     expect(ub).toContain('data-verdict="untrusted"');
     expect(ub).toMatch(/data-check="signature" data-result="fail"/);

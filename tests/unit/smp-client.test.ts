@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { createLinkPair } from '../../src/core/link/memory.ts';
 import { listGroups } from '../../src/core/groups/enum.ts';
 import { echo, readDateTime, reset, writeDateTime } from '../../src/core/groups/os.ts';
-import { collectDeviceInfo } from '../../src/core/ops/info.ts';
+import { readDeviceInfo } from '../../src/core/ops/info.ts';
+import { resultOf } from '../../src/core/ops/outcome.ts';
 import { encodeCbor } from '../../src/core/smp/cbor.ts';
 import { SmpError } from '../../src/core/smp/errors.ts';
 import { encodeConsoleLines } from '../../src/core/smp/framing.ts';
@@ -21,7 +22,7 @@ describe('SMP session against the reference device', () => {
       const s = await openSession(v.link, { framing });
       expect(s.params).toEqual({ bufSize: 2048, bufCount: 4, reported: true });
       expect(s.client.window).toBe(3);
-      const info = await collectDeviceInfo(s);
+      const info = await resultOf(readDeviceInfo(s));
       expect(info.os?.kernel).toBe('Zephyr');
       expect(info.bootloader).toMatchObject({ name: 'MCUboot', mode: 3 });
       expect(info.groups?.map((g) => g.name)).toEqual(['os', 'img_mgmt', 'enum']);

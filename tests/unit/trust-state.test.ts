@@ -13,8 +13,9 @@ import { demoKit } from '../../src/device/demo.ts';
 import { runUpdate } from '../../src/core/ops/update.ts';
 import { createVirtualDevice } from '../../src/device/virtual.ts';
 import { openSession } from '../../src/core/smp/session.ts';
-import { runIdentify } from '../../src/core/ops/identify.ts';
-import { runAttest } from '../../src/core/ops/attest.ts';
+import { identifyDevice } from '../../src/core/ops/identify.ts';
+import { attestDevice } from '../../src/core/ops/attest.ts';
+import { runOp } from '../../src/core/ops/outcome.ts';
 import { preflightImage } from '../../src/core/ops/update.ts';
 
 const DAY = 86400_000;
@@ -186,25 +187,25 @@ describe('TrustState', () => {
     const bundle = ts.heldBundle()!;
     const s = await openSession(createVirtualDevice({ device: kit.device }).link);
     try {
-      const id = await runIdentify(s, { bundle });
+      const id = await runOp(identifyDevice(s, { bundle }));
       expect(id.kind).toBe('done');
       if (id.kind !== 'done') return;
-      expect(id.identity.verified).toBe(true);
-      const a = await runAttest(s, { bundle, devicePublicKey: id.identity.devicePublicKey!, groupId: id.identity.groupId });
+      expect(id.result.verified).toBe(true);
+      const a = await runOp(attestDevice(s, { bundle, devicePublicKey: id.result.devicePublicKey!, groupId: id.result.groupId }));
       expect(a.kind).toBe('done');
       if (a.kind !== 'done') return;
-      expect(['trusted', 'warning']).toContain(a.appraisal.verdict);
-      expect(a.appraisal.reasons.find((r) => r.check === 'measurements')?.result).toBe('pass');
+      expect(['trusted', 'warning']).toContain(a.result.appraisal.verdict);
+      expect(a.result.appraisal.reasons.find((r) => r.check === 'measurements')?.result).toBe('pass');
       const img = kit.trust.library.find((l) => l.name.includes('firmware'))!.bytes;
       const rep = await preflightImage(s, img, { trustedKeys: ts.firmwareKeys(), bundle });
       expect(rep.checks.filter((c) => c.result === 'fail')).toEqual([]);
       // After the update, attestation measures the new image and names its signer as the bundle does.
       const done = await runUpdate(s, img, { trustedKeys: ts.firmwareKeys(), bundle, resetSettleMs: 50 }, () => {});
       expect(done.kind).toBe('done');
-      const a2 = await runAttest(s, { bundle, devicePublicKey: id.identity.devicePublicKey!, groupId: id.identity.groupId });
+      const a2 = await runOp(attestDevice(s, { bundle, devicePublicKey: id.result.devicePublicKey!, groupId: id.result.groupId }));
       if (a2.kind !== 'done') throw new Error(`attest after update: ${a2.kind}`);
-      expect(a2.appraisal.reasons.find((r) => r.check === 'measurements')).toMatchObject({ result: 'pass', detail: expect.stringMatching(/match/) });
-      expect(JSON.stringify(a2.appraisal.claims, (_k, v) => (v instanceof Uint8Array ? 'bytes' : v))).toContain('1.1.0');
+      expect(a2.result.appraisal.reasons.find((r) => r.check === 'measurements')).toMatchObject({ result: 'pass', detail: expect.stringMatching(/match/) });
+      expect(JSON.stringify(a2.result.appraisal.claims, (_k, v) => (v instanceof Uint8Array ? 'bytes' : v))).toContain('1.1.0');
     } finally {
       await s.close();
     }

@@ -57,8 +57,8 @@ describe('Connection (app state)', () => {
     const st = conn.infoState;
     expect(st?.kind).toBe('done');
     if (st?.kind !== 'done') return;
-    expect(st.info.params).toMatchObject({ bufSize: 384, bufCount: 4 });
-    expect(st.info.groups?.map((g) => g.id)).toEqual(expect.arrayContaining([0, 1]));
+    expect(st.result.params).toMatchObject({ bufSize: 384, bufCount: 4 });
+    expect(st.result.groups?.map((g) => g.id)).toEqual(expect.arrayContaining([0, 1]));
     expect(conn.log.some((l) => /→ read os\/6/.test(l.text))).toBe(true);
 
     port.unplug();

@@ -6,7 +6,8 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { echo, reset } from '../../core/groups/os.ts';
-import { type DeviceInfo, collectDeviceInfo } from '../../core/ops/info.ts';
+import { type DeviceInfo, readDeviceInfo } from '../../core/ops/info.ts';
+import { resultOf } from '../../core/ops/outcome.ts';
 import { toHex } from '../../core/smp/bytes.ts';
 import type { Framing } from '../../core/smp/framing.ts';
 import { SocketLink } from '../../core/link/node-socket.ts';
@@ -62,7 +63,7 @@ const info: CliCommand = {
     if (args.positional.length) throw new UsageError(`unexpected argument ${args.positional[0]}`);
     const session = await connect(args, io);
     try {
-      const result = await collectDeviceInfo(session);
+      const result = await resultOf(readDeviceInfo(session));
       io.out(args.has('json') ? JSON.stringify(result, jsonReplacer, 2) + '\n' : formatInfo(result));
       return 0;
     } finally {

@@ -11,8 +11,9 @@
 import { type CliCommand, type CliIo, EXIT_OK, EXIT_REJECTED, EXIT_USAGE, type ParsedArgs, UsageError, parseArgs } from '../command.ts';
 import { CONNECT_OPTIONS, CONNECT_USAGE, connect } from '../connect.ts';
 import { InputError, readEd25519Public, readInput } from '../files.ts';
-import { type DeviceLabel, type IdentifyResult, parseLabelCode, runIdentify } from '../../core/ops/identify.ts';
-import { runAttest, readSecurityEvents } from '../../core/ops/attest.ts';
+import { type DeviceLabel, type IdentifyResult, identifyDevice, parseLabelCode } from '../../core/ops/identify.ts';
+import { attestDevice, readSecurityEvents } from '../../core/ops/attest.ts';
+import { type Failed, type Cancelled, runOp } from '../../core/ops/outcome.ts';
 import type { SecurityEvent } from '../../core/groups/security.ts';
 import type { SmpSession } from '../../core/smp/session.ts';
 import { toHex } from '../../core/store/ids.ts';
@@ -143,21 +144,28 @@ mismatch / not supported / bundle rejected (reasons on stderr), 2 bad usage or u
         io.err(`fieldbench identify: ${bundle}\n`);
         return EXIT_REJECTED;
       }
-      const r = await withSession(args, io, (s) => runIdentify(s, { bundle, label }));
+      const r = await withSession(args, io, (s) => runOp(identifyDevice(s, { bundle, label })));
       if (r.kind === 'unsupported') {
         io.err(`fieldbench identify: ${r.reason}\n`);
         return EXIT_REJECTED;
       }
-      if (r.kind === 'error') throw new Error(r.message);
-      io.out(args.has('json') ? JSON.stringify(identityJson(r.identity), null, 2) + '\n' : formatIdentity(r.identity));
-      const fails = problems(r.identity);
-      if (r.identity.verified && !fails) return EXIT_OK;
-      io.err(`fieldbench identify: ${r.badges.join(', ')}: ${fails}\n`);
+      if (r.kind !== 'done') return failure(io, 'identify', r);
+      const id = r.result;
+      io.out(args.has('json') ? JSON.stringify(identityJson(id), null, 2) + '\n' : formatIdentity(id));
+      const fails = problems(id);
+      if (id.verified && !fails) return EXIT_OK;
+      io.err(`fieldbench identify: ${id.badges.join(', ')}: ${fails}\n`);
       return EXIT_REJECTED;
     },
     { booleans: ['json', 'allow-stale'], known: ['bundle', 'owner-key', 'label-serial', 'label-mac', 'label-deveui', 'label-code'] },
   ),
 };
+
+/** A run that ended failed or cancelled, on stderr: the reason and its code. */
+function failure(io: CliIo, verb: string, o: Failed | Cancelled): number {
+  io.err(`fieldbench ${verb}: ${o.reason} (${o.kind === 'failed' ? o.code : 'cancelled'})\n`);
+  return EXIT_REJECTED;
+}
 
 function appraisalJson(a: Appraisal, nonce: Uint8Array): Record<string, unknown> {
   return { verdict: a.verdict, reasons: a.reasons, claims: a.claims ? claimsToJson(a.claims) : null, nonce: toHex(nonce) };
@@ -189,26 +197,27 @@ with --strict / identity not verified / not supported / bundle rejected, 2 bad u
         return EXIT_REJECTED;
       }
       return withSession(args, io, async (s) => {
-        const id = await runIdentify(s, { bundle });
-        if (id.kind === 'unsupported') {
-          io.err(`fieldbench attest: ${id.reason}\n`);
+        const ido = await runOp(identifyDevice(s, { bundle }));
+        if (ido.kind === 'unsupported') {
+          io.err(`fieldbench attest: ${ido.reason}\n`);
           return EXIT_REJECTED;
         }
-        if (id.kind === 'error') throw new Error(id.message);
-        if (!id.identity.verified || !id.identity.devicePublicKey) {
-          io.err(`fieldbench attest: the device's identity is not verified, so its token cannot be appraised: ${problems(id.identity)}\n`);
+        if (ido.kind !== 'done') return failure(io, 'attest', ido);
+        const id = ido.result;
+        if (!id.verified || !id.devicePublicKey) {
+          io.err(`fieldbench attest: the device's identity is not verified, so its token cannot be appraised: ${problems(id)}\n`);
           return EXIT_REJECTED;
         }
-        const r = await runAttest(s, { bundle, devicePublicKey: id.identity.devicePublicKey, groupId: id.identity.groupId });
+        const r = await runOp(attestDevice(s, { bundle, devicePublicKey: id.devicePublicKey, groupId: id.groupId }));
         if (r.kind === 'unsupported') {
           io.err(`fieldbench attest: ${r.reason}\n`);
           return EXIT_REJECTED;
         }
-        if (r.kind === 'error') throw new Error(r.message);
-        const a = r.appraisal;
-        if (args.has('json')) io.out(JSON.stringify(appraisalJson(a, r.nonce), null, 2) + '\n');
+        if (r.kind !== 'done') return failure(io, 'attest', r);
+        const a = r.result.appraisal;
+        if (args.has('json')) io.out(JSON.stringify(appraisalJson(a, r.result.nonce), null, 2) + '\n');
         else {
-          io.out(`device ${id.identity.presented.serial}: ${a.verdict}\n`);
+          io.out(`device ${id.presented.serial}: ${a.verdict}\n`);
           for (const x of a.reasons) io.out(`  [${x.result}] ${x.check}: ${x.detail}\n`);
           if (a.claims) for (const c of a.claims.softwareComponents) io.out(`  component ${c.measurementType ?? '?'} ${c.version ?? ''} ${toHex(c.measurementValue)}\n`);
         }
@@ -253,18 +262,17 @@ exit status: 0 read, 1 not supported, 2 bad usage`,
       const from = int('from');
       const max = int('max');
       return withSession(args, io, async (s) => {
-        let last;
-        for await (const st of readSecurityEvents(s, { from, max })) last = st;
-        if (!last || last.kind === 'error') throw new Error(last?.message ?? 'no result');
-        if (last.kind === 'unsupported') {
-          io.err(`fieldbench events: ${last.reason}\n`);
+        const o = await runOp(readSecurityEvents(s, { from, max }));
+        if (o.kind === 'unsupported') {
+          io.err(`fieldbench events: ${o.reason}\n`);
           return EXIT_REJECTED;
         }
-        if (last.kind !== 'done') throw new Error('event log read ended early');
-        if (args.has('json')) io.out(JSON.stringify({ events: last.events, next: last.next, last: last.last, truncated: last.truncated }, null, 2) + '\n');
+        if (o.kind !== 'done') return failure(io, 'events', o);
+        const r = o.result;
+        if (args.has('json')) io.out(JSON.stringify({ events: r.events, next: r.next, last: r.last, truncated: r.truncated }, null, 2) + '\n');
         else {
-          for (const e of last.events) io.out(formatEvent(e) + '\n');
-          io.out(`${last.events.length} event(s); last counter ${last.last}${last.truncated ? `; more from --from ${last.next}` : ''}\n`);
+          for (const e of r.events) io.out(formatEvent(e) + '\n');
+          io.out(`${r.events.length} event(s); last counter ${r.last}${r.truncated ? `; more from --from ${r.next}` : ''}\n`);
         }
         return EXIT_OK;
       });

@@ -5,7 +5,8 @@
  * measurements, revocations and published configurations, with the device
  * key taken from a verified identity. Also: read the security event log.
  *
- * States only; the UI and CLI render them, record.ts stores the outcome.
+ * Ops (outcome.ts): progress states, then one Outcome; the UI and CLI render
+ * them, record.ts stores the outcome.
  */
 import { SmpError } from '../smp/errors.ts';
 import type { SmpSession } from '../smp/session.ts';
@@ -14,14 +15,26 @@ import type { TrustBundle } from '../trust/bundle.ts';
 import { type Appraisal, type ReferenceMeasurement, appraiseToken } from '../trust/eat.ts';
 import { toHex } from '../store/ids.ts';
 import { UNSUPPORTED_REASON, findSecurityGroup } from './identify.ts';
+import { type Op, type Outcome, cancellableSession, contract, done, failed, unsupported } from './outcome.ts';
 
-export type AttestState =
-  | { kind: 'finding-group' }
-  | { kind: 'requesting-token'; nonce: Uint8Array }
-  | { kind: 'appraising'; bytes: number }
-  | { kind: 'done'; appraisal: Appraisal; nonce: Uint8Array; evidence: Uint8Array }
-  | { kind: 'unsupported'; reason: string }
-  | { kind: 'error'; message: string };
+export type AttestProgress = { kind: 'finding-group' } | { kind: 'requesting-token'; nonce: Uint8Array } | { kind: 'appraising'; bytes: number };
+
+/** The appraisal (trusted, warning or untrusted, with its reasons), the nonce sent and the evidence received. */
+export interface AttestResult {
+  appraisal: Appraisal;
+  nonce: Uint8Array;
+  evidence: Uint8Array;
+}
+
+/**
+ * Why an attestation ends without an appraisal (on top of link/device/internal).
+ * Evidence that does not verify is NOT a failure: it is a done outcome with an
+ * untrusted appraisal.
+ */
+export type AttestFailure = 'no-verified-identity';
+
+export type AttestOutcome = Outcome<AttestResult, AttestFailure>;
+export type AttestState = AttestProgress | AttestOutcome;
 
 export interface AttestContext {
   /** A verified trust bundle. */
@@ -32,6 +45,7 @@ export interface AttestContext {
   groupId?: number;
   /** Nonce length in bytes (32, 48 or 64); default 32. */
   nonceBytes?: 32 | 48 | 64;
+  signal?: AbortSignal;
 }
 
 /** Appraisal inputs from a verified trust bundle. */
@@ -72,68 +86,71 @@ async function group(session: SmpSession, groupId: number | undefined): Promise<
   return groupId !== undefined ? new SecurityGroup(session.client, groupId) : findSecurityGroup(session);
 }
 
-export async function* attestDevice(session: SmpSession, ctx: AttestContext): AsyncGenerator<AttestState> {
-  try {
-    if (!(ctx.devicePublicKey instanceof Uint8Array) || ctx.devicePublicKey.length !== 32) {
-      yield { kind: 'error', message: 'attestation needs the device key from a verified identity: identify the device first' };
-      return;
-    }
-    yield { kind: 'finding-group' };
-    const g = await group(session, ctx.groupId);
-    if (!g) {
-      yield { kind: 'unsupported', reason: UNSUPPORTED_REASON };
-      return;
-    }
-    const nonce = crypto.getRandomValues(new Uint8Array(ctx.nonceBytes ?? 32));
-    yield { kind: 'requesting-token', nonce };
-    let evidence: Uint8Array;
-    try {
-      evidence = await g.attest(nonce);
-    } catch (e) {
-      if (e instanceof SmpError && e.notSupported) {
-        yield { kind: 'unsupported', reason: UNSUPPORTED_REASON };
-        return;
-      }
-      if (e instanceof SmpError && (e.kind === 'decode' || e.kind === 'group' || e.kind === 'rc')) {
-        yield { kind: 'done', appraisal: rejected(`the device did not deliver a usable attestation token: ${errorMessage(e)}`), nonce, evidence: new Uint8Array(0) };
-        return;
-      }
-      throw e;
-    }
-    yield { kind: 'appraising', bytes: evidence.length };
-    const inputs = appraisalInputs(ctx.bundle);
-    const appraisal = guard(
-      await appraiseToken(evidence, {
-        devicePublicKey: ctx.devicePublicKey,
-        expectedNonce: nonce,
-        referenceMeasurements: inputs.referenceMeasurements,
-        revokedKeyIds: inputs.revokedKeyIds,
-        publishedConfigs: inputs.publishedConfigs,
-        now: ctx.now,
-      }),
-    );
-    yield { kind: 'done', appraisal, nonce, evidence };
-  } catch (e) {
-    yield { kind: 'error', message: errorMessage(e) };
-  }
+export function attestDevice(session: SmpSession, ctx: AttestContext): Op<AttestProgress, AttestResult, AttestFailure> {
+  return contract(attestBody(cancellableSession(session, ctx.signal), ctx), { signal: ctx.signal });
 }
 
-export async function runAttest(session: SmpSession, ctx: AttestContext, onState?: (s: AttestState) => void): Promise<Extract<AttestState, { kind: 'done' | 'unsupported' | 'error' }>> {
-  for await (const s of attestDevice(session, ctx)) {
-    onState?.(s);
-    if (s.kind === 'done' || s.kind === 'unsupported' || s.kind === 'error') return s;
+async function* attestBody(session: SmpSession, ctx: AttestContext): AsyncGenerator<AttestState> {
+  if (!(ctx.devicePublicKey instanceof Uint8Array) || ctx.devicePublicKey.length !== 32) {
+    yield failed('no-verified-identity', 'attestation needs the device key from a verified identity: identify the device first', { by: 'tool' });
+    return;
   }
-  return { kind: 'error', message: 'attestation ended without a result' };
+  yield { kind: 'finding-group' };
+  const g = await group(session, ctx.groupId);
+  if (!g) {
+    yield unsupported(UNSUPPORTED_REASON);
+    return;
+  }
+  const nonce = crypto.getRandomValues(new Uint8Array(ctx.nonceBytes ?? 32));
+  yield { kind: 'requesting-token', nonce };
+  let evidence: Uint8Array;
+  try {
+    evidence = await g.attest(nonce);
+  } catch (e) {
+    if (e instanceof SmpError && e.notSupported) {
+      yield unsupported(UNSUPPORTED_REASON);
+      return;
+    }
+    if (e instanceof SmpError && (e.kind === 'decode' || e.kind === 'group' || e.kind === 'rc')) {
+      yield done({ appraisal: rejected(`the device did not deliver a usable attestation token: ${errorMessage(e)}`), nonce, evidence: new Uint8Array(0) });
+      return;
+    }
+    throw e;
+  }
+  yield { kind: 'appraising', bytes: evidence.length };
+  const inputs = appraisalInputs(ctx.bundle);
+  const appraisal = guard(
+    await appraiseToken(evidence, {
+      devicePublicKey: ctx.devicePublicKey,
+      expectedNonce: nonce,
+      referenceMeasurements: inputs.referenceMeasurements,
+      revokedKeyIds: inputs.revokedKeyIds,
+      publishedConfigs: inputs.publishedConfigs,
+      now: ctx.now,
+    }),
+  );
+  yield done({ appraisal, nonce, evidence });
 }
 
 // ---------------------------------------------------------------- event log
 
-export type EventsState =
-  | { kind: 'finding-group' }
-  | { kind: 'reading-events'; page: number; received: number }
-  | { kind: 'done'; events: SecurityEvent[]; next: number; last: number; truncated: boolean }
-  | { kind: 'unsupported'; reason: string }
-  | { kind: 'error'; message: string };
+export type EventsProgress = { kind: 'finding-group' } | { kind: 'reading-events'; page: number; received: number };
+
+export interface EventsResult {
+  events: SecurityEvent[];
+  /** Counter to read from next time. */
+  next: number;
+  /** The device's newest counter. */
+  last: number;
+  /** Stopped at `max` events: more are kept on the device. */
+  truncated: boolean;
+}
+
+/** The device's paging made no sense (on top of link/device/internal). */
+export type EventsFailure = 'out-of-order';
+
+export type EventsOutcome = Outcome<EventsResult, EventsFailure>;
+export type EventsState = EventsProgress | EventsOutcome;
 
 export interface EventsContext {
   /** First event counter to read (default 0: from the oldest kept). */
@@ -141,51 +158,58 @@ export interface EventsContext {
   /** Stop after this many events (default 5000); `truncated` tells. */
   max?: number;
   groupId?: number;
+  signal?: AbortSignal;
 }
 
 /** Read the security event log page by page (the device sizes pages to its buffer). */
-export async function* readSecurityEvents(session: SmpSession, ctx: EventsContext = {}): AsyncGenerator<EventsState> {
-  try {
-    yield { kind: 'finding-group' };
-    const g = await group(session, ctx.groupId);
-    if (!g) {
-      yield { kind: 'unsupported', reason: UNSUPPORTED_REASON };
-      return;
-    }
-    const max = ctx.max ?? 5000;
-    const events: SecurityEvent[] = [];
-    let next = Math.max(0, ctx.from ?? 0);
-    let last = 0;
-    for (let page = 1; ; page++) {
-      yield { kind: 'reading-events', page, received: events.length };
-      let r;
-      try {
-        r = await g.events(next);
-      } catch (e) {
-        if (e instanceof SmpError && e.notSupported && page === 1) {
-          yield { kind: 'unsupported', reason: UNSUPPORTED_REASON };
-          return;
-        }
-        throw e;
-      }
-      last = r.last;
-      for (const ev of r.events) {
-        if (events.length && ev.n <= events[events.length - 1].n) throw new SmpError('decode', `event log out of order: #${ev.n} after #${events[events.length - 1].n}`);
-        events.push(ev);
-      }
-      if (r.events.length === 0 || r.next > r.last) {
-        next = r.next;
-        break;
-      }
-      if (r.next <= next) throw new SmpError('decode', 'event log paging did not advance');
-      next = r.next;
-      if (events.length >= max) {
-        yield { kind: 'done', events, next, last, truncated: true };
+export function readSecurityEvents(session: SmpSession, ctx: EventsContext = {}): Op<EventsProgress, EventsResult, EventsFailure> {
+  return contract(eventsBody(cancellableSession(session, ctx.signal), ctx), { signal: ctx.signal });
+}
+
+async function* eventsBody(session: SmpSession, ctx: EventsContext): AsyncGenerator<EventsState> {
+  yield { kind: 'finding-group' };
+  const g = await group(session, ctx.groupId);
+  if (!g) {
+    yield unsupported(UNSUPPORTED_REASON);
+    return;
+  }
+  const max = ctx.max ?? 5000;
+  const events: SecurityEvent[] = [];
+  let next = Math.max(0, ctx.from ?? 0);
+  let last = 0;
+  for (let page = 1; ; page++) {
+    yield { kind: 'reading-events', page, received: events.length };
+    let r;
+    try {
+      r = await g.events(next);
+    } catch (e) {
+      if (e instanceof SmpError && e.notSupported && page === 1) {
+        yield unsupported(UNSUPPORTED_REASON);
         return;
       }
+      throw e;
     }
-    yield { kind: 'done', events, next, last, truncated: false };
-  } catch (e) {
-    yield { kind: 'error', message: errorMessage(e) };
+    last = r.last;
+    for (const ev of r.events) {
+      if (events.length && ev.n <= events[events.length - 1].n) {
+        yield failed('out-of-order', `the device's event log is out of order: #${ev.n} after #${events[events.length - 1].n}`, { by: 'device' });
+        return;
+      }
+      events.push(ev);
+    }
+    if (r.events.length === 0 || r.next > r.last) {
+      next = r.next;
+      break;
+    }
+    if (r.next <= next) {
+      yield failed('out-of-order', "the device's event log paging did not advance", { by: 'device' });
+      return;
+    }
+    next = r.next;
+    if (events.length >= max) {
+      yield done({ events, next, last, truncated: true });
+      return;
+    }
   }
+  yield done({ events, next, last, truncated: false });
 }

@@ -5,8 +5,8 @@
  * nonce, compare with the physical label, and look for the same identity
  * under another device in the inventory.
  *
- * Emits a discriminated union of states (as readDeviceInfo does); the UI and
- * the CLI only render them. Nothing here writes to the store: see record.ts.
+ * An op (outcome.ts): progress states, then one Outcome; the UI and the CLI
+ * only render them. Nothing here writes to the store: see record.ts.
  */
 import { SmpError } from '../smp/errors.ts';
 import type { SmpSession } from '../smp/session.ts';
@@ -18,6 +18,7 @@ import { type DeviceIdentityCert, verifyIdentity } from '../trust/identity.ts';
 import { keyId } from '../trust/keys.ts';
 import type { TrustFailure } from '../trust/result.ts';
 import { IdentifierError, normaliseId, toHex, type IdKind } from '../store/ids.ts';
+import { type Op, type Outcome, because, cancellableSession, contract, done, failed, unsupported } from './outcome.ts';
 
 export const UNSUPPORTED_REASON = 'identity and attestation not supported by this device';
 
@@ -77,17 +78,24 @@ export interface IdentifyResult {
   groupId: number;
 }
 
-export type IdentifyState =
+export type IdentifyProgress =
   | { kind: 'finding-group' }
   | { kind: 'reading-identity' }
   | { kind: 'reading-certificate' }
   | { kind: 'verifying-certificate' }
   | { kind: 'proving-possession' }
   | { kind: 'comparing-label' }
-  | { kind: 'checking-duplicates' }
-  | { kind: 'done'; identity: IdentifyResult; checks: IdentifyCheck[]; badges: IdentityBadge[] }
-  | { kind: 'unsupported'; reason: string }
-  | { kind: 'error'; message: string };
+  | { kind: 'checking-duplicates' };
+
+/**
+ * Why an identification ends without a result (on top of link/device/internal).
+ * A device that fails the checks is NOT a failure: it is a done outcome whose
+ * result says unverified (its checks give the reasons).
+ */
+export type IdentifyFailure = 'identity-unreadable';
+
+export type IdentifyOutcome = Outcome<IdentifyResult, IdentifyFailure>;
+export type IdentifyState = IdentifyProgress | IdentifyOutcome;
 
 export interface IdentifyContext {
   /** A verified trust bundle (verifyBundle). */
@@ -98,6 +106,8 @@ export interface IdentifyContext {
   now?: Date | number;
   /** The security group id, if already known (skips the enum lookup). */
   groupId?: number;
+  /** Cancels the op: it stops at once and ends `cancelled`. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -243,109 +253,101 @@ export function badgesOf(checks: IdentifyCheck[]): { verified: boolean; badges: 
   return { verified, badges };
 }
 
-export async function* identifyDevice(session: SmpSession, ctx: IdentifyContext): AsyncGenerator<IdentifyState> {
-  try {
-    let g: SecurityGroup | null;
-    yield { kind: 'finding-group' };
-    g = ctx.groupId !== undefined ? new SecurityGroup(session.client, ctx.groupId) : await findSecurityGroup(session);
-    if (!g) {
-      yield { kind: 'unsupported', reason: UNSUPPORTED_REASON };
-      return;
-    }
-
-    yield { kind: 'reading-identity' };
-    let presented: DeviceIdentity;
-    try {
-      presented = await g.identity();
-    } catch (e) {
-      if (e instanceof SmpError && e.notSupported) {
-        yield { kind: 'unsupported', reason: UNSUPPORTED_REASON };
-        return;
-      }
-      yield { kind: 'error', message: `reading the device identity: ${errorMessage(e)}` };
-      return;
-    }
-    const checks: IdentifyCheck[] = [];
-
-    yield { kind: 'reading-certificate' };
-    let certBytes: Uint8Array | undefined;
-    let certProblem: string | undefined;
-    if (presented.certLength === 0) {
-      certProblem = 'the device has no identity certificate (not provisioned by a manufacturer)';
-    } else {
-      try {
-        certBytes = await g.certificate();
-      } catch (e) {
-        if (!(e instanceof SmpError) || e.kind === 'closed' || e.kind === 'timeout') throw e;
-        certProblem = `the identity certificate could not be read: ${errorMessage(e)}`;
-      }
-    }
-
-    yield { kind: 'verifying-certificate' };
-    let certificate: DeviceIdentityCert | undefined;
-    if (certBytes) {
-      const v = await verifyIdentity(certBytes, { bundle: ctx.bundle, now: ctx.now });
-      if (v.ok) {
-        certificate = v.value;
-        checks.push({
-          check: 'certificate',
-          result: 'pass',
-          detail: `signed by manufacturer key ${toHex(v.value.issuer)}, valid until ${new Date(v.value.notAfter * 1000).toISOString()}, not revoked`,
-        });
-        checks.push(bindingCheck(presented, v.value));
-      } else {
-        checks.push({ check: 'certificate', result: 'fail', detail: v.reason, code: v.code });
-      }
-    } else {
-      checks.push({ check: 'certificate', result: 'fail', detail: certProblem!, code: 'malformed' });
-    }
-
-    yield { kind: 'proving-possession' };
-    const key = certificate?.devicePublicKey ?? presented.devicePublicKey;
-    const nonce = crypto.getRandomValues(new Uint8Array(32));
-    try {
-      const sig = await g.prove(nonce);
-      if (sig.length === 64 && (await ed25519Verify(sig, popMessage(nonce), key))) {
-        checks.push({ check: 'possession', result: 'pass', detail: `signed a fresh random nonce with ${certificate ? 'the certified' : 'the presented'} key ${toHex(keyId(key))}` });
-      } else {
-        checks.push({ check: 'possession', result: 'fail', detail: `the signature over a fresh random nonce does not verify with ${certificate ? 'the certified' : 'the presented'} key ${toHex(keyId(key))}: the device does not hold that key` });
-      }
-    } catch (e) {
-      if (!(e instanceof SmpError) || e.kind === 'closed' || e.kind === 'timeout') throw e;
-      checks.push({ check: 'possession', result: 'fail', detail: `the device refused to prove possession: ${errorMessage(e)}` });
-    }
-
-    yield { kind: 'comparing-label' };
-    checks.push(labelCheck(presented, ctx.label));
-
-    yield { kind: 'checking-duplicates' };
-    checks.push(await duplicateCheck(presented, ctx.label, ctx.inventory));
-
-    const { verified, badges } = badgesOf(checks);
-    const identity: IdentifyResult = {
-      presented,
-      certificate,
-      certificateBytes: certBytes,
-      label: ctx.label,
-      checks,
-      badges,
-      verified,
-      devicePublicKey: verified ? key : undefined,
-      groupId: g.id,
-    };
-    yield { kind: 'done', identity, checks, badges };
-  } catch (e) {
-    yield { kind: 'error', message: errorMessage(e) };
-  }
+export function identifyDevice(session: SmpSession, ctx: IdentifyContext): Op<IdentifyProgress, IdentifyResult, IdentifyFailure> {
+  return contract(identifyBody(cancellableSession(session, ctx.signal), ctx), { signal: ctx.signal });
 }
 
-/** Run the generator to its end (CLI, tests). */
-export async function runIdentify(session: SmpSession, ctx: IdentifyContext, onState?: (s: IdentifyState) => void): Promise<Extract<IdentifyState, { kind: 'done' | 'unsupported' | 'error' }>> {
-  for await (const s of identifyDevice(session, ctx)) {
-    onState?.(s);
-    if (s.kind === 'done' || s.kind === 'unsupported' || s.kind === 'error') return s;
+async function* identifyBody(session: SmpSession, ctx: IdentifyContext): AsyncGenerator<IdentifyState> {
+  let g: SecurityGroup | null;
+  yield { kind: 'finding-group' };
+  g = ctx.groupId !== undefined ? new SecurityGroup(session.client, ctx.groupId) : await findSecurityGroup(session);
+  if (!g) {
+    yield unsupported(UNSUPPORTED_REASON);
+    return;
   }
-  return { kind: 'error', message: 'identification ended without a result' };
+
+  yield { kind: 'reading-identity' };
+  let presented: DeviceIdentity;
+  try {
+    presented = await g.identity();
+  } catch (e) {
+    if (e instanceof SmpError && e.notSupported) {
+      yield unsupported(UNSUPPORTED_REASON);
+      return;
+    }
+    if (e instanceof SmpError && (e.kind === 'closed' || e.kind === 'timeout')) throw e;
+    yield failed('identity-unreadable', because('could not read the device identity', errorMessage(e)), { by: 'device' });
+    return;
+  }
+  const checks: IdentifyCheck[] = [];
+
+  yield { kind: 'reading-certificate' };
+  let certBytes: Uint8Array | undefined;
+  let certProblem: string | undefined;
+  if (presented.certLength === 0) {
+    certProblem = 'the device has no identity certificate (not provisioned by a manufacturer)';
+  } else {
+    try {
+      certBytes = await g.certificate();
+    } catch (e) {
+      if (!(e instanceof SmpError) || e.kind === 'closed' || e.kind === 'timeout') throw e;
+      certProblem = `the identity certificate could not be read: ${errorMessage(e)}`;
+    }
+  }
+
+  yield { kind: 'verifying-certificate' };
+  let certificate: DeviceIdentityCert | undefined;
+  if (certBytes) {
+    const v = await verifyIdentity(certBytes, { bundle: ctx.bundle, now: ctx.now });
+    if (v.ok) {
+      certificate = v.value;
+      checks.push({
+        check: 'certificate',
+        result: 'pass',
+        detail: `signed by manufacturer key ${toHex(v.value.issuer)}, valid until ${new Date(v.value.notAfter * 1000).toISOString()}, not revoked`,
+      });
+      checks.push(bindingCheck(presented, v.value));
+    } else {
+      checks.push({ check: 'certificate', result: 'fail', detail: v.reason, code: v.code });
+    }
+  } else {
+    checks.push({ check: 'certificate', result: 'fail', detail: certProblem!, code: 'malformed' });
+  }
+
+  yield { kind: 'proving-possession' };
+  const key = certificate?.devicePublicKey ?? presented.devicePublicKey;
+  const nonce = crypto.getRandomValues(new Uint8Array(32));
+  try {
+    const sig = await g.prove(nonce);
+    if (sig.length === 64 && (await ed25519Verify(sig, popMessage(nonce), key))) {
+      checks.push({ check: 'possession', result: 'pass', detail: `signed a fresh random nonce with ${certificate ? 'the certified' : 'the presented'} key ${toHex(keyId(key))}` });
+    } else {
+      checks.push({ check: 'possession', result: 'fail', detail: `the signature over a fresh random nonce does not verify with ${certificate ? 'the certified' : 'the presented'} key ${toHex(keyId(key))}: the device does not hold that key` });
+    }
+  } catch (e) {
+    if (!(e instanceof SmpError) || e.kind === 'closed' || e.kind === 'timeout') throw e;
+    checks.push({ check: 'possession', result: 'fail', detail: `the device refused to prove possession: ${errorMessage(e)}` });
+  }
+
+  yield { kind: 'comparing-label' };
+  checks.push(labelCheck(presented, ctx.label));
+
+  yield { kind: 'checking-duplicates' };
+  checks.push(await duplicateCheck(presented, ctx.label, ctx.inventory));
+
+  const { verified, badges } = badgesOf(checks);
+  const identity: IdentifyResult = {
+    presented,
+    certificate,
+    certificateBytes: certBytes,
+    label: ctx.label,
+    checks,
+    badges,
+    verified,
+    devicePublicKey: verified ? key : undefined,
+    groupId: g.id,
+  };
+  yield done(identity);
 }
 
 /**

@@ -1,13 +1,14 @@
 /**
  * Read what a device is: params, OS and bootloader info, supported groups,
- * firmware slots. Emits a discriminated union of states (esp-web-tools style):
- * the UI and the CLI only render them.
+ * firmware slots. An op (outcome.ts): progress states, then one Outcome; the
+ * UI and the CLI only render them.
  */
 import { type GroupInfo, listGroups } from '../groups/enum.ts';
 import { type ImageSlot, readState } from '../groups/image.ts';
 import { type BootloaderInfo, type OsInfoField, bootloaderInfo, osInfoAll } from '../groups/os.ts';
 import { SmpError } from '../smp/errors.ts';
 import type { DeviceParams, SmpSession } from '../smp/session.ts';
+import { type Op, type Outcome, cancellableSession, contract, done } from './outcome.ts';
 
 export interface DeviceInfo {
   params: DeviceParams;
@@ -19,15 +20,23 @@ export interface DeviceInfo {
   unavailable: { what: string; reason: string }[];
 }
 
-export type InfoState =
-  | { kind: 'reading'; what: 'os' | 'bootloader' | 'groups' | 'slots' }
-  | { kind: 'done'; info: DeviceInfo }
-  | { kind: 'error'; message: string };
+/** Progress of the info op; it ends in one Outcome (done: the DeviceInfo). It fails only with the common codes (link, device, internal). */
+export type InfoProgress = { kind: 'reading'; what: 'os' | 'bootloader' | 'groups' | 'slots' };
+export type InfoFailure = never;
+export type InfoState = InfoProgress | Outcome<DeviceInfo, InfoFailure>;
 
-export async function* readDeviceInfo(session: SmpSession): AsyncGenerator<InfoState> {
+export interface InfoOptions {
+  signal?: AbortSignal;
+}
+
+export function readDeviceInfo(session: SmpSession, opts: InfoOptions = {}): Op<InfoProgress, DeviceInfo, InfoFailure> {
+  return contract(infoBody(cancellableSession(session, opts.signal)), { signal: opts.signal });
+}
+
+async function* infoBody(session: SmpSession): AsyncGenerator<InfoState> {
   const c = session.client;
   const info: DeviceInfo = { params: session.params, unavailable: [] };
-  const steps: [InfoState & { kind: 'reading' }, () => Promise<void>][] = [
+  const steps: [InfoProgress, () => Promise<void>][] = [
     [
       { kind: 'reading', what: 'os' },
       async () => {
@@ -45,23 +54,13 @@ export async function* readDeviceInfo(session: SmpSession): AsyncGenerator<InfoS
     try {
       await run();
     } catch (e) {
+      // A stock device may lack a group: note it and read on. A lost link or a defect ends the op (contract()).
       if (e instanceof SmpError && (e.kind === 'rc' || e.kind === 'group' || e.kind === 'decode')) {
         info.unavailable.push({ what: state.what, reason: e.message });
         continue;
       }
-      yield { kind: 'error', message: e instanceof Error ? e.message : String(e) };
-      return;
+      throw e;
     }
   }
-  yield { kind: 'done', info };
-}
-
-/** Run the generator to its end (CLI, tests). */
-export async function collectDeviceInfo(session: SmpSession, onState?: (s: InfoState) => void): Promise<DeviceInfo> {
-  for await (const s of readDeviceInfo(session)) {
-    onState?.(s);
-    if (s.kind === 'done') return s.info;
-    if (s.kind === 'error') throw new Error(s.message);
-  }
-  throw new Error('device info ended without a result');
+  yield done(info);
 }

@@ -33,6 +33,8 @@ import type { SmpSession } from '../smp/session.ts';
 export type CommonFailure =
   /** The link closed or the device stopped answering. */
   | 'link'
+  /** The device answered with an error or a reply that makes no sense for the request. */
+  | 'device'
   /** A defect: the op threw, or ended without an outcome. */
   | 'internal';
 
@@ -160,11 +162,16 @@ export function repeatedClause(reason: string): string | null {
 
 // ---------------------------------------------------------------- thrown errors
 
-/** A thrown error as a failure: lost link / silence is `link` (retryable), anything else is `internal`. */
+/**
+ * A thrown error as a failure: a lost link or silence is `link` (retryable),
+ * another SMP error (an error reply, an undecodable reply) is `device`,
+ * anything else is `internal` (a defect).
+ */
 export function thrownFailure(e: unknown): Failed<never, never> {
   if (e instanceof SmpError && (e.kind === 'closed' || e.kind === 'timeout')) {
     return failed('link', because('the device link failed', e.message), { retryable: true, by: 'device' }) as Failed<never, never>;
   }
+  if (e instanceof SmpError) return failed('device', because('the device answered with an error', e.message), { retryable: false, by: 'device' }) as Failed<never, never>;
   return failed('internal', because('internal error', e), { retryable: false, by: 'tool' }) as Failed<never, never>;
 }
 

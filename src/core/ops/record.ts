@@ -1,32 +1,27 @@
 /**
- * Record identifications and attestations: one audit entry (signed by the
- * technician through the signer callback) and the inventory update, in one
- * transaction (recordOperation). The UI and the CLI call these after the ops
- * finish; the ops themselves stay free of storage.
+ * Records of the identification and state-awareness ops (identify, attest,
+ * events): each Outcome becomes one audit entry and an inventory update (a
+ * RecordPlan, record-plan.ts). The app commits the plan (audit entry signed by
+ * the technician through the signer callback, and the inventory update, in one
+ * transaction); the CLI appends the entry to its records log. The ops
+ * themselves stay free of storage, and the UI holds no audit policy.
  *
  * An identity that did not verify is audited but does NOT update the
  * inventory: its identifiers are claims, and merging them into the record of
  * the genuine device (or creating a look-alike record) would let a forgery
  * shape the inventory.
  */
-import type { AuditRecord, DeviceRecord, FieldbenchDB } from '../store/db.ts';
-import { recordOperation } from '../store/audit.ts';
+import type { FieldbenchDB } from '../store/db.ts';
 import { findByIdentifier } from '../store/inventory.ts';
-import type { AuditSigner } from '../store/sig.ts';
 import { toHex, type DeviceIdentifiersInput } from '../store/ids.ts';
 import { claimsToJson, type Appraisal, type EatClaims } from '../trust/eat.ts';
 import { sha256 } from '@noble/hashes/sha2.js';
-import type { IdentifyResult, InventoryLookup } from './identify.ts';
+import type { IdentifyOutcome, IdentifyResult, InventoryLookup } from './identify.ts';
+import type { AttestOutcome, EventsOutcome } from './attest.ts';
+import type { Cancelled, Failed, Unsupported } from './outcome.ts';
+import { commitRecord, type RecordContext, type RecordPlan, type Recorded } from './record-plan.ts';
 
-export interface RecordContext {
-  db: FieldbenchDB;
-  /** The technician's audit signer: the op never holds the key. */
-  signer: AuditSigner;
-  /** ms since the epoch; default now. */
-  now?: number;
-}
-
-export type Recorded = { entry: AuditRecord; device?: DeviceRecord };
+export type { RecordContext, Recorded } from './record-plan.ts';
 
 /** The inventory as the identify op's duplicate check wants it. */
 export function inventoryLookup(db: FieldbenchDB): InventoryLookup {
@@ -53,8 +48,25 @@ export function inventoryVerdict(r: IdentifyResult): string {
   return 'verified';
 }
 
-export async function recordIdentification(ctx: RecordContext, r: IdentifyResult): Promise<Recorded> {
-  const time = ctx.now ?? Date.now();
+/** A device known by its serial was seen (nothing else about it changes). */
+export function seenUpdate(device: DeviceIdentifiersInput | undefined, time: number): RecordPlan['inventory'] {
+  return device?.serial ? { ...device, seen: time } : null;
+}
+
+/** An op that ended without a result: failed (with its code), cancelled or not supported. */
+function unfinishedPlan(op: string, o: Failed | Cancelled | Unsupported, device: DeviceIdentifiersInput | undefined, time: number): RecordPlan {
+  const details: Record<string, unknown> = o.kind === 'failed' ? { code: o.code, reason: o.reason, retryable: o.retryable } : { reason: o.reason };
+  const outcome = o.kind === 'failed' ? 'failed' : o.kind === 'cancelled' ? 'cancelled' : 'not-supported';
+  return { audit: { op, device: device ?? {}, outcome, details, time }, inventory: seenUpdate(device, time) };
+}
+
+/** The identify op's record: a done outcome as its verdict; the others as failed / cancelled / not-supported. */
+export function identifyRecord(o: IdentifyOutcome, opts: { device?: DeviceIdentifiersInput; time?: number } = {}): RecordPlan {
+  const time = opts.time ?? Date.now();
+  return o.kind === 'done' ? identificationPlan(o.result, time) : unfinishedPlan('identify', o, opts.device, time);
+}
+
+function identificationPlan(r: IdentifyResult, time: number): RecordPlan {
   const details: Record<string, unknown> = {
     badges: r.badges,
     checks: r.checks.map((c) => ({ check: c.check, result: c.result, detail: c.detail, ...(c.code ? { code: c.code } : {}) })),
@@ -70,11 +82,15 @@ export async function recordIdentification(ctx: RecordContext, r: IdentifyResult
   const label = labelText(r);
   if (label) details.label = label;
   const outcome = !r.verified ? 'rejected' : r.badges.length > 1 ? 'attention' : 'ok';
-  return recordOperation(
-    ctx.db,
-    { technician: ctx.signer, op: 'identify', device: identifiers(r), outcome, details, time },
-    r.verified ? { ...identifiers(r), model: r.presented.model, verdict: inventoryVerdict(r), verdictTime: time, seen: time, label } : null,
-  );
+  return {
+    audit: { op: 'identify', device: identifiers(r), outcome, details, time },
+    inventory: r.verified ? { ...identifiers(r), model: r.presented.model, verdict: inventoryVerdict(r), verdictTime: time, seen: time, label } : null,
+  };
+}
+
+/** Record a finished identification (audit entry + inventory update, one transaction). */
+export function recordIdentification(ctx: RecordContext, r: IdentifyResult): Promise<Recorded> {
+  return commitRecord(ctx, identificationPlan(r, ctx.now ?? Date.now()));
 }
 
 export interface AttestationRecord {
@@ -85,8 +101,13 @@ export interface AttestationRecord {
   evidence: Uint8Array;
 }
 
-export async function recordAttestation(ctx: RecordContext, a: AttestationRecord): Promise<Recorded> {
-  const time = ctx.now ?? Date.now();
+/** The attest op's record: an appraisal as its verdict; the other outcomes as failed / cancelled / not-supported. */
+export function attestRecord(o: AttestOutcome, opts: { device: DeviceIdentifiersInput; time?: number }): RecordPlan {
+  const time = opts.time ?? Date.now();
+  return o.kind === 'done' ? attestationPlan({ device: opts.device, ...o.result }, time) : unfinishedPlan('attest', o, opts.device, time);
+}
+
+function attestationPlan(a: AttestationRecord, time: number): RecordPlan {
   const claims = a.appraisal.claims as EatClaims | null;
   const details: Record<string, unknown> = {
     verdict: a.appraisal.verdict,
@@ -110,9 +131,23 @@ export async function recordAttestation(ctx: RecordContext, a: AttestationRecord
     firmware = claims.softwareComponents[0]?.version;
   }
   const outcome = a.appraisal.verdict === 'trusted' ? 'ok' : a.appraisal.verdict === 'warning' ? 'attention' : 'rejected';
-  return recordOperation(
-    ctx.db,
-    { technician: ctx.signer, op: 'attest', device: a.device, outcome, details, time },
-    { ...a.device, verdict: a.appraisal.verdict, verdictTime: time, seen: time, ...(firmware ? { firmware } : {}) },
-  );
+  return {
+    audit: { op: 'attest', device: a.device, outcome, details, time },
+    inventory: { ...a.device, verdict: a.appraisal.verdict, verdictTime: time, seen: time, ...(firmware ? { firmware } : {}) },
+  };
+}
+
+/** Record a finished attestation (audit entry + inventory update, one transaction). */
+export function recordAttestation(ctx: RecordContext, a: AttestationRecord): Promise<Recorded> {
+  return commitRecord(ctx, attestationPlan(a, ctx.now ?? Date.now()));
+}
+
+/** The event-log read's record: how many events up to which counter (the events themselves stay on the device). */
+export function eventsRecord(o: EventsOutcome, opts: { device?: DeviceIdentifiersInput; time?: number } = {}): RecordPlan {
+  const time = opts.time ?? Date.now();
+  if (o.kind !== 'done') return unfinishedPlan('events', o, opts.device, time);
+  return {
+    audit: { op: 'events', device: opts.device ?? {}, outcome: 'ok', details: { count: o.result.events.length, last: o.result.last, truncated: o.result.truncated }, time },
+    inventory: seenUpdate(opts.device, time),
+  };
 }

@@ -176,6 +176,15 @@ function validateInput(inp: AuditInput, signer: AuditSigner): void {
   }
 }
 
+/**
+ * Chain and sign entries after `head` without a database (the CLI's records
+ * log, src/cli/records.ts): the same body, hash and signature as appendAudit.
+ */
+export async function chainEntries(inputs: AuditInput[], signer: AuditSigner, head: { seq: number; hash: Uint8Array } | null): Promise<AuditRecord[]> {
+  for (const inp of inputs) validateInput(inp, signer);
+  return prepare(inputs, signer, head ?? { seq: 0, hash: ZERO32 }, []);
+}
+
 class HeadMoved extends Error {}
 
 // One append at a time per database connection; another tab is handled by

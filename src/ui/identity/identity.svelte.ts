@@ -8,7 +8,13 @@ import type { SmpSession } from '../../core/smp/session.ts';
 import type { TrustBundle } from '../../core/trust/bundle.ts';
 import { type DeviceLabel, type IdentifyResult, type IdentifyState, identifyDevice } from '../../core/ops/identify.ts';
 import { type AttestState, type EventsState, attestDevice, readSecurityEvents } from '../../core/ops/attest.ts';
-import { type RecordContext, inventoryLookup, recordAttestation, recordIdentification } from '../../core/ops/record.ts';
+import { isOutcome, thrownFailure } from '../../core/ops/outcome.ts';
+import { type RecordContext, attestRecord, eventsRecord, identifyRecord, inventoryLookup } from '../../core/ops/record.ts';
+import { commitRecord, type RecordPlan } from '../../core/ops/record-plan.ts';
+import type { DeviceIdentifiersInput } from '../../core/store/ids.ts';
+
+/** Where records go: the store and signer, and what is known of the device (for entries of runs that did not identify it). */
+export type IdentityRecorder = () => (RecordContext & { device?: DeviceIdentifiersInput }) | null;
 
 export class IdentityController {
   identifyState = $state<IdentifyState | null>(null);
@@ -21,7 +27,7 @@ export class IdentityController {
   busy = $state<'identify' | 'attest' | 'events' | null>(null);
 
   /** Pass the store and signer to record each operation (audit + inventory). */
-  constructor(private readonly recorder?: () => RecordContext | null) {}
+  constructor(private readonly recorder?: IdentityRecorder) {}
 
   reset(): void {
     this.identifyState = null;
@@ -31,11 +37,12 @@ export class IdentityController {
     this.recordProblem = '';
   }
 
-  private async save(fn: (ctx: RecordContext) => Promise<unknown>): Promise<void> {
+  /** Every finished run is recorded (the plan comes from core: no audit policy here). */
+  private async save(plan: (ctx: RecordContext & { device?: DeviceIdentifiersInput }) => RecordPlan): Promise<void> {
     const ctx = this.recorder?.();
     if (!ctx) return;
     try {
-      await fn(ctx);
+      await commitRecord(ctx, plan(ctx));
       this.recordProblem = '';
     } catch (e) {
       this.recordProblem = `Not saved to the local records: ${e instanceof Error ? e.message : String(e)}`;
@@ -51,13 +58,11 @@ export class IdentityController {
       const rec = this.recorder?.();
       for await (const st of identifyDevice(session, { bundle, label, inventory: rec ? inventoryLookup(rec.db) : undefined })) {
         this.identifyState = st;
-        if (st.kind === 'done') {
-          if (st.identity.verified) this.verified = st.identity;
-          await this.save((ctx) => recordIdentification(ctx, st.identity));
-        }
+        if (st.kind === 'done' && st.result.verified) this.verified = st.result;
+        if (isOutcome(st)) await this.save((ctx) => identifyRecord(st, { device: ctx.device, time: ctx.now }));
       }
     } catch (e) {
-      this.identifyState = { kind: 'error', message: e instanceof Error ? e.message : String(e) };
+      this.identifyState = thrownFailure(e);
     } finally {
       this.busy = null;
     }
@@ -70,15 +75,13 @@ export class IdentityController {
     try {
       for await (const st of attestDevice(session, { bundle, devicePublicKey: id.devicePublicKey, groupId: id.groupId })) {
         this.attestState = st;
-        if (st.kind === 'done') {
+        if (isOutcome(st)) {
           const p = id.presented;
-          await this.save((ctx) =>
-            recordAttestation(ctx, { device: { serial: p.serial, devicePublicKey: p.devicePublicKey, ueid: p.ueid, mac: p.mac, devEui: p.devEui }, appraisal: st.appraisal, nonce: st.nonce, evidence: st.evidence }),
-          );
+          await this.save((ctx) => attestRecord(st, { device: { serial: p.serial, devicePublicKey: p.devicePublicKey, ueid: p.ueid, mac: p.mac, devEui: p.devEui }, time: ctx.now }));
         }
       }
     } catch (e) {
-      this.attestState = { kind: 'error', message: e instanceof Error ? e.message : String(e) };
+      this.attestState = thrownFailure(e);
     } finally {
       this.busy = null;
     }
@@ -88,9 +91,12 @@ export class IdentityController {
     if (this.busy) return;
     this.busy = 'events';
     try {
-      for await (const st of readSecurityEvents(session, { from, groupId: this.verified?.groupId })) this.eventsState = st;
+      for await (const st of readSecurityEvents(session, { from, groupId: this.verified?.groupId })) {
+        this.eventsState = st;
+        if (isOutcome(st)) await this.save((ctx) => eventsRecord(st, { device: ctx.device, time: ctx.now }));
+      }
     } catch (e) {
-      this.eventsState = { kind: 'error', message: e instanceof Error ? e.message : String(e) };
+      this.eventsState = thrownFailure(e);
     } finally {
       this.busy = null;
     }

@@ -1,0 +1,50 @@
+/**
+ * The update op's record: its Outcome as an audit entry and an inventory update.
+ */
+import { toHex } from '../../store/ids.ts';
+import type { DeviceIdentifiersInput } from '../../store/ids.ts';
+import type { PreflightReport, UpdateState } from '../update.ts';
+import { compact, type RecordPlan } from '../record-plan.ts';
+
+export type UpdateOutcome = Extract<UpdateState, { kind: 'done' | 'error' | 'cancelled' }>;
+
+export interface UpdateRun {
+  /** The image's name as the technician chose it. */
+  name: string;
+  report: PreflightReport | null;
+  /** Identifiers of the device, when known. */
+  device?: DeviceIdentifiersInput;
+  /** ms since the epoch; default now. */
+  time?: number;
+}
+
+/** One audit entry per firmware update run: done (confirmed or left as a test), cancelled, reverted or failed. */
+export function recordUpdate(outcome: UpdateOutcome, run: UpdateRun): RecordPlan {
+  const time = run.time ?? Date.now();
+  const details: Record<string, unknown> = { image: run.name, result: outcome.kind };
+  const img = run.report?.image;
+  if (img?.version) details.imageVersion = img.version;
+  details.fileSha256 = img ? toHex(img.fileSha256) : undefined;
+  if (run.report && !run.report.ok) details.preflight = run.report.reason;
+  let result = 'failed';
+  if (outcome.kind === 'done') {
+    details.version = outcome.version;
+    details.hash = toHex(outcome.hash);
+    details.confirmed = outcome.confirmed;
+    details.message = outcome.message;
+    result = outcome.confirmed ? 'ok' : 'attention';
+  } else if (outcome.kind === 'cancelled') {
+    details.sent = outcome.sent;
+    details.reason = outcome.message;
+    result = 'cancelled';
+  } else {
+    details.reason = outcome.message;
+    details.recoverable = outcome.recoverable;
+    result = /revert/i.test(outcome.message) ? 'reverted' : 'failed';
+  }
+  const device = run.device ?? {};
+  return {
+    audit: { op: 'update', device, outcome: result, details: compact(details), time },
+    inventory: device.serial ? { ...device, seen: time } : null,
+  };
+}
