@@ -19,10 +19,19 @@ export type VerificationKey =
 const MAX_KEY_FILE = 64 * 1024;
 
 function b64url(s: unknown, what: string): Uint8Array {
-  if (typeof s !== 'string' || !/^[A-Za-z0-9_-]*$/.test(s)) throw new KeyFormatError(`JWK ${what} must be base64url text`);
+  if (typeof s !== 'string' || !/^[A-Za-z0-9_-]*$/.test(s) || s.length % 4 === 1) throw new KeyFormatError(`JWK ${what} must be base64url text`);
   const std = s.replace(/-/g, '+').replace(/_/g, '/');
   const bin = atob(std + '='.repeat((4 - (std.length % 4)) % 4));
   return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+}
+
+/** A public key derived from a private scalar or seed, or a KeyFormatError (noble throws its own errors). */
+function derive(f: () => Uint8Array, what: string): Uint8Array {
+  try {
+    return f();
+  } catch {
+    throw new KeyFormatError(`${what} is not a valid private key`);
+  }
 }
 
 function eq(a: Uint8Array, b: Uint8Array): boolean {
@@ -65,7 +74,8 @@ function fromJwk(j: Record<string, unknown>): VerificationKey {
     }
     let hadPrivate = false;
     if (j.d !== undefined) {
-      const pub = p256.getPublicKey(b64url(j.d, 'd'), false);
+      const d = b64url(j.d, 'd');
+      const pub = derive(() => p256.getPublicKey(d, false), 'JWK d');
       if (!eq(pub.subarray(1, 33), x) || !eq(pub.subarray(33), y)) throw new KeyFormatError('JWK d does not belong to x, y');
       hadPrivate = true;
     }
@@ -77,7 +87,8 @@ function fromJwk(j: Record<string, unknown>): VerificationKey {
     if (x.length !== 32) throw new KeyFormatError('JWK Ed25519 x is 32 bytes');
     let hadPrivate = false;
     if (j.d !== undefined) {
-      if (!eq(curvesEd25519.getPublicKey(b64url(j.d, 'd')), x)) throw new KeyFormatError('JWK d does not belong to x');
+      const d = b64url(j.d, 'd');
+      if (!eq(derive(() => curvesEd25519.getPublicKey(d), 'JWK d'), x)) throw new KeyFormatError('JWK d does not belong to x');
       hadPrivate = true;
     }
     return { kind: 'sign', key: decodeCoseKey(encodeDeterministic(new Map<number, unknown>([[1, 1], [-1, 6], [-2, x]]))), format: 'jwk', hadPrivate };
@@ -98,7 +109,7 @@ function fromCoseKey(m: Map<unknown, unknown>, bytes: Uint8Array): VerificationK
   const pub = new Map(m);
   pub.delete(-4);
   const key = decodeCoseKey(encodeDeterministic(pub));
-  const derived = key.kty === 'OKP' ? curvesEd25519.getPublicKey(d) : p256.getPublicKey(d, false).subarray(1);
+  const derived = derive(() => (key.kty === 'OKP' ? curvesEd25519.getPublicKey(d) : p256.getPublicKey(d, false).subarray(1)), 'COSE_Key d (-4)');
   const have = key.kty === 'OKP' ? key.x : Uint8Array.of(...key.x, ...key.y);
   if (!eq(derived, have)) throw new KeyFormatError('COSE_Key d (-4) does not belong to its public part');
   return { kind: 'sign', key, format: 'cose-key', hadPrivate: true };
