@@ -127,7 +127,7 @@ export const MIGRATIONS: Migration[] = [
         count numeric NOT NULL,
         station text NOT NULL,
         key_id text NOT NULL,
-        request bytea UNIQUE,
+        request text UNIQUE,
         granted timestamptz NOT NULL DEFAULT now()
       )`,
       `CREATE TABLE artifacts (
