@@ -259,7 +259,7 @@ describe('rendering', () => {
     const html = render(UpdateSteps, { props: { states: mid } }).body;
     expect(html).toMatch(/data-step="wait" data-status="active"/);
     expect(html).toContain('marking the image for a test boot');
-    const reverted = stepStatuses([...mid, { kind: 'error', message: 'the device did not boot the new image', recoverable: false }]);
+    const reverted = stepStatuses([...mid, { kind: 'error', code: 'not-booted', message: 'the device did not boot the new image', recoverable: false }]);
     expect(reverted.find((s) => s.id === 'wait')?.status).toBe('failed');
     const testOnly = stepStatuses([...mid, { kind: 'done', version: '1', hash, confirmed: false, message: 'x' }]);
     expect(testOnly.find((s) => s.id === 'confirm')?.status).toBe('skipped');
@@ -271,7 +271,7 @@ describe('rendering', () => {
 
   it('the reverted outcome and the running phases render with clear words', () => {
     const ctl = new UpdateController();
-    ctl.states = [{ kind: 'uploading', sent: 1, total: 1, bytesPerSecond: 0, etaMs: 0 }, { kind: 'verifying' }, { kind: 'testing' }, { kind: 'resetting' }, { kind: 'waiting-for-device' }, { kind: 'error', message: 'the device did not boot the new image (its bootloader rejected or reverted it): it runs 1.0.0', recoverable: false }];
+    ctl.states = [{ kind: 'uploading', sent: 1, total: 1, bytesPerSecond: 0, etaMs: 0 }, { kind: 'verifying' }, { kind: 'testing' }, { kind: 'resetting' }, { kind: 'waiting-for-device' }, { kind: 'error', code: 'preflight-refused', message: 'the device did not boot the new image (its bootloader rejected or reverted it): it runs 1.0.0', recoverable: false }];
     ctl.outcome = ctl.states.at(-1) as never;
     const html = render(UpdatePanel, { props: { session: null, trustedKeys: [PUB], controller: ctl } }).body;
     expect(html).toContain('data-phase="reverted"');

@@ -121,7 +121,28 @@ export type UpdateState =
   | { kind: 'confirming' }
   | { kind: 'done'; version: string; hash: Uint8Array; confirmed: boolean; message: string }
   | { kind: 'cancelled'; sent: number; message: string }
-  | { kind: 'error'; message: string; recoverable: boolean };
+  | { kind: 'error'; code: UpdateFailure; message: string; recoverable: boolean };
+
+/**
+ * Why an update ended without success. `not-booted`: the bootloader did not
+ * run the new image (rejected or reverted it). `unconfirmed`: the new image
+ * RUNS but could not be confirmed: it reverts at the next reboot.
+ */
+export type UpdateFailure =
+  | 'preflight-read'
+  | 'preflight-refused'
+  | 'erase'
+  | 'corrupted'
+  | 'reconnect'
+  | 'upload'
+  | 'state-read'
+  | 'not-listed'
+  | 'mark-refused'
+  | 'reset-refused'
+  | 'no-return'
+  | 'not-booted'
+  | 'unconfirmed'
+  | 'internal';
 
 export interface UpdateOptions extends PreflightOptions {
   signal?: AbortSignal;
@@ -702,12 +723,12 @@ export async function* updateFirmware(session: SmpSession, image: Uint8Array, op
   try {
     report = await retry(() => preflightImage(s, image, opts));
   } catch (e) {
-    yield { kind: 'error', message: `could not read the device for preflight: ${errMessage(e)}`, recoverable: true };
+    yield { kind: 'error', code: 'preflight-read', message: `could not read the device for preflight: ${errMessage(e)}`, recoverable: true };
     return;
   }
   yield { kind: 'preflight', report };
   if (!report.ok) {
-    yield { kind: 'error', message: `refused: ${report.reason}`, recoverable: false };
+    yield { kind: 'error', code: 'preflight-refused', message: `refused: ${report.reason}`, recoverable: false };
     return;
   }
   const hash = report.image.hash!;
@@ -722,7 +743,7 @@ export async function* updateFirmware(session: SmpSession, image: Uint8Array, op
     try {
       await s.client.write(Group.Image, IMG.Erase, {}, { timeoutMs: 30000, signal });
     } catch (e) {
-      yield { kind: 'error', message: `could not erase the upload slot: ${errMessage(e)}`, recoverable: !(e instanceof SmpError && (e.kind === 'rc' || e.kind === 'group')) };
+      yield { kind: 'error', code: 'erase', message: `could not erase the upload slot: ${errMessage(e)}`, recoverable: !(e instanceof SmpError && (e.kind === 'rc' || e.kind === 'group')) };
       return;
     }
   }
@@ -776,7 +797,7 @@ export async function* updateFirmware(session: SmpSession, image: Uint8Array, op
       yield { kind: 'uploading', sent: image.length, total: image.length, bytesPerSecond: 0, etaMs: 0 };
       if (match === false) {
         if (++matchFailures < 3) continue; // garbled data reached flash (no CRC on raw framing): upload again
-        yield { kind: 'error', message: 'the device reports the uploaded data does not match the image SHA-256 (corrupted in transit); nothing was installed', recoverable: true };
+        yield { kind: 'error', code: 'corrupted', message: 'the device reports the uploaded data does not match the image SHA-256 (corrupted in transit); nothing was installed', recoverable: true };
         return;
       }
       break;
@@ -792,12 +813,12 @@ export async function* updateFirmware(session: SmpSession, image: Uint8Array, op
       try {
         s = await reconnectWithin(s, opts.reconnect, opts.bootTimeoutMs ?? 30000, signal);
       } catch (e) {
-        yield { kind: 'error', message: `${err.message}; reconnecting failed: ${errMessage(e)}`, recoverable: true };
+        yield { kind: 'error', code: 'reconnect', message: `${err.message}; reconnecting failed: ${errMessage(e)}`, recoverable: true };
         return;
       }
       continue;
     }
-    yield { kind: 'error', message: err.message + (err.recoverable ? ' (run again to resume from where the device stopped)' : ''), recoverable: err.recoverable };
+    yield { kind: 'error', code: 'upload', message: err.message + (err.recoverable ? ' (run again to resume from where the device stopped)' : ''), recoverable: err.recoverable };
     return;
   }
 
@@ -807,12 +828,12 @@ export async function* updateFirmware(session: SmpSession, image: Uint8Array, op
   try {
     slots = await retry(() => readState(s.client, { signal }));
   } catch (e) {
-    yield { kind: 'error', message: `could not read image state after upload: ${errMessage(e)}`, recoverable: true };
+    yield { kind: 'error', code: 'state-read', message: `could not read image state after upload: ${errMessage(e)}`, recoverable: true };
     return;
   }
   const uploaded = slots.find((x) => eq(x.hash, hash) && !x.active);
   if (!uploaded) {
-    yield { kind: 'error', message: `the device does not list the uploaded image (hash ${hex(hash).slice(0, 16)}…) in a free slot${match === undefined ? ' and did not check the upload hash' : ''}`, recoverable: true };
+    yield { kind: 'error', code: 'not-listed', message: `the device does not list the uploaded image (hash ${hex(hash).slice(0, 16)}…) in a free slot${match === undefined ? ' and did not check the upload hash' : ''}`, recoverable: true };
     return;
   }
 
@@ -833,7 +854,7 @@ export async function* updateFirmware(session: SmpSession, image: Uint8Array, op
         note: `the bootloader (${report.device.bootModeName ?? 'mode unknown'}) has no test/confirm (ENOTSUP): test skipped; it boots the highest valid image at reset, without revert`,
       };
     } else {
-      yield { kind: 'error', message: `device refused to mark the image for ${permanentNow ? 'upgrade' : 'test'}: ${errMessage(e)}`, recoverable: !(e instanceof SmpError && (e.kind === 'rc' || e.kind === 'group')) };
+      yield { kind: 'error', code: 'mark-refused', message: `device refused to mark the image for ${permanentNow ? 'upgrade' : 'test'}: ${errMessage(e)}`, recoverable: !(e instanceof SmpError && (e.kind === 'rc' || e.kind === 'group')) };
       return;
     }
   }
@@ -848,7 +869,7 @@ export async function* updateFirmware(session: SmpSession, image: Uint8Array, op
     await reset(s.client, { timeoutMs: 2000 });
   } catch (e) {
     if (!(e instanceof SmpError && (e.kind === 'timeout' || e.kind === 'closed'))) {
-      yield { kind: 'error', message: `device refused to reset: ${errMessage(e)}`, recoverable: true };
+      yield { kind: 'error', code: 'reset-refused', message: `device refused to reset: ${errMessage(e)}`, recoverable: true };
       return;
     }
   }
@@ -884,13 +905,14 @@ export async function* updateFirmware(session: SmpSession, image: Uint8Array, op
       await sleep(100, signal);
     }
   } catch (e) {
-    yield { kind: 'error', message: `device did not come back after reset: ${errMessage(e)}`, recoverable: true };
+    yield { kind: 'error', code: 'no-return', message: `device did not come back after reset: ${errMessage(e)}`, recoverable: true };
     return;
   }
   const running = after.find((x) => x.active);
   if (!running || !eq(running.hash, hash)) {
     yield {
       kind: 'error',
+      code: 'not-booted',
       message: `the device did not boot the new image (its bootloader rejected or reverted it): it runs ${running ? `${running.version} (${hex(running.hash ?? new Uint8Array()).slice(0, 16)}…)` : 'nothing it reports'}`,
       recoverable: false,
     };
@@ -911,7 +933,7 @@ export async function* updateFirmware(session: SmpSession, image: Uint8Array, op
     const now = st.find((x) => x.active);
     if (!now || !eq(now.hash, hash) || !now.confirmed) throw new Error('the device does not report the running image as confirmed');
   } catch (e) {
-    yield { kind: 'error', message: `confirming failed: ${errMessage(e)}; the device reverts to the previous image at its next reboot`, recoverable: true };
+    yield { kind: 'error', code: 'unconfirmed', message: `confirming failed: ${errMessage(e)}; the device reverts to the previous image at its next reboot`, recoverable: true };
     return;
   }
   yield { kind: 'done', version, hash, confirmed: true, message: `running ${version}, confirmed` };
@@ -960,7 +982,7 @@ export async function runUpdate(session: SmpSession, image: Uint8Array, opts: Up
     onState?.(st);
     last = st;
   }
-  return last ?? { kind: 'error', message: 'update ended without a result', recoverable: true };
+  return last ?? { kind: 'error', code: 'internal', message: 'update ended without a result', recoverable: true };
 }
 
 export { formatUuid, parseImage };

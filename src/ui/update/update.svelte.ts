@@ -213,7 +213,7 @@ export class UpdateController {
         }
       }
     } catch (e) {
-      last = { kind: 'error', message: message(e), recoverable: true };
+      last = { kind: 'error', code: 'internal', message: message(e), recoverable: true };
       this.push(last);
     } finally {
       this.running = false;
@@ -222,7 +222,7 @@ export class UpdateController {
       this.abort = null;
     }
     const outcome: UpdateOutcome =
-      last && (last.kind === 'done' || last.kind === 'error' || last.kind === 'cancelled') ? last : { kind: 'error', message: 'the update ended without a result', recoverable: true };
+      last && (last.kind === 'done' || last.kind === 'error' || last.kind === 'cancelled') ? last : { kind: 'error', code: 'internal', message: 'the update ended without a result', recoverable: true };
     if (outcome.kind === 'error' && outcome.recoverable && uploadStarted && !afterUpload && session.client.closed) {
       this.linkLost = { sent: this.progress?.sent ?? 0, total: source.image.length, message: outcome.message };
     }

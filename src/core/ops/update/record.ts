@@ -18,7 +18,11 @@ export interface UpdateRun {
   time?: number;
 }
 
-/** One audit entry per firmware update run: done (confirmed or left as a test), cancelled, reverted or failed. */
+/**
+ * One audit entry per firmware update run: ok (confirmed), attention (left as
+ * a test, or running but its confirm failed), cancelled, reverted (the
+ * bootloader did not run the new image) or failed.
+ */
 export function recordUpdate(outcome: UpdateOutcome, run: UpdateRun): RecordPlan {
   const time = run.time ?? Date.now();
   const details: Record<string, unknown> = { image: run.name, result: outcome.kind };
@@ -38,9 +42,16 @@ export function recordUpdate(outcome: UpdateOutcome, run: UpdateRun): RecordPlan
     details.reason = outcome.message;
     result = 'cancelled';
   } else {
+    details.code = outcome.code;
     details.reason = outcome.message;
     details.recoverable = outcome.recoverable;
-    result = /revert/i.test(outcome.message) ? 'reverted' : 'failed';
+    // Classified by code, never by wording: only an image the bootloader did not run was reverted.
+    // A failed confirm leaves the new image RUNNING, unconfirmed: it needs attention (it reverts at the next reboot).
+    if (outcome.code === 'not-booted') result = 'reverted';
+    else if (outcome.code === 'unconfirmed') {
+      result = 'attention';
+      details.running = 'new-unconfirmed';
+    }
   }
   const device = run.device ?? {};
   return {
