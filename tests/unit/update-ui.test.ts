@@ -271,7 +271,7 @@ describe('rendering', () => {
 
   it('the reverted outcome and the running phases render with clear words', () => {
     const ctl = new UpdateController();
-    ctl.states = [{ kind: 'uploading', sent: 1, total: 1, bytesPerSecond: 0, etaMs: 0 }, { kind: 'verifying' }, { kind: 'testing' }, { kind: 'resetting' }, { kind: 'waiting-for-device' }, { kind: 'error', code: 'preflight-refused', message: 'the device did not boot the new image (its bootloader rejected or reverted it): it runs 1.0.0', recoverable: false }];
+    ctl.states = [{ kind: 'uploading', sent: 1, total: 1, bytesPerSecond: 0, etaMs: 0 }, { kind: 'verifying' }, { kind: 'testing' }, { kind: 'resetting' }, { kind: 'waiting-for-device' }, { kind: 'error', code: 'not-booted', message: 'the device did not boot the new image (its bootloader rejected or reverted it): it runs 1.0.0', recoverable: false }];
     ctl.outcome = ctl.states.at(-1) as never;
     const html = render(UpdatePanel, { props: { session: null, trustedKeys: [PUB], controller: ctl } }).body;
     expect(html).toContain('data-phase="reverted"');
