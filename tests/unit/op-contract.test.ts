@@ -1,0 +1,199 @@
+/**
+ * The op contract (src/core/ops/outcome.ts), checked for EVERY op against the
+ * reference device (a provisioned, locked-down device on an in-memory cable):
+ *
+ *  - a normal run reaches exactly ONE final state (done | failed | cancelled |
+ *    unsupported), and it is the last state;
+ *  - the op never throws;
+ *  - every state is plain data: structuredClone keeps it, a JSON round trip
+ *    keeps it (bytes aside, which JSON writes as index maps), and no state
+ *    holds a function or a class instance other than Uint8Array;
+ *  - cancelled at each of its states, and at a few moments while a request is
+ *    on the wire, it ends `cancelled` within a bounded time and the device
+ *    receives no further request (those already on the wire, at most the
+ *    client's window, may arrive);
+ *  - with the cable unplugged mid-way it ends `failed` with code `link`,
+ *    retryable, without throwing;
+ *  - no reason repeats itself (repeatedClause).
+ *
+ * ADDING AN OP: add one row to OPS below: a name and `start(w, signal)`
+ * returning the op's generator, run against the world `w` (w.session,
+ * w.bundle, w.sec for the device's keys, w.auth for the authorities). Pass
+ * `signal` into the op's context. Nothing else changes. Ops that need a
+ * prepared device state (a credential, a signed configuration) build it in
+ * their row's start from `w`.
+ */
+import { describe, expect, it } from 'vitest';
+import { openSession, type SmpSession } from '../../src/core/smp/session.ts';
+import { type Op, isOutcome, repeatedClause } from '../../src/core/ops/outcome.ts';
+import { readDeviceInfo } from '../../src/core/ops/info.ts';
+import { identifyDevice } from '../../src/core/ops/identify.ts';
+import { attestDevice, readSecurityEvents } from '../../src/core/ops/attest.ts';
+import type { TrustBundle } from '../../src/core/trust/bundle.ts';
+import { createSecureDevice, type Authorities } from '../../src/device/provisioning.ts';
+import type { DeviceSecurity } from '../../src/device/security.ts';
+import type { ReferenceDevice } from '../../src/device/device.ts';
+import { createVirtualDevice } from '../../src/device/virtual.ts';
+import { FAST, LOCKED_DOWN, authorities, makeBundle } from '../helpers/identity-world.ts';
+
+interface OpWorld {
+  auth: Authorities;
+  device: ReferenceDevice;
+  sec: DeviceSecurity;
+  session: SmpSession;
+  bundle: TrustBundle;
+  unplug(): void;
+}
+
+type AnyOp = Op<{ kind: string }, unknown, string, unknown>;
+
+interface OpRow {
+  name: string;
+  start(w: OpWorld, signal?: AbortSignal): AnyOp;
+}
+
+const OPS: OpRow[] = [
+  { name: 'info', start: (w, signal) => readDeviceInfo(w.session, { signal }) as AnyOp },
+  { name: 'identify', start: (w, signal) => identifyDevice(w.session, { bundle: w.bundle, signal }) as AnyOp },
+  { name: 'attest', start: (w, signal) => attestDevice(w.session, { bundle: w.bundle, devicePublicKey: w.sec.devicePublicKey, signal }) as AnyOp },
+  { name: 'events', start: (w, signal) => readSecurityEvents(w.session, { signal }) as AnyOp },
+];
+
+async function opWorld(): Promise<OpWorld> {
+  const auth = await authorities();
+  const { device, security: sec } = await createSecureDevice(auth, { bufSize: 256, security: { interfaces: LOCKED_DOWN } });
+  const v = createVirtualDevice({ device, model: FAST });
+  const session = await openSession(v.link);
+  const { bundle } = await makeBundle(auth, device);
+  return { auth, device, sec, session, bundle, unplug: () => v.pair.unplug() };
+}
+
+/** Plain data: objects, arrays, Uint8Array, strings, numbers, booleans, null. */
+function plainProblem(v: unknown, path = 'state'): string | null {
+  if (v === null || ['string', 'number', 'boolean', 'undefined'].includes(typeof v)) return null;
+  if (typeof v === 'function' || typeof v === 'symbol' || typeof v === 'bigint') return `${path} is a ${typeof v}`;
+  if (v instanceof Uint8Array) return Object.getPrototypeOf(v) === Uint8Array.prototype ? null : `${path} is a ${v.constructor.name}`;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const p = plainProblem(v[i], `${path}[${i}]`);
+      if (p) return p;
+    }
+    return null;
+  }
+  const proto = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null) return `${path} is a ${(v as object).constructor?.name ?? 'class instance'}`;
+  for (const [k, x] of Object.entries(v as object)) {
+    const p = plainProblem(x, `${path}.${k}`);
+    if (p) return p;
+  }
+  return null;
+}
+
+const jsonBytes = (_k: string, x: unknown) => (x instanceof Uint8Array ? { bytes: Array.from(x) } : x);
+
+function checkSerialisable(s: { kind: string }): void {
+  expect(plainProblem(s), `${s.kind}`).toBeNull();
+  const json = JSON.stringify(s, jsonBytes);
+  expect(JSON.stringify(structuredClone(s), jsonBytes)).toBe(json);
+  expect(JSON.stringify(JSON.parse(json))).toBe(json);
+}
+
+async function drive(op: AnyOp, onState?: (s: { kind: string }, i: number) => void | Promise<void>): Promise<{ states: { kind: string }[]; threw?: unknown }> {
+  const states: { kind: string }[] = [];
+  try {
+    for await (const s of op) {
+      states.push(s);
+      await onState?.(s, states.length - 1);
+    }
+  } catch (e) {
+    return { states, threw: e };
+  }
+  return { states };
+}
+
+function checkOneOutcome(states: { kind: string }[]): void {
+  const finals = states.filter((s) => isOutcome(s));
+  expect(finals, states.map((s) => s.kind).join(' ')).toHaveLength(1);
+  expect(isOutcome(states.at(-1)!)).toBe(true);
+  const last = states.at(-1) as { reason?: string };
+  if (last.reason !== undefined) expect(repeatedClause(last.reason), last.reason).toBeNull();
+}
+
+const CANCEL_BOUND_MS = 2000;
+
+describe.each(OPS)('op contract: $name', (row) => {
+  it('a normal run: exactly one final state, last; never throws; every state serialisable', async () => {
+    const w = await opWorld();
+    const r = await drive(row.start(w));
+    expect(r.threw).toBeUndefined();
+    checkOneOutcome(r.states);
+    expect(r.states.at(-1)?.kind).toBe('done');
+    for (const s of r.states) checkSerialisable(s);
+    await w.session.close();
+  });
+
+  it('cancelled at each of its states: ends cancelled, promptly, and sends nothing more', async () => {
+    const w0 = await opWorld();
+    const n = (await drive(row.start(w0))).states.length - 1; // progress states of a full run
+    await w0.session.close();
+    for (let k = 0; k < n; k++) {
+      const w = await opWorld();
+      const ac = new AbortController();
+      let requestsAtAbort = -1;
+      let abortedAt = 0;
+      const r = await drive(row.start(w, ac.signal), (_s, i) => {
+        if (i === k) {
+          requestsAtAbort = w.device.stats.requests;
+          abortedAt = performance.now();
+          ac.abort();
+        }
+      });
+      const took = performance.now() - abortedAt;
+      expect(r.threw, `cancel at state ${k}`).toBeUndefined();
+      checkOneOutcome(r.states);
+      expect(r.states.at(-1), `cancel at state ${k}`).toMatchObject({ kind: 'cancelled' });
+      expect(took).toBeLessThan(CANCEL_BOUND_MS);
+      await new Promise((res) => setTimeout(res, 50));
+      expect(w.device.stats.requests, `requests after a cancel at state ${k}`).toBe(requestsAtAbort);
+      await w.session.close();
+    }
+  });
+
+  it('cancelled while a request is on the wire: ends cancelled within the bound, at most the requests in flight arrive', async () => {
+    for (const delayMs of [1, 4, 15]) {
+      const w = await opWorld();
+      const ac = new AbortController();
+      let requestsAtAbort = -1;
+      let abortedAt = 0;
+      setTimeout(() => {
+        requestsAtAbort = w.device.stats.requests;
+        abortedAt = performance.now();
+        ac.abort();
+      }, delayMs);
+      const r = await drive(row.start(w, ac.signal));
+      expect(r.threw).toBeUndefined();
+      checkOneOutcome(r.states);
+      if (requestsAtAbort < 0) {
+        // It finished before the timer: nothing to cancel.
+        expect(r.states.at(-1)?.kind).toBe('done');
+      } else if (r.states.at(-1)?.kind !== 'done') {
+        expect(r.states.at(-1)).toMatchObject({ kind: 'cancelled' });
+        expect(performance.now() - abortedAt).toBeLessThan(CANCEL_BOUND_MS);
+        await new Promise((res) => setTimeout(res, 50));
+        expect(w.device.stats.requests - requestsAtAbort).toBeLessThanOrEqual(w.session.client.window);
+      }
+      await w.session.close();
+    }
+  });
+
+  it('the cable unplugged mid-way: failed with code link, retryable, no throw', async () => {
+    const w = await opWorld();
+    const r = await drive(row.start(w), (_s, i) => {
+      if (i === 0) w.unplug();
+    });
+    expect(r.threw).toBeUndefined();
+    checkOneOutcome(r.states);
+    expect(r.states.at(-1)).toMatchObject({ kind: 'failed', code: 'link', retryable: true });
+    for (const s of r.states) checkSerialisable(s);
+  });
+});
