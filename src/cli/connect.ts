@@ -2,7 +2,7 @@
 import { LinkOpenError } from '../core/link/link.ts';
 import { openNodeLink } from '../core/link/node.ts';
 import type { Framing } from '../core/smp/framing.ts';
-import { type LogEvent, type SmpSession, openSession } from '../core/smp/session.ts';
+import { type LogEvent, type SmpSession, openSession } from '../core/groups/session.ts';
 import { type CliIo, type ParsedArgs, UsageError } from './command.ts';
 
 export const CONNECT_OPTIONS = ['port', 'baud', 'framing', 'line-gap', 'timeout', 'max-packet', 'window'];

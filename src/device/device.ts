@@ -7,7 +7,7 @@
  * Groups register handlers; the server itself knows only framing and dispatch.
  */
 import type { Link } from '../core/link/link.ts';
-import { decodeCborObject } from '../core/smp/cbor.ts';
+import { decodeCborObject } from '../core/base/cbor.ts';
 import { CONSOLE_LINE_MAX, type Framing, type FramingStats, createDecoder, encodeFrames } from '../core/smp/framing.ts';
 import { Op, SMP_HEADER_SIZE, SMP_V2, buildPacket, decodeHeader } from '../core/smp/header.ts';
 import { encodeIndefinite } from './cbor-indef.ts';

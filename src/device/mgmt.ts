@@ -1,5 +1,6 @@
 /** Types shared by the reference device's server and its groups. */
 import type { ReferenceDevice } from './device.ts';
+import { FieldbenchError } from '../core/base/errors.ts';
 
 export type Body = Record<string, unknown>;
 
@@ -22,13 +23,13 @@ export interface GroupDef {
 }
 
 /** Thrown by handlers: `rc` is an MGMT_ERR code; `groupRc` a group-specific code (v2 `err`). */
-export class MgmtError extends Error {
+export class MgmtError extends FieldbenchError<'mgmt'> {
   constructor(
     readonly rc: number,
     readonly groupRc?: number,
     message?: string,
   ) {
-    super(message ?? (groupRc !== undefined ? `group error ${groupRc}` : `rc ${rc}`));
+    super('mgmt', message ?? (groupRc !== undefined ? `group error ${groupRc}` : `rc ${rc}`));
   }
 }
 

@@ -23,6 +23,7 @@ import { SECURITY_GROUP_DEFAULT_ID, SECURITY_GROUP_NAME, SEC, authMessage, popMe
 import { Group } from '../core/smp/header.ts';
 import type { ReferenceDevice } from './device.ts';
 import { type Body, MgmtError, RC } from './mgmt.ts';
+import { equalBytes, fromLooseHex } from '../core/base/bytes.ts';
 
 export const SEC_RC = {
   NotAuthenticated: 1,
@@ -433,7 +434,7 @@ export class DeviceSecurity {
     if (this.device.bootCount !== gen) throw new MgmtError(RC.EBADSTATE); // rebooted mid-apply: the old record stays active
     this.active = target; // the single atomic write
     this.sequenceFloor = Math.max(this.sequenceFloor, cfg.sequence);
-    if (typeof cfg.settings['rotate.devEui'] === 'string') this.opts.devEui = hexBytes(cfg.settings['rotate.devEui'] as string);
+    if (typeof cfg.settings['rotate.devEui'] === 'string') this.opts.devEui = fromLooseHex(cfg.settings['rotate.devEui'] as string);
     await this.opts.applyStep?.('committed');
     this.log('config-applied', `configuration #${cfg.sequence} applied by ${this.auth?.technician}`);
     return { seq: cfg.sequence, digest: cfg.digest };
@@ -491,7 +492,7 @@ export class DeviceSecurity {
         [SEC.Attest]: async (b: Body) => {
           const nonce = s.nonce(b);
           const off = typeof b.off === 'number' ? b.off : 0;
-          if (off === 0 || !s.token || !sameBytes(s.token.nonce, nonce)) {
+          if (off === 0 || !s.token || !equalBytes(s.token.nonce, nonce)) {
             if (off !== 0) throw new MgmtError(RC.EINVAL, SEC_RC.Offset);
             s.token = { nonce, bytes: await s.attestationToken(nonce) };
             s.log('attested', 'attestation token issued');
@@ -522,15 +523,6 @@ export class DeviceSecurity {
       },
     };
   }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
-function hexBytes(s: string): Uint8Array {
-  const clean = s.replace(/[^0-9a-f]/gi, '');
-  return Uint8Array.from({ length: clean.length >> 1 }, (_, i) => parseInt(clean.slice(i * 2, i * 2 + 2), 16));
 }
 
 /** Add the security group to a reference device. */

@@ -4,9 +4,9 @@
  */
 import { echo } from '../../src/core/groups/os.ts';
 import { collectDeviceInfo } from '../../src/core/ops/info.ts';
-import { encodeCbor } from '../../src/core/smp/cbor.ts';
+import { encodeCbor } from '../../src/core/base/cbor.ts';
 import { consoleEncodedSize } from '../../src/core/smp/framing.ts';
-import { openSession } from '../../src/core/smp/session.ts';
+import { openSession } from '../../src/core/groups/session.ts';
 import { createVirtualDevice } from '../../src/device/virtual.ts';
 import type { BenchRow } from './types.ts';
 

@@ -19,7 +19,7 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { maxChunkData, uploadImage, uploadPacketSize, uploadStopAndWait, type UploadProgress } from '../../src/core/ops/update.ts';
 import { consoleEncodedSize, type Framing } from '../../src/core/smp/framing.ts';
-import { maxRequestPacket, openSession } from '../../src/core/smp/session.ts';
+import { maxRequestPacket, openSession } from '../../src/core/groups/session.ts';
 import { generateEd25519 } from '../../src/core/trust/ed25519.ts';
 import { signImage, verifyImage } from '../../src/core/trust/mcuboot.ts';
 import { ReferenceDevice } from '../../src/device/device.ts';

@@ -12,7 +12,7 @@ import {
 } from '../../src/core/groups/settings.ts';
 import { readStockSettings } from '../../src/core/ops/configure.ts';
 import { FIELDBENCH_REF_SCHEMA } from '../../src/core/ops/config-schema.ts';
-import { openSession } from '../../src/core/smp/session.ts';
+import { openSession } from '../../src/core/groups/session.ts';
 import { fixturesAvailable, launchFixture } from './fixtures.ts';
 
 const enabled = process.env.FIELDBENCH_PEER === '1';

@@ -16,7 +16,7 @@ import { commitSettings, deleteSetting, describeSettingsError, loadSettings, rea
 import { readStockSettings } from '../../src/core/ops/configure.ts';
 import { FIELDBENCH_REF_SCHEMA } from '../../src/core/ops/config-schema.ts';
 import { SmpError } from '../../src/core/smp/errors.ts';
-import { openSession, type SmpSession } from '../../src/core/smp/session.ts';
+import { openSession, type SmpSession } from '../../src/core/groups/session.ts';
 import { launchFixture, zephyrVersionOf, type PeerFixtureId } from './fixtures.ts';
 import { bytesReplacer } from './script.ts';
 

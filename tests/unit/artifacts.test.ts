@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { decodeCbor, encodeCbor, encodeDeterministic, Tag } from '../../src/core/smp/cbor.ts';
+import { decodeCbor, encodeCbor, encodeDeterministic, Tag } from '../../src/core/base/cbor.ts';
 import { decodeSign1, type CoseKey } from '../../src/core/trust/cose.ts';
 import { ed25519Sign, ed25519Verify, generateEd25519 } from '../../src/core/trust/ed25519.ts';
 import { keyId } from '../../src/core/trust/keys.ts';

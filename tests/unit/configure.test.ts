@@ -18,8 +18,8 @@ import { exportAuditJson, recordOperation } from '../../src/core/store/audit.ts'
 import { openStore } from '../../src/core/store/db.ts';
 import { seedSigner } from '../../src/core/store/sig.ts';
 import type { LogEvent } from '../../src/core/smp/client.ts';
-import { toHex } from '../../src/core/smp/bytes.ts';
-import { openSession } from '../../src/core/smp/session.ts';
+import { toHex } from '../../src/core/base/bytes.ts';
+import { openSession } from '../../src/core/groups/session.ts';
 import { type TrustBundle, verifyBundle } from '../../src/core/trust/bundle.ts';
 import { ed25519Sign } from '../../src/core/trust/ed25519.ts';
 import { seal } from '../../src/core/trust/seal.ts';

@@ -25,20 +25,20 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { describe, expect, it, vi } from 'vitest';
-import { toHex } from '../../src/core/link/recording.ts';
 import { runUpdate, type UpdateState } from '../../src/core/ops/update.ts';
-import { openSession } from '../../src/core/smp/session.ts';
+import { openSession } from '../../src/core/groups/session.ts';
 import { TLV, signImage } from '../../src/core/trust/mcuboot.ts';
 import { PacketReplayLink, type RecordedRequest, type ReplayEvent } from '../helpers/packet-replay-link.ts';
 import { fixturesAvailable } from '../peer/fixtures.ts';
 import { bytesReviver, type DecodedPacket } from '../peer/script.ts';
-import { decodeCborObject } from '../../src/core/smp/cbor.ts';
+import { decodeCborObject } from '../../src/core/base/cbor.ts';
 import { createDecoder } from '../../src/core/smp/framing.ts';
 import { SMP_HEADER_SIZE, decodeHeader } from '../../src/core/smp/header.ts';
 import {
   PEER_TEST_KEY, UPDATE_SCENARIOS, deriveUpdateImage, peerTestPublicKey, stateTrail, summarizeState, updateOptions,
   type RedactedData, type UpdateGolden,
 } from '../peer/update-peer.ts';
+import { toHex } from '../../src/core/base/bytes.ts';
 
 // The stand-in image's hash TLV reads as the recorded one (see above); only for that exact byte array.
 const standIn = vi.hoisted(() => ({ current: null as null | { bytes: Uint8Array; hash: Uint8Array } }));

@@ -9,12 +9,11 @@ import {
   runIdentify,
 } from '../../src/core/ops/identify.ts';
 import { inventoryLookup, recordIdentification } from '../../src/core/ops/record.ts';
-import { openSession } from '../../src/core/smp/session.ts';
+import { openSession } from '../../src/core/groups/session.ts';
 import { type FieldbenchDB, openStore } from '../../src/core/store/db.ts';
 import { verifyAuditExport, exportAudit } from '../../src/core/store/audit.ts';
 import { findByIdentifier, upsertDevice } from '../../src/core/store/inventory.ts';
 import { seedSigner } from '../../src/core/store/sig.ts';
-import { toHex } from '../../src/core/store/ids.ts';
 import { issueIdentity } from '../../src/core/trust/identity.ts';
 import { keyId } from '../../src/core/trust/keys.ts';
 import { ReferenceDevice } from '../../src/device/device.ts';
@@ -22,6 +21,7 @@ import { makeAuthorities } from '../../src/device/provisioning.ts';
 import { installSecurity } from '../../src/device/security.ts';
 import { createVirtualDevice } from '../../src/device/virtual.ts';
 import { FAST, type World, makeBundle, world } from '../helpers/identity-world.ts';
+import { toHex } from '../../src/core/base/bytes.ts';
 
 const open: World[] = [];
 const dbs: FieldbenchDB[] = [];

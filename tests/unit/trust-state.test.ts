@@ -12,7 +12,7 @@ import { TechnicianKeyStore } from '../../src/core/trust/keystore.ts';
 import { demoKit } from '../../src/device/demo.ts';
 import { runUpdate } from '../../src/core/ops/update.ts';
 import { createVirtualDevice } from '../../src/device/virtual.ts';
-import { openSession } from '../../src/core/smp/session.ts';
+import { openSession } from '../../src/core/groups/session.ts';
 import { runIdentify } from '../../src/core/ops/identify.ts';
 import { runAttest } from '../../src/core/ops/attest.ts';
 import { preflightImage } from '../../src/core/ops/update.ts';

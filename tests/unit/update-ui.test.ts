@@ -10,7 +10,7 @@ import { render } from 'svelte/server';
 import { describe, expect, it } from 'vitest';
 import type { UpdateState } from '../../src/core/ops/update.ts';
 import { createLinkPair } from '../../src/core/link/memory.ts';
-import { openSession, type SmpSession } from '../../src/core/smp/session.ts';
+import { openSession, type SmpSession } from '../../src/core/groups/session.ts';
 import { ed25519PublicKey } from '../../src/core/trust/ed25519.ts';
 import { parsePem } from '../../src/core/trust/keys.ts';
 import { signImage, signedImageHexSegments } from '../../src/core/trust/mcuboot.ts';

@@ -9,7 +9,7 @@ import {
   uploadPacketSize, uploadStopAndWait,
 } from '../../src/core/ops/update.ts';
 import { type Framing } from '../../src/core/smp/framing.ts';
-import { type SmpSession, openSession } from '../../src/core/smp/session.ts';
+import { type SmpSession, openSession } from '../../src/core/groups/session.ts';
 import { ed25519PublicKey } from '../../src/core/trust/ed25519.ts';
 import { parsePem } from '../../src/core/trust/keys.ts';
 import { keyId } from '../../src/core/trust/keys.ts';

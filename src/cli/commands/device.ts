@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { echo, reset } from '../../core/groups/os.ts';
 import { type DeviceInfo, collectDeviceInfo } from '../../core/ops/info.ts';
-import { toHex } from '../../core/smp/bytes.ts';
+import { toHex } from '../../core/base/bytes.ts';
 import type { Framing } from '../../core/smp/framing.ts';
 import { SocketLink } from '../../core/link/node-socket.ts';
 import { openTtyLink } from '../../core/link/node-tty.ts';

@@ -6,7 +6,7 @@
  * preflight report and progress; exit 0 done, 1 refused or failed (reason on
  * stderr), 2 bad usage or unreadable input.
  */
-import { toHex } from '../../core/smp/bytes.ts';
+import { toHex } from '../../core/base/bytes.ts';
 import { type PreflightReport, type UpdateState, updateFirmware } from '../../core/ops/update.ts';
 import { type CliCommand, type CliIo, EXIT_OK, EXIT_REJECTED, EXIT_USAGE, UsageError, parseArgs } from '../command.ts';
 import { CONNECT_OPTIONS, CONNECT_USAGE, connect } from '../connect.ts';

@@ -14,11 +14,11 @@ import { InputError, readEd25519Public, readInput } from '../files.ts';
 import { type DeviceLabel, type IdentifyResult, parseLabelCode, runIdentify } from '../../core/ops/identify.ts';
 import { runAttest, readSecurityEvents } from '../../core/ops/attest.ts';
 import type { SecurityEvent } from '../../core/groups/security.ts';
-import type { SmpSession } from '../../core/smp/session.ts';
-import { toHex } from '../../core/store/ids.ts';
+import type { SmpSession } from '../../core/groups/session.ts';
 import { type TrustBundle, verifyBundle } from '../../core/trust/bundle.ts';
 import { claimsToJson, type Appraisal } from '../../core/trust/eat.ts';
 import { keyId } from '../../core/trust/keys.ts';
+import { toHex } from '../../core/base/bytes.ts';
 
 const BUNDLE_USAGE = `  --bundle FILE     the owner-signed trust bundle (manufacturer roots, firmware
                     reference measurements, revocations)

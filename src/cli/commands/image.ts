@@ -20,8 +20,7 @@ import {
   type SignImageOptions,
 } from '../../core/trust/mcuboot.ts';
 import { IhexError, writeIhex } from '../../core/trust/ihex.ts';
-
-const toHex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+import { toHex } from '../../core/base/bytes.ts';
 
 /** Python-style int(value, 0): decimal, 0x, 0o, 0b. */
 function basedInt(name: string, v: string): number {

@@ -9,7 +9,7 @@
 import type { RequestOptions, SmpClient } from '../smp/client.ts';
 import { SmpError } from '../smp/errors.ts';
 import { SMP_HEADER_SIZE } from '../smp/header.ts';
-import { encodeCbor } from '../smp/cbor.ts';
+import { encodeCbor } from '../base/cbor.ts';
 
 export const SECURITY_GROUP_NAME = 'fieldbench_sec';
 /** Default id; devices may use another, so look it up with findGroup(listGroups(...), SECURITY_GROUP_NAME). */

@@ -4,6 +4,7 @@
  * Every link (WebSerial, WebUSB, Node tty/TCP, in-memory) implements this
  * and passes the shared contract suite in tests/unit/link-contract.test.ts.
  */
+import { FieldbenchError } from '../base/errors.ts';
 export interface Link {
   /** Human-readable description, e.g. "WebSerial 2fe3:0100" or "tcp://127.0.0.1:5556". */
   readonly label: string;
@@ -34,14 +35,14 @@ export type LinkOpenErrorKind =
   | 'protocol' // the device does not expose an interface we can drive
   | 'failed';
 
-export class LinkOpenError extends Error {
+export class LinkOpenError extends FieldbenchError<LinkOpenErrorKind> {
   constructor(
     readonly kind: LinkOpenErrorKind,
     message: string,
     readonly remedy: string,
     readonly cause?: unknown,
   ) {
-    super(message);
+    super(kind, message);
     this.name = 'LinkOpenError';
   }
 }

@@ -7,6 +7,7 @@
  * Framework-free: runs in the browser and in Node.
  */
 import type { Link, LinkClosed } from './link.ts';
+import { fromHex, toHex } from '../base/bytes.ts';
 
 export interface TranscriptChunk {
   dir: 'tx' | 'rx';
@@ -33,20 +34,6 @@ export interface RecordingOptions {
   now?: () => number;
 }
 
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-
-export function toHex(b: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < b.length; i++) s += HEX[b[i]];
-  return s;
-}
-
-export function fromHex(hex: string): Uint8Array {
-  if (hex.length % 2 !== 0 || /[^0-9a-f]/i.test(hex)) throw new TypeError('not a hex string');
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.substr(i * 2, 2), 16);
-  return out;
-}
 
 export class RecordingLink implements Link {
   readonly label: string;

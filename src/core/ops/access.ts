@@ -10,6 +10,7 @@ import { type SecurityGroup, authMessage, describeSecError } from '../groups/sec
 import { SmpError } from '../smp/errors.ts';
 import type { TrustBundle } from '../trust/bundle.ts';
 import { type DeviceRef, type Permission, verifyCredential } from '../trust/credential.ts';
+import { FieldbenchError } from '../base/errors.ts';
 
 export type AccessFailure =
   | 'not-authenticated'
@@ -25,12 +26,12 @@ export type AccessFailure =
   | 'credential'
   | 'device';
 
-export class AccessError extends Error {
+export class AccessError extends FieldbenchError<AccessFailure> {
   constructor(
-    readonly code: AccessFailure,
+    code: AccessFailure,
     message: string,
   ) {
-    super(message);
+    super(code, message);
     this.name = 'AccessError';
   }
 }

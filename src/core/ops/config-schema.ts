@@ -10,6 +10,7 @@
  */
 import type { SettingValue, Settings } from '../trust/signed-config.ts';
 import { seal } from '../trust/seal.ts';
+import { FieldbenchError } from '../base/errors.ts';
 
 export type FieldType = 'integer' | 'string' | 'boolean' | 'enum' | 'bytes';
 
@@ -237,12 +238,12 @@ export function settingsKeyOf(schema: ConfigSchema, field: string): string {
   return f?.settingsKey ?? `${schema.settingsRoot}/${field}`;
 }
 
-export class SettingValueError extends Error {
+export class SettingValueError extends FieldbenchError<'setting-value'> {
   constructor(
     readonly field: string,
     message: string,
   ) {
-    super(message);
+    super('setting-value', message);
     this.name = 'SettingValueError';
   }
 }

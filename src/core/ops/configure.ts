@@ -19,11 +19,11 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { SEC, type DeviceIdentity, SecurityGroup, describeSecError } from '../groups/security.ts';
 import { SETTINGS_ERR, SETTINGS_GROUP, commitSettings, describeSettingsError, readSetting, saveSettings, writeSetting } from '../groups/settings.ts';
-import { decodeCbor, encodeDeterministic } from '../smp/cbor.ts';
-import { toHex } from '../smp/bytes.ts';
+import { decodeCbor, encodeDeterministic } from '../base/cbor.ts';
+import { toHex } from '../base/bytes.ts';
 import type { SmpClient } from '../smp/client.ts';
 import { SmpError } from '../smp/errors.ts';
-import type { SmpSession } from '../smp/session.ts';
+import type { SmpSession } from '../groups/session.ts';
 import type { TrustBundle } from '../trust/bundle.ts';
 import { keyId } from '../trust/keys.ts';
 import type { TrustFailure } from '../trust/result.ts';
@@ -37,6 +37,7 @@ import { findSecurityGroup } from './identify.ts';
 import { addBackup } from '../store/artifacts.ts';
 import type { BackupRecord, FieldbenchDB } from '../store/db.ts';
 import type { DeviceIdentifiersInput } from '../store/ids.ts';
+import { FieldbenchError } from '../base/errors.ts';
 
 export const UNSIGNED_NOTE = 'configuration is not signed on this device';
 
@@ -122,12 +123,12 @@ export interface ConfigureContext {
   requirePublished?: boolean;
 }
 
-export class ConfigureError extends Error {
+export class ConfigureError extends FieldbenchError<ConfigFailure> {
   constructor(
-    readonly code: ConfigFailure,
+    code: ConfigFailure,
     message: string,
   ) {
-    super(message);
+    super(code, message);
     this.name = 'ConfigureError';
   }
 }

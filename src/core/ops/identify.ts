@@ -9,7 +9,7 @@
  * the CLI only render them. Nothing here writes to the store: see record.ts.
  */
 import { SmpError } from '../smp/errors.ts';
-import type { SmpSession } from '../smp/session.ts';
+import type { SmpSession } from '../groups/session.ts';
 import { listGroups, findGroup } from '../groups/enum.ts';
 import { type DeviceIdentity, SECURITY_GROUP_DEFAULT_ID, SECURITY_GROUP_NAME, SecurityGroup, describeSecError, popMessage } from '../groups/security.ts';
 import type { TrustBundle } from '../trust/bundle.ts';
@@ -17,7 +17,8 @@ import { ed25519Verify } from '../trust/ed25519.ts';
 import { type DeviceIdentityCert, verifyIdentity } from '../trust/identity.ts';
 import { keyId } from '../trust/keys.ts';
 import type { TrustFailure } from '../trust/result.ts';
-import { IdentifierError, normaliseId, toHex, type IdKind } from '../store/ids.ts';
+import { IdentifierError, normaliseId, type IdKind } from '../store/ids.ts';
+import { equalOptBytes, toHex } from '../base/bytes.ts';
 
 export const UNSUPPORTED_REASON = 'identity and attestation not supported by this device';
 
@@ -142,24 +143,19 @@ function shortHex(h: string): string {
   return h.length > 16 ? `${h.slice(0, 16)}…` : h;
 }
 
-function sameOpt(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
-  if (!a || !b) return !a && !b;
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
 /** Compare what the device presents with what its certificate names. */
 export function bindingCheck(presented: DeviceIdentity, cert: DeviceIdentityCert): IdentifyCheck {
   const problems: string[] = [];
-  if (!sameOpt(presented.devicePublicKey, cert.devicePublicKey)) {
+  if (!equalOptBytes(presented.devicePublicKey, cert.devicePublicKey)) {
     problems.push(`the device presents key ${toHex(keyId(presented.devicePublicKey))}, the certificate certifies ${toHex(keyId(cert.devicePublicKey))}`);
   }
   if (presented.serial !== cert.serial) problems.push(`the device reports serial ${JSON.stringify(presented.serial)}, the certificate is for ${JSON.stringify(cert.serial)}`);
-  if (!sameOpt(presented.deviceEncKey, cert.deviceEncKey)) problems.push('the device presents an encryption key other than the certified one');
+  if (!equalOptBytes(presented.deviceEncKey, cert.deviceEncKey)) problems.push('the device presents an encryption key other than the certified one');
   if (presented.model !== cert.model) problems.push(`the device reports model ${JSON.stringify(presented.model)}, the certificate says ${JSON.stringify(cert.model)}`);
   for (const [k, name] of [['ueid', 'UEID'], ['mac', 'MAC'], ['devEui', 'DevEUI']] as const) {
     const p = presented[k];
     const c = cert[k];
-    if (c && !sameOpt(p, c)) problems.push(`the device reports ${name} ${p ? toHex(p) : '(none)'}, the certificate says ${toHex(c)}`);
+    if (c && !equalOptBytes(p, c)) problems.push(`the device reports ${name} ${p ? toHex(p) : '(none)'}, the certificate says ${toHex(c)}`);
     else if (p && !c) problems.push(`the device reports ${name} ${toHex(p)}, which its certificate does not certify`);
   }
   if (problems.length) return { check: 'binding', result: 'fail', detail: problems.join('; '), code: 'key-mismatch' };

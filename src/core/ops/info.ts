@@ -7,7 +7,7 @@ import { type GroupInfo, listGroups } from '../groups/enum.ts';
 import { type ImageSlot, readState } from '../groups/image.ts';
 import { type BootloaderInfo, type OsInfoField, bootloaderInfo, osInfoAll } from '../groups/os.ts';
 import { SmpError } from '../smp/errors.ts';
-import type { DeviceParams, SmpSession } from '../smp/session.ts';
+import type { DeviceParams, SmpSession } from '../groups/session.ts';
 
 export interface DeviceInfo {
   params: DeviceParams;

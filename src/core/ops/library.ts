@@ -20,9 +20,8 @@
  *
  * Framework-free: runs in the browser and in Node.
  */
-import { putArtifact, ArtifactError, ARTIFACT_LIMITS, listArtifacts, type ArtifactValidation } from '../store/artifacts.ts';
+import { putArtifact, ArtifactStoreError, ARTIFACT_LIMITS, listArtifacts, type ArtifactValidation } from '../store/artifacts.ts';
 import { StoreFullError, type ArtifactKind, type ArtifactRecord, type FieldbenchDB } from '../store/db.ts';
-import { toHex } from '../store/ids.ts';
 import { artifactTypeOf, ARTIFACT_NAMES, rawPublicKey, type ArtifactType } from '../trust/artifact.ts';
 import { decodeBundleUnverified, findFirmware, verifyBundle, type TrustBundle } from '../trust/bundle.ts';
 import { verifyCredential } from '../trust/credential.ts';
@@ -31,6 +30,7 @@ import { verifyIdentity } from '../trust/identity.ts';
 import { keyId, parsePem } from '../trust/keys.ts';
 import { IMAGE_MAGIC, IMAGE_MAGIC_V1, parseImage, readFirmwareFile, verifyImage, versionString } from '../trust/mcuboot.ts';
 import { sha256 } from '@noble/hashes/sha2.js';
+import { toHex } from '../base/bytes.ts';
 
 /** Largest file read at all: an Intel HEX of the largest firmware is about 2.8 times its size. */
 export const MAX_IMPORT_FILE_BYTES = 3 * ARTIFACT_LIMITS.firmware;
@@ -229,7 +229,7 @@ export async function importArtifact(db: FieldbenchDB, name: string, bytes: Uint
   } catch (e) {
     if (failure) return { ok: false, ...failure };
     if (e instanceof StoreFullError) return { ok: false, code: 'store-full', reason: `${name}: ${e.message}` };
-    if (e instanceof ArtifactError) {
+    if (e instanceof ArtifactStoreError) {
       const code: ImportFailure = e.code === 'too-large' || e.code === 'empty' || e.code === 'kind-mismatch' ? e.code : 'invalid';
       return { ok: false, code, reason: `${name}: ${e.message}` };
     }

@@ -24,15 +24,17 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { type ImageSlot, type SlotInfo, IMG, readState, slotInfo, uploadBody, writeState } from '../groups/image.ts';
 import { type BootloaderInfo, MCUBOOT_MODES, bootloaderInfo, modeHasTestConfirm, reset } from '../groups/os.ts';
-import { encodeCbor } from '../smp/cbor.ts';
+import { encodeCbor } from '../base/cbor.ts';
 import type { SmpClient } from '../smp/client.ts';
 import { SmpError } from '../smp/errors.ts';
 import { Group, SMP_HEADER_SIZE } from '../smp/header.ts';
-import type { SmpSession } from '../smp/session.ts';
+import type { SmpSession } from '../groups/session.ts';
 import { consoleEncodedSize } from '../smp/framing.ts';
 import { keyId } from '../trust/keys.ts';
 import type { TrustBundle } from '../trust/bundle.ts';
 import { type ImageVerifyReport, TLV, formatUuid, parseImage, parseUuid, verifyImage } from '../trust/mcuboot.ts';
+import { FieldbenchError } from '../base/errors.ts';
+import { equalPresentBytes, toHex } from '../base/bytes.ts';
 
 // ------------------------------------------------------------------ types
 
@@ -141,18 +143,17 @@ export interface UpdateOptions extends PreflightOptions {
   maxStalls?: number;
 }
 
-export class UploadError extends Error {
+export class UploadError extends FieldbenchError<'upload'> {
   constructor(
     message: string,
     readonly recoverable: boolean,
     readonly cause?: unknown,
   ) {
-    super(message);
+    super('upload', message);
     this.name = 'UploadError';
   }
 }
 
-const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((r) => {
     const t = setTimeout(done, ms);
@@ -163,8 +164,6 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     }
     signal?.addEventListener('abort', done, { once: true });
   });
-const eq = (a?: Uint8Array, b?: Uint8Array) => !!a && !!b && a.length === b.length && a.every((x, i) => x === b[i]);
-
 // ------------------------------------------------------------------ chunk sizing
 
 const EMPTY = new Uint8Array(0);
@@ -533,7 +532,7 @@ export async function checkImage(image: Uint8Array, facts: DeviceFacts, opts: Pr
   const bundle = opts.bundle;
   const keys = [...opts.trustedKeys];
   if (bundle) {
-    for (const k of bundle.anchors.firmware) if (k.kty === 'OKP' && !keys.some((x) => eq(x, k.x))) keys.push(k.x);
+    for (const k of bundle.anchors.firmware) if (k.kty === 'OKP' && !keys.some((x) => equalPresentBytes(x, k.x))) keys.push(k.x);
     if (bundle.stale || bundle.expires <= nowS) {
       add('bundle', 'fail', `trust bundle v${bundle.version} expired at ${new Date(bundle.expires * 1000).toISOString()}: its firmware list may be outdated (get a fresh bundle)`);
     } else {
@@ -575,25 +574,25 @@ export async function checkImage(image: Uint8Array, facts: DeviceFacts, opts: Pr
   // Revocation of the signing key.
   if (bundle && signer) {
     const kid = keyId(signer);
-    if (bundle.revocations.keyIds.some((r) => eq(r, kid))) add('revocation', 'fail', `the signing key ${hex(kid)} is revoked by trust bundle v${bundle.version}`);
-    else add('revocation', 'pass', `signing key ${hex(kid)} is not revoked`);
+    if (bundle.revocations.keyIds.some((r) => equalPresentBytes(r, kid))) add('revocation', 'fail', `the signing key ${toHex(kid)} is revoked by trust bundle v${bundle.version}`);
+    else add('revocation', 'pass', `signing key ${toHex(kid)} is not revoked`);
   }
 
   // Model: bundle metadata and/or UUID TLVs.
-  const meta = bundle?.firmware.find((f) => eq(f.sha256, report.image.fileSha256) || (hashTlv && eq(f.sha256, hashTlv.value)));
+  const meta = bundle?.firmware.find((f) => equalPresentBytes(f.sha256, report.image.fileSha256) || (hashTlv && equalPresentBytes(f.sha256, hashTlv.value)));
   const modelNotes: string[] = [];
   let modelFail: string | undefined;
   let modelWarn: string | undefined;
   if (bundle) {
-    if (!meta) modelFail = `image (sha256 ${hex(report.image.fileSha256).slice(0, 16)}…) is not listed in trust bundle v${bundle.version}`;
+    if (!meta) modelFail = `image (sha256 ${toHex(report.image.fileSha256).slice(0, 16)}…) is not listed in trust bundle v${bundle.version}`;
     else {
       if (opts.deviceModel?.name && meta.model !== opts.deviceModel.name) modelFail = `bundle lists this image for model '${meta.model}', the device is '${opts.deviceModel.name}'`;
       else if (meta.version && v.version && meta.version !== v.version && parseDeviceVersion(meta.version)?.join('.') !== parseDeviceVersion(v.version)?.join('.')) {
         modelFail = `bundle says version ${meta.version}, image header says ${v.version}`;
       } else if (v.securityCounter !== undefined && meta.securityCounter !== v.securityCounter) {
         modelFail = `bundle says security counter ${meta.securityCounter}, image carries ${v.securityCounter}`;
-      } else if (signer && !eq(meta.signerKid, keyId(signer))) {
-        modelFail = `bundle says the image is signed by key ${hex(meta.signerKid)}, it is signed by ${hex(keyId(signer))}`;
+      } else if (signer && !equalPresentBytes(meta.signerKid, keyId(signer))) {
+        modelFail = `bundle says the image is signed by key ${toHex(meta.signerKid)}, it is signed by ${toHex(keyId(signer))}`;
       } else modelNotes.push(`bundle lists it for model '${meta.model}'${opts.deviceModel?.name ? '' : ' (device model not given: not compared)'}`);
       if (!opts.deviceModel?.name) modelWarn = `bundle lists the image for model '${meta.model}' but the device's model was not given`;
     }
@@ -618,7 +617,7 @@ export async function checkImage(image: Uint8Array, facts: DeviceFacts, opts: Pr
   const curV = active ? parseDeviceVersion(active.version) : undefined;
   if (!newV) add('version', 'fail', 'image version unreadable');
   else if (!active) add('version', 'warn', 'the device reports no running image');
-  else if (hashTlv && active.hash && eq(hashTlv.value, active.hash)) add('version', 'fail', `the device already runs this image (${active.version})`);
+  else if (hashTlv && active.hash && equalPresentBytes(hashTlv.value, active.hash)) add('version', 'fail', `the device already runs this image (${active.version})`);
   else if (!curV) add('version', 'warn', `device version '${active.version}' unreadable: not compared`);
   else {
     const c = cmpVersions(newV, curV);
@@ -630,7 +629,7 @@ export async function checkImage(image: Uint8Array, facts: DeviceFacts, opts: Pr
   }
 
   // Security counter vs the running image's (known from the bundle's metadata).
-  const runningMeta = bundle && active?.hash ? bundle.firmware.find((f) => eq(f.sha256, active.hash!)) : undefined;
+  const runningMeta = bundle && active?.hash ? bundle.firmware.find((f) => equalPresentBytes(f.sha256, active.hash!)) : undefined;
   report.device.runningSecurityCounter = runningMeta?.securityCounter;
   const jumpWarn = opts.counterJumpWarn ?? 16;
   if (v.securityCounter === undefined) add('security-counter', 'warn', 'image has no security counter: the device cannot refuse a later rollback to it');
@@ -810,9 +809,9 @@ export async function* updateFirmware(session: SmpSession, image: Uint8Array, op
     yield { kind: 'error', message: `could not read image state after upload: ${errMessage(e)}`, recoverable: true };
     return;
   }
-  const uploaded = slots.find((x) => eq(x.hash, hash) && !x.active);
+  const uploaded = slots.find((x) => equalPresentBytes(x.hash, hash) && !x.active);
   if (!uploaded) {
-    yield { kind: 'error', message: `the device does not list the uploaded image (hash ${hex(hash).slice(0, 16)}…) in a free slot${match === undefined ? ' and did not check the upload hash' : ''}`, recoverable: true };
+    yield { kind: 'error', message: `the device does not list the uploaded image (hash ${toHex(hash).slice(0, 16)}…) in a free slot${match === undefined ? ' and did not check the upload hash' : ''}`, recoverable: true };
     return;
   }
 
@@ -857,7 +856,7 @@ export async function* updateFirmware(session: SmpSession, image: Uint8Array, op
   // test/confirm, present and not running). Poll until that changes; re-send the reset only
   // if nothing changed for a while (a second reset right after a test boot would revert it).
   const notYet = (slots: ImageSlot[]) => {
-    const u = slots.find((x) => eq(x.hash, hash));
+    const u = slots.find((x) => equalPresentBytes(x.hash, hash));
     return !!u && !u.active && (testSkipped || u.pending === true);
   };
   const bootMs = opts.bootTimeoutMs ?? 30000;
@@ -888,10 +887,10 @@ export async function* updateFirmware(session: SmpSession, image: Uint8Array, op
     return;
   }
   const running = after.find((x) => x.active);
-  if (!running || !eq(running.hash, hash)) {
+  if (!running || !equalPresentBytes(running.hash, hash)) {
     yield {
       kind: 'error',
-      message: `the device did not boot the new image (its bootloader rejected or reverted it): it runs ${running ? `${running.version} (${hex(running.hash ?? new Uint8Array()).slice(0, 16)}…)` : 'nothing it reports'}`,
+      message: `the device did not boot the new image (its bootloader rejected or reverted it): it runs ${running ? `${running.version} (${toHex(running.hash ?? new Uint8Array()).slice(0, 16)}…)` : 'nothing it reports'}`,
       recoverable: false,
     };
     return;
@@ -909,7 +908,7 @@ export async function* updateFirmware(session: SmpSession, image: Uint8Array, op
   try {
     const st = await retry(() => writeState(s.client, undefined, true, { signal }));
     const now = st.find((x) => x.active);
-    if (!now || !eq(now.hash, hash) || !now.confirmed) throw new Error('the device does not report the running image as confirmed');
+    if (!now || !equalPresentBytes(now.hash, hash) || !now.confirmed) throw new Error('the device does not report the running image as confirmed');
   } catch (e) {
     yield { kind: 'error', message: `confirming failed: ${errMessage(e)}; the device reverts to the previous image at its next reboot`, recoverable: true };
     return;

@@ -3,7 +3,7 @@
  * timeouts, size checks against the device's buffer, and typed errors.
  * It sees packets only; framing and the link are below it (see session.ts).
  */
-import { decodeCborObject, encodeCbor } from './cbor.ts';
+import { decodeCborObject, encodeCbor } from '../base/cbor.ts';
 import { SmpError, replyError } from './errors.ts';
 import { SMP_HEADER_SIZE, SMP_V1, SMP_V2, buildPacket, decodeHeader, isResponseOp } from './header.ts';
 

@@ -3,6 +3,7 @@
  * `err: {group, rc}` with group-specific codes. Both become SmpError with a
  * readable name.
  */
+import { FieldbenchError } from '../base/errors.ts';
 export const MGMT_ERR: Record<number, string> = {
   0: 'EOK',
   1: 'EUNKNOWN: unknown error',
@@ -48,14 +49,14 @@ export type SmpErrorKind =
   | 'decode' // reply could not be decoded
   | 'mismatch'; // reply for another group/command under our sequence number
 
-export class SmpError extends Error {
+export class SmpError extends FieldbenchError<SmpErrorKind> {
   constructor(
     readonly kind: SmpErrorKind,
     message: string,
     readonly rc?: number,
     readonly group?: number,
   ) {
-    super(message);
+    super(kind, message);
     this.name = 'SmpError';
   }
 

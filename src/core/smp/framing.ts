@@ -12,7 +12,8 @@
  * Raw framing (CONFIG_UART_MCUMGR_RAW_PROTOCOL): packets back to back; the
  * header's length field delimits them.
  */
-import { base64DecodeInto, base64EncodeInto, crc16xmodem } from './bytes.ts';
+import { base64DecodeInto, base64EncodeInto } from '../base/bytes.ts';
+import { crc16xmodem } from '../base/crc.ts';
 import { SMP_HEADER_SIZE } from './header.ts';
 
 export type Framing = 'console' | 'raw';

@@ -7,8 +7,7 @@ import { SmpClient, type LogEvent } from './client.ts';
 import { SmpError } from './errors.ts';
 import { CONSOLE_LINE_MAX, type Framing, type FramingStats, createDecoder, encodeFrames } from './framing.ts';
 import { Op } from './header.ts';
-import { concatBytes } from './bytes.ts';
-import { readParams } from '../groups/os.ts';
+import { concatBytes } from '../base/bytes.ts';
 
 export type { LogEvent } from './client.ts';
 
@@ -31,6 +30,14 @@ export interface SessionOptions {
   initialSeq?: number;
   /** Skip the params read (for tests of the raw client). */
   skipParams?: boolean;
+}
+
+/** Reads the device's MCUmgr buffer limits (the OS group's params command; supplied from above, see groups/session.ts). */
+export type ParamsReader = (c: SmpClient) => Promise<{ bufSize: number; bufCount: number }>;
+
+export interface SmpSessionOptions extends SessionOptions {
+  /** How to ask the device for its buffer limits; without it the fallback limits are used. */
+  readParams?: ParamsReader;
 }
 
 export interface DeviceParams {
@@ -65,7 +72,11 @@ export function maxRequestPacket(framing: Framing, bufSize: number): number {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function openSession(link: Link, opts: SessionOptions = {}): Promise<SmpSession> {
+/**
+ * Open an SMP session over `link`. This layer knows no group: the caller
+ * passes the params reader (groups/session.ts's openSession does).
+ */
+export async function openSmpSession(link: Link, opts: SmpSessionOptions = {}): Promise<SmpSession> {
   const framing = opts.framing ?? 'console';
   const lineMax = opts.lineMax ?? CONSOLE_LINE_MAX;
   const lineGapMs = opts.lineGapMs ?? 0;
@@ -119,9 +130,9 @@ export async function openSession(link: Link, opts: SessionOptions = {}): Promis
   void pump.then(() => client.fail('link ended'));
 
   let params: DeviceParams = opts.fallbackParams ?? CONSERVATIVE_PARAMS;
-  if (!opts.skipParams) {
+  if (!opts.skipParams && opts.readParams) {
     try {
-      const p = await readParams(client);
+      const p = await opts.readParams(client);
       params = { bufSize: p.bufSize, bufCount: p.bufCount, reported: true };
     } catch (e) {
       if (e instanceof SmpError && (e.notSupported || e.kind === 'group')) {

@@ -15,8 +15,10 @@
  * ES256 (-7) verification with P-256 keys (raw r||s, SHA-256; high-S accepted as COSE allows).
  */
 import { p256 } from '@noble/curves/nist.js';
-import { CborError, decodeCbor, encodeDeterministic, Tag } from '../smp/cbor.ts';
+import { CborError, decodeCbor, encodeDeterministic, Tag } from '../base/cbor.ts';
 import { ed25519Sign, ed25519Verify } from './ed25519.ts';
+import { FieldbenchError } from '../base/errors.ts';
+import { equalBytes, toHex } from '../base/bytes.ts';
 
 export type CoseKey =
   | { kty: 'OKP'; crv: 'Ed25519'; x: Uint8Array; kid?: Uint8Array }
@@ -43,12 +45,12 @@ export type CoseFailure =
   | 'no-key'
   | 'key-mismatch';
 
-export class CoseError extends Error {
+export class CoseError extends FieldbenchError<CoseFailure> {
   constructor(
-    readonly code: CoseFailure,
+    code: CoseFailure,
     message: string,
   ) {
-    super(message);
+    super(code, message);
     this.name = 'CoseError';
   }
 }
@@ -398,12 +400,6 @@ export function decodeSign(bytes: Uint8Array, opts?: { maxBytes?: number }): Cos
 
 // ---------------------------------------------------------------- verify
 
-function eqBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 function keyFitsAlg(k: CoseKey, alg: number): boolean {
   if (alg === ALG.ES256) return k.kty === 'EC2' && k.crv === 'P-256';
   return k.kty === 'OKP' && k.crv === 'Ed25519';
@@ -437,18 +433,12 @@ function candidates(keys: CoseKey[], kid: Uint8Array | undefined, alg: number, w
   if (keys.length === 0) throw new CoseError('no-key', `${where}: no verification key supplied`);
   let idx = keys.map((_, i) => i);
   if (kid) {
-    idx = idx.filter((i) => !keys[i]?.kid || eqBytes(keys[i].kid as Uint8Array, kid));
-    if (idx.length === 0) throw new CoseError('no-key', `${where}: no key with kid ${hex(kid)}`);
+    idx = idx.filter((i) => !keys[i]?.kid || equalBytes(keys[i].kid as Uint8Array, kid));
+    if (idx.length === 0) throw new CoseError('no-key', `${where}: no key with kid ${toHex(kid)}`);
   }
   idx = idx.filter((i) => keys[i] && keyFitsAlg(keys[i], alg));
   if (idx.length === 0) throw new CoseError('key-mismatch', `${where}: no candidate key is usable with algorithm ${alg}`);
   return idx;
-}
-
-function hex(b: Uint8Array): string {
-  let s = '';
-  for (const x of b) s += x.toString(16).padStart(2, '0');
-  return s;
 }
 
 function failure(e: unknown): { ok: false; code: CoseFailure; reason: string } {

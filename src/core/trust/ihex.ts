@@ -10,13 +10,14 @@
  * and at 64 KiB boundaries, an 04 record whenever the upper address changes
  * (only when some address is above 0xFFFF), upper-case hex, LF line ends.
  */
+import { FieldbenchError } from '../base/errors.ts';
 
-export class IhexError extends Error {
+export class IhexError extends FieldbenchError<'ihex'> {
   constructor(
     message: string,
     readonly line?: number,
   ) {
-    super(line !== undefined ? `line ${line}: ${message}` : message);
+    super('ihex', line !== undefined ? `line ${line}: ${message}` : message);
     this.name = 'IhexError';
   }
 }

@@ -14,6 +14,8 @@ import { sha256, sha384, sha512 } from '@noble/hashes/sha2.js';
 import { sha1 } from '@noble/hashes/legacy.js';
 import { ed25519PublicKey, ed25519Sign, ed25519Verify } from './ed25519.ts';
 import { readIhexBinary, type IhexSegment } from './ihex.ts';
+import { FieldbenchError } from '../base/errors.ts';
+import { equalBytes, toHex } from '../base/bytes.ts';
 
 export const IMAGE_MAGIC = 0x96f3b83d;
 export const IMAGE_MAGIC_V1 = 0x96f3b83c;
@@ -90,12 +92,12 @@ export type McubootErrorCode =
   | 'bad-option' // signing option invalid
   | 'bad-input'; // signing input unusable
 
-export class McubootError extends Error {
+export class McubootError extends FieldbenchError<McubootErrorCode> {
   constructor(
-    readonly code: McubootErrorCode,
+    code: McubootErrorCode,
     message: string,
   ) {
-    super(message);
+    super(code, message);
     this.name = 'McubootError';
   }
 }
@@ -306,15 +308,6 @@ export function keyHash(pub: Uint8Array, alg: 'sha256' | 'sha512' = 'sha256'): U
   const spki = ed25519Spki(pub);
   return alg === 'sha512' ? sha512(spki) : sha256(spki);
 }
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a[i] ^ b[i];
-  return d === 0;
-}
-
-const toHex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 
 // ---------------------------------------------------------------- verify
 

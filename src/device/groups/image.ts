@@ -25,7 +25,7 @@ import { Group } from '../../core/smp/header.ts';
 import { ed25519PublicKey } from '../../core/trust/ed25519.ts';
 import { type ImageVerifyReport, TLV, ed25519Spki, parseImage, signImage, verifyImage, versionString } from '../../core/trust/mcuboot.ts';
 import { signerIdFor } from '../../core/trust/eat.ts';
-import { equalBytes } from '../../core/smp/bytes.ts';
+import { equalBytes, equalPresentBytes } from '../../core/base/bytes.ts';
 import type { ReferenceDevice } from '../device.ts';
 import { type Body, type GroupDef, MgmtError, RC } from '../mgmt.ts';
 
@@ -104,12 +104,6 @@ interface UploadState {
   size: number;
   off: number;
   sha: Uint8Array;
-}
-
-function eq(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
-  if (!a || !b || a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /** Version and image hash (SHA-256 TLV) of a slot, as img_mgmt_read_info finds them; null if none. */
@@ -403,7 +397,7 @@ export class ImageModel {
       const sha = b.sha instanceof Uint8Array ? b.sha : new Uint8Array(0);
       if (sha.length > 32) throw new MgmtError(RC.EINVAL, IMG_ERR.INVALID_HASH);
       // Resume an interrupted upload of the same data.
-      if (sha.length > 0 && this.upload && eq(this.upload.sha, sha)) return { off: this.upload.off };
+      if (sha.length > 0 && this.upload && equalPresentBytes(this.upload.sha, sha)) return { off: this.upload.off };
       const slot = this.uploadSlot();
       if (this.inUse(slot)) throw new MgmtError(RC.EBADSTATE, IMG_ERR.NO_FREE_SLOT);
       if (len > this.opts.slotSize) throw new MgmtError(RC.EINVAL, IMG_ERR.INVALID_IMAGE_TOO_LARGE);
@@ -431,7 +425,7 @@ export class ImageModel {
     if (up.off === up.size) {
       this.upload = null;
       const out: Body = { off: up.off };
-      if (up.sha.length === 32) out.match = eq(sha256(this.slots[up.slot]!.data), up.sha);
+      if (up.sha.length === 32) out.match = equalPresentBytes(sha256(this.slots[up.slot]!.data), up.sha);
       return out;
     }
     return { off: up.off };
@@ -476,7 +470,7 @@ export class ImageModel {
       if (!confirm) throw new MgmtError(RC.EINVAL, IMG_ERR.INVALID_HASH);
       slot = this.active;
     } else {
-      const found = [0, 1].find((s) => eq(slotInfoOf(this.slots[s]?.data ?? null)?.hash, hash));
+      const found = [0, 1].find((s) => equalPresentBytes(slotInfoOf(this.slots[s]?.data ?? null)?.hash, hash));
       if (found === undefined) throw new MgmtError(RC.EINVAL, IMG_ERR.HASH_NOT_FOUND);
       slot = found;
     }

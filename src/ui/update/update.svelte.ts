@@ -7,7 +7,7 @@
  */
 import { type ImageSlot, readState } from '../../core/groups/image.ts';
 import { type DeviceModel, type PreflightReport, type UpdateOptions, type UpdateState, preflightImage, updateFirmware } from '../../core/ops/update.ts';
-import type { SmpSession } from '../../core/smp/session.ts';
+import type { SmpSession } from '../../core/groups/session.ts';
 import { ARTIFACT_LIMITS, listArtifacts } from '../../core/store/artifacts.ts';
 import type { FieldbenchDB } from '../../core/store/db.ts';
 import type { TrustBundle } from '../../core/trust/bundle.ts';
