@@ -14,7 +14,7 @@ import type { CoseKey } from '../core/trust/cose.ts';
 import { ed25519PublicKey, ed25519PublicKeyProblem } from '../core/trust/ed25519.ts';
 import { IhexError } from '../core/trust/ihex.ts';
 import { KeyFormatError, type ParsedPem, parsePem } from '../core/trust/keys.ts';
-import { readFirmwareFile } from '../core/trust/mcuboot.ts';
+import { readFirmwareFile } from '../core/trust/ihex.ts';
 import { FieldbenchError } from '../core/base/errors.ts';
 
 /** A file that cannot be read, parsed or used as given: exit 2. */

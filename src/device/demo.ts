@@ -18,7 +18,8 @@ import { imageModelOf } from './groups/standard.ts';
 import { issueBundle, type FirmwareMeta } from '../core/trust/bundle.ts';
 import { issueConfig } from '../core/trust/signed-config.ts';
 import { keyId, privateKeyPem } from '../core/trust/keys.ts';
-import { TLV, parseImage, signImage } from '../core/trust/mcuboot.ts';
+import { TLV, parseImage } from '../core/trust/mcuboot/parse.ts';
+import { signImage } from '../core/trust/mcuboot/sign.ts';
 import type { DemoTrust } from '../core/ops/trust-state.ts';
 import { toHex } from '../core/base/bytes.ts';
 

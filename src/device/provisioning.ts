@@ -10,7 +10,7 @@
 import { generateEd25519 } from '../core/trust/ed25519.ts';
 import { issueBundle } from '../core/trust/bundle.ts';
 import { type Permission, PERMISSIONS, issueCredential } from '../core/trust/credential.ts';
-import { formatIssues, schemaForModel, validateSettings } from '../core/ops/config-schema.ts';
+import { formatIssues, schemaForModel, validateSettings } from '../core/ops/configuration/schema.ts';
 import { type DeviceOptions, ReferenceDevice } from './device.ts';
 import { type DeviceSecurity, type SecurityOptions, installSecurity } from './security.ts';
 

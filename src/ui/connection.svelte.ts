@@ -10,7 +10,7 @@ import { reconnectSerialLinks, requestSerialLink, serialApi, serialFiltersFor, s
 import { reconnectUsbLinks, requestUsbLink, usbApi, usbFiltersFor, usbSupported } from '../core/link/webusb.ts';
 import { openSession, type LogEvent, type SmpSession } from '../core/groups/session.ts';
 import { GROUP_NAMES } from '../core/smp/header.ts';
-import { readDeviceInfo, type InfoState } from '../core/ops/info.ts';
+import { readDeviceInfo, type InfoState } from '../core/ops/identification/info.ts';
 import { createVirtualDevice } from '../device/virtual.ts';
 import { demoKit } from '../device/demo.ts';
 

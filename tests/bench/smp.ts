@@ -3,7 +3,7 @@
  * minimum the line rate allows (the bytes of request and reply on the wire).
  */
 import { echo } from '../../src/core/groups/os.ts';
-import { collectDeviceInfo } from '../../src/core/ops/info.ts';
+import { collectDeviceInfo } from '../../src/core/ops/identification/info.ts';
 import { encodeCbor } from '../../src/core/base/cbor.ts';
 import { consoleEncodedSize } from '../../src/core/smp/framing.ts';
 import { openSession } from '../../src/core/groups/session.ts';

@@ -11,7 +11,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { test as base, expect } from './fixtures.ts';
 import { startUpdateHarness, type UpdateHarnessServer } from './update-harness/serve.ts';
 import { generateEd25519 } from '../../src/core/trust/ed25519.ts';
-import { signImage, signedImageHexSegments } from '../../src/core/trust/mcuboot.ts';
+import { signImage, signedImageHexSegments } from '../../src/core/trust/mcuboot/sign.ts';
 import { writeIhex } from '../../src/core/trust/ihex.ts';
 
 const test = base.extend<object, { harness: UpdateHarnessServer }>({

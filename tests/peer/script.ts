@@ -3,7 +3,7 @@
  * replaying it (tests/unit/golden-peer.test.ts) or running live
  * (tests/peer/live.test.ts). Deterministic given the same replies.
  */
-import { collectDeviceInfo } from '../../src/core/ops/info.ts';
+import { collectDeviceInfo } from '../../src/core/ops/identification/info.ts';
 import { decodeCborObject } from '../../src/core/base/cbor.ts';
 import { SmpError } from '../../src/core/smp/errors.ts';
 import { createDecoder, type Framing } from '../../src/core/smp/framing.ts';

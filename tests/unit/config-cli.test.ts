@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/cli/command.ts';
 import { configCommands } from '../../src/cli/commands/config.ts';
-import { FIELDBENCH_REF_SCHEMA, formatIssues, validateSettings } from '../../src/core/ops/config-schema.ts';
+import { FIELDBENCH_REF_SCHEMA, formatIssues, validateSettings } from '../../src/core/ops/configuration/schema.ts';
 import { openSession } from '../../src/core/groups/session.ts';
 import { privateKeyPem, publicKeyPem } from '../../src/core/trust/keys.ts';
 import { issueConfig } from '../../src/core/trust/signed-config.ts';

@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { TranscriptChunk } from '../../src/core/link/recording.ts';
-import { collectDeviceInfo } from '../../src/core/ops/info.ts';
+import { collectDeviceInfo } from '../../src/core/ops/identification/info.ts';
 import { encodeCbor } from '../../src/core/base/cbor.ts';
 import { encodeFrames, type Framing } from '../../src/core/smp/framing.ts';
 import { buildPacket } from '../../src/core/smp/header.ts';

@@ -7,7 +7,7 @@ import {
   identifyDevice,
   parseLabelCode,
   runIdentify,
-} from '../../src/core/ops/identify.ts';
+} from '../../src/core/ops/identification/identify.ts';
 import { inventoryLookup, recordIdentification } from '../../src/core/ops/record.ts';
 import { openSession } from '../../src/core/groups/session.ts';
 import { type FieldbenchDB, openStore } from '../../src/core/store/db.ts';

@@ -7,7 +7,7 @@ import { generateEd25519 } from '../../src/core/trust/ed25519.ts';
 import { privateKeyPem, publicKeyPem } from '../../src/core/trust/keys.ts';
 import { issueBundle } from '../../src/core/trust/bundle.ts';
 import { issueCredential } from '../../src/core/trust/credential.ts';
-import { signImage } from '../../src/core/trust/mcuboot.ts';
+import { signImage } from '../../src/core/trust/mcuboot/sign.ts';
 import { sha256 } from '@noble/hashes/sha2.js';
 
 const te = new TextEncoder();

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createLinkPair } from '../../src/core/link/memory.ts';
 import { listGroups } from '../../src/core/groups/enum.ts';
 import { echo, readDateTime, reset, writeDateTime } from '../../src/core/groups/os.ts';
-import { collectDeviceInfo } from '../../src/core/ops/info.ts';
+import { collectDeviceInfo } from '../../src/core/ops/identification/info.ts';
 import { encodeCbor } from '../../src/core/base/cbor.ts';
 import { SmpError } from '../../src/core/smp/errors.ts';
 import { encodeConsoleLines } from '../../src/core/smp/framing.ts';

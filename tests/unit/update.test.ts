@@ -4,16 +4,16 @@ import { describe, expect, it } from 'vitest';
 import { type Link } from '../../src/core/link/link.ts';
 import { type LinkModel, createLinkPair } from '../../src/core/link/memory.ts';
 import { readState } from '../../src/core/groups/image.ts';
-import {
-  type UpdateOptions, type UpdateState, checkImage, maxChunkData, preflightImage, readDeviceFacts, runUpdate, updateFirmware,
-  uploadPacketSize, uploadStopAndWait,
-} from '../../src/core/ops/update.ts';
+import { type UpdateOptions, type UpdateState, runUpdate, updateFirmware } from '../../src/core/ops/update/update.ts';
+import { checkImage, preflightImage, readDeviceFacts } from '../../src/core/ops/update/preflight.ts';
+import { maxChunkData, uploadPacketSize, uploadStopAndWait } from '../../src/core/ops/update/engine.ts';
 import { type Framing } from '../../src/core/smp/framing.ts';
 import { type SmpSession, openSession } from '../../src/core/groups/session.ts';
 import { ed25519PublicKey } from '../../src/core/trust/ed25519.ts';
 import { parsePem } from '../../src/core/trust/keys.ts';
 import { keyId } from '../../src/core/trust/keys.ts';
-import { signImage, verifyImage } from '../../src/core/trust/mcuboot.ts';
+import { signImage } from '../../src/core/trust/mcuboot/sign.ts';
+import { verifyImage } from '../../src/core/trust/mcuboot/verify.ts';
 import type { TrustBundle } from '../../src/core/trust/bundle.ts';
 import { ReferenceDevice } from '../../src/device/device.ts';
 import { type ImageModel, type ImageModelOptions } from '../../src/device/groups/image.ts';

@@ -3,13 +3,13 @@
  * stock device with --confirm-unsigned), config diff. ('config sign' is the
  * owner's verb, in trust.ts.)
  */
-import { findSecurityGroup } from '../../core/ops/identify.ts';
-import { authenticateTechnician } from '../../core/ops/access.ts';
-import { type ConfigSchema, parseFieldInput, schemaForModel } from '../../core/ops/config-schema.ts';
-import {
-  type ConfigDiff, type ConfigureState, type UnsignedState, applySignedConfig, diffAgainst, diffSignedConfigs, formatChanges, readCurrentConfig,
-  writeUnsignedSettings,
-} from '../../core/ops/configure.ts';
+import { findSecurityGroup } from '../../core/ops/identification/identify.ts';
+import { authenticateTechnician } from '../../core/ops/access/login.ts';
+import { type ConfigSchema, parseFieldInput, schemaForModel } from '../../core/ops/configuration/schema.ts';
+import { type ConfigDiff, type ConfigureState, readCurrentConfig } from '../../core/ops/configuration/read.ts';
+import { type UnsignedState, writeUnsignedSettings } from '../../core/ops/configuration/unsigned.ts';
+import { applySignedConfig } from '../../core/ops/configuration/apply.ts';
+import { diffAgainst, diffSignedConfigs, formatChanges } from '../../core/ops/configuration/diff.ts';
 import type { SettingValue } from '../../core/trust/signed-config.ts';
 import { decodeConfigUnverified } from '../../core/trust/signed-config.ts';
 import { verifyBundle } from '../../core/trust/bundle.ts';

@@ -6,7 +6,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { echo, reset } from '../../core/groups/os.ts';
-import { type DeviceInfo, collectDeviceInfo } from '../../core/ops/info.ts';
+import { type DeviceInfo, collectDeviceInfo } from '../../core/ops/identification/info.ts';
 import { toHex } from '../../core/base/bytes.ts';
 import type { Framing } from '../../core/smp/framing.ts';
 import { SocketLink } from '../../core/link/node-socket.ts';

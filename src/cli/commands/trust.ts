@@ -23,7 +23,7 @@ import { decodeIdentityUnverified, issueIdentity, verifyIdentity } from '../../c
 import { decodeCredentialUnverified, isPermission, issueCredential, verifyCredential, type Permission } from '../../core/trust/credential.ts';
 import { decodeConfigUnverified, issueConfig, verifyConfig, type ConfigTarget, type Settings } from '../../core/trust/signed-config.ts';
 import { parseSealed, seal, SealError } from '../../core/trust/seal.ts';
-import { parseImage, McubootError, versionString } from '../../core/trust/mcuboot.ts';
+import { parseImage, McubootError, versionString } from '../../core/trust/mcuboot/parse.ts';
 import { toHex } from '../../core/base/bytes.ts';
 
 const DAY = 86400;

@@ -28,7 +28,9 @@ import { verifyCredential } from '../trust/credential.ts';
 import { describeTarget, verifyConfig } from '../trust/signed-config.ts';
 import { verifyIdentity } from '../trust/identity.ts';
 import { keyId, parsePem } from '../trust/keys.ts';
-import { IMAGE_MAGIC, IMAGE_MAGIC_V1, parseImage, readFirmwareFile, verifyImage, versionString } from '../trust/mcuboot.ts';
+import { IMAGE_MAGIC, IMAGE_MAGIC_V1, parseImage, versionString } from '../trust/mcuboot/parse.ts';
+import { readFirmwareFile } from '../trust/ihex.ts';
+import { verifyImage } from '../trust/mcuboot/verify.ts';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { toHex } from '../base/bytes.ts';
 

@@ -16,7 +16,7 @@ import type { AuditSigner } from '../store/sig.ts';
 import { type DeviceIdentifiersInput } from '../store/ids.ts';
 import { claimsToJson, type Appraisal, type EatClaims } from '../trust/eat.ts';
 import { sha256 } from '@noble/hashes/sha2.js';
-import type { IdentifyResult, InventoryLookup } from './identify.ts';
+import type { IdentifyResult, InventoryLookup } from './identification/identify.ts';
 import { toHex } from '../base/bytes.ts';
 
 export interface RecordContext {

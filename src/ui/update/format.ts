@@ -3,7 +3,7 @@
  * times, hashes, and the step list of the test -> reset -> confirm flow
  * derived from the UpdateState kinds the op has emitted.
  */
-import type { UpdateState } from '../../core/ops/update.ts';
+import type { UpdateState } from '../../core/ops/update/update.ts';
 import type { ImageSlot } from '../../core/groups/image.ts';
 import { toHex } from '../../core/base/bytes.ts';
 

@@ -8,17 +8,17 @@
  * Emits a discriminated union of states (as readDeviceInfo does); the UI and
  * the CLI only render them. Nothing here writes to the store: see record.ts.
  */
-import { SmpError } from '../smp/errors.ts';
-import type { SmpSession } from '../groups/session.ts';
-import { listGroups, findGroup } from '../groups/enum.ts';
-import { type DeviceIdentity, SECURITY_GROUP_DEFAULT_ID, SECURITY_GROUP_NAME, SecurityGroup, describeSecError, popMessage } from '../groups/security.ts';
-import type { TrustBundle } from '../trust/bundle.ts';
-import { ed25519Verify } from '../trust/ed25519.ts';
-import { type DeviceIdentityCert, verifyIdentity } from '../trust/identity.ts';
-import { keyId } from '../trust/keys.ts';
-import type { TrustFailure } from '../trust/result.ts';
-import { IdentifierError, normaliseId, type IdKind } from '../store/ids.ts';
-import { equalOptBytes, toHex } from '../base/bytes.ts';
+import { SmpError } from '../../smp/errors.ts';
+import type { SmpSession } from '../../groups/session.ts';
+import { listGroups, findGroup } from '../../groups/enum.ts';
+import { type DeviceIdentity, SECURITY_GROUP_DEFAULT_ID, SECURITY_GROUP_NAME, SecurityGroup, describeSecError, popMessage } from '../../groups/security.ts';
+import type { TrustBundle } from '../../trust/bundle.ts';
+import { ed25519Verify } from '../../trust/ed25519.ts';
+import { type DeviceIdentityCert, verifyIdentity } from '../../trust/identity.ts';
+import { keyId } from '../../trust/keys.ts';
+import type { TrustFailure } from '../../trust/result.ts';
+import { IdentifierError, normaliseId, type IdKind } from '../../store/ids.ts';
+import { equalOptBytes, toHex } from '../../base/bytes.ts';
 
 export const UNSUPPORTED_REASON = 'identity and attestation not supported by this device';
 

@@ -8,9 +8,9 @@
  * Secret fields never travel as cleartext settings of a signed configuration:
  * they go into its sealed slot (sealed to the device's X25519 key, seal.ts).
  */
-import type { SettingValue, Settings } from '../trust/signed-config.ts';
-import { seal } from '../trust/seal.ts';
-import { FieldbenchError } from '../base/errors.ts';
+import type { SettingValue, Settings } from '../../trust/signed-config.ts';
+import { seal } from '../../trust/seal.ts';
+import { FieldbenchError } from '../../base/errors.ts';
 
 export type FieldType = 'integer' | 'string' | 'boolean' | 'enum' | 'bytes';
 

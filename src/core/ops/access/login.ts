@@ -6,11 +6,11 @@
  * store's signer (keystore.ts, a non-extractable WebCrypto key or a wrapped
  * seed), in the CLI a PEM read for the command.
  */
-import { type SecurityGroup, authMessage, describeSecError } from '../groups/security.ts';
-import { SmpError } from '../smp/errors.ts';
-import type { TrustBundle } from '../trust/bundle.ts';
-import { type DeviceRef, type Permission, verifyCredential } from '../trust/credential.ts';
-import { FieldbenchError } from '../base/errors.ts';
+import { type SecurityGroup, authMessage, describeSecError } from '../../groups/security.ts';
+import { SmpError } from '../../smp/errors.ts';
+import type { TrustBundle } from '../../trust/bundle.ts';
+import { type DeviceRef, type Permission, verifyCredential } from '../../trust/credential.ts';
+import { FieldbenchError } from '../../base/errors.ts';
 
 export type AccessFailure =
   | 'not-authenticated'
