@@ -33,18 +33,6 @@ export class MgmtError extends FieldbenchError<'mgmt'> {
   }
 }
 
-export const RC = {
-  OK: 0,
-  EUNKNOWN: 1,
-  ENOMEM: 2,
-  EINVAL: 3,
-  ETIMEOUT: 4,
-  ENOENT: 5,
-  EBADSTATE: 6,
-  EMSGSIZE: 7,
-  ENOTSUP: 8,
-  ECORRUPT: 9,
-  EBUSY: 10,
-  EACCESSDENIED: 11,
-} as const;
+/** MGMT_ERR rc by name: the protocol's one table (core/protocol/mgmt.ts). */
+export { MGMT_RC as RC } from '../core/protocol/mgmt.ts';
 

@@ -19,27 +19,12 @@ import { keyId } from '../core/trust/keys.ts';
 import type { LifecycleState } from '../core/trust/psa.ts';
 import { generateX25519, open as openSealed, x25519PublicKey } from '../core/trust/seal.ts';
 import { type SignedConfig, verifyConfig } from '../core/trust/signed-config.ts';
-import { SECURITY_GROUP_DEFAULT_ID, SECURITY_GROUP_NAME, SEC, authMessage, popMessage } from '../core/groups/security.ts';
+import { SECURITY, SEC, SEC_RC, authMessage, popMessage } from '../core/protocol/security.ts';
 import { Group } from '../core/smp/header.ts';
 import type { ReferenceDevice } from './device.ts';
 import { type Body, MgmtError, RC } from './mgmt.ts';
 import { equalBytes, fromLooseHex } from '../core/base/bytes.ts';
 
-export const SEC_RC = {
-  NotAuthenticated: 1,
-  Permission: 2,
-  BadSignature: 3,
-  WrongTarget: 4,
-  Replayed: 5,
-  Expired: 6,
-  Malformed: 7,
-  DecryptFailed: 8,
-  LockedOut: 9,
-  Revoked: 10,
-  Offset: 11,
-  RotationDenied: 12,
-  Nonce: 13,
-} as const;
 
 export interface Misbehaviour {
   /** Sign proofs and tokens with a key other than the certified one. */
@@ -162,7 +147,7 @@ export class DeviceSecurity {
     private readonly device: ReferenceDevice,
     opts: SecurityOptions = {},
   ) {
-    this.groupId = opts.groupId ?? SECURITY_GROUP_DEFAULT_ID;
+    this.groupId = opts.groupId ?? SECURITY.id;
     this.opts = { ...opts, serial: opts.serial ?? 'FB-0001', model: opts.model ?? 'fieldbench-ref', hwRev: opts.hwRev ?? 'rev-b' };
     this.misbehave = { ...opts.misbehave };
     if (opts.interfaces) this.interfaces = { ...opts.interfaces };
@@ -444,7 +429,7 @@ export class DeviceSecurity {
     const s = this;
     return {
       id: this.groupId,
-      name: SECURITY_GROUP_NAME,
+      name: SECURITY.name,
       read: {
         [SEC.Identity]: () => ({
           serial: s.opts.serial,

@@ -5,8 +5,8 @@
  *
  *   base                      nothing (the lowest module)
  *   link                      base
- *   smp                       base, link
- *   protocol                  base, smp (header constants only)
+ *   protocol                  base (pure data: ids, codes, texts, message formats)
+ *   smp                       base, link, protocol
  *   trust                     base
  *   store                     base, trust
  *   groups                    base, link, smp, protocol, trust
@@ -25,8 +25,8 @@ const CORE = join(ROOT, 'src/core');
 const ALLOWED: Record<string, readonly string[]> = {
   base: [],
   link: ['base'],
-  smp: ['base', 'link'],
-  protocol: ['base', 'smp'],
+  protocol: ['base'],
+  smp: ['base', 'link', 'protocol'],
   trust: ['base'],
   store: ['base', 'trust'],
   groups: ['base', 'link', 'smp', 'protocol', 'trust'],

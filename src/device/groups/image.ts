@@ -20,7 +20,7 @@
  *   revert; RAM load boots the highest valid version and has no test/confirm.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
-import { IMG } from '../../core/groups/image.ts';
+import { IMG, IMG_ERR } from '../../core/protocol/image.ts';
 import { Group } from '../../core/smp/header.ts';
 import { ed25519PublicKey } from '../../core/trust/ed25519.ts';
 import { type ImageVerifyReport, verifyImage } from '../../core/trust/mcuboot/verify.ts';
@@ -31,25 +31,6 @@ import { equalBytes, equalPresentBytes } from '../../core/base/bytes.ts';
 import type { ReferenceDevice } from '../device.ts';
 import { type Body, type GroupDef, MgmtError, RC } from '../mgmt.ts';
 
-/** img_mgmt group error codes (IMG_MGMT_ERR_*). */
-export const IMG_ERR = {
-  NO_IMAGE: 3,
-  NO_TLVS: 4,
-  HASH_NOT_FOUND: 8,
-  NO_FREE_SLOT: 9,
-  INVALID_SLOT: 14,
-  INVALID_OFFSET: 20,
-  INVALID_LENGTH: 21,
-  INVALID_IMAGE_HEADER: 22,
-  INVALID_IMAGE_HEADER_MAGIC: 23,
-  INVALID_HASH: 24,
-  CURRENT_VERSION_IS_NEWER: 27,
-  IMAGE_ALREADY_PENDING: 28,
-  INVALID_IMAGE_TOO_LARGE: 30,
-  INVALID_IMAGE_DATA_OVERRUN: 31,
-  IMAGE_CONFIRMATION_DENIED: 32,
-  IMAGE_SETTING_TEST_TO_ACTIVE_DENIED: 33,
-} as const;
 
 export type BootMode = 'swap-move' | 'swap-scratch' | 'overwrite' | 'ram-load' | 'direct-xip';
 

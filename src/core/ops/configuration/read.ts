@@ -3,7 +3,9 @@
  * the configure op's types, and how device refusals map to failure codes.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
-import { SEC, type DeviceIdentity, SecurityGroup, describeSecError } from '../../groups/security.ts';
+import { SEC, type DeviceIdentity, SecurityGroup, describeSecError, secErrorName } from '../../groups/security.ts';
+import type { SecurityErrorName } from '../../protocol/security.ts';
+import { MGMT_RC } from '../../protocol/mgmt.ts';
 import { SETTINGS_ERR, SETTINGS_GROUP, describeSettingsError, readSetting } from '../../groups/settings.ts';
 import { toHex } from '../../base/bytes.ts';
 import type { SmpClient } from '../../smp/client.ts';
@@ -112,28 +114,31 @@ export class ConfigureError extends FieldbenchError<ConfigFailure> {
 
 // ---------------------------------------------------------------- device errors
 
-const DEVICE_CODE: Record<number, ConfigFailure> = {
-  1: 'not-authenticated',
-  2: 'permission',
-  3: 'bad-signature',
-  4: 'wrong-target',
-  5: 'replayed',
-  6: 'expired',
-  7: 'schema',
-  8: 'secrets',
-  9: 'locked-out',
-  10: 'revoked',
-  11: 'transfer',
-  12: 'rotation-denied',
-  13: 'malformed',
+/** How the device's refusals of a configuration read as this op's failure codes (every security group error has one). */
+const DEVICE_CODE: Record<SecurityErrorName, ConfigFailure> = {
+  NotAuthenticated: 'not-authenticated',
+  Permission: 'permission',
+  BadSignature: 'bad-signature',
+  WrongTarget: 'wrong-target',
+  Replayed: 'replayed',
+  Expired: 'expired',
+  Malformed: 'schema',
+  DecryptFailed: 'secrets',
+  LockedOut: 'locked-out',
+  Revoked: 'revoked',
+  Offset: 'transfer',
+  RotationDenied: 'rotation-denied',
+  // a missing or wrong-sized nonce in a configure exchange is a malformed request
+  Nonce: 'malformed',
 };
 
 /** A device's refusal (SEC_ERR) as a failure code and a sentence. */
 export function deviceRejection(e: unknown): { code: ConfigFailure; reason: string } {
   if (e instanceof SmpError) {
-    if (e.kind === 'group' && e.rc !== undefined && DEVICE_CODE[e.rc]) return { code: DEVICE_CODE[e.rc], reason: `the device refused the configuration: ${describeSecError(e)}` };
-    if (e.kind === 'rc' && e.rc === 11) return { code: 'access-denied', reason: 'the device denied access (interface restricted)' };
-    if (e.kind === 'rc' && e.rc === 6) return { code: 'device', reason: 'the device was reset during the apply; it keeps the configuration it had (read it again)' };
+    const name = secErrorName(e);
+    if (name) return { code: DEVICE_CODE[name], reason: `the device refused the configuration: ${describeSecError(e)}` };
+    if (e.kind === 'rc' && e.rc === MGMT_RC.EACCESSDENIED) return { code: 'access-denied', reason: 'the device denied access (interface restricted)' };
+    if (e.kind === 'rc' && e.rc === MGMT_RC.EBADSTATE) return { code: 'device', reason: 'the device was reset during the apply; it keeps the configuration it had (read it again)' };
   }
   return { code: 'device', reason: `the apply failed: ${e instanceof Error ? e.message : String(e)}` };
 }

@@ -11,6 +11,7 @@ import type { SettingValue } from '../../trust/signed-config.ts';
 import { type ConfigSchema, type SchemaIssue, encodeSettingValue, formatIssues, isSecretField, settingsKeyOf, validateSettings } from './schema.ts';
 import { currentDisplay, diffSettings, displaySettings, same } from './diff.ts';
 import { type ConfigChanges, type ConfigDiff, type ConfigFailure, ConfigureError, type CurrentConfig, readStockSettings, UNSIGNED_NOTE } from './read.ts';
+import { MGMT_RC } from '../../protocol/mgmt.ts';
 
 // ---------------------------------------------------------------- stock devices (unsigned)
 
@@ -79,7 +80,7 @@ export async function* writeUnsignedSettings(
     try {
       await writeSetting(session.client, key, encodeSettingValue(schema.fields[name], name, values[name]));
     } catch (e) {
-      yield { kind: 'error', code: e instanceof SmpError && e.kind === 'rc' && e.rc === 11 ? 'access-denied' : 'device', reason: `${name} not written: ${describeSettingsError(e, key)}`, by: 'device' };
+      yield { kind: 'error', code: e instanceof SmpError && e.kind === 'rc' && e.rc === MGMT_RC.EACCESSDENIED ? 'access-denied' : 'device', reason: `${name} not written: ${describeSettingsError(e, key)}`, by: 'device' };
       return;
     }
     written++;

@@ -24,6 +24,7 @@ import type { SmpClient } from '../../smp/client.ts';
 import { SmpError } from '../../smp/errors.ts';
 import { Group, SMP_HEADER_SIZE } from '../../smp/header.ts';
 import { FieldbenchError } from '../../base/errors.ts';
+import { MGMT_RC } from '../../protocol/mgmt.ts';
 
 export class UploadError extends FieldbenchError<'upload'> {
   constructor(
@@ -131,7 +132,7 @@ export interface UploadResult {
 
 /** SMP-level EINVAL (not an img_mgmt group error): the request did not decode, i.e. it was garbled in transit. */
 function isGarbled(e: unknown): boolean {
-  return e instanceof SmpError && e.kind === 'rc' && e.rc === 3;
+  return e instanceof SmpError && e.kind === 'rc' && e.rc === MGMT_RC.EINVAL;
 }
 
 /** Pipelined, resynchronising, resumable upload of `image` to the device's upload slot. */
