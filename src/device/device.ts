@@ -216,7 +216,7 @@ export class ReferenceDevice {
   }
 
   private onBytes(data: Uint8Array): void {
-    if (this.opts.framing === 'raw' || this.opts.lineProcessMs <= 0) {
+    if (this.opts.framing !== 'console' || this.opts.lineProcessMs <= 0) {
       this.decoder.push(data);
       return;
     }
@@ -267,7 +267,8 @@ export class ReferenceDevice {
   }
 
   private onPacket(packet: Uint8Array): void {
-    const limit = this.opts.framing === 'console' ? this.opts.bufSize - 4 : this.opts.bufSize - 1;
+    // console: the frame's length and CRC share the netbuf; raw: one byte short desynchronises; UDP: the datagram is the netbuf
+    const limit = this.opts.framing === 'console' ? this.opts.bufSize - 4 : this.opts.framing === 'raw' ? this.opts.bufSize - 1 : this.opts.bufSize;
     if (packet.length > limit) {
       // A real device cannot hold it in a netbuf: silently dropped.
       this.stats.droppedOversize++;

@@ -12,6 +12,7 @@ import type { Framing } from '../../core/smp/framing.ts';
 import { SocketLink } from '../../core/link/node-socket.ts';
 import { openTtyLink } from '../../core/link/node-tty.ts';
 import { parseTcpSpec } from '../../core/link/node-tcp.ts';
+import { listenUdp } from '../../core/link/node-udp.ts';
 import { ReferenceDevice } from '../../device/device.ts';
 import type { BootMode } from '../../device/groups/image.ts';
 import { installSecurity } from '../../device/security.ts';
@@ -127,16 +128,17 @@ export function deviceOptionsFrom(args: ReturnType<typeof parseArgs>) {
     if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--${name} must be a positive integer`);
     return n;
   };
-  const framing = (args.get('framing') ?? 'console') as Framing;
+  const framing: Framing = (args.get('framing') ?? 'console') as Framing;
   if (framing !== 'console' && framing !== 'raw') throw new UsageError('--framing must be console or raw');
   const bootMode = args.get('boot-mode') as BootMode | undefined;
   if (bootMode && !BOOT_MODES.includes(bootMode)) throw new UsageError(`--boot-mode must be one of ${BOOT_MODES.join(', ')}`);
-  return { framing, bufSize: int('buf-size'), bufCount: int('buf-count'), lineMax: int('line-max'), bootMode, settings: args.has('settings') };
+  return { framing: framing as Framing, bufSize: int('buf-size'), bufCount: int('buf-count'), lineMax: int('line-max'), bootMode, settings: args.has('settings') };
 }
 
 /** Build the device the `device` verb serves: stock, or provisioned with the security group. */
-async function buildDevice(args: ReturnType<typeof parseArgs>, io: CliIo): Promise<ReferenceDevice> {
+async function buildDevice(args: ReturnType<typeof parseArgs>, io: CliIo, framing?: Framing): Promise<ReferenceDevice> {
   const o = deviceOptionsFrom(args);
+  if (framing) o.framing = framing;
   const trustedKeys = await Promise.all(args.all('trust-key').map((p) => readEd25519Public(io, p, { what: 'firmware signing key' })));
   const device = new ReferenceDevice({ ...o, image: { bootMode: o.bootMode, trustedKeys } });
   if (args.has('manufacturer-key') || args.has('owner-key')) {
@@ -151,9 +153,9 @@ async function buildDevice(args: ReturnType<typeof parseArgs>, io: CliIo): Promi
 }
 
 const deviceCmd: CliCommand = {
-  summary: 'run the reference device on a pseudo-terminal (--pty) or a TCP port (--listen)',
-  usage: `usage: fieldbench device (--pty | --listen tcp://127.0.0.1:PORT) [options]
-  --framing console|raw   serial framing (default console)
+  summary: 'run the reference device on a pseudo-terminal (--pty), a TCP port or a UDP port (--listen)',
+  usage: `usage: fieldbench device (--pty | --listen tcp://127.0.0.1:PORT | --listen udp://127.0.0.1:PORT) [options]
+  --framing console|raw   serial framing (default console; over UDP one packet per datagram)
   --buf-size N            MCUmgr buffer size (default 384)     --buf-count N   buffer count (default 4)
   --line-max N            console line limit (default 127)
   --boot-mode M           ${BOOT_MODES.join(' | ')} (default swap-move)
@@ -168,7 +170,10 @@ const deviceCmd: CliCommand = {
       known: ['listen', 'framing', 'buf-size', 'buf-count', 'line-max', 'boot-mode', 'trust-key', 'manufacturer-key', 'owner-key', 'serial', 'model'],
     });
     if (args.has('pty') === args.has('listen')) throw new UsageError('give exactly one of --pty or --listen');
-    const device = await buildDevice(args, io);
+    const listen = args.get('listen') ?? '';
+    const udp = /^udp:\/\//i.test(listen);
+    if (udp && args.has('framing')) throw new UsageError('--framing does not apply to UDP: one SMP packet per datagram');
+    const device = await buildDevice(args, io, udp ? 'datagram' : undefined);
     if (args.has('pty')) {
       const pty = await makePtyPair();
       const serveForever = async () => {
@@ -184,6 +189,16 @@ const deviceCmd: CliCommand = {
       process.once('exit', () => pty.stop());
       for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => process.exit(0));
       await serveForever();
+      return 0;
+    }
+    const stopOnSignal = (stop: () => Promise<void>) =>
+      new Promise<void>((res) => {
+        for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void stop().then(res, res));
+      });
+    if (udp) {
+      const l = await listenUdp(listen, (link) => void device.serve(link));
+      io.out(`reference device on ${l.url}\n`);
+      await stopOnSignal(() => l.close());
       return 0;
     }
     const { host, port } = parseTcpSpec(args.require('listen'));
