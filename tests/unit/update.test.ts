@@ -196,7 +196,14 @@ describe('firmware update against the reference device', () => {
     });
     expect(r1.last).toMatchObject({ kind: 'error', recoverable: true });
     expect((r1.last as { message: string }).message).toMatch(/link lost|disconnected|closed/);
-    const devOffset = t.model.upload?.off ?? 0;
+    // the device may still be writing chunks it had queued when the cable went: wait until it is idle
+    let devOffset = t.model.upload?.off ?? 0;
+    for (let stable = 0; stable < 5; ) {
+      await new Promise((r) => setTimeout(r, 20));
+      const now = t.model.upload?.off ?? 0;
+      stable = now === devOffset ? stable + 1 : 0;
+      devOffset = now;
+    }
     expect(devOffset).toBeGreaterThan(img.length * 0.4);
     const s2 = await t.connect();
     const r2 = await collect(s2, img, baseOpts());

@@ -10,10 +10,11 @@
  *   0  no gap between console lines, full window, full packets
  *   1  one request in flight (window 1)
  *   2  2 ms between console lines
- *   3  5 ms between lines, packets of at most 3 console lines (275 bytes: small
- *      RAM devices such as the nRF51 choke on more)
+ *   3  5 ms between lines
  *   4  15 ms between lines
- *   5  30 ms between lines, packets of at most 2 lines
+ *   5  30 ms between lines
+ * (Packet size is not lowered yet: the upload engine sizes its chunks once per
+ * pipeline; --max-packet caps it by hand.)
  * Datagram links (UDP) have no lines: only the window and packet size change.
  */
 
@@ -32,9 +33,9 @@ export const PACING_LADDER: readonly Pacing[] = [
   { level: 0, lineGapMs: 0, window: Infinity, maxPacket: Infinity },
   { level: 1, lineGapMs: 0, window: 1, maxPacket: Infinity },
   { level: 2, lineGapMs: 2, window: 1, maxPacket: Infinity },
-  { level: 3, lineGapMs: 5, window: 1, maxPacket: 275 },
-  { level: 4, lineGapMs: 15, window: 1, maxPacket: 275 },
-  { level: 5, lineGapMs: 30, window: 1, maxPacket: 182 },
+  { level: 3, lineGapMs: 5, window: 1, maxPacket: Infinity },
+  { level: 4, lineGapMs: 15, window: 1, maxPacket: Infinity },
+  { level: 5, lineGapMs: 30, window: 1, maxPacket: Infinity },
 ];
 export const MAX_PACING_LEVEL = PACING_LADDER.length - 1;
 
