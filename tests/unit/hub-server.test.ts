@@ -12,8 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signRequest } from '../../src/core/sync/auth.ts';
 import { HubClient, HubRequestError } from '../../src/core/sync/client.ts';
-import { publicKeyPem } from '../../src/core/trust/keys.ts';
-import { privateKeyPem } from '../../src/core/trust/keys.ts';
+import { privateKeyPem, publicKeyPem } from '../../src/core/trust/keys.ts';
 import { configurePools } from '../../src/hub/blocks.ts';
 import { openPglite, type HubDb } from '../../src/hub/db.ts';
 import { startHub, type RunningHub } from '../../src/hub/server.ts';
@@ -177,6 +176,51 @@ describe('hub API', () => {
   });
 });
 
+describe('fieldbench hub verbs', () => {
+  it('push, status, duplicates, lookup, block: exit codes and output', async () => {
+    const { main } = await import('../../src/cli/main.ts');
+    const dir = mkdtempSync(join(tmpdir(), 'fieldbench-hub-cli-'));
+    try {
+      const carol = await world.tech('carol', ['sync', 'fleet']);
+      writeFileSync(join(dir, 'cred.cbor'), carol.credential);
+      writeFileSync(join(dir, 'key.pem'), privateKeyPem(carol.seed));
+      const t = new Trail(carol);
+      await t.add([{ op: 'identify', device: deviceN(500, { devEui: '70b3d5aaaaaa0001' }) }, { op: 'identify', device: deviceN(501, { devEui: '70b3d5aaaaaa0001' }) }]);
+      writeFileSync(join(dir, 'trail.json'), JSON.stringify(t.export()));
+      const run = async (...argv: string[]) => {
+        let out = '';
+        let err = '';
+        const code = await main([...argv, '--hub', hub.url, '--credential', join(dir, 'cred.cbor'), '--key', join(dir, 'key.pem')], { out: (x) => (out += x), err: (x) => (err += x), cwd: dir });
+        return { code, out, err };
+      };
+      const p = await run('hub', 'push', 'trail.json');
+      expect(p.code).toBe(0);
+      expect(p.out).toContain('2 new');
+      expect((await run('hub', 'push', 'trail.json')).out).toContain('0 new');
+      const d = await run('hub', 'duplicates');
+      expect(d.code).toBe(1);
+      expect(d.out).toContain('70b3d5aaaaaa0001');
+      expect(d.out).toContain('carol');
+      const l = await run('hub', 'lookup', 'devEui', '70b3d5aaaaaa0001');
+      expect(JSON.parse(l.out).collision).toBe(true);
+      const s = await run('hub', 'status', '--json');
+      expect(JSON.parse(s.out).caller.technician).toBe('carol');
+      const b = await run('hub', 'block', '--station', 'line-1', '--serial', '5');
+      expect(JSON.parse(b.out).serial.last - JSON.parse(b.out).serial.first).toBe(4);
+      expect((await run('hub', 'push', 'missing.json')).code).toBe(2);
+      // refused by the hub: exit 1 with the code
+      const foreign = await (await makeWorld()).tech('mallory');
+      writeFileSync(join(dir, 'cred.cbor'), foreign.credential);
+      const r = await run('hub', 'status');
+      expect(r.err + r.out).toContain('bad-credential');
+      expect(r.code).toBe(1);
+      expect(r.err).toContain('bad-credential');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
+});
+
 describe('a hub killed in the middle of a push', () => {
   let dir: string;
   let child: ChildProcess | undefined;
@@ -208,7 +252,6 @@ describe('a hub killed in the middle of a push', () => {
     dir = mkdtempSync(join(tmpdir(), 'fieldbench-hub-kill-'));
     writeFileSync(join(dir, 'owner.pem'), publicKeyPem(world.owner.publicKey));
     writeFileSync(join(dir, 'bundle.cbor'), world.bundle);
-    void privateKeyPem;
     const t = new Trail(alice);
     const N = 6000;
     await t.add(Array.from({ length: N }, (_, i) => ({ op: 'identify', device: deviceN(i % 500), details: { model: 'fb-sensor' } })));
