@@ -19,26 +19,12 @@ import { keyId } from '../core/trust/keys.ts';
 import type { LifecycleState } from '../core/trust/psa.ts';
 import { generateX25519, open as openSealed, x25519PublicKey } from '../core/trust/seal.ts';
 import { type SignedConfig, verifyConfig } from '../core/trust/signed-config.ts';
-import { SECURITY_GROUP_DEFAULT_ID, SECURITY_GROUP_NAME, SEC, authMessage, popMessage } from '../core/groups/security.ts';
+import { SECURITY_GROUP_DEFAULT_ID, SECURITY_GROUP_NAME, SEC, SEC_RC, authMessage, popMessage } from '../core/groups/security.ts';
 import { Group } from '../core/smp/header.ts';
 import type { ReferenceDevice } from './device.ts';
 import { type Arrival, type Body, type Connection, MgmtError, RC, type RequestContext } from './mgmt.ts';
 
-export const SEC_RC = {
-  NotAuthenticated: 1,
-  Permission: 2,
-  BadSignature: 3,
-  WrongTarget: 4,
-  Replayed: 5,
-  Expired: 6,
-  Malformed: 7,
-  DecryptFailed: 8,
-  LockedOut: 9,
-  Revoked: 10,
-  Offset: 11,
-  RotationDenied: 12,
-  Nonce: 13,
-} as const;
+export { SEC_RC };
 
 export interface Misbehaviour {
   /** Sign proofs and tokens with a key other than the certified one. */
@@ -104,6 +90,8 @@ interface ConnectionSecurity {
 }
 
 const CHUNK_CAP = 4096;
+/** The nonce sizes a PSA/EAT token may carry (RFC 9783): checked before any work. */
+const EAT_NONCE_SIZES = [32, 48, 64] as const;
 const MAX_EVENTS = 1000;
 const MAX_BLOB = 16384;
 
@@ -287,9 +275,11 @@ export class DeviceSecurity {
     }
   }
 
-  private nonce(b: Body): Uint8Array {
+  /** A nonce of 8..64 bytes (proof of possession), or exactly what an attestation token carries (32, 48 or 64). */
+  private nonce(b: Body, sizes?: readonly number[]): Uint8Array {
     const n = b.nonce;
     if (!(n instanceof Uint8Array) || n.length < 8 || n.length > 64) throw new MgmtError(RC.EINVAL, SEC_RC.Nonce);
+    if (sizes && !sizes.includes(n.length)) throw new MgmtError(RC.EINVAL, SEC_RC.Nonce);
     return n;
   }
 
@@ -386,7 +376,12 @@ export class DeviceSecurity {
     cs.challenge = null; // single use
     const v = await verifyCredential(got, { bundle: this.trustContext(), now: this.device.now() });
     if (!v.ok) {
-      const rc = v.code === 'expired' || v.code === 'not-yet-valid' ? SEC_RC.Expired : v.code === 'revoked' ? SEC_RC.Revoked : SEC_RC.BadSignature;
+      const rc =
+        v.code === 'expired' || v.code === 'not-yet-valid' ? SEC_RC.Expired
+        : v.code === 'revoked' ? SEC_RC.Revoked
+        : v.code === 'wrong-type' ? SEC_RC.WrongType
+        : v.code === 'schema' || v.code === 'malformed' || v.code === 'trailing-bytes' || v.code === 'too-large' ? SEC_RC.Malformed
+        : SEC_RC.BadSignature;
       return fail(rc, `credential rejected: ${v.reason}`);
     }
     const cred = v.value;
@@ -415,6 +410,7 @@ export class DeviceSecurity {
         : v.code === 'expired' || v.code === 'not-yet-valid' ? SEC_RC.Expired
         : v.code === 'schema' || v.code === 'malformed' || v.code === 'trailing-bytes' || v.code === 'too-large' ? SEC_RC.Malformed
         : v.code === 'revoked' ? SEC_RC.Revoked
+        : v.code === 'wrong-type' ? SEC_RC.WrongType
         : SEC_RC.BadSignature;
       throw new MgmtError(RC.EACCESSDENIED, rc);
     }
@@ -504,7 +500,7 @@ export class DeviceSecurity {
       write: {
         [SEC.Prove]: async (b: Body) => ({ sig: await s.se.sign(popMessage(s.nonce(b)), s.misbehave.wrongKey) }),
         [SEC.Attest]: async (b: Body, ctx: RequestContext) => {
-          const nonce = s.nonce(b);
+          const nonce = s.nonce(b, EAT_NONCE_SIZES);
           const cs = s.stateOf(ctx.connection);
           const off = typeof b.off === 'number' ? b.off : 0;
           if (off === 0 || !cs.token || !sameBytes(cs.token.nonce, nonce)) {
