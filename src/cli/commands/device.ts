@@ -152,7 +152,7 @@ async function buildDevice(args: ReturnType<typeof parseArgs>, io: CliIo): Promi
 
 const deviceCmd: CliCommand = {
   summary: 'run the reference device on a pseudo-terminal (--pty) or a TCP port (--listen)',
-  usage: `usage: fieldbench device (--pty | --listen tcp://127.0.0.1:PORT) [options]
+  usage: `usage: fieldbench device (--pty | --listen tcp://127.0.0.1:PORT) [options]   (PORT 0: any free port, printed)
   --framing console|raw   serial framing (default console)
   --buf-size N            MCUmgr buffer size (default 384)     --buf-count N   buffer count (default 4)
   --line-max N            console line limit (default 127)
@@ -186,7 +186,7 @@ const deviceCmd: CliCommand = {
       await serveForever();
       return 0;
     }
-    const { host, port } = parseTcpSpec(args.require('listen'));
+    const { host, port } = parseTcpSpec(args.require('listen'), { listen: true });
     const server = createServer((sock) => {
       void device.serve(new SocketLink(sock, `tcp client ${sock.remoteAddress}:${sock.remotePort}`));
     });

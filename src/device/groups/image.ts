@@ -344,8 +344,15 @@ export class ImageModel {
       const r = sec ? await this.verify(sec.data) : null;
       const kind = this.pending;
       this.pending = 'none';
+      const secInfo = sec ? slotInfoOf(sec.data) : null;
+      const primInfo = slotInfoOf(this.slots[0]?.data ?? null);
       if (!sec || !r || !r.ok) {
         this.event('rejected', `image in the secondary slot is not valid: ${r?.reason ?? 'empty slot'}; erased`);
+        this.slots[1] = null;
+      } else if (this.opts.noDowngrade && secInfo && primInfo && cmpVersion(secInfo.v, primInfo.v) < 0) {
+        // MCUBOOT_DOWNGRADE_PREVENTION: an older version never replaces the running one,
+        // whatever its security counter says.
+        this.event('rejected', `downgrade prevented: ${secInfo.version} is older than the running ${primInfo.version}; erased`);
         this.slots[1] = null;
       } else if (mode === 'overwrite') {
         this.slots = [sec, null];
@@ -458,7 +465,8 @@ export class ImageModel {
           else pending = permanent = true;
         } else if (active) confirmed = true;
       } else if (active) confirmed = true;
-      images.push({ image: 0, slot, version: info.version, hash: info.hash, bootable: (info.flags & 0x10) === 0, pending, confirmed, active, permanent });
+      // Zephyr names the image only on multi-image builds (CONFIG_MCUMGR_GRP_IMG_UPDATABLE_IMAGE_NUMBER > 1)
+      images.push({ slot, version: info.version, hash: info.hash, bootable: (info.flags & 0x10) === 0, pending, confirmed, active, permanent });
     }
     return { images, splitStatus: 0 };
   }
