@@ -154,7 +154,7 @@ async function buildDevice(args: ReturnType<typeof parseArgs>, io: CliIo, framin
 
 const deviceCmd: CliCommand = {
   summary: 'run the reference device on a pseudo-terminal (--pty), a TCP port or a UDP port (--listen)',
-  usage: `usage: fieldbench device (--pty | --listen tcp://127.0.0.1:PORT | --listen udp://127.0.0.1:PORT) [options]
+  usage: `usage: fieldbench device (--pty | --listen tcp://127.0.0.1:PORT | --listen udp://127.0.0.1:PORT) [options]   (PORT 0: any free port, printed)
   --framing console|raw   serial framing (default console; over UDP one packet per datagram)
   --buf-size N            MCUmgr buffer size (default 384)     --buf-count N   buffer count (default 4)
   --line-max N            console line limit (default 127)
@@ -201,7 +201,7 @@ const deviceCmd: CliCommand = {
       await stopOnSignal(() => l.close());
       return 0;
     }
-    const { host, port } = parseTcpSpec(args.require('listen'));
+    const { host, port } = parseTcpSpec(args.require('listen'), { listen: true });
     const server = createServer((sock) => {
       void device.serve(new SocketLink(sock, `tcp client ${sock.remoteAddress}:${sock.remotePort}`));
     });
