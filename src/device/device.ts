@@ -160,7 +160,8 @@ export class ReferenceDevice {
   async serve(link: Link): Promise<void> {
     this.link = link;
     this.connection++;
-    this.writer = link.writable.getWriter();
+    const writer = link.writable.getWriter();
+    this.writer = writer;
     this.printBootLog();
     const reader = link.readable.getReader();
     try {
@@ -174,7 +175,8 @@ export class ReferenceDevice {
     } finally {
       try {
         reader.releaseLock();
-        this.writer.releaseLock();
+        // This link's writer: by now another link may be served (and this.writer be its writer).
+        writer.releaseLock();
       } catch {
         /* ignore */
       }

@@ -10,6 +10,7 @@ import { credentialPermits, checkCredentialPermits, issueCredential, verifyCrede
 import { issueConfig, secretsAddressedTo, verifyConfig, type ConfigInput } from '../../src/core/trust/signed-config.ts';
 import { generateX25519, open, seal } from '../../src/core/trust/seal.ts';
 import type { TrustResult } from '../../src/core/trust/result.ts';
+import { issueReprovision, verifyReprovision } from '../../src/core/trust/reprovision.ts';
 
 const T = 1_800_000_000; // seconds
 const NOW = T * 1000; // ms, as contexts take it
@@ -23,6 +24,8 @@ let bundle: TrustBundle;
 let identityBytes: Uint8Array;
 let credentialBytes: Uint8Array;
 let configBytes: Uint8Array;
+let reprovisionBytes: Uint8Array;
+const CHIP = Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8]);
 
 const device = () => ({ serial: 'SN-0001', model: 'fb-sensor', keyId: keyId(dev.publicKey), groups: ['north'] });
 
@@ -87,9 +90,10 @@ const verifiers: Record<ArtifactType, Verify> = {
   credential: (b) => verifyCredential(b, { bundle, now: NOW }),
   config: (b) => verifyConfig(b, { bundle, now: NOW }),
   bundle: (b) => verifyBundle(b, { ownerKeys: [owner.publicKey], now: NOW }),
+  reprovision: (b) => verifyReprovision(b, { ownerKeys: [owner.publicKey], now: NOW, devicePublicKey: dev.publicKey, chipUid: CHIP }),
 };
-const artifacts = (): Record<ArtifactType, Uint8Array> => ({ identity: identityBytes, credential: credentialBytes, config: configBytes, bundle: bundleBytes });
-const seeds = (): Record<ArtifactType, Uint8Array> => ({ identity: manuf.privateKey, credential: owner.privateKey, config: owner.privateKey, bundle: owner.privateKey });
+const artifacts = (): Record<ArtifactType, Uint8Array> => ({ identity: identityBytes, credential: credentialBytes, config: configBytes, bundle: bundleBytes, reprovision: reprovisionBytes });
+const seeds = (): Record<ArtifactType, Uint8Array> => ({ identity: manuf.privateKey, credential: owner.privateKey, config: owner.privateKey, bundle: owner.privateKey, reprovision: owner.privateKey });
 
 beforeAll(async () => {
   [manuf, owner, fw, tech, dev, stranger] = await Promise.all([1, 2, 3, 4, 5, 6].map(() => generateEd25519()));
@@ -100,6 +104,7 @@ beforeAll(async () => {
   identityBytes = await issueIdentity(identityInput(), manuf.privateKey);
   credentialBytes = await issueCredential(credentialInput(), owner.privateKey);
   configBytes = await issueConfig(configInput(), owner.privateKey);
+  reprovisionBytes = await issueReprovision({ devicePublicKey: dev.publicKey, chipUid: CHIP, reason: 'rework', notBefore: T - DAY, notAfter: T + DAY }, owner.privateKey);
 });
 
 describe('round trips', () => {

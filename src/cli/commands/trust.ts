@@ -17,6 +17,7 @@ import { decodeSign1, signSign1, verifySign1, type CoseKey } from '../../core/tr
 import { ed25519PublicKey, generateEd25519 } from '../../core/trust/ed25519.ts';
 import { decodeCoseKeyWithPrivate, keyId, KeyFormatError, parsePem, privateKeyPem, publicKeyPem } from '../../core/trust/keys.ts';
 import { artifactTypeOf, ARTIFACT_NAMES, CONTENT_TYPES, fromHex, hex, iso, SchemaError, type ArtifactType } from '../../core/trust/artifact.ts';
+import { decodeReprovisionUnverified } from '../../core/trust/reprovision.ts';
 import { ArtifactError, type TrustResult } from '../../core/trust/result.ts';
 import { artifactDigest, decodeBundleUnverified, issueBundle, verifyBundle, type FirmwareMeta, type TrustBundle } from '../../core/trust/bundle.ts';
 import { decodeIdentityUnverified, issueIdentity, verifyIdentity } from '../../core/trust/identity.ts';
@@ -646,6 +647,10 @@ function inspectArtifact(bytes: Uint8Array, type: ArtifactType): Inspection {
         const b = decodeBundleUnverified(bytes);
         const anchors = Object.fromEntries(Object.entries(b.anchors).map(([r, ks]) => [r, ks.map((k) => hex(keyId(k.kty === 'OKP' ? k.x : Uint8Array.of(4, ...k.x, ...k.y))))]));
         return { kind: type, summary: `${ARTIFACT_NAMES[type]} v${b.version}`, details: { ...base, ...timesReadable(toJson({ ...b, anchors: undefined }) as Record<string, unknown>), anchors } };
+      }
+      case 'reprovision': {
+        const a = decodeReprovisionUnverified(bytes);
+        return { kind: type, summary: `${ARTIFACT_NAMES[type]} for device key ${hex(keyId(a.devicePublicKey))} (chip ${hex(a.chipUid)}): ${a.reason}`, details: { ...base, ...timesReadable(toJson(a) as Record<string, unknown>) } };
       }
     }
   } catch (e) {
