@@ -2,32 +2,32 @@
 import { defineConfig, type Plugin } from 'vite';
 import { svelte } from '@sveltejs/vite-plugin-svelte';
 import { VitePWA } from 'vite-plugin-pwa';
+import { cspDirectives, headersFile, nginxSnippet, securityHeaders } from './scripts/security-headers.ts';
 
 /**
  * Content-Security-Policy of the built app (a <meta> in the built index.html,
- * and the same policy as a header from `vite preview`). No inline script, no
+ * and the same policy as a header from `vite preview` and in the hosting files
+ * the build writes: scripts/security-headers.ts). No inline script, no
  * eval, no inline style: Svelte's component styles are emitted as CSS files
  * and its dynamic styles go through CSSOM (element.style), which CSP allows.
- * Nothing but the app's own origin: WebSerial/WebUSB are not fetches, and the
- * virtual device runs inside the page.
+ * Nothing but the app's own origin (and a fleet hub's, when one is named at
+ * build time): WebSerial/WebUSB are not fetches, and the virtual device runs
+ * inside the page.
  */
-const CSP_DIRECTIVES = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data: blob:",
-  "font-src 'self'",
-  "connect-src 'self'",
-  "worker-src 'self'",
-  "manifest-src 'self'",
-  "media-src 'self' blob:",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "form-action 'none'",
-];
-export const CSP = CSP_DIRECTIVES.join('; ');
-/** frame-ancestors is honoured only as a header, not in a <meta>. */
-const CSP_HEADER = `${CSP}; frame-ancestors 'none'`;
+const HUB_ORIGIN = process.env.FIELDBENCH_HUB_ORIGIN || undefined;
+export const CSP = cspDirectives(HUB_ORIGIN).join('; ');
+
+/** The hosting files: `_headers` (static hosts) and an nginx snippet, beside index.html. */
+function hostingHeaders(): Plugin {
+  return {
+    name: 'fieldbench-hosting-headers',
+    apply: 'build',
+    generateBundle() {
+      this.emitFile({ type: 'asset', fileName: '_headers', source: headersFile(HUB_ORIGIN) });
+      this.emitFile({ type: 'asset', fileName: 'security-headers.nginx.conf', source: nginxSnippet(HUB_ORIGIN) });
+    },
+  };
+}
 
 /**
  * The CSP <meta> goes into the BUILT index.html only: the dev server injects
@@ -68,6 +68,7 @@ export default defineConfig({
   plugins: [
     svelte(),
     cspMeta(),
+    hostingHeaders(),
     cborNoEval(),
     VitePWA({
       // The user decides when a new version takes over (UpdatePrompt.svelte).
@@ -113,14 +114,7 @@ export default defineConfig({
   ],
   publicDir: 'static',
   build: { target: 'es2022', sourcemap: true },
-  preview: {
-    headers: {
-      'Content-Security-Policy': CSP_HEADER,
-      'X-Content-Type-Options': 'nosniff',
-      'Referrer-Policy': 'no-referrer',
-      'Permissions-Policy': 'camera=(self), serial=(self), usb=(self)',
-    },
-  },
+  preview: { headers: securityHeaders(HUB_ORIGIN) },
   test: {
     include: ['tests/unit/**/*.test.ts'],
     environment: 'node',

@@ -83,6 +83,7 @@ const KIND_NAMES: Record<ParsedPem['kind'], string> = {
   'ed25519-private': 'an Ed25519 private key',
   'ed25519-public': 'an Ed25519 public key',
   'p256-public': 'a P-256 public key',
+  'p256-private': 'a P-256 private key',
 };
 
 async function ed25519PublicOf(k: ParsedPem, path: string, opts: PublicKeyOptions): Promise<Uint8Array> {
@@ -111,7 +112,7 @@ export async function readEd25519Private(io: CliIo, path: string, what?: string)
 
 /** A parsed PEM key as a public COSE_Key: Ed25519 (a private key gives its public half) or P-256. */
 export async function publicCoseKey(k: ParsedPem, path: string, what?: string): Promise<CoseKey> {
-  if (k.kind === 'p256-public') return { kty: 'EC2', crv: 'P-256', x: k.x, y: k.y };
+  if (k.kind === 'p256-public' || k.kind === 'p256-private') return { kty: 'EC2', crv: 'P-256', x: k.x, y: k.y };
   return { kty: 'OKP', crv: 'Ed25519', x: await ed25519PublicOf(k, path, { what }) };
 }
 

@@ -84,6 +84,15 @@ test('installable: manifest, icons and a controlling service worker; strict CSP 
     expect(csp).not.toContain('unsafe-eval');
   }
   expect(header).toContain("frame-ancestors 'none'");
+  // The build ships the same headers for static hosts (_headers) and nginx, as the server sends them here.
+  const hosting = await (await request.get('/_headers')).text();
+  const nginx = await (await request.get('/security-headers.nginx.conf')).text();
+  for (const name of ['content-security-policy', 'x-content-type-options', 'referrer-policy', 'permissions-policy', 'cross-origin-opener-policy']) {
+    const value = doc.headers()[name];
+    expect(value, name).toBeTruthy();
+    expect(hosting.toLowerCase()).toContain(`${name}: ${value}`.toLowerCase());
+    expect(nginx.toLowerCase()).toContain(`add_header ${name} "${value}" always;`.toLowerCase());
+  }
   expect(await page.locator('script:not([src])').count()).toBe(0);
   // Run the app a little under the policy (virtual device: SMP, CBOR, crypto) and check nothing was blocked.
   await page.getByRole('button', { name: 'Try a virtual device' }).click();

@@ -7,7 +7,10 @@ import { commands } from '../../src/cli/commands/attest.ts';
 import { allCommands } from '../../src/cli/main.ts';
 import { issueBundle } from '../../src/core/trust/bundle.ts';
 import { ed25519PublicKey } from '../../src/core/trust/ed25519.ts';
-import { keyId, publicKeyPem, privateKeyPem } from '../../src/core/trust/keys.ts';
+import { encodeCoseKey, keyId, parsePem, publicKeyPem, privateKeyPem } from '../../src/core/trust/keys.ts';
+import { signSign1 } from '../../src/core/trust/cose.ts';
+import { verifyPsaToken, type PsaTokenKey } from '../../src/core/trust/psa.ts';
+import { encodeDeterministic } from '../../src/core/smp/cbor.ts';
 import { signEatToken, signerIdFor, type EatDeviceState } from '../../src/core/trust/eat.ts';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -112,6 +115,65 @@ describe('attest verify', () => {
     expect(r.out).toContain('profile: http://arm.com/psa/2.0.0');
     r = await run('tfm.bin', '--key', 'tfm.pem', '--nonce', tfmNonce, '--reference', refs[0]);
     expect([r.code, r.err]).toEqual([1, expect.stringMatching(/not a known firmware/)]);
+  });
+
+  describe('standard PSA tokens (RFC 9783): typ optional, any key file', () => {
+    const ex = (f: string) => path.join(VEC, 'rfc9783-examples', f);
+    /** The nonce and --reference arguments that make a PSA token's own claims trusted. */
+    async function expected(tokenFile: string, key: PsaTokenKey) {
+      const r = await verifyPsaToken(readFileSync(tokenFile), key);
+      if (!r.ok) throw new Error(r.reason);
+      return ['--nonce', hex(r.claims.nonce), ...r.claims.softwareComponents.flatMap((c) => ['--reference', `${hex(c.measurementValue)}${c.version ? `,${c.version}` : ''}`])];
+    }
+    const esKey = () => {
+      const k = parsePem(readFileSync(ex('tfm-es-iak.pem'), 'utf8'));
+      if (k.kind !== 'p256-private') throw new Error('expected the example P-256 key');
+      return { kind: 'sign' as const, keys: { kty: 'EC2' as const, crv: 'P-256' as const, x: k.x, y: k.y } };
+    };
+
+    it('ES256 COSE_Sign1 with the RFC\'s own key files: the EC private key PEM and the JWK', async () => {
+      const refs = await expected(ex('psa-sign1.cbor'), esKey());
+      for (const keyFile of ['tfm-es-iak.pem', 'tfm-es-iak.json']) {
+        const r = await run(ex('psa-sign1.cbor'), '--key', ex(keyFile), ...refs);
+        expect(r.code, keyFile + r.err + r.out).toBe(0);
+        expect(r.out).toContain('appraised as: standard PSA token (tag:psacertified.org,2023:psa#tfm) in a COSE_Sign1');
+      }
+      const j = await run(ex('psa-sign1.cbor'), '--key', ex('tfm-es-iak.json'), ...refs, '--json');
+      expect(JSON.parse(j.out).appraised).toEqual({ profile: 'tag:psacertified.org,2023:psa#tfm', kind: 'psa', envelope: 'sign1' });
+    });
+
+    it('HMAC COSE_Mac0 with the folded JWK (RFC 8792) and with the bare key file; a flipped tag is refused', async () => {
+      const raw = new Uint8Array(readFileSync(ex('tfm-hs-iak.bin')));
+      const refs = await expected(ex('psa-mac0.cbor'), { kind: 'mac', key: raw });
+      for (const args of [['--key', ex('tfm-hs-iak.json')], ['--hmac-key', ex('tfm-hs-iak.bin')]]) {
+        const r = await run(ex('psa-mac0.cbor'), ...args, ...refs);
+        expect(r.code, args.join(' ') + r.err).toBe(0);
+        expect(r.out).toContain('in a COSE_Mac0');
+      }
+      const bad = readFileSync(ex('psa-mac0.cbor'));
+      bad[bad.length - 1] ^= 1;
+      writeFileSync(path.join(dir, 'mac0-bad.cbor'), bad);
+      const r = await run('mac0-bad.cbor', '--hmac-key', ex('tfm-hs-iak.bin'), ...refs);
+      expect([r.code, r.out]).toEqual([1, expect.stringMatching(/\[fail\] signature/)]);
+      // a Mac0 token given a public key says what key it needs
+      const p = await run(ex('psa-mac0.cbor'), '--key', ex('tfm-es-iak.pem'), ...refs);
+      expect([p.code, p.out]).toEqual([1, expect.stringMatching(/symmetric attestation key/)]);
+    });
+
+    it('an EdDSA PSA token without typ (the profile does not require it) verifies under an Ed25519 key, also a COSE_Key file', async () => {
+      const tfm = await verifyPsaToken(readFileSync(ex('psa-sign1.cbor')), esKey());
+      if (!tfm.ok) throw new Error(tfm.reason);
+      const tok = await signSign1({ payload: encodeDeterministic(tfm.raw), privateKey: DEVICE_SEED });
+      writeFileSync(path.join(dir, 'psa-eddsa.cbor'), tok);
+      writeFileSync(path.join(dir, 'device.cosekey'), encodeCoseKey({ kty: 'OKP', crv: 'Ed25519', x: await ed25519PublicKey(DEVICE_SEED) }));
+      const refs = await expected(ex('psa-sign1.cbor'), esKey());
+      for (const keyFile of ['device.pub.pem', 'device.key.pem', 'device.cosekey']) {
+        const r = await run('psa-eddsa.cbor', '--key', keyFile, ...refs);
+        expect(r.code, keyFile + r.err + r.out).toBe(0);
+        expect(r.out).toMatch(/EdDSA signature verified/);
+        expect(r.out).toContain('appraised as: standard PSA token (tag:psacertified.org,2023:psa#tfm) in a COSE_Sign1');
+      }
+    });
   });
 
   it('exit 2: bad usage and unreadable input', async () => {

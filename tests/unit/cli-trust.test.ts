@@ -10,7 +10,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeCbor } from '../../src/core/smp/cbor.ts';
-import { p256PublicKeyPem, parsePem } from '../../src/core/trust/keys.ts';
+import { p256PublicKeyPem, parsePem, publicKeyPem } from '../../src/core/trust/keys.ts';
+import { signSign1 } from '../../src/core/trust/cose.ts';
+import { ed25519PublicKey } from '../../src/core/trust/ed25519.ts';
 
 const ROOT = path.resolve(__dirname, '../..');
 const VECTORS = path.resolve(__dirname, '../../../shared/vectors');
@@ -207,6 +209,20 @@ describe('fieldbench trust verbs (spawned)', () => {
     r = await run('cose', 'verify', 'nope.cose', '--key', 'ossl.pub.pem');
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/cannot read nope.cose/);
+  }, 60_000);
+
+  it('cose verify is a generic verifier: a 2 MiB message verifies (the 64 KiB artifact limit is not its), over 16 MiB is refused with the limit named', async () => {
+    const seed = new Uint8Array(32).fill(9);
+    writeFileSync(f('big.pub.pem'), publicKeyPem(await ed25519PublicKey(seed)));
+    const big = new Uint8Array(2 * 1024 * 1024).fill(0x5a);
+    writeFileSync(f('big.cose'), await signSign1({ payload: big, privateKey: seed }));
+    let r = await run('cose', 'verify', 'big.cose', '--key', 'big.pub.pem');
+    expect([r.code, r.err]).toEqual([0, '']);
+    expect(r.out).toMatch(/payload 2097152 bytes/);
+    writeFileSync(f('huge.cose'), new Uint8Array(16 * 1024 * 1024 + 1));
+    r = await run('cose', 'verify', 'huge.cose', '--key', 'big.pub.pem');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/16 MiB/);
   }, 60_000);
 
   it('cose verify accepts COSE_Sign1 from other implementations: cose-wg ES256 and EdDSA vectors, WebCrypto ES256', async () => {

@@ -226,11 +226,30 @@ describe('verdicts', () => {
     expect([a.verdict, check(a, 'instance-id')?.result]).toEqual(['untrusted', 'fail']);
   });
 
-  it('untrusted: a different COSE_Sign1 from the device key (no typ / wrong typ) is not a token', async () => {
-    for (const typ of [null, 'application/cwt']) {
+  it('untrusted: a COSE_Sign1 from the device key whose typ names another media type is not a token', async () => {
+    for (const typ of ['application/cwt', 'application/cose; cose-type="cose-sign1"', 16]) {
       const a = await appraiseToken(await signClaims(buildEatClaims(state()), DEVICE_SEED, typ), ctx());
       expect([a.verdict, check(a, 'format')?.result, a.claims]).toEqual(['untrusted', 'fail', null]);
     }
+  });
+
+  it('typ is optional (RFC 9783 does not require it): our claims without typ are appraised as usual', async () => {
+    const a = await appraiseToken(await signClaims(buildEatClaims(state()), DEVICE_SEED, null), ctx());
+    expect(check(a, 'format')).toBeUndefined();
+    expect(a.appraised).toEqual({ profile: FIELDBENCH_PROFILE, kind: 'fieldbench', envelope: 'sign1' });
+    const withTyp = await appraiseToken(await signEatToken(state(), DEVICE_SEED), ctx());
+    expect(a.verdict).toBe(withTyp.verdict);
+  });
+
+  it('an Ed25519 device key accepts only the fieldbench profile unless standard profiles are asked for', async () => {
+    const m = buildEatClaims(state());
+    m.set(PSA_CLAIM.profile, 'tag:psacertified.org,2023:psa#tfm');
+    const tok = await signClaims(m);
+    const strict = await appraiseToken(tok, ctx());
+    expect([strict.verdict, check(strict, 'profile')?.result]).toEqual(['untrusted', 'fail']);
+    const any = await appraiseToken(tok, ctx({ profiles: 'any' }));
+    expect(check(any, 'profile')).toBeUndefined();
+    expect(any.appraised?.kind).toBe('psa');
   });
 
   it('untrusted: untagged COSE_Sign1', async () => {

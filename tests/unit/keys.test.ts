@@ -81,8 +81,21 @@ describe.skipIf(!HAVE_OPENSSL)('PEM against OpenSSL', () => {
     expect(p256PublicKeyPem(k.x, k.y)).toBe(pubText);
     const compressed = ossl('ec', '-in', f, '-pubout', '-conv_form', 'compressed');
     expect(parsePem(compressed)).toEqual(k);
-    // the private P-256 key is refused with a clear reason
-    expect(() => parsePem(readFileSync(f, 'utf8'))).toThrow(/P-256 private keys are not supported/);
+    // a private P-256 key (PKCS#8 and SEC1) gives its public half: ES256 is verify-only here
+    const priv = parsePem(readFileSync(f, 'utf8'));
+    expect(priv).toEqual({ kind: 'p256-private', x: k.x, y: k.y });
+    expect(parsePem(ossl('ec', '-in', f))).toEqual(priv);
+    // a SEC1 key whose embedded public key is not its own is refused
+    const other = path.join(dir, 'ec2.pem');
+    ossl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', other);
+    const sec1 = (file: string) => Buffer.from(ossl('ec', '-in', file).replace(/-----[A-Z ]+-----|\s/g, ''), 'base64');
+    const mine = sec1(f);
+    const theirs = sec1(other);
+    expect(mine.length).toBe(121); // 30 77 | version | d | [0] P-256 | [1] 04 x y
+    const spliced = Buffer.concat([mine.subarray(0, 121 - 64), theirs.subarray(121 - 64)]);
+    const armour = (der: Buffer) => `-----BEGIN EC PRIVATE KEY-----\n${der.toString('base64')}\n-----END EC PRIVATE KEY-----\n`;
+    expect(parsePem(armour(mine))).toEqual(priv);
+    expect(() => parsePem(armour(spliced))).toThrow(/does not belong to the private key/);
   });
 
   it('refuses other key types and encrypted keys with clear errors', () => {
@@ -145,7 +158,7 @@ describe('PEM: exact DER layout and errors', () => {
     ['bad base64', '-----BEGIN PUBLIC KEY-----\nMCow!!!\n-----END PUBLIC KEY-----\n', /valid base64/],
     ['unknown label', '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', /unsupported PEM block "CERTIFICATE"/],
     ['OpenSSH key', '-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbg==\n-----END OPENSSH PRIVATE KEY-----\n', /OPENSSH PRIVATE KEY/],
-    ['EC PRIVATE KEY', '-----BEGIN EC PRIVATE KEY-----\nMHcC\n-----END EC PRIVATE KEY-----\n', /EC private keys are not supported/],
+    ['EC PRIVATE KEY truncated', '-----BEGIN EC PRIVATE KEY-----\nMHcC\n-----END EC PRIVATE KEY-----\n', /truncated/],
     ['truncated PKCS#8', pem('PRIVATE KEY', hex('302e020100300506032b657004220420' + '00'.repeat(31))), /truncated/],
     ['trailing DER', pem('PRIVATE KEY', hex('302e020100300506032b657004220420' + toHex(seed) + '00')), /trailing bytes/],
     ['short seed', pem('PRIVATE KEY', hex('302d020100300506032b657004210420' + '00'.repeat(31) + '00').subarray(0, 47)), /.+/],

@@ -194,8 +194,12 @@ describe('RFC 9783 example tokens', () => {
 
   it('the ES256 key also loads from the PEM given with the example', async () => {
     const pem = readText('rfc9783-examples/tfm-es-iak.pem');
-    // the example ships the PRIVATE key (EC PRIVATE KEY), which parsePem refuses by design
-    expect(() => parsePem(pem)).toThrow(/EC private keys are not supported/);
+    // the example ships the PRIVATE key (EC PRIVATE KEY): its public half verifies the token
+    const k = parsePem(pem);
+    expect(k.kind).toBe('p256-private');
+    if (k.kind !== 'p256-private') return;
+    const r = await verifyPsaToken(read('rfc9783-examples/psa-sign1.cbor'), { kind: 'sign', keys: { kty: 'EC2', crv: 'P-256', x: k.x, y: k.y } });
+    expect(r.ok, JSON.stringify(r)).toBe(true);
   });
 
   it('a bit flip in every byte of psa-sign1 is rejected (P-256 is slow: one bit per byte, rotating)', async () => {

@@ -176,6 +176,21 @@ describe('verifying an export', () => {
     expect(await verifyAuditExport({ format: 'fieldbench-audit', version: 1, entries: [], head: null })).toMatchObject({ ok: true, count: 0 });
   });
 
+  it('refuses an entry whose signer field names another key than the trusted one that signed it (found by fuzzing)', async () => {
+    const x = clone();
+    x.entries[0].signer = toHex(bob.publicKey);
+    expect(await verifyAuditExport(x, trusted())).toMatchObject({ ok: false, code: 'bad-signature', index: 0 });
+    const y = clone();
+    y.entries[4].signer = y.entries[4].signer.replace(/^./, (c) => (c === '0' ? '1' : '0'));
+    expect(await verifyAuditExport(y, trusted())).toMatchObject({ ok: false, code: 'bad-signature', index: 4 });
+  });
+
+  it('refuses hex in another spelling (uppercase): one entry has one text (found by fuzzing)', async () => {
+    const x = clone();
+    x.entries[2].hash = x.entries[2].hash.toUpperCase();
+    expect(await verifyAuditExport(x, trusted())).toMatchObject({ ok: false, code: 'malformed' });
+  });
+
   it('names a deleted entry (middle, first, last)', async () => {
     let x = clone();
     x.entries.splice(3, 1);

@@ -165,7 +165,14 @@ describe('UpdateController against the reference device', () => {
     );
     expect(out).toMatchObject({ kind: 'error', recoverable: true });
     expect(ctl.linkLost?.sent).toBeGreaterThan(img.length * 0.4);
-    const devOffset = w.model.upload?.off ?? 0;
+    // the device may still be writing chunks it had queued when the cable went: wait until it is idle
+    let devOffset = w.model.upload?.off ?? 0;
+    for (let stable = 0; stable < 5; ) {
+      await new Promise((r) => setTimeout(r, 20));
+      const now = w.model.upload?.off ?? 0;
+      stable = now === devOffset ? stable + 1 : 0;
+      devOffset = now;
+    }
     expect(devOffset).toBeGreaterThan(img.length * 0.4);
     // Disconnected: the panel says so, Resume waits for the device.
     let html = render(UpdatePanel, { props: { session: null, trustedKeys: [PUB], controller: ctl } }).body;

@@ -6,22 +6,28 @@
  * 2 bad usage, unreadable files, unusable keys.
  */
 import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE, UsageError, parseArgs, type CliCommand, type CliIo } from '../command.ts';
-import { InputError, readEd25519Public, readInput, readPublicKey } from '../files.ts';
-import type { CoseKey } from '../../core/trust/cose.ts';
+import { InputError, readEd25519Public, readInput } from '../files.ts';
+import { KeyFormatError } from '../../core/trust/keys.ts';
+import { parseVerificationKey, type VerificationKey } from '../../core/trust/verification-key.ts';
 import { verifyBundle } from '../../core/trust/bundle.ts';
 import { appraiseToken, claimsToJson, type ReferenceMeasurement } from '../../core/trust/eat.ts';
 
-const usage = `usage: fieldbench attest verify TOKEN --key DEVICE.pem [--nonce HEX]
+const usage = `usage: fieldbench attest verify TOKEN (--key KEYFILE | --hmac-key FILE) [--nonce HEX]
          [--bundle BUNDLE --owner OWNER.pem [--allow-stale]] [--reference SHA256[,VERSION[,MODEL]]]...
          [--accept-warnings] [--json]
 
-Appraises an attestation token (a COSE_Sign1 EAT; raw CBOR or hex text):
+Appraises an attestation token (raw CBOR or hex text): a fieldbench EAT, or a
+standard PSA token (RFC 9783 and the older PSA 2.0.0 / PSA_IOT_PROFILE_1, as
+TF-M produces them) in a COSE_Sign1 (ES256 or EdDSA) or a COSE_Mac0 (HMAC):
 signature, nonce freshness, lifecycle, debug state, firmware measurements
 against reference values, revoked keys, interfaces, claim types and sizes.
+The report names the profile it appraised.
 
-  --key FILE        the device public key (PEM), taken from its verified
-                    identity certificate: Ed25519 for fieldbench devices,
-                    P-256 for PSA ES256 tokens (e.g. TF-M).
+  --key FILE        the device's verification key: PEM (a public key, or a
+                    private key whose public half is used), JWK or COSE_Key;
+                    Ed25519 for fieldbench devices, P-256 for ES256 tokens, a
+                    symmetric JWK ("oct") or COSE_Key (kty 4) for COSE_Mac0.
+  --hmac-key FILE   a bare symmetric attestation key (raw bytes) for COSE_Mac0.
   --nonce HEX       the challenge sent to the device (32, 48 or 64 bytes).
                     Without it freshness is not checked (a warning).
   --bundle FILE     trust bundle supplying reference measurements and
@@ -54,12 +60,6 @@ function tokenBytes(raw: Uint8Array): Uint8Array {
   return raw;
 }
 
-/** The device key: Ed25519 as raw bytes (the appraisal derives its kid), P-256 as a COSE_Key. */
-async function readDeviceKey(io: CliIo, path: string): Promise<Uint8Array | CoseKey> {
-  const k = await readPublicKey(io, path, 'device key');
-  return k.kty === 'OKP' ? k.x : k;
-}
-
 function hex(b: Uint8Array): string {
   let s = '';
   for (const x of b) s += x.toString(16).padStart(2, '0');
@@ -84,9 +84,9 @@ const verify: CliCommand = {
     let nonce: Uint8Array | undefined;
     let refs: ReferenceMeasurement[];
     try {
-      args = parseArgs(argv, { known: ['key', 'nonce', 'bundle', 'owner', 'reference'], booleans: ['json', 'accept-warnings', 'allow-stale'] });
+      args = parseArgs(argv, { known: ['key', 'hmac-key', 'nonce', 'bundle', 'owner', 'reference'], booleans: ['json', 'accept-warnings', 'allow-stale'] });
       if (args.positional.length !== 1) throw new UsageError('give exactly one TOKEN file');
-      if (!args.has('key')) throw new UsageError('--key DEVICE.pem is required (the device public key from its identity certificate)');
+      if (args.has('key') === args.has('hmac-key')) throw new UsageError('give one of --key KEYFILE (the device key from its identity certificate) or --hmac-key FILE');
       if (args.has('bundle') !== args.has('owner')) throw new UsageError('--bundle and --owner go together (the owner key verifies the bundle)');
       const n = args.get('nonce');
       if (n !== undefined) {
@@ -102,12 +102,19 @@ const verify: CliCommand = {
       throw e;
     }
     let token: Uint8Array;
-    let key: Uint8Array | CoseKey;
+    let key: VerificationKey;
     const revoked = new Set<string>();
     let published: Set<string> | undefined;
     try {
       token = tokenBytes(await readInput(io, args.positional[0]));
-      key = await readDeviceKey(io, args.require('key'));
+      const keyPath = args.has('key') ? args.require('key') : args.require('hmac-key');
+      const keyBytes = await readInput(io, keyPath, 'device key');
+      try {
+        key = await parseVerificationKey(keyBytes, { rawMac: args.has('hmac-key') });
+      } catch (e) {
+        if (e instanceof KeyFormatError) throw new InputError(`${keyPath}: ${e.message}`);
+        throw e;
+      }
       if (args.has('bundle')) {
         const bundleBytes = await readInput(io, args.require('bundle'));
         const owner = await readEd25519Public(io, args.require('owner'), { what: 'owner key' });
@@ -127,11 +134,19 @@ const verify: CliCommand = {
       if (e instanceof InputError) return fail(e.message);
       throw e;
     }
-    const a = await appraiseToken(token, { devicePublicKey: key, expectedNonce: nonce, referenceMeasurements: refs, revokedKeyIds: revoked, publishedConfigs: published, now: Date.now() });
+    const a = await appraiseToken(token, {
+      devicePublicKey: key.kind === 'sign' ? (key.key.kty === 'OKP' ? key.key.x : key.key) : undefined,
+      macKey: key.kind === 'mac' ? key.key : undefined,
+      profiles: 'any',
+      expectedNonce: nonce, referenceMeasurements: refs, revokedKeyIds: revoked, publishedConfigs: published, now: Date.now(),
+    });
+    const profileLine = a.appraised
+      ? `${a.appraised.kind === 'fieldbench' ? 'fieldbench EAT' : 'standard PSA token'} (${a.appraised.profile}) in a ${a.appraised.envelope === 'mac0' ? 'COSE_Mac0' : 'COSE_Sign1'}`
+      : 'not determined (the token did not verify)';
     if (args.has('json')) {
-      io.out(JSON.stringify({ verdict: a.verdict, reasons: a.reasons, claims: a.claims ? claimsToJson(a.claims) : null }, null, 2) + '\n');
+      io.out(JSON.stringify({ verdict: a.verdict, appraised: a.appraised ?? null, reasons: a.reasons, claims: a.claims ? claimsToJson(a.claims) : null }, null, 2) + '\n');
     } else {
-      io.out(`verdict: ${a.verdict}\n`);
+      io.out(`verdict: ${a.verdict}\nappraised as: ${profileLine}\n`);
       for (const r of a.reasons) io.out(`  [${r.result}] ${r.check}: ${r.detail}\n`);
       if (a.claims) {
         const c = a.claims as unknown as Record<string, unknown>;

@@ -13,7 +13,7 @@ import { x25519 } from '@noble/curves/ed25519.js';
 import { decodeCbor, Tag } from '../../core/smp/cbor.ts';
 import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE, parseArgs, UsageError, type CliCommand, type CliIo } from '../command.ts';
 import { InputError, parsePemAt, publicCoseKey, readEd25519Private, readEd25519Public, readInput } from '../files.ts';
-import { decodeSign1, signSign1, verifySign1, type CoseKey } from '../../core/trust/cose.ts';
+import { GENERIC_MAX_BYTES, decodeSign1, signSign1, verifySign1, type CoseKey } from '../../core/trust/cose.ts';
 import { ed25519PublicKey, generateEd25519 } from '../../core/trust/ed25519.ts';
 import { decodeCoseKeyWithPrivate, keyId, KeyFormatError, parsePem, privateKeyPem, publicKeyPem } from '../../core/trust/keys.ts';
 import { artifactTypeOf, ARTIFACT_NAMES, CONTENT_TYPES, fromHex, hex, iso, SchemaError, type ArtifactType } from '../../core/trust/artifact.ts';
@@ -198,7 +198,8 @@ const verifyUsage = 'usage: fieldbench trust verify FILE --bundle BUNDLE --owner
 const coseSignUsage = 'usage: fieldbench cose sign --key PRIV.pem --payload FILE [--detached] [--alg -8|-19] [--kid HEX] [--content-type TEXT]\n' +
   '  [--aad HEX] [--untagged] --out FILE';
 const coseVerifyUsage = 'usage: fieldbench cose verify MSG --key PUB.pem [--key ...] [--payload FILE] [--aad HEX] [--json]\n' +
-  '  keys: Ed25519 or P-256 (ES256) public PEM, an Ed25519 private PEM, or a COSE_Key file';
+  '  keys: Ed25519 or P-256 (ES256) public PEM, an Ed25519 or P-256 private PEM (its public half is used), or a COSE_Key file\n' +
+  '  messages up to 16 MiB (artifacts bound for a device keep their tighter limits)';
 const inspectUsage = 'usage: fieldbench inspect FILE [--json]\n' +
   '  recognises fieldbench artifacts, COSE_Sign1 / COSE_Encrypt messages, COSE_Keys, PEM keys and MCUboot images (nothing is verified)';
 
@@ -498,7 +499,9 @@ async function coseVerify(argv: string[], io: CliIo): Promise<number> {
   if (keyPaths.length === 0) throw new UsageError('--key PUB.pem is required');
   const keys = await Promise.all(keyPaths.map((p) => readCoseKey(io, p)));
   const bytes = await readInput(io, a.positional[0]);
+  if (bytes.length > GENERIC_MAX_BYTES) throw new InputError(`${a.positional[0]} is ${bytes.length} bytes; cose verify accepts messages up to ${GENERIC_MAX_BYTES} bytes (16 MiB)`);
   const v = await verifySign1(bytes, keys, {
+    maxBytes: GENERIC_MAX_BYTES,
     detachedPayload: a.has('payload') ? await readInput(io, a.get('payload')!) : undefined,
     externalAad: a.has('aad') ? hexArg('aad', a.get('aad')!) : undefined,
   });

@@ -353,6 +353,9 @@ function int(v: unknown, what: string, min: number): number {
 }
 function hexBytes(v: unknown, what: string, len: number): Uint8Array {
   if (typeof v !== 'string' || v.length !== len * 2) throw new Malformed(`${what} must be ${len} bytes of hex`);
+  // one spelling per value (lowercase, as exports write it): a receiver that keys on the text, such as
+  // the hub's idempotent ingest, must never see one entry as two
+  if (!/^[0-9a-f]*$/.test(v)) throw new Malformed(`${what} must be lowercase hex`);
   try {
     return fromHex(v);
   } catch {
@@ -480,6 +483,8 @@ async function verifyInner(
     if (trustedById) {
       const k = trustedById.get(e.technician.keyId);
       if (!k) return fail(i, 'bad-signature', `entry ${i} (seq ${e.seq}) is signed by key ${e.technician.keyId}, which is not a trusted technician key`, e.seq);
+      // the entry's own signer field is what readers (and the hub) show: it must be the key that verified it
+      if (!eqBytes(e.signer, k)) return fail(i, 'bad-signature', `entry ${i} (seq ${e.seq}): its signer field is not the key ${e.technician.keyId} that signed it`, e.seq);
       pub = k;
     } else {
       if (keyIdHex(e.signer) !== e.technician.keyId) {

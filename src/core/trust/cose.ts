@@ -68,6 +68,12 @@ export interface CoseVerifyOptions {
 }
 
 export const DEFAULT_MAX_BYTES = 64 * 1024;
+/**
+ * The limit of a generic verifier (`fieldbench cose verify`): messages a person checks on a
+ * laptop, such as signed release files. The tight DEFAULT_MAX_BYTES stays for what goes to a
+ * device or comes from one.
+ */
+export const GENERIC_MAX_BYTES = 16 * 1024 * 1024;
 
 /** Header labels (RFC 9052 table 3). */
 export const HDR = { alg: 1, crit: 2, contentType: 3, kid: 4, iv: 5, partialIv: 6, counterSignature: 7 } as const;

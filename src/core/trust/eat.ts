@@ -14,6 +14,7 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { decodeCbor, encodeDeterministic } from '../smp/cbor.ts';
 import { decodeSign1, signSign1, verifySign1, type CoseKey } from './cose.ts';
+import { verifyMac0 } from './cose-mac0.ts';
 import { ed25519PublicKey } from './ed25519.ts';
 import { keyId } from './keys.ts';
 import {
@@ -25,6 +26,8 @@ export const FIELDBENCH_PROFILE = 'tag:psacertified.org,2023:psa#fieldbench';
 /** COSE header "typ" (RFC 9596) and the media type of a CWT-encoded EAT (RFC 9782). */
 export const COSE_HDR_TYP = 16;
 export const EAT_MEDIA_TYPE = 'application/eat+cwt';
+/** Media types a token's typ may carry: EAT as CWT (RFC 9782) and the PSA token's own (RFC 9783 section 8.2). */
+export const EAT_MEDIA_TYPES = [EAT_MEDIA_TYPE, 'application/psa-attestation-token', 'application/eat-cwt'] as const;
 export const EAT_MAX_BYTES = 8192;
 
 /** EAT claim keys (RFC 9711) used here, beyond the PSA ones. */
@@ -286,6 +289,14 @@ export interface AppraisalContext {
   maxAgeSeconds?: number;
   /** Largest token accepted; default EAT_MAX_BYTES. */
   maxBytes?: number;
+  /** The symmetric attestation key, for tokens in a COSE_Mac0 (RFC 9783 section 5.2). */
+  macKey?: Uint8Array;
+  /**
+   * Which profiles may be appraised: 'fieldbench' (our own EAT only: what a fieldbench device
+   * must send; the default for an Ed25519 device key) or 'any' (also standard PSA tokens of
+   * RFC 9783 and its predecessors, EdDSA, ES256 or HMAC; the default for other keys).
+   */
+  profiles?: 'fieldbench' | 'any';
   /** SHA-256 (hex) of the signed configurations the owner published (trust bundle); enables the configuration check. */
   publishedConfigs?: Set<string>;
 }
@@ -307,6 +318,8 @@ export interface Appraisal {
   reasons: AppraisalReason[];
   /** Only set when the signature verified; EatClaims for fieldbench tokens, PsaClaims for others. */
   claims: EatClaims | PsaClaims | null;
+  /** Which profile was appraised (set once the claims were read): the token's profile string, ours or a standard PSA one, and the envelope. */
+  appraised?: { profile: string; kind: 'fieldbench' | 'psa'; envelope: 'sign1' | 'mac0' };
 }
 
 /** Lifecycle appraisal (RFC 9783 section 4.3.1 states). */
@@ -371,6 +384,7 @@ function toCoseKey(k: AppraisalContext['devicePublicKey']): CoseKey | string {
 export async function appraiseToken(tokenBytes: Uint8Array, ctx: AppraisalContext): Promise<Appraisal> {
   const reasons: AppraisalReason[] = [];
   const add = (check: AppraisalCheck, result: AppraisalReason['result'], detail: string) => reasons.push({ check, result, detail });
+  let appraised: Appraisal['appraised'];
   const stop = (): Appraisal => ({ verdict: 'untrusted', reasons, claims: null });
   try {
     const maxBytes = ctx.maxBytes ?? EAT_MAX_BYTES;
@@ -382,35 +396,78 @@ export async function appraiseToken(tokenBytes: Uint8Array, ctx: AppraisalContex
       add('format', 'fail', `token is ${tokenBytes.length} bytes, more than the ${maxBytes}-byte limit`);
       return stop();
     }
-    const key = toCoseKey(ctx.devicePublicKey);
-    if (typeof key === 'string') {
-      add('signature', 'fail', `cannot verify the signature: ${key}`);
-      return stop();
-    }
-    const v = await verifySign1(tokenBytes, key, { maxBytes });
-    if (!v.ok) {
-      add('signature', 'fail', `${v.code}: ${v.reason}`);
-      return stop();
-    }
-    if (!v.message.tagged) {
-      add('format', 'fail', 'attestation tokens must be tagged COSE_Sign1 (CBOR tag 18)');
-      return stop();
-    }
-    const isOurs = key.kty === 'OKP';
-    add('signature', 'pass', `${v.alg === -7 ? 'ES256' : 'EdDSA'} signature verified with device key ${isOurs ? hex(keyId(key.x)) : '(P-256)'}`);
-    if (isOurs) {
-      const typ = v.message.protected.get(COSE_HDR_TYP);
-      if (typ !== EAT_MEDIA_TYPE) {
-        add('format', 'fail', `protected typ (16) is ${typ === undefined ? 'missing' : JSON.stringify(typ)}, expected "${EAT_MEDIA_TYPE}": this is not an attestation token`);
-        return finish();
+    // the envelope: a tagged COSE_Sign1 (18) under the device's public key, or a tagged
+    // COSE_Mac0 (17) under its symmetric attestation key (RFC 9783 section 5)
+    let payload: Uint8Array;
+    let protectedHdr: Map<unknown, unknown>;
+    let signingKid: Uint8Array | undefined;
+    let key: CoseKey | undefined;
+    let envelope: 'sign1' | 'mac0';
+    if (tokenBytes[0] === 0xd1) {
+      envelope = 'mac0';
+      if (!ctx.macKey) {
+        add('signature', 'fail', 'the token is a COSE_Mac0: it can only be checked with the device\'s symmetric attestation key (HMAC key)');
+        return stop();
       }
+      const m = await verifyMac0(tokenBytes, ctx.macKey, { maxBytes, requireTag: true });
+      if (!m.ok) {
+        add('signature', 'fail', `${m.code}: ${m.reason}`);
+        return stop();
+      }
+      payload = m.payload;
+      protectedHdr = m.message.protected;
+      signingKid = m.kid;
+      add('signature', 'pass', `HMAC (COSE alg ${m.alg}) verified with the symmetric attestation key`);
+    } else {
+      envelope = 'sign1';
+      const k = toCoseKey(ctx.devicePublicKey);
+      if (typeof k === 'string') {
+        add('signature', 'fail', `cannot verify the signature: ${k}`);
+        return stop();
+      }
+      key = k;
+      const v = await verifySign1(tokenBytes, key, { maxBytes });
+      if (!v.ok) {
+        add('signature', 'fail', `${v.code}: ${v.reason}`);
+        return stop();
+      }
+      if (!v.message.tagged) {
+        add('format', 'fail', 'attestation tokens must be tagged COSE_Sign1 (CBOR tag 18)');
+        return stop();
+      }
+      payload = v.payload;
+      protectedHdr = v.message.protected;
+      signingKid = v.kid;
+      add('signature', 'pass', `${v.alg === -7 ? 'ES256' : 'EdDSA'} signature verified with device key ${key.kty === 'OKP' ? hex(keyId(key.x)) : '(P-256)'}`);
     }
-    const d = decodeClaimsPayload(v.payload);
+    // typ is optional (RFC 9783 does not require it); when present it must say EAT
+    const typ = protectedHdr.get(COSE_HDR_TYP);
+    if (typ !== undefined && !EAT_MEDIA_TYPES.some((t) => typ === t || (typeof typ === 'string' && typ.startsWith(`${t};`)))) {
+      add('format', 'fail', `protected typ (16) is ${JSON.stringify(typ)}, not an attestation token media type (${EAT_MEDIA_TYPE})`);
+      return finish();
+    }
+    const d = decodeClaimsPayload(payload);
     if (!d.ok) {
       add('claims', 'fail', d.reason);
       return finish();
     }
     const raw = d.value;
+    if (!(raw instanceof Map)) {
+      add('claims', 'fail', 'the claims-set is not a CBOR map');
+      return finish();
+    }
+    // which profile: our own (fieldbench, EdDSA under the identity key) or a standard PSA one
+    const declared = raw.get(PSA_CLAIM.profile);
+    const isOurs = declared === FIELDBENCH_PROFILE;
+    const profiles = ctx.profiles ?? (key?.kty === 'OKP' ? 'fieldbench' : 'any');
+    if (!isOurs && profiles === 'fieldbench') {
+      add('profile', 'fail', `profile is ${declared === undefined ? 'missing' : JSON.stringify(declared)}; a fieldbench device attests with "${FIELDBENCH_PROFILE}"`);
+      return finish();
+    }
+    if (isOurs && (envelope !== 'sign1' || key?.kty !== 'OKP')) {
+      add('profile', 'fail', `the ${FIELDBENCH_PROFILE} profile is signed with the device's Ed25519 identity key, not ${envelope === 'mac0' ? 'a MAC' : 'a P-256 key'}`);
+      return finish();
+    }
     let claims: EatClaims | PsaClaims;
     if (isOurs) {
       const p = parseEatClaims(raw);
@@ -427,9 +484,10 @@ export async function appraiseToken(tokenBytes: Uint8Array, ctx: AppraisalContex
       }
       claims = p.claims;
     }
+    appraised = { profile: claims.profile, kind: isOurs ? 'fieldbench' : 'psa', envelope };
     add('claims', 'pass', `claims are well-formed for profile ${claims.profile}`);
     const eat = isOurs ? (claims as EatClaims) : undefined;
-    const result: Appraisal = { verdict: 'untrusted', reasons, claims };
+    const result: Appraisal = { verdict: 'untrusted', reasons, claims, appraised };
 
     // freshness
     if (ctx.expectedNonce === undefined) {
@@ -441,7 +499,7 @@ export async function appraiseToken(tokenBytes: Uint8Array, ctx: AppraisalContex
     }
 
     // the token speaks for the key that signed it
-    if (isOurs) {
+    if (isOurs && key?.kty === 'OKP') {
       if (ctEqual(claims.instanceId, instanceIdFor(key.x))) add('instance-id', 'pass', 'instance id is derived from the device key');
       else add('instance-id', 'fail', 'instance id is not 0x01 || SHA-256(device key): the token describes another device');
     }
@@ -468,11 +526,11 @@ export async function appraiseToken(tokenBytes: Uint8Array, ctx: AppraisalContex
     // revocation
     const revoked: string[] = [];
     const rev = ctx.revokedKeyIds ?? new Set<string>();
-    if (isOurs) {
+    if (isOurs && key?.kty === 'OKP') {
       const kid = hex(keyId(key.x));
       if (rev.has(kid)) revoked.push(`device key ${kid}`);
     }
-    if (v.kid && rev.has(hex(v.kid)) && !revoked.length) revoked.push(`signing key ${hex(v.kid)}`);
+    if (signingKid && rev.has(hex(signingKid)) && !revoked.length) revoked.push(`signing key ${hex(signingKid)}`);
     for (const c of claims.softwareComponents) {
       const full = hex(c.signerId);
       if (rev.has(full) || rev.has(full.slice(0, 16))) revoked.push(`firmware signer ${full.slice(0, 16)} (${c.measurementType ?? 'component'})`);
@@ -501,7 +559,7 @@ export async function appraiseToken(tokenBytes: Uint8Array, ctx: AppraisalContex
   }
 
   function finish(): Appraisal {
-    return { verdict: 'untrusted', reasons, claims: null };
+    return { verdict: 'untrusted', reasons, claims: null, appraised };
   }
 }
 

@@ -15,7 +15,9 @@ export { KeyFormatError };
 export type ParsedPem =
   | { kind: 'ed25519-private'; seed: Uint8Array }
   | { kind: 'ed25519-public'; publicKey: Uint8Array }
-  | { kind: 'p256-public'; x: Uint8Array; y: Uint8Array };
+  | { kind: 'p256-public'; x: Uint8Array; y: Uint8Array }
+  /** A P-256 private key (SEC1 or PKCS#8): only its public half is ever used (ES256 is verify-only here). */
+  | { kind: 'p256-private'; x: Uint8Array; y: Uint8Array };
 
 // DER prefixes (RFC 8410, RFC 5480)
 const OID_ED25519 = Uint8Array.of(0x06, 0x03, 0x2b, 0x65, 0x70);
@@ -109,7 +111,13 @@ function parsePkcs8(der: Uint8Array): ParsedPem {
   const algBody = der.subarray(alg.start, alg.end);
   if (!eq(algBody, OID_ED25519)) {
     if (algBody.length >= OID_EC_PUBLIC_KEY.length && eq(algBody.subarray(0, OID_EC_PUBLIC_KEY.length), OID_EC_PUBLIC_KEY)) {
-      throw new KeyFormatError('P-256 private keys are not supported: ES256 is verify-only here; sign with Ed25519');
+      const params = algBody.subarray(OID_EC_PUBLIC_KEY.length);
+      if (!eq(params, OID_P256)) throw new KeyFormatError('EC private key on a curve other than P-256 (prime256v1) is not supported');
+      const outer = expectTag(readTlv(der, alg.end, top.end, 'privateKey'), 0x04, 'privateKey OCTET STRING');
+      let pos = outer.end;
+      if (pos < top.end && der[pos] === 0xa0) pos = readTlv(der, pos, top.end, 'attributes').end;
+      if (pos !== top.end) throw new KeyFormatError('PKCS#8: unexpected fields after the private key');
+      return parseSec1(der.slice(outer.start, outer.end), true);
     }
     throw new KeyFormatError('PKCS#8: not an Ed25519 key (OID 1.3.101.112 expected, with no parameters)');
   }
@@ -157,6 +165,46 @@ function parseSpki(der: Uint8Array): ParsedPem {
   throw new KeyFormatError('SPKI: unsupported key algorithm (Ed25519 or P-256 expected)');
 }
 
+/**
+ * SEC1 ECPrivateKey (RFC 5915): SEQUENCE { version 1, privateKey OCTET STRING, [0] curve OID,
+ * [1] public key BIT STRING }. P-256 only; the public key is derived from the scalar, and an
+ * embedded one must match it. `inPkcs8`: the curve came from the PKCS#8 algorithm identifier.
+ */
+function parseSec1(der: Uint8Array, inPkcs8: boolean): ParsedPem {
+  const top = expectTag(readTlv(der, 0, der.length, 'ECPrivateKey'), 0x30, 'ECPrivateKey SEQUENCE');
+  if (top.end !== der.length) throw new KeyFormatError('DER: trailing bytes after ECPrivateKey');
+  const ver = expectTag(readTlv(der, top.start, top.end, 'version'), 0x02, 'version INTEGER');
+  if (ver.end - ver.start !== 1 || der[ver.start] !== 1) throw new KeyFormatError('ECPrivateKey: version must be 1');
+  const priv = expectTag(readTlv(der, ver.end, top.end, 'privateKey'), 0x04, 'privateKey OCTET STRING');
+  if (priv.end - priv.start !== 32) throw new KeyFormatError('ECPrivateKey: a P-256 private key is 32 bytes');
+  const d = der.slice(priv.start, priv.end);
+  let pos = priv.end;
+  let curveSeen = inPkcs8;
+  if (pos < top.end && der[pos] === 0xa0) {
+    const params = readTlv(der, pos, top.end, 'parameters');
+    if (!eq(der.subarray(params.start, params.end), OID_P256)) throw new KeyFormatError('EC private key on a curve other than P-256 (prime256v1) is not supported');
+    curveSeen = true;
+    pos = params.end;
+  }
+  if (!curveSeen) throw new KeyFormatError('ECPrivateKey: the curve is not named (P-256 expected)');
+  let pub: Uint8Array;
+  try {
+    pub = p256.getPublicKey(d, false);
+  } catch {
+    throw new KeyFormatError('ECPrivateKey: the private scalar is not valid for P-256');
+  }
+  if (pos < top.end && der[pos] === 0xa1) {
+    const wrap = readTlv(der, pos, top.end, 'publicKey');
+    const bits = expectTag(readTlv(der, wrap.start, wrap.end, 'publicKey BIT STRING'), 0x03, 'publicKey BIT STRING');
+    if (bits.end !== wrap.end || bits.end - bits.start < 2 || der[bits.start] !== 0) throw new KeyFormatError('ECPrivateKey: malformed public key');
+    const embedded = p256Point(der.slice(bits.start + 1, bits.end));
+    if (!eq(embedded.x, pub.slice(1, 33)) || !eq(embedded.y, pub.slice(33, 65))) throw new KeyFormatError('ECPrivateKey: embedded public key does not belong to the private key');
+    pos = wrap.end;
+  }
+  if (pos !== top.end) throw new KeyFormatError('ECPrivateKey: unexpected fields after the key');
+  return { kind: 'p256-private', x: pub.slice(1, 33), y: pub.slice(33, 65) };
+}
+
 /** Validate a SEC1 P-256 point (uncompressed or compressed) and return affine x, y. */
 function p256Point(sec1: Uint8Array): { x: Uint8Array; y: Uint8Array } {
   let raw: Uint8Array;
@@ -190,7 +238,7 @@ export function parsePem(text: string): ParsedPem {
     case 'ENCRYPTED PRIVATE KEY':
       throw new KeyFormatError('encrypted private keys are not supported; decrypt first (openssl pkey -in key.pem -out plain.pem)');
     case 'EC PRIVATE KEY':
-      throw new KeyFormatError('EC private keys are not supported: ES256 is verify-only here; sign with Ed25519');
+      return parseSec1(fromBase64(body, label), false);
     default:
       throw new KeyFormatError(`unsupported PEM block "${label}" (expected PRIVATE KEY or PUBLIC KEY)`);
   }

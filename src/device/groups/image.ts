@@ -458,7 +458,8 @@ export class ImageModel {
           else pending = permanent = true;
         } else if (active) confirmed = true;
       } else if (active) confirmed = true;
-      images.push({ image: 0, slot, version: info.version, hash: info.hash, bootable: (info.flags & 0x10) === 0, pending, confirmed, active, permanent });
+      // Zephyr names the image only on multi-image builds (CONFIG_MCUMGR_GRP_IMG_UPDATABLE_IMAGE_NUMBER > 1)
+      images.push({ slot, version: info.version, hash: info.hash, bootable: (info.flags & 0x10) === 0, pending, confirmed, active, permanent });
     }
     return { images, splitStatus: 0 };
   }

@@ -17,7 +17,8 @@ function pad(n: number, w = 2): string {
   return String(n).padStart(w, '0');
 }
 
-export function osGroup(device: ReferenceDevice, bootloader: () => BootloaderModel) {
+/** `bootloader` answers undefined on a device without MCUboot (os bootloader info is then ENOTSUP, as on Zephyr). */
+export function osGroup(device: ReferenceDevice, bootloader: () => BootloaderModel | undefined) {
   const o = device.opts;
   const infoLetters: Record<string, () => string> = {
     s: () => 'Zephyr',
@@ -56,6 +57,7 @@ export function osGroup(device: ReferenceDevice, bootloader: () => BootloaderMod
       },
       [OS.BootloaderInfo]: (b: Body) => {
         const bl = bootloader();
+        if (!bl) throw new MgmtError(RC.ENOTSUP);
         if (b.query === undefined) return { bootloader: bl.name };
         if (b.query === 'mode') return { mode: bl.mode, 'no-downgrade': bl.noDowngrade };
         throw new MgmtError(RC.EINVAL, 3);

@@ -24,6 +24,13 @@ export function configureImageModel(device: ReferenceDevice, opts: ImageModelOpt
 }
 
 export function installStandardGroups(device: ReferenceDevice): void {
+  if (device.opts.image === false) {
+    // no MCUboot (native_sim-like): OS (bootloader info ENOTSUP), enum, settings; no image group
+    device.registerGroup(osGroup(device, () => undefined));
+    device.registerGroup(enumGroup(device));
+    if (device.opts.settings) installSettingsGroup(device, device.opts.settings === true ? {} : device.opts.settings);
+    return;
+  }
   // DeviceOptions may carry image model options under `image` (when the device passes them through).
   const imageOpts = device.opts.image ?? {};
   const images = new ImageModel(device, imageOpts);
