@@ -120,7 +120,7 @@ export function detectArtifact(name: string, bytes: Uint8Array): Detection {
   }
   if (note) return { ok: false, code: 'unrecognised', reason: `${name} is Intel HEX but does not hold an MCUboot image (sign it with imgtool first)` };
   const type: ArtifactType | undefined = artifactTypeOf(bytes);
-  if (type === 'reprovision') {
+  if (type === 'reprovision' || type === 'profile') {
     return { ok: false, code: 'unrecognised', reason: `${name} is a ${ARTIFACT_NAMES[type]}: it is used once by a station, not kept in the library` };
   }
   if (type) {

@@ -27,7 +27,7 @@ import { keyId } from './keys.ts';
 import type { Signer } from './signer.ts';
 import { ArtifactError, type TrustFailure, type TrustResult } from './result.ts';
 
-export type ArtifactType = 'identity' | 'credential' | 'config' | 'bundle' | 'reprovision';
+export type ArtifactType = 'identity' | 'credential' | 'config' | 'bundle' | 'reprovision' | 'profile';
 export type Role = 'manufacturer' | 'firmware' | 'owner';
 export type Anchors = Record<Role, CoseKey[]>;
 
@@ -37,6 +37,7 @@ export const CONTENT_TYPES: Record<ArtifactType, string> = {
   config: 'application/vnd.fieldbench.config+cbor',
   bundle: 'application/vnd.fieldbench.bundle+cbor',
   reprovision: 'application/vnd.fieldbench.reprovision+cbor',
+  profile: 'application/vnd.fieldbench.station-profile+cbor',
 };
 
 export const ARTIFACT_NAMES: Record<ArtifactType, string> = {
@@ -45,6 +46,7 @@ export const ARTIFACT_NAMES: Record<ArtifactType, string> = {
   config: 'signed configuration',
   bundle: 'trust bundle',
   reprovision: 're-provisioning authorization',
+  profile: 'station profile',
 };
 
 /** Upper bound on the whole encoded artifact. */
@@ -54,6 +56,7 @@ export const MAX_BYTES: Record<ArtifactType, number> = {
   config: 65536,
   bundle: 262144,
   reprovision: 1024,
+  profile: 131072,
 };
 
 /** Which anchor role signs which artifact. */
@@ -63,6 +66,7 @@ export const SIGNING_ROLE: Record<ArtifactType, Role> = {
   config: 'owner',
   bundle: 'owner',
   reprovision: 'owner',
+  profile: 'owner',
 };
 
 export type Clock = Date | number | undefined;
