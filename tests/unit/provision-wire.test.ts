@@ -204,7 +204,7 @@ describe('provisioning over the wire', () => {
     expect(await groupRc(x.g.provisionAuthorize(notOwner))).toBe(SEC_RC.BadSignature);
     expect(await groupRc(x.g.provisionAuthorize(byManufacturer))).toBe(SEC_RC.BadSignature);
     expect(await groupRc(x.g.provisionAuthorize(expired))).toBe(SEC_RC.Expired);
-    expect(await groupRc(x.g.provisionAuthorize(auth.credential))).toBe(SEC_RC.Malformed);
+    expect(await groupRc(x.g.provisionAuthorize(auth.credential))).toBe(SEC_RC.WrongType);
     expect(await groupRc(x.g.provisionBegin(new Uint8Array(32)))).toBe(SEC_RC.AlreadyProvisioned);
     // A valid authorization counts for its own connection only.
     await x.g.provisionAuthorize(await issueReprovision(input, auth.owner.privateKey));

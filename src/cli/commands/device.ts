@@ -213,7 +213,7 @@ const deviceCmd: CliCommand = {
       await Promise.all(devices.map((d, i) => serveForever(d, ptys[i])));
       return 0;
     }
-    const { host, port } = parseTcpSpec(args.require('listen'));
+    const { host, port } = parseTcpSpec(args.require('listen'), { listen: true });
     if (port !== 0 && port + count - 1 > 65535) throw new UsageError(`ports ${port}..${port + count - 1} go past 65535`);
     const servers = await Promise.all(
       devices.map(async (device, i) => {

@@ -37,28 +37,7 @@ export const SEC = {
   ProvisionCert: 14,
 } as const;
 
-/** Group-specific error codes (v2 `err.rc`). */
-export const SEC_ERR: Record<number, string> = {
-  1: 'not authenticated: present a technician credential first',
-  2: 'permission denied by the technician credential',
-  3: 'signature invalid',
-  4: 'not for this device (target or scope)',
-  5: 'replayed: sequence number not above the one applied',
-  6: 'expired or not yet valid',
-  7: 'malformed or schema violation',
-  8: 'secrets could not be decrypted by this device',
-  9: 'locked out after repeated authentication failures',
-  10: 'revoked',
-  11: 'transfer out of order (offset mismatch)',
-  12: 'key or identifier rotation not permitted',
-  13: 'nonce missing or of the wrong size',
-  14: 'already provisioned: re-provisioning needs an owner-signed authorization for this device',
-  15: 'not provisioned: the device is factory-fresh and has no identity yet',
-  16: 'the certificate does not bind this device (keys, chip UID, model or hardware revision)',
-  17: 'provisioning out of order: begin provisioning on this connection first',
-};
-
-/** The security group's error codes by name (the device raises them, tools and tests compare them). */
+/** Group-specific error codes (v2 `err.rc`): the one table, used by the device and the tool. */
 export const SEC_RC = {
   NotAuthenticated: 1,
   Permission: 2,
@@ -73,11 +52,42 @@ export const SEC_RC = {
   Offset: 11,
   RotationDenied: 12,
   Nonce: 13,
-  AlreadyProvisioned: 14,
-  NotProvisioned: 15,
-  CertMismatch: 16,
-  ProvisionOrder: 17,
+  WrongType: 14,
+  SessionRequired: 15,
+  Protection: 16,
+  StaleBundle: 17,
+  Clock: 18,
+  AlreadyProvisioned: 19,
+  NotProvisioned: 20,
+  CertMismatch: 21,
+  ProvisionOrder: 22,
 } as const;
+
+export const SEC_ERR: Record<number, string> = {
+  [SEC_RC.NotAuthenticated]: 'not authenticated: present a technician credential first',
+  [SEC_RC.Permission]: 'permission denied by the technician credential',
+  [SEC_RC.BadSignature]: 'signature invalid',
+  [SEC_RC.WrongTarget]: 'not for this device (target or scope)',
+  [SEC_RC.Replayed]: 'replayed: sequence number not above the one applied',
+  [SEC_RC.Expired]: 'expired or not yet valid',
+  [SEC_RC.Malformed]: 'malformed or schema violation',
+  [SEC_RC.DecryptFailed]: 'secrets could not be decrypted by this device',
+  [SEC_RC.LockedOut]: 'locked out after repeated authentication failures',
+  [SEC_RC.Revoked]: 'revoked',
+  [SEC_RC.Offset]: 'transfer out of order (offset mismatch)',
+  [SEC_RC.RotationDenied]: 'key or identifier rotation not permitted',
+  [SEC_RC.Nonce]: 'nonce missing or of the wrong size',
+  [SEC_RC.WrongType]: 'wrong kind of artifact (for example a credential sent as a configuration)',
+  [SEC_RC.SessionRequired]: 'privileged command outside the authenticated session: it must arrive protected',
+  [SEC_RC.Protection]: 'protected request refused: no session, a bad authentication tag, or a replayed or reordered sequence number',
+  [SEC_RC.StaleBundle]: 'trust bundle refused: not newer than the one the device holds, or not from its owner',
+  [SEC_RC.Clock]: 'clock change refused: without permission, or below the latest signed time the device has seen',
+  [SEC_RC.AlreadyProvisioned]: 'already provisioned: re-provisioning needs an owner-signed authorization for this device',
+  [SEC_RC.NotProvisioned]: 'not provisioned: the device is factory-fresh and has no identity yet',
+  [SEC_RC.CertMismatch]: 'the certificate does not bind this device (keys, chip UID, model or hardware revision)',
+  [SEC_RC.ProvisionOrder]: 'provisioning out of order: begin provisioning on this connection first',
+};
+
 
 /** Domain separation for signatures the device and technicians make. */
 export const POP_CONTEXT = new TextEncoder().encode('fieldbench-pop-v1\0');

@@ -23,6 +23,7 @@ export type AccessFailure =
   | 'malformed'
   | 'signer'
   | 'credential'
+  | 'wrong-type'
   | 'device';
 
 export class AccessError extends Error {
@@ -45,6 +46,7 @@ const SEC_CODE: Record<number, AccessFailure> = {
   9: 'locked-out',
   10: 'revoked',
   13: 'nonce',
+  14: 'wrong-type',
 };
 
 export type Signer = (message: Uint8Array) => Promise<Uint8Array>;

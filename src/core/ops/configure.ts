@@ -238,6 +238,7 @@ const DEVICE_CODE: Record<number, ConfigFailure> = {
   11: 'transfer',
   12: 'rotation-denied',
   13: 'malformed',
+  14: 'wrong-type',
 };
 
 /** A device's refusal (SEC_ERR) as a failure code and a sentence. */

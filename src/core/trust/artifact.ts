@@ -9,7 +9,9 @@
  * the verifier of type X rejects any other label with code 'wrong-type' before
  * it looks at the payload.
  *
- * Payload: a deterministically encoded CBOR map with small integer keys
+ * Payload: a deterministically encoded CBOR map with small integer keys, decoded
+ * strictly (decodeStrict: duplicate keys, floats, indefinite lengths and any
+ * non-deterministic encoding are refused as 'schema', so a payload has one reading)
  * (docs/FORMATS.md has the CDDL). Key rules, the same for every artifact:
  *  - known keys must have the documented type and size;
  *  - an unknown NEGATIVE integer key is a critical extension this verifier does
@@ -20,7 +22,7 @@
  * Times in payloads are integer seconds since the Unix epoch. Verifier
  * contexts take `now` as a Date or a number of MILLISECONDS (Date.now()).
  */
-import { decodeCbor, encodeDeterministic } from '../smp/cbor.ts';
+import { decodeStrict, encodeDeterministic } from '../smp/cbor.ts';
 import { CoseError, decodeSign1, signSign1, verifySign1, type CoseKey, type CoseFailure } from './cose.ts';
 import { ed25519PublicKey } from './ed25519.ts';
 import { keyId } from './keys.ts';
@@ -236,9 +238,10 @@ export async function openEnvelope(
   }
   let payload: unknown;
   try {
-    payload = decodeCbor(verdict.payload);
+    // Strict: one reading only (no duplicate keys, floats, indefinite lengths or other encodings).
+    payload = decodeStrict(verdict.payload);
   } catch (e) {
-    return { ok: false, code: 'schema', reason: `${name}: payload is not CBOR (${(e as Error).message})` };
+    return { ok: false, code: 'schema', reason: `${name}: payload is not deterministically encoded CBOR (${(e as Error).message})` };
   }
   if (!(payload instanceof Map)) return { ok: false, code: 'schema', reason: `${name}: payload is not a CBOR map` };
   return { ok: true, value: { payload, signer, signerKid }, signer: rawPublicKey(signer) };
@@ -427,7 +430,12 @@ export function unverifiedPayload(bytes: Uint8Array, type: ArtifactType): Map<un
   const m = decodeSign1(bytes, { maxBytes: MAX_BYTES[type] });
   if (m.protected.get(3) !== CONTENT_TYPES[type]) throw new SchemaError(`not ${article(ARTIFACT_NAMES[type])}`);
   if (m.payload === null) throw new SchemaError('detached payload');
-  const p = decodeCbor(m.payload);
+  let p: unknown;
+  try {
+    p = decodeStrict(m.payload);
+  } catch (e) {
+    throw new SchemaError(`payload is not deterministically encoded CBOR (${(e as Error).message})`);
+  }
   if (!(p instanceof Map)) throw new SchemaError('payload is not a CBOR map');
   return p;
 }
