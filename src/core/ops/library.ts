@@ -222,7 +222,7 @@ export async function importArtifact(db: FieldbenchDB, name: string, bytes: Uint
   let failure: { code: ImportFailure; reason: string } | undefined;
   const validator = async (b: Uint8Array, k: ArtifactKind): Promise<ArtifactValidation> => {
     const v = await validateArtifact(k, b, trust);
-    if (!v.ok) failure = { code: v.code === 'no-bundle' ? 'no-bundle' : 'invalid', reason: `${name}: the ${KIND_NAMES[k]} was rejected (${v.code ?? 'invalid'}): ${v.reason}` };
+    if (!v.ok) failure = { code: v.code === 'no-bundle' ? 'no-bundle' : 'invalid', reason: `${name}: ${v.reason}` };
     return v;
   };
   try {
