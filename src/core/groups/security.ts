@@ -9,7 +9,7 @@
 import type { RequestOptions, SmpClient } from '../smp/client.ts';
 import { SmpError } from '../smp/errors.ts';
 import { SMP_HEADER_SIZE } from '../smp/header.ts';
-import { encodeCbor } from '../smp/cbor.ts';
+import { encodeCbor, encodeDeterministic } from '../smp/cbor.ts';
 
 export const SECURITY_GROUP_NAME = 'fieldbench_sec';
 /** Default id; devices may use another, so look it up with findGroup(listGroups(...), SECURITY_GROUP_NAME). */
@@ -27,6 +27,14 @@ export const SEC = {
   ConfigApply: 8,
   Interfaces: 9,
   Wipe: 10,
+  /** read: is the device factory-fresh? its chip UID, model, hardware revision, trusted manufacturer keys */
+  ProvisionState: 11,
+  /** write: generate the identity and X25519 keys in the secure element; answer with a proof of possession */
+  ProvisionBegin: 12,
+  /** write (chunked): an owner-signed, device-bound re-provisioning authorization, for this connection */
+  ProvisionAuthorize: 13,
+  /** write (chunked): the manufacturer-signed identity certificate; checked, stored, provisioning locked */
+  ProvisionCert: 14,
 } as const;
 
 /** Group-specific error codes (v2 `err.rc`): the one table, used by the device and the tool. */
@@ -49,6 +57,10 @@ export const SEC_RC = {
   Protection: 16,
   StaleBundle: 17,
   Clock: 18,
+  AlreadyProvisioned: 19,
+  NotProvisioned: 20,
+  CertMismatch: 21,
+  ProvisionOrder: 22,
 } as const;
 
 export const SEC_ERR: Record<number, string> = {
@@ -70,11 +82,27 @@ export const SEC_ERR: Record<number, string> = {
   [SEC_RC.Protection]: 'protected request refused: no session, a bad authentication tag, or a replayed or reordered sequence number',
   [SEC_RC.StaleBundle]: 'trust bundle refused: not newer than the one the device holds, or not from its owner',
   [SEC_RC.Clock]: 'clock change refused: without permission, or below the latest signed time the device has seen',
+  [SEC_RC.AlreadyProvisioned]: 'already provisioned: re-provisioning needs an owner-signed authorization for this device',
+  [SEC_RC.NotProvisioned]: 'not provisioned: the device is factory-fresh and has no identity yet',
+  [SEC_RC.CertMismatch]: 'the certificate does not bind this device (keys, chip UID, model or hardware revision)',
+  [SEC_RC.ProvisionOrder]: 'provisioning out of order: begin provisioning on this connection first',
 };
+
 
 /** Domain separation for signatures the device and technicians make. */
 export const POP_CONTEXT = new TextEncoder().encode('fieldbench-pop-v1\0');
 export const AUTH_CONTEXT = new TextEncoder().encode('fieldbench-auth-v1\0');
+
+export const PROVISION_CONTEXT = new TextEncoder().encode('fieldbench-provision-v1\0');
+
+/** What a factory-fresh device signs with its new identity key: context | CBOR [nonce, pub, enc_pub, uid, model, hw_rev]. */
+export function provisionPopMessage(p: { nonce: Uint8Array; devicePublicKey: Uint8Array; deviceEncKey: Uint8Array; chipUid: Uint8Array; model: string; hwRev: string }): Uint8Array {
+  const body = encodeDeterministic([p.nonce, p.devicePublicKey, p.deviceEncKey, p.chipUid, p.model, p.hwRev]);
+  const m = new Uint8Array(PROVISION_CONTEXT.length + body.length);
+  m.set(PROVISION_CONTEXT);
+  m.set(body, PROVISION_CONTEXT.length);
+  return m;
+}
 
 export function popMessage(nonce: Uint8Array): Uint8Array {
   const m = new Uint8Array(POP_CONTEXT.length + nonce.length);
@@ -227,6 +255,45 @@ export class SecurityGroup {
     return (r.interfaces ?? {}) as Record<string, string>;
   }
 
+  /** Is the device factory-fresh? (answered without authentication) */
+  async provisionState(opts?: RequestOptions): Promise<ProvisionState> {
+    const r = await this.client.read(this.id, SEC.ProvisionState, {}, opts);
+    const state = text(r.state, 'state');
+    if (state !== 'unprovisioned' && state !== 'provisioned') throw new SmpError('decode', `unknown provisioning state ${JSON.stringify(state)}`);
+    return {
+      state,
+      chipUid: bytes(r.uid, 'uid'),
+      model: text(r.model, 'model'),
+      hwRev: text(r.hw_rev, 'hw_rev'),
+      manufacturerKids: Array.isArray(r.mfr) ? (r.mfr as unknown[]).filter((k): k is Uint8Array => k instanceof Uint8Array) : [],
+      devicePublicKey: r.pub instanceof Uint8Array ? r.pub : undefined,
+    };
+  }
+
+  /** Ask the device to generate its keys; it answers with them and a signature over provisionPopMessage. */
+  async provisionBegin(nonce: Uint8Array, opts?: RequestOptions): Promise<ProvisionOffer> {
+    const r = await this.client.write(this.id, SEC.ProvisionBegin, { nonce }, opts);
+    return {
+      devicePublicKey: bytes(r.pub, 'pub'),
+      deviceEncKey: bytes(r.enc_pub, 'enc_pub'),
+      chipUid: bytes(r.uid, 'uid'),
+      model: text(r.model, 'model'),
+      hwRev: text(r.hw_rev, 'hw_rev'),
+      sig: bytes(r.sig, 'sig'),
+    };
+  }
+
+  /** Present an owner-signed re-provisioning authorization (valid for this connection). */
+  async provisionAuthorize(authorization: Uint8Array, opts?: RequestOptions): Promise<void> {
+    await this.writeBlob(SEC.ProvisionAuthorize, authorization, {}, opts);
+  }
+
+  /** Send the identity certificate; the device checks it binds its own keys and ids, stores it and locks provisioning. */
+  async provisionCert(cert: Uint8Array, opts?: RequestOptions): Promise<{ serial: string }> {
+    const r = await this.writeBlob(SEC.ProvisionCert, cert, {}, opts);
+    return { serial: text(r.serial, 'serial') };
+  }
+
   async wipe(opts?: RequestOptions): Promise<void> {
     await this.client.write(this.id, SEC.Wipe, { confirm: true }, opts);
   }
@@ -277,6 +344,26 @@ export class SecurityGroup {
     // A bstr header grows from 1 to 3 bytes as data passes 23 and 255 bytes.
     return this.client.maxPacket - fixed - 2;
   }
+}
+
+export interface ProvisionState {
+  state: 'unprovisioned' | 'provisioned';
+  chipUid: Uint8Array;
+  model: string;
+  hwRev: string;
+  /** Key ids of the manufacturer keys the device accepts certificates from. */
+  manufacturerKids: Uint8Array[];
+  /** The current identity key, once provisioned. */
+  devicePublicKey?: Uint8Array;
+}
+
+export interface ProvisionOffer {
+  devicePublicKey: Uint8Array;
+  deviceEncKey: Uint8Array;
+  chipUid: Uint8Array;
+  model: string;
+  hwRev: string;
+  sig: Uint8Array;
 }
 
 export interface SecurityEvent {

@@ -120,6 +120,9 @@ export function detectArtifact(name: string, bytes: Uint8Array): Detection {
   }
   if (note) return { ok: false, code: 'unrecognised', reason: `${name} is Intel HEX but does not hold an MCUboot image (sign it with imgtool first)` };
   const type: ArtifactType | undefined = artifactTypeOf(bytes);
+  if (type === 'reprovision' || type === 'profile') {
+    return { ok: false, code: 'unrecognised', reason: `${name} is a ${ARTIFACT_NAMES[type]}: it is used once by a station, not kept in the library` };
+  }
   if (type) {
     if (bytes.length > ARTIFACT_LIMITS[type]) {
       return { ok: false, code: 'too-large', reason: `the ${ARTIFACT_NAMES[type]} is ${bytes.length} bytes; at most ${ARTIFACT_LIMITS[type]} are accepted` };

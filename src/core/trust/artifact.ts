@@ -26,9 +26,10 @@ import { decodeStrict, encodeDeterministic } from '../smp/cbor.ts';
 import { CoseError, decodeSign1, signSign1, verifySign1, type CoseKey, type CoseFailure } from './cose.ts';
 import { ed25519PublicKey } from './ed25519.ts';
 import { keyId } from './keys.ts';
+import type { Signer } from './signer.ts';
 import { ArtifactError, type TrustFailure, type TrustResult } from './result.ts';
 
-export type ArtifactType = 'identity' | 'credential' | 'config' | 'bundle';
+export type ArtifactType = 'identity' | 'credential' | 'config' | 'bundle' | 'reprovision' | 'profile';
 export type Role = 'manufacturer' | 'firmware' | 'owner';
 export type Anchors = Record<Role, CoseKey[]>;
 
@@ -37,6 +38,8 @@ export const CONTENT_TYPES: Record<ArtifactType, string> = {
   credential: 'application/vnd.fieldbench.credential+cbor',
   config: 'application/vnd.fieldbench.config+cbor',
   bundle: 'application/vnd.fieldbench.bundle+cbor',
+  reprovision: 'application/vnd.fieldbench.reprovision+cbor',
+  profile: 'application/vnd.fieldbench.station-profile+cbor',
 };
 
 export const ARTIFACT_NAMES: Record<ArtifactType, string> = {
@@ -44,6 +47,8 @@ export const ARTIFACT_NAMES: Record<ArtifactType, string> = {
   credential: 'technician credential',
   config: 'signed configuration',
   bundle: 'trust bundle',
+  reprovision: 're-provisioning authorization',
+  profile: 'station profile',
 };
 
 /** Upper bound on the whole encoded artifact. */
@@ -52,6 +57,8 @@ export const MAX_BYTES: Record<ArtifactType, number> = {
   credential: 8192,
   config: 65536,
   bundle: 262144,
+  reprovision: 1024,
+  profile: 131072,
 };
 
 /** Which anchor role signs which artifact. */
@@ -60,6 +67,8 @@ export const SIGNING_ROLE: Record<ArtifactType, Role> = {
   credential: 'owner',
   config: 'owner',
   bundle: 'owner',
+  reprovision: 'owner',
+  profile: 'owner',
 };
 
 export type Clock = Date | number | undefined;
@@ -121,14 +130,18 @@ export function fromHex(s: string): Uint8Array {
 }
 
 /** Sign an artifact payload (a Map with integer keys) as a tagged COSE_Sign1. */
-export async function signArtifact(type: ArtifactType, payload: Map<number, unknown>, signerSeed: Uint8Array): Promise<Uint8Array> {
-  if (!(signerSeed instanceof Uint8Array) || signerSeed.length !== 32) {
+export async function signArtifact(type: ArtifactType, payload: Map<number, unknown>, signerSeed: Uint8Array | Signer): Promise<Uint8Array> {
+  const external = !(signerSeed instanceof Uint8Array);
+  if (!external && signerSeed.length !== 32) {
     throw new ArtifactError('schema', 'the signing key must be a 32-byte Ed25519 seed');
   }
-  const pub = await ed25519PublicKey(signerSeed);
+  if (external && (!(signerSeed.publicKey instanceof Uint8Array) || signerSeed.publicKey.length !== 32)) {
+    throw new ArtifactError('schema', `the ${signerSeed.kind} signer has no 32-byte Ed25519 public key`);
+  }
+  const pub = external ? signerSeed.publicKey : await ed25519PublicKey(signerSeed);
   const bytes = await signSign1({
     payload: encodeDeterministic(payload),
-    privateKey: signerSeed,
+    ...(external ? { sign: (m: Uint8Array) => signerSeed.sign(m) } : { privateKey: signerSeed }),
     alg: -8,
     kid: keyId(pub),
     protectedExtra: new Map<number | string, unknown>([[3, CONTENT_TYPES[type]]]),
