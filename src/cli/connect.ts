@@ -14,7 +14,7 @@ export const CONNECT_USAGE = `  --port PORT       /dev/ttyACM0, /dev/pts/N, tcp:
   --framing F       console or raw; found by probing when not given (UDP: one packet per datagram)
   --line-gap MS     fix the pause between console lines; by default there is none at first and the
                     tool paces itself, backing off when the device loses requests, and remembers
-                    what worked for the port in ~/.cache/fieldbench/pacing.json
+                    what worked for the port in ~/.cache/fieldbench/pacing.json (not for /dev/pts/N)
   --timeout MS      per-request timeout (default 5000)
   --wait MS         how long to wait for a device that does not answer yet (booting, or still busy
                     with an interrupted operation) before giving up (default 10000)
@@ -102,7 +102,8 @@ export async function connect(args: ParsedArgs, io: CliIo, deps: ConnectDeps = {
         maxPacket,
         window,
         pacingStore,
-        pacingKey: `${port}${given ? `|${given}` : ''}`,
+        // a pty path is reused by whatever program opens the next one: nothing to remember there
+        pacingKey: port.startsWith('/dev/pts/') ? undefined : `${port}${given ? `|${given}` : ''}`,
         probeMs: Math.min(timeoutMs, 1500),
         readRetries: 2,
         log: (e) => {

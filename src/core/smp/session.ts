@@ -104,6 +104,7 @@ export async function openSession(link: Link, opts: SessionOptions = {}): Promis
   let sendChain: Promise<void> = Promise.resolve();
   let params: DeviceParams = opts.fallbackParams ?? CONSERVATIVE_PARAMS;
 
+  let probing = asked === 'auto';
   const remembered = opts.pacingKey ? opts.pacingStore?.get(opts.pacingKey) : undefined;
   let client!: SmpClient;
   const applyLimits = () => {
@@ -143,7 +144,8 @@ export async function openSession(link: Link, opts: SessionOptions = {}): Promis
     logBodies: opts.logBodies,
     initialSeq: opts.initialSeq,
     readRetries: opts.readRetries ?? 0,
-    onLoss: (what) => void pacer.backOff(what),
+    // a probe in the wrong framing is not a loss: only back off once the framing is known
+    onLoss: (what) => void (probing || pacer.backOff(what)),
     onReply: () => pacer.ok(),
   });
   const acceptOps: number[] = [Op.ReadRsp, Op.WriteRsp];
@@ -195,6 +197,8 @@ export async function openSession(link: Link, opts: SessionOptions = {}): Promis
       let found = false;
       for (let i = 0; !found; i++) {
         framing = order[i % 2];
+        // a raw probe leaves an unterminated line in a console device's buffer: end it first
+        if (framing === 'console' && i > 0) await writer.write(new Uint8Array([0x0a]));
         try {
           await readParamsOnce(probeMs);
           found = true;
@@ -212,6 +216,7 @@ export async function openSession(link: Link, opts: SessionOptions = {}): Promis
       framing = rawHeard ? 'raw' : framing === 'raw' && decoder.stats.packets > 0 ? 'console' : framing;
       if (framing === 'raw') decoder = probeDecoder!;
       probeDecoder = null;
+      probing = false;
       log?.({ type: 'info', message: `framing: ${framing} (found by probing)` });
     } else if (!opts.skipParams) {
       try {
