@@ -1,6 +1,36 @@
 /** Types shared by the reference device's server and its groups. */
 import type { ReferenceDevice } from './device.ts';
 import { FieldbenchError } from '../core/base/errors.ts';
+import type { createDecoder } from '../core/smp/framing.ts';
+
+/**
+ * One served link: its own decoder, writer, queues and (kept by the groups
+ * through `connectionState`) its own authentication and session. Nothing a
+ * connection does is visible to another one.
+ */
+export class Connection {
+  writer: WritableStreamDefaultWriter<Uint8Array> | null = null;
+  sendChain: Promise<void> = Promise.resolve();
+  lineQueue: Uint8Array[] = [];
+  partialLine: Uint8Array[] = [];
+  processingLines = false;
+  packetQueue: Uint8Array[] = [];
+  processingPackets = false;
+  decoder!: ReturnType<typeof createDecoder>;
+  open = true;
+  /** Per-connection state of the groups (security: handshake, session), by owner. */
+  readonly state = new Map<object, unknown>();
+  constructor(readonly id: number) {}
+}
+
+/** What a request arrived with: its connection and whether it came inside a protected session. */
+export interface Arrival {
+  connection: Connection;
+  /** Set by the security group when the request was unwrapped from a protected one. */
+  protected?: boolean;
+}
+
+
 
 export type Body = Record<string, unknown>;
 
@@ -11,6 +41,10 @@ export interface RequestContext {
   id: number;
   seq: number;
   version: number;
+  /** The connection the request arrived on. */
+  connection: Connection;
+  /** True when it arrived inside the connection's protected session. */
+  protected: boolean;
 }
 
 export type Handler = (body: Body, ctx: RequestContext) => Body | Promise<Body>;

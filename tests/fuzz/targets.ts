@@ -380,17 +380,17 @@ const artifacts: FuzzTarget[] = [
   artifactTarget(
     'identity',
     (w) => issueIdentity({ serial: 'FB-9', model: 'fieldbench-ref', hwRev: 'b', devicePublicKey: w.device, deviceEncKey: new Uint8Array(32).fill(0x77), notAfter: new Date(NOW + DAY) } as Parameters<typeof issueIdentity>[0], MFR),
-    (b, w) => verifyIdentity(b, { bundle: w.bundle, now: NOW }),
+    (b, w) => verifyIdentity(b, { bundle: w.bundle, now: Date.now() }),
   ),
   artifactTarget(
     'credential',
     (w) => issueCredential({ technicianId: 't-1', name: 'T', publicKey: w.tech, permissions: ['identify', 'configure'], models: ['fieldbench-ref'], notAfter: new Date(NOW + DAY) } as Parameters<typeof issueCredential>[0], OWNER),
-    (b, w) => verifyCredential(b, { bundle: w.bundle, now: NOW }),
+    (b, w) => verifyCredential(b, { bundle: w.bundle, now: Date.now() }),
   ),
   artifactTarget(
     'config',
     () => issueConfig({ target: { kind: 'model', model: 'fieldbench-ref' }, sequence: 7, settings: { interval: 60, name: 'pump-7' }, notAfter: NOW + DAY } as Parameters<typeof issueConfig>[0], OWNER),
-    (b, w) => verifyConfig(b, { bundle: w.bundle, now: NOW }),
+    (b, w) => verifyConfig(b, { bundle: w.bundle, now: Date.now() }),
   ),
 ];
 

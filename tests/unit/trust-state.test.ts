@@ -150,7 +150,7 @@ describe('TrustState', () => {
     await recordOperation(db, { technician: signer, op: 'identify', device: { serial: 'SN-1' }, outcome: 'ok' });
     const v = await verifyAuditExport(await exportAudit(db), [auth.technician.publicKey]);
     expect(v).toMatchObject({ ok: true, count: 1, authenticated: true });
-  });
+  }, 120_000); // scrypt N = 2^17 per wrap and unwrap
 
   it('the key backend ignores the trust-state record; unrecognised files are refused with a reason', async () => {
     const ts = new TrustState(db);

@@ -17,6 +17,9 @@ import { GENERIC_MAX_BYTES, decodeSign1, signSign1, verifySign1, type CoseKey } 
 import { ed25519PublicKey, generateEd25519 } from '../../core/trust/ed25519.ts';
 import { decodeCoseKeyWithPrivate, keyId, KeyFormatError, parsePem, privateKeyPem, publicKeyPem } from '../../core/trust/keys.ts';
 import { artifactTypeOf, ARTIFACT_NAMES, CONTENT_TYPES, fromHex, iso, SchemaError, type ArtifactType } from '../../core/trust/artifact.ts';
+import { toHex as hex } from '../../core/base/bytes.ts';
+import { decodeReprovisionUnverified } from '../../core/trust/reprovision.ts';
+import { decodeProfileUnverified } from '../../core/factory/profile.ts';
 import { TrustArtifactError, type TrustResult } from '../../core/trust/result.ts';
 import { artifactDigest, decodeBundleUnverified, issueBundle, verifyBundle, type FirmwareMeta, type TrustBundle } from '../../core/trust/bundle.ts';
 import { decodeIdentityUnverified, issueIdentity, verifyIdentity } from '../../core/trust/identity.ts';
@@ -650,6 +653,19 @@ function inspectArtifact(bytes: Uint8Array, type: ArtifactType): Inspection {
         const b = decodeBundleUnverified(bytes);
         const anchors = Object.fromEntries(Object.entries(b.anchors).map(([r, ks]) => [r, ks.map((k) => toHex(keyId(k.kty === 'OKP' ? k.x : Uint8Array.of(4, ...k.x, ...k.y))))]));
         return { kind: type, summary: `${ARTIFACT_NAMES[type]} v${b.version}`, details: { ...base, ...timesReadable(toJson({ ...b, anchors: undefined }) as Record<string, unknown>), anchors } };
+      }
+      case 'profile': {
+        const p = decodeProfileUnverified(bytes);
+        const fw = p.firmware.map((f) => `${f.version} sha256:${hex(f.sha256)}`).join(', ');
+        return {
+          kind: type,
+          summary: `${ARTIFACT_NAMES[type]} ${JSON.stringify(p.name)} for ${p.model}: firmware ${fw}${p.configuration ? ', factory configuration' : ''}, serials ${p.identity.policy.serial.pattern} ${p.identity.policy.serial.first}..${p.identity.policy.serial.last}`,
+          details: { ...base, digest: hex(artifactDigest(bytes)), ...timesReadable(toJson({ ...p, configuration: p.configuration ? `signed configuration (${p.configuration.length} bytes, sha256 ${hex(artifactDigest(p.configuration))})` : undefined, stationCredential: p.stationCredential ? `technician credential (${p.stationCredential.length} bytes)` : undefined }) as Record<string, unknown>) },
+        };
+      }
+      case 'reprovision': {
+        const a = decodeReprovisionUnverified(bytes);
+        return { kind: type, summary: `${ARTIFACT_NAMES[type]} for device key ${hex(keyId(a.devicePublicKey))} (chip ${hex(a.chipUid)}): ${a.reason}`, details: { ...base, ...timesReadable(toJson(a) as Record<string, unknown>) } };
       }
     }
   } catch (e) {

@@ -90,17 +90,19 @@ export function decodeCborObject(bytes: Uint8Array): unknown {
 }
 
 function decodeWith(decoder: Decoder, bytes: Uint8Array): unknown {
-  if (bytes.length === 0) throw new CborError('empty CBOR input');
+  // Bounded nesting and well-formedness first: a deep input fails here with a typed error.
+  checkCbor(bytes, 'well-formed');
   let items: unknown[];
   try {
     items = decoder.decodeMultiple(bytes) as unknown[];
+    if (!Array.isArray(items) || items.length !== 1) {
+      throw new CborError(items && items.length > 1 ? 'trailing bytes after CBOR item' : 'invalid CBOR');
+    }
+    return normalise(items[0]);
   } catch (e) {
+    if (e instanceof CborError) throw e;
     throw new CborError(`invalid CBOR: ${(e as Error).message}`, e);
   }
-  if (!Array.isArray(items) || items.length !== 1) {
-    throw new CborError(items && items.length > 1 ? 'trailing bytes after CBOR item' : 'invalid CBOR');
-  }
-  return normalise(items[0]);
 }
 
 /** cbor-x may hand back Buffer in Node; make every byte string a plain Uint8Array. */
@@ -151,4 +153,125 @@ function canonicalise(v: unknown): unknown {
     if (compareBytes(keyed[i - 1].enc, keyed[i].enc) === 0) throw new CborError('duplicate map key');
   }
   return new Map(keyed.map((e) => [e.k, e.val]));
+}
+
+// ---------------------------------------------------------------- strict and bounded decoding
+
+/** Deepest nesting any decoder here accepts (arrays, maps, tags). */
+export const MAX_CBOR_DEPTH = 64;
+
+export type CborStrictness = 'well-formed' | 'deterministic';
+
+/**
+ * Walk one CBOR item from `pos` and return where it ends. Always: well-formed,
+ * nesting at most `maxDepth`, lengths within the input. With 'deterministic'
+ * (RFC 8949 section 4.2.1 core deterministic encoding, our signed payloads):
+ * definite lengths only, shortest arguments, map keys in bytewise order of
+ * their encodings with no duplicates, valid UTF-8 text, and no floats, no
+ * undefined and no other simple values than false, true and null.
+ */
+function scan(b: Uint8Array, pos: number, depth: number, strict: boolean, maxDepth: number): number {
+  if (depth > maxDepth) throw new CborError(`CBOR nested deeper than ${maxDepth} levels`);
+  if (pos >= b.length) throw new CborError('truncated CBOR');
+  const ib = b[pos++];
+  const mt = ib >> 5;
+  const ai = ib & 31;
+  let val = 0;
+  if (ai < 24) val = ai;
+  else if (ai <= 27) {
+    const n = 1 << (ai - 24);
+    if (pos + n > b.length) throw new CborError('truncated CBOR');
+    for (let i = 0; i < n; i++) val = val * 256 + b[pos + i];
+    pos += n;
+    if (strict && mt !== 7) {
+      const min = n === 1 ? 24 : n === 2 ? 0x100 : n === 4 ? 0x10000 : 0x1_0000_0000;
+      if (val < min) throw new CborError('non-deterministic CBOR: an integer or length is not in its shortest form');
+    }
+  } else if (ai === 31) {
+    if (mt === 0 || mt === 1 || mt === 6) throw new CborError('invalid indefinite-length CBOR');
+    if (mt === 7) throw new CborError('unexpected CBOR break');
+    if (strict) throw new CborError('non-deterministic CBOR: indefinite length');
+    for (;;) {
+      if (pos >= b.length) throw new CborError('truncated CBOR');
+      if (b[pos] === 0xff) return pos + 1;
+      if ((mt === 2 || mt === 3) && (b[pos] >> 5 !== mt || (b[pos] & 31) === 31)) throw new CborError('bad indefinite-length string chunk');
+      pos = scan(b, pos, depth + 1, strict, maxDepth);
+      if (mt === 5) pos = scan(b, pos, depth + 1, strict, maxDepth);
+    }
+  } else throw new CborError('reserved CBOR additional information');
+  switch (mt) {
+    case 0:
+    case 1:
+      return pos;
+    case 2:
+    case 3:
+      if (val > b.length - pos) throw new CborError('truncated CBOR string');
+      if (strict && mt === 3) {
+        try {
+          utf8Fatal.decode(b.subarray(pos, pos + val));
+        } catch {
+          throw new CborError('CBOR text is not valid UTF-8');
+        }
+      }
+      return pos + val;
+    case 4:
+      if (val > b.length - pos) throw new CborError('truncated CBOR array');
+      for (let i = 0; i < val; i++) pos = scan(b, pos, depth + 1, strict, maxDepth);
+      return pos;
+    case 5: {
+      if (val > b.length - pos) throw new CborError('truncated CBOR map');
+      let prev: Uint8Array | null = null;
+      for (let i = 0; i < val; i++) {
+        const k = pos;
+        pos = scan(b, pos, depth + 1, strict, maxDepth);
+        if (strict) {
+          const key = b.subarray(k, pos);
+          if (prev) {
+            const c = compareBytes(prev, key);
+            if (c === 0) throw new CborError('duplicate map key');
+            if (c > 0) throw new CborError('non-deterministic CBOR: map keys are not in bytewise order');
+          }
+          prev = key;
+        }
+        pos = scan(b, pos, depth + 1, strict, maxDepth);
+      }
+      return pos;
+    }
+    case 6:
+      return scan(b, pos, depth + 1, strict, maxDepth);
+    default: // 7
+      if (ai >= 25 && ai <= 27) {
+        if (strict) throw new CborError('floating-point values are not allowed here');
+        return pos;
+      }
+      if (ai === 24 && val < 32) throw new CborError('invalid CBOR simple value');
+      if (strict && !(ai >= 20 && ai <= 22)) throw new CborError(`CBOR simple value ${ai === 24 ? val : ai} is not allowed here`);
+      return pos;
+  }
+}
+
+const utf8Fatal = new TextDecoder('utf-8', { fatal: true });
+
+/** Check that `bytes` is exactly one CBOR item under `strictness`; throws CborError. */
+export function checkCbor(bytes: Uint8Array, strictness: CborStrictness = 'well-formed', maxDepth = MAX_CBOR_DEPTH): void {
+  if (bytes.length === 0) throw new CborError('empty CBOR input');
+  let end: number;
+  try {
+    end = scan(bytes, 0, 0, strictness === 'deterministic', maxDepth);
+  } catch (e) {
+    if (e instanceof CborError) throw e;
+    // A pathological input must still fail with a typed error.
+    throw new CborError(`invalid CBOR: ${(e as Error).message}`, e);
+  }
+  if (end !== bytes.length) throw new CborError('trailing bytes after CBOR item');
+}
+
+/**
+ * Decode a signed payload strictly: exactly one item in core deterministic
+ * encoding (no duplicate keys, no floats, no indefinite lengths, shortest
+ * forms, sorted keys); maps become `Map`. Throws CborError.
+ */
+export function decodeStrict(bytes: Uint8Array, maxDepth = MAX_CBOR_DEPTH): unknown {
+  checkCbor(bytes, 'deterministic', maxDepth);
+  return decodeCbor(bytes);
 }

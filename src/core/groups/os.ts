@@ -8,7 +8,8 @@ import { OS } from '../protocol/os.ts';
 export { OS, OS_GROUP } from '../protocol/os.ts';
 
 export async function echo(c: SmpClient, text: string, opts?: RequestOptions): Promise<string> {
-  const r = await c.write(Group.OS, OS.Echo, { d: text }, opts);
+  // echo changes nothing on the device: safe to send again after a lost line, like a read
+  const r = await c.write(Group.OS, OS.Echo, { d: text }, { retries: c.readRetries, ...opts });
   if (typeof r.r !== 'string') throw new SmpError('decode', 'echo reply lacks "r"');
   return r.r;
 }

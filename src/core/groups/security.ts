@@ -12,7 +12,7 @@ import { SMP_HEADER_SIZE } from '../smp/header.ts';
 import { encodeCbor } from '../base/cbor.ts';
 import { SEC, SECURITY, type SecurityErrorName } from '../protocol/security.ts';
 
-export { AUTH_CONTEXT, POP_CONTEXT, SEC, SEC_RC, SECURITY, authMessage, popMessage } from '../protocol/security.ts';
+export { AUTH_CONTEXT, POP_CONTEXT, PROVISION_CONTEXT, SEC, SEC_RC, SECURITY, authMessage, popMessage, provisionPopMessage } from '../protocol/security.ts';
 
 export const SECURITY_GROUP_NAME = SECURITY.name;
 /** Default id; devices may use another, so look it up with findGroup(listGroups(...), SECURITY_GROUP_NAME). */
@@ -159,6 +159,45 @@ export class SecurityGroup {
     return (r.interfaces ?? {}) as Record<string, string>;
   }
 
+  /** Is the device factory-fresh? (answered without authentication) */
+  async provisionState(opts?: RequestOptions): Promise<ProvisionState> {
+    const r = await this.client.read(this.id, SEC.ProvisionState, {}, opts);
+    const state = text(r.state, 'state');
+    if (state !== 'unprovisioned' && state !== 'provisioned') throw new SmpError('decode', `unknown provisioning state ${JSON.stringify(state)}`);
+    return {
+      state,
+      chipUid: bytes(r.uid, 'uid'),
+      model: text(r.model, 'model'),
+      hwRev: text(r.hw_rev, 'hw_rev'),
+      manufacturerKids: Array.isArray(r.mfr) ? (r.mfr as unknown[]).filter((k): k is Uint8Array => k instanceof Uint8Array) : [],
+      devicePublicKey: r.pub instanceof Uint8Array ? r.pub : undefined,
+    };
+  }
+
+  /** Ask the device to generate its keys; it answers with them and a signature over provisionPopMessage. */
+  async provisionBegin(nonce: Uint8Array, opts?: RequestOptions): Promise<ProvisionOffer> {
+    const r = await this.client.write(this.id, SEC.ProvisionBegin, { nonce }, opts);
+    return {
+      devicePublicKey: bytes(r.pub, 'pub'),
+      deviceEncKey: bytes(r.enc_pub, 'enc_pub'),
+      chipUid: bytes(r.uid, 'uid'),
+      model: text(r.model, 'model'),
+      hwRev: text(r.hw_rev, 'hw_rev'),
+      sig: bytes(r.sig, 'sig'),
+    };
+  }
+
+  /** Present an owner-signed re-provisioning authorization (valid for this connection). */
+  async provisionAuthorize(authorization: Uint8Array, opts?: RequestOptions): Promise<void> {
+    await this.writeBlob(SEC.ProvisionAuthorize, authorization, {}, opts);
+  }
+
+  /** Send the identity certificate; the device checks it binds its own keys and ids, stores it and locks provisioning. */
+  async provisionCert(cert: Uint8Array, opts?: RequestOptions): Promise<{ serial: string }> {
+    const r = await this.writeBlob(SEC.ProvisionCert, cert, {}, opts);
+    return { serial: text(r.serial, 'serial') };
+  }
+
   async wipe(opts?: RequestOptions): Promise<void> {
     await this.client.write(this.id, SEC.Wipe, { confirm: true }, opts);
   }
@@ -209,6 +248,26 @@ export class SecurityGroup {
     // A bstr header grows from 1 to 3 bytes as data passes 23 and 255 bytes.
     return this.client.maxPacket - fixed - 2;
   }
+}
+
+export interface ProvisionState {
+  state: 'unprovisioned' | 'provisioned';
+  chipUid: Uint8Array;
+  model: string;
+  hwRev: string;
+  /** Key ids of the manufacturer keys the device accepts certificates from. */
+  manufacturerKids: Uint8Array[];
+  /** The current identity key, once provisioned. */
+  devicePublicKey?: Uint8Array;
+}
+
+export interface ProvisionOffer {
+  devicePublicKey: Uint8Array;
+  deviceEncKey: Uint8Array;
+  chipUid: Uint8Array;
+  model: string;
+  hwRev: string;
+  sig: Uint8Array;
 }
 
 export interface SecurityEvent {

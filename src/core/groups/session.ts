@@ -17,5 +17,5 @@ export {
 } from '../smp/session.ts';
 
 export function openSession(link: Link, opts: SessionOptions = {}): Promise<SmpSession> {
-  return openSmpSession(link, { ...opts, readParams: (c) => readParams(c) });
+  return openSmpSession(link, { ...opts, readParams: (c, o) => readParams(c, o) });
 }

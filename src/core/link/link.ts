@@ -18,6 +18,17 @@ export interface Link {
   close(): Promise<void>;
   /** Line rate in bits per second when known (serial), for pacing and progress estimates. */
   readonly baudRate?: number;
+  /**
+   * Set on datagram links (UDP): every write is one datagram, every chunk read
+   * is one datagram, and nothing larger than `maxPayload` can be sent. The
+   * session then sends one SMP packet per datagram, with no framing.
+   */
+  readonly datagram?: DatagramInfo;
+}
+
+export interface DatagramInfo {
+  /** Largest datagram payload the path carries unfragmented (the MTU less IP and UDP headers). */
+  maxPayload: number;
 }
 
 export type LinkClosed =

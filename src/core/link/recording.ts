@@ -6,7 +6,7 @@
  *
  * Framework-free: runs in the browser and in Node.
  */
-import type { Link, LinkClosed } from './link.ts';
+import type { DatagramInfo, Link, LinkClosed } from './link.ts';
 import { fromHex, toHex } from '../base/bytes.ts';
 
 export interface TranscriptChunk {
@@ -19,7 +19,7 @@ export interface TranscriptChunk {
 export interface Transcript {
   /** What was on the other end, e.g. "zephyr 4.4.0 native_sim serial". */
   peer: string;
-  framing: 'console' | 'raw';
+  framing: 'console' | 'raw' | 'datagram';
   /** ISO 8601 time the recording started. */
   recordedAt: string;
   chunks: TranscriptChunk[];
@@ -29,7 +29,7 @@ export interface Transcript {
 
 export interface RecordingOptions {
   peer: string;
-  framing: 'console' | 'raw';
+  framing: 'console' | 'raw' | 'datagram';
   /** Clock in ms; default performance.now(). */
   now?: () => number;
 }
@@ -41,6 +41,7 @@ export class RecordingLink implements Link {
   readonly writable: WritableStream<Uint8Array>;
   readonly closed: Promise<LinkClosed>;
   readonly baudRate?: number;
+  readonly datagram?: DatagramInfo;
   readonly chunks: TranscriptChunk[] = [];
   private readonly t0: number;
   private readonly startedAt: string;
@@ -53,6 +54,7 @@ export class RecordingLink implements Link {
   ) {
     this.label = inner.label;
     this.baudRate = inner.baudRate;
+    this.datagram = inner.datagram;
     this.now = opts.now ?? (() => performance.now());
     this.t0 = this.now();
     this.startedAt = new Date().toISOString();

@@ -122,6 +122,9 @@ export function detectArtifact(name: string, bytes: Uint8Array): Detection {
   }
   if (note) return { ok: false, code: 'unrecognised', reason: `${name} is Intel HEX but does not hold an MCUboot image (sign it with imgtool first)` };
   const type: ArtifactType | undefined = artifactTypeOf(bytes);
+  if (type === 'reprovision' || type === 'profile') {
+    return { ok: false, code: 'unrecognised', reason: `${name} is a ${ARTIFACT_NAMES[type]}: it is used once by a station, not kept in the library` };
+  }
   if (type) {
     if (bytes.length > ARTIFACT_LIMITS[type]) {
       return { ok: false, code: 'too-large', reason: `the ${ARTIFACT_NAMES[type]} is ${bytes.length} bytes; at most ${ARTIFACT_LIMITS[type]} are accepted` };
@@ -221,7 +224,7 @@ export async function importArtifact(db: FieldbenchDB, name: string, bytes: Uint
   let failure: { code: ImportFailure; reason: string } | undefined;
   const validator = async (b: Uint8Array, k: ArtifactKind): Promise<ArtifactValidation> => {
     const v = await validateArtifact(k, b, trust);
-    if (!v.ok) failure = { code: v.code === 'no-bundle' ? 'no-bundle' : 'invalid', reason: `${name}: the ${KIND_NAMES[k]} was rejected (${v.code ?? 'invalid'}): ${v.reason}` };
+    if (!v.ok) failure = { code: v.code === 'no-bundle' ? 'no-bundle' : 'invalid', reason: `${name}: ${v.reason}` };
     return v;
   };
   try {

@@ -9,7 +9,9 @@
  * the verifier of type X rejects any other label with code 'wrong-type' before
  * it looks at the payload.
  *
- * Payload: a deterministically encoded CBOR map with small integer keys
+ * Payload: a deterministically encoded CBOR map with small integer keys, decoded
+ * strictly (decodeStrict: duplicate keys, floats, indefinite lengths and any
+ * non-deterministic encoding are refused as 'schema', so a payload has one reading)
  * (docs/FORMATS.md has the CDDL). Key rules, the same for every artifact:
  *  - known keys must have the documented type and size;
  *  - an unknown NEGATIVE integer key is a critical extension this verifier does
@@ -20,15 +22,16 @@
  * Times in payloads are integer seconds since the Unix epoch. Verifier
  * contexts take `now` as a Date or a number of MILLISECONDS (Date.now()).
  */
-import { decodeCbor, encodeDeterministic } from '../base/cbor.ts';
+import { decodeCbor, decodeStrict, encodeDeterministic } from '../base/cbor.ts';
 import { CoseError, decodeSign1, signSign1, verifySign1, type CoseKey, type CoseFailure } from './cose.ts';
 import { ed25519PublicKey } from './ed25519.ts';
 import { keyId } from './keys.ts';
+import type { Signer } from './signer.ts';
 import { TrustArtifactError, type TrustFailure, type TrustResult } from './result.ts';
 import { FieldbenchError } from '../base/errors.ts';
 import { containsBytes, equalBytes, fromLooseHex, toHex } from '../base/bytes.ts';
 
-export type ArtifactType = 'identity' | 'credential' | 'config' | 'bundle';
+export type ArtifactType = 'identity' | 'credential' | 'config' | 'bundle' | 'reprovision' | 'profile';
 export type Role = 'manufacturer' | 'firmware' | 'owner';
 export type Anchors = Record<Role, CoseKey[]>;
 
@@ -37,6 +40,8 @@ export const CONTENT_TYPES: Record<ArtifactType, string> = {
   credential: 'application/vnd.fieldbench.credential+cbor',
   config: 'application/vnd.fieldbench.config+cbor',
   bundle: 'application/vnd.fieldbench.bundle+cbor',
+  reprovision: 'application/vnd.fieldbench.reprovision+cbor',
+  profile: 'application/vnd.fieldbench.station-profile+cbor',
 };
 
 export const ARTIFACT_NAMES: Record<ArtifactType, string> = {
@@ -44,6 +49,8 @@ export const ARTIFACT_NAMES: Record<ArtifactType, string> = {
   credential: 'technician credential',
   config: 'signed configuration',
   bundle: 'trust bundle',
+  reprovision: 're-provisioning authorization',
+  profile: 'station profile',
 };
 
 /** Upper bound on the whole encoded artifact. */
@@ -52,6 +59,8 @@ export const MAX_BYTES: Record<ArtifactType, number> = {
   credential: 8192,
   config: 65536,
   bundle: 262144,
+  reprovision: 1024,
+  profile: 131072,
 };
 
 /** Which anchor role signs which artifact. */
@@ -60,6 +69,8 @@ export const SIGNING_ROLE: Record<ArtifactType, Role> = {
   credential: 'owner',
   config: 'owner',
   bundle: 'owner',
+  reprovision: 'owner',
+  profile: 'owner',
 };
 
 export type Clock = Date | number | undefined;
@@ -103,14 +114,18 @@ export function fromHex(s: string): Uint8Array {
 }
 
 /** Sign an artifact payload (a Map with integer keys) as a tagged COSE_Sign1. */
-export async function signArtifact(type: ArtifactType, payload: Map<number, unknown>, signerSeed: Uint8Array): Promise<Uint8Array> {
-  if (!(signerSeed instanceof Uint8Array) || signerSeed.length !== 32) {
+export async function signArtifact(type: ArtifactType, payload: Map<number, unknown>, signerSeed: Uint8Array | Signer): Promise<Uint8Array> {
+  const external = !(signerSeed instanceof Uint8Array);
+  if (!external && signerSeed.length !== 32) {
     throw new TrustArtifactError('schema', 'the signing key must be a 32-byte Ed25519 seed');
   }
-  const pub = await ed25519PublicKey(signerSeed);
+  if (external && (!(signerSeed.publicKey instanceof Uint8Array) || signerSeed.publicKey.length !== 32)) {
+    throw new TrustArtifactError('schema', `the ${signerSeed.kind} signer has no 32-byte Ed25519 public key`);
+  }
+  const pub = external ? signerSeed.publicKey : await ed25519PublicKey(signerSeed);
   const bytes = await signSign1({
     payload: encodeDeterministic(payload),
-    privateKey: signerSeed,
+    ...(external ? { sign: (m: Uint8Array) => signerSeed.sign(m) } : { privateKey: signerSeed }),
     alg: -8,
     kid: keyId(pub),
     protectedExtra: new Map<number | string, unknown>([[3, CONTENT_TYPES[type]]]),
@@ -207,9 +222,10 @@ export async function openEnvelope(
   }
   let payload: unknown;
   try {
-    payload = decodeCbor(verdict.payload);
+    // Strict: one reading only (no duplicate keys, floats, indefinite lengths or other encodings).
+    payload = decodeStrict(verdict.payload);
   } catch (e) {
-    return { ok: false, code: 'schema', reason: `${name}: payload is not CBOR (${(e as Error).message})` };
+    return { ok: false, code: 'schema', reason: `${name}: payload is not deterministically encoded CBOR (${(e as Error).message})` };
   }
   if (!(payload instanceof Map)) return { ok: false, code: 'schema', reason: `${name}: payload is not a CBOR map` };
   return { ok: true, value: { payload, signer, signerKid }, signer: rawPublicKey(signer) };
@@ -398,7 +414,12 @@ export function unverifiedPayload(bytes: Uint8Array, type: ArtifactType): Map<un
   const m = decodeSign1(bytes, { maxBytes: MAX_BYTES[type] });
   if (m.protected.get(3) !== CONTENT_TYPES[type]) throw new SchemaError(`not ${article(ARTIFACT_NAMES[type])}`);
   if (m.payload === null) throw new SchemaError('detached payload');
-  const p = decodeCbor(m.payload);
+  let p: unknown;
+  try {
+    p = decodeStrict(m.payload);
+  } catch (e) {
+    throw new SchemaError(`payload is not deterministically encoded CBOR (${(e as Error).message})`);
+  }
   if (!(p instanceof Map)) throw new SchemaError('payload is not a CBOR map');
   return p;
 }

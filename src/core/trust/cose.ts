@@ -567,8 +567,10 @@ export async function verifySign(
 
 export interface SignSign1Options {
   payload: Uint8Array;
-  /** 32-byte Ed25519 seed. */
-  privateKey: Uint8Array;
+  /** 32-byte Ed25519 seed (or `sign`, for a key held elsewhere: an HSM, a key file). */
+  privateKey?: Uint8Array;
+  /** Signs the Sig_structure with a key this process never sees (Ed25519, 64-byte signature). */
+  sign?: (toBeSigned: Uint8Array) => Promise<Uint8Array>;
   alg?: -8 | -19;
   /** Placed in the protected header (bound to the signature). */
   kid?: Uint8Array;
@@ -613,7 +615,9 @@ export async function signSign1(opts: SignSign1Options): Promise<Uint8Array> {
   }
   const aad = opts.externalAad ?? EMPTY;
   const tbs = sigStructure('Signature1', protectedBytes, null, aad, opts.payload);
-  const signature = await ed25519Sign(tbs, opts.privateKey);
+  if (!opts.sign && !opts.privateKey) throw new CoseError('malformed', 'signSign1 needs a private key or a signer');
+  const signature = opts.sign ? await opts.sign(tbs) : await ed25519Sign(tbs, opts.privateKey!);
+  if (!(signature instanceof Uint8Array) || signature.length !== 64) throw new CoseError('malformed', 'the signer did not return a 64-byte Ed25519 signature');
   const body = [protectedBytes, unprot, opts.detached ? null : opts.payload, signature];
   try {
     return encodeDeterministic(opts.tagged === false ? body : new Tag(body, TAG_SIGN1));

@@ -15,7 +15,8 @@ import type { TrustBundle } from './bundle.ts';
 import type { TrustResult } from './result.ts';
 import { containsBytes, equalBytes, toHex } from '../base/bytes.ts';
 
-export const PERMISSIONS = ['identify', 'attest', 'configure', 'update', 'interfaces', 'wipe', 'rotate-keys'] as const;
+/** The device permissions, then the hub's: 'sync' (push records, pull campaigns, report results, take identifier blocks) and 'fleet' (read the fleet registry, publish campaigns). */
+export const PERMISSIONS = ['identify', 'attest', 'configure', 'update', 'interfaces', 'wipe', 'rotate-keys', 'sync', 'fleet'] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
 export function isPermission(s: string): s is Permission {

@@ -9,6 +9,7 @@ import { ed25519PublicKey } from './ed25519.ts';
 import {
   ARTIFACT_NAMES, checkIssue, checkValidityFields, checkWindow, Fields, openArtifact, unverifiedPayload, randomBytes, signArtifact, toSeconds, type Clock, type Validity } from './artifact.ts';
 import type { TrustBundle } from './bundle.ts';
+import type { Signer } from './signer.ts';
 import type { TrustResult } from './result.ts';
 import { containsBytes, equalBytes, toHex } from '../base/bytes.ts';
 
@@ -72,14 +73,15 @@ function parsePayloadMap(m: Map<unknown, unknown>): DeviceIdentityCert {
   return c;
 }
 
-/** Issue (sign) a device identity certificate with the manufacturer's Ed25519 seed. */
-export async function issueIdentity(input: IdentityInput, manufacturerSeed: Uint8Array): Promise<Uint8Array> {
+/** Issue (sign) a device identity certificate with the manufacturer key: a Signer (HSM, key file) or an Ed25519 seed. */
+export async function issueIdentity(input: IdentityInput, manufacturerSeed: Uint8Array | Signer): Promise<Uint8Array> {
+  const pub = manufacturerSeed instanceof Uint8Array ? await ed25519PublicKey(manufacturerSeed) : manufacturerSeed.publicKey;
   const c: DeviceIdentityCert = {
     ...input,
     certSerial: input.certSerial ?? randomBytes(16),
     notBefore: toSeconds(input.notBefore ?? new Date()),
     notAfter: toSeconds(input.notAfter),
-    issuer: keyId(await ed25519PublicKey(manufacturerSeed)),
+    issuer: keyId(pub),
   };
   const payload = encodePayload(c);
   checkIssue(() => parsePayloadMap(payload), ARTIFACT_NAMES.identity);

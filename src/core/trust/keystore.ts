@@ -11,7 +11,8 @@
  *    recovery: credentials are cheap, keys that leak are not).
  *  - 'wrapped': used where the browser lacks WebCrypto Ed25519 (or when asked):
  *    the 32-byte seed is encrypted with AES-256-GCM under a key derived from a
- *    passphrase with scrypt (N = 2^15 minimum, r = 8, p = 1, 16-byte salt);
+ *    passphrase with scrypt (N = 2^17 for new records, r = 8, p = 1, 16-byte salt;
+ *    unwrap accepts only 2^15 <= N <= 2^18, r = 8, p = 1, so a tampered record cannot exhaust memory);
  *    the AAD binds the record id and public key. Signing needs the passphrase;
  *    the seed lives in memory only for the duration of one signature and is
  *    zeroed afterwards. Wrapped keys can be exported (PEM / COSE_Key) with the
@@ -28,7 +29,12 @@ import { decodeCoseKeyWithPrivate, encodeCoseKey, keyId, parsePem, privateKeyPem
 import { FieldbenchError } from '../base/errors.ts';
 import { equalBytes, toHex } from '../base/bytes.ts';
 
+/** scrypt cost of every new wrapped key (2^17: ~128 MiB at r = 8). */
+export const SCRYPT_NEW_N = 1 << 17;
+/** Lowest cost a stored record may have and still be unwrapped (records made before 2^17 became the rule). */
 export const SCRYPT_MIN_N = 1 << 15;
+/** Highest cost unwrap accepts: a tampered record must not be able to exhaust memory (2^18 x r 8 = 256 MiB). */
+export const SCRYPT_MAX_N = 1 << 18;
 
 interface KeyRecordBase {
   /** Hex key id (keyId(publicKey)). */
@@ -98,7 +104,7 @@ export interface KeyStoreOptions {
   /** 'auto' (default): WebCrypto when it supports Ed25519, else wrapped. */
   mode?: 'auto' | 'webcrypto' | 'wrapped';
   subtle?: SubtleCrypto;
-  /** scrypt cost for new wrapped keys; at least 2^15. */
+  /** scrypt cost for new wrapped keys: a power of two, 2^17..2^18 (default 2^17). */
   scryptN?: number;
 }
 
@@ -146,9 +152,9 @@ export class TechnicianKeyStore {
   ) {
     this.subtle = opts.subtle ?? globalThis.crypto?.subtle;
     this.mode = opts.mode ?? 'auto';
-    this.scryptN = opts.scryptN ?? SCRYPT_MIN_N;
-    if (!Number.isInteger(Math.log2(this.scryptN)) || this.scryptN < SCRYPT_MIN_N) {
-      throw new KeyStoreError('unsupported', `scrypt N must be a power of two >= ${SCRYPT_MIN_N}`);
+    this.scryptN = opts.scryptN ?? SCRYPT_NEW_N;
+    if (!Number.isInteger(Math.log2(this.scryptN)) || this.scryptN < SCRYPT_NEW_N || this.scryptN > SCRYPT_MAX_N) {
+      throw new KeyStoreError('unsupported', `scrypt N must be a power of two from ${SCRYPT_NEW_N} to ${SCRYPT_MAX_N}`);
     }
   }
 
@@ -319,8 +325,12 @@ export class TechnicianKeyStore {
 
   private async unwrap(r: WrappedKeyRecord, passphrase: string | undefined): Promise<Uint8Array> {
     if (!passphrase) throw new KeyStoreError('passphrase-required', `key ${r.id} is passphrase-protected`);
-    if (r.kdf?.name !== 'scrypt' || r.kdf.N < SCRYPT_MIN_N || r.kdf.r < 8 || r.kdf.p < 1) {
-      throw new KeyStoreError('bad-key', `key ${r.id}: key-derivation parameters below policy`);
+    const k = r.kdf;
+    if (
+      k?.name !== 'scrypt' || !Number.isSafeInteger(k.N) || !Number.isInteger(Math.log2(k.N)) || k.N < SCRYPT_MIN_N || k.N > SCRYPT_MAX_N ||
+      k.r !== 8 || k.p !== 1 || !(k.salt instanceof Uint8Array) || k.salt.length < 16 || k.salt.length > 64
+    ) {
+      throw new KeyStoreError('bad-key', `key ${r.id}: key-derivation parameters outside policy (scrypt N 2^15..2^18, r 8, p 1)`);
     }
     const kek = await derive(passphrase, r.kdf);
     let seed: Uint8Array;

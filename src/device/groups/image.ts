@@ -321,8 +321,15 @@ export class ImageModel {
       const r = sec ? await this.verify(sec.data) : null;
       const kind = this.pending;
       this.pending = 'none';
+      const secInfo = sec ? slotInfoOf(sec.data) : null;
+      const primInfo = slotInfoOf(this.slots[0]?.data ?? null);
       if (!sec || !r || !r.ok) {
         this.event('rejected', `image in the secondary slot is not valid: ${r?.reason ?? 'empty slot'}; erased`);
+        this.slots[1] = null;
+      } else if (this.opts.noDowngrade && secInfo && primInfo && cmpVersion(secInfo.v, primInfo.v) < 0) {
+        // MCUBOOT_DOWNGRADE_PREVENTION: an older version never replaces the running one,
+        // whatever its security counter says.
+        this.event('rejected', `downgrade prevented: ${secInfo.version} is older than the running ${primInfo.version}; erased`);
         this.slots[1] = null;
       } else if (mode === 'overwrite') {
         this.slots = [sec, null];

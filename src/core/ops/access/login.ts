@@ -25,6 +25,7 @@ export type AccessFailure =
   | 'malformed'
   | 'signer'
   | 'credential'
+  | 'wrong-type'
   | 'device';
 
 export class AccessError extends FieldbenchError<AccessFailure> {
@@ -48,6 +49,7 @@ const SEC_CODE: Partial<Record<SecurityErrorName, AccessFailure>> = {
   LockedOut: 'locked-out',
   Revoked: 'revoked',
   Nonce: 'nonce',
+  WrongType: 'wrong-type',
 };
 
 export type Signer = (message: Uint8Array) => Promise<Uint8Array>;

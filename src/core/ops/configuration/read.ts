@@ -130,6 +130,16 @@ const DEVICE_CODE: Record<SecurityErrorName, ConfigFailure> = {
   RotationDenied: 'rotation-denied',
   // a missing or wrong-sized nonce in a configure exchange is a malformed request
   Nonce: 'malformed',
+  WrongType: 'wrong-type',
+  SessionRequired: 'not-authenticated',
+  // refusals that are not about this configuration: the device's answer in words
+  Protection: 'device',
+  StaleBundle: 'device',
+  Clock: 'device',
+  AlreadyProvisioned: 'device',
+  NotProvisioned: 'device',
+  CertMismatch: 'device',
+  ProvisionOrder: 'device',
 };
 
 /** A device's refusal (SEC_ERR) as a failure code and a sentence. */

@@ -208,7 +208,9 @@ export function sealFormValues(
 }
 
 /** Form input (text) to a typed value; returns an issue message for text that is not of the field's type. */
-export function parseFieldInput(f: FieldSchema, text: string): { value: SettingValue } | { error: string } {
+export function parseFieldInput(f: FieldSchema, input: string | number): { value: SettingValue } | { error: string } {
+  // A number input's bound value is a number (or '' when empty): read it as the text it shows.
+  const text = typeof input === 'number' ? (Number.isFinite(input) ? String(input) : '') : input;
   switch (f.type) {
     case 'integer': {
       const t = text.trim();

@@ -11,7 +11,7 @@
 import { SmpError } from '../../smp/errors.ts';
 import type { SmpSession } from '../../groups/session.ts';
 import { listGroups, findGroup } from '../../groups/enum.ts';
-import { type DeviceIdentity, SECURITY_GROUP_DEFAULT_ID, SECURITY_GROUP_NAME, SecurityGroup, describeSecError, popMessage } from '../../groups/security.ts';
+import { type DeviceIdentity, SECURITY_GROUP_DEFAULT_ID, SECURITY_GROUP_NAME, SEC_RC, SecurityGroup, describeSecError, popMessage } from '../../groups/security.ts';
 import type { TrustBundle } from '../../trust/bundle.ts';
 import { ed25519Verify } from '../../trust/ed25519.ts';
 import { type DeviceIdentityCert, verifyIdentity } from '../../trust/identity.ts';
@@ -126,6 +126,8 @@ export async function findSecurityGroup(session: SmpSession): Promise<SecurityGr
     await g.identity();
     return g;
   } catch (e) {
+    // A factory-fresh device answers in our group's own terms: it is ours, it just has no identity yet.
+    if (e instanceof SmpError && e.kind === 'group' && e.group === SECURITY_GROUP_DEFAULT_ID && e.rc === SEC_RC.NotProvisioned) return g;
     // rc 8 (no such group), another group's error, or a reply without our fields: not ours.
     if (e instanceof SmpError && (e.kind === 'rc' || e.kind === 'group' || e.kind === 'decode')) return null;
     throw e;
@@ -256,6 +258,10 @@ export async function* identifyDevice(session: SmpSession, ctx: IdentifyContext)
     } catch (e) {
       if (e instanceof SmpError && e.notSupported) {
         yield { kind: 'unsupported', reason: UNSUPPORTED_REASON };
+        return;
+      }
+      if (e instanceof SmpError && e.kind === 'group' && e.rc === SEC_RC.NotProvisioned) {
+        yield { kind: 'error', message: 'the device is factory-fresh: it has no identity yet (a factory station provisions it: fieldbench bench run)' };
         return;
       }
       yield { kind: 'error', message: `reading the device identity: ${errorMessage(e)}` };

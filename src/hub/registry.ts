@@ -1,0 +1,317 @@
+/**
+ * The fleet registry, fed by ingested entries (inside the push's transaction).
+ *
+ * A device is keyed by its strongest identifier (its "anchor"): the device
+ * public key, else the UEID, else the serial. Every identifier a source saw on
+ * a device is a sighting (kind, value, anchor, source).
+ *
+ * Collisions: one serial, DevEUI or MAC seen on two devices with different
+ * keys (or UEIDs); or one device key seen with two serials (a cloned key).
+ * Each is named with the sources that saw each side.
+ *
+ * Drift: an attestation whose firmware measurement, configuration digest or
+ * security counter differs from the device's last attested state in a way no
+ * recorded (signed) update or configuration since then explains.
+ */
+import type { AuditExportEntry } from '../core/store/audit.ts';
+import { normaliseId, type IdKind } from '../core/store/ids.ts';
+import type { Sql } from './db.ts';
+
+const KINDS = ['serial', 'devicePublicKey', 'ueid', 'mac', 'devEui'] as const;
+type Kind = (typeof KINDS)[number];
+/** Kinds that two devices must never share. */
+const UNIQUE_KINDS: Kind[] = ['serial', 'devEui', 'mac', 'ueid'];
+
+export function anchorOf(d: Partial<Record<Kind, string>>): string | undefined {
+  if (d.devicePublicKey) return `key:${d.devicePublicKey}`;
+  if (d.ueid) return `ueid:${d.ueid}`;
+  if (d.serial) return `serial:${d.serial}`;
+  return undefined;
+}
+
+interface DeviceRow {
+  anchor: string;
+  serial: string | null;
+  device_public_key: string | null;
+  ueid: string | null;
+  mac: string | null;
+  dev_eui: string | null;
+  model: string | null;
+  firmware: string | null;
+  measurement: string | null;
+  security_counter: number | null;
+  config_digest: string | null;
+  attest_verdict: string | null;
+  attest_time: number | null;
+  measurements: unknown;
+  expected: { measurement?: string; version?: string; config?: boolean };
+  first_seen: number;
+  last_seen: number;
+  entries: number;
+}
+
+interface DriftRow {
+  anchor: string;
+  hash: string;
+  kind: string;
+  reason: string;
+  time: number;
+}
+
+const COLS: Record<Kind, keyof DeviceRow> = { serial: 'serial', devicePublicKey: 'device_public_key', ueid: 'ueid', mac: 'mac', devEui: 'dev_eui' };
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v ? v : undefined);
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isSafeInteger(v) ? v : undefined);
+
+/** Apply new entries (oldest first) of one source to the registry. */
+export async function updateRegistry(tx: Sql, sourceId: string, es: AuditExportEntry[]): Promise<void> {
+  const touched = new Map<string, AuditExportEntry[]>();
+  for (const raw of es) {
+    const e = { ...raw, device: canonicalIds(raw.device) };
+    const a = anchorOf(e.device);
+    if (!a) continue;
+    let l = touched.get(a);
+    if (!l) touched.set(a, (l = []));
+    l.push(e);
+  }
+  if (!touched.size) return;
+  const anchors = [...touched.keys()].sort();
+  // Two pushes about one device serialise here (sorted: no deadlock).
+  await tx.query('SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT DISTINCT hashtext(a) AS h FROM unnest($1::text[]) AS a ORDER BY h) s', [anchors]);
+  const held = await tx.query<DeviceRow>('SELECT * FROM devices WHERE anchor = ANY($1::text[])', [anchors]);
+  const byAnchor = new Map(held.map((r) => [r.anchor, { ...r, security_counter: r.security_counter === null ? null : Number(r.security_counter), attest_time: r.attest_time === null ? null : Number(r.attest_time), first_seen: Number(r.first_seen), last_seen: Number(r.last_seen), entries: Number(r.entries) }]));
+  const drift: DriftRow[] = [];
+  const sightings = new Map<string, { kind: string; value: string; anchor: string; first: number; last: number }>();
+
+  for (const [anchor, list] of touched) {
+    let d = byAnchor.get(anchor);
+    if (!d) {
+      d = {
+        anchor, serial: null, device_public_key: null, ueid: null, mac: null, dev_eui: null, model: null, firmware: null, measurement: null,
+        security_counter: null, config_digest: null, attest_verdict: null, attest_time: null, measurements: null, expected: {},
+        first_seen: list[0].time, last_seen: list[0].time, entries: 0,
+      };
+      byAnchor.set(anchor, d);
+    }
+    for (const e of list) {
+      d.entries++;
+      d.first_seen = Math.min(d.first_seen, e.time);
+      d.last_seen = Math.max(d.last_seen, e.time);
+      for (const k of KINDS) {
+        const v = e.device[k];
+        if (!v) continue;
+        (d as unknown as Record<string, unknown>)[COLS[k]] = v;
+        const key = `${k}\u0000${v}\u0000${anchor}`;
+        const s = sightings.get(key);
+        if (s) {
+          s.first = Math.min(s.first, e.time);
+          s.last = Math.max(s.last, e.time);
+        } else sightings.set(key, { kind: k, value: v, anchor, first: e.time, last: e.time });
+      }
+      applyEntry(d, e, drift);
+    }
+  }
+
+  const devRows = [...byAnchor.values()].filter((d) => touched.has(d.anchor));
+  await tx.query(
+    `INSERT INTO devices AS t (anchor, serial, device_public_key, ueid, mac, dev_eui, model, firmware, measurement, security_counter, config_digest,
+        attest_verdict, attest_time, measurements, expected, first_seen, last_seen, entries)
+     SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(anchor text, serial text, device_public_key text, ueid text, mac text, dev_eui text, model text,
+        firmware text, measurement text, security_counter bigint, config_digest text, attest_verdict text, attest_time bigint, measurements jsonb,
+        expected jsonb, first_seen bigint, last_seen bigint, entries bigint)
+     ON CONFLICT (anchor) DO UPDATE SET serial = excluded.serial, device_public_key = excluded.device_public_key, ueid = excluded.ueid,
+        mac = excluded.mac, dev_eui = excluded.dev_eui, model = excluded.model, firmware = excluded.firmware, measurement = excluded.measurement,
+        security_counter = excluded.security_counter, config_digest = excluded.config_digest, attest_verdict = excluded.attest_verdict,
+        attest_time = excluded.attest_time, measurements = excluded.measurements, expected = excluded.expected, first_seen = excluded.first_seen,
+        last_seen = excluded.last_seen, entries = excluded.entries`,
+    [JSON.stringify(devRows)],
+  );
+  const sRows = [...sightings.values()];
+  await tx.query(
+    `INSERT INTO sightings AS t (kind, value, anchor, source_id, first_seen, last_seen)
+     SELECT r.kind, r.value, r.anchor, $2, r.first, r.last FROM jsonb_to_recordset($1::jsonb) AS r(kind text, value text, anchor text, first bigint, last bigint)
+     ON CONFLICT (kind, value, anchor, source_id) DO UPDATE SET first_seen = least(t.first_seen, excluded.first_seen), last_seen = greatest(t.last_seen, excluded.last_seen)`,
+    [JSON.stringify(sRows), sourceId],
+  );
+  // Collisions among what this push touched.
+  const pairs = sRows.filter((s) => (UNIQUE_KINDS as string[]).includes(s.kind)).map((s) => ({ kind: s.kind, value: s.value }));
+  if (pairs.length) {
+    await tx.query(
+      `INSERT INTO collisions (kind, value)
+       SELECT s.kind, s.value FROM sightings s JOIN jsonb_to_recordset($1::jsonb) AS p(kind text, value text) ON s.kind = p.kind AND s.value = p.value
+       WHERE s.anchor NOT LIKE 'serial:%'
+       GROUP BY s.kind, s.value HAVING count(DISTINCT s.anchor) > 1
+       ON CONFLICT DO NOTHING`,
+      [JSON.stringify(pairs)],
+    );
+  }
+  const keyAnchors = anchors.filter((a) => a.startsWith('key:'));
+  if (keyAnchors.length) {
+    await tx.query(
+      `INSERT INTO collisions (kind, value)
+       SELECT 'devicePublicKey', substr(anchor, 5) FROM sightings WHERE kind = 'serial' AND anchor = ANY($1::text[])
+       GROUP BY anchor HAVING count(DISTINCT value) > 1
+       ON CONFLICT DO NOTHING`,
+      [keyAnchors],
+    );
+  }
+  if (drift.length) {
+    await tx.query(
+      `INSERT INTO drift (anchor, entry_hash, source_id, kind, reason, time)
+       SELECT r.anchor, decode(r.hash, 'hex'), $2, r.kind, r.reason, r.time FROM jsonb_to_recordset($1::jsonb) AS r(anchor text, hash text, kind text, reason text, time bigint)
+       ON CONFLICT (entry_hash, kind) DO NOTHING`,
+      [JSON.stringify(drift), sourceId],
+    );
+  }
+}
+
+/** Identifiers in canonical form (entries from older tools may differ in case or separators); malformed ones are left out. */
+function canonicalIds(d: AuditExportEntry['device']): AuditExportEntry['device'] {
+  const out: Record<string, string> = {};
+  for (const k of KINDS) {
+    const v = d[k];
+    if (!v) continue;
+    try {
+      out[k] = normaliseId(k as IdKind, v);
+    } catch {
+      /* not an identifier the registry can use */
+    }
+  }
+  return out;
+}
+
+/** One entry's effect on a device's last known state; drift found is pushed to `drift`. */
+function applyEntry(d: DeviceRow, e: AuditExportEntry, drift: DriftRow[]): void {
+  const det = (e.details ?? {}) as Record<string, unknown>;
+  const good = e.outcome === 'ok' || e.outcome === 'attention';
+  if (e.op === 'identify' && str(det.model)) d.model = str(det.model)!;
+  if (e.op === 'update' && good) {
+    d.expected = { ...d.expected, measurement: str(det.hash) ?? d.expected.measurement, version: str(det.version) ?? str(det.imageVersion) ?? d.expected.version };
+  }
+  if (e.op === 'configure' && good) d.expected = { ...d.expected, config: true };
+  if (e.op !== 'attest') return;
+  const claims = det.claims as Record<string, unknown> | undefined;
+  d.attest_verdict = str(det.verdict) ?? d.attest_verdict;
+  d.attest_time = e.time;
+  if (!claims || typeof claims !== 'object') return;
+  const sw = Array.isArray(claims.software) ? (claims.software as Record<string, unknown>[]) : [];
+  const m1 = str(sw[0]?.measurement);
+  const v1 = str(sw[0]?.version);
+  const c1 = num(claims.securityCounter);
+  const d1 = str(claims.configDigest);
+  const reasons: { kind: string; reason: string }[] = [];
+  if (d.measurement && m1 && m1 !== d.measurement) {
+    const explained = d.expected.measurement === m1 || (!!v1 && d.expected.version === v1 && d.firmware !== v1);
+    if (!explained) reasons.push({ kind: 'firmware', reason: `firmware measurement changed from ${d.measurement.slice(0, 16)}… (${d.firmware ?? '?'}) to ${m1.slice(0, 16)}… (${v1 ?? '?'}) with no recorded update to it` });
+  }
+  if (d.security_counter !== null && c1 !== undefined && c1 < d.security_counter) {
+    reasons.push({ kind: 'rollback', reason: `security counter went down from ${d.security_counter} to ${c1}` });
+  }
+  if (d.config_digest && d1 && d1 !== d.config_digest && !d.expected.config) {
+    reasons.push({ kind: 'configuration', reason: `configuration digest changed from ${d.config_digest.slice(0, 16)}… to ${d1.slice(0, 16)}… with no recorded configuration` });
+  }
+  for (const r of reasons) drift.push({ anchor: d.anchor, hash: e.hash, kind: r.kind, reason: r.reason, time: e.time });
+  if (m1) d.measurement = m1;
+  if (v1) d.firmware = v1;
+  if (c1 !== undefined) d.security_counter = c1;
+  if (d1) d.config_digest = d1;
+  d.measurements = sw;
+  d.expected = {};
+}
+
+// ---------------------------------------------------------------- queries
+
+export interface Side {
+  anchor: string;
+  device: Record<string, string | null>;
+  sources: { source: string; label: string; firstSeen: number; lastSeen: number }[];
+}
+
+export interface Collision {
+  kind: string;
+  value: string;
+  detected: string;
+  sides: Side[];
+}
+
+const hexOf = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+/** Everything the hub knows about one identifier: the devices that carry it and who saw them. */
+export async function lookupIdentifier(db: Sql, kind: string, value: string): Promise<Side[]> {
+  const rows = await db.query<{ anchor: string; genesis: Uint8Array; label: string; first_seen: string; last_seen: string; serial: string | null; device_public_key: string | null; dev_eui: string | null; mac: string | null; ueid: string | null }>(
+    `SELECT s.anchor, src.genesis, src.label, s.first_seen, s.last_seen, d.serial, d.device_public_key, d.dev_eui, d.mac, d.ueid
+     FROM sightings s JOIN sources src ON src.id = s.source_id JOIN devices d ON d.anchor = s.anchor
+     WHERE s.kind = $1 AND s.value = $2 ORDER BY s.anchor, s.first_seen`,
+    [kind, value],
+  );
+  const sides = new Map<string, Side>();
+  for (const r of rows) {
+    let s = sides.get(r.anchor);
+    if (!s) sides.set(r.anchor, (s = { anchor: r.anchor, device: { serial: r.serial, devicePublicKey: r.device_public_key, ueid: r.ueid, mac: r.mac, devEui: r.dev_eui }, sources: [] }));
+    s.sources.push({ source: hexOf(r.genesis), label: r.label, firstSeen: Number(r.first_seen), lastSeen: Number(r.last_seen) });
+  }
+  return [...sides.values()];
+}
+
+/** Fleet-wide collisions, each with the sources on each side. */
+export async function listCollisions(db: Sql, limit = 1000): Promise<Collision[]> {
+  const cs = await db.query<{ kind: string; value: string; detected: Date | string }>('SELECT kind, value, detected FROM collisions ORDER BY detected, kind, value LIMIT $1', [limit]);
+  const out: Collision[] = [];
+  for (const c of cs) {
+    let sides: Side[];
+    if (c.kind === 'devicePublicKey') {
+      // one key, several serials: each serial is a side
+      const serials = await db.query<{ value: string }>(`SELECT DISTINCT value FROM sightings WHERE kind = 'serial' AND anchor = $1 ORDER BY value`, [`key:${c.value}`]);
+      sides = [];
+      for (const s of serials) {
+        const l = (await lookupIdentifier(db, 'serial', s.value)).filter((x) => x.anchor === `key:${c.value}`);
+        for (const x of l) sides.push({ ...x, device: { ...x.device, serial: s.value } });
+      }
+    } else sides = (await lookupIdentifier(db, c.kind, c.value)).filter((s) => !s.anchor.startsWith('serial:'));
+    out.push({ kind: c.kind, value: c.value, detected: new Date(c.detected).toISOString(), sides });
+  }
+  return out;
+}
+
+export interface DeviceState {
+  anchor: string;
+  ids: Record<string, string | null>;
+  model: string | null;
+  firmware: string | null;
+  measurement: string | null;
+  securityCounter: number | null;
+  configDigest: string | null;
+  attestation: { verdict: string | null; time: number | null; measurements: unknown };
+  firstSeen: number;
+  lastSeen: number;
+  entries: number;
+  drift: { kind: string; reason: string; time: number }[];
+}
+
+export async function deviceState(db: Sql, anchor: string): Promise<DeviceState | null> {
+  const r = (await db.query<DeviceRow>('SELECT * FROM devices WHERE anchor = $1', [anchor]))[0];
+  if (!r) return null;
+  const drift = await db.query<{ kind: string; reason: string; time: string }>('SELECT kind, reason, time FROM drift WHERE anchor = $1 ORDER BY time', [anchor]);
+  return {
+    anchor: r.anchor,
+    ids: { serial: r.serial, devicePublicKey: r.device_public_key, ueid: r.ueid, mac: r.mac, devEui: r.dev_eui },
+    model: r.model,
+    firmware: r.firmware,
+    measurement: r.measurement,
+    securityCounter: r.security_counter === null ? null : Number(r.security_counter),
+    configDigest: r.config_digest,
+    attestation: { verdict: r.attest_verdict, time: r.attest_time === null ? null : Number(r.attest_time), measurements: r.measurements },
+    firstSeen: Number(r.first_seen),
+    lastSeen: Number(r.last_seen),
+    entries: Number(r.entries),
+    drift: drift.map((d) => ({ kind: d.kind, reason: d.reason, time: Number(d.time) })),
+  };
+}
+
+export async function listDrift(db: Sql, limit = 1000): Promise<{ anchor: string; kind: string; reason: string; time: number; source: string }[]> {
+  const r = await db.query<{ anchor: string; kind: string; reason: string; time: string; genesis: Uint8Array }>(
+    'SELECT d.anchor, d.kind, d.reason, d.time, s.genesis FROM drift d JOIN sources s ON s.id = d.source_id ORDER BY d.id LIMIT $1',
+    [limit],
+  );
+  return r.map((x) => ({ anchor: x.anchor, kind: x.kind, reason: x.reason, time: Number(x.time), source: hexOf(x.genesis) }));
+}

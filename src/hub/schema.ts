@@ -1,0 +1,156 @@
+/**
+ * The hub's schema, as ordered migrations. Never edit a released migration:
+ * add a new one. docs/HUB.md describes the tables.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string[];
+}
+
+export const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: 'records, registry, access',
+    sql: [
+      // One row per hash chain (an app's audit trail or a station's control log),
+      // named by the hash of its first entry.
+      `CREATE TABLE sources (
+        id bigserial PRIMARY KEY,
+        genesis bytea NOT NULL UNIQUE,
+        head_seq bigint NOT NULL,
+        head_hash bytea NOT NULL,
+        label text NOT NULL,
+        first_push timestamptz NOT NULL DEFAULT now(),
+        last_push timestamptz NOT NULL DEFAULT now(),
+        last_pusher text NOT NULL,
+        gap jsonb
+      )`,
+      `CREATE TABLE entries (
+        source_id bigint NOT NULL REFERENCES sources(id),
+        seq bigint NOT NULL,
+        hash bytea NOT NULL,
+        prev bytea NOT NULL,
+        time bigint NOT NULL,
+        technician_id text NOT NULL,
+        key_id text NOT NULL,
+        op text NOT NULL,
+        outcome text NOT NULL,
+        device jsonb NOT NULL,
+        details jsonb,
+        sig bytea NOT NULL,
+        signer bytea NOT NULL,
+        received timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (source_id, seq)
+      )`,
+      `CREATE UNIQUE INDEX entries_hash ON entries (hash)`,
+      // The fleet registry: one row per device, keyed by its strongest identifier.
+      `CREATE TABLE devices (
+        anchor text PRIMARY KEY,
+        serial text,
+        device_public_key text,
+        ueid text,
+        mac text,
+        dev_eui text,
+        model text,
+        firmware text,
+        measurement text,
+        security_counter bigint,
+        config_digest text,
+        attest_verdict text,
+        attest_time bigint,
+        measurements jsonb,
+        expected jsonb NOT NULL DEFAULT '{}'::jsonb,
+        first_seen bigint NOT NULL,
+        last_seen bigint NOT NULL,
+        entries bigint NOT NULL DEFAULT 0
+      )`,
+      // Which source saw which identifier on which device.
+      `CREATE TABLE sightings (
+        kind text NOT NULL,
+        value text NOT NULL,
+        anchor text NOT NULL,
+        source_id bigint NOT NULL REFERENCES sources(id),
+        first_seen bigint NOT NULL,
+        last_seen bigint NOT NULL,
+        PRIMARY KEY (kind, value, anchor, source_id)
+      )`,
+      `CREATE INDEX sightings_anchor ON sightings (anchor)`,
+      `CREATE TABLE collisions (
+        kind text NOT NULL,
+        value text NOT NULL,
+        detected timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (kind, value)
+      )`,
+      `CREATE TABLE drift (
+        id bigserial PRIMARY KEY,
+        anchor text NOT NULL,
+        entry_hash bytea NOT NULL,
+        source_id bigint NOT NULL REFERENCES sources(id),
+        kind text NOT NULL,
+        reason text NOT NULL,
+        time bigint NOT NULL,
+        UNIQUE (entry_hash, kind)
+      )`,
+      `CREATE INDEX drift_anchor ON drift (anchor)`,
+      // Request nonces seen inside the replay window.
+      `CREATE TABLE nonces (
+        nonce bytea PRIMARY KEY,
+        key_id text NOT NULL,
+        expires bigint NOT NULL
+      )`,
+      `CREATE INDEX nonces_expires ON nonces (expires)`,
+      // The held trust bundle (newest accepted version).
+      `CREATE TABLE trust (
+        id integer PRIMARY KEY CHECK (id = 1),
+        version integer NOT NULL,
+        bytes bytea NOT NULL,
+        updated timestamptz NOT NULL DEFAULT now()
+      )`,
+    ],
+  },
+  {
+    version: 2,
+    name: 'identifier blocks, campaigns',
+    sql: [
+      `CREATE TABLE block_pools (
+        kind text PRIMARY KEY,
+        first numeric NOT NULL,
+        last numeric NOT NULL,
+        next numeric NOT NULL,
+        pattern text
+      )`,
+      `CREATE TABLE blocks (
+        id bigserial PRIMARY KEY,
+        kind text NOT NULL REFERENCES block_pools(kind),
+        first numeric NOT NULL,
+        count numeric NOT NULL,
+        station text NOT NULL,
+        key_id text NOT NULL,
+        request text UNIQUE,
+        granted timestamptz NOT NULL DEFAULT now()
+      )`,
+      `CREATE TABLE artifacts (
+        sha256 bytea PRIMARY KEY,
+        kind text NOT NULL,
+        bytes bytea NOT NULL,
+        added timestamptz NOT NULL DEFAULT now()
+      )`,
+      `CREATE TABLE campaigns (
+        id text PRIMARY KEY,
+        bytes bytea NOT NULL,
+        body jsonb NOT NULL,
+        published timestamptz NOT NULL DEFAULT now()
+      )`,
+      `CREATE TABLE campaign_results (
+        campaign_id text NOT NULL REFERENCES campaigns(id),
+        device text NOT NULL,
+        outcome text NOT NULL,
+        detail text,
+        time bigint NOT NULL,
+        reporter text NOT NULL,
+        PRIMARY KEY (campaign_id, device)
+      )`,
+    ],
+  },
+];

@@ -1,0 +1,243 @@
+/**
+ * Hub storage and ingest, the same suite on PGlite and on PostgreSQL:
+ * migrations, verification on arrival (hash, chain, signature, credential,
+ * revocation), idempotent retries, forks and gaps, the registry fed by ingest.
+ */
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { migrate, type HubDb } from '../../src/hub/db.ts';
+import { HubError } from '../../src/hub/errors.ts';
+import { ingest, listSources, sourceHead, verifyBatch } from '../../src/hub/ingest.ts';
+import { deviceState, listCollisions, listDrift, lookupIdentifier } from '../../src/hub/registry.ts';
+import { HubTrust } from '../../src/hub/trust.ts';
+import { MIGRATIONS } from '../../src/hub/schema.ts';
+import { backends } from '../helpers/hub-backends.ts';
+import { deviceN, makeWorld, Trail, type Tech, type World } from '../helpers/hub-world.ts';
+
+let world: World;
+let alice: Tech;
+let bob: Tech;
+
+beforeAll(async () => {
+  world = await makeWorld();
+  alice = await world.tech('alice');
+  bob = await world.tech('bob');
+});
+
+async function code(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof HubError) return e.code;
+    throw e;
+  }
+  return 'accepted';
+}
+
+describe.each(backends())('hub on $name', (backend) => {
+  let db: HubDb;
+  let trust: HubTrust;
+  // starting PGlite (initdb in WebAssembly) or a PostgreSQL cluster takes seconds on a busy machine
+  beforeAll(() => backend.open().then(() => undefined), 240_000);
+  const open = async () => {
+    db = await backend.open();
+    trust = await HubTrust.open(db, [world.owner.publicKey], world.bundle);
+  };
+  afterEach(async () => {
+    await db?.close();
+  });
+
+  it('migrates once and records every migration', async () => {
+    await open();
+    expect(await migrate(db)).toBe(0);
+    const rows = await db.query<{ version: number }>('SELECT version FROM hub_migrations ORDER BY version');
+    expect(rows.map((r) => r.version)).toEqual(MIGRATIONS.map((m) => m.version));
+  });
+
+  it('ingests a trail, is idempotent on retry and resumes from the head', async () => {
+    await open();
+    const t = new Trail(alice);
+    await t.add(Array.from({ length: 30 }, (_, i) => ({ op: 'identify', device: deviceN(i), details: { model: 'fb-sensor' } })));
+    const r1 = await ingest(db, trust, t.push(1, 20), { pusher: alice.keyId });
+    expect(r1).toMatchObject({ accepted: 20, duplicates: 0, head: { seq: 20 } });
+    // the same push again: nothing new
+    expect(await ingest(db, trust, t.push(1, 20), { pusher: alice.keyId })).toMatchObject({ accepted: 0, duplicates: 20 });
+    // an overlapping push: only the new part is stored
+    const r3 = await ingest(db, trust, t.push(15, 30), { pusher: alice.keyId });
+    expect(r3).toMatchObject({ accepted: 10, duplicates: 6, head: { seq: 30, hash: t.head!.hash } });
+    const n = await db.query<{ n: string }>('SELECT count(*) AS n FROM entries');
+    expect(Number(n[0].n)).toBe(30);
+    expect(await sourceHead(db, t.genesis)).toEqual(t.head);
+    const src = await listSources(db);
+    expect(src).toHaveLength(1);
+    expect(src[0]).toMatchObject({ source: t.genesis, label: 'alice', problem: null });
+  });
+
+  it('refuses tampered entries with the reason and stores nothing', async () => {
+    await open();
+    const t = new Trail(alice);
+    await t.add(Array.from({ length: 5 }, (_, i) => ({ op: 'identify', device: deviceN(i) })));
+    const changed = t.push();
+    changed.entries = changed.entries.map((e, i) => (i === 2 ? { ...e, outcome: 'rejected' } : e));
+    expect(await code(ingest(db, trust, changed, { pusher: 'x' }))).toBe('modified');
+    const removed = t.push();
+    removed.entries = removed.entries.filter((_, i) => i !== 2);
+    expect(await code(ingest(db, trust, removed, { pusher: 'x' }))).toBe('broken-chain');
+    const moved = t.push();
+    moved.entries = [moved.entries[0], moved.entries[2], moved.entries[1], moved.entries[3]];
+    expect(await code(ingest(db, trust, moved, { pusher: 'x' }))).toBe('broken-chain');
+    // A re-signed head over a forged body: hash recomputed, signature by a stranger key.
+    const forged = t.push();
+    forged.entries = forged.entries.map((e, i) => (i === 4 ? { ...e, sig: e.sig.replace(/^../, e.sig.startsWith('00') ? '01' : '00') } : e));
+    expect(await code(ingest(db, trust, forged, { pusher: 'x' }))).toBe('bad-signature');
+    const junk = t.push();
+    (junk.entries[1] as unknown as Record<string, unknown>).seq = 'two';
+    expect(await code(ingest(db, trust, junk, { pusher: 'x' }))).toBe('malformed');
+    const n = await db.query<{ n: string }>('SELECT count(*) AS n FROM entries');
+    expect(Number(n[0].n)).toBe(0);
+  });
+
+  it('chain mode verifies the last signature of each signer; every mode catches a bad middle signature', async () => {
+    await open();
+    const t = new Trail(alice);
+    await t.add(Array.from({ length: 6 }, (_, i) => ({ op: 'identify', device: deviceN(i) })));
+    await t.add([{ op: 'attest', device: deviceN(1) }], bob);
+    await t.add([{ op: 'identify', device: deviceN(2) }]);
+    const body = t.push(1, 8, [alice, bob]);
+    const bobs = body.entries.findIndex((e) => e.technician.id === 'bob');
+    // bob's only entry carries a signature that does not verify: caught in both modes
+    const badBob = { ...body, entries: body.entries.map((e, i) => (i === bobs ? { ...e, sig: alice.keyId.repeat(8) } : e)) };
+    expect(await code(verifyBatch(badBob, trust, 'chain'))).toBe('bad-signature');
+    // a broken signature in the middle of alice's run is covered by her last one in chain mode, refused in every mode
+    const mid = { ...body, entries: body.entries.map((e, i) => (i === 2 ? { ...e, sig: '11'.repeat(64) } : e)) };
+    expect(await code(verifyBatch(mid, trust, 'chain'))).toBe('accepted');
+    expect(await code(verifyBatch(mid, trust, 'every'))).toBe('bad-signature');
+    expect(await code(ingest(db, trust, body, { pusher: 'x', verify: 'every' }))).toBe('accepted');
+  });
+
+  it('refuses entries without a credential, a signer that is not the credential key, and revoked credentials', async () => {
+    await open();
+    const t = new Trail(alice);
+    await t.add([{ op: 'identify', device: deviceN(1) }]);
+    expect(await code(ingest(db, trust, t.push(1, 1, []), { pusher: 'x' }))).toBe('unknown-signer');
+    const swapped = t.push();
+    swapped.entries = swapped.entries.map((e) => ({ ...e, signer: Buffer.from(bob.publicKey).toString('hex') }));
+    expect(await code(ingest(db, trust, swapped, { pusher: 'x' }))).toBe('signer-mismatch');
+    expect(await code(ingest(db, trust, { ...t.push(), credentials: ['!!'] }, { pusher: 'x' }))).toBe('bad-request');
+    const foreign = await makeWorld();
+    const mallory = await foreign.tech('mallory');
+    const m = new Trail(mallory);
+    await m.add([{ op: 'identify', device: deviceN(1) }]);
+    expect(await code(ingest(db, trust, m.push(), { pusher: 'x' }))).toBe('bad-credential');
+    expect(await code(ingest(db, trust, t.push(), { pusher: 'x' }))).toBe('accepted');
+    await trust.update(db, await world.revoke([alice.credentialId]));
+    await t.add([{ op: 'identify', device: deviceN(2) }]);
+    expect(await code(ingest(db, trust, t.push(), { pusher: 'x' }))).toBe('revoked');
+    // the held bundle survives a restart
+    const again = await HubTrust.open(db, [world.owner.publicKey], world.bundle);
+    expect(again.bundle.version).toBe(world.bundleVersion);
+    expect(await code(ingest(db, again, t.push(), { pusher: 'x' }))).toBe('revoked');
+    // an older bundle is refused
+    expect(await code(trust.update(db, world.bundle))).toBe('stale-bundle');
+  });
+
+  it('reports a gap and a fork on the source, and stores neither', async () => {
+    await open();
+    const t = new Trail(alice);
+    await t.add(Array.from({ length: 10 }, (_, i) => ({ op: 'identify', device: deviceN(i) })));
+    await ingest(db, trust, t.push(1, 4), { pusher: 'x' });
+    let err: HubError | undefined;
+    try {
+      await ingest(db, trust, { ...t.push(7, 10), source: t.genesis }, { pusher: 'x' });
+    } catch (e) {
+      err = e as HubError;
+    }
+    expect(err?.code).toBe('gap');
+    expect(err?.extra).toMatchObject({ from: 5, to: 6 });
+    expect((await listSources(db))[0].problem).toMatchObject({ kind: 'gap', from: 5, to: 6 });
+    // without naming the source, still a gap
+    expect(await code(ingest(db, trust, t.push(7, 10), { pusher: 'x' }))).toBe('gap');
+    // a rewritten history: same seqs, other content, from the same signer
+    const other = new Trail(alice);
+    other.entries = t.entries.slice(0, 2);
+    await other.add([{ op: 'wipe', device: deviceN(9) }, { op: 'wipe', device: deviceN(9) }]);
+    expect(await code(ingest(db, trust, other.push(3, 4), { pusher: 'x' }))).toBe('fork');
+    expect(await code(ingest(db, trust, other.push(1, 4), { pusher: 'x' }))).toBe('fork');
+    expect((await listSources(db))[0].problem).toMatchObject({ kind: 'fork', seq: 3 });
+    // the honest continuation is accepted and clears the problem
+    expect(await ingest(db, trust, t.push(5, 10), { pusher: 'x' })).toMatchObject({ accepted: 6 });
+    expect((await listSources(db))[0].problem).toBeNull();
+  });
+
+  it('concurrent pushes of one trail never duplicate', async () => {
+    await open();
+    const t = new Trail(alice);
+    await t.add(Array.from({ length: 200 }, (_, i) => ({ op: 'identify', device: deviceN(i) })));
+    const results = await Promise.allSettled([1, 2, 3, 4].map(() => ingest(db, trust, t.push(), { pusher: 'x' })));
+    const ok = results.filter((r) => r.status === 'fulfilled').map((r) => (r as PromiseFulfilledResult<{ accepted: number }>).value.accepted);
+    expect(ok.reduce((a, b) => a + b, 0)).toBe(200);
+    const n = await db.query<{ n: string }>('SELECT count(*) AS n FROM entries');
+    expect(Number(n[0].n)).toBe(200);
+  });
+
+  it('registry: duplicates across sources, named with the sources that saw each side', async () => {
+    await open();
+    const site1 = new Trail(alice);
+    const site2 = new Trail(bob);
+    const shared = '70b3d5ffffff0001';
+    await site1.add([{ op: 'identify', device: deviceN(1, { devEui: shared }), details: { model: 'fb-sensor' } }, { op: 'identify', device: deviceN(2) }]);
+    await site2.add([{ op: 'identify', device: deviceN(3, { devEui: shared }) }, { op: 'identify', device: deviceN(4) }]);
+    // a cloned key: device 4's key under another serial
+    const clone = { ...deviceN(4), serial: 'CLONE-1', devEui: '70b3d5eeeeee0001' };
+    await site2.add([{ op: 'identify', device: clone }]);
+    await ingest(db, trust, site1.push(), { pusher: 'x' });
+    await ingest(db, trust, site2.push(), { pusher: 'x' });
+    const sides = await lookupIdentifier(db, 'devEui', shared);
+    expect(sides).toHaveLength(2);
+    expect(sides.flatMap((s) => s.sources.map((x) => x.label)).sort()).toEqual(['alice', 'bob']);
+    const cs = await listCollisions(db);
+    const kinds = cs.map((c) => `${c.kind}:${c.value}`).sort();
+    expect(kinds).toEqual([`devEui:${shared}`, `devicePublicKey:${deviceN(4).devicePublicKey}`].sort());
+    const cloned = cs.find((c) => c.kind === 'devicePublicKey')!;
+    expect(cloned.sides.map((s) => s.device.serial).sort()).toEqual(['CLONE-1', deviceN(4).serial].sort());
+    // two devices with one DevEUI in the same push of one source
+    const site3 = new Trail(alice);
+    await site3.add([{ op: 'identify', device: deviceN(10, { devEui: '70b3d5dddddd0001' }) }, { op: 'identify', device: deviceN(11, { devEui: '70b3d5dddddd0001' }) }]);
+    await ingest(db, trust, site3.push(), { pusher: 'x' });
+    expect(await lookupIdentifier(db, 'devEui', '70b3d5dddddd0001')).toHaveLength(2);
+    expect((await listCollisions(db)).map((c) => c.value)).toContain('70b3d5dddddd0001');
+    // a device seen only once is no collision
+    expect(await lookupIdentifier(db, 'serial', deviceN(2).serial!)).toHaveLength(1);
+    const st = await deviceState(db, `key:${deviceN(1).devicePublicKey}`);
+    expect(st).toMatchObject({ model: 'fb-sensor', entries: 1, ids: { devEui: shared } });
+  });
+
+  it('registry: drift is flagged when no recorded update or configuration explains a new attestation', async () => {
+    await open();
+    const t = new Trail(alice);
+    const dev = deviceN(7);
+    const attest = (m: string, v: string, counter: number, cfg: string) => ({
+      op: 'attest',
+      device: dev,
+      details: { verdict: 'trusted', claims: { securityCounter: counter, configDigest: cfg, software: [{ version: v, measurement: m }] } },
+    });
+    const m1 = 'aa'.repeat(32);
+    const m2 = 'bb'.repeat(32);
+    const m3 = 'cc'.repeat(32);
+    await t.add([attest(m1, '1.0.0', 1, '01'.repeat(32))]);
+    // signed update to m2, then an attestation showing m2: explained
+    await t.add([{ op: 'update', device: dev, details: { version: '1.1.0', hash: m2 } }, attest(m2, '1.1.0', 2, '01'.repeat(32))]);
+    // a configuration, then a new config digest: explained
+    await t.add([{ op: 'configure', device: dev, details: { action: 'apply' } }, attest(m2, '1.1.0', 2, '02'.repeat(32))]);
+    await ingest(db, trust, t.push(), { pusher: 'x' });
+    expect(await listDrift(db)).toEqual([]);
+    // m3 without any update, a lower counter, and a new config digest without configuration
+    await t.add([attest(m3, '9.9.9', 1, '03'.repeat(32))]);
+    await ingest(db, trust, t.push(), { pusher: 'x' });
+    const d = await listDrift(db);
+    expect(d.map((x) => x.kind).sort()).toEqual(['configuration', 'firmware', 'rollback']);
+    expect(d[0].source).toBe(t.genesis);
+    const st = await deviceState(db, `key:${dev.devicePublicKey}`);
+    expect(st).toMatchObject({ firmware: '9.9.9', measurement: m3, securityCounter: 1 });
+    expect(st!.drift).toHaveLength(3);
+  });
+});
