@@ -7,18 +7,19 @@
  * Groups register handlers; the server itself knows only framing and dispatch.
  */
 import type { Link } from '../core/link/link.ts';
-import { decodeCborObject } from '../core/smp/cbor.ts';
+import { decodeCborObject } from '../core/base/cbor.ts';
 import { CONSOLE_LINE_MAX, type Framing, type FramingStats, createDecoder, encodeFrames } from '../core/smp/framing.ts';
 import { Op, SMP_HEADER_SIZE, SMP_V2, buildPacket, decodeHeader } from '../core/smp/header.ts';
 import { encodeIndefinite } from './cbor-indef.ts';
 
-import { type Body, type GroupDef, MgmtError, RC } from './mgmt.ts';
+import { type Arrival, type Body, Connection, type GroupDef, MgmtError, RC } from './mgmt.ts';
 import { installStandardGroups } from './groups/standard.ts';
 import type { ImageModelOptions } from './groups/image.ts';
 import type { SettingsStoreOptions } from './groups/settings.ts';
 
 export { MgmtError, RC } from './mgmt.ts';
-export type { Body, GroupDef, Handler, RequestContext } from './mgmt.ts';
+export type { Arrival, Body, GroupDef, Handler, RequestContext } from './mgmt.ts';
+export { Connection } from './mgmt.ts';
 
 export interface DeviceOptions {
   framing?: Framing;
@@ -75,28 +76,28 @@ export class ReferenceDevice {
   bootCount = 0;
   readonly bootedAt: number;
   private bootTime = Date.now();
-  /** Clock offset set through os datetime, in ms. */
+  /** The device's clock: an offset from the host clock, set through os datetime (when permitted). */
   clockOffsetMs = 0;
-  private link: Link | null = null;
-  private writer: WritableStreamDefaultWriter<Uint8Array> | null = null;
-  private sendChain: Promise<void> = Promise.resolve();
   private readonly bootHooks: DeviceHook[] = [];
   private readonly resetHooks: DeviceHook[] = [];
   private busy = 0;
-  private lineQueue: Uint8Array[] = [];
-  private processingLines = false;
-  private packetQueue: Uint8Array[] = [];
-  private processingPackets = false;
-  private decoder: ReturnType<typeof createDecoder>;
   private generation = 0;
-  /** Incremented for every link served: per-connection state (authentication) keys on it. */
-  connection = 0;
+  /** Connections being served now. */
+  readonly connections = new Set<Connection>();
+  private connectionCount = 0;
+  /** The connection used by direct calls of handle() (tests). */
+  private direct: Connection | null = null;
   /** Checks every request before dispatch (interface restrictions); throw MgmtError to refuse. */
-  accessGuard: ((group: number, id: number, op: number) => void) | null = null;
+  accessGuard: ((group: number, id: number, op: number, arrival: Arrival) => void) | null = null;
   /** What the device runs, for attestation: set by the image model. */
   firmware: () => FirmwareFact[] = () => [];
   /** The device's monotonic security counter (MCUboot's), set by the image model. */
   securityCounter: () => number = () => 0;
+  /**
+   * A clock write through os datetime: the security group replaces this check when installed
+   * (permission and the trusted-time floor). Throw MgmtError to refuse.
+   */
+  clockGuard: ((newTimeMs: number, arrival: Arrival) => void) | null = null;
 
   constructor(opts: DeviceOptions = {}) {
     this.opts = {
@@ -116,21 +117,23 @@ export class ReferenceDevice {
       settings: opts.settings,
     };
     this.stats = { requests: 0, droppedOversize: 0, droppedLineOverrun: 0, droppedNoBuffer: 0, framing: undefined as never };
-    this.decoder = this.makeDecoder();
+    this.direct = this.newConnection(); // also creates the shared framing stats
     this.bootedAt = Date.now();
     this.bootCount = 1;
     installStandardGroups(this);
   }
 
-  private makeDecoder() {
-    const dec = createDecoder(this.opts.framing, (p) => this.onPacket(p), {
+  private newConnection(): Connection {
+    const conn = new Connection(++this.connectionCount);
+    const stats = this.stats.framing;
+    conn.decoder = createDecoder(this.opts.framing, (p) => this.onPacket(conn, p), {
       // A frame that declares more than the netbuf can hold is dropped by the device.
       maxPacket: 0xfffd,
       acceptOps: [Op.Read, Op.Write],
-      stats: this.stats.framing,
+      stats,
     });
-    this.stats.framing = dec.stats;
-    return dec;
+    if (!stats) this.stats.framing = conn.decoder.stats;
+    return conn;
   }
 
   registerGroup(def: GroupDef): void {
@@ -156,32 +159,32 @@ export class ReferenceDevice {
     return Date.now() + this.clockOffsetMs;
   }
 
-  /** Serve one link until it closes; prints the boot log first. */
+  /** Serve one link until it closes; prints the boot log first. Each link is its own connection. */
   async serve(link: Link): Promise<void> {
-    this.link = link;
-    this.connection++;
-    this.writer = link.writable.getWriter();
-    this.printBootLog();
+    const conn = this.newConnection();
+    conn.writer = link.writable.getWriter();
+    this.connections.add(conn);
+    this.printBootLog(conn);
     const reader = link.readable.getReader();
     try {
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
-        if (value) this.onBytes(value);
+        if (value) this.onBytes(conn, value);
       }
     } catch {
       /* link lost */
     } finally {
+      conn.open = false;
+      this.connections.delete(conn);
       try {
         reader.releaseLock();
-        this.writer.releaseLock();
+        conn.writer.releaseLock();
       } catch {
         /* ignore */
       }
-      if (this.link === link) {
-        this.link = null;
-        this.writer = null;
-      }
+      conn.writer = null;
+      conn.state.clear();
     }
   }
 
@@ -200,109 +203,112 @@ export class ReferenceDevice {
   async reboot(): Promise<void> {
     for (const h of this.resetHooks) await h(this);
     this.generation++;
-    this.lineQueue = [];
-    this.packetQueue = [];
-    this.decoder.reset();
+    for (const c of this.connections) {
+      c.lineQueue = [];
+      c.packetQueue = [];
+      c.decoder.reset();
+      c.state.clear();
+    }
+    this.direct?.state.clear();
     this.bootCount++;
     this.bootTime = Date.now();
     for (const h of this.bootHooks) await h(this);
-    this.printBootLog();
+    for (const c of this.connections) this.printBootLog(c);
   }
 
-  private printBootLog(): void {
+  private printBootLog(conn: Connection): void {
     if (this.opts.framing !== 'console') return;
     const enc = new TextEncoder();
-    for (const l of this.opts.bootLog) void this.send([enc.encode(l + '\r\n')]);
+    for (const l of this.opts.bootLog) void this.send(conn, [enc.encode(l + '\r\n')]);
   }
 
-  private onBytes(data: Uint8Array): void {
-    if (this.opts.framing === 'raw' || this.opts.lineProcessMs <= 0) {
-      this.decoder.push(data);
+  private onBytes(conn: Connection, data: Uint8Array): void {
+    if (this.opts.framing !== 'console' || this.opts.lineProcessMs <= 0) {
+      conn.decoder.push(data);
       return;
     }
     // Model the UART's line buffers: a complete line needs a free buffer, else it is lost.
     let start = 0;
     for (let i = 0; i < data.length; i++) {
       if (data[i] === 0x0a) {
-        this.acceptLine(data.subarray(start, i + 1));
+        this.acceptLine(conn, data.subarray(start, i + 1));
         start = i + 1;
       }
     }
-    if (start < data.length) this.acceptLine(data.subarray(start));
+    if (start < data.length) this.acceptLine(conn, data.subarray(start));
   }
 
-  private partialLine: Uint8Array[] = [];
-
-  private acceptLine(part: Uint8Array): void {
-    this.partialLine.push(part.slice());
+  private acceptLine(conn: Connection, part: Uint8Array): void {
+    conn.partialLine.push(part.slice());
     if (part[part.length - 1] !== 0x0a) return;
-    const total = this.partialLine.reduce((n, p) => n + p.length, 0);
+    const total = conn.partialLine.reduce((n, p) => n + p.length, 0);
     const line = new Uint8Array(total);
     let o = 0;
-    for (const p of this.partialLine) {
+    for (const p of conn.partialLine) {
       line.set(p, o);
       o += p.length;
     }
-    this.partialLine = [];
-    if (this.lineQueue.length >= this.opts.rxLineBuffers) {
+    conn.partialLine = [];
+    if (conn.lineQueue.length >= this.opts.rxLineBuffers) {
       this.stats.droppedLineOverrun++;
       return;
     }
-    this.lineQueue.push(line);
-    void this.drainLines();
+    conn.lineQueue.push(line);
+    void this.drainLines(conn);
   }
 
-  private async drainLines(): Promise<void> {
-    if (this.processingLines) return;
-    this.processingLines = true;
+  private async drainLines(conn: Connection): Promise<void> {
+    if (conn.processingLines) return;
+    conn.processingLines = true;
     try {
-      while (this.lineQueue.length) {
+      while (conn.lineQueue.length) {
         await new Promise((r) => setTimeout(r, this.opts.lineProcessMs));
-        const line = this.lineQueue.shift();
-        if (line) this.decoder.push(line);
+        const line = conn.lineQueue.shift();
+        if (line) conn.decoder.push(line);
       }
     } finally {
-      this.processingLines = false;
+      conn.processingLines = false;
     }
   }
 
-  private onPacket(packet: Uint8Array): void {
+  private onPacket(conn: Connection, packet: Uint8Array): void {
     // Measured on Zephyr 4.4.0 (tests/unit/device-vs-zephyr.test.ts): console drops from buf_size-3 on
     // (the frame's length and CRC share the netbuf); raw takes a whole buf_size packet and answers it,
-    // with EMSGSIZE when the reply would not fit.
+    // with EMSGSIZE when the reply would not fit; over UDP the datagram is the netbuf.
     const limit = this.opts.framing === 'console' ? this.opts.bufSize - 4 : this.opts.bufSize;
     if (packet.length > limit) {
       // A real device cannot hold it in a netbuf: silently dropped.
       this.stats.droppedOversize++;
       return;
     }
-    if (this.packetQueue.length >= this.opts.bufCount) {
+    if (conn.packetQueue.length >= this.opts.bufCount) {
       this.stats.droppedNoBuffer++;
       return;
     }
-    this.packetQueue.push(packet);
-    void this.drainPackets();
+    conn.packetQueue.push(packet);
+    void this.drainPackets(conn);
   }
 
-  private async drainPackets(): Promise<void> {
-    if (this.processingPackets) return;
-    this.processingPackets = true;
+  private async drainPackets(conn: Connection): Promise<void> {
+    if (conn.processingPackets) return;
+    conn.processingPackets = true;
     try {
-      while (this.packetQueue.length) {
-        const p = this.packetQueue[0];
+      while (conn.packetQueue.length) {
+        const p = conn.packetQueue[0];
         const gen = this.generation;
-        const reply = await this.handle(p);
-        this.packetQueue.shift();
+        const reply = await this.handle(p, { connection: conn });
+        conn.packetQueue.shift();
         // The UART sends in the background while the SMP thread handles the next request.
-        if (reply && gen === this.generation) void this.sendPacket(reply);
+        if (reply && gen === this.generation && conn.open) void this.sendPacket(conn, reply);
       }
     } finally {
-      this.processingPackets = false;
+      conn.processingPackets = false;
     }
   }
 
   /** Dispatch one request packet; returns the reply packet, or null for no reply. */
-  async handle(packet: Uint8Array): Promise<Uint8Array | null> {
+  async handle(packet: Uint8Array, arrival?: Arrival): Promise<Uint8Array | null> {
+    const at: Arrival = arrival ?? { connection: (this.direct ??= this.newConnection()) };
     if (packet.length < SMP_HEADER_SIZE) return null;
     const h = decodeHeader(packet);
     if (h.op !== Op.Read && h.op !== Op.Write) return null;
@@ -328,8 +334,8 @@ export class ReferenceDevice {
     const handler = group?.[h.op === Op.Read ? 'read' : 'write']?.[h.id];
     if (!handler) return reply({ rc: RC.ENOTSUP });
     try {
-      this.accessGuard?.(h.group, h.id, h.op);
-      const out = await handler(body, { device: this, op: h.op, group: h.group, id: h.id, seq: h.seq, version: h.version });
+      this.accessGuard?.(h.group, h.id, h.op, at);
+      const out = await handler(body, { device: this, op: h.op, group: h.group, id: h.id, seq: h.seq, version: h.version, connection: at.connection, protected: !!at.protected });
       return reply(out);
     } catch (e) {
       if (e instanceof MgmtError) {
@@ -340,17 +346,17 @@ export class ReferenceDevice {
     }
   }
 
-  private sendPacket(packet: Uint8Array): Promise<void> {
-    return this.send(encodeFrames(this.opts.framing, packet, this.opts.lineMax));
+  private sendPacket(conn: Connection, packet: Uint8Array): Promise<void> {
+    return this.send(conn, encodeFrames(this.opts.framing, packet, this.opts.lineMax));
   }
 
-  private send(chunks: Uint8Array[]): Promise<void> {
-    const w = this.writer;
+  private send(conn: Connection, chunks: Uint8Array[]): Promise<void> {
+    const w = conn.writer;
     if (!w) return Promise.resolve();
-    const p = this.sendChain.then(async () => {
+    const p = conn.sendChain.then(async () => {
       for (const c of chunks) await w.write(c);
     });
-    this.sendChain = p.catch(() => {});
+    conn.sendChain = p.catch(() => {});
     return p.catch(() => {});
   }
 }

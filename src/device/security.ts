@@ -14,31 +14,19 @@ import type { TrustBundle } from '../core/trust/bundle.ts';
 import { type Permission, checkCredentialPermits, verifyCredential } from '../core/trust/credential.ts';
 import { ed25519PublicKey, ed25519Sign, ed25519Verify } from '../core/trust/ed25519.ts';
 import { type DebugStatus, type InterfaceState, signEatToken } from '../core/trust/eat.ts';
-import { issueIdentity } from '../core/trust/identity.ts';
+import { type DeviceIdentityCert, verifyIdentity } from '../core/trust/identity.ts';
 import { keyId } from '../core/trust/keys.ts';
 import type { LifecycleState } from '../core/trust/psa.ts';
 import { generateX25519, open as openSealed, x25519PublicKey } from '../core/trust/seal.ts';
 import { type SignedConfig, verifyConfig } from '../core/trust/signed-config.ts';
-import { SECURITY_GROUP_DEFAULT_ID, SECURITY_GROUP_NAME, SEC, authMessage, popMessage } from '../core/groups/security.ts';
+import { SECURITY, SEC, SEC_RC, authMessage, popMessage, provisionPopMessage } from '../core/protocol/security.ts';
+import { verifyReprovision } from '../core/trust/reprovision.ts';
 import { Group } from '../core/smp/header.ts';
 import type { ReferenceDevice } from './device.ts';
-import { type Body, MgmtError, RC } from './mgmt.ts';
+import { type Arrival, type Body, type Connection, MgmtError, RC, type RequestContext } from './mgmt.ts';
+import { equalBytes, fromLooseHex } from '../core/base/bytes.ts';
 
-export const SEC_RC = {
-  NotAuthenticated: 1,
-  Permission: 2,
-  BadSignature: 3,
-  WrongTarget: 4,
-  Replayed: 5,
-  Expired: 6,
-  Malformed: 7,
-  DecryptFailed: 8,
-  LockedOut: 9,
-  Revoked: 10,
-  Offset: 11,
-  RotationDenied: 12,
-  Nonce: 13,
-} as const;
+export { SEC_RC };
 
 export interface Misbehaviour {
   /** Sign proofs and tokens with a key other than the certified one. */
@@ -49,6 +37,8 @@ export interface Misbehaviour {
   debugUnlocked?: boolean;
   /** Report a firmware measurement no reference value knows. */
   unknownFirmware?: boolean;
+  /** At provisioning, sign the station's nonce with a key other than the one offered (a cloned or faulty element). */
+  badProvisionProof?: boolean;
 }
 
 export interface SecurityOptions {
@@ -56,9 +46,12 @@ export interface SecurityOptions {
   serial?: string;
   model?: string;
   hwRev?: string;
+  /** The chip's unique id as a UEID (RFC 9711; default a random UEID: 0x01 and 16 bytes), fixed in silicon. */
   ueid?: Uint8Array;
   mac?: Uint8Array;
   devEui?: Uint8Array;
+  /** Manufacturer keys (Ed25519, raw) whose identity certificates the device accepts (its firmware's trust anchor). */
+  manufacturerKeys?: Uint8Array[];
   lifecycle?: LifecycleState;
   debugStatus?: DebugStatus;
   /** Owner authority public keys (Ed25519, raw) the device trusts for credentials and configurations. */
@@ -94,41 +87,108 @@ interface StoredEvent {
   detail: string;
 }
 
+/** What the device keeps per connection; a reboot or a closed link ends it. */
+interface ConnectionSecurity {
+  boot: number;
+  auth: { technician: string; permissions: Permission[] } | null;
+  challenge: Uint8Array | null;
+  inbound: Map<number, { buf: Uint8Array; fill: number }>;
+  token: { nonce: Uint8Array; bytes: Uint8Array } | null;
+  /** Provisioning begun on this connection (candidate keys generated). */
+  provisioning: boolean;
+  /** A verified re-provisioning authorization presented on this connection. */
+  reprovisionAuth: { id: Uint8Array; reason: string } | null;
+}
+
 const CHUNK_CAP = 4096;
+/** The nonce sizes a PSA/EAT token may carry (RFC 9783): checked before any work. */
+const EAT_NONCE_SIZES = [32, 48, 64] as const;
 const MAX_EVENTS = 1000;
 const MAX_BLOB = 16384;
 
-/** The keys never leave this object; only signatures, public keys and decryptions do. */
+/**
+ * The keys never leave this object; only signatures, public keys and decryptions do.
+ * A factory-fresh element holds no identity: provisioning generates a candidate key
+ * pair (identity Ed25519 + X25519) and activates it only once a certificate for it
+ * has been checked. Until then (and after a reboot) the candidate is thrown away.
+ */
 class SecureElement {
-  private readonly seed: Uint8Array;
-  private readonly encPriv: Uint8Array;
+  private seed: Uint8Array | null = null;
+  private encPriv: Uint8Array | null = null;
+  private pub: Uint8Array | null = null;
+  private encPub: Uint8Array | null = null;
+  private candidate: { seed: Uint8Array; encPriv: Uint8Array; pub: Uint8Array; encPub: Uint8Array } | null = null;
   private readonly rogueSeed: Uint8Array;
-  publicKey!: Uint8Array;
   roguePublicKey!: Uint8Array;
-  readonly encPublicKey: Uint8Array;
 
   constructor() {
-    this.seed = crypto.getRandomValues(new Uint8Array(32));
     this.rogueSeed = crypto.getRandomValues(new Uint8Array(32));
-    const x = generateX25519();
-    this.encPriv = x.privateKey;
-    this.encPublicKey = x25519PublicKey(this.encPriv);
   }
 
   async init(): Promise<void> {
-    this.publicKey = await ed25519PublicKey(this.seed);
     this.roguePublicKey = await ed25519PublicKey(this.rogueSeed);
   }
 
+  get hasIdentity(): boolean {
+    return this.pub !== null;
+  }
+
+  /** The identity key; a factory-fresh element has none. */
+  get publicKey(): Uint8Array {
+    if (!this.pub) throw new MgmtError(RC.ENOENT, SEC_RC.NotProvisioned);
+    return this.pub;
+  }
+
+  get encPublicKey(): Uint8Array {
+    if (!this.encPub) throw new MgmtError(RC.ENOENT, SEC_RC.NotProvisioned);
+    return this.encPub;
+  }
+
+  /** Generate a new candidate key pair (replacing any earlier candidate). */
+  async generateCandidate(): Promise<{ pub: Uint8Array; encPub: Uint8Array }> {
+    const seed = crypto.getRandomValues(new Uint8Array(32));
+    const x = generateX25519();
+    const c = { seed, encPriv: x.privateKey, pub: await ed25519PublicKey(seed), encPub: x25519PublicKey(x.privateKey) };
+    this.candidate = c;
+    return { pub: c.pub, encPub: c.encPub };
+  }
+
+  candidateKeys(): { pub: Uint8Array; encPub: Uint8Array } | null {
+    return this.candidate ? { pub: this.candidate.pub, encPub: this.candidate.encPub } : null;
+  }
+
+  signWithCandidate(msg: Uint8Array, rogue = false): Promise<Uint8Array> {
+    if (!this.candidate) throw new MgmtError(RC.EBADSTATE, SEC_RC.ProvisionOrder);
+    return ed25519Sign(msg, rogue ? this.rogueSeed : this.candidate.seed);
+  }
+
+  /** The certified candidate becomes the identity (the old identity key is erased). */
+  activateCandidate(): void {
+    const c = this.candidate;
+    if (!c) throw new MgmtError(RC.EBADSTATE, SEC_RC.ProvisionOrder);
+    this.seed = c.seed;
+    this.encPriv = c.encPriv;
+    this.pub = c.pub;
+    this.encPub = c.encPub;
+    this.candidate = null;
+  }
+
+  dropCandidate(): void {
+    this.candidate = null;
+  }
+
   sign(msg: Uint8Array, rogue = false): Promise<Uint8Array> {
-    return ed25519Sign(msg, rogue ? this.rogueSeed : this.seed);
+    if (!rogue && !this.seed) throw new MgmtError(RC.ENOENT, SEC_RC.NotProvisioned);
+    return ed25519Sign(msg, rogue ? this.rogueSeed : this.seed!);
   }
 
   signToken(fn: (seed: Uint8Array) => Promise<Uint8Array>, rogue = false): Promise<Uint8Array> {
-    return fn(rogue ? this.rogueSeed : this.seed);
+    if (!rogue && !this.seed) throw new MgmtError(RC.ENOENT, SEC_RC.NotProvisioned);
+    return fn(rogue ? this.rogueSeed : this.seed!);
   }
 
   unseal(sealed: Uint8Array): Map<string, unknown> {
+    if (!this.encPriv) throw new MgmtError(RC.ENOENT, SEC_RC.NotProvisioned);
     return openSealed(sealed, this.encPriv);
   }
 }
@@ -149,66 +209,135 @@ export class DeviceSecurity {
   private active: 0 | 1 | null = null;
   /** Highest sequence ever applied: survives wipe, so old configurations cannot be replayed. */
   private sequenceFloor = 0;
-  // Per-connection and per-boot state.
-  private auth: { connection: number; boot: number; technician: string; permissions: Permission[] } | null = null;
-  private challenge: { connection: number; value: Uint8Array } | null = null;
   private bootSeed = crypto.getRandomValues(new Uint8Array(32));
   private previousNonce: Uint8Array | null = null;
-  private token: { nonce: Uint8Array; bytes: Uint8Array } | null = null;
-  private inbound = new Map<number, { connection: number; buf: Uint8Array; fill: number }>();
+  /** Chip UID (UEID): fixed in silicon, reported before provisioning. */
+  readonly chipUid: Uint8Array;
 
   constructor(
     private readonly device: ReferenceDevice,
     opts: SecurityOptions = {},
   ) {
-    this.groupId = opts.groupId ?? SECURITY_GROUP_DEFAULT_ID;
+    this.groupId = opts.groupId ?? SECURITY.id;
     this.opts = { ...opts, serial: opts.serial ?? 'FB-0001', model: opts.model ?? 'fieldbench-ref', hwRev: opts.hwRev ?? 'rev-b' };
     this.misbehave = { ...opts.misbehave };
     if (opts.interfaces) this.interfaces = { ...opts.interfaces };
     if (opts.debugStatus === 'enabled') this.misbehave.debugUnlocked = true;
+    this.chipUid = opts.ueid ?? Uint8Array.of(0x01, ...crypto.getRandomValues(new Uint8Array(16)));
+    if (this.chipUid.length < 7 || this.chipUid.length > 33) throw new Error('the chip UID (UEID) must be 7..33 bytes');
     device.onBoot(() => {
+      // A candidate key pair lives in RAM only: a reboot drops it (provisioning starts again).
+      this.se.dropCandidate();
       this.bootSeed = crypto.getRandomValues(new Uint8Array(32));
-      this.auth = null;
-      this.challenge = null;
-      this.token = null;
-      this.inbound.clear();
     });
   }
 
-  /** First boot: generate keys in the secure element. */
+  /** First boot: the secure element starts factory-fresh (no identity until provisioned over the wire). */
   async init(): Promise<void> {
     await this.se.init();
-    this.log('boot', 'device keys generated');
+    this.log('boot', 'factory-fresh: no identity');
+  }
+
+  get provisioned(): boolean {
+    return this.se.hasIdentity && this.identityCert !== null;
   }
 
   get devicePublicKey(): Uint8Array {
     return this.se.publicKey;
   }
 
-  /** Factory provisioning: the manufacturer certifies the device's keys and identifiers. */
-  async provision(manufacturerSeed: Uint8Array, notAfter: Date | number, ownerKeys?: Uint8Array[]): Promise<Uint8Array> {
-    this.identityCert = await issueIdentity(
-      {
-        serial: this.opts.serial,
-        model: this.opts.model,
-        hwRev: this.opts.hwRev,
-        ueid: this.opts.ueid,
-        mac: this.opts.mac,
-        devEui: this.opts.devEui,
-        devicePublicKey: this.se.publicKey,
-        deviceEncKey: this.se.encPublicKey,
-        notAfter,
-      },
-      manufacturerSeed,
-    );
-    if (ownerKeys) this.opts.ownerKeys = ownerKeys;
-    this.log('provisioned', `identity certificate issued for ${this.opts.serial}`);
-    return this.identityCert;
-  }
-
-  /** Install a certificate issued elsewhere (must certify this device's key). */
+  /**
+   * Tests only, to model a tampered or corrupted certificate store: replace the
+   * stored certificate bytes (the device's keys stay as they are).
+   */
   setIdentityCert(cert: Uint8Array): void {
     this.identityCert = cert;
+  }
+
+  private requireProvisioned(): void {
+    if (!this.provisioned) throw new MgmtError(RC.ENOENT, SEC_RC.NotProvisioned);
+  }
+
+  /** Provision step 1: generate the candidate keys and prove possession over the station's nonce. */
+  private async provisionBegin(b: Body, at: Arrival): Promise<Body> {
+    const nonce = this.nonce(b);
+    const cs = this.stateOf(at.connection);
+    if (this.provisioned && !cs.reprovisionAuth) {
+      this.log('provision-refused', 'already provisioned and no re-provisioning authorization presented');
+      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.AlreadyProvisioned);
+    }
+    const { pub, encPub } = await this.se.generateCandidate();
+    cs.provisioning = true;
+    const sig = await this.se.signWithCandidate(
+      provisionPopMessage({ nonce, devicePublicKey: pub, deviceEncKey: encPub, chipUid: this.chipUid, model: this.opts.model, hwRev: this.opts.hwRev }),
+      this.misbehave.badProvisionProof,
+    );
+    this.log('provision-begin', 'candidate identity keys generated');
+    return { pub, enc_pub: encPub, uid: this.chipUid, model: this.opts.model, hw_rev: this.opts.hwRev, sig };
+  }
+
+  private async provisionAuthorize(b: Body, at: Arrival): Promise<Body> {
+    const got = this.receive(SEC.ProvisionAuthorize, b, at);
+    if (!(got instanceof Uint8Array)) return got;
+    this.requireProvisioned();
+    const v = await verifyReprovision(got, { ownerKeys: this.opts.ownerKeys ?? [], now: this.device.now(), devicePublicKey: this.se.publicKey, chipUid: this.chipUid });
+    if (!v.ok) {
+      this.log('provision-refused', `re-provisioning authorization rejected: ${v.reason}`);
+      const rc = v.code === 'expired' || v.code === 'not-yet-valid' ? SEC_RC.Expired
+        : v.code === 'wrong-target' ? SEC_RC.WrongTarget
+        : v.code === 'wrong-type' ? SEC_RC.WrongType
+        : v.code === 'schema' || v.code === 'malformed' || v.code === 'too-large' || v.code === 'trailing-bytes' ? SEC_RC.Malformed
+        : SEC_RC.BadSignature;
+      throw new MgmtError(RC.EACCESSDENIED, rc);
+    }
+    this.stateOf(at.connection).reprovisionAuth = { id: v.value.authorizationId, reason: v.value.reason };
+    this.log('reprovision-authorized', `owner authorized re-provisioning: ${v.value.reason}`);
+    return {};
+  }
+
+  /** Provision step 2: check the certificate binds the candidate keys and this chip, from a trusted manufacturer; then lock. */
+  private async provisionCert(b: Body, at: Arrival): Promise<Body> {
+    const got = this.receive(SEC.ProvisionCert, b, at);
+    if (!(got instanceof Uint8Array)) return got;
+    const cs = this.stateOf(at.connection);
+    const cand = this.se.candidateKeys();
+    if (!cs.provisioning || !cand) throw new MgmtError(RC.EBADSTATE, SEC_RC.ProvisionOrder);
+    if (this.provisioned && !cs.reprovisionAuth) throw new MgmtError(RC.EACCESSDENIED, SEC_RC.AlreadyProvisioned);
+    const anchors = (this.opts.manufacturerKeys ?? []).map((k) => ed25519Key(k));
+    const v = await verifyIdentity(got, { bundle: { ...this.trustContext(), anchors: { manufacturer: anchors, firmware: [], owner: [] } }, now: this.device.now() });
+    if (!v.ok) {
+      this.log('provision-refused', `identity certificate rejected: ${v.reason}`);
+      const rc = v.code === 'expired' || v.code === 'not-yet-valid' ? SEC_RC.Expired
+        : v.code === 'wrong-type' ? SEC_RC.WrongType
+        : v.code === 'schema' || v.code === 'malformed' || v.code === 'too-large' || v.code === 'trailing-bytes' ? SEC_RC.Malformed
+        : SEC_RC.BadSignature;
+      throw new MgmtError(RC.EACCESSDENIED, rc);
+    }
+    const c: DeviceIdentityCert = v.value;
+    const binds =
+      equalBytes(c.devicePublicKey, cand.pub) && equalBytes(c.deviceEncKey, cand.encPub) && !!c.ueid && equalBytes(c.ueid, this.chipUid) &&
+      c.model === this.opts.model && c.hwRev === this.opts.hwRev;
+    if (!binds) {
+      this.log('provision-refused', `identity certificate for ${c.serial} does not bind this device`);
+      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.CertMismatch);
+    }
+    const again = this.provisioned;
+    this.se.activateCandidate();
+    this.identityCert = got;
+    this.opts.serial = c.serial;
+    this.opts.mac = c.mac;
+    this.opts.devEui = c.devEui;
+    this.opts.ueid = c.ueid;
+    cs.provisioning = false;
+    cs.reprovisionAuth = null;
+    cs.auth = null;
+    if (again) {
+      // Secrets sealed to the old X25519 key are unreadable now: the configuration goes with the old identity.
+      this.records = [null, null];
+      this.active = null;
+    }
+    this.log('provisioned', `identity certificate ${again ? 're-' : ''}issued for ${c.serial}; provisioning locked`);
+    return { serial: c.serial };
   }
 
   activeConfig(): ConfigRecord | null {
@@ -248,36 +377,50 @@ export class DeviceSecurity {
     return { serial: this.opts.serial, model: this.opts.model, keyId: keyId(this.se.publicKey) };
   }
 
-  private isAuthed(): boolean {
-    return !!this.auth && this.auth.connection === this.device.connection && this.auth.boot === this.device.bootCount;
+  /** This connection's security state (authentication, challenge, transfers), fresh after a reboot. */
+  private stateOf(c: Connection): ConnectionSecurity {
+    let st = c.state.get(this) as ConnectionSecurity | undefined;
+    if (!st || st.boot !== this.device.bootCount) {
+      st = { boot: this.device.bootCount, auth: null, challenge: null, inbound: new Map(), token: null, provisioning: false, reprovisionAuth: null };
+      c.state.set(this, st);
+    }
+    return st;
   }
 
-  requirePermission(p: Permission): void {
-    if (!this.isAuthed()) {
+  /** The technician authenticated on this connection, if any. */
+  authOf(c: Connection): ConnectionSecurity['auth'] {
+    return this.stateOf(c).auth;
+  }
+
+  requirePermission(p: Permission, at: Arrival): void {
+    const auth = this.authOf(at.connection);
+    if (!auth) {
       this.log('access-denied', `${p} without authentication`);
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.NotAuthenticated);
     }
-    if (!this.auth!.permissions.includes(p)) {
-      this.log('access-denied', `${this.auth!.technician} lacks ${p}`);
+    if (!auth.permissions.includes(p)) {
+      this.log('access-denied', `${auth.technician} lacks ${p}`);
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Permission);
     }
   }
 
   /** Interface restriction, checked before every request. */
-  guard(group: number, id: number, op: number): void {
+  guard(group: number, id: number, op: number, at: Arrival): void {
     if (group === this.groupId || group === Group.Enum) return;
     if (group === Group.OS && (id === 6 || id === 0 || id === 8)) return; // params, echo, bootloader info
     const st = this.interfaces.smp_serial;
     if (st === 'disabled') throw new MgmtError(RC.EACCESSDENIED);
     if (st === 'authenticated') {
-      if (!this.isAuthed()) throw new MgmtError(RC.EACCESSDENIED);
-      if (group === Group.Image && op === 2) this.requirePermission('update');
+      if (!this.authOf(at.connection)) throw new MgmtError(RC.EACCESSDENIED);
+      if (group === Group.Image && op === 2) this.requirePermission('update', at);
     }
   }
 
-  private nonce(b: Body): Uint8Array {
+  /** A nonce of 8..64 bytes (proof of possession), or exactly what an attestation token carries (32, 48 or 64). */
+  private nonce(b: Body, sizes?: readonly number[]): Uint8Array {
     const n = b.nonce;
     if (!(n instanceof Uint8Array) || n.length < 8 || n.length > 64) throw new MgmtError(RC.EINVAL, SEC_RC.Nonce);
+    if (sizes && !sizes.includes(n.length)) throw new MgmtError(RC.EINVAL, SEC_RC.Nonce);
     return n;
   }
 
@@ -290,23 +433,24 @@ export class DeviceSecurity {
   }
 
   /** Receive a chunked blob; returns the whole blob on the last chunk, else the reply to send. */
-  private receive(cmd: number, b: Body): Uint8Array | Body {
+  private receive(cmd: number, b: Body, at: Arrival): Uint8Array | Body {
+    const inbound = this.stateOf(at.connection).inbound;
     const off = b.off;
     const data = b.data;
     if (typeof off !== 'number' || !(data instanceof Uint8Array)) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
-    let st = this.inbound.get(cmd);
+    let st = inbound.get(cmd);
     if (off === 0) {
       const len = b.len;
       if (typeof len !== 'number' || !Number.isInteger(len) || len <= 0 || len > MAX_BLOB) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
-      st = { connection: this.device.connection, buf: new Uint8Array(len), fill: 0 };
-      this.inbound.set(cmd, st);
+      st = { buf: new Uint8Array(len), fill: 0 };
+      inbound.set(cmd, st);
     }
-    if (!st || st.connection !== this.device.connection || off !== st.fill) throw new MgmtError(RC.EINVAL, SEC_RC.Offset);
+    if (!st || off !== st.fill) throw new MgmtError(RC.EINVAL, SEC_RC.Offset);
     if (st.fill + data.length > st.buf.length) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
     st.buf.set(data, st.fill);
     st.fill += data.length;
     if (st.fill < st.buf.length) return { off: st.fill };
-    this.inbound.delete(cmd);
+    inbound.delete(cmd);
     return st.buf;
   }
 
@@ -348,9 +492,11 @@ export class DeviceSecurity {
     );
   }
 
-  private async authenticate(b: Body): Promise<Body> {
-    const got = this.receive(SEC.Auth, b);
+  private async authenticate(b: Body, at: Arrival): Promise<Body> {
+    const cs = this.stateOf(at.connection);
+    const got = this.receive(SEC.Auth, b, at);
     if (!(got instanceof Uint8Array)) return got;
+    this.requireProvisioned();
     if (Date.now() < this.lockedUntil) {
       this.log('auth-locked', 'authentication attempt during lockout');
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.LockedOut);
@@ -367,29 +513,35 @@ export class DeviceSecurity {
     };
     const sig = b.sig;
     if (!(sig instanceof Uint8Array) || sig.length !== 64) return fail(SEC_RC.Malformed, 'authentication without a signature');
-    const ch = this.challenge;
-    if (!ch || ch.connection !== this.device.connection) return fail(SEC_RC.Nonce, 'authentication without a fresh challenge');
-    this.challenge = null; // single use
+    const ch = cs.challenge;
+    if (!ch) return fail(SEC_RC.Nonce, 'authentication without a fresh challenge');
+    cs.challenge = null; // single use
     const v = await verifyCredential(got, { bundle: this.trustContext(), now: this.device.now() });
     if (!v.ok) {
-      const rc = v.code === 'expired' || v.code === 'not-yet-valid' ? SEC_RC.Expired : v.code === 'revoked' ? SEC_RC.Revoked : SEC_RC.BadSignature;
+      const rc =
+        v.code === 'expired' || v.code === 'not-yet-valid' ? SEC_RC.Expired
+        : v.code === 'revoked' ? SEC_RC.Revoked
+        : v.code === 'wrong-type' ? SEC_RC.WrongType
+        : v.code === 'schema' || v.code === 'malformed' || v.code === 'trailing-bytes' || v.code === 'too-large' ? SEC_RC.Malformed
+        : SEC_RC.BadSignature;
       return fail(rc, `credential rejected: ${v.reason}`);
     }
     const cred = v.value;
-    if (!(await ed25519Verify(sig, authMessage(ch.value, this.se.publicKey), cred.publicKey))) {
+    if (!(await ed25519Verify(sig, authMessage(ch, this.se.publicKey), cred.publicKey))) {
       return fail(SEC_RC.BadSignature, `technician ${cred.technicianId}: challenge signature invalid`);
     }
     const scope = checkCredentialPermits({ ...cred, permissions: cred.permissions }, cred.permissions[0] ?? 'identify', this.deviceRef());
     if (!scope.ok && scope.code === 'out-of-scope') return fail(SEC_RC.WrongTarget, scope.reason);
-    this.auth = { connection: this.device.connection, boot: this.device.bootCount, technician: cred.technicianId, permissions: cred.permissions };
+    cs.auth = { technician: cred.technicianId, permissions: cred.permissions };
     this.log('auth', `technician ${cred.technicianId} authenticated (${cred.permissions.join(',')})`);
     return { technician: cred.technicianId, permissions: cred.permissions };
   }
 
-  private async applyConfig(b: Body): Promise<Body> {
-    const got = this.receive(SEC.ConfigApply, b);
+  private async applyConfig(b: Body, at: Arrival): Promise<Body> {
+    const got = this.receive(SEC.ConfigApply, b, at);
     if (!(got instanceof Uint8Array)) return got;
-    this.requirePermission('configure');
+    this.requirePermission('configure', at);
+    const auth = this.authOf(at.connection)!;
     const held = Math.max(this.sequenceFloor, this.activeConfig()?.sequence ?? 0);
     const v = await verifyConfig(got, { bundle: this.trustContext(), now: this.device.now(), device: this.deviceRef(), heldSequence: held });
     if (!v.ok) {
@@ -400,6 +552,7 @@ export class DeviceSecurity {
         : v.code === 'expired' || v.code === 'not-yet-valid' ? SEC_RC.Expired
         : v.code === 'schema' || v.code === 'malformed' || v.code === 'trailing-bytes' || v.code === 'too-large' ? SEC_RC.Malformed
         : v.code === 'revoked' ? SEC_RC.Revoked
+        : v.code === 'wrong-type' ? SEC_RC.WrongType
         : SEC_RC.BadSignature;
       throw new MgmtError(RC.EACCESSDENIED, rc);
     }
@@ -419,8 +572,8 @@ export class DeviceSecurity {
       this.log('config-rejected', `#${cfg.sequence}: ${problem}`);
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Malformed);
     }
-    if (Object.keys(cfg.settings).some((k) => k.startsWith('rotate.')) && !this.auth?.permissions.includes('rotate-keys')) {
-      this.log('access-denied', `${this.auth?.technician} lacks rotate-keys for configuration #${cfg.sequence}`);
+    if (Object.keys(cfg.settings).some((k) => k.startsWith('rotate.')) && !auth.permissions.includes('rotate-keys')) {
+      this.log('access-denied', `${auth.technician} lacks rotate-keys for configuration #${cfg.sequence}`);
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.RotationDenied);
     }
     // A reboot at any point before the pointer write abandons the apply (the handler dies with it).
@@ -433,9 +586,9 @@ export class DeviceSecurity {
     if (this.device.bootCount !== gen) throw new MgmtError(RC.EBADSTATE); // rebooted mid-apply: the old record stays active
     this.active = target; // the single atomic write
     this.sequenceFloor = Math.max(this.sequenceFloor, cfg.sequence);
-    if (typeof cfg.settings['rotate.devEui'] === 'string') this.opts.devEui = hexBytes(cfg.settings['rotate.devEui'] as string);
+    if (typeof cfg.settings['rotate.devEui'] === 'string') this.opts.devEui = fromLooseHex(cfg.settings['rotate.devEui'] as string);
     await this.opts.applyStep?.('committed');
-    this.log('config-applied', `configuration #${cfg.sequence} applied by ${this.auth?.technician}`);
+    this.log('config-applied', `configuration #${cfg.sequence} applied by ${auth.technician}`);
     return { seq: cfg.sequence, digest: cfg.digest };
   }
 
@@ -443,9 +596,11 @@ export class DeviceSecurity {
     const s = this;
     return {
       id: this.groupId,
-      name: SECURITY_GROUP_NAME,
+      name: SECURITY.name,
       read: {
-        [SEC.Identity]: () => ({
+        [SEC.Identity]: () => {
+          s.requireProvisioned();
+          return {
           serial: s.opts.serial,
           model: s.opts.model,
           hw_rev: s.opts.hwRev,
@@ -455,6 +610,15 @@ export class DeviceSecurity {
           mac: s.opts.mac,
           dev_eui: s.opts.devEui,
           cert_len: s.identityCert?.length ?? 0,
+          };
+        },
+        [SEC.ProvisionState]: () => ({
+          state: s.provisioned ? 'provisioned' : 'unprovisioned',
+          uid: s.chipUid,
+          model: s.opts.model,
+          hw_rev: s.opts.hwRev,
+          mfr: (s.opts.manufacturerKeys ?? []).map((k) => keyId(k)),
+          ...(s.provisioned ? { pub: s.se.publicKey } : {}),
         }),
         [SEC.Cert]: (b: Body) => {
           if (!s.identityCert) throw new MgmtError(RC.ENOENT);
@@ -475,9 +639,9 @@ export class DeviceSecurity {
           const next = out.length ? out[out.length - 1].n + 1 : Math.max(from, s.events[0]?.n ?? last + 1);
           return { events: out.map((e) => ({ n: e.n, t: e.t, b: e.b, type: e.type, detail: e.detail })), next, last };
         },
-        [SEC.AuthChallenge]: () => {
+        [SEC.AuthChallenge]: (_b: Body, ctx: RequestContext) => {
           const value = crypto.getRandomValues(new Uint8Array(32));
-          s.challenge = { connection: s.device.connection, value };
+          s.stateOf(ctx.connection).challenge = value;
           return { challenge: value };
         },
         [SEC.ConfigRead]: () => {
@@ -487,36 +651,45 @@ export class DeviceSecurity {
         [SEC.Interfaces]: () => ({ interfaces: s.interfaces }),
       },
       write: {
-        [SEC.Prove]: async (b: Body) => ({ sig: await s.se.sign(popMessage(s.nonce(b)), s.misbehave.wrongKey) }),
-        [SEC.Attest]: async (b: Body) => {
-          const nonce = s.nonce(b);
+        [SEC.Prove]: async (b: Body) => {
+          s.requireProvisioned();
+          return { sig: await s.se.sign(popMessage(s.nonce(b)), s.misbehave.wrongKey) };
+        },
+        [SEC.ProvisionBegin]: (b: Body, ctx: RequestContext) => s.provisionBegin(b, ctx),
+        [SEC.ProvisionAuthorize]: (b: Body, ctx: RequestContext) => s.provisionAuthorize(b, ctx),
+        [SEC.ProvisionCert]: (b: Body, ctx: RequestContext) => s.provisionCert(b, ctx),
+        [SEC.Attest]: async (b: Body, ctx: RequestContext) => {
+          s.requireProvisioned();
+          const nonce = s.nonce(b, EAT_NONCE_SIZES);
+          const cs = s.stateOf(ctx.connection);
           const off = typeof b.off === 'number' ? b.off : 0;
-          if (off === 0 || !s.token || !sameBytes(s.token.nonce, nonce)) {
+          if (off === 0 || !cs.token || !equalBytes(cs.token.nonce, nonce)) {
             if (off !== 0) throw new MgmtError(RC.EINVAL, SEC_RC.Offset);
-            s.token = { nonce, bytes: await s.attestationToken(nonce) };
+            cs.token = { nonce, bytes: await s.attestationToken(nonce) };
             s.log('attested', 'attestation token issued');
           }
-          return s.slice(s.token.bytes, b);
+          return s.slice(cs.token.bytes, b);
         },
-        [SEC.Auth]: (b: Body) => s.authenticate(b),
-        [SEC.ConfigApply]: (b: Body) => s.applyConfig(b),
-        [SEC.Interfaces]: (b: Body) => {
-          s.requirePermission('interfaces');
+        [SEC.Auth]: (b: Body, ctx: RequestContext) => s.authenticate(b, ctx),
+        [SEC.ConfigApply]: (b: Body, ctx: RequestContext) => s.applyConfig(b, ctx),
+        [SEC.Interfaces]: (b: Body, ctx: RequestContext) => {
+          s.requirePermission('interfaces', ctx);
           const name = b.name;
           const state = b.state;
-          if (typeof name !== 'string' || !(name in s.interfaces)) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
+          // Own names only: an inherited one (toString, __proto__) is not an interface.
+          if (typeof name !== 'string' || !Object.hasOwn(s.interfaces, name)) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
           if (state !== 'open' && state !== 'authenticated' && state !== 'disabled') throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
           if (name === 'debug' && state === 'open' && s.opts.lifecycle !== 'non-psa-rot-debug') throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Permission);
           s.interfaces = { ...s.interfaces, [name]: state };
-          s.log('interface', `${name} -> ${state} by ${s.auth?.technician}`);
+          s.log('interface', `${name} -> ${state} by ${s.authOf(ctx.connection)?.technician}`);
           return { interfaces: s.interfaces };
         },
-        [SEC.Wipe]: (b: Body) => {
-          s.requirePermission('wipe');
+        [SEC.Wipe]: (b: Body, ctx: RequestContext) => {
+          s.requirePermission('wipe', ctx);
           if (b.confirm !== true) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
           s.records = [null, null];
           s.active = null;
-          s.log('wipe', `configuration and secrets erased by ${s.auth?.technician}`);
+          s.log('wipe', `configuration and secrets erased by ${s.authOf(ctx.connection)?.technician}`);
           return {};
         },
       },
@@ -524,21 +697,12 @@ export class DeviceSecurity {
   }
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
-function hexBytes(s: string): Uint8Array {
-  const clean = s.replace(/[^0-9a-f]/gi, '');
-  return Uint8Array.from({ length: clean.length >> 1 }, (_, i) => parseInt(clean.slice(i * 2, i * 2 + 2), 16));
-}
-
 /** Add the security group to a reference device. */
 export async function installSecurity(device: ReferenceDevice, opts: SecurityOptions = {}): Promise<DeviceSecurity> {
   const sec = new DeviceSecurity(device, opts);
   await sec.init();
   device.registerGroup(sec.groupDef());
-  device.accessGuard = (g, id, op) => sec.guard(g, id, op);
+  device.accessGuard = (g, id, op, at) => sec.guard(g, id, op, at);
   return sec;
 }
 

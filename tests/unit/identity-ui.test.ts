@@ -11,9 +11,9 @@ import IdentityCard from '../../src/ui/identity/IdentityCard.svelte';
 import IdentityPanel from '../../src/ui/identity/IdentityPanel.svelte';
 import LabelInput from '../../src/ui/identity/LabelInput.svelte';
 import { cameraProblem } from '../../src/ui/identity/scan.ts';
-import { attestDevice, readSecurityEvents } from '../../src/core/ops/attest.ts';
+import { attestDevice, readSecurityEvents } from '../../src/core/ops/state-awareness/attest.ts';
 import { runOp } from '../../src/core/ops/outcome.ts';
-import { UNSUPPORTED_REASON, identifyDevice, type InventoryLookup } from '../../src/core/ops/identify.ts';
+import { UNSUPPORTED_REASON, identifyDevice, type InventoryLookup } from '../../src/core/ops/identification/identify.ts';
 import { LOCKED_DOWN, type World, world } from '../helpers/identity-world.ts';
 
 const open: World[] = [];

@@ -101,7 +101,7 @@ describe('technician key store', () => {
     expect(k.kind).toBe('wrapped');
     const rec = (await backend.get(k.id))! as Extract<KeyRecord, { kind: 'wrapped' }>;
     expect(rec.kdf).toMatchObject({ name: 'scrypt', r: 8, p: 1 });
-    expect(rec.kdf.N).toBeGreaterThanOrEqual(1 << 15);
+    expect(rec.kdf.N).toBe(1 << 17); // new records: 2^17
     for (const b of recordBytes(rec)) expect(containsSeq(b, privateKey)).toBe(false);
     await expect(ks.sign(k.id, msg)).rejects.toMatchObject({ code: 'passphrase-required' });
     await expect(ks.sign(k.id, msg, 'wrong horse battery')).rejects.toMatchObject({ code: 'bad-passphrase' });
@@ -119,7 +119,14 @@ describe('technician key store', () => {
     await expect(ks.sign(k.id, msg, 'correct horse battery')).rejects.toMatchObject({ code: 'bad-passphrase' });
     await backend.put({ ...rec, kdf: { ...rec.kdf, N: 1 << 10 } });
     await expect(ks.sign(k.id, msg, 'correct horse battery')).rejects.toMatchObject({ code: 'bad-key' });
-  }, 60_000);
+    // A tampered cost that would exhaust memory is refused before any work, as are other r and p.
+    for (const kdf of [{ N: 1 << 30 }, { N: 1 << 19 }, { N: 3 << 16 }, { r: 1024 }, { p: 64 }, { N: 2 ** 60 }]) {
+      await backend.put({ ...rec, kdf: { ...rec.kdf, ...kdf } });
+      const t0 = performance.now();
+      await expect(ks.sign(k.id, msg, 'correct horse battery')).rejects.toMatchObject({ code: 'bad-key' });
+      expect(performance.now() - t0).toBeLessThan(1000);
+    }
+  }, 180_000);
 
   it('auto mode falls back to wrapped keys when WebCrypto lacks Ed25519', async () => {
     const subtle = { generateKey: () => Promise.reject(new Error('NotSupportedError')) } as unknown as SubtleCrypto;
@@ -129,7 +136,7 @@ describe('technician key store', () => {
     const k = await ks.generate({ label: 'x', passphrase: 'a long passphrase' });
     expect(k.kind).toBe('wrapped');
     expect(await ed25519Verify(await ks.sign(k.id, msg, 'a long passphrase'), msg, k.publicKey)).toBe(true);
-    expect(() => new TechnicianKeyStore(new MemoryKeyBackend(), { scryptN: 1 << 14 })).toThrow(KeyStoreError);
+    for (const n of [1 << 14, 1 << 15, 1 << 16, 1 << 19]) expect(() => new TechnicianKeyStore(new MemoryKeyBackend(), { scryptN: n })).toThrow(KeyStoreError);
     await expect(new TechnicianKeyStore(new MemoryKeyBackend(), { subtle, mode: 'webcrypto' }).generate({ label: 'x' })).rejects.toMatchObject({ code: 'unsupported' });
-  }, 60_000);
+  }, 180_000);
 });

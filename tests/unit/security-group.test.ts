@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { SecurityGroup, authMessage, popMessage } from '../../src/core/groups/security.ts';
 import { readState } from '../../src/core/groups/image.ts';
-import { openSession } from '../../src/core/smp/session.ts';
-import { toHex } from '../../src/core/smp/bytes.ts';
+import { openSession } from '../../src/core/groups/session.ts';
+import { toHex } from '../../src/core/base/bytes.ts';
 import { verifyBundle } from '../../src/core/trust/bundle.ts';
 import { appraiseToken } from '../../src/core/trust/eat.ts';
 import { ed25519Sign, ed25519Verify } from '../../src/core/trust/ed25519.ts';
@@ -191,5 +191,35 @@ describe('security group: access, configuration, wipe', () => {
     const s3 = await openSession(v.link);
     await expect(readState(s3.client)).rejects.toMatchObject({ kind: 'rc', rc: 11 });
     await s3.close();
+  });
+
+  it('refuses an inherited interface name such as toString; it never reaches the attestation', async () => {
+    const { g, s } = await setup({}, await makeAuthorities());
+    const id = await g.identity();
+    await login(g, id.devicePublicKey);
+    for (const name of ['toString', '__proto__', 'constructor', 'hasOwnProperty']) {
+      await expect(g.setInterface(name, 'disabled')).rejects.toMatchObject({ kind: 'group', rc: 7 });
+    }
+    expect(Object.keys(await g.interfaces()).sort()).toEqual(['debug', 'shell', 'smp_serial']);
+    await s.close();
+  });
+
+  it('a credential presented as a configuration is refused as the wrong type, not as a bad signature', async () => {
+    const { g, s } = await setup({}, await makeAuthorities());
+    const id = await g.identity();
+    await login(g, id.devicePublicKey);
+    await expect(g.applyConfig(authorities.credential)).rejects.toMatchObject({ kind: 'group', rc: 14 });
+    await s.close();
+  });
+});
+
+describe('security group: attestation nonce', () => {
+  it('a nonce of a size no token may carry is refused up front with rc 13 (not rc 1 after the work)', async () => {
+    const { g, s } = await setup();
+    for (const n of [8, 16, 31, 33, 47, 63]) {
+      await expect(g.attest(new Uint8Array(n))).rejects.toMatchObject({ kind: 'group', rc: 13 });
+    }
+    for (const n of [32, 48, 64]) expect((await g.attest(crypto.getRandomValues(new Uint8Array(n)))).length).toBeGreaterThan(100);
+    await s.close();
   });
 });

@@ -10,11 +10,11 @@ import { issueCredential } from '../../src/core/trust/credential.ts';
 import { privateKeyPem, publicKeyPem } from '../../src/core/trust/keys.ts';
 import { TechnicianKeyStore } from '../../src/core/trust/keystore.ts';
 import { demoKit } from '../../src/device/demo.ts';
-import { runUpdate } from '../../src/core/ops/update.ts';
+import { runUpdate } from '../../src/core/ops/update/update.ts';
 import { createVirtualDevice } from '../../src/device/virtual.ts';
-import { openSession } from '../../src/core/smp/session.ts';
-import { identifyDevice } from '../../src/core/ops/identify.ts';
-import { attestDevice } from '../../src/core/ops/attest.ts';
+import { openSession } from '../../src/core/groups/session.ts';
+import { identifyDevice } from '../../src/core/ops/identification/identify.ts';
+import { attestDevice } from '../../src/core/ops/state-awareness/attest.ts';
 import { runOp } from '../../src/core/ops/outcome.ts';
 import { preflightImage } from '../../src/core/ops/update.ts';
 
@@ -151,7 +151,7 @@ describe('TrustState', () => {
     await recordOperation(db, { technician: signer, op: 'identify', device: { serial: 'SN-1' }, outcome: 'ok' });
     const v = await verifyAuditExport(await exportAudit(db), [auth.technician.publicKey]);
     expect(v).toMatchObject({ ok: true, count: 1, authenticated: true });
-  });
+  }, 120_000); // scrypt N = 2^17 per wrap and unwrap
 
   it('the key backend ignores the trust-state record; unrecognised files are refused with a reason', async () => {
     const ts = new TrustState(db);

@@ -3,17 +3,17 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type Link } from '../../src/core/link/link.ts';
 import { type LinkModel, createLinkPair } from '../../src/core/link/memory.ts';
-import { readState } from '../../src/core/groups/image.ts';
-import {
-  type UpdateOptions, type UpdateState, checkImage, maxChunkData, preflightImage, readDeviceFacts, runUpdate, updateFirmware,
-  uploadPacketSize, uploadStopAndWait,
-} from '../../src/core/ops/update.ts';
+import { readState, writeState } from '../../src/core/groups/image.ts';
+import { type UpdateOptions, type UpdateState, runUpdate, updateFirmware } from '../../src/core/ops/update/update.ts';
+import { checkImage, preflightImage, readDeviceFacts } from '../../src/core/ops/update/preflight.ts';
+import { maxChunkData, uploadImage, uploadPacketSize, uploadStopAndWait } from '../../src/core/ops/update/engine.ts';
 import { type Framing } from '../../src/core/smp/framing.ts';
-import { type SmpSession, openSession } from '../../src/core/smp/session.ts';
+import { type SmpSession, openSession } from '../../src/core/groups/session.ts';
 import { ed25519PublicKey } from '../../src/core/trust/ed25519.ts';
 import { parsePem } from '../../src/core/trust/keys.ts';
 import { keyId } from '../../src/core/trust/keys.ts';
-import { signImage, verifyImage } from '../../src/core/trust/mcuboot.ts';
+import { signImage } from '../../src/core/trust/mcuboot/sign.ts';
+import { verifyImage } from '../../src/core/trust/mcuboot/verify.ts';
 import type { TrustBundle } from '../../src/core/trust/bundle.ts';
 import { ReferenceDevice } from '../../src/device/device.ts';
 import { type ImageModel, type ImageModelOptions } from '../../src/device/groups/image.ts';
@@ -196,7 +196,14 @@ describe('firmware update against the reference device', () => {
     });
     expect(r1.last).toMatchObject({ kind: 'error', recoverable: true });
     expect((r1.last as { message: string }).message).toMatch(/link lost|disconnected|closed/);
-    const devOffset = t.model.upload?.off ?? 0;
+    // the device may still be writing chunks it had queued when the cable went: wait until it is idle
+    let devOffset = t.model.upload?.off ?? 0;
+    for (let stable = 0; stable < 5; ) {
+      await new Promise((r) => setTimeout(r, 20));
+      const now = t.model.upload?.off ?? 0;
+      stable = now === devOffset ? stable + 1 : 0;
+      devOffset = now;
+    }
     expect(devOffset).toBeGreaterThan(img.length * 0.4);
     const s2 = await t.connect();
     const r2 = await collect(s2, img, baseOpts());
@@ -375,6 +382,21 @@ describe('refusals: preflight and the device', () => {
     expect(r2.last).toMatchObject({ kind: 'error', recoverable: false, message: expect.stringMatching(/did not boot the new image/) });
     expect(t.model.bootEvents.some((e) => e.event === 'rejected' && /security counter 3 is below the device's 5/.test(e.message))).toBe(true);
     expect((await readState(t.s.client)).find((x) => x.active)?.version).toBe('1.3.0');
+    await assertOnlyGoodBoots(t.model);
+    await t.s.close();
+  });
+
+  it('noDowngrade: the bootloader refuses an older version with the same security counter, even sent past the preflight', async () => {
+    const t = await setup({ image: { noDowngrade: true } });
+    expect((await collect(t.s, await makeImage('2.0.0', 5), baseOpts())).last).toMatchObject({ kind: 'done' });
+    const older = await makeImage('1.0.0', 5);
+    await uploadImage(t.s.client, older); // the raw engine: no preflight
+    const hash = (await readState(t.s.client)).find((x) => x.slot === 1)!.hash!;
+    await writeState(t.s.client, hash, true);
+    await t.device.reboot();
+    await t.model.settled();
+    expect((await readState(t.s.client)).find((x) => x.active)?.version).toBe('2.0.0');
+    expect(t.model.bootEvents.some((e) => e.event === 'rejected' && /downgrade prevented/.test(e.message))).toBe(true);
     await assertOnlyGoodBoots(t.model);
     await t.s.close();
   });

@@ -16,8 +16,8 @@ import { findByIdentifier } from '../store/inventory.ts';
 import { toHex, type DeviceIdentifiersInput } from '../store/ids.ts';
 import { claimsToJson, type Appraisal, type EatClaims } from '../trust/eat.ts';
 import { sha256 } from '@noble/hashes/sha2.js';
-import type { IdentifyOutcome, IdentifyResult, InventoryLookup } from './identify.ts';
-import type { AttestOutcome, EventsOutcome } from './attest.ts';
+import type { IdentifyOutcome, IdentifyResult, InventoryLookup } from './identification/identify.ts';
+import type { AttestOutcome, EventsOutcome } from './state-awareness/attest.ts';
 import type { Cancelled, Failed, Unsupported } from './outcome.ts';
 import { commitRecord, type RecordContext, type RecordPlan, type Recorded } from './record-plan.ts';
 

@@ -11,7 +11,8 @@
  *    recovery: credentials are cheap, keys that leak are not).
  *  - 'wrapped': used where the browser lacks WebCrypto Ed25519 (or when asked):
  *    the 32-byte seed is encrypted with AES-256-GCM under a key derived from a
- *    passphrase with scrypt (N = 2^15 minimum, r = 8, p = 1, 16-byte salt);
+ *    passphrase with scrypt (N = 2^17 for new records, r = 8, p = 1, 16-byte salt;
+ *    unwrap accepts only 2^15 <= N <= 2^18, r = 8, p = 1, so a tampered record cannot exhaust memory);
  *    the AAD binds the record id and public key. Signing needs the passphrase;
  *    the seed lives in memory only for the duration of one signature and is
  *    zeroed afterwards. Wrapped keys can be exported (PEM / COSE_Key) with the
@@ -25,8 +26,15 @@ import { scryptAsync } from '@noble/hashes/scrypt.js';
 import type { CoseKey } from './cose.ts';
 import { ed25519PublicKey, ed25519Sign, generateEd25519 } from './ed25519.ts';
 import { decodeCoseKeyWithPrivate, encodeCoseKey, keyId, parsePem, privateKeyPem, publicKeyPem } from './keys.ts';
+import { FieldbenchError } from '../base/errors.ts';
+import { equalBytes, toHex } from '../base/bytes.ts';
 
+/** scrypt cost of every new wrapped key (2^17: ~128 MiB at r = 8). */
+export const SCRYPT_NEW_N = 1 << 17;
+/** Lowest cost a stored record may have and still be unwrapped (records made before 2^17 became the rule). */
 export const SCRYPT_MIN_N = 1 << 15;
+/** Highest cost unwrap accepts: a tampered record must not be able to exhaust memory (2^18 x r 8 = 256 MiB). */
+export const SCRYPT_MAX_N = 1 << 18;
 
 interface KeyRecordBase {
   /** Hex key id (keyId(publicKey)). */
@@ -74,9 +82,9 @@ export class MemoryKeyBackend implements KeyStoreBackend {
 
 export type KeyStoreFailure = 'not-found' | 'exists' | 'passphrase-required' | 'bad-passphrase' | 'not-extractable' | 'bad-key' | 'unsupported';
 
-export class KeyStoreError extends Error {
-  constructor(readonly code: KeyStoreFailure, message: string) {
-    super(message);
+export class KeyStoreError extends FieldbenchError<KeyStoreFailure> {
+  constructor(code: KeyStoreFailure, message: string) {
+    super(code, message);
     this.name = 'KeyStoreError';
   }
 }
@@ -96,22 +104,12 @@ export interface KeyStoreOptions {
   /** 'auto' (default): WebCrypto when it supports Ed25519, else wrapped. */
   mode?: 'auto' | 'webcrypto' | 'wrapped';
   subtle?: SubtleCrypto;
-  /** scrypt cost for new wrapped keys; at least 2^15. */
+  /** scrypt cost for new wrapped keys: a power of two, 2^17..2^18 (default 2^17). */
   scryptN?: number;
 }
 
 const PKCS8_ED25519_PREFIX = new Uint8Array([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20]);
 const te = new TextEncoder();
-
-function hex(b: Uint8Array): string {
-  let s = '';
-  for (const x of b) s += x.toString(16).padStart(2, '0');
-  return s;
-}
-
-function eq(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
 
 function wrapAad(id: string, pub: Uint8Array): Uint8Array {
   const tag = te.encode(`fieldbench-keystore-v1:${id}:`);
@@ -154,9 +152,9 @@ export class TechnicianKeyStore {
   ) {
     this.subtle = opts.subtle ?? globalThis.crypto?.subtle;
     this.mode = opts.mode ?? 'auto';
-    this.scryptN = opts.scryptN ?? SCRYPT_MIN_N;
-    if (!Number.isInteger(Math.log2(this.scryptN)) || this.scryptN < SCRYPT_MIN_N) {
-      throw new KeyStoreError('unsupported', `scrypt N must be a power of two >= ${SCRYPT_MIN_N}`);
+    this.scryptN = opts.scryptN ?? SCRYPT_NEW_N;
+    if (!Number.isInteger(Math.log2(this.scryptN)) || this.scryptN < SCRYPT_NEW_N || this.scryptN > SCRYPT_MAX_N) {
+      throw new KeyStoreError('unsupported', `scrypt N must be a power of two from ${SCRYPT_NEW_N} to ${SCRYPT_MAX_N}`);
     }
   }
 
@@ -189,7 +187,7 @@ export class TechnicianKeyStore {
       const subtle = this.subtle!;
       const pair = (await subtle.generateKey({ name: 'Ed25519' } as Algorithm, false, ['sign', 'verify'])) as CryptoKeyPair;
       const publicKey = new Uint8Array(await subtle.exportKey('raw', pair.publicKey));
-      return this.store({ kind, id: hex(keyId(publicKey)), label: opts.label, publicKey, createdAt: Date.now(), key: pair.privateKey });
+      return this.store({ kind, id: toHex(keyId(publicKey)), label: opts.label, publicKey, createdAt: Date.now(), key: pair.privateKey });
     }
     const { privateKey } = await generateEd25519();
     try {
@@ -227,7 +225,7 @@ export class TechnicianKeyStore {
 
   private async storeSeed(seed: Uint8Array, opts: { label: string; passphrase?: string }): Promise<KeyInfo> {
     const publicKey = await ed25519PublicKey(seed);
-    const id = hex(keyId(publicKey));
+    const id = toHex(keyId(publicKey));
     if (await this.backend.get(id)) throw new KeyStoreError('exists', `key ${id} is already in the key store`);
     const kind = await this.storageKind();
     if (kind === 'webcrypto') {
@@ -327,8 +325,12 @@ export class TechnicianKeyStore {
 
   private async unwrap(r: WrappedKeyRecord, passphrase: string | undefined): Promise<Uint8Array> {
     if (!passphrase) throw new KeyStoreError('passphrase-required', `key ${r.id} is passphrase-protected`);
-    if (r.kdf?.name !== 'scrypt' || r.kdf.N < SCRYPT_MIN_N || r.kdf.r < 8 || r.kdf.p < 1) {
-      throw new KeyStoreError('bad-key', `key ${r.id}: key-derivation parameters below policy`);
+    const k = r.kdf;
+    if (
+      k?.name !== 'scrypt' || !Number.isSafeInteger(k.N) || !Number.isInteger(Math.log2(k.N)) || k.N < SCRYPT_MIN_N || k.N > SCRYPT_MAX_N ||
+      k.r !== 8 || k.p !== 1 || !(k.salt instanceof Uint8Array) || k.salt.length < 16 || k.salt.length > 64
+    ) {
+      throw new KeyStoreError('bad-key', `key ${r.id}: key-derivation parameters outside policy (scrypt N 2^15..2^18, r 8, p 1)`);
     }
     const kek = await derive(passphrase, r.kdf);
     let seed: Uint8Array;
@@ -339,7 +341,7 @@ export class TechnicianKeyStore {
     } finally {
       kek.fill(0);
     }
-    if (seed.length !== 32 || !eq(await ed25519PublicKey(seed), r.publicKey)) {
+    if (seed.length !== 32 || !equalBytes(await ed25519PublicKey(seed), r.publicKey)) {
       seed.fill(0);
       throw new KeyStoreError('bad-key', `key ${r.id}: stored private key does not match its public key`);
     }

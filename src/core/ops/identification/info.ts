@@ -3,12 +3,12 @@
  * firmware slots. An op (outcome.ts): progress states, then one Outcome; the
  * UI and the CLI only render them.
  */
-import { type GroupInfo, listGroups } from '../groups/enum.ts';
-import { type ImageSlot, readState } from '../groups/image.ts';
-import { type BootloaderInfo, type OsInfoField, bootloaderInfo, osInfoAll } from '../groups/os.ts';
-import { SmpError } from '../smp/errors.ts';
-import type { DeviceParams, SmpSession } from '../smp/session.ts';
-import { type Op, type Outcome, cancellableSession, contract, done } from './outcome.ts';
+import { type GroupInfo, listGroups } from '../../groups/enum.ts';
+import { type ImageSlot, readState } from '../../groups/image.ts';
+import { type BootloaderInfo, type OsInfoField, bootloaderInfo, osInfoAll } from '../../groups/os.ts';
+import { SmpError } from '../../smp/errors.ts';
+import type { DeviceParams, SmpSession } from '../../groups/session.ts';
+import { type Op, type Outcome, cancellableSession, contract, done } from '../outcome.ts';
 
 export interface DeviceInfo {
   params: DeviceParams;

@@ -8,14 +8,14 @@
  * Ops (outcome.ts): progress states, then one Outcome; the UI and CLI render
  * them, record.ts stores the outcome.
  */
-import { SmpError } from '../smp/errors.ts';
-import type { SmpSession } from '../smp/session.ts';
-import { type SecurityEvent, SecurityGroup, describeSecError } from '../groups/security.ts';
-import type { TrustBundle } from '../trust/bundle.ts';
-import { type Appraisal, type ReferenceMeasurement, appraiseToken } from '../trust/eat.ts';
-import { toHex } from '../store/ids.ts';
-import { UNSUPPORTED_REASON, findSecurityGroup } from './identify.ts';
-import { type Op, type Outcome, cancellableSession, contract, done, failed, unsupported } from './outcome.ts';
+import { SmpError } from '../../smp/errors.ts';
+import type { SmpSession } from '../../groups/session.ts';
+import { type SecurityEvent, SecurityGroup, describeSecError } from '../../groups/security.ts';
+import type { TrustBundle } from '../../trust/bundle.ts';
+import { type Appraisal, type ReferenceMeasurement, appraiseToken } from '../../trust/eat.ts';
+import { toHex } from '../../store/ids.ts';
+import { UNSUPPORTED_REASON, findSecurityGroup } from '../identification/identify.ts';
+import { type Op, type Outcome, cancellableSession, contract, done, failed, unsupported } from '../outcome.ts';
 
 export type AttestProgress = { kind: 'finding-group' } | { kind: 'requesting-token'; nonce: Uint8Array } | { kind: 'appraising'; bytes: number };
 

@@ -1,0 +1,277 @@
+/**
+ * CBOR in plain mode (RFC 8949), shared by the SMP layer and the trust layer.
+ *
+ * cbor-x's defaults are not plain CBOR (records, tagged typed arrays); these
+ * encoders/decoders are configured so that bytes are plain bstr, maps are
+ * plain maps, and indefinite-length maps (as Zephyr's zcbor emits) decode.
+ */
+import { Decoder, Encoder, Tag } from 'cbor-x';
+import { compareBytes } from './bytes.ts';
+import { FieldbenchError } from './errors.ts';
+
+export { Tag };
+
+const plainOptions = {
+  useRecords: false,
+  mapsAsObjects: false,
+  tagUint8Array: false,
+  variableMapSize: true,
+  // cbor-x would otherwise turn some tags into JS objects (e.g. Date)
+  structuredClone: false,
+  // never produce float32 when a float64 is given (we never rely on floats)
+  useFloat32: 0,
+} as const;
+
+const mapEncoder = new Encoder(plainOptions as never);
+const mapDecoder = new Decoder(plainOptions as never);
+const objectDecoder = new Decoder({ ...plainOptions, mapsAsObjects: true } as never);
+
+export class CborError extends FieldbenchError<'cbor'> {
+  constructor(message: string, cause?: unknown) {
+    super('cbor', message, cause);
+    this.name = 'CborError';
+  }
+}
+
+/** Encode a value. Plain objects become maps with string keys in insertion order. */
+export function encodeCbor(value: unknown): Uint8Array {
+  return toU8(mapEncoder.encode(fixIntegers(value)));
+}
+
+const TWO_32 = 0x1_0000_0000;
+
+/**
+ * cbor-x writes integers of 2^32 and above as float64 and BigInts always in
+ * 8 bytes; CBOR wants the shortest integer encoding. Large safe integers
+ * become BigInt (encoded as 64-bit integers), small BigInts become numbers.
+ */
+function fixIntegers(v: unknown): unknown {
+  if (typeof v === 'number') {
+    return Number.isInteger(v) && (v >= TWO_32 || v < -TWO_32) && Number.isSafeInteger(v) ? BigInt(v) : v;
+  }
+  if (typeof v === 'bigint') return v < BigInt(TWO_32) && v >= -BigInt(TWO_32) ? Number(v) : v;
+  if (v === null || typeof v !== 'object' || v instanceof Uint8Array) return v;
+  if (Array.isArray(v)) return v.some(needsFix) ? v.map(fixIntegers) : v;
+  if (v instanceof Map) {
+    let dirty = false;
+    for (const [k, x] of v) if (needsFix(k) || needsFix(x)) dirty = true;
+    if (!dirty) return v;
+    const m = new Map();
+    for (const [k, x] of v) m.set(fixIntegers(k), fixIntegers(x));
+    return m;
+  }
+  if (v instanceof Tag) return new Tag(fixIntegers(v.value), v.tag);
+  if (Object.getPrototypeOf(v) === Object.prototype) {
+    const o = v as Record<string, unknown>;
+    let dirty = false;
+    for (const k in o) if (needsFix(o[k])) dirty = true;
+    if (!dirty) return v;
+    const out: Record<string, unknown> = {};
+    for (const k in o) out[k] = fixIntegers(o[k]);
+    return out;
+  }
+  return v;
+}
+
+function needsFix(v: unknown): boolean {
+  if (typeof v === 'number') return Number.isInteger(v) && (v >= TWO_32 || v < -TWO_32);
+  if (typeof v === 'bigint') return true;
+  return v !== null && typeof v === 'object' && !(v instanceof Uint8Array);
+}
+
+/** Decode exactly one CBOR item; maps become `Map`. Trailing bytes are an error. */
+export function decodeCbor(bytes: Uint8Array): unknown {
+  return decodeWith(mapDecoder, bytes);
+}
+
+/** Decode exactly one CBOR item; maps become plain objects (string keys). Used for SMP payloads. */
+export function decodeCborObject(bytes: Uint8Array): unknown {
+  return decodeWith(objectDecoder, bytes);
+}
+
+function decodeWith(decoder: Decoder, bytes: Uint8Array): unknown {
+  // Bounded nesting and well-formedness first: a deep input fails here with a typed error.
+  checkCbor(bytes, 'well-formed');
+  let items: unknown[];
+  try {
+    items = decoder.decodeMultiple(bytes) as unknown[];
+    if (!Array.isArray(items) || items.length !== 1) {
+      throw new CborError(items && items.length > 1 ? 'trailing bytes after CBOR item' : 'invalid CBOR');
+    }
+    return normalise(items[0]);
+  } catch (e) {
+    if (e instanceof CborError) throw e;
+    throw new CborError(`invalid CBOR: ${(e as Error).message}`, e);
+  }
+}
+
+/** cbor-x may hand back Buffer in Node; make every byte string a plain Uint8Array. */
+function normalise(v: unknown): unknown {
+  if (typeof v === 'bigint') return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v;
+  if (v instanceof Uint8Array) return v.constructor === Uint8Array ? v : new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+  if (Array.isArray(v)) return v.map(normalise);
+  if (v instanceof Map) {
+    const m = new Map();
+    for (const [k, val] of v) m.set(normalise(k), normalise(val));
+    return m;
+  }
+  if (v instanceof Tag) return new Tag(normalise(v.value), v.tag);
+  if (v && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
+    const o: Record<string, unknown> = {};
+    for (const [k, val] of Object.entries(v)) o[k] = normalise(val);
+    return o;
+  }
+  return v;
+}
+
+function toU8(b: Uint8Array): Uint8Array {
+  return b.constructor === Uint8Array ? b : new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/**
+ * Deterministic encoding (RFC 8949 section 4.2.1): map keys sorted by the
+ * bytewise order of their encodings, definite lengths, shortest integers.
+ * Plain objects are treated as maps with string keys.
+ */
+export function encodeDeterministic(value: unknown): Uint8Array {
+  return encodeCbor(canonicalise(value));
+}
+
+function canonicalise(v: unknown): unknown {
+  if (v instanceof Uint8Array || v === null || typeof v !== 'object') {
+    if (typeof v === 'number' && !Number.isInteger(v)) throw new CborError('deterministic CBOR here carries no floats');
+    return v;
+  }
+  if (Array.isArray(v)) return v.map(canonicalise);
+  if (v instanceof Tag) return new Tag(canonicalise(v.value), v.tag);
+  const entries: [unknown, unknown][] = v instanceof Map ? [...v.entries()] : Object.entries(v as object);
+  const keyed = entries
+    .filter(([, val]) => val !== undefined)
+    .map(([k, val]) => ({ k, enc: encodeCbor(k), val: canonicalise(val) }));
+  keyed.sort((a, b) => compareBytes(a.enc, b.enc));
+  for (let i = 1; i < keyed.length; i++) {
+    if (compareBytes(keyed[i - 1].enc, keyed[i].enc) === 0) throw new CborError('duplicate map key');
+  }
+  return new Map(keyed.map((e) => [e.k, e.val]));
+}
+
+// ---------------------------------------------------------------- strict and bounded decoding
+
+/** Deepest nesting any decoder here accepts (arrays, maps, tags). */
+export const MAX_CBOR_DEPTH = 64;
+
+export type CborStrictness = 'well-formed' | 'deterministic';
+
+/**
+ * Walk one CBOR item from `pos` and return where it ends. Always: well-formed,
+ * nesting at most `maxDepth`, lengths within the input. With 'deterministic'
+ * (RFC 8949 section 4.2.1 core deterministic encoding, our signed payloads):
+ * definite lengths only, shortest arguments, map keys in bytewise order of
+ * their encodings with no duplicates, valid UTF-8 text, and no floats, no
+ * undefined and no other simple values than false, true and null.
+ */
+function scan(b: Uint8Array, pos: number, depth: number, strict: boolean, maxDepth: number): number {
+  if (depth > maxDepth) throw new CborError(`CBOR nested deeper than ${maxDepth} levels`);
+  if (pos >= b.length) throw new CborError('truncated CBOR');
+  const ib = b[pos++];
+  const mt = ib >> 5;
+  const ai = ib & 31;
+  let val = 0;
+  if (ai < 24) val = ai;
+  else if (ai <= 27) {
+    const n = 1 << (ai - 24);
+    if (pos + n > b.length) throw new CborError('truncated CBOR');
+    for (let i = 0; i < n; i++) val = val * 256 + b[pos + i];
+    pos += n;
+    if (strict && mt !== 7) {
+      const min = n === 1 ? 24 : n === 2 ? 0x100 : n === 4 ? 0x10000 : 0x1_0000_0000;
+      if (val < min) throw new CborError('non-deterministic CBOR: an integer or length is not in its shortest form');
+    }
+  } else if (ai === 31) {
+    if (mt === 0 || mt === 1 || mt === 6) throw new CborError('invalid indefinite-length CBOR');
+    if (mt === 7) throw new CborError('unexpected CBOR break');
+    if (strict) throw new CborError('non-deterministic CBOR: indefinite length');
+    for (;;) {
+      if (pos >= b.length) throw new CborError('truncated CBOR');
+      if (b[pos] === 0xff) return pos + 1;
+      if ((mt === 2 || mt === 3) && (b[pos] >> 5 !== mt || (b[pos] & 31) === 31)) throw new CborError('bad indefinite-length string chunk');
+      pos = scan(b, pos, depth + 1, strict, maxDepth);
+      if (mt === 5) pos = scan(b, pos, depth + 1, strict, maxDepth);
+    }
+  } else throw new CborError('reserved CBOR additional information');
+  switch (mt) {
+    case 0:
+    case 1:
+      return pos;
+    case 2:
+    case 3:
+      if (val > b.length - pos) throw new CborError('truncated CBOR string');
+      if (strict && mt === 3) {
+        try {
+          utf8Fatal.decode(b.subarray(pos, pos + val));
+        } catch {
+          throw new CborError('CBOR text is not valid UTF-8');
+        }
+      }
+      return pos + val;
+    case 4:
+      if (val > b.length - pos) throw new CborError('truncated CBOR array');
+      for (let i = 0; i < val; i++) pos = scan(b, pos, depth + 1, strict, maxDepth);
+      return pos;
+    case 5: {
+      if (val > b.length - pos) throw new CborError('truncated CBOR map');
+      let prev: Uint8Array | null = null;
+      for (let i = 0; i < val; i++) {
+        const k = pos;
+        pos = scan(b, pos, depth + 1, strict, maxDepth);
+        if (strict) {
+          const key = b.subarray(k, pos);
+          if (prev) {
+            const c = compareBytes(prev, key);
+            if (c === 0) throw new CborError('duplicate map key');
+            if (c > 0) throw new CborError('non-deterministic CBOR: map keys are not in bytewise order');
+          }
+          prev = key;
+        }
+        pos = scan(b, pos, depth + 1, strict, maxDepth);
+      }
+      return pos;
+    }
+    case 6:
+      return scan(b, pos, depth + 1, strict, maxDepth);
+    default: // 7
+      if (ai >= 25 && ai <= 27) {
+        if (strict) throw new CborError('floating-point values are not allowed here');
+        return pos;
+      }
+      if (ai === 24 && val < 32) throw new CborError('invalid CBOR simple value');
+      if (strict && !(ai >= 20 && ai <= 22)) throw new CborError(`CBOR simple value ${ai === 24 ? val : ai} is not allowed here`);
+      return pos;
+  }
+}
+
+const utf8Fatal = new TextDecoder('utf-8', { fatal: true });
+
+/** Check that `bytes` is exactly one CBOR item under `strictness`; throws CborError. */
+export function checkCbor(bytes: Uint8Array, strictness: CborStrictness = 'well-formed', maxDepth = MAX_CBOR_DEPTH): void {
+  if (bytes.length === 0) throw new CborError('empty CBOR input');
+  let end: number;
+  try {
+    end = scan(bytes, 0, 0, strictness === 'deterministic', maxDepth);
+  } catch (e) {
+    if (e instanceof CborError) throw e;
+    // A pathological input must still fail with a typed error.
+    throw new CborError(`invalid CBOR: ${(e as Error).message}`, e);
+  }
+  if (end !== bytes.length) throw new CborError('trailing bytes after CBOR item');
+}
+
+/**
+ * Decode a signed payload strictly: exactly one item in core deterministic
+ * encoding (no duplicate keys, no floats, no indefinite lengths, shortest
+ * forms, sorted keys); maps become `Map`. Throws CborError.
+ */
+export function decodeStrict(bytes: Uint8Array, maxDepth = MAX_CBOR_DEPTH): unknown {
+  checkCbor(bytes, 'deterministic', maxDepth);
+  return decodeCbor(bytes);
+}
