@@ -33,7 +33,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { type AuditInput, type AuditExportEntry, auditRecordToExport, chainEntries } from '../core/store/audit.ts';
 import { RECORDS_FILE, RECORDS_HEADER, parseRecordsLog } from '../core/store/records-log.ts';
 import { type AuditSigner, keyIdHex, seedSigner } from '../core/store/sig.ts';
-import { fromHex, toHex } from '../core/store/ids.ts';
+import { fromHex, toHex } from '../core/base/bytes.ts';
 import { ed25519PublicKey } from '../core/trust/ed25519.ts';
 import { parsePem, privateKeyPem, publicKeyPem } from '../core/trust/keys.ts';
 import type { CliIo, ParsedArgs } from './command.ts';

@@ -24,11 +24,11 @@
  * their row's start from `w`.
  */
 import { describe, expect, it } from 'vitest';
-import { openSession, type SmpSession } from '../../src/core/smp/session.ts';
+import { openSession, type SmpSession } from '../../src/core/groups/session.ts';
 import { type Op, isOutcome, repeatedClause } from '../../src/core/ops/outcome.ts';
-import { readDeviceInfo } from '../../src/core/ops/info.ts';
-import { identifyDevice } from '../../src/core/ops/identify.ts';
-import { attestDevice, readSecurityEvents } from '../../src/core/ops/attest.ts';
+import { readDeviceInfo } from '../../src/core/ops/identification/info.ts';
+import { identifyDevice } from '../../src/core/ops/identification/identify.ts';
+import { attestDevice, readSecurityEvents } from '../../src/core/ops/state-awareness/attest.ts';
 import type { TrustBundle } from '../../src/core/trust/bundle.ts';
 import { createSecureDevice, type Authorities } from '../../src/device/provisioning.ts';
 import type { DeviceSecurity } from '../../src/device/security.ts';

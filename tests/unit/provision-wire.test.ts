@@ -11,7 +11,8 @@ import { generateEd25519 } from '../../src/core/trust/ed25519.ts';
 import { issueIdentity } from '../../src/core/trust/identity.ts';
 import { issueReprovision } from '../../src/core/trust/reprovision.ts';
 import { type Signer, memorySigner } from '../../src/core/trust/signer.ts';
-import { runIdentify } from '../../src/core/ops/identification/identify.ts';
+import { identifyDevice } from '../../src/core/ops/identification/identify.ts';
+import { runOp } from '../../src/core/ops/outcome.ts';
 import { type Authorities, createBlankDevice, makeAuthorities } from '../../src/device/provisioning.ts';
 import type { SecurityOptions } from '../../src/device/security.ts';
 import { createVirtualDevice } from '../../src/device/virtual.ts';
@@ -82,11 +83,12 @@ describe('provisioning over the wire', () => {
     expect(after.devicePublicKey).toEqual(r.devicePublicKey);
     // The identify op (what a technician runs in the field) verifies what the station made.
     const { bundle } = await makeBundle(auth, x.device);
-    const id = await runIdentify(x.s, { bundle });
-    if (id.kind !== 'done') throw new Error(id.kind);
+    const o = await runOp(identifyDevice(x.s, { bundle }));
+    if (o.kind !== 'done') throw new Error(o.kind);
+    const id = o.result;
     expect(id.badges).toEqual(['verified']);
-    expect(id.identity.presented).toMatchObject({ serial: 'SN-000042' });
-    expect(id.identity.certificate?.devEui).toEqual(Uint8Array.from([0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0, 0, 0x42]));
+    expect(id.presented).toMatchObject({ serial: 'SN-000042' });
+    expect(id.certificate?.devEui).toEqual(Uint8Array.from([0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0, 0, 0x42]));
     expect(x.sec.eventLog().map((e) => e.type)).toContain('provisioned');
     await x.s.close();
   });

@@ -16,7 +16,7 @@ import { openSession } from '../../src/core/groups/session.ts';
 import { identifyDevice } from '../../src/core/ops/identification/identify.ts';
 import { attestDevice } from '../../src/core/ops/state-awareness/attest.ts';
 import { runOp } from '../../src/core/ops/outcome.ts';
-import { preflightImage } from '../../src/core/ops/update.ts';
+import { preflightImage } from '../../src/core/ops/update/preflight.ts';
 
 const DAY = 86400_000;
 const te = new TextEncoder();

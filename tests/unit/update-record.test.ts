@@ -12,12 +12,12 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createLinkPair } from '../../src/core/link/memory.ts';
-import { runUpdate, type UpdateOptions, type UpdateState } from '../../src/core/ops/update.ts';
+import { runUpdate, type UpdateOptions, type UpdateState } from '../../src/core/ops/update/update.ts';
 import { recordUpdate, type UpdateOutcome } from '../../src/core/ops/update/record.ts';
-import { openSession } from '../../src/core/smp/session.ts';
+import { openSession } from '../../src/core/groups/session.ts';
 import { ed25519PublicKey } from '../../src/core/trust/ed25519.ts';
 import { parsePem } from '../../src/core/trust/keys.ts';
-import { signImage } from '../../src/core/trust/mcuboot.ts';
+import { signImage } from '../../src/core/trust/mcuboot/sign.ts';
 import { ReferenceDevice } from '../../src/device/device.ts';
 import { configureImageModel } from '../../src/device/groups/standard.ts';
 

@@ -13,7 +13,8 @@
  */
 import type { FieldbenchDB } from '../store/db.ts';
 import { findByIdentifier } from '../store/inventory.ts';
-import { toHex, type DeviceIdentifiersInput } from '../store/ids.ts';
+import type { DeviceIdentifiersInput } from '../store/ids.ts';
+import { toHex } from '../base/bytes.ts';
 import { claimsToJson, type Appraisal, type EatClaims } from '../trust/eat.ts';
 import { sha256 } from '@noble/hashes/sha2.js';
 import type { IdentifyOutcome, IdentifyResult, InventoryLookup } from './identification/identify.ts';

@@ -5,7 +5,9 @@
  * update (the device was seen).
  */
 import type { DeviceIdentifiersInput } from '../../store/ids.ts';
-import { auditDetails, type ConfigureState, type UnsignedState } from '../configure.ts';
+import { auditDetails } from './apply.ts';
+import type { ConfigureState } from './read.ts';
+import type { UnsignedState } from './unsigned.ts';
 import { seenUpdate } from '../record.ts';
 import type { RecordPlan } from '../record-plan.ts';
 

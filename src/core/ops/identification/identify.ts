@@ -17,7 +17,8 @@ import { ed25519Verify } from '../../trust/ed25519.ts';
 import { type DeviceIdentityCert, verifyIdentity } from '../../trust/identity.ts';
 import { keyId } from '../../trust/keys.ts';
 import type { TrustFailure } from '../../trust/result.ts';
-import { IdentifierError, normaliseId, toHex, type IdKind } from '../../store/ids.ts';
+import { IdentifierError, normaliseId, type IdKind } from '../../store/ids.ts';
+import { equalOptBytes, toHex } from '../../base/bytes.ts';
 import { type Op, type Outcome, because, cancellableSession, contract, done, failed, unsupported } from '../outcome.ts';
 
 export const UNSUPPORTED_REASON = 'identity and attestation not supported by this device';

@@ -13,7 +13,7 @@ import type { SmpSession } from '../../groups/session.ts';
 import { type SecurityEvent, SecurityGroup, describeSecError } from '../../groups/security.ts';
 import type { TrustBundle } from '../../trust/bundle.ts';
 import { type Appraisal, type ReferenceMeasurement, appraiseToken } from '../../trust/eat.ts';
-import { toHex } from '../../store/ids.ts';
+import { toHex } from '../../base/bytes.ts';
 import { UNSUPPORTED_REASON, findSecurityGroup } from '../identification/identify.ts';
 import { type Op, type Outcome, cancellableSession, contract, done, failed, unsupported } from '../outcome.ts';
 

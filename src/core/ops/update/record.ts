@@ -1,9 +1,10 @@
 /**
  * The update op's record: its Outcome as an audit entry and an inventory update.
  */
-import { toHex } from '../../store/ids.ts';
+import { toHex } from '../../base/bytes.ts';
 import type { DeviceIdentifiersInput } from '../../store/ids.ts';
-import type { PreflightReport, UpdateState } from '../update.ts';
+import type { PreflightReport } from './preflight.ts';
+import type { UpdateState } from './update.ts';
 import { compact, type RecordPlan } from '../record-plan.ts';
 
 export type UpdateOutcome = Extract<UpdateState, { kind: 'done' | 'error' | 'cancelled' }>;
