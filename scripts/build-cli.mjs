@@ -1,27 +1,38 @@
 #!/usr/bin/env node
 /**
- * Build the CLI ahead of time: src/cli/main.ts and everything it imports,
- * bundled by esbuild into one ES module, dist-cli/main.mjs (packages stay
- * external: node_modules is read at run time, native modules untouched).
+ * Build the CLI ahead of time: src/cli/main.ts and, through its dynamic
+ * imports, one chunk per verb area, bundled by esbuild into dist-cli/
+ * (packages stay external: node_modules is read at run time, native modules
+ * untouched). Then the verb index (dist-cli/verbs.json: each verb's area,
+ * summary and usage, read from the built areas' own `commands` records), so
+ * `fieldbench help` loads no area at all.
+ *
  * Run by `npm install` (prepare), `npm run build` and `npm run build:cli`;
- * src/cli/bin.mjs runs it too when the built file is missing or older than
- * the sources.
+ * src/cli/bin.mjs runs it too when the built files are missing or older than
+ * the sources. Everything is written to a fresh folder and swapped in whole,
+ * so a CLI started meanwhile never reads half a build.
  */
 import { build } from 'esbuild';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-export const CLI_OUT = join(ROOT, 'dist-cli/main.mjs');
+const OUT = join(ROOT, 'dist-cli');
+export const CLI_OUT = join(OUT, 'main.mjs');
 
 export async function buildCli({ quiet = false } = {}) {
   const t0 = performance.now();
-  // written to a temporary name and renamed, so a CLI started meanwhile never reads half a file
-  const r = await build({
-    entryPoints: [join(ROOT, 'src/cli/main.ts')],
-    outfile: CLI_OUT,
+  const tmp = `${OUT}.${process.pid}.tmp`;
+  rmSync(tmp, { recursive: true, force: true });
+  await build({
+    entryPoints: { main: join(ROOT, 'src/cli/main.ts') },
+    outdir: tmp,
+    outExtension: { '.js': '.mjs' },
+    entryNames: '[name]',
+    chunkNames: 'chunks/[name]-[hash]',
     bundle: true,
+    splitting: true,
     platform: 'node',
     format: 'esm',
     target: 'node20',
@@ -29,15 +40,22 @@ export async function buildCli({ quiet = false } = {}) {
     sourcemap: 'linked',
     logLevel: quiet ? 'error' : 'warning',
     legalComments: 'none',
-    write: false,
   });
-  mkdirSync(dirname(CLI_OUT), { recursive: true });
-  for (const f of r.outputFiles) {
-    const tmp = `${f.path}.${process.pid}.tmp`;
-    writeFileSync(tmp, f.contents);
-    renameSync(tmp, f.path);
+  // The verb index, from the built areas themselves (nothing written twice).
+  const built = await import(pathToFileURL(join(tmp, 'main.mjs')).href + `?t=${Date.now()}`);
+  const index = {};
+  for (const [name, v] of await built.allCommands()) index[name] = { area: v.area, summary: v.summary, usage: v.usage };
+  writeFileSync(join(tmp, 'verbs.json'), JSON.stringify(index));
+  mkdirSync(OUT, { recursive: true });
+  const old = `${OUT}.${process.pid}.old`;
+  try {
+    renameSync(OUT, old);
+  } catch {
+    /* first build */
   }
-  if (!quiet) console.error(`fieldbench: CLI built in ${Math.round(performance.now() - t0)} ms -> dist-cli/main.mjs`);
+  renameSync(tmp, OUT);
+  rmSync(old, { recursive: true, force: true });
+  if (!quiet) console.error(`fieldbench: CLI built in ${Math.round(performance.now() - t0)} ms -> dist-cli/ (${Object.keys(index).length} verbs)`);
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -20,6 +20,14 @@ export interface CliCommand {
   run(argv: string[], io: CliIo): Promise<number>;
 }
 
+/** A file or value the user gave cannot be used (exit status 2). */
+export class InputError extends FieldbenchError<'input'> {
+  constructor(message: string) {
+    super('input', message);
+    this.name = 'InputError';
+  }
+}
+
 export const EXIT_OK = 0;
 export const EXIT_REJECTED = 1;
 export const EXIT_USAGE = 2;

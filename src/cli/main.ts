@@ -1,25 +1,79 @@
-/** fieldbench CLI: gathers the verbs of every area and dispatches. */
-import { type CliCommand, type CliIo, EXIT_USAGE, UsageError } from './command.ts';
-import { InputError } from './files.ts';
-import { commands as attestCommands } from './commands/attest.ts';
-import { commands as auditCommands } from './commands/audit.ts';
-import { commands as configCommands } from './commands/config.ts';
-import { commands as deviceCommands } from './commands/device.ts';
-import { commands as flashCommands } from './commands/flash.ts';
-import { commands as identityCommands } from './commands/identity.ts';
-import { commands as imageCommands } from './commands/image.ts';
-import { commands as hubCommands } from './commands/hub.ts';
-import { commands as trustCommands } from './commands/trust.ts';
+/**
+ * fieldbench CLI: finds the verb and runs it. The verbs of each area live in
+ * src/cli/commands/<area>.ts and are loaded only when one of them runs, so
+ * `fieldbench help` and every verb start without loading the others.
+ *
+ * Built (dist-cli/, scripts/build-cli.mjs), the verb index (names, summaries,
+ * usage) is read from dist-cli/verbs.json, which the build writes from the
+ * same `commands` records; from the sources (tests, tsx) every area is loaded
+ * to build it.
+ */
+import { readFileSync } from 'node:fs';
+import { type CliCommand, type CliIo, EXIT_USAGE, InputError, UsageError } from './command.ts';
 
-const areas: Record<string, CliCommand>[] = [deviceCommands, configCommands, flashCommands, identityCommands, imageCommands, trustCommands, attestCommands, auditCommands, hubCommands];
+/** Each area's verbs, loaded on demand (one chunk per area in the built CLI). */
+export const AREAS = {
+  device: () => import('./commands/device.ts'),
+  config: () => import('./commands/config.ts'),
+  flash: () => import('./commands/flash.ts'),
+  identity: () => import('./commands/identity.ts'),
+  image: () => import('./commands/image.ts'),
+  trust: () => import('./commands/trust.ts'),
+  attest: () => import('./commands/attest.ts'),
+  audit: () => import('./commands/audit.ts'),
+  hub: () => import('./commands/hub.ts'),
+} satisfies Record<string, () => Promise<{ commands: Record<string, CliCommand> }>>;
 
-export function allCommands(): Map<string, CliCommand> {
-  const m = new Map<string, CliCommand>();
-  for (const a of areas) for (const [k, v] of Object.entries(a)) m.set(k, v);
+export type Area = keyof typeof AREAS;
+
+/** What `help` and `<verb> --help` need, without loading the verb. */
+export interface VerbEntry {
+  area: Area;
+  summary: string;
+  usage: string;
+}
+
+/** The verb index of the built CLI (written next to it by the build), or null when running from the sources. */
+function builtIndex(): Map<string, VerbEntry> | null {
+  if (!import.meta.url.endsWith('/dist-cli/main.mjs')) return null;
+  try {
+    const j = JSON.parse(readFileSync(new URL('./verbs.json', import.meta.url), 'utf8')) as Record<string, VerbEntry>;
+    return new Map(Object.entries(j));
+  } catch {
+    return null;
+  }
+}
+
+/** Every verb, by name, from each area's own `commands` record (loads every area). */
+export async function allCommands(): Promise<Map<string, CliCommand & { area: Area }>> {
+  const m = new Map<string, CliCommand & { area: Area }>();
+  for (const [area, load] of Object.entries(AREAS) as [Area, (typeof AREAS)[Area]][]) {
+    const { commands } = await load();
+    for (const [k, v] of Object.entries(commands)) {
+      if (m.has(k)) throw new Error(`verb ${k} is defined by both ${m.get(k)!.area} and ${area}`);
+      m.set(k, { ...v, area });
+    }
+  }
   return m;
 }
 
-function help(cmds: Map<string, CliCommand>): string {
+/** The verb index: the built one, else made from the loaded areas. */
+export async function verbIndex(): Promise<Map<string, VerbEntry>> {
+  const built = builtIndex();
+  if (built) return built;
+  const m = new Map<string, VerbEntry>();
+  for (const [k, v] of await allCommands()) m.set(k, { area: v.area, summary: v.summary, usage: v.usage });
+  return m;
+}
+
+async function loadCommand(name: string, entry: VerbEntry): Promise<CliCommand> {
+  const { commands } = await AREAS[entry.area]();
+  const c = (commands as Record<string, CliCommand>)[name];
+  if (!c) throw new Error(`verb ${name} is indexed under ${entry.area} but that area does not define it (rebuild the CLI: npm run build:cli)`);
+  return c;
+}
+
+function help(cmds: Map<string, VerbEntry>): string {
   const names = [...cmds.keys()].sort();
   const w = Math.max(...names.map((n) => n.length));
   return [
@@ -34,30 +88,32 @@ function help(cmds: Map<string, CliCommand>): string {
 }
 
 export async function main(argv: string[], io: CliIo = nodeIo()): Promise<number> {
-  const cmds = allCommands();
+  const cmds = await verbIndex();
   if (argv.length === 0 || argv[0] === 'help' || argv[0] === '--help' || argv[0] === '-h') {
     io.out(help(cmds) + '\n');
     return argv.length === 0 ? EXIT_USAGE : 0;
   }
   // Verbs are one or two words ("info", "image verify").
-  let cmd: CliCommand | undefined;
+  let name: string | undefined;
   let rest: string[] = [];
   if (argv.length >= 2 && cmds.has(`${argv[0]} ${argv[1]}`)) {
-    cmd = cmds.get(`${argv[0]} ${argv[1]}`);
+    name = `${argv[0]} ${argv[1]}`;
     rest = argv.slice(2);
   } else if (cmds.has(argv[0])) {
-    cmd = cmds.get(argv[0]);
+    name = argv[0];
     rest = argv.slice(1);
   }
-  if (!cmd) {
+  const entry = name === undefined ? undefined : cmds.get(name);
+  if (!name || !entry) {
     const sub = [...cmds.keys()].filter((k) => k.startsWith(argv[0] + ' '));
     io.err(`fieldbench: unknown verb ${JSON.stringify(argv.slice(0, 2).join(' '))}${sub.length ? `; did you mean one of: ${sub.join(', ')}` : ''}\nRun 'fieldbench help' for the list.\n`);
     return EXIT_USAGE;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
-    io.out(cmd.usage + '\n');
+    io.out(entry.usage + '\n');
     return 0;
   }
+  const cmd = await loadCommand(name, entry);
   try {
     return await cmd.run(rest, io);
   } catch (e) {

@@ -4,7 +4,6 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { allCommands } from '../../src/cli/main.ts';
 import { commands } from '../../src/cli/commands/identity.ts';
 import { SocketLink } from '../../src/core/link/node-socket.ts';
 import { keyId, publicKeyPem } from '../../src/core/trust/keys.ts';
@@ -38,10 +37,9 @@ async function secure(security: SecurityOptions = {}) {
 }
 let devices = 0;
 
-/** Spawn the real CLI (bin.mjs once main.ts lists these verbs). */
+/** Spawn the real CLI. */
 function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const wired = allCommands().has('identify');
-  const args = wired ? [path.join(ROOT, 'src/cli/bin.mjs'), ...argv] : [path.join(ROOT, 'tests/helpers/identity-cli-entry.mjs'), ...argv];
+  const args = [path.join(ROOT, 'src/cli/bin.mjs'), ...argv];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
