@@ -3,6 +3,8 @@ import { defineConfig, type Plugin } from 'vite';
 import { svelte } from '@sveltejs/vite-plugin-svelte';
 import { VitePWA } from 'vite-plugin-pwa';
 import { cspDirectives, headersFile, nginxSnippet, securityHeaders } from './scripts/security-headers.ts';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /**
  * Content-Security-Policy of the built app (a <meta> in the built index.html,
@@ -120,5 +122,7 @@ export default defineConfig({
     environment: 'node',
     testTimeout: 20000,
     pool: 'threads',
+    // The CLI records every device verb (src/cli/records.ts): tests keep theirs out of the user's data folder.
+    env: { FIELDBENCH_RECORDS: process.env.FIELDBENCH_RECORDS ?? join(tmpdir(), `fieldbench-test-records-${process.pid}`) },
   },
 });

@@ -122,7 +122,12 @@ export function updateOptions(trustedKey: Uint8Array): UpdateOptions {
   return { trustedKeys: [trustedKey], confirm: 'test-then-confirm', resetSettleMs: 1500, bootTimeoutMs: 30000, firstChunkTimeoutMs: 20000 };
 }
 
-/** A state as the golden keeps it: the kind and its salient fields (no timings). */
+/**
+ * A state as the golden keeps it: the kind and its salient fields (no timings).
+ * The goldens were recorded before the op contract (outcome.ts); their summary
+ * of the outcome keeps that form (done's fields flat, a failure as 'error'
+ * with message and recoverable), so the recorded files stay as they were.
+ */
 export function summarizeState(s: UpdateState): Record<string, unknown> {
   switch (s.kind) {
     case 'preflight':
@@ -130,15 +135,15 @@ export function summarizeState(s: UpdateState): Record<string, unknown> {
     case 'uploading':
       return { kind: s.kind };
     case 'done':
-      return { kind: s.kind, version: s.version, hash: toHex(s.hash), confirmed: s.confirmed, message: s.message };
-    case 'error':
-      return { kind: s.kind, message: s.message, recoverable: s.recoverable };
+      return { kind: s.kind, version: s.result.version, hash: toHex(s.result.hash), confirmed: s.result.confirmed, message: s.result.message };
+    case 'failed':
+      return { kind: 'error', message: s.reason, recoverable: s.retryable };
     case 'testing':
       return { kind: s.kind, ...(s.skipped ? { skipped: true } : {}), ...(s.note ? { note: s.note } : {}) };
     case 'resumed':
       return { kind: s.kind, from: s.from };
     case 'cancelled':
-      return { kind: s.kind, sent: s.sent };
+      return { kind: s.kind, sent: s.details?.sent ?? 0 };
     default:
       return { kind: s.kind };
   }

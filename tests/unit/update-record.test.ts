@@ -86,7 +86,7 @@ describe('update record', () => {
   });
 
   it('without a device serial the inventory is left alone', async () => {
-    const plan = recordUpdate({ kind: 'cancelled', sent: 10, message: 'cancelled before upload' } as UpdateOutcome, { name: 'x.bin', report: null });
+    const plan = recordUpdate({ kind: 'cancelled', reason: 'cancelled before upload', details: { sent: 10 } } as UpdateOutcome, { name: 'x.bin', report: null });
     expect(plan.audit.outcome).toBe('cancelled');
     expect(plan.inventory).toBeNull();
   });

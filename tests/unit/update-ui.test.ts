@@ -83,7 +83,7 @@ describe('UpdateController against the reference device', () => {
     const seen: UpdateState[] = [];
     let done: unknown;
     const out = await ctl.start(w.s, settings({ onState: (s) => seen.push(s), onDone: (o, info) => (done = { o, name: info.name }) }));
-    expect(out).toMatchObject({ kind: 'done', confirmed: true, version: '1.1.0+0' });
+    expect(out).toMatchObject({ kind: 'done', result: { confirmed: true, version: '1.1.0+0' } });
     expect(done).toMatchObject({ o: { kind: 'done' }, name: 'app-1.1.0.bin' });
     expect([...new Set(seen.map((s) => s.kind))]).toEqual(['preflight', 'uploading', 'verifying', 'testing', 'resetting', 'waiting-for-device', 'confirming', 'done']);
     // Progress states collapse into one entry; the last one is complete.
@@ -123,7 +123,7 @@ describe('UpdateController against the reference device', () => {
     expect(html).toMatch(/<button[^>]*class="primary"[^>]*disabled[^>]*data-testid="update-upload"/);
     // Even forced, the op refuses at its own preflight: the device never sees an upload.
     const out = await ctl.start(w.s, settings());
-    expect(out).toMatchObject({ kind: 'error', recoverable: false });
+    expect(out).toMatchObject({ kind: 'failed', retryable: false });
     expect(w.model.upload).toBeFalsy();
     await w.close();
   });
@@ -163,7 +163,7 @@ describe('UpdateController against the reference device', () => {
         },
       }),
     );
-    expect(out).toMatchObject({ kind: 'error', recoverable: true });
+    expect(out).toMatchObject({ kind: 'failed', retryable: true });
     expect(ctl.linkLost?.sent).toBeGreaterThan(img.length * 0.4);
     // the device may still be writing chunks it had queued when the cable went: wait until it is idle
     let devOffset = w.model.upload?.off ?? 0;
@@ -186,7 +186,7 @@ describe('UpdateController against the reference device', () => {
     expect(html).toContain('Press Resume');
     const out2 = await ctl.resume(s2, settings());
     expect(ctl.resumedFrom).toBe(devOffset);
-    expect(out2).toMatchObject({ kind: 'done', confirmed: true });
+    expect(out2).toMatchObject({ kind: 'done', result: { confirmed: true } });
     expect(ctl.linkLost).toBeNull();
     html = render(UpdatePanel, { props: { session: s2, trustedKeys: [PUB], controller: ctl } }).body;
     expect(html).toContain('data-testid="upload-resumed"');
@@ -259,9 +259,9 @@ describe('rendering', () => {
     const html = render(UpdateSteps, { props: { states: mid } }).body;
     expect(html).toMatch(/data-step="wait" data-status="active"/);
     expect(html).toContain('marking the image for a test boot');
-    const reverted = stepStatuses([...mid, { kind: 'error', code: 'not-booted', message: 'the device did not boot the new image', recoverable: false }]);
+    const reverted = stepStatuses([...mid, { kind: 'failed', code: 'not-booted', reason: 'the device did not boot the new image', retryable: false }]);
     expect(reverted.find((s) => s.id === 'wait')?.status).toBe('failed');
-    const testOnly = stepStatuses([...mid, { kind: 'done', version: '1', hash, confirmed: false, message: 'x' }]);
+    const testOnly = stepStatuses([...mid, { kind: 'done', result: { version: '1', hash, confirmed: false, message: 'x' } }]);
     expect(testOnly.find((s) => s.id === 'confirm')?.status).toBe('skipped');
     // waiting-for-device during the upload is the link coming back, not the reboot
     expect(stepStatuses([up, { kind: 'waiting-for-device' }]).find((s) => s.id === 'upload')?.status).toBe('active');
@@ -271,7 +271,7 @@ describe('rendering', () => {
 
   it('the reverted outcome and the running phases render with clear words', () => {
     const ctl = new UpdateController();
-    ctl.states = [{ kind: 'uploading', sent: 1, total: 1, bytesPerSecond: 0, etaMs: 0 }, { kind: 'verifying' }, { kind: 'testing' }, { kind: 'resetting' }, { kind: 'waiting-for-device' }, { kind: 'error', code: 'not-booted', message: 'the device did not boot the new image (its bootloader rejected or reverted it): it runs 1.0.0', recoverable: false }];
+    ctl.states = [{ kind: 'uploading', sent: 1, total: 1, bytesPerSecond: 0, etaMs: 0 }, { kind: 'verifying' }, { kind: 'testing' }, { kind: 'resetting' }, { kind: 'waiting-for-device' }, { kind: 'failed', code: 'not-booted', reason: 'the device did not boot the new image (its bootloader rejected or reverted it): it runs 1.0.0', retryable: false }];
     ctl.outcome = ctl.states.at(-1) as never;
     const html = render(UpdatePanel, { props: { session: null, trustedKeys: [PUB], controller: ctl } }).body;
     expect(html).toContain('data-phase="reverted"');

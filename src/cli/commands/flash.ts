@@ -8,7 +8,10 @@
  */
 import { toHex } from '../../core/base/bytes.ts';
 import { type PreflightReport } from '../../core/ops/update/preflight.ts';
-import { type UpdateState, updateFirmware } from '../../core/ops/update/update.ts';
+import { type UpdateOutcome, type UpdateState, updateFirmware } from '../../core/ops/update/update.ts';
+import { recordUpdate } from '../../core/ops/update/record.ts';
+import { isOutcome } from '../../core/ops/outcome.ts';
+import { RECORDS_OPTIONS, RECORDS_USAGE, writeRecords } from '../records.ts';
 import { type CliCommand, type CliIo, EXIT_OK, EXIT_REJECTED, EXIT_USAGE, UsageError, parseArgs } from '../command.ts';
 import { CONNECT_OPTIONS, CONNECT_USAGE, connect } from '../connect.ts';
 import { InputError, readEd25519Public, readFirmware, readInput } from '../files.ts';
@@ -59,11 +62,12 @@ const flash: CliCommand = {
   --allow-stale     use an expired bundle (shown as stale; the preflight still says so)
   --no-confirm      leave the new image running as a test: it reverts at the next reboot unless confirmed
   --json            print the preflight report and the outcome as JSON
+${RECORDS_USAGE}
 ${CONNECT_USAGE}`,
   async run(argv, io) {
     const args = parseArgs(argv, {
       booleans: ['json', 'verbose', 'no-confirm', 'allow-stale'],
-      known: [...CONNECT_OPTIONS, 'key', 'bundle', 'owner-key', 'model'],
+      known: [...CONNECT_OPTIONS, ...RECORDS_OPTIONS, 'key', 'bundle', 'owner-key', 'model'],
     });
     if (args.positional.length !== 1) throw new UsageError('give exactly one IMAGE');
     const keyPaths = args.all('key');
@@ -104,7 +108,7 @@ ${CONNECT_USAGE}`,
     process.once('SIGINT', onSigint);
     let current = session;
     let report: PreflightReport | undefined;
-    let last: UpdateState | undefined;
+    let outcome: UpdateOutcome | undefined;
     let lastProgress = 0;
     const tty = !json && (process.stderr as { isTTY?: boolean }).isTTY === true;
     try {
@@ -116,7 +120,7 @@ ${CONNECT_USAGE}`,
         signal: ac.signal,
         reconnect: async () => (current = await connect(args, io)),
       })) {
-        last = s;
+        if (isOutcome(s)) outcome = s as UpdateOutcome;
         if (s.kind === 'preflight') {
           report = s.report;
           if (!json) io.out(formatPreflight(s.report));
@@ -142,15 +146,16 @@ ${CONNECT_USAGE}`,
       await current.close().catch(() => {});
       if (current !== session) await session.close().catch(() => {});
     }
-    const ok = last?.kind === 'done';
+    // the op always ends in one outcome (outcome.ts); the record is made from it by core's rule
+    const o: UpdateOutcome = outcome ?? { kind: 'failed', code: 'internal', reason: 'the update ended without an outcome', retryable: false };
+    await writeRecords(args, io, [recordUpdate(o, { name: args.positional[0], report: report ?? null }).audit]);
     if (json) {
-      io.out(JSON.stringify({ ok, preflight: report, result: last }, jsonReplacer, 2) + '\n');
-    } else if (last?.kind === 'done') {
-      io.out(`done: ${last.message} (sha256 ${toHex(last.hash)})\n`);
+      io.out(JSON.stringify({ ok: o.kind === 'done', preflight: report, outcome: o }, jsonReplacer, 2) + '\n');
+    } else if (o.kind === 'done') {
+      io.out(`done: ${o.result.message} (sha256 ${toHex(o.result.hash)})\n`);
     }
-    if (!ok) {
-      const why = last?.kind === 'error' || last?.kind === 'cancelled' ? last.message : 'update ended without a result';
-      io.err(`fieldbench flash: ${why}\n`);
+    if (o.kind !== 'done') {
+      io.err(`fieldbench flash: ${o.kind === 'failed' ? `${o.reason} [${o.code}]` : o.reason}\n`);
       return EXIT_REJECTED;
     }
     return EXIT_OK;

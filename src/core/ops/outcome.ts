@@ -181,6 +181,8 @@ export interface ContractOptions {
   signal?: AbortSignal;
   /** The reason of the cancelled outcome (default "cancelled"). */
   cancelledReason?: () => string;
+  /** The whole cancelled outcome, when the op says how far it got (details); wins over cancelledReason. */
+  cancelled?: () => Cancelled<unknown>;
 }
 
 /**
@@ -197,7 +199,7 @@ export async function* contract<S extends { kind: string }, R, C extends string,
   opts: ContractOptions = {},
 ): Op<S, R, C, D> {
   const { signal } = opts;
-  const cancel = (): Cancelled<D> => cancelled(opts.cancelledReason?.() ?? 'cancelled');
+  const cancel = (): Cancelled<D> => (opts.cancelled?.() as Cancelled<D> | undefined) ?? cancelled(opts.cancelledReason?.() ?? 'cancelled');
   try {
     for (;;) {
       if (signal?.aborted) {

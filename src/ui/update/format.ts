@@ -103,7 +103,7 @@ export function stepStatuses(states: readonly UpdateState[]): { id: StepId; labe
     }
   }
   const last = states.at(-1);
-  const ended = last?.kind === 'error' || last?.kind === 'cancelled';
+  const ended = last?.kind === 'failed' || last?.kind === 'cancelled' || last?.kind === 'unsupported';
   const at = current ? ORDER.indexOf(current) : -1;
   return ORDER.map((id, i) => {
     let status: StepStatus = 'todo';

@@ -2,12 +2,13 @@
  * UI state for the verified firmware update (Svelte 5 runes). Holds the
  * chosen image, runs the update op (preflight, then updateFirmware) and keeps
  * what it reports for the components to render. All protocol logic is in
- * src/core/ops/update.ts; this module only sequences calls and remembers
+ * src/core/ops/update/; this module only sequences calls and remembers
  * states (so a panel remounted after an unplug can still offer "Resume").
  */
 import { type ImageSlot, readState } from '../../core/groups/image.ts';
 import { type DeviceModel, type PreflightReport, preflightImage } from '../../core/ops/update/preflight.ts';
-import { type UpdateOptions, type UpdateState, updateFirmware } from '../../core/ops/update/update.ts';
+import { type UpdateOptions, type UpdateOutcome, type UpdateState, updateFirmware } from '../../core/ops/update/update.ts';
+import { isOutcome, thrownFailure } from '../../core/ops/outcome.ts';
 import type { SmpSession } from '../../core/groups/session.ts';
 import { ARTIFACT_LIMITS, listArtifacts } from '../../core/store/artifacts.ts';
 import type { FieldbenchDB } from '../../core/store/db.ts';
@@ -31,7 +32,7 @@ export interface ChosenImage {
   origin: 'library' | 'file';
 }
 
-export type UpdateOutcome = Extract<UpdateState, { kind: 'done' | 'error' | 'cancelled' }>;
+export type { UpdateOutcome };
 
 /** What an update run needs beside the session and the image. */
 export interface UpdateSettings {
@@ -175,7 +176,7 @@ export class UpdateController {
     const abort = (this.abort = new AbortController());
     let afterUpload = false;
     let uploadStarted = false;
-    let last: UpdateState | null = null;
+    let outcome: UpdateOutcome | null = null;
     try {
       for await (const st of updateFirmware(session, source.image, {
         ...settings.options,
@@ -186,7 +187,7 @@ export class UpdateController {
         signal: abort.signal,
         resume: true,
       })) {
-        last = st;
+        if (isOutcome(st)) outcome = st as UpdateOutcome;
         this.push(st);
         settings.onState?.(st);
         switch (st.kind) {
@@ -214,18 +215,18 @@ export class UpdateController {
         }
       }
     } catch (e) {
-      last = { kind: 'error', code: 'internal', message: message(e), recoverable: true };
-      this.push(last);
+      // the op never throws (outcome.ts); a throwing onState callback still ends the run with an outcome
+      outcome = thrownFailure(e);
+      this.push(outcome);
     } finally {
       this.running = false;
       this.cancelling = false;
       this.linkWaiting = false;
       this.abort = null;
     }
-    const outcome: UpdateOutcome =
-      last && (last.kind === 'done' || last.kind === 'error' || last.kind === 'cancelled') ? last : { kind: 'error', code: 'internal', message: 'the update ended without a result', recoverable: true };
-    if (outcome.kind === 'error' && outcome.recoverable && uploadStarted && !afterUpload && session.client.closed) {
-      this.linkLost = { sent: this.progress?.sent ?? 0, total: source.image.length, message: outcome.message };
+    outcome ??= { kind: 'failed', code: 'internal', reason: 'the update ended without an outcome', retryable: false };
+    if (outcome.kind === 'failed' && outcome.retryable && uploadStarted && !afterUpload && session.client.closed) {
+      this.linkLost = { sent: this.progress?.sent ?? 0, total: source.image.length, message: outcome.reason };
     }
     this.outcome = outcome;
     // The device's slots changed (or may have): show them as they are now.

@@ -4,10 +4,10 @@
 import { toHex } from '../../base/bytes.ts';
 import type { DeviceIdentifiersInput } from '../../store/ids.ts';
 import type { PreflightReport } from './preflight.ts';
-import type { UpdateState } from './update.ts';
+import type { UpdateOutcome } from './update.ts';
 import { compact, type RecordPlan } from '../record-plan.ts';
 
-export type UpdateOutcome = Extract<UpdateState, { kind: 'done' | 'error' | 'cancelled' }>;
+export type { UpdateOutcome };
 
 export interface UpdateRun {
   /** The image's name as the technician chose it. */
@@ -33,19 +33,23 @@ export function recordUpdate(outcome: UpdateOutcome, run: UpdateRun): RecordPlan
   if (run.report && !run.report.ok) details.preflight = run.report.reason;
   let result = 'failed';
   if (outcome.kind === 'done') {
-    details.version = outcome.version;
-    details.hash = toHex(outcome.hash);
-    details.confirmed = outcome.confirmed;
-    details.message = outcome.message;
-    result = outcome.confirmed ? 'ok' : 'attention';
+    const r = outcome.result;
+    details.version = r.version;
+    details.hash = toHex(r.hash);
+    details.confirmed = r.confirmed;
+    details.message = r.message;
+    result = r.confirmed ? 'ok' : 'attention';
   } else if (outcome.kind === 'cancelled') {
-    details.sent = outcome.sent;
-    details.reason = outcome.message;
+    details.sent = outcome.details?.sent ?? 0;
+    details.reason = outcome.reason;
     result = 'cancelled';
+  } else if (outcome.kind === 'unsupported') {
+    details.reason = outcome.reason;
+    result = 'unsupported';
   } else {
     details.code = outcome.code;
-    details.reason = outcome.message;
-    details.recoverable = outcome.recoverable;
+    details.reason = outcome.reason;
+    details.recoverable = outcome.retryable;
     // Classified by code, never by wording: only an image the bootloader did not run was reverted.
     // A failed confirm leaves the new image RUNNING, unconfirmed: it needs attention (it reverts at the next reboot).
     if (outcome.code === 'not-booted') result = 'reverted';

@@ -2,8 +2,11 @@
  * Verified firmware update (NIST IR 8259A "software update"): one op that
  * checks an MCUboot image against what the device runs and what we trust
  * (preflight.ts), uploads it with the pipelined, resumable engine (engine.ts)
- * and walks the bootloader's test -> reset -> confirm protocol. Emits a
- * discriminated union of states; the UI and the CLI render them.
+ * and walks the bootloader's test -> reset -> confirm protocol. An op
+ * (outcome.ts): progress states, then one Outcome (done with the running
+ * version, failed with an UpdateFailure code, cancelled with the bytes sent);
+ * the UI and the CLI render them, ops/update/record.ts turns the outcome into
+ * the audit entry.
  */
 import { type ImageSlot, IMG, readState, writeState } from '../../groups/image.ts';
 import { reset } from '../../groups/os.ts';
@@ -14,8 +17,9 @@ import { consoleEncodedSize } from '../../smp/framing.ts';
 import { equalPresentBytes, toHex } from '../../base/bytes.ts';
 import { sleep, UploadError, uploadImage, type UploadProgress, type UploadResult } from './engine.ts';
 import { preflightImage, type PreflightOptions, type PreflightReport } from './preflight.ts';
+import { type Cancelled, type Op, type Outcome, cancelled, contract, done, failed, runOp } from '../outcome.ts';
 
-export type UpdateState =
+export type UpdateProgress =
   | { kind: 'preflight'; report: PreflightReport }
   | { kind: 'uploading'; sent: number; total: number; bytesPerSecond: number; etaMs: number }
   | { kind: 'resumed'; from: number }
@@ -23,10 +27,23 @@ export type UpdateState =
   | { kind: 'testing'; skipped?: boolean; note?: string }
   | { kind: 'resetting' }
   | { kind: 'waiting-for-device' }
-  | { kind: 'confirming' }
-  | { kind: 'done'; version: string; hash: Uint8Array; confirmed: boolean; message: string }
-  | { kind: 'cancelled'; sent: number; message: string }
-  | { kind: 'error'; code: UpdateFailure; message: string; recoverable: boolean };
+  | { kind: 'confirming' };
+
+/** What a done update leaves: the version running, its hash, whether it is confirmed, in words. */
+export interface UpdateResult {
+  version: string;
+  hash: Uint8Array;
+  confirmed: boolean;
+  message: string;
+}
+
+/** A cancelled update says how far it got (bytes uploaded; a later run resumes from there). */
+export interface UpdateCancelDetails {
+  sent: number;
+}
+
+export type UpdateOutcome = Outcome<UpdateResult, UpdateFailure, UpdateCancelDetails>;
+export type UpdateState = UpdateProgress | UpdateOutcome;
 
 /**
  * Why an update ended without success. `not-booted`: the bootloader did not
@@ -46,8 +63,7 @@ export type UpdateFailure =
   | 'reset-refused'
   | 'no-return'
   | 'not-booted'
-  | 'unconfirmed'
-  | 'internal';
+  | 'unconfirmed';
 
 export interface UpdateOptions extends PreflightOptions {
   signal?: AbortSignal;
@@ -98,34 +114,44 @@ function errMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-export async function* updateFirmware(session: SmpSession, image: Uint8Array, opts: UpdateOptions): AsyncGenerator<UpdateState> {
+/** The update op: progress states, then one Outcome (outcome.ts). */
+export function updateFirmware(session: SmpSession, image: Uint8Array, opts: UpdateOptions): Op<UpdateProgress, UpdateResult, UpdateFailure, UpdateCancelDetails> {
+  // How far it got, for the words of a cancel (the contract ends the op at the next state once the signal fires).
+  const at = { sent: 0, marked: false, uploading: false };
+  const cancelledOutcome = (): Cancelled<UpdateCancelDetails> =>
+    at.marked
+      ? cancelled('cancelled before reset: the image is uploaded and marked; it is installed at the next reboot', { sent: at.sent })
+      : at.uploading
+        ? cancelled(`upload cancelled at ${at.sent} of ${image.length} bytes; run again to resume`, { sent: at.sent })
+        : cancelled('cancelled before upload', { sent: 0 });
+  return contract(updateBody(session, image, opts, at), { signal: opts.signal, cancelled: cancelledOutcome });
+}
+
+async function* updateBody(session: SmpSession, image: Uint8Array, opts: UpdateOptions, at: { sent: number; marked: boolean; uploading: boolean }): AsyncGenerator<UpdateState> {
   const signal = opts.signal;
   let s = session;
   let report: PreflightReport;
   try {
     report = await retry(() => preflightImage(s, image, opts));
   } catch (e) {
-    yield { kind: 'error', code: 'preflight-read', message: `could not read the device for preflight: ${errMessage(e)}`, recoverable: true };
+    yield failed('preflight-read', `could not read the device for preflight: ${errMessage(e)}`, { retryable: true });
     return;
   }
   yield { kind: 'preflight', report };
   if (!report.ok) {
-    yield { kind: 'error', code: 'preflight-refused', message: `refused: ${report.reason}`, recoverable: false };
+    yield failed('preflight-refused', `refused: ${report.reason}`, { retryable: false, by: 'tool' });
     return;
   }
   const hash = report.image.hash!;
   const version = report.image.version!;
-  if (signal?.aborted) {
-    yield { kind: 'cancelled', sent: 0, message: 'cancelled before upload' };
-    return;
-  }
+  at.uploading = true;
 
   // ---- upload, with reconnect-and-resume on link loss
   if (opts.resume === false) {
     try {
       await s.client.write(Group.Image, IMG.Erase, {}, { timeoutMs: 30000, signal });
     } catch (e) {
-      yield { kind: 'error', code: 'erase', message: `could not erase the upload slot: ${errMessage(e)}`, recoverable: !(e instanceof SmpError && (e.kind === 'rc' || e.kind === 'group')) };
+      yield failed('erase', `could not erase the upload slot: ${errMessage(e)}`, { retryable: !(e instanceof SmpError && (e.kind === 'rc' || e.kind === 'group')) });
       return;
     }
   }
@@ -138,7 +164,7 @@ export async function* updateFirmware(session: SmpSession, image: Uint8Array, op
     const samples: [number, number][] = [];
     let lastEmit = 0;
     const progress = (p: UploadProgress, force = false) => {
-      sent = p.sent;
+      sent = at.sent = p.sent;
       const t = performance.now();
       samples.push([t, p.sent]);
       while (samples.length > 2 && t - samples[0][0] > 3000) samples.shift();
@@ -179,28 +205,25 @@ export async function* updateFirmware(session: SmpSession, image: Uint8Array, op
       yield { kind: 'uploading', sent: image.length, total: image.length, bytesPerSecond: 0, etaMs: 0 };
       if (match === false) {
         if (++matchFailures < 3) continue; // garbled data reached flash (no CRC on raw framing): upload again
-        yield { kind: 'error', code: 'corrupted', message: 'the device reports the uploaded data does not match the image SHA-256 (corrupted in transit); nothing was installed', recoverable: true };
+        yield failed('corrupted', 'the device reports the uploaded data does not match the image SHA-256 (corrupted in transit); nothing was installed', { retryable: true });
         return;
       }
       break;
     }
     const err = end.error!;
-    if (signal?.aborted) {
-      yield { kind: 'cancelled', sent, message: `upload cancelled at ${sent} of ${image.length} bytes; run again to resume` };
-      return;
-    }
+    if (signal?.aborted) return; // the contract ends it: cancelled, with the bytes sent
     const linkLost = err.cause instanceof SmpError && err.cause.kind === 'closed';
     if (err.recoverable && opts.reconnect && (linkLost || s.client.closed) && attempt++ < 3) {
       yield { kind: 'waiting-for-device' };
       try {
         s = await reconnectWithin(s, opts.reconnect, opts.bootTimeoutMs ?? 30000, signal);
       } catch (e) {
-        yield { kind: 'error', code: 'reconnect', message: `${err.message}; reconnecting failed: ${errMessage(e)}`, recoverable: true };
+        yield failed('reconnect', `${err.message}; reconnecting failed: ${errMessage(e)}`, { retryable: true });
         return;
       }
       continue;
     }
-    yield { kind: 'error', code: 'upload', message: err.message + (err.recoverable ? ' (run again to resume from where the device stopped)' : ''), recoverable: err.recoverable };
+    yield failed('upload', err.message + (err.recoverable ? ' (run again to resume from where the device stopped)' : ''), { retryable: err.recoverable });
     return;
   }
 
@@ -210,12 +233,12 @@ export async function* updateFirmware(session: SmpSession, image: Uint8Array, op
   try {
     slots = await retry(() => readState(s.client, { signal }));
   } catch (e) {
-    yield { kind: 'error', code: 'state-read', message: `could not read image state after upload: ${errMessage(e)}`, recoverable: true };
+    yield failed('state-read', `could not read image state after upload: ${errMessage(e)}`, { retryable: true });
     return;
   }
   const uploaded = slots.find((x) => equalPresentBytes(x.hash, hash) && !x.active);
   if (!uploaded) {
-    yield { kind: 'error', code: 'not-listed', message: `the device does not list the uploaded image (hash ${toHex(hash).slice(0, 16)}…) in a free slot${match === undefined ? ' and did not check the upload hash' : ''}`, recoverable: true };
+    yield failed('not-listed', `the device does not list the uploaded image (hash ${toHex(hash).slice(0, 16)}…) in a free slot${match === undefined ? ' and did not check the upload hash' : ''}`, { retryable: true });
     return;
   }
 
@@ -236,14 +259,12 @@ export async function* updateFirmware(session: SmpSession, image: Uint8Array, op
         note: `the bootloader (${report.device.bootModeName ?? 'mode unknown'}) has no test/confirm (ENOTSUP): test skipped; it boots the highest valid image at reset, without revert`,
       };
     } else {
-      yield { kind: 'error', code: 'mark-refused', message: `device refused to mark the image for ${permanentNow ? 'upgrade' : 'test'}: ${errMessage(e)}`, recoverable: !(e instanceof SmpError && (e.kind === 'rc' || e.kind === 'group')) };
+      yield failed('mark-refused', `device refused to mark the image for ${permanentNow ? 'upgrade' : 'test'}: ${errMessage(e)}`, { retryable: !(e instanceof SmpError && (e.kind === 'rc' || e.kind === 'group')) });
       return;
     }
   }
-  if (signal?.aborted) {
-    yield { kind: 'cancelled', sent, message: 'cancelled before reset: the image is uploaded and marked; it is installed at the next reboot' };
-    return;
-  }
+  at.marked = true;
+  if (signal?.aborted) return; // cancelled before reset (the contract's outcome says the image is marked)
 
   // ---- reset and wait for the device to come back
   yield { kind: 'resetting' };
@@ -251,7 +272,7 @@ export async function* updateFirmware(session: SmpSession, image: Uint8Array, op
     await reset(s.client, { timeoutMs: 2000 });
   } catch (e) {
     if (!(e instanceof SmpError && (e.kind === 'timeout' || e.kind === 'closed'))) {
-      yield { kind: 'error', code: 'reset-refused', message: `device refused to reset: ${errMessage(e)}`, recoverable: true };
+      yield failed('reset-refused', `device refused to reset: ${errMessage(e)}`, { retryable: true });
       return;
     }
   }
@@ -287,25 +308,24 @@ export async function* updateFirmware(session: SmpSession, image: Uint8Array, op
       await sleep(100, signal);
     }
   } catch (e) {
-    yield { kind: 'error', code: 'no-return', message: `device did not come back after reset: ${errMessage(e)}`, recoverable: true };
+    yield failed('no-return', `device did not come back after reset: ${errMessage(e)}`, { retryable: true });
     return;
   }
   const running = after.find((x) => x.active);
   if (!running || !equalPresentBytes(running.hash, hash)) {
-    yield {
-      kind: 'error',
-      code: 'not-booted',
-      message: `the device did not boot the new image (its bootloader rejected or reverted it): it runs ${running ? `${running.version} (${toHex(running.hash ?? new Uint8Array()).slice(0, 16)}…)` : 'nothing it reports'}`,
-      recoverable: false,
-    };
+    yield failed(
+      'not-booted',
+      `the device did not boot the new image (its bootloader rejected or reverted it): it runs ${running ? `${running.version} (${toHex(running.hash ?? new Uint8Array()).slice(0, 16)}…)` : 'nothing it reports'}`,
+      { retryable: false, by: 'device' },
+    );
     return;
   }
   if (running.confirmed) {
-    yield { kind: 'done', version, hash, confirmed: true, message: testSkipped ? `running ${version} (no test/confirm in this bootloader)` : `running ${version}, permanent` };
+    yield done({ version, hash, confirmed: true, message: testSkipped ? `running ${version} (no test/confirm in this bootloader)` : `running ${version}, permanent` });
     return;
   }
   if (mode === 'test-only') {
-    yield { kind: 'done', version, hash, confirmed: false, message: `running ${version} as a test: it reverts at the next reboot unless confirmed` };
+    yield done({ version, hash, confirmed: false, message: `running ${version} as a test: it reverts at the next reboot unless confirmed` });
     return;
   }
   // The new image is active and is the one preflight verified: confirm it.
@@ -315,10 +335,10 @@ export async function* updateFirmware(session: SmpSession, image: Uint8Array, op
     const now = st.find((x) => x.active);
     if (!now || !equalPresentBytes(now.hash, hash) || !now.confirmed) throw new Error('the device does not report the running image as confirmed');
   } catch (e) {
-    yield { kind: 'error', code: 'unconfirmed', message: `confirming failed: ${errMessage(e)}; the device reverts to the previous image at its next reboot`, recoverable: true };
+    yield failed('unconfirmed', `confirming failed: ${errMessage(e)}; the device reverts to the previous image at its next reboot`, { retryable: true });
     return;
   }
-  yield { kind: 'done', version, hash, confirmed: true, message: `running ${version}, confirmed` };
+  yield done({ version, hash, confirmed: true, message: `running ${version}, confirmed` });
 }
 
 async function reconnectWithin(old: SmpSession, reconnect: () => Promise<SmpSession>, ms: number, signal?: AbortSignal): Promise<SmpSession> {
@@ -357,12 +377,7 @@ async function waitForDevice(s: SmpSession, opts: UpdateOptions, signal?: AbortS
   throw new Error(`no answer within ${bootMs} ms: ${errMessage(last)}`);
 }
 
-/** Run the op to its end (CLI, tests): all states, and the final one. */
-export async function runUpdate(session: SmpSession, image: Uint8Array, opts: UpdateOptions, onState?: (s: UpdateState) => void): Promise<UpdateState> {
-  let last: UpdateState | undefined;
-  for await (const st of updateFirmware(session, image, opts)) {
-    onState?.(st);
-    last = st;
-  }
-  return last ?? { kind: 'error', code: 'internal', message: 'update ended without a result', recoverable: true };
+/** Run the op to its end (CLI, tests): every state to onState, and the Outcome. */
+export function runUpdate(session: SmpSession, image: Uint8Array, opts: UpdateOptions, onState?: (s: UpdateState) => void): Promise<UpdateOutcome> {
+  return runOp<UpdateState>(updateFirmware(session, image, opts), { onState }) as Promise<UpdateOutcome>;
 }
