@@ -20,6 +20,10 @@ import { type CliCommand, type CliIo, type ParsedArgs, EXIT_OK, EXIT_REJECTED, E
 import { CONNECT_OPTIONS, CONNECT_USAGE, connect } from '../connect.ts';
 import { InputError, readEd25519Private, readEd25519Public, readInput } from '../files.ts';
 import { jsonReplacer } from './device.ts';
+import { recordConfig } from '../../core/ops/configuration/record.ts';
+import { isOutcome, type OutcomeKind } from '../../core/ops/outcome.ts';
+import { decodeCredentialUnverified } from '../../core/trust/credential.ts';
+import { RECORDS_OPTIONS, RECORDS_USAGE, writeRecords } from '../records.ts';
 
 export interface ConfigDeps {
   connect: (args: ParsedArgs, io: CliIo) => Promise<SmpSession>;
@@ -47,6 +51,21 @@ async function defaultConfirm(io: CliIo, question: string): Promise<boolean> {
 
 function printDiff(io: CliIo, diff: ConfigDiff, title: string): void {
   io.err(`${title}\n${formatChanges(diff.changes)}\n`);
+}
+
+/** The op's outcome (ops end in exactly one: outcome.ts); a run that yielded none is a defect, recorded as such. */
+function outcomeOf<S extends ConfigureState | UnsignedState>(last: S | undefined): Extract<S, { kind: OutcomeKind }> {
+  if (last && isOutcome(last)) return last as Extract<S, { kind: OutcomeKind }>;
+  return { kind: 'failed', code: 'internal', reason: 'the operation ended without an outcome', retryable: false, by: 'tool' } as Extract<S, { kind: OutcomeKind }>;
+}
+
+/** The technician a credential names (for the record's signer), without trusting it: the device checked it. */
+function credentialTechnician(credential: Uint8Array): string | undefined {
+  try {
+    return decodeCredentialUnverified(credential).technicianId;
+  } catch {
+    return undefined;
+  }
 }
 
 function describeState(s: ConfigureState | UnsignedState): string | null {
@@ -100,7 +119,7 @@ export function configCommands(deps: ConfigDeps = { connect }): Record<string, C
     async run(argv, io) {
       const args = parseArgs(argv, {
         booleans: ['json', 'verbose', 'yes', 'unsigned', 'confirm-unsigned'],
-        known: [...CONNECT_OPTIONS, 'key', 'credential', 'bundle', 'owner-key', 'model', 'held-sequence'],
+        known: [...CONNECT_OPTIONS, ...RECORDS_OPTIONS, 'key', 'credential', 'bundle', 'owner-key', 'model', 'held-sequence'],
       });
       try {
         if (args.has('unsigned')) return await applyUnsigned(args, io);
@@ -146,11 +165,13 @@ export function configCommands(deps: ConfigDeps = { connect }): Record<string, C
         const d = describeState(s);
         if (d && args.has('verbose')) io.err(d + '\n');
       }
-      if (last?.kind === 'written') {
-        io.out(args.has('json') ? JSON.stringify(last, jsonReplacer, 2) + '\n' : `written and ${last.saved ? 'saved' : 'committed'}: ${last.note}\n`);
+      const o = outcomeOf(last);
+      await writeRecords(args, io, [recordConfig(o, { op: 'write', source: 'command line' }).audit]);
+      if (o.kind === 'done') {
+        io.out(args.has('json') ? JSON.stringify(o, jsonReplacer, 2) + '\n' : `written and ${o.result.saved ? 'saved' : 'committed'}: ${o.result.note}\n`);
         return EXIT_OK;
       }
-      io.err(`not written: ${last?.kind === 'error' ? last.reason : 'ended without a result'}\n`);
+      io.err(`not written${o.kind === 'failed' ? ` (${o.code}, by the ${o.by ?? 'tool'})` : ''}: ${o.reason}\n`);
       return EXIT_REJECTED;
     } finally {
       await session.close();
@@ -201,14 +222,18 @@ export function configCommands(deps: ConfigDeps = { connect }): Record<string, C
         const d = describeState(s);
         if (d && args.has('verbose')) io.err(d + '\n');
       }
-      if (last?.kind === 'applied') {
-        io.out(args.has('json') ? JSON.stringify(last, jsonReplacer, 2) + '\n' : `applied configuration #${last.sequence} (sha256 ${toHex(last.digest)})\n`);
+      const o = outcomeOf(last);
+      await writeRecords(args, io, [recordConfig(o, { op: 'apply', source: args.positional[0], device: { serial: identity.serial, devicePublicKey: toHex(identity.devicePublicKey) } }).audit], {
+        seed,
+        technician: credentialTechnician(credential),
+      });
+      if (o.kind === 'done') {
+        io.out(args.has('json') ? JSON.stringify(o, jsonReplacer, 2) + '\n' : `applied configuration #${o.result.sequence} (sha256 ${toHex(o.result.digest)})\n`);
         return EXIT_OK;
       }
-      if (last?.kind === 'error') {
-        const hint = last.code === 'cancelled' && !process.stdin.isTTY ? ' (re-run with --yes to apply)' : '';
-        io.err(`rejected (${last.code}, by the ${last.by}): ${last.reason}${hint}\n`);
-      } else io.err('the apply ended without a result\n');
+      if (o.kind === 'cancelled') io.err(`${o.reason}${!process.stdin.isTTY ? ' (re-run with --yes to apply)' : ''}\n`);
+      else if (o.kind === 'failed') io.err(`rejected (${o.code}, by the ${o.by ?? 'tool'}): ${o.reason}\n`);
+      else io.err(`${o.reason}\n`);
       return EXIT_REJECTED;
     } finally {
       seed.fill(0);

@@ -30,13 +30,18 @@ import { AccessError } from '../access/login.ts';
 import { type ConfigSchema, type SchemaIssue, formatIssues, schemaForModel, validateSettings } from './schema.ts';
 import { findSecurityGroup } from '../identification/identify.ts';
 import { diffAgainst } from './diff.ts';
-import { type ConfigFailure, type ConfigureContext, type ConfigureState, type CurrentConfig, deviceRejection, readSigned, rejectionDetail } from './read.ts';
-import type { UnsignedState } from './unsigned.ts';
+import {
+  type ConfigFailure, type ConfigFailureDetails, type ConfigureContext, type ConfigureProgress, type ConfigureResult, type ConfigureState, type CurrentConfig,
+  configFailed, deviceRejection, readSigned, rejectionDetail,
+} from './read.ts';
+import { type Failed, type Op, type OutcomeKind, cancellableSession, cancelled, contract, done, runOp, unsupported } from '../outcome.ts';
+import type { ConfigRunState } from './restore.ts';
 
 // ---------------------------------------------------------------- apply (signed)
 
-export function toolError(code: ConfigFailure, reason: string, issues?: SchemaIssue[]): ConfigureState {
-  return issues ? { kind: 'error', code, reason, by: 'tool', issues } : { kind: 'error', code, reason, by: 'tool' };
+/** A refusal by the tool's own checks. */
+export function toolError(code: ConfigFailure, reason: string, issues?: SchemaIssue[]): Failed<ConfigFailure, ConfigFailureDetails> {
+  return configFailed(code, reason, 'tool', issues);
 }
 
 function describeTarget(c: SignedConfig): string {
@@ -90,25 +95,31 @@ export async function checkSignedConfig(
   return { ok: true, config: cfg };
 }
 
-/** Apply an owner-signed configuration to a device with the security group. */
-export async function* applySignedConfig(session: SmpSession, signed: Uint8Array, ctx: ConfigureContext): AsyncGenerator<ConfigureState> {
+/** Apply an owner-signed configuration to a device with the security group: progress states, then one Outcome. */
+export function applySignedConfig(session: SmpSession, signed: Uint8Array, ctx: ConfigureContext): Op<ConfigureProgress, ConfigureResult, ConfigFailure, ConfigFailureDetails> {
+  return contract(applyBody(cancellableSession(session, ctx.signal), signed, ctx), { signal: ctx.signal });
+}
+
+async function* applyBody(session: SmpSession, signed: Uint8Array, ctx: ConfigureContext): AsyncGenerator<ConfigureState> {
   yield { kind: 'checking' };
   let g: SecurityGroup | null;
   try {
     g = ctx.group ?? (await findSecurityGroup(session));
   } catch (e) {
-    yield { kind: 'error', code: 'device', reason: `could not talk to the device: ${(e as Error).message}`, by: 'device' };
+    if (e instanceof SmpError && (e.kind === 'closed' || e.kind === 'timeout')) throw e; // the link: the contract's 'link'
+    yield configFailed('device', `could not talk to the device: ${(e as Error).message}`, 'device');
     return;
   }
   if (!g) {
-    yield toolError('unsupported', 'this device has no security group, so it cannot verify a signed configuration; a stock device can only be written unsigned, with explicit confirmation');
+    yield unsupported('this device has no security group, so it cannot verify a signed configuration; a stock device can only be written unsigned, with explicit confirmation');
     return;
   }
   let current: CurrentConfig;
   try {
     current = await readSigned(g, ctx.library);
   } catch (e) {
-    yield { kind: 'error', code: 'device', reason: `could not read the current configuration: ${describeSecError(e)}`, by: 'device' };
+    if (e instanceof SmpError && (e.kind === 'closed' || e.kind === 'timeout')) throw e;
+    yield configFailed('device', `could not read the current configuration: ${describeSecError(e)}`, 'device');
     return;
   }
   const held = Math.max(ctx.heldSequence ?? 0, current.sequence);
@@ -122,7 +133,7 @@ export async function* applySignedConfig(session: SmpSession, signed: Uint8Array
   const diff = diffAgainst(current, cfg, schema);
   yield { kind: 'diff', diff, sequence: cfg.sequence, target: describeTarget(cfg) };
   if (ctx.confirm && !(await ctx.confirm(diff))) {
-    yield toolError('cancelled', 'not applied: the technician did not confirm');
+    yield cancelled('not applied: the technician did not confirm');
     return;
   }
   yield { kind: 'backing-up' };
@@ -137,7 +148,8 @@ export async function* applySignedConfig(session: SmpSession, signed: Uint8Array
     await ctx.authenticate();
   } catch (e) {
     const byDevice = e instanceof AccessError && e.code !== 'signer' && e.code !== 'credential';
-    yield { kind: 'error', code: 'login', reason: `not applied: ${(e as Error).message}`, by: byDevice ? 'device' : 'tool' };
+    if (e instanceof SmpError && (e.kind === 'closed' || e.kind === 'timeout')) throw e;
+    yield configFailed('login', `not applied: ${(e as Error).message}`, byDevice ? 'device' : 'tool');
     return;
   }
   // Send, reporting progress as the chunks are acknowledged.
@@ -175,44 +187,42 @@ export async function* applySignedConfig(session: SmpSession, signed: Uint8Array
   }
   const res = result as unknown as { ok: true; sequence: number; digest: Uint8Array } | { ok: false; error: unknown };
   if (!res.ok) {
+    if (res.error instanceof SmpError && (res.error.kind === 'closed' || res.error.kind === 'timeout')) throw res.error;
     const rej = deviceRejection(res.error);
     const detail = res.error instanceof SmpError && res.error.kind === 'group' ? await rejectionDetail(g) : undefined;
-    yield { kind: 'error', code: rej.code, reason: detail ? `${rej.reason} (${detail})` : rej.reason, by: 'device' };
+    yield configFailed(rej.code, detail ? `${rej.reason} (${detail})` : rej.reason, 'device');
     return;
   }
   if (res.sequence !== cfg.sequence || toHex(res.digest) !== toHex(cfg.digest)) {
-    yield { kind: 'error', code: 'device', reason: `the device reports configuration #${res.sequence} (${toHex(res.digest).slice(0, 16)}…), not #${cfg.sequence} as sent: read it again`, by: 'device' };
+    yield configFailed('device', `the device reports configuration #${res.sequence} (${toHex(res.digest).slice(0, 16)}…), not #${cfg.sequence} as sent: read it again`, 'device');
     return;
   }
-  yield { kind: 'applied', sequence: res.sequence, digest: res.digest };
+  yield done({ sequence: res.sequence, digest: res.digest });
 }
 
 // ---------------------------------------------------------------- runners
 
-/** Run an op to its end (CLI, tests): the final state. */
-export async function runToEnd<S extends { kind: string }>(gen: AsyncGenerator<S>, onState?: (s: S) => void): Promise<S> {
-  let last: S | undefined;
-  for await (const s of gen) {
-    onState?.(s);
-    last = s;
-  }
-  if (!last) throw new Error('the operation produced no state');
-  return last;
+/** Run a configure op to its end (CLI, tests): its Outcome (runOp, outcome.ts). */
+export function runToEnd<S extends { kind: string }>(op: AsyncGenerator<S>, onState?: (s: S) => void): Promise<Extract<S, { kind: OutcomeKind }>> {
+  return runOp(op, { onState }) as Promise<Extract<S, { kind: OutcomeKind }>>;
 }
 
 /** Audit details of a configure run (no settings values, no secrets: keys and sequence only). */
-export function auditDetails(s: ConfigureState | UnsignedState, extra: { sequence?: number; digest?: Uint8Array } = {}): Record<string, unknown> {
+export function auditDetails(s: ConfigRunState, extra: { sequence?: number; digest?: Uint8Array } = {}): Record<string, unknown> {
   const d: Record<string, unknown> = {};
-  if (s.kind === 'applied') {
-    d.sequence = s.sequence;
-    d.digest = toHex(s.digest);
-  } else if (s.kind === 'written') {
+  if (s.kind === 'done' && 'sequence' in s.result) {
+    d.sequence = s.result.sequence;
+    d.digest = toHex(s.result.digest);
+  } else if (s.kind === 'done' && 'unsigned' in s.result) {
+    const r = s.result;
     d.signed = false;
-    d.note = s.note;
-    d.keys = [...s.changes.added, ...s.changes.changed, ...s.changes.removed].map((c) => c.key);
-  } else if (s.kind === 'error') {
+    d.note = r.note;
+    d.keys = [...r.changes.added, ...r.changes.changed, ...r.changes.removed].map((c) => c.key);
+  } else if (s.kind === 'failed') {
     d.code = s.code;
     d.by = s.by;
+    d.reason = s.reason;
+  } else if (s.kind === 'cancelled' || s.kind === 'unsupported') {
     d.reason = s.reason;
   }
   if (extra.sequence !== undefined) d.sequence ??= extra.sequence;

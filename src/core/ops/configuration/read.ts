@@ -17,6 +17,7 @@ import type { SettingValue } from '../../trust/signed-config.ts';
 import { type ConfigSchema, type SchemaIssue, SettingValueError, decodeSettingValue, settingsKeyOf } from './schema.ts';
 import { findSecurityGroup } from '../identification/identify.ts';
 import { FieldbenchError } from '../../base/errors.ts';
+import { type Failed, type Outcome, failed } from '../outcome.ts';
 
 export const UNSIGNED_NOTE = 'configuration is not signed on this device';
 
@@ -65,20 +66,41 @@ export type ConfigFailure =
   | 'transfer'
   | 'backup'
   | 'login'
-  | 'cancelled'
   | 'needs-newer'
   | 'unsigned-not-confirmed'
   | 'access-denied'
   | 'device';
 
-export type ConfigureState =
+export type ConfigureProgress =
   | { kind: 'checking' }
   | { kind: 'diff'; diff: ConfigDiff; sequence: number; target: string }
   | { kind: 'backing-up' }
   | { kind: 'authenticating' }
-  | { kind: 'sending'; sent: number; total: number }
-  | { kind: 'applied'; sequence: number; digest: Uint8Array }
-  | { kind: 'error'; code: ConfigFailure; reason: string; by: 'tool' | 'device'; issues?: SchemaIssue[] };
+  | { kind: 'sending'; sent: number; total: number };
+
+/** What a done signed apply leaves: the sequence and digest the device now holds. */
+export interface ConfigureResult {
+  sequence: number;
+  digest: Uint8Array;
+}
+
+/** A failed configure op names the schema issues when there are any. */
+export interface ConfigFailureDetails {
+  issues?: SchemaIssue[];
+}
+
+export type ConfigureOutcome = Outcome<ConfigureResult, ConfigFailure, ConfigFailureDetails>;
+export type ConfigureState = ConfigureProgress | ConfigureOutcome;
+
+/**
+ * A configure op's failure: the code, the reason in words, who refused (the
+ * tool's own checks or the device) and, for schema refusals, the issues. A
+ * refusal is final (the same request is refused again); only a device or
+ * transfer failure may pass on a second try.
+ */
+export function configFailed(code: ConfigFailure, reason: string, by: 'tool' | 'device', issues?: SchemaIssue[]): Failed<ConfigFailure, ConfigFailureDetails> {
+  return failed(code, reason, { by, retryable: by === 'device' && (code === 'device' || code === 'transfer'), ...(issues ? { details: { issues } } : {}) });
+}
 
 export interface ConfigureContext {
   /** A verified trust bundle (its owner anchors sign configurations). */
@@ -100,6 +122,8 @@ export interface ConfigureContext {
   now?: number;
   /** Also check that the configuration is listed in the bundle's published configurations. */
   requirePublished?: boolean;
+  /** Cancels the op: it stops at once and ends `cancelled`. */
+  signal?: AbortSignal;
 }
 
 export class ConfigureError extends FieldbenchError<ConfigFailure> {

@@ -6,8 +6,7 @@
  */
 import type { DeviceIdentifiersInput } from '../../store/ids.ts';
 import { auditDetails } from './apply.ts';
-import type { ConfigureState } from './read.ts';
-import type { UnsignedState } from './unsigned.ts';
+import type { ConfigRunState } from './restore.ts';
 import { seenUpdate } from '../record.ts';
 import type { RecordPlan } from '../record-plan.ts';
 
@@ -20,15 +19,16 @@ export interface ConfigRun {
 }
 
 /** The audit outcome of a configuration run: ok (applied), attention (written unsigned), cancelled, rejected (by the tool's checks or the device) or failed. */
-export function configOutcome(st: ConfigureState | UnsignedState): string {
-  if (st.kind === 'written') return 'attention';
-  if (st.kind !== 'error') return 'ok';
-  if (st.code === 'cancelled') return 'cancelled';
-  if (st.code === 'transfer' || st.code === 'backup' || st.code === 'login') return 'failed';
+export function configOutcome(st: ConfigRunState): string {
+  if (st.kind === 'done') return 'unsigned' in st.result ? 'attention' : 'ok';
+  if (st.kind === 'cancelled') return 'cancelled';
+  if (st.kind === 'unsupported') return 'unsupported';
+  if (st.kind !== 'failed') return 'failed'; // not an outcome: the op did not end (a defect)
+  if (st.code === 'transfer' || st.code === 'backup' || st.code === 'login' || st.code === 'link' || st.code === 'internal') return 'failed';
   return st.by === 'device' || st.code !== 'device' ? 'rejected' : 'failed';
 }
 
-export function recordConfig(st: ConfigureState | UnsignedState, run: ConfigRun): RecordPlan {
+export function recordConfig(st: ConfigRunState, run: ConfigRun): RecordPlan {
   const time = run.time ?? Date.now();
   const details: Record<string, unknown> = { action: run.op, ...auditDetails(st) };
   if (run.source) details.source = run.source;

@@ -5,8 +5,13 @@ import { type ConfigSchema, schemaForModel } from './schema.ts';
 import { applySignedConfig, toolError } from './apply.ts';
 import { decodeSnapshot } from './backup.ts';
 import { displaySettings } from './diff.ts';
-import { type ConfigureContext, ConfigureError, type ConfigureState, type CurrentConfig, type DisplayValue, readCurrentConfig } from './read.ts';
-import { type UnsignedState, writeUnsignedSettings } from './unsigned.ts';
+import {
+  type ConfigFailure, type ConfigFailureDetails, type ConfigureContext, ConfigureError, type ConfigureProgress, type ConfigureResult, type ConfigureState, type CurrentConfig, type DisplayValue,
+  readCurrentConfig,
+} from './read.ts';
+import { type UnsignedProgress, type UnsignedResult, type UnsignedState, writeUnsignedSettings } from './unsigned.ts';
+import { SmpError } from '../../smp/errors.ts';
+import { type Op, type Outcome, contract } from '../outcome.ts';
 
 // ---------------------------------------------------------------- restore
 
@@ -52,16 +57,20 @@ export function planRestore(backup: Uint8Array, current: CurrentConfig, schema?:
 }
 
 /** Restore a backup (re-apply a still-fresh signed configuration, or write a stock device's settings back with confirmation). */
-export async function* restoreFromBackup(
-  session: SmpSession,
-  backup: Uint8Array,
-  ctx: ConfigureContext & { confirmUnsigned?: boolean },
-): AsyncGenerator<ConfigureState | UnsignedState> {
+/** Any configuration op's states: a signed apply's, an unsigned write's, or a restore's (either). */
+export type ConfigRunState = ConfigureProgress | UnsignedProgress | Outcome<ConfigureResult | UnsignedResult, ConfigFailure, ConfigFailureDetails>;
+
+export function restoreFromBackup(session: SmpSession, backup: Uint8Array, ctx: ConfigureContext & { confirmUnsigned?: boolean }): Op<ConfigureProgress | UnsignedProgress, ConfigureResult | UnsignedResult, ConfigFailure, ConfigFailureDetails> {
+  return contract<ConfigureProgress | UnsignedProgress, ConfigureResult | UnsignedResult, ConfigFailure, ConfigFailureDetails>(restoreBody(session, backup, ctx), { signal: ctx.signal });
+}
+
+async function* restoreBody(session: SmpSession, backup: Uint8Array, ctx: ConfigureContext & { confirmUnsigned?: boolean }): AsyncGenerator<ConfigureState | UnsignedState> {
   yield { kind: 'checking' };
   let current: CurrentConfig;
   try {
     current = await readCurrentConfig(session, { group: ctx.group, schema: ctx.schema ?? schemaForModel(ctx.deviceIdentity.model), library: ctx.library });
   } catch (e) {
+    if (e instanceof SmpError && (e.kind === 'closed' || e.kind === 'timeout')) throw e;
     yield toolError(e instanceof ConfigureError ? e.code : 'device', (e as Error).message);
     return;
   }
@@ -79,5 +88,5 @@ export async function* restoreFromBackup(
     yield toolError('no-schema', 'restoring settings needs the model schema');
     return;
   }
-  yield* writeUnsignedSettings(session, plan.settings, { schema, confirmUnsigned: ctx.confirmUnsigned === true, group: null });
+  yield* writeUnsignedSettings(session, plan.settings, { schema, confirmUnsigned: ctx.confirmUnsigned === true, group: null, signal: ctx.signal });
 }
