@@ -54,7 +54,7 @@ describe('config CLI', () => {
     expect(r.errors()).toMatch(/\+ interval = 60/);
     r = io(f.dir);
     expect(await cmds['config apply'].run(['c2.cose', ...common], r.io)).toBe(1); // not confirmed
-    expect(r.errors()).toMatch(/~ interval: 60 -> 90[\s\S]*rejected \(cancelled/);
+    expect(r.errors()).toMatch(/~ interval: 60 -> 90[\s\S]*not applied: the technician did not confirm/);
     r = io(f.dir);
     expect(await cmds['config apply'].run(['c1.cose', ...common, '--yes'], r.io)).toBe(1);
     expect(r.errors()).toMatch(/rejected \(replayed, by the tool\): .*sequence 1 is not above .* 1/);

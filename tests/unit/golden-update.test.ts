@@ -304,7 +304,7 @@ for (const file of files) {
         const c = checkRequest({ standIn: { bytes, fileSha: toHex(sha256(bytes)), recordedFileSha: g.image.fileSha256 } });
         const { link, final } = await replayUpdate(g, bytes, c.check, events);
         expect(link.mismatch).toMatch(/off \d+ != recorded \d+/);
-        expect(final.kind).toBe('error');
+        expect(final.kind).toBe('failed');
       } finally {
         standIn.current = null;
       }

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -175,5 +175,38 @@ describe('fieldbench events', () => {
     const s = await cli('events', '--port', stock);
     expect(s.code).toBe(1);
     expect(s.err).toContain('not supported');
+  });
+});
+
+describe('records: every device verb leaves its entry, and audit verify checks the log', () => {
+  it('identify, attest and events append signed, chained entries to --records DIR; tampering is named; the folder key authenticates', async () => {
+    const { port, B: own } = await secure();
+    const rec = mkdtempSync(path.join(tmpdir(), 'fb-cli-records-'));
+    expect((await cli('identify', '--port', port, ...B, '--records', rec)).code).toBe(0);
+    expect((await cli('attest', '--port', port, ...own, '--records', rec)).code).toBeLessThan(2);
+    expect((await cli('events', '--port', port, '--records', rec)).code).toBe(0);
+    // a stock device: the run fails, and that is recorded too
+    const stock = await serve(new ReferenceDevice());
+    expect((await cli('identify', '--port', stock, ...B, '--records', rec)).code).toBe(1);
+    const log = path.join(rec, 'records.jsonl');
+    const lines = readFileSync(log, 'utf8').trim().split('\n');
+    expect(lines).toHaveLength(1 + 4);
+    const entries = lines.slice(1).map((l) => JSON.parse(l));
+    expect(entries.map((e: { op: string; outcome: string }) => `${e.op}:${e.outcome}`)).toEqual(['identify:ok', expect.stringMatching(/^attest:/), 'events:ok', 'identify:not-supported']);
+    expect(entries[0].device.serial).toBe('FB-0001');
+    const ok = await cli('audit', 'verify', '--records', rec);
+    expect(ok.code, ok.err).toBe(0);
+    expect(ok.out).toMatch(/intact: .*4 entries/);
+    expect(ok.out).toMatch(/^authenticated/m);
+    // the same log given as a FILE is recognised by its header
+    expect((await cli('audit', 'verify', log)).code).toBe(0);
+    // --records off: the verb runs and nothing is appended anywhere it would have gone
+    expect((await cli('events', '--port', port, '--records', 'off')).code).toBe(0);
+    expect(readFileSync(log, 'utf8').trim().split('\n')).toHaveLength(1 + 4);
+    // one changed byte in an entry: named, exit 1
+    writeFileSync(log, readFileSync(log, 'utf8').replace('"events"', '"evenTs"'));
+    const bad = await cli('audit', 'verify', '--records', rec);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/TAMPERED: .*line 4 \(seq 3\): modified/);
   });
 });

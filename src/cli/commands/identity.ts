@@ -20,6 +20,8 @@ import { type TrustBundle, verifyBundle } from '../../core/trust/bundle.ts';
 import { claimsToJson, type Appraisal } from '../../core/trust/eat.ts';
 import { keyId } from '../../core/trust/keys.ts';
 import { toHex } from '../../core/base/bytes.ts';
+import { attestRecord, eventsRecord, identifiers, identifyRecord } from '../../core/ops/record.ts';
+import { RECORDS_OPTIONS, RECORDS_USAGE, writeRecords } from '../records.ts';
 
 const BUNDLE_USAGE = `  --bundle FILE     the owner-signed trust bundle (manufacturer roots, firmware
                     reference measurements, revocations)
@@ -100,7 +102,7 @@ async function withSession<T>(args: ParsedArgs, io: CliIo, fn: (s: SmpSession) =
 function guarded(verb: string, run: (args: ParsedArgs, io: CliIo) => Promise<number>, spec: { booleans: string[]; known: string[] }) {
   return async (argv: string[], io: CliIo): Promise<number> => {
     try {
-      const args = parseArgs(argv, { booleans: ['verbose', ...spec.booleans], known: [...CONNECT_OPTIONS, ...spec.known] });
+      const args = parseArgs(argv, { booleans: ['verbose', ...spec.booleans], known: [...CONNECT_OPTIONS, ...RECORDS_OPTIONS, ...spec.known] });
       if (args.positional.length) throw new UsageError(`unexpected argument ${args.positional[0]}`);
       return await run(args, io);
     } catch (e) {
@@ -129,6 +131,7 @@ ${BUNDLE_USAGE}
                     --label-deveui); --label-code takes a scanned label code
                     (plain serial, "SN: ..; MAC: ..", or LoRaWAN "LW:D0:...")
   --json            print {verified, badges, checks, device, certificate, label}
+${RECORDS_USAGE}
 ${CONNECT_USAGE}
 
 The CLI has no inventory, so duplicates are not checked here (the app does).
@@ -145,6 +148,8 @@ mismatch / not supported / bundle rejected (reasons on stderr), 2 bad usage or u
         return EXIT_REJECTED;
       }
       const r = await withSession(args, io, (s) => runOp(identifyDevice(s, { bundle, label })));
+      // every run leaves its record (core's rule: ops/record.ts), whatever its outcome
+      await writeRecords(args, io, [identifyRecord(r).audit]);
       if (r.kind === 'unsupported') {
         io.err(`fieldbench identify: ${r.reason}\n`);
         return EXIT_REJECTED;
@@ -184,6 +189,7 @@ values, revocations, published configurations, interfaces, failed logins.
 ${BUNDLE_USAGE}
   --strict          a 'warning' verdict exits 1 (default: exit 0, warnings on stderr)
   --json            print {verdict, reasons, claims, nonce}
+${RECORDS_USAGE}
 ${CONNECT_USAGE}
 
 exit status: 0 trusted (or warning, warnings on stderr), 1 untrusted / warning
@@ -198,6 +204,7 @@ with --strict / identity not verified / not supported / bundle rejected, 2 bad u
       }
       return withSession(args, io, async (s) => {
         const ido = await runOp(identifyDevice(s, { bundle }));
+        if (ido.kind !== 'done' || !ido.result.verified) await writeRecords(args, io, [identifyRecord(ido).audit]);
         if (ido.kind === 'unsupported') {
           io.err(`fieldbench attest: ${ido.reason}\n`);
           return EXIT_REJECTED;
@@ -209,6 +216,7 @@ with --strict / identity not verified / not supported / bundle rejected, 2 bad u
           return EXIT_REJECTED;
         }
         const r = await runOp(attestDevice(s, { bundle, devicePublicKey: id.devicePublicKey, groupId: id.groupId }));
+        await writeRecords(args, io, [attestRecord(r, { device: identifiers(id) }).audit]);
         if (r.kind === 'unsupported') {
           io.err(`fieldbench attest: ${r.reason}\n`);
           return EXIT_REJECTED;
@@ -246,6 +254,7 @@ The event log is the device's own account, not signed evidence.
   --from N          first event counter to read (default: the oldest kept)
   --max N           stop after N events (default 5000)
   --json            print {events, next, last, truncated}
+${RECORDS_USAGE}
 ${CONNECT_USAGE}
 
 exit status: 0 read, 1 not supported, 2 bad usage`,
@@ -263,6 +272,7 @@ exit status: 0 read, 1 not supported, 2 bad usage`,
       const max = int('max');
       return withSession(args, io, async (s) => {
         const o = await runOp(readSecurityEvents(s, { from, max }));
+        await writeRecords(args, io, [eventsRecord(o).audit]);
         if (o.kind === 'unsupported') {
           io.err(`fieldbench events: ${o.reason}\n`);
           return EXIT_REJECTED;

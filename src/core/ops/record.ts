@@ -29,7 +29,8 @@ export function inventoryLookup(db: FieldbenchDB): InventoryLookup {
   return { findByIdentifier: (id) => findByIdentifier(db, id) };
 }
 
-function identifiers(r: IdentifyResult): DeviceIdentifiersInput {
+/** The identifiers a device presented (as its records name it). */
+export function identifiers(r: IdentifyResult): DeviceIdentifiersInput {
   const p = r.presented;
   return { serial: p.serial, devicePublicKey: p.devicePublicKey, ueid: p.ueid, mac: p.mac, devEui: p.devEui };
 }
