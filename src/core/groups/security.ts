@@ -27,6 +27,10 @@ export const SEC = {
   ConfigApply: 8,
   Interfaces: 9,
   Wipe: 10,
+  /** A request protected by the session (secure-channel.ts): {s, c} both ways. */
+  Protected: 11,
+  /** Hand the device the held trust bundle (chunked); it installs it if it chains and is newer. */
+  BundlePush: 12,
 } as const;
 
 /** Group-specific error codes (v2 `err.rc`): the one table, used by the device and the tool. */
@@ -72,23 +76,13 @@ export const SEC_ERR: Record<number, string> = {
   [SEC_RC.Clock]: 'clock change refused: without permission, or below the latest signed time the device has seen',
 };
 
-/** Domain separation for signatures the device and technicians make. */
+/** Domain separation for signatures the device makes (proof of possession; the key exchange has its own, secure-channel.ts). */
 export const POP_CONTEXT = new TextEncoder().encode('fieldbench-pop-v1\0');
-export const AUTH_CONTEXT = new TextEncoder().encode('fieldbench-auth-v1\0');
 
 export function popMessage(nonce: Uint8Array): Uint8Array {
   const m = new Uint8Array(POP_CONTEXT.length + nonce.length);
   m.set(POP_CONTEXT);
   m.set(nonce, POP_CONTEXT.length);
-  return m;
-}
-
-/** What the technician signs to authenticate: context | challenge | device public key. */
-export function authMessage(challenge: Uint8Array, devicePublicKey: Uint8Array): Uint8Array {
-  const m = new Uint8Array(AUTH_CONTEXT.length + challenge.length + devicePublicKey.length);
-  m.set(AUTH_CONTEXT);
-  m.set(challenge, AUTH_CONTEXT.length);
-  m.set(devicePublicKey, AUTH_CONTEXT.length + challenge.length);
   return m;
 }
 
@@ -187,18 +181,32 @@ export class SecurityGroup {
     return out;
   }
 
-  async challenge(opts?: RequestOptions): Promise<Uint8Array> {
-    const r = await this.client.read(this.id, SEC.AuthChallenge, {}, opts);
-    return bytes(r.challenge, 'challenge');
+  /** Key exchange message 1 -> 2: send the tool's ephemeral X25519 key; the device answers with its own, a challenge and its signature. */
+  async keyExchange(gX: Uint8Array, opts?: RequestOptions): Promise<{ challenge: Uint8Array; gY: Uint8Array; sig: Uint8Array }> {
+    const r = await this.client.read(this.id, SEC.AuthChallenge, { g_x: gX }, opts);
+    return { challenge: bytes(r.challenge, 'challenge'), gY: bytes(r.g_y, 'g_y'), sig: bytes(r.sig, 'sig') };
   }
 
-  /** Present a credential and a signature over authMessage(challenge, devicePublicKey). */
-  async authenticate(credential: Uint8Array, sig: Uint8Array, opts?: RequestOptions): Promise<{ technician: string; permissions: string[] }> {
+  /** Key exchange message 3 -> 4: the credential and the technician's signature; the device confirms the keys. */
+  async authenticate(credential: Uint8Array, sig: Uint8Array, opts?: RequestOptions): Promise<{ technician: string; permissions: string[]; kc?: Uint8Array }> {
     const r = await this.writeBlob(SEC.Auth, credential, { sig }, opts);
     return {
       technician: text(r.technician, 'technician'),
       permissions: Array.isArray(r.permissions) ? (r.permissions as unknown[]).filter((p): p is string => typeof p === 'string') : [],
+      kc: r.kc instanceof Uint8Array ? r.kc : undefined,
     };
+  }
+
+  /** The version of the trust bundle the device holds (0: only what provisioning gave it). */
+  async bundleVersion(opts?: RequestOptions): Promise<number> {
+    const r = await this.client.read(this.id, SEC.Identity, {}, opts);
+    return uint(r.bundle_ver ?? 0, 'bundle_ver');
+  }
+
+  /** Hand the device a trust bundle (inside the session); it installs it if it chains from its owner keys and is newer. */
+  async pushBundle(bundle: Uint8Array, opts?: RequestOptions): Promise<{ version: number; ended: boolean }> {
+    const r = await this.writeBlob(SEC.BundlePush, bundle, {}, opts);
+    return { version: uint(r.version, 'version'), ended: r.ended === true };
   }
 
   async readConfig(opts?: RequestOptions): Promise<{ sequence: number; digest?: Uint8Array; settings: Record<string, unknown> }> {
