@@ -8,9 +8,10 @@ import { commands as deviceCommands } from './commands/device.ts';
 import { commands as flashCommands } from './commands/flash.ts';
 import { commands as identityCommands } from './commands/identity.ts';
 import { commands as imageCommands } from './commands/image.ts';
+import { commands as hubCommands } from './commands/hub.ts';
 import { commands as trustCommands } from './commands/trust.ts';
 
-const areas: Record<string, CliCommand>[] = [deviceCommands, configCommands, flashCommands, identityCommands, imageCommands, trustCommands, attestCommands, auditCommands];
+const areas: Record<string, CliCommand>[] = [deviceCommands, configCommands, flashCommands, identityCommands, imageCommands, trustCommands, attestCommands, auditCommands, hubCommands];
 
 export function allCommands(): Map<string, CliCommand> {
   const m = new Map<string, CliCommand>();

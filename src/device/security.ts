@@ -14,21 +14,23 @@ import { type TrustBundle, verifyBundle } from '../core/trust/bundle.ts';
 import { type Permission, checkCredentialPermits, verifyCredential } from '../core/trust/credential.ts';
 import { ed25519PublicKey, ed25519Sign, ed25519Verify } from '../core/trust/ed25519.ts';
 import { type DebugStatus, type InterfaceState, signEatToken } from '../core/trust/eat.ts';
-import { issueIdentity } from '../core/trust/identity.ts';
+import { type DeviceIdentityCert, verifyIdentity } from '../core/trust/identity.ts';
 import { keyId } from '../core/trust/keys.ts';
 import type { LifecycleState } from '../core/trust/psa.ts';
 import { generateX25519, open as openSealed, x25519PublicKey } from '../core/trust/seal.ts';
 import { type SignedConfig, verifyConfig } from '../core/trust/signed-config.ts';
-import { SECURITY_GROUP_DEFAULT_ID, SECURITY_GROUP_NAME, SEC, SEC_RC, popMessage } from '../core/groups/security.ts';
+import { SECURITY, SEC, SEC_RC, popMessage, provisionPopMessage } from '../core/protocol/security.ts';
+import { SETTINGS } from '../core/protocol/settings.ts';
+import { OS } from '../core/protocol/os.ts';
+import { verifyReprovision } from '../core/trust/reprovision.ts';
 import {
-  MAX_PROTECTED_SEQ, PROTECT_OVERHEAD, type SessionKeys, deviceSignedMessage, ephemeralX25519, mac2, mac3, protect, pseudoRandomKey, sessionKeys,
-  sharedSecret, technicianSignedMessage, transcript2, transcript3, unprotect,
-} from '../core/groups/secure-channel.ts';
+  PROTECT_OVERHEAD, type SessionKeys, deviceSignedMessage, ecdh, ephemeralX25519, mac2, mac3, parseProtected, protect, pseudoRandomKey,
+  sessionKeys, technicianSignedMessage, transcript2, transcript3, unprotect,
+} from '../core/trust/session.ts';
 import { Group, Op, SMP_HEADER_SIZE, decodeHeader } from '../core/smp/header.ts';
-import { OS } from '../core/groups/os.ts';
-import { SETTINGS } from '../core/groups/settings.ts';
 import type { ReferenceDevice } from './device.ts';
 import { type Arrival, type Body, type Connection, MgmtError, RC, type RequestContext } from './mgmt.ts';
+import { containsBytes, equalBytes, fromLooseHex } from '../core/base/bytes.ts';
 
 export { SEC_RC };
 
@@ -41,6 +43,8 @@ export interface Misbehaviour {
   debugUnlocked?: boolean;
   /** Report a firmware measurement no reference value knows. */
   unknownFirmware?: boolean;
+  /** At provisioning, sign the station's nonce with a key other than the one offered (a cloned or faulty element). */
+  badProvisionProof?: boolean;
 }
 
 export interface SecurityOptions {
@@ -48,9 +52,12 @@ export interface SecurityOptions {
   serial?: string;
   model?: string;
   hwRev?: string;
+  /** The chip's unique id as a UEID (RFC 9711; default a random UEID: 0x01 and 16 bytes), fixed in silicon. */
   ueid?: Uint8Array;
   mac?: Uint8Array;
   devEui?: Uint8Array;
+  /** Manufacturer keys (Ed25519, raw) whose identity certificates the device accepts (its firmware's trust anchor). */
+  manufacturerKeys?: Uint8Array[];
   lifecycle?: LifecycleState;
   debugStatus?: DebugStatus;
   /** Owner authority public keys (Ed25519, raw) the device trusts for credentials and configurations. */
@@ -96,6 +103,10 @@ interface ConnectionSecurity {
   handshake: { th2: Uint8Array; sig2: Uint8Array; prk: Uint8Array } | null;
   inbound: Map<number, { buf: Uint8Array; fill: number }>;
   token: { nonce: Uint8Array; bytes: Uint8Array } | null;
+  /** Provisioning begun on this connection (candidate keys generated). */
+  provisioning: boolean;
+  /** A verified re-provisioning authorization presented on this connection. */
+  reprovisionAuth: { id: Uint8Array; reason: string } | null;
 }
 
 const CHUNK_CAP = 4096;
@@ -106,37 +117,89 @@ const MAX_BLOB = 16384;
 /** A pushed trust bundle may be larger (its firmware and configuration lists). */
 const MAX_BUNDLE = 262144;
 
-/** The keys never leave this object; only signatures, public keys and decryptions do. */
+/**
+ * The keys never leave this object; only signatures, public keys and decryptions do.
+ * A factory-fresh element holds no identity: provisioning generates a candidate key
+ * pair (identity Ed25519 + X25519) and activates it only once a certificate for it
+ * has been checked. Until then (and after a reboot) the candidate is thrown away.
+ */
 class SecureElement {
-  private readonly seed: Uint8Array;
-  private readonly encPriv: Uint8Array;
+  private seed: Uint8Array | null = null;
+  private encPriv: Uint8Array | null = null;
+  private pub: Uint8Array | null = null;
+  private encPub: Uint8Array | null = null;
+  private candidate: { seed: Uint8Array; encPriv: Uint8Array; pub: Uint8Array; encPub: Uint8Array } | null = null;
   private readonly rogueSeed: Uint8Array;
-  publicKey!: Uint8Array;
   roguePublicKey!: Uint8Array;
-  readonly encPublicKey: Uint8Array;
 
   constructor() {
-    this.seed = crypto.getRandomValues(new Uint8Array(32));
     this.rogueSeed = crypto.getRandomValues(new Uint8Array(32));
-    const x = generateX25519();
-    this.encPriv = x.privateKey;
-    this.encPublicKey = x25519PublicKey(this.encPriv);
   }
 
   async init(): Promise<void> {
-    this.publicKey = await ed25519PublicKey(this.seed);
     this.roguePublicKey = await ed25519PublicKey(this.rogueSeed);
   }
 
+  get hasIdentity(): boolean {
+    return this.pub !== null;
+  }
+
+  /** The identity key; a factory-fresh element has none. */
+  get publicKey(): Uint8Array {
+    if (!this.pub) throw new MgmtError(RC.ENOENT, SEC_RC.NotProvisioned);
+    return this.pub;
+  }
+
+  get encPublicKey(): Uint8Array {
+    if (!this.encPub) throw new MgmtError(RC.ENOENT, SEC_RC.NotProvisioned);
+    return this.encPub;
+  }
+
+  /** Generate a new candidate key pair (replacing any earlier candidate). */
+  async generateCandidate(): Promise<{ pub: Uint8Array; encPub: Uint8Array }> {
+    const seed = crypto.getRandomValues(new Uint8Array(32));
+    const x = generateX25519();
+    const c = { seed, encPriv: x.privateKey, pub: await ed25519PublicKey(seed), encPub: x25519PublicKey(x.privateKey) };
+    this.candidate = c;
+    return { pub: c.pub, encPub: c.encPub };
+  }
+
+  candidateKeys(): { pub: Uint8Array; encPub: Uint8Array } | null {
+    return this.candidate ? { pub: this.candidate.pub, encPub: this.candidate.encPub } : null;
+  }
+
+  signWithCandidate(msg: Uint8Array, rogue = false): Promise<Uint8Array> {
+    if (!this.candidate) throw new MgmtError(RC.EBADSTATE, SEC_RC.ProvisionOrder);
+    return ed25519Sign(msg, rogue ? this.rogueSeed : this.candidate.seed);
+  }
+
+  /** The certified candidate becomes the identity (the old identity key is erased). */
+  activateCandidate(): void {
+    const c = this.candidate;
+    if (!c) throw new MgmtError(RC.EBADSTATE, SEC_RC.ProvisionOrder);
+    this.seed = c.seed;
+    this.encPriv = c.encPriv;
+    this.pub = c.pub;
+    this.encPub = c.encPub;
+    this.candidate = null;
+  }
+
+  dropCandidate(): void {
+    this.candidate = null;
+  }
+
   sign(msg: Uint8Array, rogue = false): Promise<Uint8Array> {
-    return ed25519Sign(msg, rogue ? this.rogueSeed : this.seed);
+    if (!rogue && !this.seed) throw new MgmtError(RC.ENOENT, SEC_RC.NotProvisioned);
+    return ed25519Sign(msg, rogue ? this.rogueSeed : this.seed!);
   }
 
   signToken(fn: (seed: Uint8Array) => Promise<Uint8Array>, rogue = false): Promise<Uint8Array> {
-    return fn(rogue ? this.rogueSeed : this.seed);
+    if (!rogue && !this.seed) throw new MgmtError(RC.ENOENT, SEC_RC.NotProvisioned);
+    return fn(rogue ? this.rogueSeed : this.seed!);
   }
 
   unseal(sealed: Uint8Array): Map<string, unknown> {
+    if (!this.encPriv) throw new MgmtError(RC.ENOENT, SEC_RC.NotProvisioned);
     return openSealed(sealed, this.encPriv);
   }
 }
@@ -163,55 +226,133 @@ export class DeviceSecurity {
   private bundle: TrustBundle | null = null;
   private bootSeed = crypto.getRandomValues(new Uint8Array(32));
   private previousNonce: Uint8Array | null = null;
+  /** Chip UID (UEID): fixed in silicon, reported before provisioning. */
+  readonly chipUid: Uint8Array;
 
   constructor(
     private readonly device: ReferenceDevice,
     opts: SecurityOptions = {},
   ) {
-    this.groupId = opts.groupId ?? SECURITY_GROUP_DEFAULT_ID;
+    this.groupId = opts.groupId ?? SECURITY.id;
     this.opts = { ...opts, serial: opts.serial ?? 'FB-0001', model: opts.model ?? 'fieldbench-ref', hwRev: opts.hwRev ?? 'rev-b' };
     this.misbehave = { ...opts.misbehave };
     if (opts.interfaces) this.interfaces = { ...opts.interfaces };
     if (opts.debugStatus === 'enabled') this.misbehave.debugUnlocked = true;
+    this.chipUid = opts.ueid ?? Uint8Array.of(0x01, ...crypto.getRandomValues(new Uint8Array(16)));
+    if (this.chipUid.length < 7 || this.chipUid.length > 33) throw new Error('the chip UID (UEID) must be 7..33 bytes');
     device.onBoot(() => {
+      // A candidate key pair lives in RAM only: a reboot drops it (provisioning starts again).
+      this.se.dropCandidate();
       this.bootSeed = crypto.getRandomValues(new Uint8Array(32));
     });
   }
 
-  /** First boot: generate keys in the secure element. */
+  /** First boot: the secure element starts factory-fresh (no identity until provisioned over the wire). */
   async init(): Promise<void> {
     await this.se.init();
-    this.log('boot', 'device keys generated');
+    this.log('boot', 'factory-fresh: no identity');
+  }
+
+  get provisioned(): boolean {
+    return this.se.hasIdentity && this.identityCert !== null;
   }
 
   get devicePublicKey(): Uint8Array {
     return this.se.publicKey;
   }
 
-  /** Factory provisioning: the manufacturer certifies the device's keys and identifiers. */
-  async provision(manufacturerSeed: Uint8Array, notAfter: Date | number, ownerKeys?: Uint8Array[]): Promise<Uint8Array> {
-    this.identityCert = await issueIdentity(
-      {
-        serial: this.opts.serial,
-        model: this.opts.model,
-        hwRev: this.opts.hwRev,
-        ueid: this.opts.ueid,
-        mac: this.opts.mac,
-        devEui: this.opts.devEui,
-        devicePublicKey: this.se.publicKey,
-        deviceEncKey: this.se.encPublicKey,
-        notAfter,
-      },
-      manufacturerSeed,
-    );
-    if (ownerKeys) this.opts.ownerKeys = ownerKeys;
-    this.log('provisioned', `identity certificate issued for ${this.opts.serial}`);
-    return this.identityCert;
-  }
-
-  /** Install a certificate issued elsewhere (must certify this device's key). */
+  /**
+   * Tests only, to model a tampered or corrupted certificate store: replace the
+   * stored certificate bytes (the device's keys stay as they are).
+   */
   setIdentityCert(cert: Uint8Array): void {
     this.identityCert = cert;
+  }
+
+  private requireProvisioned(): void {
+    if (!this.provisioned) throw new MgmtError(RC.ENOENT, SEC_RC.NotProvisioned);
+  }
+
+  /** Provision step 1: generate the candidate keys and prove possession over the station's nonce. */
+  private async provisionBegin(b: Body, at: Arrival): Promise<Body> {
+    const nonce = this.nonce(b);
+    const cs = this.stateOf(at.connection);
+    if (this.provisioned && !cs.reprovisionAuth) {
+      this.log('provision-refused', 'already provisioned and no re-provisioning authorization presented');
+      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.AlreadyProvisioned);
+    }
+    const { pub, encPub } = await this.se.generateCandidate();
+    cs.provisioning = true;
+    const sig = await this.se.signWithCandidate(
+      provisionPopMessage({ nonce, devicePublicKey: pub, deviceEncKey: encPub, chipUid: this.chipUid, model: this.opts.model, hwRev: this.opts.hwRev }),
+      this.misbehave.badProvisionProof,
+    );
+    this.log('provision-begin', 'candidate identity keys generated');
+    return { pub, enc_pub: encPub, uid: this.chipUid, model: this.opts.model, hw_rev: this.opts.hwRev, sig };
+  }
+
+  private async provisionAuthorize(b: Body, at: Arrival): Promise<Body> {
+    const got = this.receive(SEC.ProvisionAuthorize, b, at);
+    if (!(got instanceof Uint8Array)) return got;
+    this.requireProvisioned();
+    const v = await verifyReprovision(got, { ownerKeys: this.opts.ownerKeys ?? [], now: this.device.now(), devicePublicKey: this.se.publicKey, chipUid: this.chipUid });
+    if (!v.ok) {
+      this.log('provision-refused', `re-provisioning authorization rejected: ${v.reason}`);
+      const rc = v.code === 'expired' || v.code === 'not-yet-valid' ? SEC_RC.Expired
+        : v.code === 'wrong-target' ? SEC_RC.WrongTarget
+        : v.code === 'wrong-type' ? SEC_RC.WrongType
+        : v.code === 'schema' || v.code === 'malformed' || v.code === 'too-large' || v.code === 'trailing-bytes' ? SEC_RC.Malformed
+        : SEC_RC.BadSignature;
+      throw new MgmtError(RC.EACCESSDENIED, rc);
+    }
+    this.stateOf(at.connection).reprovisionAuth = { id: v.value.authorizationId, reason: v.value.reason };
+    this.log('reprovision-authorized', `owner authorized re-provisioning: ${v.value.reason}`);
+    return {};
+  }
+
+  /** Provision step 2: check the certificate binds the candidate keys and this chip, from a trusted manufacturer; then lock. */
+  private async provisionCert(b: Body, at: Arrival): Promise<Body> {
+    const got = this.receive(SEC.ProvisionCert, b, at);
+    if (!(got instanceof Uint8Array)) return got;
+    const cs = this.stateOf(at.connection);
+    const cand = this.se.candidateKeys();
+    if (!cs.provisioning || !cand) throw new MgmtError(RC.EBADSTATE, SEC_RC.ProvisionOrder);
+    if (this.provisioned && !cs.reprovisionAuth) throw new MgmtError(RC.EACCESSDENIED, SEC_RC.AlreadyProvisioned);
+    const anchors = (this.opts.manufacturerKeys ?? []).map((k) => ed25519Key(k));
+    const v = await verifyIdentity(got, { bundle: { ...this.trustContext(), anchors: { manufacturer: anchors, firmware: [], owner: [] } }, now: this.device.now() });
+    if (!v.ok) {
+      this.log('provision-refused', `identity certificate rejected: ${v.reason}`);
+      const rc = v.code === 'expired' || v.code === 'not-yet-valid' ? SEC_RC.Expired
+        : v.code === 'wrong-type' ? SEC_RC.WrongType
+        : v.code === 'schema' || v.code === 'malformed' || v.code === 'too-large' || v.code === 'trailing-bytes' ? SEC_RC.Malformed
+        : SEC_RC.BadSignature;
+      throw new MgmtError(RC.EACCESSDENIED, rc);
+    }
+    const c: DeviceIdentityCert = v.value;
+    const binds =
+      equalBytes(c.devicePublicKey, cand.pub) && equalBytes(c.deviceEncKey, cand.encPub) && !!c.ueid && equalBytes(c.ueid, this.chipUid) &&
+      c.model === this.opts.model && c.hwRev === this.opts.hwRev;
+    if (!binds) {
+      this.log('provision-refused', `identity certificate for ${c.serial} does not bind this device`);
+      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.CertMismatch);
+    }
+    const again = this.provisioned;
+    this.se.activateCandidate();
+    this.identityCert = got;
+    this.opts.serial = c.serial;
+    this.opts.mac = c.mac;
+    this.opts.devEui = c.devEui;
+    this.opts.ueid = c.ueid;
+    cs.provisioning = false;
+    cs.reprovisionAuth = null;
+    cs.auth = null;
+    if (again) {
+      // Secrets sealed to the old X25519 key are unreadable now: the configuration goes with the old identity.
+      this.records = [null, null];
+      this.active = null;
+    }
+    this.log('provisioned', `identity certificate ${again ? 're-' : ''}issued for ${c.serial}; provisioning locked`);
+    return { serial: c.serial };
   }
 
   activeConfig(): ConfigRecord | null {
@@ -256,7 +397,7 @@ export class DeviceSecurity {
   private stateOf(c: Connection): ConnectionSecurity {
     let st = c.state.get(this) as ConnectionSecurity | undefined;
     if (!st || st.boot !== this.device.bootCount) {
-      st = { boot: this.device.bootCount, auth: null, session: null, handshake: null, inbound: new Map(), token: null };
+      st = { boot: this.device.bootCount, auth: null, session: null, handshake: null, inbound: new Map(), token: null, provisioning: false, reprovisionAuth: null };
       c.state.set(this, st);
     }
     return st;
@@ -267,20 +408,31 @@ export class DeviceSecurity {
     return this.stateOf(c).auth;
   }
 
+  /**
+   * A privileged command: it must come from an authenticated technician (rc 1), inside the
+   * connection's protected session (rc 15: a session exists but the request came plain), under
+   * a credential granting `p` (rc 2).
+   */
   requirePermission(p: Permission, at: Arrival): void {
     const auth = this.authOf(at.connection);
     if (!auth) {
       this.log('access-denied', `${p} without authentication`);
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.NotAuthenticated);
     }
-    if (!auth.permissions.includes(p)) {
-      this.log('access-denied', `${auth.technician} lacks ${p}`);
-      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Permission);
-    }
     if (!at.protected) {
       this.log('access-denied', `${p} outside the protected session`);
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.SessionRequired);
     }
+    if (!auth.permissions.includes(p)) {
+      this.log('access-denied', `${auth.technician} lacks ${p}`);
+      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Permission);
+    }
+  }
+
+  /** True when this request may use permission `p` (authenticated, protected, granted). */
+  private permits(p: Permission, at: Arrival): boolean {
+    const auth = this.authOf(at.connection);
+    return !!auth && !!at.protected && auth.permissions.includes(p);
   }
 
   /** A privileged command of another group: refused with the security group's code, so the tool can tell why. */
@@ -297,7 +449,7 @@ export class DeviceSecurity {
   guard(group: number, id: number, op: number, at: Arrival): void {
     if (group === this.groupId || group === Group.Enum) return;
     // No unsigned path on a provisioned device: Settings changes need the session and configure.
-    if (group === Group.Settings && op === Op.Write && SETTINGS_WRITES.has(id)) this.requireForeign('configure', at);
+    if (group === Group.Settings && op === Op.Write && SETTINGS_WRITES.has(id) && this.provisioned) this.requireForeign('configure', at);
     if (group === Group.OS && (id === 6 || id === 0 || id === 8)) return; // params, echo, bootloader info
     const st = this.interfaces.smp_serial;
     if (st === 'disabled') throw new MgmtError(RC.EACCESSDENIED);
@@ -387,6 +539,7 @@ export class DeviceSecurity {
     const cs = this.stateOf(at.connection);
     const got = this.receive(SEC.Auth, b, at);
     if (!(got instanceof Uint8Array)) return got;
+    this.requireProvisioned();
     if (Date.now() < this.lockedUntil) {
       this.log('auth-locked', 'authentication attempt during lockout');
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.LockedOut);
@@ -433,12 +586,13 @@ export class DeviceSecurity {
 
   /** Message 1 -> message 2 of the key exchange: the device's ephemeral key, challenge and signature. */
   private async keyExchange(b: Body, at: Arrival): Promise<Body> {
+    this.requireProvisioned();
     const gX = b.g_x;
     if (!(gX instanceof Uint8Array) || gX.length !== 32) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
     const eph = ephemeralX25519();
     let secret: Uint8Array;
     try {
-      secret = sharedSecret(eph.privateKey, gX);
+      secret = ecdh(eph.privateKey, gX);
     } catch {
       throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
     } finally {
@@ -466,16 +620,14 @@ export class DeviceSecurity {
       this.log('protection-failure', 'protected request without a session on this connection');
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Protection);
     }
-    const seq = b.s;
-    const ct = b.c;
-    if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1 || seq > MAX_PROTECTED_SEQ || !(ct instanceof Uint8Array)) {
-      throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
-    }
+    const p = parseProtected(b);
+    if (!p) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
+    const seq = p.seq;
     if (seq <= session.lastSeq) {
       this.log('protection-failure', `sequence ${seq} not above ${session.lastSeq}: replayed or reordered`);
-      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Replayed);
+      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Protection);
     }
-    const inner = unprotect(session.keys.t2d, 't2d', seq, ct);
+    const inner = unprotect(session.keys.t2d, 't2d', seq, p.ciphertext);
     if (!inner) {
       this.log('protection-failure', `sequence ${seq}: authentication tag invalid (tampered or injected)`);
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Protection);
@@ -509,18 +661,25 @@ export class DeviceSecurity {
     }
   }
 
-  /** os datetime write: a permission, the session, and never below the floor. */
-  private checkClock(newTimeMs: number, ctx: RequestContext): void {
-    this.requireForeign('configure', ctx);
+  /**
+   * os datetime write. Never below the trusted floor (rc 18). Backwards at all only inside an
+   * authenticated session with the configure permission; anyone else may only move it forward
+   * (a device without a battery-backed clock boots at 1970 and a stock tool sets it; a later
+   * time can only make the device refuse more, never accept what has expired).
+   */
+  checkClock(newTimeMs: number, ctx: RequestContext): void {
+    if (!this.provisioned) return;
+    const at = new Date(newTimeMs).toISOString();
     if (newTimeMs < this.timeFloorMs) {
-      this.log('clock-refused', `clock set to ${new Date(newTimeMs).toISOString()}, below the trusted floor ${new Date(this.timeFloorMs).toISOString()}`);
+      this.log('clock-refused', `clock set to ${at}, below the trusted floor ${new Date(this.timeFloorMs).toISOString()}`);
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Clock, undefined, this.groupId);
     }
-    this.log('clock', `clock set to ${new Date(newTimeMs).toISOString()} by ${this.authOf(ctx.connection)?.technician}`);
-  }
-
-  checkClockFor(newTimeMs: number, ctx: RequestContext): void {
-    this.checkClock(newTimeMs, ctx);
+    const allowed = this.permits('configure', ctx);
+    if (!allowed && newTimeMs < this.device.now()) {
+      this.log('clock-refused', `clock set back to ${at} without the configure permission in a session`);
+      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Clock, undefined, this.groupId);
+    }
+    this.log('clock', `clock set to ${at}${allowed ? ` by ${this.authOf(ctx.connection)?.technician}` : ' (forward)'}`);
   }
 
   /** The held trust bundle's version (0: only what provisioning gave). */
@@ -557,7 +716,7 @@ export class DeviceSecurity {
       const st = c.state.get(this) as ConnectionSecurity | undefined;
       const a = st?.auth;
       if (!st || !a) continue;
-      if (containsId(v.value.revocations.credentialIds, a.credentialId) || containsId(v.value.revocations.keyIds, a.technicianKeyId)) {
+      if (containsBytes(v.value.revocations.credentialIds, a.credentialId) || containsBytes(v.value.revocations.keyIds, a.technicianKeyId)) {
         this.log('session-ended', `technician ${a.technician}: credential or key revoked by bundle v${v.value.version}`);
         if (c === ctx.connection) ended = true;
         else {
@@ -628,7 +787,7 @@ export class DeviceSecurity {
     this.active = target; // the single atomic write
     this.sequenceFloor = Math.max(this.sequenceFloor, cfg.sequence);
     this.advanceFloor(cfg.notBefore, `configuration #${cfg.sequence}`);
-    if (typeof cfg.settings['rotate.devEui'] === 'string') this.opts.devEui = hexBytes(cfg.settings['rotate.devEui'] as string);
+    if (typeof cfg.settings['rotate.devEui'] === 'string') this.opts.devEui = fromLooseHex(cfg.settings['rotate.devEui'] as string);
     await this.opts.applyStep?.('committed');
     this.log('config-applied', `configuration #${cfg.sequence} applied by ${auth.technician}`);
     return { seq: cfg.sequence, digest: cfg.digest };
@@ -638,9 +797,11 @@ export class DeviceSecurity {
     const s = this;
     return {
       id: this.groupId,
-      name: SECURITY_GROUP_NAME,
+      name: SECURITY.name,
       read: {
-        [SEC.Identity]: () => ({
+        [SEC.Identity]: () => {
+          s.requireProvisioned();
+          return {
           serial: s.opts.serial,
           model: s.opts.model,
           hw_rev: s.opts.hwRev,
@@ -651,6 +812,15 @@ export class DeviceSecurity {
           dev_eui: s.opts.devEui,
           cert_len: s.identityCert?.length ?? 0,
           bundle_ver: s.bundleVersion,
+          };
+        },
+        [SEC.ProvisionState]: () => ({
+          state: s.provisioned ? 'provisioned' : 'unprovisioned',
+          uid: s.chipUid,
+          model: s.opts.model,
+          hw_rev: s.opts.hwRev,
+          mfr: (s.opts.manufacturerKeys ?? []).map((k) => keyId(k)),
+          ...(s.provisioned ? { pub: s.se.publicKey } : {}),
         }),
         [SEC.Cert]: (b: Body, ctx: RequestContext) => {
           if (!s.identityCert) throw new MgmtError(RC.ENOENT);
@@ -679,12 +849,19 @@ export class DeviceSecurity {
         [SEC.Interfaces]: () => ({ interfaces: s.interfaces }),
       },
       write: {
-        [SEC.Prove]: async (b: Body) => ({ sig: await s.se.sign(popMessage(s.nonce(b)), s.misbehave.wrongKey) }),
+        [SEC.Prove]: async (b: Body) => {
+          s.requireProvisioned();
+          return { sig: await s.se.sign(popMessage(s.nonce(b)), s.misbehave.wrongKey) };
+        },
+        [SEC.ProvisionBegin]: (b: Body, ctx: RequestContext) => s.provisionBegin(b, ctx),
+        [SEC.ProvisionAuthorize]: (b: Body, ctx: RequestContext) => s.provisionAuthorize(b, ctx),
+        [SEC.ProvisionCert]: (b: Body, ctx: RequestContext) => s.provisionCert(b, ctx),
         [SEC.Attest]: async (b: Body, ctx: RequestContext) => {
+          s.requireProvisioned();
           const nonce = s.nonce(b, EAT_NONCE_SIZES);
           const cs = s.stateOf(ctx.connection);
           const off = typeof b.off === 'number' ? b.off : 0;
-          if (off === 0 || !cs.token || !sameBytes(cs.token.nonce, nonce)) {
+          if (off === 0 || !cs.token || !equalBytes(cs.token.nonce, nonce)) {
             if (off !== 0) throw new MgmtError(RC.EINVAL, SEC_RC.Offset);
             cs.token = { nonce, bytes: await s.attestationToken(nonce) };
             s.log('attested', 'attestation token issued');
@@ -722,26 +899,13 @@ export class DeviceSecurity {
 
 const SETTINGS_WRITES = new Set<number>([SETTINGS.ReadWrite, SETTINGS.Delete, SETTINGS.Commit, SETTINGS.LoadSave]);
 
-function containsId(list: readonly Uint8Array[], x: Uint8Array): boolean {
-  return list.some((e) => sameBytes(e, x));
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
-function hexBytes(s: string): Uint8Array {
-  const clean = s.replace(/[^0-9a-f]/gi, '');
-  return Uint8Array.from({ length: clean.length >> 1 }, (_, i) => parseInt(clean.slice(i * 2, i * 2 + 2), 16));
-}
-
 /** Add the security group to a reference device. */
 export async function installSecurity(device: ReferenceDevice, opts: SecurityOptions = {}): Promise<DeviceSecurity> {
   const sec = new DeviceSecurity(device, opts);
   await sec.init();
   device.registerGroup(sec.groupDef());
   device.accessGuard = (g, id, op, at) => sec.guard(g, id, op, at);
-  device.clockGuard = (t, ctx) => sec.checkClockFor(t, ctx);
+  device.clockGuard = (t, ctx) => sec.checkClock(t, ctx);
   return sec;
 }
 

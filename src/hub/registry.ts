@@ -101,7 +101,7 @@ export async function updateRegistry(tx: Sql, sourceId: string, es: AuditExportE
         const v = e.device[k];
         if (!v) continue;
         (d as unknown as Record<string, unknown>)[COLS[k]] = v;
-        const key = `${k}\u0000${v}`;
+        const key = `${k}\u0000${v}\u0000${anchor}`;
         const s = sightings.get(key);
         if (s) {
           s.first = Math.min(s.first, e.time);

@@ -1,9 +1,9 @@
 import 'fake-indexeddb/auto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type AttestState, type EventsState, attestDevice, readSecurityEvents, runAttest } from '../../src/core/ops/attest.ts';
-import { UNSUPPORTED_REASON } from '../../src/core/ops/identify.ts';
+import { type AttestState, type EventsState, attestDevice, readSecurityEvents, runAttest } from '../../src/core/ops/state-awareness/attest.ts';
+import { UNSUPPORTED_REASON } from '../../src/core/ops/identification/identify.ts';
 import { recordAttestation } from '../../src/core/ops/record.ts';
-import { openSession } from '../../src/core/smp/session.ts';
+import { openSession } from '../../src/core/groups/session.ts';
 import { type FieldbenchDB, openStore } from '../../src/core/store/db.ts';
 import { exportAudit, verifyAuditExport } from '../../src/core/store/audit.ts';
 import { seedSigner } from '../../src/core/store/sig.ts';
@@ -126,7 +126,7 @@ describe('attestDevice', () => {
     const x = await w();
     const cfg = await issueConfig({ target: { kind: 'model', model: 'fieldbench-ref' }, sequence: 1, settings: { interval: 60 }, notAfter: new Date(Date.now() + 86400_000) }, x.auth.owner.privateKey);
     const { SecurityGroup } = await import('../../src/core/groups/security.ts');
-    const { authenticateTechnician } = await import('../../src/core/ops/access.ts');
+    const { authenticateTechnician } = await import('../../src/core/ops/access/login.ts');
     const { ed25519Sign } = await import('../../src/core/trust/ed25519.ts');
     const g = new SecurityGroup(x.session.client, x.sec.groupId);
     await authenticateTechnician(g, x.sec.devicePublicKey, x.auth.credential, (m) => ed25519Sign(m, x.auth.technician.privateKey));

@@ -199,6 +199,12 @@ describe.each(backends())('hub on $name', (backend) => {
     expect(kinds).toEqual([`devEui:${shared}`, `devicePublicKey:${deviceN(4).devicePublicKey}`].sort());
     const cloned = cs.find((c) => c.kind === 'devicePublicKey')!;
     expect(cloned.sides.map((s) => s.device.serial).sort()).toEqual(['CLONE-1', deviceN(4).serial].sort());
+    // two devices with one DevEUI in the same push of one source
+    const site3 = new Trail(alice);
+    await site3.add([{ op: 'identify', device: deviceN(10, { devEui: '70b3d5dddddd0001' }) }, { op: 'identify', device: deviceN(11, { devEui: '70b3d5dddddd0001' }) }]);
+    await ingest(db, trust, site3.push(), { pusher: 'x' });
+    expect(await lookupIdentifier(db, 'devEui', '70b3d5dddddd0001')).toHaveLength(2);
+    expect((await listCollisions(db)).map((c) => c.value)).toContain('70b3d5dddddd0001');
     // a device seen only once is no collision
     expect(await lookupIdentifier(db, 'serial', deviceN(2).serial!)).toHaveLength(1);
     const st = await deviceState(db, `key:${deviceN(1).devicePublicKey}`);

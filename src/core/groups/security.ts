@@ -6,88 +6,33 @@
  * Messages larger than the device's buffer move in chunks (off, len, data), as
  * the Image group does. docs/PROTOCOL.md has the CDDL.
  */
-import type { RequestOptions, SmpClient } from '../smp/client.ts';
+import type { Body, Protector, RequestOptions, SmpClient } from '../smp/client.ts';
 import { SmpError } from '../smp/errors.ts';
-import { SMP_HEADER_SIZE } from '../smp/header.ts';
-import { encodeCbor } from '../smp/cbor.ts';
+import { Group, SMP_HEADER_SIZE } from '../smp/header.ts';
+import { encodeCbor } from '../base/cbor.ts';
+import { equalBytes } from '../base/bytes.ts';
+import { OS } from '../protocol/os.ts';
+import { SEC, SEC_RC, SECURITY, type SecurityErrorName } from '../protocol/security.ts';
+import { ed25519Verify } from '../trust/ed25519.ts';
+import {
+  MAX_PROTECTED_SEQ, PROTECT_OVERHEAD, SessionError, type SessionKeys, deviceSignedMessage, ecdh, ephemeralX25519, mac2, mac3, parseProtected, protect,
+  pseudoRandomKey, sessionKeys, technicianSignedMessage, transcript2, transcript3, unprotect,
+} from '../trust/session.ts';
 
-export const SECURITY_GROUP_NAME = 'fieldbench_sec';
+export { POP_CONTEXT, PROVISION_CONTEXT, SEC, SEC_RC, SECURITY, popMessage, provisionPopMessage } from '../protocol/security.ts';
+
+export const SECURITY_GROUP_NAME = SECURITY.name;
 /** Default id; devices may use another, so look it up with findGroup(listGroups(...), SECURITY_GROUP_NAME). */
-export const SECURITY_GROUP_DEFAULT_ID = 96;
+export const SECURITY_GROUP_DEFAULT_ID = SECURITY.id;
 
-export const SEC = {
-  Identity: 0,
-  Cert: 1,
-  Prove: 2,
-  Attest: 3,
-  Events: 4,
-  AuthChallenge: 5,
-  Auth: 6,
-  ConfigRead: 7,
-  ConfigApply: 8,
-  Interfaces: 9,
-  Wipe: 10,
-  /** A request protected by the session (secure-channel.ts): {s, c} both ways. */
-  Protected: 11,
-  /** Hand the device the held trust bundle (chunked); it installs it if it chains and is newer. */
-  BundlePush: 12,
-} as const;
-
-/** Group-specific error codes (v2 `err.rc`): the one table, used by the device and the tool. */
-export const SEC_RC = {
-  NotAuthenticated: 1,
-  Permission: 2,
-  BadSignature: 3,
-  WrongTarget: 4,
-  Replayed: 5,
-  Expired: 6,
-  Malformed: 7,
-  DecryptFailed: 8,
-  LockedOut: 9,
-  Revoked: 10,
-  Offset: 11,
-  RotationDenied: 12,
-  Nonce: 13,
-  WrongType: 14,
-  SessionRequired: 15,
-  Protection: 16,
-  StaleBundle: 17,
-  Clock: 18,
-} as const;
-
-export const SEC_ERR: Record<number, string> = {
-  [SEC_RC.NotAuthenticated]: 'not authenticated: present a technician credential first',
-  [SEC_RC.Permission]: 'permission denied by the technician credential',
-  [SEC_RC.BadSignature]: 'signature invalid',
-  [SEC_RC.WrongTarget]: 'not for this device (target or scope)',
-  [SEC_RC.Replayed]: 'replayed: sequence number not above the one applied',
-  [SEC_RC.Expired]: 'expired or not yet valid',
-  [SEC_RC.Malformed]: 'malformed or schema violation',
-  [SEC_RC.DecryptFailed]: 'secrets could not be decrypted by this device',
-  [SEC_RC.LockedOut]: 'locked out after repeated authentication failures',
-  [SEC_RC.Revoked]: 'revoked',
-  [SEC_RC.Offset]: 'transfer out of order (offset mismatch)',
-  [SEC_RC.RotationDenied]: 'key or identifier rotation not permitted',
-  [SEC_RC.Nonce]: 'nonce missing or of the wrong size',
-  [SEC_RC.WrongType]: 'wrong kind of artifact (for example a credential sent as a configuration)',
-  [SEC_RC.SessionRequired]: 'privileged command outside the authenticated session: it must arrive protected',
-  [SEC_RC.Protection]: 'protected request refused: no session, a bad authentication tag, or a replayed or reordered sequence number',
-  [SEC_RC.StaleBundle]: 'trust bundle refused: not newer than the one the device holds, or not from its owner',
-  [SEC_RC.Clock]: 'clock change refused: without permission, or below the latest signed time the device has seen',
-};
-
-/** Domain separation for signatures the device makes (proof of possession; the key exchange has its own, secure-channel.ts). */
-export const POP_CONTEXT = new TextEncoder().encode('fieldbench-pop-v1\0');
-
-export function popMessage(nonce: Uint8Array): Uint8Array {
-  const m = new Uint8Array(POP_CONTEXT.length + nonce.length);
-  m.set(POP_CONTEXT);
-  m.set(nonce, POP_CONTEXT.length);
-  return m;
+/** The protocol's name of a security group failure (SEC_RC key), or undefined. */
+export function secErrorName(e: unknown): SecurityErrorName | undefined {
+  return e instanceof SmpError && e.kind === 'group' && e.rc !== undefined ? SECURITY.errorName(e.rc) : undefined;
 }
 
 export function describeSecError(e: unknown): string {
-  if (e instanceof SmpError && e.kind === 'group' && e.rc !== undefined && SEC_ERR[e.rc]) return SEC_ERR[e.rc];
+  const text = e instanceof SmpError && e.kind === 'group' && e.rc !== undefined ? SECURITY.errorText(e.rc) : undefined;
+  if (text) return text;
   return e instanceof Error ? e.message : String(e);
 }
 
@@ -187,6 +132,60 @@ export class SecurityGroup {
     return { challenge: bytes(r.challenge, 'challenge'), gY: bytes(r.g_y, 'g_y'), sig: bytes(r.sig, 'sig') };
   }
 
+  /**
+   * The whole key exchange (trust/session.ts): messages 1-4, the device's proof of its identity
+   * key checked before the technician signs anything, the session keys confirmed. Device
+   * refusals surface as the SmpError they were; a device that cannot prove its key, or does
+   * not confirm the keys, as SessionError 'key-exchange'; a failing signer as its own error.
+   */
+  async keyExchangeLogin(
+    devicePublicKey: Uint8Array,
+    credential: Uint8Array,
+    sign: (message: Uint8Array) => Promise<Uint8Array>,
+    opts?: RequestOptions,
+  ): Promise<{ technician: string; permissions: string[]; keys: SessionKeys }> {
+    const eph = ephemeralX25519();
+    const m2 = await this.keyExchange(eph.publicKey, opts);
+    let prk: Uint8Array;
+    let th2: Uint8Array;
+    try {
+      th2 = transcript2(eph.publicKey, m2.gY, m2.challenge, devicePublicKey);
+      prk = pseudoRandomKey(ecdh(eph.privateKey, m2.gY), th2);
+    } finally {
+      eph.privateKey.fill(0);
+    }
+    if (m2.sig.length !== 64 || !(await ed25519Verify(m2.sig, deviceSignedMessage(th2, mac2(prk, th2)), devicePublicKey))) {
+      throw new SessionError('key-exchange', 'the device did not prove its identity key in the key exchange: not the device it claims to be (or a relay)');
+    }
+    const th3 = transcript3(th2, m2.sig, credential);
+    const sig = await sign(technicianSignedMessage(th3, mac3(prk, th3)));
+    if (!(sig instanceof Uint8Array) || sig.length !== 64) throw new SessionError('key-exchange', 'the technician key produced no Ed25519 signature');
+    const r = await this.authenticate(credential, sig, opts);
+    const keys = sessionKeys(prk, th3, sig);
+    if (!r.kc || !equalBytes(r.kc, keys.kc)) throw new SessionError('key-exchange', 'the device did not confirm the session keys');
+    return { technician: r.technician, permissions: r.permissions, keys };
+  }
+
+  /**
+   * Authenticate and open the secure session on this client: from now on every request but the
+   * key exchange goes protected. When the device ends the session (a reset, or it answers a
+   * protected request with rc 16), the channel runs a new key exchange with the same credential
+   * and signer before the next request, once, transparently for the op that caused it.
+   */
+  async openSecureSession(
+    devicePublicKey: Uint8Array,
+    credential: Uint8Array,
+    sign: (message: Uint8Array) => Promise<Uint8Array>,
+    opts?: RequestOptions,
+  ): Promise<{ technician: string; permissions: string[]; channel: SecureChannel }> {
+    // A new login ends any session this client had: the exchange itself goes plain.
+    this.client.protect(null);
+    const first = await this.keyExchangeLogin(devicePublicKey, credential, sign, opts);
+    const channel = new SecureChannel(this.id, first.keys, async () => (await this.keyExchangeLogin(devicePublicKey, credential, sign)).keys);
+    this.client.protect(channel);
+    return { technician: first.technician, permissions: first.permissions, channel };
+  }
+
   /** Key exchange message 3 -> 4: the credential and the technician's signature; the device confirms the keys. */
   async authenticate(credential: Uint8Array, sig: Uint8Array, opts?: RequestOptions): Promise<{ technician: string; permissions: string[]; kc?: Uint8Array }> {
     const r = await this.writeBlob(SEC.Auth, credential, { sig }, opts);
@@ -233,6 +232,45 @@ export class SecurityGroup {
   async setInterface(name: string, state: 'open' | 'authenticated' | 'disabled', opts?: RequestOptions): Promise<Record<string, string>> {
     const r = await this.client.write(this.id, SEC.Interfaces, { name, state }, opts);
     return (r.interfaces ?? {}) as Record<string, string>;
+  }
+
+  /** Is the device factory-fresh? (answered without authentication) */
+  async provisionState(opts?: RequestOptions): Promise<ProvisionState> {
+    const r = await this.client.read(this.id, SEC.ProvisionState, {}, opts);
+    const state = text(r.state, 'state');
+    if (state !== 'unprovisioned' && state !== 'provisioned') throw new SmpError('decode', `unknown provisioning state ${JSON.stringify(state)}`);
+    return {
+      state,
+      chipUid: bytes(r.uid, 'uid'),
+      model: text(r.model, 'model'),
+      hwRev: text(r.hw_rev, 'hw_rev'),
+      manufacturerKids: Array.isArray(r.mfr) ? (r.mfr as unknown[]).filter((k): k is Uint8Array => k instanceof Uint8Array) : [],
+      devicePublicKey: r.pub instanceof Uint8Array ? r.pub : undefined,
+    };
+  }
+
+  /** Ask the device to generate its keys; it answers with them and a signature over provisionPopMessage. */
+  async provisionBegin(nonce: Uint8Array, opts?: RequestOptions): Promise<ProvisionOffer> {
+    const r = await this.client.write(this.id, SEC.ProvisionBegin, { nonce }, opts);
+    return {
+      devicePublicKey: bytes(r.pub, 'pub'),
+      deviceEncKey: bytes(r.enc_pub, 'enc_pub'),
+      chipUid: bytes(r.uid, 'uid'),
+      model: text(r.model, 'model'),
+      hwRev: text(r.hw_rev, 'hw_rev'),
+      sig: bytes(r.sig, 'sig'),
+    };
+  }
+
+  /** Present an owner-signed re-provisioning authorization (valid for this connection). */
+  async provisionAuthorize(authorization: Uint8Array, opts?: RequestOptions): Promise<void> {
+    await this.writeBlob(SEC.ProvisionAuthorize, authorization, {}, opts);
+  }
+
+  /** Send the identity certificate; the device checks it binds its own keys and ids, stores it and locks provisioning. */
+  async provisionCert(cert: Uint8Array, opts?: RequestOptions): Promise<{ serial: string }> {
+    const r = await this.writeBlob(SEC.ProvisionCert, cert, {}, opts);
+    return { serial: text(r.serial, 'serial') };
   }
 
   async wipe(opts?: RequestOptions): Promise<void> {
@@ -285,6 +323,104 @@ export class SecurityGroup {
     // A bstr header grows from 1 to 3 bytes as data passes 23 and 255 bytes.
     return this.client.maxPacket - fixed - 2;
   }
+}
+
+/**
+ * The tool's half of a secure session, installed on the SmpClient: every request except the
+ * key exchange itself goes as a protected request ({s, c}, trust/session.ts), and every reply
+ * is opened and checked (tag, direction, sequence). After the device resets the keys are dead
+ * on both sides; the channel renews them with a new key exchange before the next request.
+ */
+export class SecureChannel implements Protector {
+  readonly overhead = PROTECT_OVERHEAD;
+  /** Key exchanges run after the first (each after a reset or a refused session). */
+  renewals = 0;
+  private seq = 0;
+  private stale = false;
+  private renewing: Promise<void> | null = null;
+
+  constructor(
+    readonly groupId: number,
+    private keys: SessionKeys,
+    private readonly renewKeys: () => Promise<SessionKeys>,
+  ) {}
+
+  covers(group: number, id: number): boolean {
+    return !(group === this.groupId && (id === SEC.AuthChallenge || id === SEC.Auth || id === SEC.Protected));
+  }
+
+  async ready(): Promise<void> {
+    if (this.stale) await this.renew();
+  }
+
+  /** Run a new key exchange (shared by concurrent callers). */
+  renew(): Promise<void> {
+    this.renewing ??= this.renewKeys()
+      .then((k) => {
+        this.keys = k;
+        this.seq = 0;
+        this.stale = false;
+        this.renewals++;
+      })
+      .finally(() => {
+        this.renewing = null;
+      });
+    return this.renewing;
+  }
+
+  /** A covered request was refused with rc 16 (the device has no session for us: it reset): renew once. */
+  async recover(e: unknown): Promise<boolean> {
+    if (!(e instanceof SmpError && e.kind === 'group' && e.group === this.groupId && e.rc === SEC_RC.Protection)) return false;
+    try {
+      await this.renew();
+    } catch (r) {
+      throw new SmpError('closed', `the device ended the secure session and a new key exchange failed: ${describeSecError(r)}`);
+    }
+    return true;
+  }
+
+  wrap(inner: Uint8Array): { group: number; id: number; body: Body; open(reply: Body): Uint8Array } {
+    if (this.seq >= MAX_PROTECTED_SEQ) throw new SmpError('closed', 'session sequence exhausted: authenticate again');
+    const s = ++this.seq;
+    const keys = this.keys;
+    return {
+      group: this.groupId,
+      id: SEC.Protected,
+      body: { s, c: protect(keys.t2d, 't2d', s, inner) },
+      open(reply) {
+        const p = parseProtected(reply);
+        if (!p || p.seq !== s) throw new SmpError('decode', `protected reply carries sequence ${String(reply.s)}, not ${s}`);
+        const pt = unprotect(keys.d2t, 'd2t', s, p.ciphertext);
+        if (!pt) throw new SmpError('decode', 'protected reply fails its authentication tag (tampered or injected)');
+        return pt;
+      },
+    };
+  }
+
+  /** A reset reboots the device, which ends its session: renew before the next request. */
+  after(group: number, id: number): void {
+    if (group === Group.OS && id === OS.Reset) this.stale = true;
+  }
+}
+
+export interface ProvisionState {
+  state: 'unprovisioned' | 'provisioned';
+  chipUid: Uint8Array;
+  model: string;
+  hwRev: string;
+  /** Key ids of the manufacturer keys the device accepts certificates from. */
+  manufacturerKids: Uint8Array[];
+  /** The current identity key, once provisioned. */
+  devicePublicKey?: Uint8Array;
+}
+
+export interface ProvisionOffer {
+  devicePublicKey: Uint8Array;
+  deviceEncKey: Uint8Array;
+  chipUid: Uint8Array;
+  model: string;
+  hwRev: string;
+  sig: Uint8Array;
 }
 
 export interface SecurityEvent {

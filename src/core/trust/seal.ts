@@ -19,8 +19,9 @@ import { x25519 } from '@noble/curves/ed25519.js';
 import { gcm } from '@noble/ciphers/aes.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { decodeCbor, encodeCbor, encodeDeterministic, Tag } from '../smp/cbor.ts';
+import { decodeCbor, encodeCbor, encodeDeterministic, Tag } from '../base/cbor.ts';
 import { keyId } from './keys.ts';
+import { FieldbenchError } from '../base/errors.ts';
 
 export const COSE_ENCRYPT_TAG = 96;
 export const ALG_A256GCM = 3;
@@ -29,9 +30,9 @@ export const MAX_SEALED_BYTES = 65536;
 
 export type SealFailure = 'malformed' | 'trailing-bytes' | 'too-large' | 'unsupported-alg' | 'wrong-key' | 'decrypt-failed';
 
-export class SealError extends Error {
-  constructor(readonly code: SealFailure, message: string) {
-    super(message);
+export class SealError extends FieldbenchError<SealFailure> {
+  constructor(code: SealFailure, message: string) {
+    super(code, message);
     this.name = 'SealError';
   }
 }
@@ -59,7 +60,8 @@ function isCanonicalX25519(u: Uint8Array): boolean {
   return u[0] < 0xed;
 }
 
-function sharedSecret(priv: Uint8Array, pub: Uint8Array): Uint8Array {
+/** The X25519 shared secret; throws SealError for a failed agreement or a low-order peer key. */
+export function sharedSecret(priv: Uint8Array, pub: Uint8Array): Uint8Array {
   let s: Uint8Array;
   try {
     s = x25519.getSharedSecret(priv, pub);

@@ -1,0 +1,151 @@
+/**
+ * Client of a fieldbench fleet hub (browser and Node: fetch + WebCrypto).
+ * Every request is signed (auth.ts). Pushes are resumable: the client asks
+ * the hub where the chain stands and sends only what follows, in batches;
+ * a retry after a lost reply is harmless (the hub counts duplicates).
+ */
+import type { AuditExport, AuditExportEntry } from '../store/audit.ts';
+import { signRequest, type RequestSigner } from './auth.ts';
+
+export class HubRequestError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status: number,
+    readonly extra: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = 'HubRequestError';
+  }
+}
+
+export interface HubClientOptions {
+  /** e.g. https://hub.example.com */
+  url: string;
+  /** The caller's owner-signed technician credential (bytes). */
+  credential: Uint8Array;
+  signer: RequestSigner;
+  fetch?: typeof fetch;
+  /** Entries per push request. */
+  batch?: number;
+}
+
+export interface PushSummary {
+  source: string;
+  accepted: number;
+  duplicates: number;
+  head: { seq: number; hash: string } | null;
+  requests: number;
+}
+
+function b64(b: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < b.length; i += 0x8000) s += String.fromCharCode(...b.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+export class HubClient {
+  private readonly base: string;
+  private readonly f: typeof fetch;
+  constructor(private readonly o: HubClientOptions) {
+    let u: URL;
+    try {
+      u = new URL(o.url);
+    } catch {
+      throw new HubRequestError('bad-url', `the hub address ${JSON.stringify(o.url)} is not a URL (e.g. https://hub.example.com)`, 0);
+    }
+    if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new HubRequestError('bad-url', 'the hub address must be https:// (http:// only on this machine)', 0);
+    this.base = u.origin;
+    this.f = o.fetch ?? globalThis.fetch.bind(globalThis);
+  }
+
+  async request<T>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<T> {
+    const raw = body === undefined ? new Uint8Array(0) : new TextEncoder().encode(JSON.stringify(body));
+    const headers: Record<string, string> = await signRequest(this.o.signer, this.o.credential, method, path, raw);
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let res: Response;
+    try {
+      res = await this.f(this.base + path, { method, headers, body: body === undefined ? undefined : (raw as BodyInit) });
+    } catch (e) {
+      throw new HubRequestError('offline', `cannot reach the hub at ${this.base} (${(e as Error).message}); records stay queued and sync later`, 0);
+    }
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      throw new HubRequestError('bad-reply', `the hub at ${this.base} answered ${res.status} with something other than JSON: is the address right?`, res.status);
+    }
+    if (!res.ok) {
+      const err = (json as { error?: { code?: string; message?: string } & Record<string, unknown> })?.error;
+      throw new HubRequestError(err?.code ?? 'http', err?.message ?? `the hub answered ${res.status}`, res.status, err ?? {});
+    }
+    return json as T;
+  }
+
+  status() {
+    return this.request<Record<string, unknown>>('GET', '/v1/status');
+  }
+
+  /** Where the hub stands on a chain (by the hash of its first entry). */
+  async head(source: string): Promise<{ seq: number; hash: string } | null> {
+    return (await this.request<{ head: { seq: number; hash: string } | null }>('GET', `/v1/sources/${source}`)).head;
+  }
+
+  /**
+   * Push a trail (audit export or control log): only the entries after the
+   * hub's head, in batches. `credentials`: the owner-signed credentials of
+   * every key that signed an entry (the caller's own is added).
+   */
+  async push(trail: Pick<AuditExport, 'entries'>, credentials: Uint8Array[] = [], onProgress?: (done: number, total: number) => void): Promise<PushSummary> {
+    const es: AuditExportEntry[] = trail.entries;
+    if (!es.length) return { source: '', accepted: 0, duplicates: 0, head: null, requests: 0 };
+    if (es[0].seq !== 1) throw new HubRequestError('bad-request', 'push the whole trail (from seq 1): the hub finds where to resume', 0);
+    const source = es[0].hash;
+    const creds = [...new Set([this.o.credential, ...credentials].map(b64))];
+    const head = await this.head(source);
+    let from = head ? head.seq : 0; // index of the first entry to send
+    if (head && (from > es.length || es[from - 1].hash !== head.hash)) {
+      throw new HubRequestError('fork', `the hub holds seq ${head.seq} of this trail with other content: this trail was rewritten`, 409);
+    }
+    const size = this.o.batch ?? 2000;
+    const sum: PushSummary = { source, accepted: 0, duplicates: 0, head, requests: 1 };
+    while (from < es.length) {
+      const part = es.slice(from, from + size);
+      const r = await this.request<{ accepted: number; duplicates: number; head: { seq: number; hash: string } }>('POST', '/v1/records', {
+        format: 'fieldbench-audit', version: 1, entries: part, credentials: creds, source,
+      });
+      sum.requests++;
+      sum.accepted += r.accepted;
+      sum.duplicates += r.duplicates;
+      sum.head = r.head;
+      from = r.head.seq;
+      onProgress?.(from, es.length);
+    }
+    return sum;
+  }
+
+  duplicates() {
+    return this.request<{ collisions: unknown[] }>('GET', '/v1/duplicates');
+  }
+
+  lookup(kind: string, value: string) {
+    return this.request<Record<string, unknown>>('GET', `/v1/devices?kind=${encodeURIComponent(kind)}&value=${encodeURIComponent(value)}`);
+  }
+
+  drift() {
+    return this.request<{ drift: unknown[] }>('GET', '/v1/drift');
+  }
+
+  sources() {
+    return this.request<{ sources: unknown[] }>('GET', '/v1/sources');
+  }
+
+  block(req: { station: string; request: string; serial?: number; devEui?: number; mac?: number }) {
+    return this.request<Record<string, unknown>>('POST', '/v1/blocks', req);
+  }
+
+  putBundle(bundle: Uint8Array) {
+    return this.request<{ version: number }>('PUT', '/v1/bundle', { bundle: b64(bundle) });
+  }
+}
