@@ -833,7 +833,12 @@ export class DeviceSecurity {
           for (const e of s.events) {
             if (e.n < from) continue;
             const est = 30 + e.type.length + e.detail.length;
-            if (size + est > ctx.replyBudget - 16 || out.length >= 32) break;
+            if (size + est > ctx.replyBudget - 16 || out.length >= 32) {
+              // A page always carries at least one event: its detail cut to what fits (a protected reply has less room).
+              const room = ctx.replyBudget - 16 - size - 30 - e.type.length;
+              if (out.length === 0 && room > 0) out.push({ ...e, detail: e.detail.slice(0, room) });
+              break;
+            }
             size += est;
             out.push(e);
           }

@@ -25,13 +25,18 @@ export const SECURITY_GROUP_NAME = SECURITY.name;
 /** Default id; devices may use another, so look it up with findGroup(listGroups(...), SECURITY_GROUP_NAME). */
 export const SECURITY_GROUP_DEFAULT_ID = SECURITY.id;
 
-/** The protocol's name of a security group failure (SEC_RC key), or undefined. */
+/** First group id Zephyr leaves to applications (MGMT_GROUP_ID_PERUSER): ours is one of them, the standard groups are below. */
+const PERUSER_GROUP = 64;
+
+/** The protocol's name of a security group failure (SEC_RC key), or undefined (also for another group's error). */
 export function secErrorName(e: unknown): SecurityErrorName | undefined {
-  return e instanceof SmpError && e.kind === 'group' && e.rc !== undefined ? SECURITY.errorName(e.rc) : undefined;
+  if (!(e instanceof SmpError && e.kind === 'group' && e.rc !== undefined)) return undefined;
+  if (e.group !== undefined && e.group < PERUSER_GROUP) return undefined;
+  return SECURITY.errorName(e.rc);
 }
 
 export function describeSecError(e: unknown): string {
-  const text = e instanceof SmpError && e.kind === 'group' && e.rc !== undefined ? SECURITY.errorText(e.rc) : undefined;
+  const text = secErrorName(e) && (e as SmpError).rc !== undefined ? SECURITY.errorText((e as SmpError).rc!) : undefined;
   if (text) return text;
   return e instanceof Error ? e.message : String(e);
 }
