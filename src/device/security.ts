@@ -689,11 +689,12 @@ export class DeviceSecurity {
 
   /** Bundle push: owner-signed, chaining from the held owner keys, newer; then its revocations apply here. */
   private async pushBundle(b: Body, ctx: RequestContext): Promise<Body> {
-    const got = this.receive(SEC.BundlePush, b, ctx);
-    if (!(got instanceof Uint8Array)) return got;
+    // Checked before any byte is buffered: a bundle may be large (MAX_BUNDLE).
     const auth = this.authOf(ctx.connection);
     if (!auth) throw new MgmtError(RC.EACCESSDENIED, SEC_RC.NotAuthenticated);
     if (!ctx.protected) throw new MgmtError(RC.EACCESSDENIED, SEC_RC.SessionRequired);
+    const got = this.receive(SEC.BundlePush, b, ctx);
+    if (!(got instanceof Uint8Array)) return got;
     const v = await verifyBundle(got, {
       ownerKeys: this.bundle ? undefined : (this.opts.ownerKeys ?? []),
       held: this.bundle ?? undefined,
@@ -701,7 +702,8 @@ export class DeviceSecurity {
     });
     if (!v.ok) {
       this.log('bundle-rejected', v.reason);
-      throw new MgmtError(RC.EACCESSDENIED, v.code === 'replayed' ? SEC_RC.StaleBundle : v.code === 'stale' || v.code === 'not-yet-valid' ? SEC_RC.Expired : v.code === 'revoked' ? SEC_RC.Revoked : v.code === 'wrong-type' ? SEC_RC.WrongType : v.code === 'schema' || v.code === 'malformed' ? SEC_RC.Malformed : SEC_RC.StaleBundle);
+      // Not from the owner keys, older, expired: one answer (rc 17); undecodable: malformed.
+      throw new MgmtError(RC.EACCESSDENIED, v.code === 'schema' || v.code === 'malformed' || v.code === 'trailing-bytes' || v.code === 'too-large' ? SEC_RC.Malformed : SEC_RC.StaleBundle);
     }
     if (v.value.version <= this.bundleVersion) {
       this.log('bundle-rejected', `bundle v${v.value.version} is not newer than the held v${this.bundleVersion}`);
