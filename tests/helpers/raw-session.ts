@@ -13,6 +13,8 @@ import {
   type SessionKeys, deviceSignedMessage, ecdh, ephemeralX25519, mac2, mac3, protect, pseudoRandomKey, sessionKeys, technicianSignedMessage, transcript2,
   transcript3, unprotect,
 } from '../../src/core/trust/session.ts';
+import type { Link } from '../../src/core/link/link.ts';
+import { createDecoder, encodeFrames } from '../../src/core/smp/framing.ts';
 import { rawConnection } from './listen-device.ts';
 
 export type Body = Record<string, unknown>;
@@ -40,21 +42,72 @@ export function groupRc(b: Body): number | undefined {
   return err?.rc;
 }
 
-export async function rawSmp(addr: string): Promise<RawSmp> {
-  const raw = await rawConnection(addr);
+interface Transport {
+  send(packet: Uint8Array): void;
+  next(timeoutMs?: number): Promise<Uint8Array | null>;
+  close(): void;
+}
+
+function over(t: Transport): RawSmp {
   let seq = 0;
   const packet = (op: 0 | 2, group: number, id: number, body: Body = {}) =>
     buildPacket({ op, version: SMP_V2, flags: 0, group, seq: seq++ & 0xff, id }, encodeCbor(body));
   const exchange = async (p: Uint8Array, timeoutMs = 3000) => {
-    raw.send(p);
-    return raw.next(timeoutMs);
+    t.send(p);
+    return t.next(timeoutMs);
   };
   return {
     packet,
     exchange,
     request: async (op, group, id, body = {}) => replyBody(await exchange(packet(op, group, id, body))),
-    close: () => raw.close(),
+    close: () => t.close(),
   };
+}
+
+/** A raw TCP connection to a listening device. */
+export async function rawSmp(addr: string): Promise<RawSmp> {
+  return over(await rawConnection(addr));
+}
+
+/** Raw packets over an in-memory link (a virtual device), console framing. */
+export function rawSmpOverLink(link: Link): RawSmp {
+  const queue: Uint8Array[] = [];
+  const waiters: ((p: Uint8Array) => void)[] = [];
+  const dec = createDecoder('console', (p) => {
+    const w = waiters.shift();
+    if (w) w(p);
+    else queue.push(p);
+  }, { acceptOps: [Op.ReadRsp, Op.WriteRsp] });
+  const reader = link.readable.getReader();
+  void (async () => {
+    for (;;) {
+      const r = await reader.read().catch(() => ({ done: true, value: undefined }));
+      if (r.done) return;
+      if (r.value) dec.push(r.value);
+    }
+  })();
+  const writer = link.writable.getWriter();
+  return over({
+    send: (packet) => {
+      for (const f of encodeFrames('console', packet, 127)) void writer.write(f);
+    },
+    next: (timeoutMs = 2000) =>
+      queue.length
+        ? Promise.resolve(queue.shift()!)
+        : new Promise((res) => {
+            const tm = setTimeout(() => {
+              const i = waiters.indexOf(w);
+              if (i >= 0) waiters.splice(i, 1);
+              res(null);
+            }, timeoutMs);
+            const w = (p: Uint8Array) => {
+              clearTimeout(tm);
+              res(p);
+            };
+            waiters.push(w);
+          }),
+    close: () => void link.close(),
+  });
 }
 
 /** Write a blob in chunks the way the security group takes them; the last reply. */
