@@ -27,6 +27,8 @@ export interface RawSmp {
   exchange(packet: Uint8Array, timeoutMs?: number): Promise<Uint8Array | null>;
   /** Send a request, return the reply body (throws when no reply). */
   request(op: 0 | 2, group: number, id: number, body?: Body): Promise<Body>;
+  /** Echo a fresh marker and drop every reply until its answer: false when the device does not answer. */
+  sync(timeoutMs?: number): Promise<boolean>;
   close(): void;
 }
 
@@ -52,14 +54,33 @@ function over(t: Transport): RawSmp {
   let seq = 0;
   const packet = (op: 0 | 2, group: number, id: number, body: Body = {}) =>
     buildPacket({ op, version: SMP_V2, flags: 0, group, seq: seq++ & 0xff, id }, encodeCbor(body));
+  // The reply with the request's SMP sequence number; earlier stray replies are skipped.
   const exchange = async (p: Uint8Array, timeoutMs = 3000) => {
     t.send(p);
-    return t.next(timeoutMs);
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const r = await t.next(Math.max(1, end - Date.now()));
+      if (!r || r.length < SMP_HEADER_SIZE || decodeHeader(r).seq === p[6]) return r;
+    }
   };
   return {
     packet,
     exchange,
     request: async (op, group, id, body = {}) => replyBody(await exchange(packet(op, group, id, body))),
+    sync: async (timeoutMs = 3000) => {
+      const mark = `sync-${Math.random()}`;
+      t.send(packet(Op.Write as 2, Group.OS, OS.Echo, { d: mark }));
+      const end = Date.now() + timeoutMs;
+      for (;;) {
+        const r = await t.next(Math.max(1, end - Date.now()));
+        if (!r) return false;
+        try {
+          if (replyBody(r).r === mark) return true;
+        } catch {
+          // a stray reply that is not CBOR
+        }
+      }
+    },
     close: () => t.close(),
   };
 }
