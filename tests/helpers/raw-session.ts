@@ -15,7 +15,8 @@ import {
 } from '../../src/core/trust/session.ts';
 import type { Link } from '../../src/core/link/link.ts';
 import { createDecoder, encodeFrames } from '../../src/core/smp/framing.ts';
-import { rawConnection } from './listen-device.ts';
+import { afterAll, beforeAll } from 'vitest';
+import { type ListeningDevice, packetQueue, rawConnection, startListeningDevice } from './listen-device.ts';
 
 export type Body = Record<string, unknown>;
 export const GROUP = SECURITY.id;
@@ -92,13 +93,8 @@ export async function rawSmp(addr: string): Promise<RawSmp> {
 
 /** Raw packets over an in-memory link (a virtual device), console framing. */
 export function rawSmpOverLink(link: Link): RawSmp {
-  const queue: Uint8Array[] = [];
-  const waiters: ((p: Uint8Array) => void)[] = [];
-  const dec = createDecoder('console', (p) => {
-    const w = waiters.shift();
-    if (w) w(p);
-    else queue.push(p);
-  }, { acceptOps: [Op.ReadRsp, Op.WriteRsp] });
+  const q = packetQueue();
+  const dec = createDecoder('console', q.push, { acceptOps: [Op.ReadRsp, Op.WriteRsp] });
   const reader = link.readable.getReader();
   void (async () => {
     for (;;) {
@@ -112,21 +108,7 @@ export function rawSmpOverLink(link: Link): RawSmp {
     send: (packet) => {
       for (const f of encodeFrames('console', packet, 127)) void writer.write(f);
     },
-    next: (timeoutMs = 2000) =>
-      queue.length
-        ? Promise.resolve(queue.shift()!)
-        : new Promise((res) => {
-            const tm = setTimeout(() => {
-              const i = waiters.indexOf(w);
-              if (i >= 0) waiters.splice(i, 1);
-              res(null);
-            }, timeoutMs);
-            const w = (p: Uint8Array) => {
-              clearTimeout(tm);
-              res(p);
-            };
-            waiters.push(w);
-          }),
+    next: q.next,
     close: () => void link.close(),
   });
 }
@@ -193,3 +175,35 @@ export async function protectedRequest(c: RawSmp, sess: RawSession, op: 0 | 2, g
 }
 
 export const RESET = { group: Group.OS, id: OS.Reset };
+
+/**
+ * A listening device for one test file (started before, stopped after), its identity key, and raw
+ * connections to it that are closed at the end.
+ */
+export function useListeningDevice(extra: string[] = []): { readonly dev: ListeningDevice; readonly devicePub: Uint8Array; conn(): Promise<RawSmp> } {
+  let dev: ListeningDevice | undefined;
+  let devicePub: Uint8Array | undefined;
+  const open: RawSmp[] = [];
+  const conn = async () => {
+    const c = await rawSmp(dev!.addr);
+    open.push(c);
+    return c;
+  };
+  beforeAll(async () => {
+    dev = await startListeningDevice(extra);
+    devicePub = (await (await conn()).request(Op.Read as 0, GROUP, SEC.Identity)).pub as Uint8Array;
+  }, 30000);
+  afterAll(() => {
+    for (const c of open) c.close();
+    dev?.stop();
+  });
+  return {
+    get dev() {
+      return dev!;
+    },
+    get devicePub() {
+      return devicePub!;
+    },
+    conn,
+  };
+}

@@ -5,7 +5,7 @@
  * rotations itself. Tried on the raw wire of a real `fieldbench device --listen`
  * process, and through the tool's login, which pushes when the device's is older.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SecurityGroup } from '../../src/core/groups/security.ts';
 import { authenticateTechnician } from '../../src/core/ops/access/login.ts';
 import { SEC, SEC_RC } from '../../src/core/protocol/security.ts';
@@ -16,18 +16,12 @@ import { ed25519Sign, generateEd25519 } from '../../src/core/trust/ed25519.ts';
 import { keyId } from '../../src/core/trust/keys.ts';
 import { issueConfig } from '../../src/core/trust/signed-config.ts';
 import { type ListeningDevice, connectTcp, startListeningDevice } from '../helpers/listen-device.ts';
-import { GROUP, type RawSession, type RawSmp, groupRc, innerPacket, protectedPacket, protectedRequest, rawLogin, rawSmp, replyBody } from '../helpers/raw-session.ts';
+import { GROUP, type RawSession, type RawSmp, groupRc, innerPacket, protectedPacket, protectedRequest, rawLogin, replyBody, useListeningDevice } from '../helpers/raw-session.ts';
+
+const ld = useListeningDevice();
+const conn = ld.conn;
 
 const DAY = 86400_000;
-let dev: ListeningDevice;
-let devicePub: Uint8Array;
-const open: RawSmp[] = [];
-
-async function conn(): Promise<RawSmp> {
-  const c = await rawSmp(dev.addr);
-  open.push(c);
-  return c;
-}
 
 /** A chunked write inside the session. */
 async function protectedBlob(c: RawSmp, s: RawSession, cmd: number, blob: Uint8Array): Promise<Record<string, unknown>> {
@@ -43,18 +37,10 @@ async function protectedBlob(c: RawSmp, s: RawSession, cmd: number, blob: Uint8A
 
 const anchorsOf = (a: ListeningDevice['auth'], owner = a.owner.publicKey) => ({ manufacturer: [a.manufacturer.publicKey], firmware: [a.firmware.publicKey], owner: [owner] });
 
-beforeAll(async () => {
-  dev = await startListeningDevice();
-  devicePub = (await (await conn()).request(Op.Read as 0, GROUP, SEC.Identity)).pub as Uint8Array;
-}, 30000);
-afterAll(() => {
-  for (const c of open) c.close();
-  dev?.stop();
-});
 
 describe('bundle push', () => {
   it('a credential and a technician key revoked in bundle v4 are refused by the DEVICE after the push (raw wire); stale bundles get rc 17', async () => {
-    const a = dev.auth;
+    const a = ld.dev.auth;
     // A second technician (own key, own credential) and a third one whose KEY gets revoked.
     const [t2, t3] = await Promise.all([generateEd25519(), generateEd25519()]);
     const c2id = crypto.getRandomValues(new Uint8Array(16));
@@ -62,14 +48,14 @@ describe('bundle push', () => {
     const cred3 = await issueCredential({ technicianId: 'tech-003', name: 'Three', publicKey: t3.publicKey, permissions: ['configure'], models: ['fieldbench-ref'], notAfter: new Date(Date.now() + DAY) }, a.owner.privateKey);
     // Before: the device (only its provisioned owner key) takes both.
     const x2 = await conn();
-    const s2 = await rawLogin(x2, devicePub, cred2, t2.privateKey);
+    const s2 = await rawLogin(x2, ld.devicePub, cred2, t2.privateKey);
     expect(groupRc(s2.reply)).toBeUndefined();
     const x3 = await conn();
-    expect(groupRc((await rawLogin(x3, devicePub, cred3, t3.privateKey)).reply)).toBeUndefined();
+    expect(groupRc((await rawLogin(x3, ld.devicePub, cred3, t3.privateKey)).reply)).toBeUndefined();
     // The identity read reports the held bundle version (0: provisioning only).
     const tech = await conn();
     expect((await tech.request(Op.Read as 0, GROUP, SEC.Identity)).bundle_ver).toBe(0);
-    const s = await rawLogin(tech, devicePub, a.credential, a.technician.privateKey);
+    const s = await rawLogin(tech, ld.devicePub, a.credential, a.technician.privateKey);
     expect(groupRc(s.reply)).toBeUndefined();
     const v4 = await issueBundle({ version: 4, expires: new Date(Date.now() + DAY), anchors: anchorsOf(a), revocations: { credentialIds: [c2id], keyIds: [keyId(t3.publicKey)] } }, a.owner.privateKey);
     // Outside the session: refused.
@@ -81,8 +67,8 @@ describe('bundle push', () => {
     // The revoked technician's open session ended with the push.
     expect(groupRc(replyBody(await x2.exchange(protectedPacket(x2, s2.keys, 1, innerPacket(Op.Read as 0, GROUP, SEC.Interfaces)))))).toBe(SEC_RC.Protection);
     // A new login with the revoked credential, or with the revoked key, is refused by the device.
-    expect(groupRc((await rawLogin(await conn(), devicePub, cred2, t2.privateKey)).reply)).toBe(SEC_RC.Revoked);
-    expect(groupRc((await rawLogin(await conn(), devicePub, cred3, t3.privateKey)).reply)).toBe(SEC_RC.Revoked);
+    expect(groupRc((await rawLogin(await conn(), ld.devicePub, cred2, t2.privateKey)).reply)).toBe(SEC_RC.Revoked);
+    expect(groupRc((await rawLogin(await conn(), ld.devicePub, cred3, t3.privateKey)).reply)).toBe(SEC_RC.Revoked);
     // The same bundle again, an older one, one signed by a stranger: rc 17, the device keeps v4.
     expect(groupRc(await protectedBlob(tech, s, SEC.BundlePush, v4))).toBe(SEC_RC.StaleBundle);
     const v3 = await issueBundle({ version: 3, expires: new Date(Date.now() + DAY), anchors: anchorsOf(a) }, a.owner.privateKey);
@@ -94,10 +80,10 @@ describe('bundle push', () => {
   }, 40000);
 
   it('an owner key rotated out by a pushed bundle no longer signs configurations on the device', async () => {
-    const a = dev.auth;
+    const a = ld.dev.auth;
     const next = await generateEd25519();
     const tech = await conn();
-    const s = await rawLogin(tech, devicePub, a.credential, a.technician.privateKey);
+    const s = await rawLogin(tech, ld.devicePub, a.credential, a.technician.privateKey);
     expect(groupRc(s.reply)).toBeUndefined();
     // v6, signed by the current owner key, hands the owner role to the next key.
     const v6 = await issueBundle({ version: 6, expires: new Date(Date.now() + DAY), anchors: anchorsOf(a, next.publicKey) }, a.owner.privateKey);

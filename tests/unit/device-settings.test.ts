@@ -4,23 +4,16 @@
  * authenticated session with the configure permission. Raw wire of a real
  * `fieldbench device --listen --settings` process.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SEC, SEC_RC } from '../../src/core/protocol/security.ts';
 import { SETTINGS, SETTINGS_GROUP } from '../../src/core/protocol/settings.ts';
 import { Op } from '../../src/core/smp/header.ts';
 import { issueCredential } from '../../src/core/trust/credential.ts';
-import { type ListeningDevice, startListeningDevice } from '../helpers/listen-device.ts';
-import { GROUP, type RawSmp, groupRc, protectedRequest, rawLogin, rawSmp } from '../helpers/raw-session.ts';
+import { GROUP, type RawSmp, groupRc, protectedRequest, rawLogin, useListeningDevice } from '../helpers/raw-session.ts';
 
-let dev: ListeningDevice;
-let devicePub: Uint8Array;
-const open: RawSmp[] = [];
+const ld = useListeningDevice(['--settings']);
+const conn = ld.conn;
 
-async function conn(): Promise<RawSmp> {
-  const c = await rawSmp(dev.addr);
-  open.push(c);
-  return c;
-}
 
 const NAME = 'fb/interval';
 const val = new Uint8Array([5, 0, 0, 0]);
@@ -28,14 +21,6 @@ const write = (c: RawSmp) => c.request(Op.Write as 2, SETTINGS_GROUP, SETTINGS.R
 const save = (c: RawSmp) => c.request(Op.Write as 2, SETTINGS_GROUP, SETTINGS.LoadSave, {});
 const read = (c: RawSmp) => c.request(Op.Read as 0, SETTINGS_GROUP, SETTINGS.ReadWrite, { name: NAME });
 
-beforeAll(async () => {
-  dev = await startListeningDevice(['--settings']);
-  devicePub = (await (await conn()).request(Op.Read as 0, GROUP, SEC.Identity)).pub as Uint8Array;
-}, 30000);
-afterAll(() => {
-  for (const c of open) c.close();
-  dev?.stop();
-});
 
 describe('Settings group on a provisioned device', () => {
   it('an unauthenticated Settings write, delete, commit or save is refused (rc 1); reads stay open', async () => {
@@ -51,17 +36,17 @@ describe('Settings group on a provisioned device', () => {
 
   it('authenticated but sent plain: rc 15; inside the session without configure: rc 2; with configure: written and saved', async () => {
     const c = await conn();
-    const s = await rawLogin(c, devicePub, dev.auth.credential, dev.auth.technician.privateKey);
+    const s = await rawLogin(c, ld.devicePub, ld.dev.auth.credential, ld.dev.auth.technician.privateKey);
     expect(groupRc(s.reply)).toBeUndefined();
     expect(groupRc(await write(c))).toBe(SEC_RC.SessionRequired);
     expect(groupRc(await save(c))).toBe(SEC_RC.SessionRequired);
     // A technician whose credential lacks configure.
     const idOnly = await issueCredential(
-      { technicianId: 'tech-ro', name: 'Read only', publicKey: dev.auth.technician.publicKey, permissions: ['identify'], models: ['fieldbench-ref'], notAfter: new Date(Date.now() + 86400_000) },
-      dev.auth.owner.privateKey,
+      { technicianId: 'tech-ro', name: 'Read only', publicKey: ld.dev.auth.technician.publicKey, permissions: ['identify'], models: ['fieldbench-ref'], notAfter: new Date(Date.now() + 86400_000) },
+      ld.dev.auth.owner.privateKey,
     );
     const r = await conn();
-    const sr = await rawLogin(r, devicePub, idOnly, dev.auth.technician.privateKey);
+    const sr = await rawLogin(r, ld.devicePub, idOnly, ld.dev.auth.technician.privateKey);
     expect(groupRc(sr.reply)).toBeUndefined();
     expect(groupRc(await protectedRequest(r, sr, Op.Write as 2, SETTINGS_GROUP, SETTINGS.ReadWrite, { name: NAME, val }))).toBe(SEC_RC.Permission);
     // With configure, inside the session.

@@ -5,7 +5,7 @@
  * permission in a session sets the clock back (rc 18), nobody sets it below the
  * floor, and a clock before 1970 is refused and cannot reach attestation.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { OS } from '../../src/core/protocol/os.ts';
 import { SEC, SEC_RC } from '../../src/core/protocol/security.ts';
 import { Group, Op } from '../../src/core/smp/header.ts';
@@ -16,35 +16,20 @@ import { SecurityGroup } from '../../src/core/groups/security.ts';
 import { openSession } from '../../src/core/groups/session.ts';
 import { createSecureDevice, makeAuthorities } from '../../src/device/provisioning.ts';
 import { createVirtualDevice } from '../../src/device/virtual.ts';
-import { type ListeningDevice, startListeningDevice } from '../helpers/listen-device.ts';
-import { GROUP, type RawSmp, groupRc, protectedRequest, rawLogin, rawSmp, writeChunked } from '../helpers/raw-session.ts';
+import { GROUP, type RawSmp, groupRc, protectedRequest, rawLogin, useListeningDevice, writeChunked } from '../helpers/raw-session.ts';
+
+const ld = useListeningDevice();
+const conn = ld.conn;
 
 const HOUR = 3600_000;
-let dev: ListeningDevice;
-let devicePub: Uint8Array;
-const open: RawSmp[] = [];
-
-async function conn(): Promise<RawSmp> {
-  const c = await rawSmp(dev.addr);
-  open.push(c);
-  return c;
-}
 
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d+Z$/, '');
 const setClock = (c: RawSmp, ms: number) => c.request(Op.Write as 2, Group.OS, OS.DateTime, { datetime: iso(ms) });
 
-beforeAll(async () => {
-  dev = await startListeningDevice();
-  devicePub = (await (await conn()).request(Op.Read as 0, GROUP, SEC.Identity)).pub as Uint8Array;
-}, 30000);
-afterAll(() => {
-  for (const c of open) c.close();
-  dev?.stop();
-});
 
 describe('trusted time: raw clock writes', () => {
   it('roll the clock back, then try an expired credential and an expired configuration: both refused', async () => {
-    const a = dev.auth;
+    const a = ld.dev.auth;
     // The expired credential: same technician key, valid from -3 h to -2 h.
     const expired = await issueCredential(
       { technicianId: 'tech-old', name: 'Old', publicKey: a.technician.publicKey, permissions: ['configure'], models: ['fieldbench-ref'], notBefore: new Date(Date.now() - 3 * HOUR), notAfter: new Date(Date.now() - 2 * HOUR) },
@@ -52,14 +37,14 @@ describe('trusted time: raw clock writes', () => {
     );
     // A technician logs in once (the device sees a credential issued now: the floor moves to it).
     const tech = await conn();
-    const s = await rawLogin(tech, devicePub, a.credential, a.technician.privateKey);
+    const s = await rawLogin(tech, ld.devicePub, a.credential, a.technician.privateKey);
     expect(groupRc(s.reply)).toBeUndefined();
     // An unauthenticated connection rolls the clock back 2.5 h: refused, rc 18 in the security group's table.
     const attacker = await conn();
     const r = await setClock(attacker, Date.now() - 2.5 * HOUR);
     expect(r.err).toMatchObject({ group: GROUP, rc: SEC_RC.Clock });
     // The clock did not move: the expired credential is expired.
-    const l = await rawLogin(attacker, devicePub, expired, a.technician.privateKey);
+    const l = await rawLogin(attacker, ld.devicePub, expired, a.technician.privateKey);
     expect(groupRc(l.reply)).toBe(SEC_RC.Expired);
     // Even the technician, with the configure permission inside the session, cannot go below the floor.
     const back = await protectedRequest(tech, s, Op.Write as 2, Group.OS, OS.DateTime, { datetime: iso(Date.now() - 2.5 * HOUR) });
@@ -81,7 +66,7 @@ describe('trusted time: raw clock writes', () => {
     expect((await setClock(c, Date.now() + 60_000)).err).toBeUndefined();
     expect((await setClock(c, Date.now() + 30_000)).err).toMatchObject({ group: GROUP, rc: SEC_RC.Clock });
     // A technician in a session may set it back, but not below the floor.
-    const s = await rawLogin(c, devicePub, dev.auth.credential, dev.auth.technician.privateKey);
+    const s = await rawLogin(c, ld.devicePub, ld.dev.auth.credential, ld.dev.auth.technician.privateKey);
     expect(groupRc(s.reply)).toBeUndefined();
     expect((await protectedRequest(c, s, Op.Write as 2, Group.OS, OS.DateTime, { datetime: iso(Date.now() + 1000) })).err).toBeUndefined();
     // Outside the session the same technician's connection cannot.
@@ -94,7 +79,7 @@ describe('trusted time: raw clock writes', () => {
     expect(r.err ?? r.rc).toBeTruthy();
     expect(groupRc(r)).not.toBe(0);
     // Written through a chunk-free bundle push attempt: unauthenticated, refused (not a clock path).
-    expect(groupRc(await writeChunked(c, SEC.BundlePush, dev.auth.bundle))).toBe(SEC_RC.NotAuthenticated);
+    expect(groupRc(await writeChunked(c, SEC.BundlePush, ld.dev.auth.bundle))).toBe(SEC_RC.NotAuthenticated);
   }, 30000);
 });
 

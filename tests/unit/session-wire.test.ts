@@ -4,28 +4,21 @@
  * hand (tests/helpers/raw-session.ts), replayed, reordered, tampered with and
  * moved to another connection. docs/SECURITY.md's threat table names these tests.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { OS } from '../../src/core/protocol/os.ts';
 import { SEC, SEC_RC } from '../../src/core/protocol/security.ts';
 import { Group, Op } from '../../src/core/smp/header.ts';
 import { MGMT_RC } from '../../src/core/protocol/mgmt.ts';
-import { type ListeningDevice, startListeningDevice } from '../helpers/listen-device.ts';
 import {
-  GROUP, type RawSmp, groupRc, innerPacket, openReply, protectedPacket, protectedRequest, rawLogin, rawSmp, replyBody,
+  GROUP, type RawSmp, groupRc, innerPacket, openReply, protectedPacket, protectedRequest, rawLogin, replyBody, useListeningDevice,
 } from '../helpers/raw-session.ts';
 
-let dev: ListeningDevice;
-let devicePub: Uint8Array;
-const open: RawSmp[] = [];
+const ld = useListeningDevice();
+const conn = ld.conn;
 
-async function conn(): Promise<RawSmp> {
-  const c = await rawSmp(dev.addr);
-  open.push(c);
-  return c;
-}
 
 async function login(c: RawSmp) {
-  const s = await rawLogin(c, devicePub, dev.auth.credential, dev.auth.technician.privateKey);
+  const s = await rawLogin(c, ld.devicePub, ld.dev.auth.credential, ld.dev.auth.technician.privateKey);
   expect(groupRc(s.reply)).toBeUndefined();
   return s;
 }
@@ -33,15 +26,6 @@ async function login(c: RawSmp) {
 const interfacesRead = () => innerPacket(Op.Read as 0, GROUP, SEC.Interfaces);
 const setInterface = (state: string) => innerPacket(Op.Write as 2, GROUP, SEC.Interfaces, { name: 'smp_serial', state });
 
-beforeAll(async () => {
-  dev = await startListeningDevice();
-  const c = await conn();
-  devicePub = (await c.request(Op.Read as 0, GROUP, SEC.Identity)).pub as Uint8Array;
-}, 30000);
-afterAll(() => {
-  for (const c of open) c.close();
-  dev?.stop();
-});
 
 describe('secure session: raw wire', () => {
   it('the key exchange yields keys both sides hold: a protected request is answered under them', async () => {
@@ -127,9 +111,9 @@ describe('secure session: raw wire', () => {
   it('message 3 without message 1, or a second use of message 2, is refused', async () => {
     const c = await conn();
     const s = await login(c);
-    expect(s.reply.technician).toBe(dev.auth.technicianId);
+    expect(s.reply.technician).toBe(ld.dev.auth.technicianId);
     // Replaying message 3 (the credential and signature) is a login without a fresh exchange.
-    const again = await rawLogin(c, devicePub, dev.auth.credential, dev.auth.technician.privateKey);
+    const again = await rawLogin(c, ld.devicePub, ld.dev.auth.credential, ld.dev.auth.technician.privateKey);
     expect(groupRc(again.reply)).toBeUndefined(); // a new exchange is fine
     const r = await c.request(Op.Write as 2, GROUP, SEC.Auth, { len: 4, off: 0, data: new Uint8Array(4), sig: new Uint8Array(64) });
     expect(groupRc(r)).toBe(SEC_RC.Nonce);
