@@ -5,6 +5,7 @@
  * Exit status everywhere: 0 accepted or done, 1 rejected (reason on stderr),
  * 2 bad usage or unreadable input.
  */
+import { FieldbenchError } from '../core/base/errors.ts';
 export interface CliIo {
   out(text: string): void;
   err(text: string): void;
@@ -23,9 +24,9 @@ export const EXIT_OK = 0;
 export const EXIT_REJECTED = 1;
 export const EXIT_USAGE = 2;
 
-export class UsageError extends Error {
+export class UsageError extends FieldbenchError<'usage'> {
   constructor(message: string) {
-    super(message);
+    super('usage', message);
     this.name = 'UsageError';
   }
 }

@@ -14,12 +14,13 @@ import type { CoseKey } from '../core/trust/cose.ts';
 import { ed25519PublicKey, ed25519PublicKeyProblem } from '../core/trust/ed25519.ts';
 import { IhexError } from '../core/trust/ihex.ts';
 import { KeyFormatError, type ParsedPem, parsePem } from '../core/trust/keys.ts';
-import { readFirmwareFile } from '../core/trust/mcuboot.ts';
+import { readFirmwareFile } from '../core/trust/ihex.ts';
+import { FieldbenchError } from '../core/base/errors.ts';
 
 /** A file that cannot be read, parsed or used as given: exit 2. */
-export class InputError extends Error {
+export class InputError extends FieldbenchError<'input'> {
   constructor(message: string) {
-    super(message);
+    super('input', message);
     this.name = 'InputError';
   }
 }

@@ -3,20 +3,13 @@
  * (0xbf ... 0xff, 0x9f ... 0xff). The reference device answers the same way,
  * so every client is exercised against what real devices send.
  */
-import { encodeCbor } from '../core/smp/cbor.ts';
+import { concatBytes } from '../core/base/bytes.ts';
+import { encodeCbor } from '../core/base/cbor.ts';
 
 export function encodeIndefinite(v: unknown): Uint8Array {
   const parts: Uint8Array[] = [];
   write(v, parts);
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatBytes(...parts);
 }
 
 const BF = new Uint8Array([0xbf]);

@@ -18,8 +18,10 @@ import { imageModelOf } from './groups/standard.ts';
 import { issueBundle, type FirmwareMeta } from '../core/trust/bundle.ts';
 import { issueConfig } from '../core/trust/signed-config.ts';
 import { keyId, privateKeyPem } from '../core/trust/keys.ts';
-import { TLV, parseImage, signImage } from '../core/trust/mcuboot.ts';
+import { TLV, parseImage } from '../core/trust/mcuboot/parse.ts';
+import { signImage } from '../core/trust/mcuboot/sign.ts';
 import type { DemoTrust } from '../core/ops/trust-state.ts';
+import { toHex } from '../core/base/bytes.ts';
 
 export const DEMO_MODEL = 'fieldbench-ref';
 const DAY = 86400_000;
@@ -35,12 +37,6 @@ export interface DemoKit {
 }
 
 let kit: Promise<DemoKit> | undefined;
-
-function hex(b: Uint8Array): string {
-  let s = '';
-  for (const x of b) s += x.toString(16).padStart(2, '0');
-  return s;
-}
 
 async function build(): Promise<DemoKit> {
   const auth = await makeAuthorities({ bundleVersion: 1 });
@@ -85,7 +81,7 @@ async function build(): Promise<DemoKit> {
   ];
   return {
     auth,
-    ownerKid: hex(keyId(auth.owner.publicKey)),
+    ownerKid: toHex(keyId(auth.owner.publicKey)),
     device,
     olderBundle: auth.bundle,
     trust: {

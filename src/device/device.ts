@@ -7,7 +7,7 @@
  * Groups register handlers; the server itself knows only framing and dispatch.
  */
 import type { Link } from '../core/link/link.ts';
-import { decodeCborObject } from '../core/smp/cbor.ts';
+import { decodeCborObject } from '../core/base/cbor.ts';
 import { CONSOLE_LINE_MAX, type Framing, type FramingStats, createDecoder, encodeFrames } from '../core/smp/framing.ts';
 import { Op, SMP_HEADER_SIZE, SMP_V2, buildPacket, decodeHeader } from '../core/smp/header.ts';
 import { encodeIndefinite } from './cbor-indef.ts';
@@ -223,7 +223,7 @@ export class ReferenceDevice {
   }
 
   private onBytes(conn: Connection, data: Uint8Array): void {
-    if (this.opts.framing === 'raw' || this.opts.lineProcessMs <= 0) {
+    if (this.opts.framing !== 'console' || this.opts.lineProcessMs <= 0) {
       conn.decoder.push(data);
       return;
     }
@@ -274,7 +274,7 @@ export class ReferenceDevice {
   private onPacket(conn: Connection, packet: Uint8Array): void {
     // Measured on Zephyr 4.4.0 (tests/unit/device-vs-zephyr.test.ts): console drops from buf_size-3 on
     // (the frame's length and CRC share the netbuf); raw takes a whole buf_size packet and answers it,
-    // with EMSGSIZE when the reply would not fit.
+    // with EMSGSIZE when the reply would not fit; over UDP the datagram is the netbuf.
     const limit = this.opts.framing === 'console' ? this.opts.bufSize - 4 : this.opts.bufSize;
     if (packet.length > limit) {
       // A real device cannot hold it in a netbuf: silently dropped.

@@ -1,5 +1,6 @@
 /** Types shared by the reference device's server and its groups. */
 import type { ReferenceDevice } from './device.ts';
+import { FieldbenchError } from '../core/base/errors.ts';
 import type { createDecoder } from '../core/smp/framing.ts';
 
 /**
@@ -56,28 +57,16 @@ export interface GroupDef {
 }
 
 /** Thrown by handlers: `rc` is an MGMT_ERR code; `groupRc` a group-specific code (v2 `err`). */
-export class MgmtError extends Error {
+export class MgmtError extends FieldbenchError<'mgmt'> {
   constructor(
     readonly rc: number,
     readonly groupRc?: number,
     message?: string,
   ) {
-    super(message ?? (groupRc !== undefined ? `group error ${groupRc}` : `rc ${rc}`));
+    super('mgmt', message ?? (groupRc !== undefined ? `group error ${groupRc}` : `rc ${rc}`));
   }
 }
 
-export const RC = {
-  OK: 0,
-  EUNKNOWN: 1,
-  ENOMEM: 2,
-  EINVAL: 3,
-  ETIMEOUT: 4,
-  ENOENT: 5,
-  EBADSTATE: 6,
-  EMSGSIZE: 7,
-  ENOTSUP: 8,
-  ECORRUPT: 9,
-  EBUSY: 10,
-  EACCESSDENIED: 11,
-} as const;
+/** MGMT_ERR rc by name: the protocol's one table (core/protocol/mgmt.ts). */
+export { MGMT_RC as RC } from '../core/protocol/mgmt.ts';
 

@@ -2,7 +2,7 @@
  * A complete, self-consistent set of authorities for demos, the in-page
  * virtual device and tests: manufacturer root, firmware signing key, owner
  * authority, one technician with a credential, a trust bundle, and a
- * reference device provisioned at the "factory" with a certified identity.
+ * reference device provisioned over the wire, as a factory station does it.
  *
  * Real deployments never use these: their keys are made offline with
  * `fieldbench keygen` and held by the authorized entities (docs/SECURITY.md).
@@ -10,9 +10,14 @@
 import { generateEd25519 } from '../core/trust/ed25519.ts';
 import { issueBundle } from '../core/trust/bundle.ts';
 import { type Permission, PERMISSIONS, issueCredential } from '../core/trust/credential.ts';
-import { formatIssues, schemaForModel, validateSettings } from '../core/ops/config-schema.ts';
+import { formatIssues, schemaForModel, validateSettings } from '../core/ops/configuration/schema.ts';
 import { type DeviceOptions, ReferenceDevice } from './device.ts';
 import { type DeviceSecurity, type SecurityOptions, installSecurity } from './security.ts';
+import { createLinkPair } from '../core/link/memory.ts';
+import { openSession } from '../core/groups/session.ts';
+import { SecurityGroup } from '../core/groups/security.ts';
+import { type ProvisionResult, type UnitIdentifiers, provisionIdentity } from '../core/factory/provision.ts';
+import { type Signer, memorySigner } from '../core/trust/signer.ts';
 
 export interface KeyPair {
   privateKey: Uint8Array;
@@ -59,16 +64,29 @@ export async function makeAuthorities(opts: { permissions?: Permission[]; models
   return { manufacturer, firmware, owner, technician, technicianId, bundle, credential };
 }
 
-/** A reference device with the security group, provisioned by these authorities. */
-export async function createSecureDevice(
-  auth: Authorities,
-  opts: DeviceOptions & { security?: SecurityOptions; certDays?: number } = {},
+/** Bytes of an identifier as hex (the station's form of DevEUI and MAC). */
+function hexOf(b: Uint8Array | undefined): string | undefined {
+  return b ? Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('') : undefined;
+}
+
+export interface BlankDeviceOptions extends DeviceOptions {
+  security?: SecurityOptions;
+}
+
+/**
+ * A factory-fresh reference device: the security group with no identity, trusting
+ * `manufacturerKeys` for its certificate and `ownerKeys` for credentials and configurations.
+ */
+export async function createBlankDevice(
+  keys: { manufacturerKeys: Uint8Array[]; ownerKeys: Uint8Array[] },
+  opts: BlankDeviceOptions = {},
 ): Promise<{ device: ReferenceDevice; security: DeviceSecurity }> {
   const device = new ReferenceDevice(opts);
   const model = opts.security?.model ?? 'fieldbench-ref';
   const schema = schemaForModel(model);
   const security = await installSecurity(device, {
-    ownerKeys: [auth.owner.publicKey],
+    ownerKeys: keys.ownerKeys,
+    manufacturerKeys: keys.manufacturerKeys,
     // The device checks settings against its model's schema too, not only the tool.
     validateSettings: schema
       ? (settings, sealed) => {
@@ -78,6 +96,45 @@ export async function createSecureDevice(
       : undefined,
     ...opts.security,
   });
-  await security.provision(auth.manufacturer.privateKey, new Date(Date.now() + (opts.certDays ?? 3650) * DAY));
+  return { device, security };
+}
+
+/**
+ * Provision a device over an SMP session the way a station does (src/core/factory/provision.ts),
+ * through a private in-memory cable to the device. Used by the demo kit, tests and
+ * `fieldbench device --manufacturer-key`: the manufacturer key stays on the station side.
+ */
+export async function provisionOverWire(
+  device: ReferenceDevice,
+  security: DeviceSecurity,
+  req: { signer: Signer; ids: UnitIdentifiers; notAfter: Date | number; authorization?: Uint8Array },
+): Promise<ProvisionResult> {
+  const pair = createLinkPair({}, ['factory station', 'factory jig']);
+  void device.serve(pair.b);
+  const session = await openSession(pair.a);
+  try {
+    return await provisionIdentity(new SecurityGroup(session.client, security.groupId), {
+      signer: req.signer,
+      identifiers: () => req.ids,
+      notAfter: req.notAfter,
+      authorization: req.authorization,
+    });
+  } finally {
+    await session.close();
+    pair.unplug('provisioning done');
+  }
+}
+
+/** A reference device with the security group, provisioned over the wire by these authorities' manufacturer key. */
+export async function createSecureDevice(
+  auth: Authorities,
+  opts: DeviceOptions & { security?: SecurityOptions; certDays?: number } = {},
+): Promise<{ device: ReferenceDevice; security: DeviceSecurity }> {
+  const { device, security } = await createBlankDevice({ manufacturerKeys: [auth.manufacturer.publicKey], ownerKeys: [auth.owner.publicKey] }, opts);
+  await provisionOverWire(device, security, {
+    signer: memorySigner(auth.manufacturer.privateKey),
+    ids: { serial: opts.security?.serial ?? 'FB-0001', devEui: hexOf(opts.security?.devEui), mac: hexOf(opts.security?.mac) },
+    notAfter: new Date(Date.now() + (opts.certDays ?? 3650) * DAY),
+  });
   return { device, security };
 }

@@ -14,15 +14,17 @@ import type { TrustBundle } from '../core/trust/bundle.ts';
 import { type Permission, checkCredentialPermits, verifyCredential } from '../core/trust/credential.ts';
 import { ed25519PublicKey, ed25519Sign, ed25519Verify } from '../core/trust/ed25519.ts';
 import { type DebugStatus, type InterfaceState, signEatToken } from '../core/trust/eat.ts';
-import { issueIdentity } from '../core/trust/identity.ts';
+import { type DeviceIdentityCert, verifyIdentity } from '../core/trust/identity.ts';
 import { keyId } from '../core/trust/keys.ts';
 import type { LifecycleState } from '../core/trust/psa.ts';
 import { generateX25519, open as openSealed, x25519PublicKey } from '../core/trust/seal.ts';
 import { type SignedConfig, verifyConfig } from '../core/trust/signed-config.ts';
-import { SECURITY_GROUP_DEFAULT_ID, SECURITY_GROUP_NAME, SEC, SEC_RC, authMessage, popMessage } from '../core/groups/security.ts';
+import { SECURITY, SEC, SEC_RC, authMessage, popMessage, provisionPopMessage } from '../core/protocol/security.ts';
+import { verifyReprovision } from '../core/trust/reprovision.ts';
 import { Group } from '../core/smp/header.ts';
 import type { ReferenceDevice } from './device.ts';
 import { type Arrival, type Body, type Connection, MgmtError, RC, type RequestContext } from './mgmt.ts';
+import { equalBytes, fromLooseHex } from '../core/base/bytes.ts';
 
 export { SEC_RC };
 
@@ -35,6 +37,8 @@ export interface Misbehaviour {
   debugUnlocked?: boolean;
   /** Report a firmware measurement no reference value knows. */
   unknownFirmware?: boolean;
+  /** At provisioning, sign the station's nonce with a key other than the one offered (a cloned or faulty element). */
+  badProvisionProof?: boolean;
 }
 
 export interface SecurityOptions {
@@ -42,9 +46,12 @@ export interface SecurityOptions {
   serial?: string;
   model?: string;
   hwRev?: string;
+  /** The chip's unique id as a UEID (RFC 9711; default a random UEID: 0x01 and 16 bytes), fixed in silicon. */
   ueid?: Uint8Array;
   mac?: Uint8Array;
   devEui?: Uint8Array;
+  /** Manufacturer keys (Ed25519, raw) whose identity certificates the device accepts (its firmware's trust anchor). */
+  manufacturerKeys?: Uint8Array[];
   lifecycle?: LifecycleState;
   debugStatus?: DebugStatus;
   /** Owner authority public keys (Ed25519, raw) the device trusts for credentials and configurations. */
@@ -87,6 +94,10 @@ interface ConnectionSecurity {
   challenge: Uint8Array | null;
   inbound: Map<number, { buf: Uint8Array; fill: number }>;
   token: { nonce: Uint8Array; bytes: Uint8Array } | null;
+  /** Provisioning begun on this connection (candidate keys generated). */
+  provisioning: boolean;
+  /** A verified re-provisioning authorization presented on this connection. */
+  reprovisionAuth: { id: Uint8Array; reason: string } | null;
 }
 
 const CHUNK_CAP = 4096;
@@ -95,37 +106,89 @@ const EAT_NONCE_SIZES = [32, 48, 64] as const;
 const MAX_EVENTS = 1000;
 const MAX_BLOB = 16384;
 
-/** The keys never leave this object; only signatures, public keys and decryptions do. */
+/**
+ * The keys never leave this object; only signatures, public keys and decryptions do.
+ * A factory-fresh element holds no identity: provisioning generates a candidate key
+ * pair (identity Ed25519 + X25519) and activates it only once a certificate for it
+ * has been checked. Until then (and after a reboot) the candidate is thrown away.
+ */
 class SecureElement {
-  private readonly seed: Uint8Array;
-  private readonly encPriv: Uint8Array;
+  private seed: Uint8Array | null = null;
+  private encPriv: Uint8Array | null = null;
+  private pub: Uint8Array | null = null;
+  private encPub: Uint8Array | null = null;
+  private candidate: { seed: Uint8Array; encPriv: Uint8Array; pub: Uint8Array; encPub: Uint8Array } | null = null;
   private readonly rogueSeed: Uint8Array;
-  publicKey!: Uint8Array;
   roguePublicKey!: Uint8Array;
-  readonly encPublicKey: Uint8Array;
 
   constructor() {
-    this.seed = crypto.getRandomValues(new Uint8Array(32));
     this.rogueSeed = crypto.getRandomValues(new Uint8Array(32));
-    const x = generateX25519();
-    this.encPriv = x.privateKey;
-    this.encPublicKey = x25519PublicKey(this.encPriv);
   }
 
   async init(): Promise<void> {
-    this.publicKey = await ed25519PublicKey(this.seed);
     this.roguePublicKey = await ed25519PublicKey(this.rogueSeed);
   }
 
+  get hasIdentity(): boolean {
+    return this.pub !== null;
+  }
+
+  /** The identity key; a factory-fresh element has none. */
+  get publicKey(): Uint8Array {
+    if (!this.pub) throw new MgmtError(RC.ENOENT, SEC_RC.NotProvisioned);
+    return this.pub;
+  }
+
+  get encPublicKey(): Uint8Array {
+    if (!this.encPub) throw new MgmtError(RC.ENOENT, SEC_RC.NotProvisioned);
+    return this.encPub;
+  }
+
+  /** Generate a new candidate key pair (replacing any earlier candidate). */
+  async generateCandidate(): Promise<{ pub: Uint8Array; encPub: Uint8Array }> {
+    const seed = crypto.getRandomValues(new Uint8Array(32));
+    const x = generateX25519();
+    const c = { seed, encPriv: x.privateKey, pub: await ed25519PublicKey(seed), encPub: x25519PublicKey(x.privateKey) };
+    this.candidate = c;
+    return { pub: c.pub, encPub: c.encPub };
+  }
+
+  candidateKeys(): { pub: Uint8Array; encPub: Uint8Array } | null {
+    return this.candidate ? { pub: this.candidate.pub, encPub: this.candidate.encPub } : null;
+  }
+
+  signWithCandidate(msg: Uint8Array, rogue = false): Promise<Uint8Array> {
+    if (!this.candidate) throw new MgmtError(RC.EBADSTATE, SEC_RC.ProvisionOrder);
+    return ed25519Sign(msg, rogue ? this.rogueSeed : this.candidate.seed);
+  }
+
+  /** The certified candidate becomes the identity (the old identity key is erased). */
+  activateCandidate(): void {
+    const c = this.candidate;
+    if (!c) throw new MgmtError(RC.EBADSTATE, SEC_RC.ProvisionOrder);
+    this.seed = c.seed;
+    this.encPriv = c.encPriv;
+    this.pub = c.pub;
+    this.encPub = c.encPub;
+    this.candidate = null;
+  }
+
+  dropCandidate(): void {
+    this.candidate = null;
+  }
+
   sign(msg: Uint8Array, rogue = false): Promise<Uint8Array> {
-    return ed25519Sign(msg, rogue ? this.rogueSeed : this.seed);
+    if (!rogue && !this.seed) throw new MgmtError(RC.ENOENT, SEC_RC.NotProvisioned);
+    return ed25519Sign(msg, rogue ? this.rogueSeed : this.seed!);
   }
 
   signToken(fn: (seed: Uint8Array) => Promise<Uint8Array>, rogue = false): Promise<Uint8Array> {
-    return fn(rogue ? this.rogueSeed : this.seed);
+    if (!rogue && !this.seed) throw new MgmtError(RC.ENOENT, SEC_RC.NotProvisioned);
+    return fn(rogue ? this.rogueSeed : this.seed!);
   }
 
   unseal(sealed: Uint8Array): Map<string, unknown> {
+    if (!this.encPriv) throw new MgmtError(RC.ENOENT, SEC_RC.NotProvisioned);
     return openSealed(sealed, this.encPriv);
   }
 }
@@ -148,55 +211,133 @@ export class DeviceSecurity {
   private sequenceFloor = 0;
   private bootSeed = crypto.getRandomValues(new Uint8Array(32));
   private previousNonce: Uint8Array | null = null;
+  /** Chip UID (UEID): fixed in silicon, reported before provisioning. */
+  readonly chipUid: Uint8Array;
 
   constructor(
     private readonly device: ReferenceDevice,
     opts: SecurityOptions = {},
   ) {
-    this.groupId = opts.groupId ?? SECURITY_GROUP_DEFAULT_ID;
+    this.groupId = opts.groupId ?? SECURITY.id;
     this.opts = { ...opts, serial: opts.serial ?? 'FB-0001', model: opts.model ?? 'fieldbench-ref', hwRev: opts.hwRev ?? 'rev-b' };
     this.misbehave = { ...opts.misbehave };
     if (opts.interfaces) this.interfaces = { ...opts.interfaces };
     if (opts.debugStatus === 'enabled') this.misbehave.debugUnlocked = true;
+    this.chipUid = opts.ueid ?? Uint8Array.of(0x01, ...crypto.getRandomValues(new Uint8Array(16)));
+    if (this.chipUid.length < 7 || this.chipUid.length > 33) throw new Error('the chip UID (UEID) must be 7..33 bytes');
     device.onBoot(() => {
+      // A candidate key pair lives in RAM only: a reboot drops it (provisioning starts again).
+      this.se.dropCandidate();
       this.bootSeed = crypto.getRandomValues(new Uint8Array(32));
     });
   }
 
-  /** First boot: generate keys in the secure element. */
+  /** First boot: the secure element starts factory-fresh (no identity until provisioned over the wire). */
   async init(): Promise<void> {
     await this.se.init();
-    this.log('boot', 'device keys generated');
+    this.log('boot', 'factory-fresh: no identity');
+  }
+
+  get provisioned(): boolean {
+    return this.se.hasIdentity && this.identityCert !== null;
   }
 
   get devicePublicKey(): Uint8Array {
     return this.se.publicKey;
   }
 
-  /** Factory provisioning: the manufacturer certifies the device's keys and identifiers. */
-  async provision(manufacturerSeed: Uint8Array, notAfter: Date | number, ownerKeys?: Uint8Array[]): Promise<Uint8Array> {
-    this.identityCert = await issueIdentity(
-      {
-        serial: this.opts.serial,
-        model: this.opts.model,
-        hwRev: this.opts.hwRev,
-        ueid: this.opts.ueid,
-        mac: this.opts.mac,
-        devEui: this.opts.devEui,
-        devicePublicKey: this.se.publicKey,
-        deviceEncKey: this.se.encPublicKey,
-        notAfter,
-      },
-      manufacturerSeed,
-    );
-    if (ownerKeys) this.opts.ownerKeys = ownerKeys;
-    this.log('provisioned', `identity certificate issued for ${this.opts.serial}`);
-    return this.identityCert;
-  }
-
-  /** Install a certificate issued elsewhere (must certify this device's key). */
+  /**
+   * Tests only, to model a tampered or corrupted certificate store: replace the
+   * stored certificate bytes (the device's keys stay as they are).
+   */
   setIdentityCert(cert: Uint8Array): void {
     this.identityCert = cert;
+  }
+
+  private requireProvisioned(): void {
+    if (!this.provisioned) throw new MgmtError(RC.ENOENT, SEC_RC.NotProvisioned);
+  }
+
+  /** Provision step 1: generate the candidate keys and prove possession over the station's nonce. */
+  private async provisionBegin(b: Body, at: Arrival): Promise<Body> {
+    const nonce = this.nonce(b);
+    const cs = this.stateOf(at.connection);
+    if (this.provisioned && !cs.reprovisionAuth) {
+      this.log('provision-refused', 'already provisioned and no re-provisioning authorization presented');
+      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.AlreadyProvisioned);
+    }
+    const { pub, encPub } = await this.se.generateCandidate();
+    cs.provisioning = true;
+    const sig = await this.se.signWithCandidate(
+      provisionPopMessage({ nonce, devicePublicKey: pub, deviceEncKey: encPub, chipUid: this.chipUid, model: this.opts.model, hwRev: this.opts.hwRev }),
+      this.misbehave.badProvisionProof,
+    );
+    this.log('provision-begin', 'candidate identity keys generated');
+    return { pub, enc_pub: encPub, uid: this.chipUid, model: this.opts.model, hw_rev: this.opts.hwRev, sig };
+  }
+
+  private async provisionAuthorize(b: Body, at: Arrival): Promise<Body> {
+    const got = this.receive(SEC.ProvisionAuthorize, b, at);
+    if (!(got instanceof Uint8Array)) return got;
+    this.requireProvisioned();
+    const v = await verifyReprovision(got, { ownerKeys: this.opts.ownerKeys ?? [], now: this.device.now(), devicePublicKey: this.se.publicKey, chipUid: this.chipUid });
+    if (!v.ok) {
+      this.log('provision-refused', `re-provisioning authorization rejected: ${v.reason}`);
+      const rc = v.code === 'expired' || v.code === 'not-yet-valid' ? SEC_RC.Expired
+        : v.code === 'wrong-target' ? SEC_RC.WrongTarget
+        : v.code === 'wrong-type' ? SEC_RC.WrongType
+        : v.code === 'schema' || v.code === 'malformed' || v.code === 'too-large' || v.code === 'trailing-bytes' ? SEC_RC.Malformed
+        : SEC_RC.BadSignature;
+      throw new MgmtError(RC.EACCESSDENIED, rc);
+    }
+    this.stateOf(at.connection).reprovisionAuth = { id: v.value.authorizationId, reason: v.value.reason };
+    this.log('reprovision-authorized', `owner authorized re-provisioning: ${v.value.reason}`);
+    return {};
+  }
+
+  /** Provision step 2: check the certificate binds the candidate keys and this chip, from a trusted manufacturer; then lock. */
+  private async provisionCert(b: Body, at: Arrival): Promise<Body> {
+    const got = this.receive(SEC.ProvisionCert, b, at);
+    if (!(got instanceof Uint8Array)) return got;
+    const cs = this.stateOf(at.connection);
+    const cand = this.se.candidateKeys();
+    if (!cs.provisioning || !cand) throw new MgmtError(RC.EBADSTATE, SEC_RC.ProvisionOrder);
+    if (this.provisioned && !cs.reprovisionAuth) throw new MgmtError(RC.EACCESSDENIED, SEC_RC.AlreadyProvisioned);
+    const anchors = (this.opts.manufacturerKeys ?? []).map((k) => ed25519Key(k));
+    const v = await verifyIdentity(got, { bundle: { ...this.trustContext(), anchors: { manufacturer: anchors, firmware: [], owner: [] } }, now: this.device.now() });
+    if (!v.ok) {
+      this.log('provision-refused', `identity certificate rejected: ${v.reason}`);
+      const rc = v.code === 'expired' || v.code === 'not-yet-valid' ? SEC_RC.Expired
+        : v.code === 'wrong-type' ? SEC_RC.WrongType
+        : v.code === 'schema' || v.code === 'malformed' || v.code === 'too-large' || v.code === 'trailing-bytes' ? SEC_RC.Malformed
+        : SEC_RC.BadSignature;
+      throw new MgmtError(RC.EACCESSDENIED, rc);
+    }
+    const c: DeviceIdentityCert = v.value;
+    const binds =
+      equalBytes(c.devicePublicKey, cand.pub) && equalBytes(c.deviceEncKey, cand.encPub) && !!c.ueid && equalBytes(c.ueid, this.chipUid) &&
+      c.model === this.opts.model && c.hwRev === this.opts.hwRev;
+    if (!binds) {
+      this.log('provision-refused', `identity certificate for ${c.serial} does not bind this device`);
+      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.CertMismatch);
+    }
+    const again = this.provisioned;
+    this.se.activateCandidate();
+    this.identityCert = got;
+    this.opts.serial = c.serial;
+    this.opts.mac = c.mac;
+    this.opts.devEui = c.devEui;
+    this.opts.ueid = c.ueid;
+    cs.provisioning = false;
+    cs.reprovisionAuth = null;
+    cs.auth = null;
+    if (again) {
+      // Secrets sealed to the old X25519 key are unreadable now: the configuration goes with the old identity.
+      this.records = [null, null];
+      this.active = null;
+    }
+    this.log('provisioned', `identity certificate ${again ? 're-' : ''}issued for ${c.serial}; provisioning locked`);
+    return { serial: c.serial };
   }
 
   activeConfig(): ConfigRecord | null {
@@ -240,7 +381,7 @@ export class DeviceSecurity {
   private stateOf(c: Connection): ConnectionSecurity {
     let st = c.state.get(this) as ConnectionSecurity | undefined;
     if (!st || st.boot !== this.device.bootCount) {
-      st = { boot: this.device.bootCount, auth: null, challenge: null, inbound: new Map(), token: null };
+      st = { boot: this.device.bootCount, auth: null, challenge: null, inbound: new Map(), token: null, provisioning: false, reprovisionAuth: null };
       c.state.set(this, st);
     }
     return st;
@@ -355,6 +496,7 @@ export class DeviceSecurity {
     const cs = this.stateOf(at.connection);
     const got = this.receive(SEC.Auth, b, at);
     if (!(got instanceof Uint8Array)) return got;
+    this.requireProvisioned();
     if (Date.now() < this.lockedUntil) {
       this.log('auth-locked', 'authentication attempt during lockout');
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.LockedOut);
@@ -444,7 +586,7 @@ export class DeviceSecurity {
     if (this.device.bootCount !== gen) throw new MgmtError(RC.EBADSTATE); // rebooted mid-apply: the old record stays active
     this.active = target; // the single atomic write
     this.sequenceFloor = Math.max(this.sequenceFloor, cfg.sequence);
-    if (typeof cfg.settings['rotate.devEui'] === 'string') this.opts.devEui = hexBytes(cfg.settings['rotate.devEui'] as string);
+    if (typeof cfg.settings['rotate.devEui'] === 'string') this.opts.devEui = fromLooseHex(cfg.settings['rotate.devEui'] as string);
     await this.opts.applyStep?.('committed');
     this.log('config-applied', `configuration #${cfg.sequence} applied by ${auth.technician}`);
     return { seq: cfg.sequence, digest: cfg.digest };
@@ -454,9 +596,11 @@ export class DeviceSecurity {
     const s = this;
     return {
       id: this.groupId,
-      name: SECURITY_GROUP_NAME,
+      name: SECURITY.name,
       read: {
-        [SEC.Identity]: () => ({
+        [SEC.Identity]: () => {
+          s.requireProvisioned();
+          return {
           serial: s.opts.serial,
           model: s.opts.model,
           hw_rev: s.opts.hwRev,
@@ -466,6 +610,15 @@ export class DeviceSecurity {
           mac: s.opts.mac,
           dev_eui: s.opts.devEui,
           cert_len: s.identityCert?.length ?? 0,
+          };
+        },
+        [SEC.ProvisionState]: () => ({
+          state: s.provisioned ? 'provisioned' : 'unprovisioned',
+          uid: s.chipUid,
+          model: s.opts.model,
+          hw_rev: s.opts.hwRev,
+          mfr: (s.opts.manufacturerKeys ?? []).map((k) => keyId(k)),
+          ...(s.provisioned ? { pub: s.se.publicKey } : {}),
         }),
         [SEC.Cert]: (b: Body) => {
           if (!s.identityCert) throw new MgmtError(RC.ENOENT);
@@ -498,12 +651,19 @@ export class DeviceSecurity {
         [SEC.Interfaces]: () => ({ interfaces: s.interfaces }),
       },
       write: {
-        [SEC.Prove]: async (b: Body) => ({ sig: await s.se.sign(popMessage(s.nonce(b)), s.misbehave.wrongKey) }),
+        [SEC.Prove]: async (b: Body) => {
+          s.requireProvisioned();
+          return { sig: await s.se.sign(popMessage(s.nonce(b)), s.misbehave.wrongKey) };
+        },
+        [SEC.ProvisionBegin]: (b: Body, ctx: RequestContext) => s.provisionBegin(b, ctx),
+        [SEC.ProvisionAuthorize]: (b: Body, ctx: RequestContext) => s.provisionAuthorize(b, ctx),
+        [SEC.ProvisionCert]: (b: Body, ctx: RequestContext) => s.provisionCert(b, ctx),
         [SEC.Attest]: async (b: Body, ctx: RequestContext) => {
+          s.requireProvisioned();
           const nonce = s.nonce(b, EAT_NONCE_SIZES);
           const cs = s.stateOf(ctx.connection);
           const off = typeof b.off === 'number' ? b.off : 0;
-          if (off === 0 || !cs.token || !sameBytes(cs.token.nonce, nonce)) {
+          if (off === 0 || !cs.token || !equalBytes(cs.token.nonce, nonce)) {
             if (off !== 0) throw new MgmtError(RC.EINVAL, SEC_RC.Offset);
             cs.token = { nonce, bytes: await s.attestationToken(nonce) };
             s.log('attested', 'attestation token issued');
@@ -535,15 +695,6 @@ export class DeviceSecurity {
       },
     };
   }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
-function hexBytes(s: string): Uint8Array {
-  const clean = s.replace(/[^0-9a-f]/gi, '');
-  return Uint8Array.from({ length: clean.length >> 1 }, (_, i) => parseInt(clean.slice(i * 2, i * 2 + 2), 16));
 }
 
 /** Add the security group to a reference device. */

@@ -22,7 +22,7 @@
  */
 import { exportEntryHash, type AuditExportEntry } from '../core/store/audit.ts';
 import { keyIdHex } from '../core/store/sig.ts';
-import { fromHex, toHex } from '../core/store/ids.ts';
+import { fromHex, toHex } from '../core/base/bytes.ts';
 import { verifyEd25519 } from '../core/store/sig.ts';
 import type { TechnicianCredential } from '../core/trust/credential.ts';
 import type { HubDb, Sql } from './db.ts';

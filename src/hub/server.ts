@@ -16,7 +16,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { AUTH_HEADER, AUTH_WINDOW_MS, CREDENTIAL_HEADER, authMessage, parseAuthHeader } from '../core/sync/auth.ts';
-import { fromHex } from '../core/store/ids.ts';
+import { fromHex } from '../core/base/bytes.ts';
 import { keyIdHex, verifyEd25519 } from '../core/store/sig.ts';
 import type { Permission, TechnicianCredential } from '../core/trust/credential.ts';
 import type { HubDb } from './db.ts';

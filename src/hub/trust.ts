@@ -7,7 +7,7 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { verifyBundle, type TrustBundle } from '../core/trust/bundle.ts';
 import { decodeCredentialUnverified, verifyCredential, type TechnicianCredential } from '../core/trust/credential.ts';
-import { containsBytes, hex } from '../core/trust/artifact.ts';
+import { containsBytes, toHex as hex } from '../core/base/bytes.ts';
 import { keyId } from '../core/trust/keys.ts';
 import type { HubDb } from './db.ts';
 import { HubError } from './errors.ts';

@@ -8,9 +8,9 @@ import { LinkOpenError } from '../core/link/link.ts';
 import { REMEDY } from '../core/link/web-support.ts';
 import { reconnectSerialLinks, requestSerialLink, serialApi, serialFiltersFor, serialSupported } from '../core/link/webserial.ts';
 import { reconnectUsbLinks, requestUsbLink, usbApi, usbFiltersFor, usbSupported } from '../core/link/webusb.ts';
-import { openSession, type LogEvent, type SmpSession } from '../core/smp/session.ts';
+import { openSession, type LogEvent, type SmpSession } from '../core/groups/session.ts';
 import { GROUP_NAMES } from '../core/smp/header.ts';
-import { readDeviceInfo, type InfoState } from '../core/ops/info.ts';
+import { readDeviceInfo, type InfoState } from '../core/ops/identification/info.ts';
 import { createVirtualDevice } from '../device/virtual.ts';
 import { demoKit } from '../device/demo.ts';
 

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { decodeCbor } from '../../src/core/smp/cbor.ts';
+import { decodeCbor } from '../../src/core/base/cbor.ts';
 import { verifyMac0 } from '../../src/core/trust/cose-mac0.ts';
 import { ed25519PublicKey } from '../../src/core/trust/ed25519.ts';
 import { appraiseToken, signEatToken, signerIdFor, type EatDeviceState } from '../../src/core/trust/eat.ts';

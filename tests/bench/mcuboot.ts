@@ -4,7 +4,8 @@
  * milliseconds (no copies of the image, one Ed25519 verification).
  */
 import { sha256, sha512 } from '@noble/hashes/sha2.js';
-import { signImage, verifyImage } from '../../src/core/trust/mcuboot.ts';
+import { signImage } from '../../src/core/trust/mcuboot/sign.ts';
+import { verifyImage } from '../../src/core/trust/mcuboot/verify.ts';
 import { ed25519PublicKey } from '../../src/core/trust/ed25519.ts';
 
 import type { BenchRow } from './types.ts';

@@ -3,10 +3,10 @@
  * minimum the line rate allows (the bytes of request and reply on the wire).
  */
 import { echo } from '../../src/core/groups/os.ts';
-import { collectDeviceInfo } from '../../src/core/ops/info.ts';
-import { encodeCbor } from '../../src/core/smp/cbor.ts';
+import { collectDeviceInfo } from '../../src/core/ops/identification/info.ts';
+import { encodeCbor } from '../../src/core/base/cbor.ts';
 import { consoleEncodedSize } from '../../src/core/smp/framing.ts';
-import { openSession } from '../../src/core/smp/session.ts';
+import { openSession } from '../../src/core/groups/session.ts';
 import { createVirtualDevice } from '../../src/device/virtual.ts';
 import type { BenchRow } from './types.ts';
 

@@ -9,8 +9,8 @@ import { openStore } from '../../src/core/store/db.ts';
 import { addDevices, findByIdentifier, type DeviceUpdate } from '../../src/core/store/inventory.ts';
 import { appendAudit, exportAudit, recordOperation, verifyAuditExport, type AuditInput } from '../../src/core/store/audit.ts';
 import { seedSigner } from '../../src/core/store/sig.ts';
-import { toHex } from '../../src/core/store/ids.ts';
 import type { BenchRow } from './types.ts';
+import { toHex } from '../../src/core/base/bytes.ts';
 
 const NOTE = 'fake-indexeddb (in-memory) in Node 20';
 const DEVICES = 100_000;

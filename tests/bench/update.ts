@@ -17,11 +17,12 @@
  * chunk. (The direct figure is also reported for the 2048x4 rows.)
  */
 import { sha256 } from '@noble/hashes/sha2.js';
-import { maxChunkData, uploadImage, uploadPacketSize, uploadStopAndWait, type UploadProgress } from '../../src/core/ops/update.ts';
+import { maxChunkData, uploadImage, uploadPacketSize, uploadStopAndWait, type UploadProgress } from '../../src/core/ops/update/engine.ts';
 import { consoleEncodedSize, type Framing } from '../../src/core/smp/framing.ts';
-import { maxRequestPacket, openSession } from '../../src/core/smp/session.ts';
+import { maxRequestPacket, openSession } from '../../src/core/groups/session.ts';
 import { generateEd25519 } from '../../src/core/trust/ed25519.ts';
-import { signImage, verifyImage } from '../../src/core/trust/mcuboot.ts';
+import { signImage } from '../../src/core/trust/mcuboot/sign.ts';
+import { verifyImage } from '../../src/core/trust/mcuboot/verify.ts';
 import { ReferenceDevice } from '../../src/device/device.ts';
 import { configureImageModel } from '../../src/device/groups/standard.ts';
 import { createVirtualDevice } from '../../src/device/virtual.ts';

@@ -77,7 +77,8 @@ test('trust files: owner key pinned, bundle and credential shown; an older bundl
   // Held across a reload (IndexedDB), and forgetting it makes the device page say what is missing.
   await page.reload();
   await expect(page.getByTestId('bundle-version')).toHaveText('v5');
-  await page.getByRole('button', { name: 'Forget held trust' }).click();
+  await page.getByRole('button', { name: 'Forget held trust…' }).click();
+  await page.getByTestId('forget-confirm').getByRole('button', { name: 'Forget it' }).click();
   await expect(page.getByTestId('trust-missing')).toContainText("owner's public key and the trust bundle");
 });
 
@@ -122,7 +123,8 @@ test('demo trust, DEMO virtual device: configure from the library, update to 1.1
   await expect(config.getByTestId('config-state')).toContainText('Applied configuration #1', { timeout: 20_000 });
   await expect(config.getByTestId('config-current')).toContainText('Signed configuration #1');
   await expect(config.getByRole('heading', { name: 'Backups' })).toBeVisible();
-  await expect(config.getByRole('button', { name: 'Restore…' })).toHaveCount(1);
+  // The backup holds what the device had before (no signed configuration): restoring it needs the owner, and says so.
+  await expect(config.getByTestId('backup-item')).toHaveAttribute('data-plan', 'needs-owner');
   // The same configuration again is not above the device's sequence: offered as refused.
   await expect(config.locator('ul.library li').filter({ hasText: 'DEMO configuration #1' })).toContainText('the device refuses it');
 

@@ -11,7 +11,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { test as base, expect } from './fixtures.ts';
 import { startUpdateHarness, type UpdateHarnessServer } from './update-harness/serve.ts';
 import { generateEd25519 } from '../../src/core/trust/ed25519.ts';
-import { signImage, signedImageHexSegments } from '../../src/core/trust/mcuboot.ts';
+import { signImage, signedImageHexSegments } from '../../src/core/trust/mcuboot/sign.ts';
 import { writeIhex } from '../../src/core/trust/ihex.ts';
 
 const test = base.extend<object, { harness: UpdateHarnessServer }>({
@@ -93,7 +93,9 @@ test('library image: preflight shown, upload progress, test, reset, confirm, don
   await expect(progress).toHaveAttribute('data-total', String(img.length));
   await expect(page.getByTestId('upload-bytes')).toContainText(/of 23\.\d KiB/);
   await expect(page.getByTestId('update-cancel')).toBeVisible();
-  await expect(page.getByTestId('upload-rate')).toHaveText(/(\d+(\.\d+)? (B|KiB)\/s|—)/);
+  // A rate and time left once measured; until then one plain "measuring the speed…", never a dash.
+  await expect(page.getByTestId('upload-eta')).toHaveText(/^(\d+ s|\d+ min \d+ s) left$|^measuring the speed…$/);
+  await expect(progress).not.toContainText('—');
 
   // The flow's steps, then done.
   const result = page.getByTestId('update-result');

@@ -9,10 +9,10 @@
 import fc from 'fast-check';
 import { SecurityGroup } from '../../src/core/groups/security.ts';
 import { echo } from '../../src/core/groups/os.ts';
-import { encodeCbor } from '../../src/core/smp/cbor.ts';
+import { encodeCbor } from '../../src/core/base/cbor.ts';
 import { encodeFrames } from '../../src/core/smp/framing.ts';
 import { buildPacket } from '../../src/core/smp/header.ts';
-import { openSession } from '../../src/core/smp/session.ts';
+import { openSession } from '../../src/core/groups/session.ts';
 import { createSecureDevice, makeAuthorities } from '../../src/device/provisioning.ts';
 import { createVirtualDevice } from '../../src/device/virtual.ts';
 import type { Link } from '../../src/core/link/link.ts';

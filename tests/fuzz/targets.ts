@@ -16,7 +16,7 @@
  * add it to TARGETS.
  */
 import fc from 'fast-check';
-import { CborError, decodeCbor, encodeCbor, encodeDeterministic } from '../../src/core/smp/cbor.ts';
+import { CborError, decodeCbor, encodeCbor, encodeDeterministic } from '../../src/core/base/cbor.ts';
 import { ConsoleDecoder, RawDecoder, encodeFrames } from '../../src/core/smp/framing.ts';
 import { SMP_HEADER_SIZE, buildPacket, decodeHeader } from '../../src/core/smp/header.ts';
 import { CoseError, decodeSign1, signSign1, verifySign1 } from '../../src/core/trust/cose.ts';
@@ -24,12 +24,14 @@ import { Mac0Error, createMac0, verifyMac0 } from '../../src/core/trust/cose-mac
 import { KeyFormatError, decodeCoseKey, encodeCoseKey, parsePem, privateKeyPem, publicKeyPem } from '../../src/core/trust/keys.ts';
 import { parseVerificationKey } from '../../src/core/trust/verification-key.ts';
 import { IhexError, parseIhex, writeIhex } from '../../src/core/trust/ihex.ts';
-import { McubootError, parseImage, signImage, verifyImage } from '../../src/core/trust/mcuboot.ts';
+import { McubootError, parseImage } from '../../src/core/trust/mcuboot/parse.ts';
+import { signImage } from '../../src/core/trust/mcuboot/sign.ts';
+import { verifyImage } from '../../src/core/trust/mcuboot/verify.ts';
 import { SealError, generateX25519, open as openSealed, parseSealed, seal } from '../../src/core/trust/seal.ts';
 import { EatError, appraiseToken, signEatToken, signerIdFor, type EatDeviceState } from '../../src/core/trust/eat.ts';
 import { verifyPsaToken } from '../../src/core/trust/psa.ts';
 import { SchemaError } from '../../src/core/trust/artifact.ts';
-import { ArtifactError as TrustResultError } from '../../src/core/trust/result.ts';
+import { TrustArtifactError as TrustResultError } from '../../src/core/trust/result.ts';
 import { issueBundle, verifyBundle, type TrustBundle } from '../../src/core/trust/bundle.ts';
 import { issueIdentity, verifyIdentity } from '../../src/core/trust/identity.ts';
 import { issueCredential, verifyCredential } from '../../src/core/trust/credential.ts';

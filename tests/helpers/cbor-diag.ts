@@ -17,10 +17,10 @@
  * Bytes: a "plain" tree (definite lengths, no encoding indicators, no floats,
  * no duplicate keys, integers within cbor-x's exact range) is turned into
  * Map/Tag/array values and encoded with the project's encodeCbor, so these
- * tests exercise src/core/smp/cbor.ts. Anything else is assembled head by
+ * tests exercise src/core/base/cbor.ts. Anything else is assembled head by
  * head here (leaves still via encodeCbor where it is exact).
  */
-import { encodeCbor, Tag } from '../../src/core/smp/cbor.ts';
+import { encodeCbor, Tag } from '../../src/core/base/cbor.ts';
 
 export class DiagError extends Error {
   constructor(message: string, readonly offset: number, readonly line: number, readonly column: number) {

@@ -4,7 +4,7 @@
  * in the audit export format (src/core/store/audit.ts).
  */
 import { exportEntryHash, type AuditExport, type AuditExportEntry } from '../../src/core/store/audit.ts';
-import { fromHex, toHex } from '../../src/core/store/ids.ts';
+import { fromHex, toHex } from '../../src/core/base/bytes.ts';
 import { keyIdHex, seedSigner, type AuditSigner } from '../../src/core/store/sig.ts';
 import { issueBundle } from '../../src/core/trust/bundle.ts';
 import { issueCredential, type Permission } from '../../src/core/trust/credential.ts';

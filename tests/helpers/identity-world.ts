@@ -3,7 +3,7 @@
  * reference device's firmware as reference measurements, and a provisioned
  * reference device on a fast in-memory link.
  */
-import { openSession, type SmpSession } from '../../src/core/smp/session.ts';
+import { openSession, type SmpSession } from '../../src/core/groups/session.ts';
 import { type BundleInput, type TrustBundle, issueBundle, verifyBundle } from '../../src/core/trust/bundle.ts';
 import { type Authorities, createSecureDevice, makeAuthorities } from '../../src/device/provisioning.ts';
 import type { DeviceSecurity, SecurityOptions } from '../../src/device/security.ts';

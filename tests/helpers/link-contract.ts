@@ -21,6 +21,16 @@
  *    the readable (done) without hanging; writes afterwards reject; close()
  *    after a loss still resolves and does not change the reason;
  *  - no unhandled promise rejections escape the link at any point.
+ *
+ * Datagram links (UDP: `{ datagram: true }`) carry packets, not a byte stream,
+ * over a carrier that may drop or reorder under load and has no connection.
+ * For them the byte-stream checks that do not apply (1 MiB bursts in arbitrary
+ * chunk sizes, noticing a vanished peer while idle) are replaced by:
+ *  - every write arrives as exactly one chunk, unchanged (boundaries kept),
+ *    both ways, for sizes 1 .. maxPayload, paced one at a time;
+ *  - a write over `link.datagram.maxPayload` rejects and sends nothing;
+ *  - after the peer goes away, a write makes the link {reason:'lost'}
+ *    (the OS reports the port unreachable), and the readable ends.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Link, LinkClosed } from '../../src/core/link/link.ts';
@@ -127,7 +137,9 @@ async function settle(): Promise<void> {
   await new Promise((r) => setImmediate(r));
 }
 
-export function linkContract(name: string, make: () => Promise<LinkUnderTest>): void {
+export function linkContract(name: string, make: () => Promise<LinkUnderTest>, opts: { datagram?: boolean } = {}): void {
+  const stream = !opts.datagram;
+  const itStream = stream ? it : it.skip;
   describe(`link contract: ${name}`, () => {
     const unhandled: unknown[] = [];
     const onUnhandled = (reason: unknown) => unhandled.push(reason);
@@ -188,7 +200,7 @@ export function linkContract(name: string, make: () => Promise<LinkUnderTest>): 
       lr.releaseLock();
     });
 
-    it('carries 1 MiB link -> peer in random chunk sizes, in order', async () => {
+    itStream('carries 1 MiB link -> peer in random chunk sizes, in order', async () => {
       const { link, peer } = await open();
       const data = pseudoRandomBytes(MiB, 0xc0ffee);
       const sizes = randomChunkSizes(MiB, 16384, 7);
@@ -201,7 +213,7 @@ export function linkContract(name: string, make: () => Promise<LinkUnderTest>): 
       await expectSameBytes(got, data);
     }, 90_000);
 
-    it('carries 1 MiB peer -> link in random chunk sizes, in order', async () => {
+    itStream('carries 1 MiB peer -> link in random chunk sizes, in order', async () => {
       const { link, peer } = await open();
       const data = pseudoRandomBytes(MiB, 0xbadc0de);
       const sizes = randomChunkSizes(MiB, 16384, 11);
@@ -255,7 +267,7 @@ export function linkContract(name: string, make: () => Promise<LinkUnderTest>): 
       reader.releaseLock();
     });
 
-    it('peer unplug resolves `closed` with {reason: "lost"} and ends the readable without hanging', async () => {
+    itStream('peer unplug resolves `closed` with {reason: "lost"} and ends the readable without hanging', async () => {
       const { link, peer } = await open();
       const reader = link.readable.getReader();
       const pending = reader.read();
@@ -275,7 +287,7 @@ export function linkContract(name: string, make: () => Promise<LinkUnderTest>): 
       expect((await link.closed).reason).toBe('lost');
     });
 
-    it('peer unplug while a large write is in flight settles the write and loses the link', async () => {
+    itStream('peer unplug while a large write is in flight settles the write and loses the link', async () => {
       const { link, peer } = await open();
       const data = pseudoRandomBytes(256 * 1024, 3);
       const w = link.writable.getWriter();
@@ -292,6 +304,70 @@ export function linkContract(name: string, make: () => Promise<LinkUnderTest>): 
       // every write settles one way or the other; none hangs
       await within(PROMPT_MS, writes, 'in-flight writes to settle after unplug');
       w.releaseLock();
+    });
+
+    (stream ? it.skip : it)('datagram: each write arrives as one chunk, both ways, up to maxPayload', async () => {
+      const { link, peer } = await open();
+      const max = link.datagram!.maxPayload;
+      expect(max).toBeGreaterThan(0);
+      const sizes = [1, 8, 100, 511, max - 1, max];
+      const w = link.writable.getWriter();
+      const pr = peer.readable.getReader();
+      for (const [i, n] of sizes.entries()) {
+        const d = pseudoRandomBytes(n, 100 + i);
+        await within(PROMPT_MS, w.write(d), `write of ${n}`);
+        const { value } = await within(PROMPT_MS, pr.read(), `peer receiving ${n}`);
+        expect(value).toEqual(d);
+      }
+      w.releaseLock();
+      pr.releaseLock();
+      const pw = peer.writable.getWriter();
+      const lr = link.readable.getReader();
+      for (const [i, n] of sizes.entries()) {
+        const d = pseudoRandomBytes(n, 200 + i);
+        await pw.write(d);
+        const { value } = await within(PROMPT_MS, lr.read(), `link receiving ${n}`);
+        expect(value).toEqual(d);
+      }
+      pw.releaseLock();
+      lr.releaseLock();
+    });
+
+    (stream ? it.skip : it)('datagram: a write over maxPayload rejects, sends nothing, and ends the link with the reason', async () => {
+      const { link, peer } = await open();
+      const pr = peer.readable.getReader();
+      const w = link.writable.getWriter();
+      await w.write(new Uint8Array([7, 7]));
+      await expect(w.write(new Uint8Array(link.datagram!.maxPayload + 1))).rejects.toBeInstanceOf(RangeError);
+      w.releaseLock();
+      const reason = await within(PROMPT_MS, link.closed, '`closed` after the refused write');
+      expect(reason).toMatchObject({ reason: 'error', message: expect.any(String) });
+      // the peer saw the datagram before, and nothing of the refused one
+      expect((await within(PROMPT_MS, pr.read(), 'peer read')).value).toEqual(new Uint8Array([7, 7]));
+      const nothing = await Promise.race([pr.read().then(() => 'got'), new Promise((r) => setTimeout(() => r('none'), 200))]);
+      expect(nothing).toBe('none');
+      pr.releaseLock();
+    });
+
+    (stream ? it.skip : it)('datagram: once the peer is gone, a write makes the link lost and ends the readable', async () => {
+      const { link, peer } = await open();
+      const reader = link.readable.getReader();
+      const pending = reader.read();
+      await within(PROMPT_MS, peer.unplug(), 'peer.unplug()');
+      const w = link.writable.getWriter();
+      // the OS learns the port is unreachable from the first datagram; a second write sees it
+      for (let i = 0; i < 20; i++) {
+        const settled = await Promise.race([link.closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 50))]);
+        if (settled) break;
+        await w.write(new Uint8Array([i])).catch(() => {});
+      }
+      w.releaseLock();
+      const reason = await within(PROMPT_MS, link.closed, '`closed` after unplug and a write');
+      expect(reason.reason).toBe('lost');
+      expect((await within(PROMPT_MS, pending, 'pending read')).done).toBe(true);
+      reader.releaseLock();
+      await within(PROMPT_MS, link.close(), 'close() after loss');
+      expect((await link.closed).reason).toBe('lost');
     });
   });
 }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Socket } from 'node:net';
 import { openTcpLink } from '../../src/core/link/node-tcp.ts';
-import { type SmpSession, openSession } from '../../src/core/smp/session.ts';
+import { type SmpSession, openSession } from '../../src/core/groups/session.ts';
 import { encodeFrames, createDecoder } from '../../src/core/smp/framing.ts';
 import { Op } from '../../src/core/smp/header.ts';
 import { privateKeyPem, publicKeyPem } from '../../src/core/trust/keys.ts';

@@ -10,10 +10,10 @@
  * client's own timeout.
  */
 import type { Link, LinkClosed } from '../../src/core/link/link.ts';
-import { fromHex } from '../../src/core/link/recording.ts';
-import { decodeCborObject } from '../../src/core/smp/cbor.ts';
+import { decodeCborObject } from '../../src/core/base/cbor.ts';
 import { createDecoder, type Framing, type PacketDecoder } from '../../src/core/smp/framing.ts';
 import { SMP_HEADER_SIZE, decodeHeader, type SmpHeader } from '../../src/core/smp/header.ts';
+import { fromHex } from '../../src/core/base/bytes.ts';
 
 export interface RecordedRequest {
   dir: 'tx';

@@ -6,7 +6,8 @@
  * replies come as soon as they are due.
  */
 import type { Link, LinkClosed } from '../../src/core/link/link.ts';
-import { fromHex, type TranscriptChunk } from '../../src/core/link/recording.ts';
+import { type TranscriptChunk } from '../../src/core/link/recording.ts';
+import { fromHex } from '../../src/core/base/bytes.ts';
 
 export class ReplayLink implements Link {
   readonly label: string;

@@ -203,7 +203,7 @@ export async function launchFixture(id: PeerFixtureId, opts: LaunchOptions = {})
  * first, unrecorded connection, then return a fresh link to the bootloader.
  */
 export async function connectRecovery(fx: RunningFixture, bootMs = 1500, recoveryMs = 2500): Promise<Link> {
-  const { openSession } = await import('../../src/core/smp/session.ts');
+  const { openSession } = await import('../../src/core/groups/session.ts');
   const { reset } = await import('../../src/core/groups/os.ts');
   const appLink = await fx.open();
   await new Promise((r) => setTimeout(r, bootMs));

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { recordLink } from '../../src/core/link/recording.ts';
-import { openSession } from '../../src/core/smp/session.ts';
+import { openSession } from '../../src/core/groups/session.ts';
 import { PEER_FIXTURES, connectRecovery, fixturesAvailable, launchFixture, type PeerFixtureId } from './fixtures.ts';
 import { GOLDEN_DIR } from './record.ts';
 import { SCRIPT_TIMEOUT_MS, bytesReviver, concatChunks, decodePackets, jsonRoundTrip, runPeerScript } from './script.ts';

@@ -11,7 +11,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { recordLink } from '../../src/core/link/recording.ts';
-import { openSession } from '../../src/core/smp/session.ts';
+import { openSession } from '../../src/core/groups/session.ts';
 import { PEER_FIXTURES, connectRecovery, launchFixture, zephyrVersionOf, type PeerFixtureId } from './fixtures.ts';
 import { SCRIPT_TIMEOUT_MS, bytesReplacer, concatChunks, decodePackets, runPeerScript } from './script.ts';
 

@@ -3,12 +3,12 @@
  * replaying it (tests/unit/golden-peer.test.ts) or running live
  * (tests/peer/live.test.ts). Deterministic given the same replies.
  */
-import { collectDeviceInfo } from '../../src/core/ops/info.ts';
-import { decodeCborObject } from '../../src/core/smp/cbor.ts';
+import { collectDeviceInfo } from '../../src/core/ops/identification/info.ts';
+import { decodeCborObject } from '../../src/core/base/cbor.ts';
 import { SmpError } from '../../src/core/smp/errors.ts';
 import { createDecoder, type Framing } from '../../src/core/smp/framing.ts';
 import { Group, SMP_HEADER_SIZE, decodeHeader, type SmpHeader } from '../../src/core/smp/header.ts';
-import type { SmpSession } from '../../src/core/smp/session.ts';
+import type { SmpSession } from '../../src/core/groups/session.ts';
 import { echo } from '../../src/core/groups/os.ts';
 
 export const SCRIPT_TIMEOUT_MS = 2000;

@@ -10,9 +10,9 @@ import { listGroups } from '../../src/core/groups/enum.ts';
 import {
   SETTINGS_ERR, SETTINGS_GROUP, commitSettings, deleteSetting, loadSettings, readSetting, saveSettings, writeSetting,
 } from '../../src/core/groups/settings.ts';
-import { readStockSettings } from '../../src/core/ops/configure.ts';
-import { FIELDBENCH_REF_SCHEMA } from '../../src/core/ops/config-schema.ts';
-import { openSession } from '../../src/core/smp/session.ts';
+import { readStockSettings } from '../../src/core/ops/configuration/read.ts';
+import { FIELDBENCH_REF_SCHEMA } from '../../src/core/ops/configuration/schema.ts';
+import { openSession } from '../../src/core/groups/session.ts';
 import { fixturesAvailable, launchFixture } from './fixtures.ts';
 
 const enabled = process.env.FIELDBENCH_PEER === '1';

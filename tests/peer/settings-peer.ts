@@ -13,10 +13,10 @@ import { fileURLToPath } from 'node:url';
 import { recordLink } from '../../src/core/link/recording.ts';
 import { listGroups } from '../../src/core/groups/enum.ts';
 import { commitSettings, deleteSetting, describeSettingsError, loadSettings, readSetting, saveSettings, writeSetting } from '../../src/core/groups/settings.ts';
-import { readStockSettings } from '../../src/core/ops/configure.ts';
-import { FIELDBENCH_REF_SCHEMA } from '../../src/core/ops/config-schema.ts';
+import { readStockSettings } from '../../src/core/ops/configuration/read.ts';
+import { FIELDBENCH_REF_SCHEMA } from '../../src/core/ops/configuration/schema.ts';
 import { SmpError } from '../../src/core/smp/errors.ts';
-import { openSession, type SmpSession } from '../../src/core/smp/session.ts';
+import { openSession, type SmpSession } from '../../src/core/groups/session.ts';
 import { launchFixture, zephyrVersionOf, type PeerFixtureId } from './fixtures.ts';
 import { bytesReplacer } from './script.ts';
 

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { decodeCbor, encodeCbor, encodeDeterministic, Tag } from '../../src/core/smp/cbor.ts';
+import { decodeCbor, encodeCbor, encodeDeterministic, Tag } from '../../src/core/base/cbor.ts';
 import { decodeSign1, type CoseKey } from '../../src/core/trust/cose.ts';
 import { ed25519Sign, ed25519Verify, generateEd25519 } from '../../src/core/trust/ed25519.ts';
 import { keyId } from '../../src/core/trust/keys.ts';
@@ -10,6 +10,8 @@ import { credentialPermits, checkCredentialPermits, issueCredential, verifyCrede
 import { issueConfig, secretsAddressedTo, verifyConfig, type ConfigInput } from '../../src/core/trust/signed-config.ts';
 import { generateX25519, open, seal } from '../../src/core/trust/seal.ts';
 import type { TrustResult } from '../../src/core/trust/result.ts';
+import { issueReprovision, verifyReprovision } from '../../src/core/trust/reprovision.ts';
+import { issueProfile, verifyProfile } from '../../src/core/factory/profile.ts';
 
 const T = 1_800_000_000; // seconds
 const NOW = T * 1000; // ms, as contexts take it
@@ -23,6 +25,9 @@ let bundle: TrustBundle;
 let identityBytes: Uint8Array;
 let credentialBytes: Uint8Array;
 let configBytes: Uint8Array;
+let reprovisionBytes: Uint8Array;
+let profileBytes: Uint8Array;
+const CHIP = Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8]);
 
 const device = () => ({ serial: 'SN-0001', model: 'fb-sensor', keyId: keyId(dev.publicKey), groups: ['north'] });
 
@@ -87,9 +92,11 @@ const verifiers: Record<ArtifactType, Verify> = {
   credential: (b) => verifyCredential(b, { bundle, now: NOW }),
   config: (b) => verifyConfig(b, { bundle, now: NOW }),
   bundle: (b) => verifyBundle(b, { ownerKeys: [owner.publicKey], now: NOW }),
+  reprovision: (b) => verifyReprovision(b, { ownerKeys: [owner.publicKey], now: NOW, devicePublicKey: dev.publicKey, chipUid: CHIP }),
+  profile: (b) => verifyProfile(b, { ownerKeys: [owner.publicKey], now: NOW }),
 };
-const artifacts = (): Record<ArtifactType, Uint8Array> => ({ identity: identityBytes, credential: credentialBytes, config: configBytes, bundle: bundleBytes });
-const seeds = (): Record<ArtifactType, Uint8Array> => ({ identity: manuf.privateKey, credential: owner.privateKey, config: owner.privateKey, bundle: owner.privateKey });
+const artifacts = (): Record<ArtifactType, Uint8Array> => ({ identity: identityBytes, credential: credentialBytes, config: configBytes, bundle: bundleBytes, reprovision: reprovisionBytes, profile: profileBytes });
+const seeds = (): Record<ArtifactType, Uint8Array> => ({ identity: manuf.privateKey, credential: owner.privateKey, config: owner.privateKey, bundle: owner.privateKey, reprovision: owner.privateKey, profile: owner.privateKey });
 
 beforeAll(async () => {
   [manuf, owner, fw, tech, dev, stranger] = await Promise.all([1, 2, 3, 4, 5, 6].map(() => generateEd25519()));
@@ -100,6 +107,15 @@ beforeAll(async () => {
   identityBytes = await issueIdentity(identityInput(), manuf.privateKey);
   credentialBytes = await issueCredential(credentialInput(), owner.privateKey);
   configBytes = await issueConfig(configInput(), owner.privateKey);
+  profileBytes = await issueProfile(
+    {
+      name: 'line 1', model: 'fb-sensor', firmware: [{ version: '1.2.3', sha256: new Uint8Array(32).fill(7), securityCounter: 5, signingKeys: [fw.publicKey] }],
+      identity: { policy: { serial: { pattern: 'SN-{n:06}', first: 1, last: 1000 }, devEui: { first: '70b3d57ed0000000', count: 1000 } }, certValidityDays: 3650 },
+      tests: { echo: true, attestation: 'trusted', interfaces: { shell: 'disabled' } }, manufacturerKid: keyId(manuf.publicKey), notBefore: T - DAY, notAfter: T + DAY,
+    },
+    owner.privateKey,
+  );
+  reprovisionBytes = await issueReprovision({ devicePublicKey: dev.publicKey, chipUid: CHIP, reason: 'rework', notBefore: T - DAY, notAfter: T + DAY }, owner.privateKey);
 });
 
 describe('round trips', () => {
@@ -319,7 +335,7 @@ describe('rejections, each with its own code', () => {
         expectFail(await verifiers[as](relabelled), 'schema');
       }
     }
-    expect(n).toBe(12);
+    expect(n).toBe(30); // 6 kinds x 5 others
     // a COSE_Sign1 without our content type
     const plain = await resign(credentialBytes, owner.privateKey, (_p, prot) => prot.delete(3));
     expectFail(await verifiers.credential(plain), 'wrong-type');

@@ -10,7 +10,7 @@ import { ed25519PublicKey } from '../../src/core/trust/ed25519.ts';
 import { encodeCoseKey, keyId, parsePem, publicKeyPem, privateKeyPem } from '../../src/core/trust/keys.ts';
 import { signSign1 } from '../../src/core/trust/cose.ts';
 import { verifyPsaToken, type PsaTokenKey } from '../../src/core/trust/psa.ts';
-import { encodeDeterministic } from '../../src/core/smp/cbor.ts';
+import { encodeDeterministic } from '../../src/core/base/cbor.ts';
 import { signEatToken, signerIdFor, type EatDeviceState } from '../../src/core/trust/eat.ts';
 
 const ROOT = path.resolve(__dirname, '../..');

@@ -1,9 +1,9 @@
 import 'fake-indexeddb/auto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type AttestState, type EventsState, attestDevice, readSecurityEvents, runAttest } from '../../src/core/ops/attest.ts';
-import { UNSUPPORTED_REASON } from '../../src/core/ops/identify.ts';
+import { type AttestState, type EventsState, attestDevice, readSecurityEvents, runAttest } from '../../src/core/ops/state-awareness/attest.ts';
+import { UNSUPPORTED_REASON } from '../../src/core/ops/identification/identify.ts';
 import { recordAttestation } from '../../src/core/ops/record.ts';
-import { openSession } from '../../src/core/smp/session.ts';
+import { openSession } from '../../src/core/groups/session.ts';
 import { type FieldbenchDB, openStore } from '../../src/core/store/db.ts';
 import { exportAudit, verifyAuditExport } from '../../src/core/store/audit.ts';
 import { seedSigner } from '../../src/core/store/sig.ts';

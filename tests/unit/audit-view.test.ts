@@ -3,7 +3,6 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openStore, type AuditRecord, type FieldbenchDB } from '../../src/core/store/db.ts';
 import { AuditDetailsError, recordOperation } from '../../src/core/store/audit.ts';
 import { keyIdHex, seedSigner } from '../../src/core/store/sig.ts';
-import { toHex } from '../../src/core/store/ids.ts';
 import {
   AUDIT_OUTCOMES,
   auditDeviceLabel,
@@ -14,6 +13,7 @@ import {
   localTime,
   queryAudit,
 } from '../../src/core/ops/records.ts';
+import { toHex } from '../../src/core/base/bytes.ts';
 
 type Entry = Parameters<typeof describeAuditEntry>[0];
 

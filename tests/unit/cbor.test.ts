@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CborError, Tag, decodeCbor, decodeCborObject, encodeCbor, encodeDeterministic } from '../../src/core/smp/cbor.ts';
-import { toHex, fromHex } from '../../src/core/smp/bytes.ts';
+import { CborError, Tag, decodeCbor, decodeCborObject, encodeCbor, encodeDeterministic } from '../../src/core/base/cbor.ts';
+import { toHex, fromHex } from '../../src/core/base/bytes.ts';
 
 describe('plain CBOR', () => {
   it('encodes integers in their shortest form, at every width (RFC 8949 appendix A)', () => {

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeCbor } from '../../src/core/smp/cbor.ts';
+import { encodeCbor } from '../../src/core/base/cbor.ts';
 import { p256PublicKeyPem, parsePem, publicKeyPem } from '../../src/core/trust/keys.ts';
 import { signSign1 } from '../../src/core/trust/cose.ts';
 import { ed25519PublicKey } from '../../src/core/trust/ed25519.ts';

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { toHex } from '../../src/core/smp/bytes.ts';
+import { toHex } from '../../src/core/base/bytes.ts';
 import { generateX25519, open, seal } from '../../src/core/trust/seal.ts';
 import { decodeConfigUnverified } from '../../src/core/trust/signed-config.ts';
 

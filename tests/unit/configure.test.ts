@@ -5,21 +5,22 @@ import { SecurityGroup, type DeviceIdentity } from '../../src/core/groups/securi
 import {
   SETTINGS_ERR, SETTINGS_GROUP, commitSettings, deleteSetting, loadSettings, readSetting, saveSettings, writeSetting,
 } from '../../src/core/groups/settings.ts';
-import { authenticateTechnician, AccessError } from '../../src/core/ops/access.ts';
+import { authenticateTechnician, AccessError } from '../../src/core/ops/access/login.ts';
 import {
   FIELDBENCH_REF_SCHEMA, decodeSettingValue, encodeSettingValue, formatIssues, parseFieldInput, sealFormValues, validateSecrets, validateSettings,
-} from '../../src/core/ops/config-schema.ts';
-import {
-  type ConfigureState, type CurrentConfig, SECRETS_KEY, UNSIGNED_NOTE, applySignedConfig, auditDetails, backupValidator, checkSignedConfig,
-  configBackupBytes, decodeSnapshot, deviceRejection, diffSettings, diffSignedConfigs, planRestore, readCurrentConfig, restoreFromBackup, runToEnd,
-  storeConfigBackup, writeUnsignedSettings,
-} from '../../src/core/ops/configure.ts';
+} from '../../src/core/ops/configuration/schema.ts';
+import { type ConfigureState, type CurrentConfig, UNSIGNED_NOTE, deviceRejection, readCurrentConfig } from '../../src/core/ops/configuration/read.ts';
+import { SECRETS_KEY, diffSettings, diffSignedConfigs } from '../../src/core/ops/configuration/diff.ts';
+import { applySignedConfig, auditDetails, checkSignedConfig, runToEnd } from '../../src/core/ops/configuration/apply.ts';
+import { backupValidator, configBackupBytes, decodeSnapshot, storeConfigBackup } from '../../src/core/ops/configuration/backup.ts';
+import { planRestore, restoreFromBackup } from '../../src/core/ops/configuration/restore.ts';
+import { writeUnsignedSettings } from '../../src/core/ops/configuration/unsigned.ts';
 import { exportAuditJson, recordOperation } from '../../src/core/store/audit.ts';
 import { openStore } from '../../src/core/store/db.ts';
 import { seedSigner } from '../../src/core/store/sig.ts';
 import type { LogEvent } from '../../src/core/smp/client.ts';
-import { toHex } from '../../src/core/smp/bytes.ts';
-import { openSession } from '../../src/core/smp/session.ts';
+import { toHex } from '../../src/core/base/bytes.ts';
+import { openSession } from '../../src/core/groups/session.ts';
 import { type TrustBundle, verifyBundle } from '../../src/core/trust/bundle.ts';
 import { ed25519Sign } from '../../src/core/trust/ed25519.ts';
 import { seal } from '../../src/core/trust/seal.ts';
@@ -181,7 +182,7 @@ describe('signed configuration: every rejection, by the tool and by the device',
     }
     expect(toolCodes.has('bad-signature')).toBe(true);
     expect(deviceCodes.has('bad-signature')).toBe(true);
-    expect([...deviceCodes].every((c) => ['bad-signature', 'schema', 'malformed', 'transfer', 'replayed', 'wrong-target', 'expired', 'revoked'].includes(c))).toBe(true);
+    expect([...deviceCodes].every((c) => ['bad-signature', 'schema', 'malformed', 'transfer', 'replayed', 'wrong-target', 'expired', 'revoked', 'wrong-type'].includes(c)), [...deviceCodes].join(', ')).toBe(true);
     expect((await x.g.readConfig()).sequence).toBe(0);
     // The untouched one still applies.
     expect((await x.g.applyConfig(good)).sequence).toBe(3);

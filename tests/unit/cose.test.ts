@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { p256 } from '@noble/curves/nist.js';
 import { describe, expect, it } from 'vitest';
-import { Tag, encodeCbor, encodeDeterministic } from '../../src/core/smp/cbor.ts';
+import { Tag, encodeCbor, encodeDeterministic } from '../../src/core/base/cbor.ts';
 import {
   type CoseFailure,
   type CoseKey,

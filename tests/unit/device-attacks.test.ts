@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SecurityGroup } from '../../src/core/groups/security.ts';
-import { authenticateTechnician } from '../../src/core/ops/access.ts';
+import { authenticateTechnician } from '../../src/core/ops/access/login.ts';
 import { SmpError } from '../../src/core/smp/errors.ts';
 import { ed25519Sign } from '../../src/core/trust/ed25519.ts';
 import { SEC_RC } from '../../src/device/security.ts';

@@ -15,7 +15,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { createLinkPair } from '../../src/core/link/memory.ts';
-import { decodeCbor } from '../../src/core/smp/cbor.ts';
+import { decodeCbor } from '../../src/core/base/cbor.ts';
 import { createDecoder, encodeFrames, type Framing } from '../../src/core/smp/framing.ts';
 import { SMP_HEADER_SIZE, buildPacket, decodeHeader } from '../../src/core/smp/header.ts';
 import { ReferenceDevice } from '../../src/device/device.ts';
@@ -135,7 +135,7 @@ async function replay(fx: Fixture, tx: DecodedPacket[]): Promise<Map<number, unk
   return replies;
 }
 
-import { encodeCbor } from '../../src/core/smp/cbor.ts';
+import { encodeCbor } from '../../src/core/base/cbor.ts';
 /** The recorded request bodies are plain objects decoded from CBOR maps; re-encode them the way they were sent. */
 function encodeCborBody(body: unknown): Uint8Array {
   if (body && typeof body === 'object' && !(body instanceof Uint8Array) && !(body instanceof Map) && !Array.isArray(body)) return encodeCbor(new Map(Object.entries(body)));

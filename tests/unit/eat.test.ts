@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { decodeCbor, encodeCbor, encodeDeterministic, Tag } from '../../src/core/smp/cbor.ts';
+import { decodeCbor, encodeCbor, encodeDeterministic, Tag } from '../../src/core/base/cbor.ts';
 import { signSign1, type CoseKey } from '../../src/core/trust/cose.ts';
 import { ed25519PublicKey } from '../../src/core/trust/ed25519.ts';
 import { keyId } from '../../src/core/trust/keys.ts';

@@ -9,7 +9,7 @@ import { UsageError } from '../../src/cli/command.ts';
 import { SocketLink } from '../../src/core/link/node-socket.ts';
 import { ed25519PublicKey } from '../../src/core/trust/ed25519.ts';
 import { parsePem } from '../../src/core/trust/keys.ts';
-import { signImage } from '../../src/core/trust/mcuboot.ts';
+import { signImage } from '../../src/core/trust/mcuboot/sign.ts';
 import { ReferenceDevice } from '../../src/device/device.ts';
 import { configureImageModel, imageModelOf } from '../../src/device/groups/standard.ts';
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { base64DecodeInto, base64EncodeInto, crc16xmodem, fromHex, toHex } from '../../src/core/smp/bytes.ts';
+import { base64DecodeInto, base64EncodeInto, fromHex, toHex } from '../../src/core/base/bytes.ts';
+import { crc16xmodem } from '../../src/core/base/crc.ts';
 import {
   ConsoleDecoder,
   RawDecoder,
@@ -10,7 +11,7 @@ import {
   packetEncoderStream,
 } from '../../src/core/smp/framing.ts';
 import { buildPacket } from '../../src/core/smp/header.ts';
-import { encodeCbor } from '../../src/core/smp/cbor.ts';
+import { encodeCbor } from '../../src/core/base/cbor.ts';
 
 const enc = new TextEncoder();
 const packet = (n: number, seq = 1) => buildPacket({ op: 2, version: 1, flags: 0, group: 0, seq, id: 0 }, encodeCbor({ d: 'x'.repeat(n) }));

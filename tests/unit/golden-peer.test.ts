@@ -11,11 +11,11 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { TranscriptChunk } from '../../src/core/link/recording.ts';
-import { collectDeviceInfo } from '../../src/core/ops/info.ts';
-import { encodeCbor } from '../../src/core/smp/cbor.ts';
+import { collectDeviceInfo } from '../../src/core/ops/identification/info.ts';
+import { encodeCbor } from '../../src/core/base/cbor.ts';
 import { encodeFrames, type Framing } from '../../src/core/smp/framing.ts';
 import { buildPacket } from '../../src/core/smp/header.ts';
-import { openSession } from '../../src/core/smp/session.ts';
+import { openSession } from '../../src/core/groups/session.ts';
 import { ReplayLink } from '../helpers/replay-link.ts';
 import { bytesReviver, concatChunks, decodePackets, jsonRoundTrip, runPeerScript, type DecodedPacket, type ScriptResults } from '../peer/script.ts';
 

@@ -25,32 +25,33 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { describe, expect, it, vi } from 'vitest';
-import { toHex } from '../../src/core/link/recording.ts';
-import { runUpdate, type UpdateState } from '../../src/core/ops/update.ts';
-import { openSession } from '../../src/core/smp/session.ts';
-import { TLV, signImage } from '../../src/core/trust/mcuboot.ts';
+import { runUpdate, type UpdateState } from '../../src/core/ops/update/update.ts';
+import { openSession } from '../../src/core/groups/session.ts';
+import { TLV } from '../../src/core/trust/mcuboot/parse.ts';
+import { signImage } from '../../src/core/trust/mcuboot/sign.ts';
 import { PacketReplayLink, type RecordedRequest, type ReplayEvent } from '../helpers/packet-replay-link.ts';
 import { fixturesAvailable } from '../peer/fixtures.ts';
 import { bytesReviver, type DecodedPacket } from '../peer/script.ts';
-import { decodeCborObject } from '../../src/core/smp/cbor.ts';
+import { decodeCborObject } from '../../src/core/base/cbor.ts';
 import { createDecoder } from '../../src/core/smp/framing.ts';
 import { SMP_HEADER_SIZE, decodeHeader } from '../../src/core/smp/header.ts';
 import {
   PEER_TEST_KEY, UPDATE_SCENARIOS, deriveUpdateImage, peerTestPublicKey, stateTrail, summarizeState, updateOptions,
   type RedactedData, type UpdateGolden,
 } from '../peer/update-peer.ts';
+import { toHex } from '../../src/core/base/bytes.ts';
 
 // The stand-in image's hash TLV reads as the recorded one (see above); only for that exact byte array.
 const standIn = vi.hoisted(() => ({ current: null as null | { bytes: Uint8Array; hash: Uint8Array } }));
-vi.mock('../../src/core/trust/mcuboot.ts', async (importOriginal) => {
-  const m = await importOriginal<typeof import('../../src/core/trust/mcuboot.ts')>();
+vi.mock('../../src/core/trust/mcuboot/verify.ts', async (importOriginal) => {
+  const m = await importOriginal<typeof import('../../src/core/trust/mcuboot/verify.ts')>();
   return {
     ...m,
     verifyImage: async (bytes: Uint8Array, opts: Parameters<typeof m.verifyImage>[1]) => {
       const r = await m.verifyImage(bytes, opts);
       const s = standIn.current;
       if (s && bytes === s.bytes && r.image) {
-        r.image = { ...r.image, tlvs: r.image.tlvs.map((t) => (t.type === m.TLV.SHA256 ? { ...t, value: s.hash } : t)) };
+        r.image = { ...r.image, tlvs: r.image.tlvs.map((t) => (t.type === TLV.SHA256 ? { ...t, value: s.hash } : t)) };
       }
       return r;
     },
@@ -342,7 +343,7 @@ for (const file of files) {
 it('the stand-in hash substitution applies to the stand-in only', async () => {
   const g = load(files[1]);
   const bytes = await makeStandIn(g);
-  const { verifyImage } = await import('../../src/core/trust/mcuboot.ts');
+  const { verifyImage } = await import('../../src/core/trust/mcuboot/verify.ts');
   const real = await verifyImage(bytes, { keys: [await peerTestPublicKey()] });
   expect(real.ok).toBe(true);
   const own = real.image!.tlvs.find((t) => t.type === TLV.SHA256)!.value;

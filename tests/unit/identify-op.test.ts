@@ -7,14 +7,13 @@ import {
   identifyDevice,
   parseLabelCode,
   runIdentify,
-} from '../../src/core/ops/identify.ts';
+} from '../../src/core/ops/identification/identify.ts';
 import { inventoryLookup, recordIdentification } from '../../src/core/ops/record.ts';
-import { openSession } from '../../src/core/smp/session.ts';
+import { openSession } from '../../src/core/groups/session.ts';
 import { type FieldbenchDB, openStore } from '../../src/core/store/db.ts';
 import { verifyAuditExport, exportAudit } from '../../src/core/store/audit.ts';
 import { findByIdentifier, upsertDevice } from '../../src/core/store/inventory.ts';
 import { seedSigner } from '../../src/core/store/sig.ts';
-import { toHex } from '../../src/core/store/ids.ts';
 import { issueIdentity } from '../../src/core/trust/identity.ts';
 import { keyId } from '../../src/core/trust/keys.ts';
 import { ReferenceDevice } from '../../src/device/device.ts';
@@ -22,6 +21,7 @@ import { makeAuthorities } from '../../src/device/provisioning.ts';
 import { installSecurity } from '../../src/device/security.ts';
 import { createVirtualDevice } from '../../src/device/virtual.ts';
 import { FAST, type World, makeBundle, world } from '../helpers/identity-world.ts';
+import { toHex } from '../../src/core/base/bytes.ts';
 
 const open: World[] = [];
 const dbs: FieldbenchDB[] = [];
@@ -125,7 +125,7 @@ describe('identifyDevice', () => {
     const x = await w();
     const d = (days: number) => new Date(Date.now() + days * 86400_000);
     x.sec.setIdentityCert(
-      await issueIdentity({ serial: 'FB-0001', model: 'fieldbench-ref', hwRev: 'rev-b', devicePublicKey: x.sec.devicePublicKey, deviceEncKey: x.sec.se.encPublicKey, notBefore: d(-1), notAfter: d(30) }, x.auth.manufacturer.privateKey),
+      await issueIdentity({ serial: 'FB-0001', model: 'fieldbench-ref', hwRev: 'rev-b', ueid: x.sec.chipUid, devicePublicKey: x.sec.devicePublicKey, deviceEncKey: x.sec.se.encPublicKey, notBefore: d(-1), notAfter: d(30) }, x.auth.manufacturer.privateKey),
     );
     expect((await done(x)).badges).toEqual(['verified']);
     const r = await done(x, { now: d(31) });
@@ -169,14 +169,14 @@ describe('identifyDevice', () => {
     const x = await w();
     x.sec.setIdentityCert(
       await issueIdentity(
-        { serial: 'FB-0001', model: 'fieldbench-ref', hwRev: 'rev-b', devicePublicKey: x.sec.devicePublicKey, deviceEncKey: x.sec.se.encPublicKey, notBefore: new Date(Date.now() - 2 * 86400_000), notAfter: new Date(Date.now() - 86400_000) },
+        { serial: 'FB-0001', model: 'fieldbench-ref', hwRev: 'rev-b', ueid: x.sec.chipUid, devicePublicKey: x.sec.devicePublicKey, deviceEncKey: x.sec.se.encPublicKey, notBefore: new Date(Date.now() - 2 * 86400_000), notAfter: new Date(Date.now() - 86400_000) },
         x.auth.manufacturer.privateKey,
       ),
     );
     expect(check(await done(x), 'certificate')).toMatchObject({ result: 'fail', code: 'expired' });
     x.sec.setIdentityCert(
       await issueIdentity(
-        { serial: 'FB-0001', model: 'fieldbench-ref', hwRev: 'rev-b', mac: Uint8Array.from([2, 0, 0, 0, 0, 1]), devicePublicKey: x.sec.devicePublicKey, deviceEncKey: x.sec.se.encPublicKey, notAfter: new Date(Date.now() + 86400_000) },
+        { serial: 'FB-0001', model: 'fieldbench-ref', hwRev: 'rev-b', ueid: x.sec.chipUid, mac: Uint8Array.from([2, 0, 0, 0, 0, 1]), devicePublicKey: x.sec.devicePublicKey, deviceEncKey: x.sec.se.encPublicKey, notAfter: new Date(Date.now() + 86400_000) },
         x.auth.manufacturer.privateKey,
       ),
     );
@@ -267,17 +267,14 @@ describe('identifyDevice', () => {
     expect((await done(x)).badges).toEqual(['verified']);
   });
 
-  it('an unprovisioned device has no certificate', async () => {
+  it('a factory-fresh device has no identity: identify says so instead of guessing', async () => {
     const device = new ReferenceDevice({ bufSize: 256 });
     await installSecurity(device, {});
     const v = createVirtualDevice({ model: FAST, device });
     const s = await openSession(v.link);
     const { bundle } = await makeBundle((await world()).auth, null);
     const r = await runIdentify(s, { bundle });
-    if (r.kind !== 'done') throw new Error(r.kind);
-    expect(r.checks[0]).toMatchObject({ check: 'certificate', result: 'fail', detail: expect.stringContaining('no identity certificate') });
-    expect(r.checks.find((c) => c.check === 'possession')?.result).toBe('pass'); // it does hold its (uncertified) key
-    expect(r.badges).toEqual(['unverified']);
+    expect(r).toMatchObject({ kind: 'error', message: expect.stringContaining('factory-fresh') });
     await s.close();
   });
 

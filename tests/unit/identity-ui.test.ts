@@ -11,8 +11,8 @@ import IdentityCard from '../../src/ui/identity/IdentityCard.svelte';
 import IdentityPanel from '../../src/ui/identity/IdentityPanel.svelte';
 import LabelInput from '../../src/ui/identity/LabelInput.svelte';
 import { cameraProblem } from '../../src/ui/identity/scan.ts';
-import { runAttest, readSecurityEvents } from '../../src/core/ops/attest.ts';
-import { UNSUPPORTED_REASON, runIdentify, type InventoryLookup } from '../../src/core/ops/identify.ts';
+import { runAttest, readSecurityEvents } from '../../src/core/ops/state-awareness/attest.ts';
+import { UNSUPPORTED_REASON, runIdentify, type InventoryLookup } from '../../src/core/ops/identification/identify.ts';
 import { LOCKED_DOWN, type World, world } from '../helpers/identity-world.ts';
 
 const open: World[] = [];

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { p256 } from '@noble/curves/nist.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeCbor } from '../../src/core/smp/cbor.ts';
+import { encodeCbor } from '../../src/core/base/cbor.ts';
 import type { CoseKey } from '../../src/core/trust/cose.ts';
 import { ed25519PublicKey, generateEd25519 } from '../../src/core/trust/ed25519.ts';
 import {

@@ -1,9 +1,10 @@
 import { createServer, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { fromHex, recordLink, toHex } from '../../src/core/link/recording.ts';
+import { recordLink } from '../../src/core/link/recording.ts';
 import { openNodeLink } from '../../src/core/link/node.ts';
 import { ReplayLink } from '../helpers/replay-link.ts';
 import { linkContract, within } from '../helpers/link-contract.ts';
+import { fromHex, toHex } from '../../src/core/base/bytes.ts';
 
 async function tcpPair() {
   const server = createServer();

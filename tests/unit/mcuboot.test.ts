@@ -4,19 +4,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { sha256 } from '@noble/hashes/sha2.js';
-import {
-  McubootError,
-  TLV,
-  IMAGE_F,
-  keyHash,
-  ed25519Spki,
-  parseImage,
-  parseVersion,
-  readFirmwareFile,
-  signImage,
-  verifyImage,
-  type SignImageOptions,
-} from '../../src/core/trust/mcuboot.ts';
+import { McubootError, TLV, IMAGE_F, keyHash, ed25519Spki, parseImage, parseVersion } from '../../src/core/trust/mcuboot/parse.ts';
+import { readFirmwareFile } from '../../src/core/trust/ihex.ts';
+import { signImage, type SignImageOptions } from '../../src/core/trust/mcuboot/sign.ts';
+import { verifyImage } from '../../src/core/trust/mcuboot/verify.ts';
 import { IhexError, parseIhex, ihexToBinary, writeIhex } from '../../src/core/trust/ihex.ts';
 import { parsePem } from '../../src/core/trust/keys.ts';
 import { ed25519PublicKey, ed25519Sign } from '../../src/core/trust/ed25519.ts';

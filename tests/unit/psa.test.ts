@@ -1,9 +1,10 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { decodeCbor, encodeCbor, Tag } from '../../src/core/smp/cbor.ts';
+import { decodeCbor, encodeCbor, Tag } from '../../src/core/base/cbor.ts';
 import type { CoseKey } from '../../src/core/trust/cose.ts';
-import { createMac0, decodeMac0, verifyMac0, constantTimeEqual, mac0Structure } from '../../src/core/trust/cose-mac0.ts';
+import { createMac0, decodeMac0, verifyMac0, mac0Structure } from '../../src/core/trust/cose-mac0.ts';
+import { equalBytes as constantTimeEqual } from '../../src/core/base/bytes.ts';
 import { parsePem } from '../../src/core/trust/keys.ts';
 import {
   decodeClaimsPayload, lifecycleState, PSA_CLAIM, PSA_P1_CLAIM, validatePsaClaims, verifyPsaToken, type PsaValidation,

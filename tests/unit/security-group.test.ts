@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { SecurityGroup, authMessage, popMessage } from '../../src/core/groups/security.ts';
 import { readState } from '../../src/core/groups/image.ts';
-import { openSession } from '../../src/core/smp/session.ts';
-import { toHex } from '../../src/core/smp/bytes.ts';
+import { openSession } from '../../src/core/groups/session.ts';
+import { toHex } from '../../src/core/base/bytes.ts';
 import { verifyBundle } from '../../src/core/trust/bundle.ts';
 import { appraiseToken } from '../../src/core/trust/eat.ts';
 import { ed25519Sign, ed25519Verify } from '../../src/core/trust/ed25519.ts';

@@ -17,7 +17,7 @@ import {
 import { findByIdentifier } from '../../src/core/store/inventory.ts';
 import { keyIdHex, seedSigner, verifyEd25519, type AuditSigner } from '../../src/core/store/sig.ts';
 import { ed25519Sign, ed25519Verify } from '../../src/core/trust/ed25519.ts';
-import { fromHex, toHex } from '../../src/core/store/ids.ts';
+import { fromHex, toHex } from '../../src/core/base/bytes.ts';
 
 let n = 0;
 const dbs: FieldbenchDB[] = [];

@@ -5,10 +5,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { SecurityGroup, authMessage } from '../../src/core/groups/security.ts';
-import { openSession } from '../../src/core/smp/session.ts';
+import { openSession } from '../../src/core/groups/session.ts';
 import { SmpError } from '../../src/core/smp/errors.ts';
-import { CborError, Tag, checkCbor, decodeCbor, decodeCborObject, decodeStrict, encodeCbor, encodeDeterministic } from '../../src/core/smp/cbor.ts';
-import { concatBytes } from '../../src/core/smp/bytes.ts';
+import { CborError, Tag, checkCbor, decodeCbor, decodeCborObject, decodeStrict, encodeCbor, encodeDeterministic } from '../../src/core/base/cbor.ts';
+import { concatBytes } from '../../src/core/base/bytes.ts';
 import { decodeSign1 } from '../../src/core/trust/cose.ts';
 import { ed25519Sign } from '../../src/core/trust/ed25519.ts';
 import { verifyBundle } from '../../src/core/trust/bundle.ts';

@@ -10,12 +10,12 @@ import { issueCredential } from '../../src/core/trust/credential.ts';
 import { privateKeyPem, publicKeyPem } from '../../src/core/trust/keys.ts';
 import { TechnicianKeyStore } from '../../src/core/trust/keystore.ts';
 import { demoKit } from '../../src/device/demo.ts';
-import { runUpdate } from '../../src/core/ops/update.ts';
+import { runUpdate } from '../../src/core/ops/update/update.ts';
 import { createVirtualDevice } from '../../src/device/virtual.ts';
-import { openSession } from '../../src/core/smp/session.ts';
-import { runIdentify } from '../../src/core/ops/identify.ts';
-import { runAttest } from '../../src/core/ops/attest.ts';
-import { preflightImage } from '../../src/core/ops/update.ts';
+import { openSession } from '../../src/core/groups/session.ts';
+import { runIdentify } from '../../src/core/ops/identification/identify.ts';
+import { runAttest } from '../../src/core/ops/state-awareness/attest.ts';
+import { preflightImage } from '../../src/core/ops/update/preflight.ts';
 
 const DAY = 86400_000;
 const te = new TextEncoder();

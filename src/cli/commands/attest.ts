@@ -11,6 +11,7 @@ import { KeyFormatError } from '../../core/trust/keys.ts';
 import { parseVerificationKey, type VerificationKey } from '../../core/trust/verification-key.ts';
 import { verifyBundle } from '../../core/trust/bundle.ts';
 import { appraiseToken, claimsToJson, type ReferenceMeasurement } from '../../core/trust/eat.ts';
+import { fromHex, toHex } from '../../core/base/bytes.ts';
 
 const usage = `usage: fieldbench attest verify TOKEN (--key KEYFILE | --hmac-key FILE) [--nonce HEX]
          [--bundle BUNDLE --owner OWNER.pem [--allow-stale]] [--reference SHA256[,VERSION[,MODEL]]]...
@@ -46,24 +47,21 @@ exit status: 0 trusted, 1 untrusted / warning / bundle rejected (reasons on stde
 
 function parseHex(s: string, what: string): Uint8Array {
   const clean = s.replace(/\s+/g, '');
-  if (!/^([0-9a-fA-F]{2})+$/.test(clean)) throw new UsageError(`${what} must be hex digits (an even number)`);
-  return Uint8Array.from(clean.match(/../g)!, (x) => parseInt(x, 16));
+  if (clean.length === 0) throw new UsageError(`${what} must be hex digits (an even number)`);
+  try {
+    return fromHex(clean);
+  } catch {
+    throw new UsageError(`${what} must be hex digits (an even number)`);
+  }
 }
 
 /** A token file holds raw CBOR, or the same as hex text. */
 function tokenBytes(raw: Uint8Array): Uint8Array {
   const text = new TextDecoder().decode(raw).trim();
   if (text.length > 0 && /^[0-9a-fA-F\s]+$/.test(text) && text.replace(/\s+/g, '').length % 2 === 0) {
-    const clean = text.replace(/\s+/g, '');
-    return Uint8Array.from(clean.match(/../g)!, (x) => parseInt(x, 16));
+    return fromHex(text.replace(/\s+/g, ''));
   }
   return raw;
-}
-
-function hex(b: Uint8Array): string {
-  let s = '';
-  for (const x of b) s += x.toString(16).padStart(2, '0');
-  return s;
 }
 
 function parseReference(spec: string): ReferenceMeasurement {
@@ -125,10 +123,10 @@ const verify: CliCommand = {
         }
         if (b.value.stale) io.err(`fieldbench attest verify: warning: the trust bundle expired; reference values may be out of date\n`);
         for (const f of b.value.firmware) {
-          refs.push({ sha256: hex(f.sha256), version: f.version, model: f.model, signerId: hex(f.signerKid), securityCounter: f.securityCounter });
+          refs.push({ sha256: toHex(f.sha256), version: f.version, model: f.model, signerId: toHex(f.signerKid), securityCounter: f.securityCounter });
         }
-        for (const k of b.value.revocations.keyIds) revoked.add(hex(k));
-        published = new Set(b.value.configurations.map(hex));
+        for (const k of b.value.revocations.keyIds) revoked.add(toHex(k));
+        published = new Set(b.value.configurations.map(toHex));
       }
     } catch (e) {
       if (e instanceof InputError) return fail(e.message);
@@ -150,9 +148,9 @@ const verify: CliCommand = {
       for (const r of a.reasons) io.out(`  [${r.result}] ${r.check}: ${r.detail}\n`);
       if (a.claims) {
         const c = a.claims as unknown as Record<string, unknown>;
-        io.out(`profile: ${a.claims.profile}\ninstance: ${hex(a.claims.instanceId)}\n`);
+        io.out(`profile: ${a.claims.profile}\ninstance: ${toHex(a.claims.instanceId)}\n`);
         if (typeof c.model === 'string') io.out(`model: ${c.model}\n`);
-        for (const s of a.claims.softwareComponents) io.out(`component: ${s.measurementType ?? '?'} ${s.version ?? ''} ${hex(s.measurementValue)}\n`);
+        for (const s of a.claims.softwareComponents) io.out(`component: ${s.measurementType ?? '?'} ${s.version ?? ''} ${toHex(s.measurementValue)}\n`);
       }
     }
     if (a.verdict === 'trusted') return EXIT_OK;

@@ -3,19 +3,19 @@
  * stock device with --confirm-unsigned), config diff. ('config sign' is the
  * owner's verb, in trust.ts.)
  */
-import { findSecurityGroup } from '../../core/ops/identify.ts';
-import { authenticateTechnician } from '../../core/ops/access.ts';
-import { type ConfigSchema, parseFieldInput, schemaForModel } from '../../core/ops/config-schema.ts';
-import {
-  type ConfigDiff, type ConfigureState, type UnsignedState, applySignedConfig, diffAgainst, diffSignedConfigs, formatChanges, readCurrentConfig,
-  writeUnsignedSettings,
-} from '../../core/ops/configure.ts';
+import { findSecurityGroup } from '../../core/ops/identification/identify.ts';
+import { authenticateTechnician } from '../../core/ops/access/login.ts';
+import { type ConfigSchema, parseFieldInput, schemaForModel } from '../../core/ops/configuration/schema.ts';
+import { type ConfigDiff, type ConfigureState, readCurrentConfig } from '../../core/ops/configuration/read.ts';
+import { type UnsignedState, writeUnsignedSettings } from '../../core/ops/configuration/unsigned.ts';
+import { applySignedConfig } from '../../core/ops/configuration/apply.ts';
+import { diffAgainst, diffSignedConfigs, formatChanges } from '../../core/ops/configuration/diff.ts';
 import type { SettingValue } from '../../core/trust/signed-config.ts';
 import { decodeConfigUnverified } from '../../core/trust/signed-config.ts';
 import { verifyBundle } from '../../core/trust/bundle.ts';
 import { ed25519Sign } from '../../core/trust/ed25519.ts';
-import type { SmpSession } from '../../core/smp/session.ts';
-import { toHex } from '../../core/smp/bytes.ts';
+import type { SmpSession } from '../../core/groups/session.ts';
+import { toHex } from '../../core/base/bytes.ts';
 import { type CliCommand, type CliIo, type ParsedArgs, EXIT_OK, EXIT_REJECTED, EXIT_USAGE, UsageError, parseArgs } from '../command.ts';
 import { CONNECT_OPTIONS, CONNECT_USAGE, connect } from '../connect.ts';
 import { InputError, readEd25519Private, readEd25519Public, readInput } from '../files.ts';

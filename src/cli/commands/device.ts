@@ -6,15 +6,18 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { echo, reset } from '../../core/groups/os.ts';
-import { type DeviceInfo, collectDeviceInfo } from '../../core/ops/info.ts';
-import { toHex } from '../../core/smp/bytes.ts';
+import { type DeviceInfo, collectDeviceInfo } from '../../core/ops/identification/info.ts';
+import { toHex } from '../../core/base/bytes.ts';
 import type { Framing } from '../../core/smp/framing.ts';
 import { SocketLink } from '../../core/link/node-socket.ts';
 import { openTtyLink } from '../../core/link/node-tty.ts';
 import { parseTcpSpec } from '../../core/link/node-tcp.ts';
+import { listenUdp, parseUdpSpec } from '../../core/link/node-udp.ts';
 import { ReferenceDevice } from '../../device/device.ts';
 import type { BootMode } from '../../device/groups/image.ts';
-import { installSecurity } from '../../device/security.ts';
+import { createBlankDevice, provisionOverWire } from '../../device/provisioning.ts';
+import { memorySigner } from '../../core/trust/signer.ts';
+import { ed25519PublicKey } from '../../core/trust/ed25519.ts';
 import { type CliCommand, type CliIo, UsageError, parseArgs } from '../command.ts';
 import { CONNECT_OPTIONS, CONNECT_USAGE, connect } from '../connect.ts';
 import { readEd25519Private, readEd25519Public } from '../files.ts';
@@ -127,51 +130,83 @@ export function deviceOptionsFrom(args: ReturnType<typeof parseArgs>) {
     if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--${name} must be a positive integer`);
     return n;
   };
-  const framing = (args.get('framing') ?? 'console') as Framing;
+  const framing: Framing = (args.get('framing') ?? 'console') as Framing;
   if (framing !== 'console' && framing !== 'raw') throw new UsageError('--framing must be console or raw');
   const bootMode = args.get('boot-mode') as BootMode | undefined;
   if (bootMode && !BOOT_MODES.includes(bootMode)) throw new UsageError(`--boot-mode must be one of ${BOOT_MODES.join(', ')}`);
-  return { framing, bufSize: int('buf-size'), bufCount: int('buf-count'), lineMax: int('line-max'), bootMode, settings: args.has('settings') };
+  return { framing: framing as Framing, bufSize: int('buf-size'), bufCount: int('buf-count'), lineMax: int('line-max'), bootMode, settings: args.has('settings') };
 }
 
-/** Build the device the `device` verb serves: stock, or provisioned with the security group. */
-async function buildDevice(args: ReturnType<typeof parseArgs>, io: CliIo): Promise<ReferenceDevice> {
+/**
+ * Build the i-th device the `device` verb serves: stock; factory-fresh (--unprovisioned: the security
+ * group with no identity, trusting --manufacturer-pub); or provisioned at a simulated station
+ * (--manufacturer-key: provisioned over SMP through an in-memory cable; the key stays on the station side).
+ */
+async function buildDevice(args: ReturnType<typeof parseArgs>, io: CliIo, index: number, count: number, framing?: Framing): Promise<ReferenceDevice> {
   const o = deviceOptionsFrom(args);
+  if (framing) o.framing = framing;
   const trustedKeys = await Promise.all(args.all('trust-key').map((p) => readEd25519Public(io, p, { what: 'firmware signing key' })));
-  const device = new ReferenceDevice({ ...o, image: { bootMode: o.bootMode, trustedKeys } });
-  if (args.has('manufacturer-key') || args.has('owner-key')) {
-    const manufacturer = await readEd25519Private(io, args.require('manufacturer-key'), 'manufacturer key');
-    const ownerKeys = await Promise.all(args.all('owner-key').map((p) => readEd25519Public(io, p, { what: 'owner key' })));
-    if (ownerKeys.length === 0) throw new UsageError('--owner-key is required with --manufacturer-key');
-    const sec = await installSecurity(device, { ownerKeys, serial: args.get('serial'), model: args.get('model') });
-    await sec.provision(manufacturer, new Date(Date.now() + 3650 * 86400_000));
-    io.out(`provisioned ${sec.opts.serial} (${sec.opts.model}); device key ${toHex(sec.devicePublicKey)}\n`);
+  const opts = { ...o, image: { bootMode: o.bootMode, trustedKeys } };
+  const unprovisioned = args.has('unprovisioned');
+  if (!unprovisioned && !args.has('manufacturer-key') && !args.has('owner-key')) return new ReferenceDevice(opts);
+  if (unprovisioned && args.has('manufacturer-key')) throw new UsageError('--unprovisioned takes the manufacturer PUBLIC key (--manufacturer-pub), not --manufacturer-key');
+  const ownerKeys = await Promise.all(args.all('owner-key').map((p) => readEd25519Public(io, p, { what: 'owner key' })));
+  if (ownerKeys.length === 0) throw new UsageError(unprovisioned ? '--owner-key is required with --unprovisioned' : '--owner-key is required with --manufacturer-key');
+  const model = args.get('model');
+  if (unprovisioned) {
+    const pubs = args.all('manufacturer-pub');
+    if (pubs.length === 0) throw new UsageError('--unprovisioned needs --manufacturer-pub PUB.pem: the manufacturer key whose certificates the device accepts');
+    const manufacturerKeys = await Promise.all(pubs.map((p) => readEd25519Public(io, p, { what: 'manufacturer key' })));
+    const { device, security } = await createBlankDevice({ manufacturerKeys, ownerKeys }, { ...opts, security: { model } });
+    if (index === 0 || count <= 8) io.out(`factory-fresh device (${security.opts.model}, chip ${toHex(security.chipUid)})\n`);
+    return device;
   }
+  const manufacturer = await readEd25519Private(io, args.require('manufacturer-key'), 'manufacturer key');
+  const { device, security } = await createBlankDevice({ manufacturerKeys: [await ed25519PublicKey(manufacturer)], ownerKeys }, { ...opts, security: { model } });
+  const base = args.get('serial') ?? 'FB-0001';
+  const serial = count > 1 ? `${base}-${String(index + 1).padStart(3, '0')}` : base;
+  await provisionOverWire(device, security, { signer: memorySigner(manufacturer), ids: { serial }, notAfter: new Date(Date.now() + 3650 * 86400_000) });
+  io.out(`provisioned ${security.opts.serial} (${security.opts.model}); device key ${toHex(security.devicePublicKey)}\n`);
   return device;
 }
 
 const deviceCmd: CliCommand = {
-  summary: 'run the reference device on a pseudo-terminal (--pty) or a TCP port (--listen)',
-  usage: `usage: fieldbench device (--pty | --listen tcp://127.0.0.1:PORT) [options]   (PORT 0: any free port, printed)
-  --framing console|raw   serial framing (default console)
+  summary: 'run the reference device (or --count N of them) on a pseudo-terminal (--pty), a TCP port or a UDP port (--listen)',
+  usage: `usage: fieldbench device (--pty | --listen tcp://127.0.0.1:PORT | --listen udp://127.0.0.1:PORT) [--count N] [options]
+  --count N               start N devices: ports PORT .. PORT+N-1 (PORT 0: any free ports), or N pseudo-terminals
+  --framing console|raw   serial framing (default console; over UDP one packet per datagram)
   --buf-size N            MCUmgr buffer size (default 384)     --buf-count N   buffer count (default 4)
   --line-max N            console line limit (default 127)
   --boot-mode M           ${BOOT_MODES.join(' | ')} (default swap-move)
   --trust-key PUB.pem     a firmware signing key the bootloader trusts (repeatable)
   --settings              add Zephyr's Settings group (a stock device's configuration)
+  --unprovisioned --manufacturer-pub PUB.pem --owner-key PUB.pem [--model M]
+                          a factory-fresh device with the security group and no identity: a station provisions it
+                          over the wire (fieldbench bench run); it accepts certificates from that manufacturer key only
   --manufacturer-key PRIV.pem --owner-key PUB.pem [--serial S] [--model M]
-                          add the security group, provisioned at this "factory": the manufacturer key
-                          certifies the device's fresh keys; the owner key authorizes technicians and configs`,
+                          add the security group, provisioned over the wire by a simulated station holding the
+                          manufacturer key (with --count, serials S-001, S-002, ...); the owner key authorizes
+                          technicians and configurations`,
   async run(argv, io: CliIo) {
     const args = parseArgs(argv, {
-      booleans: ['pty', 'settings'],
-      known: ['listen', 'framing', 'buf-size', 'buf-count', 'line-max', 'boot-mode', 'trust-key', 'manufacturer-key', 'owner-key', 'serial', 'model'],
+      booleans: ['pty', 'settings', 'unprovisioned'],
+      known: ['listen', 'framing', 'buf-size', 'buf-count', 'line-max', 'boot-mode', 'trust-key', 'manufacturer-key', 'manufacturer-pub', 'owner-key', 'serial', 'model', 'count'],
     });
     if (args.has('pty') === args.has('listen')) throw new UsageError('give exactly one of --pty or --listen');
-    const device = await buildDevice(args, io);
+    const listen = args.get('listen') ?? '';
+    const udp = /^udp:\/\//i.test(listen);
+    if (udp && args.has('framing')) throw new UsageError('--framing does not apply to UDP: one SMP packet per datagram');
+    const countArg = args.get('count');
+    const count = countArg === undefined ? 1 : Number(countArg);
+    if (!Number.isInteger(count) || count < 1 || count > 256) throw new UsageError('--count must be an integer from 1 to 256');
+    const devices: ReferenceDevice[] = [];
+    for (let i = 0; i < count; i++) devices.push(await buildDevice(args, io, i, count, udp ? 'datagram' : undefined));
     if (args.has('pty')) {
-      const pty = await makePtyPair();
-      const serveForever = async () => {
+      const ptys = await Promise.all(devices.map(() => makePtyPair()));
+      // The pseudo-terminals live as long as we do: socat goes with us, however we end.
+      process.once('exit', () => ptys.forEach((p) => p.stop()));
+      for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => process.exit(0));
+      const serveForever = async (device: ReferenceDevice, pty: (typeof ptys)[number]) => {
         for (;;) {
           const link = await openTtyLink(pty.devicePath, { baudRate: 115200 });
           await device.serve(link);
@@ -179,27 +214,51 @@ const deviceCmd: CliCommand = {
           if (!existsSync(pty.devicePath)) return;
         }
       };
-      io.out(`reference device on ${pty.userPath}\n`);
-      // The pseudo-terminals live as long as we do: socat goes with us, however we end.
-      process.once('exit', () => pty.stop());
-      for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => process.exit(0));
-      await serveForever();
+      for (const p of ptys) io.out(`reference device on ${p.userPath}\n`);
+      await Promise.all(devices.map((d, i) => serveForever(d, ptys[i])));
+      return 0;
+    }
+    const stopOnSignal = (stop: () => Promise<void>) =>
+      new Promise<void>((res) => {
+        for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void stop().then(res, res));
+      });
+    if (udp) {
+      const { host: uhost, port: uport } = parseUdpSpec(listen, { listen: true });
+      const where = uhost.includes(':') ? `[${uhost}]` : uhost;
+      const listeners: Awaited<ReturnType<typeof listenUdp>>[] = [];
+      for (const [i, device] of devices.entries()) {
+        const l = await listenUdp(`udp://${where}:${uport === 0 ? 0 : uport + i}`, (link) => void device.serve(link));
+        listeners.push(l);
+        io.out(`reference device on ${l.url}\n`);
+      }
+      await stopOnSignal(async () => void (await Promise.all(listeners.map((l) => l.close()))));
       return 0;
     }
     const { host, port } = parseTcpSpec(args.require('listen'), { listen: true });
-    const server = createServer((sock) => {
-      void device.serve(new SocketLink(sock, `tcp client ${sock.remoteAddress}:${sock.remotePort}`));
-    });
-    await new Promise<void>((res, rej) => {
-      server.once('error', rej);
-      server.listen(port, host, () => res());
-    });
-    const addr = server.address();
-    const actual = typeof addr === 'object' && addr ? addr.port : port;
-    io.out(`reference device on tcp://${host}:${actual}\n`);
+    if (port !== 0 && port + count - 1 > 65535) throw new UsageError(`ports ${port}..${port + count - 1} go past 65535`);
+    const servers = await Promise.all(
+      devices.map(async (device, i) => {
+        const server = createServer((sock) => {
+          void device.serve(new SocketLink(sock, `tcp client ${sock.remoteAddress}:${sock.remotePort}`));
+        });
+        await new Promise<void>((res, rej) => {
+          server.once('error', (e) => rej(new Error(`cannot listen on ${host}:${port === 0 ? 0 : port + i}: ${e.message}`)));
+          server.listen(port === 0 ? 0 : port + i, host, () => res());
+        });
+        return server;
+      }),
+    );
+    for (const server of servers) {
+      const addr = server.address();
+      io.out(`reference device on tcp://${host}:${typeof addr === 'object' && addr ? addr.port : port}\n`);
+    }
     await new Promise<void>((res) => {
-      process.once('SIGINT', () => server.close(() => res()));
-      process.once('SIGTERM', () => server.close(() => res()));
+      const stop = () => {
+        let left = servers.length;
+        for (const s of servers) s.close(() => --left === 0 && res());
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
     });
     return 0;
   },

@@ -6,8 +6,9 @@
  * preflight report and progress; exit 0 done, 1 refused or failed (reason on
  * stderr), 2 bad usage or unreadable input.
  */
-import { toHex } from '../../core/smp/bytes.ts';
-import { type PreflightReport, type UpdateState, updateFirmware } from '../../core/ops/update.ts';
+import { toHex } from '../../core/base/bytes.ts';
+import { type PreflightReport } from '../../core/ops/update/preflight.ts';
+import { type UpdateState, updateFirmware } from '../../core/ops/update/update.ts';
 import { type CliCommand, type CliIo, EXIT_OK, EXIT_REJECTED, EXIT_USAGE, UsageError, parseArgs } from '../command.ts';
 import { CONNECT_OPTIONS, CONNECT_USAGE, connect } from '../connect.ts';
 import { InputError, readEd25519Public, readFirmware, readInput } from '../files.ts';

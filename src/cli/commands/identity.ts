@@ -11,14 +11,14 @@
 import { type CliCommand, type CliIo, EXIT_OK, EXIT_REJECTED, EXIT_USAGE, type ParsedArgs, UsageError, parseArgs } from '../command.ts';
 import { CONNECT_OPTIONS, CONNECT_USAGE, connect } from '../connect.ts';
 import { InputError, readEd25519Public, readInput } from '../files.ts';
-import { type DeviceLabel, type IdentifyResult, parseLabelCode, runIdentify } from '../../core/ops/identify.ts';
-import { runAttest, readSecurityEvents } from '../../core/ops/attest.ts';
+import { type DeviceLabel, type IdentifyResult, parseLabelCode, runIdentify } from '../../core/ops/identification/identify.ts';
+import { runAttest, readSecurityEvents } from '../../core/ops/state-awareness/attest.ts';
 import type { SecurityEvent } from '../../core/groups/security.ts';
-import type { SmpSession } from '../../core/smp/session.ts';
-import { toHex } from '../../core/store/ids.ts';
+import type { SmpSession } from '../../core/groups/session.ts';
 import { type TrustBundle, verifyBundle } from '../../core/trust/bundle.ts';
 import { claimsToJson, type Appraisal } from '../../core/trust/eat.ts';
 import { keyId } from '../../core/trust/keys.ts';
+import { toHex } from '../../core/base/bytes.ts';
 
 const BUNDLE_USAGE = `  --bundle FILE     the owner-signed trust bundle (manufacturer roots, firmware
                     reference measurements, revocations)

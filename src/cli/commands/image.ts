@@ -6,22 +6,11 @@ import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE, UsageError, parseArgs, type CliCommand, type CliIo } from '../command.ts';
 import { InputError, readEd25519Private, readEd25519Public, readFirmware } from '../files.ts';
-import {
-  McubootError,
-  formatUuid,
-  parseImage,
-  parseUuid,
-  signImage,
-  signedImageHexSegments,
-  verifyImage,
-  versionString,
-  type ImageVerifyReport,
-  type McubootImage,
-  type SignImageOptions,
-} from '../../core/trust/mcuboot.ts';
+import { McubootError, parseImage, versionString, type McubootImage } from '../../core/trust/mcuboot/parse.ts';
+import { formatUuid, verifyImage, type ImageVerifyReport } from '../../core/trust/mcuboot/verify.ts';
+import { parseUuid, signImage, signedImageHexSegments, type SignImageOptions } from '../../core/trust/mcuboot/sign.ts';
 import { IhexError, writeIhex } from '../../core/trust/ihex.ts';
-
-const toHex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+import { toHex } from '../../core/base/bytes.ts';
 
 /** Python-style int(value, 0): decimal, 0x, 0o, 0b. */
 function basedInt(name: string, v: string): number {

@@ -10,20 +10,24 @@
 import { chmod, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { x25519 } from '@noble/curves/ed25519.js';
-import { decodeCbor, Tag } from '../../core/smp/cbor.ts';
+import { decodeCbor, Tag } from '../../core/base/cbor.ts';
 import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE, parseArgs, UsageError, type CliCommand, type CliIo } from '../command.ts';
 import { InputError, parsePemAt, publicCoseKey, readEd25519Private, readEd25519Public, readInput } from '../files.ts';
 import { GENERIC_MAX_BYTES, decodeSign1, signSign1, verifySign1, type CoseKey } from '../../core/trust/cose.ts';
 import { ed25519PublicKey, generateEd25519 } from '../../core/trust/ed25519.ts';
 import { decodeCoseKeyWithPrivate, keyId, KeyFormatError, parsePem, privateKeyPem, publicKeyPem } from '../../core/trust/keys.ts';
-import { artifactTypeOf, ARTIFACT_NAMES, CONTENT_TYPES, fromHex, hex, iso, SchemaError, type ArtifactType } from '../../core/trust/artifact.ts';
-import { ArtifactError, type TrustResult } from '../../core/trust/result.ts';
+import { artifactTypeOf, ARTIFACT_NAMES, CONTENT_TYPES, fromHex, iso, SchemaError, type ArtifactType } from '../../core/trust/artifact.ts';
+import { toHex as hex } from '../../core/base/bytes.ts';
+import { decodeReprovisionUnverified } from '../../core/trust/reprovision.ts';
+import { decodeProfileUnverified } from '../../core/factory/profile.ts';
+import { TrustArtifactError, type TrustResult } from '../../core/trust/result.ts';
 import { artifactDigest, decodeBundleUnverified, issueBundle, verifyBundle, type FirmwareMeta, type TrustBundle } from '../../core/trust/bundle.ts';
 import { decodeIdentityUnverified, issueIdentity, verifyIdentity } from '../../core/trust/identity.ts';
 import { decodeCredentialUnverified, isPermission, issueCredential, verifyCredential, type Permission } from '../../core/trust/credential.ts';
 import { decodeConfigUnverified, issueConfig, verifyConfig, type ConfigTarget, type Settings } from '../../core/trust/signed-config.ts';
 import { parseSealed, seal, SealError } from '../../core/trust/seal.ts';
-import { parseImage, McubootError, versionString } from '../../core/trust/mcuboot.ts';
+import { parseImage, McubootError, versionString } from '../../core/trust/mcuboot/parse.ts';
+import { toHex } from '../../core/base/bytes.ts';
 
 const DAY = 86400;
 const td = new TextDecoder();
@@ -134,7 +138,7 @@ function validity(a: ReturnType<typeof parseArgs>, defaultDays: number): { notBe
 
 /** JSON view: bytes as hex, Maps as objects. */
 export function toJson(v: unknown): unknown {
-  if (v instanceof Uint8Array) return hex(v);
+  if (v instanceof Uint8Array) return toHex(v);
   if (v instanceof Map) return Object.fromEntries([...v.entries()].map(([k, x]) => [String(k), toJson(x)]));
   if (v instanceof Tag) return { tag: v.tag, value: toJson(v.value) };
   if (Array.isArray(v)) return v.map(toJson);
@@ -155,7 +159,7 @@ function command(summary: string, usage: string, run: (argv: string[], io: CliIo
           io.err(`error: ${e.message}\n${usage}\n`);
           return EXIT_USAGE;
         }
-        if (e instanceof InputError || e instanceof ArtifactError || e instanceof KeyFormatError || e instanceof SealError) {
+        if (e instanceof InputError || e instanceof TrustArtifactError || e instanceof KeyFormatError || e instanceof SealError) {
           io.err(`error: ${e.message}\n`);
           return EXIT_USAGE;
         }
@@ -223,7 +227,7 @@ async function keygen(argv: string[], io: CliIo): Promise<number> {
     out.encPublicKey = encPub;
   }
   await emit(io, a.has('json'), out,
-    `${role} key ${hex(keyId(publicKey))}\n  private ${files.private} (0600: keep it secret)\n  public  ${files.public}` +
+    `${role} key ${toHex(keyId(publicKey))}\n  private ${files.private} (0600: keep it secret)\n  public  ${files.public}` +
       (files.encPrivate ? `\n  X25519  ${files.encPrivate} / ${files.encPublic}` : ''));
   return EXIT_OK;
 }
@@ -246,7 +250,7 @@ async function identityIssue(argv: string[], io: CliIo): Promise<number> {
   await writeOutput(io, out, bytes);
   const c = decodeIdentityUnverified(bytes);
   await emit(io, a.has('json'), { file: out, bytes: bytes.length, ...c },
-    `wrote ${out} (${bytes.length} bytes): identity of ${c.serial} (${c.model} ${c.hwRev}), device key ${hex(keyId(c.devicePublicKey))}, valid until ${iso(c.notAfter)}`);
+    `wrote ${out} (${bytes.length} bytes): identity of ${c.serial} (${c.model} ${c.hwRev}), device key ${toHex(keyId(c.devicePublicKey))}, valid until ${iso(c.notAfter)}`);
   return EXIT_OK;
 }
 
@@ -268,8 +272,8 @@ async function credentialIssue(argv: string[], io: CliIo): Promise<number> {
   await writeOutput(io, out, bytes);
   const c = decodeCredentialUnverified(bytes);
   await emit(io, a.has('json'), { file: out, bytes: bytes.length, ...c },
-    `wrote ${out} (${bytes.length} bytes): credential ${hex(c.credentialId)} for ${c.technicianId} (${c.name}): ${c.permissions.join(', ')} ` +
-      `on ${[...c.models.map((m) => `model ${m}`), ...c.devices.map((d) => (typeof d === 'string' ? d : `kid:${hex(d)}`))].join(', ')}, valid until ${iso(c.notAfter)}`);
+    `wrote ${out} (${bytes.length} bytes): credential ${toHex(c.credentialId)} for ${c.technicianId} (${c.name}): ${c.permissions.join(', ')} ` +
+      `on ${[...c.models.map((m) => `model ${m}`), ...c.devices.map((d) => (typeof d === 'string' ? d : `kid:${toHex(d)}`))].join(', ')}, valid until ${iso(c.notAfter)}`);
   return EXIT_OK;
 }
 
@@ -328,12 +332,12 @@ async function configSign(argv: string[], io: CliIo): Promise<number> {
   const c = decodeConfigUnverified(bytes);
   await emit(io, a.has('json'), { file: out, bytes: bytes.length, digest: artifactDigest(bytes), ...c },
     `wrote ${out} (${bytes.length} bytes): configuration #${c.sequence} for ${describeTargetText(c.target)}, ${Object.keys(c.settings).length} setting(s)` +
-      `${c.secrets ? ', sealed secrets' : ''}, valid until ${iso(c.notAfter)}, sha256 ${hex(artifactDigest(bytes))}`);
+      `${c.secrets ? ', sealed secrets' : ''}, valid until ${iso(c.notAfter)}, sha256 ${toHex(artifactDigest(bytes))}`);
   return EXIT_OK;
 }
 
 function describeTargetText(t: ConfigTarget): string {
-  return t.kind === 'key' ? `device key ${hex(t.keyId)}` : t.kind === 'serial' ? `device ${t.serial}` : `${t.kind} ${t.kind === 'model' ? t.model : t.group}`;
+  return t.kind === 'key' ? `device key ${toHex(t.keyId)}` : t.kind === 'serial' ? `device ${t.serial}` : `${t.kind} ${t.kind === 'model' ? t.model : t.group}`;
 }
 
 function firmwareMeta(v: unknown): FirmwareMeta[] {
@@ -447,7 +451,7 @@ async function trustVerify(argv: string[], io: CliIo): Promise<number> {
   switch (type) {
     case 'identity':
       return report(io, json, type, await verifyIdentity(bytes, { bundle, now, expect: { devicePublicKey: devPub, serial: device?.serial } }),
-        (c) => `device identity certificate of ${c.serial} (${c.model} ${c.hwRev}), device key ${hex(keyId(c.devicePublicKey))}, valid until ${iso(c.notAfter)}`);
+        (c) => `device identity certificate of ${c.serial} (${c.model} ${c.hwRev}), device key ${toHex(keyId(c.devicePublicKey))}, valid until ${iso(c.notAfter)}`);
     case 'credential': {
       const permit = a.get('permit');
       if (permit !== undefined && !isPermission(permit)) throw new UsageError(`--permit: unknown permission '${permit}'`);
@@ -487,7 +491,7 @@ async function coseSign(argv: string[], io: CliIo): Promise<number> {
   const out = a.require('out');
   await writeOutput(io, out, bytes);
   await emit(io, a.has('json'), { file: out, bytes: bytes.length, alg: Number(alg), kid, detached: a.has('detached') },
-    `wrote ${out} (${bytes.length} bytes): COSE_Sign1 alg ${alg}, kid ${hex(kid)}${a.has('detached') ? ', detached payload' : ''}`);
+    `wrote ${out} (${bytes.length} bytes): COSE_Sign1 alg ${alg}, kid ${toHex(kid)}${a.has('detached') ? ', detached payload' : ''}`);
   return EXIT_OK;
 }
 
@@ -513,7 +517,7 @@ async function coseVerify(argv: string[], io: CliIo): Promise<number> {
   const ct = v.message.protected.get(3);
   const res = { ok: true, alg: v.alg, kid: v.kid, key: keyPaths[v.keyIndex], contentType: ct, payloadBytes: v.payload.length, payload: v.payload };
   if (json) io.out(JSON.stringify(toJson(res), null, 2) + '\n');
-  else io.out(`OK COSE_Sign1 alg ${v.alg}${v.kid ? `, kid ${hex(v.kid)}` : ''}, signed by ${keyPaths[v.keyIndex]}, payload ${v.payload.length} bytes${ct !== undefined ? `, content type ${String(ct)}` : ''}\n`);
+  else io.out(`OK COSE_Sign1 alg ${v.alg}${v.kid ? `, kid ${toHex(v.kid)}` : ''}, signed by ${keyPaths[v.keyIndex]}, payload ${v.payload.length} bytes${ct !== undefined ? `, content type ${String(ct)}` : ''}\n`);
   return EXIT_OK;
 }
 
@@ -527,7 +531,7 @@ function headerView(m: Map<number | string, unknown>): Record<string, unknown> {
 function preview(b: Uint8Array): string {
   const printable = b.length > 0 && b.every((x) => x === 9 || x === 10 || x === 13 || (x >= 32 && x < 127));
   if (printable) return JSON.stringify(td.decode(b.slice(0, 200))) + (b.length > 200 ? '…' : '');
-  return hex(b.slice(0, 64)) + (b.length > 64 ? '…' : '');
+  return toHex(b.slice(0, 64)) + (b.length > 64 ? '…' : '');
 }
 
 function lines(obj: unknown, indent = '  '): string[] {
@@ -565,13 +569,13 @@ function inspectBytes(bytes: Uint8Array): Inspection | undefined {
     try {
       const k = parsePem(td.decode(bytes));
       if (k.kind === 'ed25519-private') return { kind: 'pem', summary: 'Ed25519 private key (PKCS#8)', details: { note: 'private key material not shown' } };
-      if (k.kind === 'ed25519-public') return { kind: 'pem', summary: `Ed25519 public key, kid ${hex(keyId(k.publicKey))}`, details: { publicKey: hex(k.publicKey), kid: hex(keyId(k.publicKey)) } };
-      return { kind: 'pem', summary: 'P-256 public key', details: { x: hex(k.x), y: hex(k.y) } };
+      if (k.kind === 'ed25519-public') return { kind: 'pem', summary: `Ed25519 public key, kid ${toHex(keyId(k.publicKey))}`, details: { publicKey: toHex(k.publicKey), kid: toHex(keyId(k.publicKey)) } };
+      return { kind: 'pem', summary: 'P-256 public key', details: { x: toHex(k.x), y: toHex(k.y) } };
     } catch (e) {
       const m = /-----BEGIN (PUBLIC KEY|PRIVATE KEY)-----([\s\S]*?)-----END \1-----/.exec(text);
       if (m) {
         const der = new Uint8Array(Buffer.from(m[2].replace(/\s+/g, ''), 'base64'));
-        if (der.length === 44 && startsWith(der, X25519_SPKI)) return { kind: 'pem', summary: 'X25519 public key (device encryption key)', details: { publicKey: hex(der.slice(12)), kid: hex(keyId(der.slice(12))) } };
+        if (der.length === 44 && startsWith(der, X25519_SPKI)) return { kind: 'pem', summary: 'X25519 public key (device encryption key)', details: { publicKey: toHex(der.slice(12)), kid: toHex(keyId(der.slice(12))) } };
         if (der.length === 48 && startsWith(der, X25519_PKCS8)) return { kind: 'pem', summary: 'X25519 private key', details: { note: 'private key material not shown' } };
       }
       return { kind: 'pem', summary: `PEM file that is not a supported key: ${(e as Error).message}`, details: {} };
@@ -610,7 +614,7 @@ function inspectBytes(bytes: Uint8Array): Inspection | undefined {
   }
   try {
     const m = decodeSign1(bytes);
-    const d: Record<string, unknown> = { tagged: m.tagged, protected: headerView(m.protected), unprotected: headerView(m.unprotected), payload: m.payload === null ? 'detached' : preview(m.payload), signature: hex(m.signature) };
+    const d: Record<string, unknown> = { tagged: m.tagged, protected: headerView(m.protected), unprotected: headerView(m.unprotected), payload: m.payload === null ? 'detached' : preview(m.payload), signature: toHex(m.signature) };
     return { kind: 'cose-sign1', summary: `COSE_Sign1${m.tagged ? '' : ' (untagged)'}, alg ${String(m.protected.get(1))}, payload ${m.payload === null ? 'detached' : `${m.payload.length} bytes`}`, details: d };
   } catch {
     /* not a Sign1 */
@@ -619,7 +623,7 @@ function inspectBytes(bytes: Uint8Array): Inspection | undefined {
     try {
       const { key, d } = decodeCoseKeyWithPrivate(bytes);
       const raw = key.kty === 'OKP' ? key.x : Uint8Array.of(4, ...key.x, ...key.y);
-      return { kind: 'cose-key', summary: `COSE_Key ${key.kty} ${key.crv}${d ? ' with PRIVATE part' : ''}, kid ${hex(keyId(raw))}`, details: { x: key.x, ...(key.kty === 'EC2' ? { y: key.y } : {}), kid: key.kid } };
+      return { kind: 'cose-key', summary: `COSE_Key ${key.kty} ${key.crv}${d ? ' with PRIVATE part' : ''}, kid ${toHex(keyId(raw))}`, details: { x: key.x, ...(key.kty === 'EC2' ? { y: key.y } : {}), kid: key.kid } };
     } catch {
       /* fall through */
     }
@@ -630,25 +634,38 @@ function inspectBytes(bytes: Uint8Array): Inspection | undefined {
 function inspectArtifact(bytes: Uint8Array, type: ArtifactType): Inspection {
   const m = decodeSign1(bytes);
   const kid = m.protected.get(4);
-  const base = { type: CONTENT_TYPES[type], signerKid: kid instanceof Uint8Array ? hex(kid) : undefined, bytes: bytes.length, verified: false };
+  const base = { type: CONTENT_TYPES[type], signerKid: kid instanceof Uint8Array ? toHex(kid) : undefined, bytes: bytes.length, verified: false };
   try {
     switch (type) {
       case 'identity': {
         const c = decodeIdentityUnverified(bytes);
-        return { kind: type, summary: `${ARTIFACT_NAMES[type]} of ${c.serial} (${c.model} ${c.hwRev})`, details: { ...base, ...timesReadable(toJson(c) as Record<string, unknown>), deviceKid: hex(keyId(c.devicePublicKey)) } };
+        return { kind: type, summary: `${ARTIFACT_NAMES[type]} of ${c.serial} (${c.model} ${c.hwRev})`, details: { ...base, ...timesReadable(toJson(c) as Record<string, unknown>), deviceKid: toHex(keyId(c.devicePublicKey)) } };
       }
       case 'credential': {
         const c = decodeCredentialUnverified(bytes);
-        return { kind: type, summary: `${ARTIFACT_NAMES[type]} of ${c.technicianId} (${c.name})`, details: { ...base, ...timesReadable(toJson(c) as Record<string, unknown>), technicianKid: hex(keyId(c.publicKey)) } };
+        return { kind: type, summary: `${ARTIFACT_NAMES[type]} of ${c.technicianId} (${c.name})`, details: { ...base, ...timesReadable(toJson(c) as Record<string, unknown>), technicianKid: toHex(keyId(c.publicKey)) } };
       }
       case 'config': {
         const c = decodeConfigUnverified(bytes);
-        return { kind: type, summary: `${ARTIFACT_NAMES[type]} #${c.sequence} for ${describeTargetText(c.target)}`, details: { ...base, digest: hex(artifactDigest(bytes)), ...timesReadable(toJson(c) as Record<string, unknown>), ...(c.secrets ? { secrets: `sealed (${c.secrets.length} bytes)` } : {}) } };
+        return { kind: type, summary: `${ARTIFACT_NAMES[type]} #${c.sequence} for ${describeTargetText(c.target)}`, details: { ...base, digest: toHex(artifactDigest(bytes)), ...timesReadable(toJson(c) as Record<string, unknown>), ...(c.secrets ? { secrets: `sealed (${c.secrets.length} bytes)` } : {}) } };
       }
       case 'bundle': {
         const b = decodeBundleUnverified(bytes);
-        const anchors = Object.fromEntries(Object.entries(b.anchors).map(([r, ks]) => [r, ks.map((k) => hex(keyId(k.kty === 'OKP' ? k.x : Uint8Array.of(4, ...k.x, ...k.y))))]));
+        const anchors = Object.fromEntries(Object.entries(b.anchors).map(([r, ks]) => [r, ks.map((k) => toHex(keyId(k.kty === 'OKP' ? k.x : Uint8Array.of(4, ...k.x, ...k.y))))]));
         return { kind: type, summary: `${ARTIFACT_NAMES[type]} v${b.version}`, details: { ...base, ...timesReadable(toJson({ ...b, anchors: undefined }) as Record<string, unknown>), anchors } };
+      }
+      case 'profile': {
+        const p = decodeProfileUnverified(bytes);
+        const fw = p.firmware.map((f) => `${f.version} sha256:${hex(f.sha256)}`).join(', ');
+        return {
+          kind: type,
+          summary: `${ARTIFACT_NAMES[type]} ${JSON.stringify(p.name)} for ${p.model}: firmware ${fw}${p.configuration ? ', factory configuration' : ''}, serials ${p.identity.policy.serial.pattern} ${p.identity.policy.serial.first}..${p.identity.policy.serial.last}`,
+          details: { ...base, digest: hex(artifactDigest(bytes)), ...timesReadable(toJson({ ...p, configuration: p.configuration ? `signed configuration (${p.configuration.length} bytes, sha256 ${hex(artifactDigest(p.configuration))})` : undefined, stationCredential: p.stationCredential ? `technician credential (${p.stationCredential.length} bytes)` : undefined }) as Record<string, unknown>) },
+        };
+      }
+      case 'reprovision': {
+        const a = decodeReprovisionUnverified(bytes);
+        return { kind: type, summary: `${ARTIFACT_NAMES[type]} for device key ${hex(keyId(a.devicePublicKey))} (chip ${hex(a.chipUid)}): ${a.reason}`, details: { ...base, ...timesReadable(toJson(a) as Record<string, unknown>) } };
       }
     }
   } catch (e) {

@@ -3,7 +3,9 @@ import type { RequestOptions, SmpClient } from '../smp/client.ts';
 import { SmpError } from '../smp/errors.ts';
 import { GROUP_NAMES, Group } from '../smp/header.ts';
 
-export const ENUM = { Count: 0, List: 1, Single: 2, Details: 3 } as const;
+import { ENUM } from '../protocol/enum.ts';
+
+export { ENUM, ENUM_GROUP } from '../protocol/enum.ts';
 
 export interface GroupInfo {
   id: number;

@@ -3,7 +3,9 @@ import type { RequestOptions, SmpClient } from '../smp/client.ts';
 import { SmpError } from '../smp/errors.ts';
 import { Group } from '../smp/header.ts';
 
-export const IMG = { State: 0, Upload: 1, File: 2, CoreList: 3, CoreLoad: 4, Erase: 5, SlotInfo: 6 } as const;
+import { IMG } from '../protocol/image.ts';
+
+export { IMG, IMG_ERR, IMAGE_GROUP } from '../protocol/image.ts';
 
 export interface ImageSlot {
   image: number;

@@ -3,19 +3,13 @@ import type { RequestOptions, SmpClient } from '../smp/client.ts';
 import { SmpError } from '../smp/errors.ts';
 import { Group } from '../smp/header.ts';
 
-export const OS = {
-  Echo: 0,
-  TaskStat: 2,
-  MemPool: 3,
-  DateTime: 4,
-  Reset: 5,
-  Params: 6,
-  Info: 7,
-  BootloaderInfo: 8,
-} as const;
+import { OS } from '../protocol/os.ts';
+
+export { OS, OS_GROUP } from '../protocol/os.ts';
 
 export async function echo(c: SmpClient, text: string, opts?: RequestOptions): Promise<string> {
-  const r = await c.write(Group.OS, OS.Echo, { d: text }, opts);
+  // echo changes nothing on the device: safe to send again after a lost line, like a read
+  const r = await c.write(Group.OS, OS.Echo, { d: text }, { retries: c.readRetries, ...opts });
   if (typeof r.r !== 'string') throw new SmpError('decode', 'echo reply lacks "r"');
   return r.r;
 }

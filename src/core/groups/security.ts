@@ -9,91 +9,23 @@
 import type { RequestOptions, SmpClient } from '../smp/client.ts';
 import { SmpError } from '../smp/errors.ts';
 import { SMP_HEADER_SIZE } from '../smp/header.ts';
-import { encodeCbor } from '../smp/cbor.ts';
+import { encodeCbor } from '../base/cbor.ts';
+import { SEC, SECURITY, type SecurityErrorName } from '../protocol/security.ts';
 
-export const SECURITY_GROUP_NAME = 'fieldbench_sec';
+export { AUTH_CONTEXT, POP_CONTEXT, PROVISION_CONTEXT, SEC, SEC_RC, SECURITY, authMessage, popMessage, provisionPopMessage } from '../protocol/security.ts';
+
+export const SECURITY_GROUP_NAME = SECURITY.name;
 /** Default id; devices may use another, so look it up with findGroup(listGroups(...), SECURITY_GROUP_NAME). */
-export const SECURITY_GROUP_DEFAULT_ID = 96;
+export const SECURITY_GROUP_DEFAULT_ID = SECURITY.id;
 
-export const SEC = {
-  Identity: 0,
-  Cert: 1,
-  Prove: 2,
-  Attest: 3,
-  Events: 4,
-  AuthChallenge: 5,
-  Auth: 6,
-  ConfigRead: 7,
-  ConfigApply: 8,
-  Interfaces: 9,
-  Wipe: 10,
-} as const;
-
-/** Group-specific error codes (v2 `err.rc`): the one table, used by the device and the tool. */
-export const SEC_RC = {
-  NotAuthenticated: 1,
-  Permission: 2,
-  BadSignature: 3,
-  WrongTarget: 4,
-  Replayed: 5,
-  Expired: 6,
-  Malformed: 7,
-  DecryptFailed: 8,
-  LockedOut: 9,
-  Revoked: 10,
-  Offset: 11,
-  RotationDenied: 12,
-  Nonce: 13,
-  WrongType: 14,
-  SessionRequired: 15,
-  Protection: 16,
-  StaleBundle: 17,
-  Clock: 18,
-} as const;
-
-export const SEC_ERR: Record<number, string> = {
-  [SEC_RC.NotAuthenticated]: 'not authenticated: present a technician credential first',
-  [SEC_RC.Permission]: 'permission denied by the technician credential',
-  [SEC_RC.BadSignature]: 'signature invalid',
-  [SEC_RC.WrongTarget]: 'not for this device (target or scope)',
-  [SEC_RC.Replayed]: 'replayed: sequence number not above the one applied',
-  [SEC_RC.Expired]: 'expired or not yet valid',
-  [SEC_RC.Malformed]: 'malformed or schema violation',
-  [SEC_RC.DecryptFailed]: 'secrets could not be decrypted by this device',
-  [SEC_RC.LockedOut]: 'locked out after repeated authentication failures',
-  [SEC_RC.Revoked]: 'revoked',
-  [SEC_RC.Offset]: 'transfer out of order (offset mismatch)',
-  [SEC_RC.RotationDenied]: 'key or identifier rotation not permitted',
-  [SEC_RC.Nonce]: 'nonce missing or of the wrong size',
-  [SEC_RC.WrongType]: 'wrong kind of artifact (for example a credential sent as a configuration)',
-  [SEC_RC.SessionRequired]: 'privileged command outside the authenticated session: it must arrive protected',
-  [SEC_RC.Protection]: 'protected request refused: no session, a bad authentication tag, or a replayed or reordered sequence number',
-  [SEC_RC.StaleBundle]: 'trust bundle refused: not newer than the one the device holds, or not from its owner',
-  [SEC_RC.Clock]: 'clock change refused: without permission, or below the latest signed time the device has seen',
-};
-
-/** Domain separation for signatures the device and technicians make. */
-export const POP_CONTEXT = new TextEncoder().encode('fieldbench-pop-v1\0');
-export const AUTH_CONTEXT = new TextEncoder().encode('fieldbench-auth-v1\0');
-
-export function popMessage(nonce: Uint8Array): Uint8Array {
-  const m = new Uint8Array(POP_CONTEXT.length + nonce.length);
-  m.set(POP_CONTEXT);
-  m.set(nonce, POP_CONTEXT.length);
-  return m;
-}
-
-/** What the technician signs to authenticate: context | challenge | device public key. */
-export function authMessage(challenge: Uint8Array, devicePublicKey: Uint8Array): Uint8Array {
-  const m = new Uint8Array(AUTH_CONTEXT.length + challenge.length + devicePublicKey.length);
-  m.set(AUTH_CONTEXT);
-  m.set(challenge, AUTH_CONTEXT.length);
-  m.set(devicePublicKey, AUTH_CONTEXT.length + challenge.length);
-  return m;
+/** The protocol's name of a security group failure (SEC_RC key), or undefined. */
+export function secErrorName(e: unknown): SecurityErrorName | undefined {
+  return e instanceof SmpError && e.kind === 'group' && e.rc !== undefined ? SECURITY.errorName(e.rc) : undefined;
 }
 
 export function describeSecError(e: unknown): string {
-  if (e instanceof SmpError && e.kind === 'group' && e.rc !== undefined && SEC_ERR[e.rc]) return SEC_ERR[e.rc];
+  const text = e instanceof SmpError && e.kind === 'group' && e.rc !== undefined ? SECURITY.errorText(e.rc) : undefined;
+  if (text) return text;
   return e instanceof Error ? e.message : String(e);
 }
 
@@ -227,6 +159,45 @@ export class SecurityGroup {
     return (r.interfaces ?? {}) as Record<string, string>;
   }
 
+  /** Is the device factory-fresh? (answered without authentication) */
+  async provisionState(opts?: RequestOptions): Promise<ProvisionState> {
+    const r = await this.client.read(this.id, SEC.ProvisionState, {}, opts);
+    const state = text(r.state, 'state');
+    if (state !== 'unprovisioned' && state !== 'provisioned') throw new SmpError('decode', `unknown provisioning state ${JSON.stringify(state)}`);
+    return {
+      state,
+      chipUid: bytes(r.uid, 'uid'),
+      model: text(r.model, 'model'),
+      hwRev: text(r.hw_rev, 'hw_rev'),
+      manufacturerKids: Array.isArray(r.mfr) ? (r.mfr as unknown[]).filter((k): k is Uint8Array => k instanceof Uint8Array) : [],
+      devicePublicKey: r.pub instanceof Uint8Array ? r.pub : undefined,
+    };
+  }
+
+  /** Ask the device to generate its keys; it answers with them and a signature over provisionPopMessage. */
+  async provisionBegin(nonce: Uint8Array, opts?: RequestOptions): Promise<ProvisionOffer> {
+    const r = await this.client.write(this.id, SEC.ProvisionBegin, { nonce }, opts);
+    return {
+      devicePublicKey: bytes(r.pub, 'pub'),
+      deviceEncKey: bytes(r.enc_pub, 'enc_pub'),
+      chipUid: bytes(r.uid, 'uid'),
+      model: text(r.model, 'model'),
+      hwRev: text(r.hw_rev, 'hw_rev'),
+      sig: bytes(r.sig, 'sig'),
+    };
+  }
+
+  /** Present an owner-signed re-provisioning authorization (valid for this connection). */
+  async provisionAuthorize(authorization: Uint8Array, opts?: RequestOptions): Promise<void> {
+    await this.writeBlob(SEC.ProvisionAuthorize, authorization, {}, opts);
+  }
+
+  /** Send the identity certificate; the device checks it binds its own keys and ids, stores it and locks provisioning. */
+  async provisionCert(cert: Uint8Array, opts?: RequestOptions): Promise<{ serial: string }> {
+    const r = await this.writeBlob(SEC.ProvisionCert, cert, {}, opts);
+    return { serial: text(r.serial, 'serial') };
+  }
+
   async wipe(opts?: RequestOptions): Promise<void> {
     await this.client.write(this.id, SEC.Wipe, { confirm: true }, opts);
   }
@@ -277,6 +248,26 @@ export class SecurityGroup {
     // A bstr header grows from 1 to 3 bytes as data passes 23 and 255 bytes.
     return this.client.maxPacket - fixed - 2;
   }
+}
+
+export interface ProvisionState {
+  state: 'unprovisioned' | 'provisioned';
+  chipUid: Uint8Array;
+  model: string;
+  hwRev: string;
+  /** Key ids of the manufacturer keys the device accepts certificates from. */
+  manufacturerKids: Uint8Array[];
+  /** The current identity key, once provisioned. */
+  devicePublicKey?: Uint8Array;
+}
+
+export interface ProvisionOffer {
+  devicePublicKey: Uint8Array;
+  deviceEncKey: Uint8Array;
+  chipUid: Uint8Array;
+  model: string;
+  hwRev: string;
+  sig: Uint8Array;
 }
 
 export interface SecurityEvent {

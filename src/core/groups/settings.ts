@@ -18,41 +18,19 @@
 import type { RequestOptions, SmpClient } from '../smp/client.ts';
 import { SmpError } from '../smp/errors.ts';
 
-export const SETTINGS_GROUP = 3;
-export const SETTINGS_GROUP_NAME = 'settings mgmt';
+import { SETTINGS, SETTINGS_GROUP, SETTINGS_GROUP_DEF } from '../protocol/settings.ts';
+import { MGMT_RC } from '../protocol/mgmt.ts';
 
-export const SETTINGS = { ReadWrite: 0, Delete: 1, Commit: 2, LoadSave: 3 } as const;
-
-export const SETTINGS_ERR = {
-  Unknown: 1,
-  KeyTooLong: 2,
-  KeyNotFound: 3,
-  ReadNotSupported: 4,
-  RootKeyNotFound: 5,
-  WriteNotSupported: 6,
-  DeleteNotSupported: 7,
-  /** Zephyr 4.x: settings_save failed (seen on the native_sim smp_server fixture). */
-  SaveNotSupported: 8,
-} as const;
-
-export const SETTINGS_ERR_TEXT: Record<number, string> = {
-  1: 'unknown settings error',
-  2: 'setting name too long for the device',
-  3: 'no such setting',
-  4: 'the setting cannot be read',
-  5: 'no settings handler for this name (unknown subtree)',
-  6: 'the setting cannot be written',
-  7: 'the setting cannot be deleted',
-  8: 'the device could not save its settings (no writable settings storage)',
-};
+export { SETTINGS, SETTINGS_ERR, SETTINGS_GROUP, SETTINGS_GROUP_DEF, SETTINGS_GROUP_NAME } from '../protocol/settings.ts';
 
 /** A readable sentence for a settings group failure. */
 export function describeSettingsError(e: unknown, name?: string): string {
   const what = name ? ` (${name})` : '';
   if (e instanceof SmpError) {
-    if (e.kind === 'group' && e.group === SETTINGS_GROUP && e.rc !== undefined && SETTINGS_ERR_TEXT[e.rc]) return SETTINGS_ERR_TEXT[e.rc] + what;
+    const text = e.kind === 'group' && e.group === SETTINGS_GROUP && e.rc !== undefined ? SETTINGS_GROUP_DEF.errorText(e.rc) : undefined;
+    if (text) return text + what;
     if (e.notSupported) return 'the device has no settings management group';
-    if (e.kind === 'rc' && e.rc === 11) return 'access denied by the device' + what;
+    if (e.kind === 'rc' && e.rc === MGMT_RC.EACCESSDENIED) return 'access denied by the device' + what;
   }
   return (e instanceof Error ? e.message : String(e)) + what;
 }

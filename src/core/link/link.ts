@@ -4,6 +4,7 @@
  * Every link (WebSerial, WebUSB, Node tty/TCP, in-memory) implements this
  * and passes the shared contract suite in tests/unit/link-contract.test.ts.
  */
+import { FieldbenchError } from '../base/errors.ts';
 export interface Link {
   /** Human-readable description, e.g. "WebSerial 2fe3:0100" or "tcp://127.0.0.1:5556". */
   readonly label: string;
@@ -17,6 +18,17 @@ export interface Link {
   close(): Promise<void>;
   /** Line rate in bits per second when known (serial), for pacing and progress estimates. */
   readonly baudRate?: number;
+  /**
+   * Set on datagram links (UDP): every write is one datagram, every chunk read
+   * is one datagram, and nothing larger than `maxPayload` can be sent. The
+   * session then sends one SMP packet per datagram, with no framing.
+   */
+  readonly datagram?: DatagramInfo;
+}
+
+export interface DatagramInfo {
+  /** Largest datagram payload the path carries unfragmented (the MTU less IP and UDP headers). */
+  maxPayload: number;
 }
 
 export type LinkClosed =
@@ -34,14 +46,14 @@ export type LinkOpenErrorKind =
   | 'protocol' // the device does not expose an interface we can drive
   | 'failed';
 
-export class LinkOpenError extends Error {
+export class LinkOpenError extends FieldbenchError<LinkOpenErrorKind> {
   constructor(
     readonly kind: LinkOpenErrorKind,
     message: string,
     readonly remedy: string,
     readonly cause?: unknown,
   ) {
-    super(message);
+    super(kind, message);
     this.name = 'LinkOpenError';
   }
 }

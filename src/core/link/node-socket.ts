@@ -5,14 +5,15 @@
  */
 import type { Socket } from 'node:net';
 import type { Link, LinkClosed } from './link.ts';
+import { FieldbenchError } from '../base/errors.ts';
 
 /** Errors that mean "the other end went away" rather than a fault on our side. */
 const LOST_CODES = new Set(['EIO', 'ENXIO', 'ENODEV', 'EPIPE', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EBADF']);
 
 /** The error a write or read gets once the link is closed or lost. */
-export class LinkClosedError extends Error {
+export class LinkClosedError extends FieldbenchError<'link-closed'> {
   constructor(readonly closed: LinkClosed) {
-    super(closed.reason === 'closed' ? 'link is closed' : `link ${closed.reason}: ${closed.message}`);
+    super('link-closed', closed.reason === 'closed' ? 'link is closed' : `link ${closed.reason}: ${closed.message}`);
     this.name = 'LinkClosedError';
   }
 }

@@ -6,7 +6,8 @@
  *
  * Framework-free: runs in the browser and in Node.
  */
-import type { Link, LinkClosed } from './link.ts';
+import type { DatagramInfo, Link, LinkClosed } from './link.ts';
+import { fromHex, toHex } from '../base/bytes.ts';
 
 export interface TranscriptChunk {
   dir: 'tx' | 'rx';
@@ -18,7 +19,7 @@ export interface TranscriptChunk {
 export interface Transcript {
   /** What was on the other end, e.g. "zephyr 4.4.0 native_sim serial". */
   peer: string;
-  framing: 'console' | 'raw';
+  framing: 'console' | 'raw' | 'datagram';
   /** ISO 8601 time the recording started. */
   recordedAt: string;
   chunks: TranscriptChunk[];
@@ -28,25 +29,11 @@ export interface Transcript {
 
 export interface RecordingOptions {
   peer: string;
-  framing: 'console' | 'raw';
+  framing: 'console' | 'raw' | 'datagram';
   /** Clock in ms; default performance.now(). */
   now?: () => number;
 }
 
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-
-export function toHex(b: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < b.length; i++) s += HEX[b[i]];
-  return s;
-}
-
-export function fromHex(hex: string): Uint8Array {
-  if (hex.length % 2 !== 0 || /[^0-9a-f]/i.test(hex)) throw new TypeError('not a hex string');
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.substr(i * 2, 2), 16);
-  return out;
-}
 
 export class RecordingLink implements Link {
   readonly label: string;
@@ -54,6 +41,7 @@ export class RecordingLink implements Link {
   readonly writable: WritableStream<Uint8Array>;
   readonly closed: Promise<LinkClosed>;
   readonly baudRate?: number;
+  readonly datagram?: DatagramInfo;
   readonly chunks: TranscriptChunk[] = [];
   private readonly t0: number;
   private readonly startedAt: string;
@@ -66,6 +54,7 @@ export class RecordingLink implements Link {
   ) {
     this.label = inner.label;
     this.baudRate = inner.baudRate;
+    this.datagram = inner.datagram;
     this.now = opts.now ?? (() => performance.now());
     this.t0 = this.now();
     this.startedAt = new Date().toISOString();

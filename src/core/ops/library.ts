@@ -20,17 +20,19 @@
  *
  * Framework-free: runs in the browser and in Node.
  */
-import { putArtifact, ArtifactError, ARTIFACT_LIMITS, listArtifacts, type ArtifactValidation } from '../store/artifacts.ts';
+import { putArtifact, ArtifactStoreError, ARTIFACT_LIMITS, listArtifacts, type ArtifactValidation } from '../store/artifacts.ts';
 import { StoreFullError, type ArtifactKind, type ArtifactRecord, type FieldbenchDB } from '../store/db.ts';
-import { toHex } from '../store/ids.ts';
 import { artifactTypeOf, ARTIFACT_NAMES, rawPublicKey, type ArtifactType } from '../trust/artifact.ts';
 import { decodeBundleUnverified, findFirmware, verifyBundle, type TrustBundle } from '../trust/bundle.ts';
 import { verifyCredential } from '../trust/credential.ts';
 import { describeTarget, verifyConfig } from '../trust/signed-config.ts';
 import { verifyIdentity } from '../trust/identity.ts';
 import { keyId, parsePem } from '../trust/keys.ts';
-import { IMAGE_MAGIC, IMAGE_MAGIC_V1, parseImage, readFirmwareFile, verifyImage, versionString } from '../trust/mcuboot.ts';
+import { IMAGE_MAGIC, IMAGE_MAGIC_V1, parseImage, versionString } from '../trust/mcuboot/parse.ts';
+import { readFirmwareFile } from '../trust/ihex.ts';
+import { verifyImage } from '../trust/mcuboot/verify.ts';
 import { sha256 } from '@noble/hashes/sha2.js';
+import { toHex } from '../base/bytes.ts';
 
 /** Largest file read at all: an Intel HEX of the largest firmware is about 2.8 times its size. */
 export const MAX_IMPORT_FILE_BYTES = 3 * ARTIFACT_LIMITS.firmware;
@@ -120,6 +122,9 @@ export function detectArtifact(name: string, bytes: Uint8Array): Detection {
   }
   if (note) return { ok: false, code: 'unrecognised', reason: `${name} is Intel HEX but does not hold an MCUboot image (sign it with imgtool first)` };
   const type: ArtifactType | undefined = artifactTypeOf(bytes);
+  if (type === 'reprovision' || type === 'profile') {
+    return { ok: false, code: 'unrecognised', reason: `${name} is a ${ARTIFACT_NAMES[type]}: it is used once by a station, not kept in the library` };
+  }
   if (type) {
     if (bytes.length > ARTIFACT_LIMITS[type]) {
       return { ok: false, code: 'too-large', reason: `the ${ARTIFACT_NAMES[type]} is ${bytes.length} bytes; at most ${ARTIFACT_LIMITS[type]} are accepted` };
@@ -219,7 +224,7 @@ export async function importArtifact(db: FieldbenchDB, name: string, bytes: Uint
   let failure: { code: ImportFailure; reason: string } | undefined;
   const validator = async (b: Uint8Array, k: ArtifactKind): Promise<ArtifactValidation> => {
     const v = await validateArtifact(k, b, trust);
-    if (!v.ok) failure = { code: v.code === 'no-bundle' ? 'no-bundle' : 'invalid', reason: `${name}: the ${KIND_NAMES[k]} was rejected (${v.code ?? 'invalid'}): ${v.reason}` };
+    if (!v.ok) failure = { code: v.code === 'no-bundle' ? 'no-bundle' : 'invalid', reason: `${name}: ${v.reason}` };
     return v;
   };
   try {
@@ -229,7 +234,7 @@ export async function importArtifact(db: FieldbenchDB, name: string, bytes: Uint
   } catch (e) {
     if (failure) return { ok: false, ...failure };
     if (e instanceof StoreFullError) return { ok: false, code: 'store-full', reason: `${name}: ${e.message}` };
-    if (e instanceof ArtifactError) {
+    if (e instanceof ArtifactStoreError) {
       const code: ImportFailure = e.code === 'too-large' || e.code === 'empty' || e.code === 'kind-mismatch' ? e.code : 'invalid';
       return { ok: false, code, reason: `${name}: ${e.message}` };
     }

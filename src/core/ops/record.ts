@@ -13,10 +13,11 @@ import type { AuditRecord, DeviceRecord, FieldbenchDB } from '../store/db.ts';
 import { recordOperation } from '../store/audit.ts';
 import { findByIdentifier } from '../store/inventory.ts';
 import type { AuditSigner } from '../store/sig.ts';
-import { toHex, type DeviceIdentifiersInput } from '../store/ids.ts';
+import { type DeviceIdentifiersInput } from '../store/ids.ts';
 import { claimsToJson, type Appraisal, type EatClaims } from '../trust/eat.ts';
 import { sha256 } from '@noble/hashes/sha2.js';
-import type { IdentifyResult, InventoryLookup } from './identify.ts';
+import type { IdentifyResult, InventoryLookup } from './identification/identify.ts';
+import { toHex } from '../base/bytes.ts';
 
 export interface RecordContext {
   db: FieldbenchDB;

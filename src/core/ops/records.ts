@@ -4,10 +4,11 @@
  * of audit entries. Framework-free; the Svelte pages only render these.
  */
 import type { AuditRecord, DeviceRecord, FieldbenchDB } from '../store/db.ts';
-import { fromHex, ID_KINDS, type IdKind } from '../store/ids.ts';
+import { ID_KINDS, type IdKind } from '../store/ids.ts';
 import { keyIdHex } from '../store/sig.ts';
 import { duplicates, findByIdentifier, search, type Duplicate, type SearchFilters } from '../store/inventory.ts';
 import { deviceHistory } from '../store/audit.ts';
+import { fromHex } from '../base/bytes.ts';
 
 export const ID_LABELS: Record<IdKind, string> = {
   serial: 'Serial',

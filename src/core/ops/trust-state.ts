@@ -21,7 +21,6 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import type { FieldbenchDB, KeyRecord as DbKeyRecord } from '../store/db.ts';
 import { deleteKeyRecord, getArtifact, getKeyRecord, listKeyRecords, putArtifact, putKeyRecord } from '../store/artifacts.ts';
 import type { AuditSigner } from '../store/sig.ts';
-import { toHex } from '../store/ids.ts';
 import { type TrustBundle, verifyBundle } from '../trust/bundle.ts';
 import { type TechnicianCredential, decodeCredentialUnverified, verifyCredential } from '../trust/credential.ts';
 import { artifactTypeOf, rawPublicKey } from '../trust/artifact.ts';
@@ -29,6 +28,7 @@ import { keyId, parsePem, publicKeyPem } from '../trust/keys.ts';
 import { ed25519PublicKey } from '../trust/ed25519.ts';
 import { type KeyInfo, type KeyRecord, type KeyStoreBackend, KeyStoreError, TechnicianKeyStore, decodePrivateCoseKey } from '../trust/keystore.ts';
 import { importArtifact } from './library.ts';
+import { equalBytes, toHex } from '../base/bytes.ts';
 
 export const TRUST_STATE_ID = 'fieldbench:trust-state';
 
@@ -107,10 +107,6 @@ const te = new TextDecoder();
 const hex = toHex;
 const iso = (s: number) => new Date(s * 1000).toISOString().slice(0, 10);
 
-function eq(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
 function looksLikePem(bytes: Uint8Array): string | null {
   if (bytes.length > 16384) return null;
   const text = te.decode(bytes);
@@ -181,7 +177,7 @@ export class TrustState {
     const r = await verifyCredential(bytes, { bundle: b, now: this.now() });
     if (r.ok) {
       const status: CredentialStatus =
-        this.key && !eq(this.key.publicKey, r.value.publicKey)
+        this.key && !equalBytes(this.key.publicKey, r.value.publicKey)
           ? { ok: false, code: 'key-mismatch', reason: `the credential is for key ${hex(keyId(r.value.publicKey))}, but the loaded key is ${this.key.id}` }
           : { ok: true };
       this.credential = { value: r.value, sha256: sha, bytes, status };
@@ -296,7 +292,7 @@ export class TrustState {
         reason: `a trust bundle (v${this.bundle.value.version}) is already held: new bundles are checked against its owner keys, not a new pin. Forget the trust first to start over with owner key ${kid}.`,
       };
     }
-    if (!this.state.pins.some((p) => eq(p, pub))) this.state = { ...this.state, pins: [...this.state.pins, pub] };
+    if (!this.state.pins.some((p) => equalBytes(p, pub))) this.state = { ...this.state, pins: [...this.state.pins, pub] };
     await this.save();
     return { ok: true, kind: 'owner-key', message: `owner key ${kid} pinned. Compare this key id with the one the owner gave you; then import the trust bundle.` };
   }
@@ -348,7 +344,7 @@ export class TrustState {
     if (!b) return { ok: false, kind: 'credential', code: 'no-bundle', reason: 'a credential is checked against the trust bundle: import the trust bundle first' };
     const r = await verifyCredential(bytes, { bundle: b, now: this.now() });
     if (!r.ok) return { ok: false, kind: 'credential', code: r.code, reason: `Refused: ${r.reason}` };
-    if (this.key && !eq(this.key.publicKey, r.value.publicKey)) {
+    if (this.key && !equalBytes(this.key.publicKey, r.value.publicKey)) {
       return {
         ok: false,
         kind: 'credential',
@@ -383,7 +379,7 @@ export class TrustState {
       return { ok: false, kind: 'key', code: 'bad-key', reason: `not a usable technician key: ${(e as Error).message}` };
     }
     const c = this.credential?.value;
-    if (c && !eq(c.publicKey, pub)) {
+    if (c && !equalBytes(c.publicKey, pub)) {
       return { ok: false, kind: 'key', code: 'key-mismatch', reason: `Refused: this key (${hex(keyId(pub))}) is not the one your credential names (${hex(keyId(c.publicKey))})` };
     }
     const id = hex(keyId(pub));

@@ -3,7 +3,7 @@
  * timeouts, size checks against the device's buffer, and typed errors.
  * It sees packets only; framing and the link are below it (see session.ts).
  */
-import { decodeCborObject, encodeCbor } from './cbor.ts';
+import { decodeCborObject, encodeCbor } from '../base/cbor.ts';
 import { SmpError, replyError } from './errors.ts';
 import { SMP_HEADER_SIZE, SMP_V1, SMP_V2, buildPacket, decodeHeader, isResponseOp } from './header.ts';
 
@@ -25,11 +25,23 @@ export interface ClientOptions {
   logBodies?: boolean;
   /** Sequence number of the first request (default random). */
   initialSeq?: number;
+  /** A request got no reply in time (the device or the line lost it): the session backs off its pacing. */
+  onLoss?: (what: string) => void;
+  /** A reply matched its request. */
+  onReply?: () => void;
+  /** Times a read (op 0, idempotent) is sent again after a timeout; default 0. */
+  readRetries?: number;
 }
 
 export interface RequestOptions {
   timeoutMs?: number;
   signal?: AbortSignal;
+  /**
+   * Send again this many times after a timeout (default: the client's
+   * readRetries for reads, 0 for writes). Only for requests that are safe to
+   * repeat: a write is retried only when the caller says so (echo).
+   */
+  retries?: number;
 }
 
 interface Pending {
@@ -57,6 +69,10 @@ export class SmpClient {
   private failure: SmpError | null = null;
   private readonly log?: (e: LogEvent) => void;
   private readonly logBodies: boolean;
+  /** See ClientOptions; the session sets them. */
+  onLoss?: (what: string) => void;
+  onReply?: () => void;
+  readRetries: number;
 
   constructor(
     private readonly sendPacket: (packet: Uint8Array) => Promise<void>,
@@ -68,6 +84,9 @@ export class SmpClient {
     this.log = opts.log;
     this.logBodies = opts.logBodies ?? false;
     this.seq = ((opts.initialSeq ?? Math.floor(Math.random() * 256)) - 1) & 0xff;
+    this.onLoss = opts.onLoss;
+    this.onReply = opts.onReply;
+    this.readRetries = opts.readRetries ?? 0;
   }
 
   /** Size in bytes of the packet a request would be. */
@@ -86,6 +105,20 @@ export class SmpClient {
   }
 
   async request(op: 0 | 2, group: number, id: number, body: Body = {}, opts: RequestOptions = {}): Promise<Body> {
+    let left = opts.retries ?? (op === 0 ? this.readRetries : 0);
+    for (;;) {
+      try {
+        return await this.requestOnce(op, group, id, body, opts);
+      } catch (e) {
+        if (!(e instanceof SmpError && e.kind === 'timeout')) throw e;
+        this.onLoss?.(`no reply to group ${group} command ${id}`);
+        if (left-- <= 0 || opts.signal?.aborted) throw e;
+        this.log?.({ type: 'warn', message: `${e.message}; sending it again` });
+      }
+    }
+  }
+
+  private async requestOnce(op: 0 | 2, group: number, id: number, body: Body, opts: RequestOptions): Promise<Body> {
     if (this.failure) throw this.failure;
     const payload = encodeCbor(body);
     const size = SMP_HEADER_SIZE + payload.length;
@@ -176,6 +209,7 @@ export class SmpClient {
       return;
     }
     this.log?.({ type: 'rx', op: h.op, group: h.group, id: h.id, seq: h.seq, bytes: packet.length, body: this.logBodies ? body : undefined });
+    this.onReply?.();
     const err = replyError(body as Body, h.group);
     if (err) p.reject(err);
     else p.resolve(body as Body);

@@ -11,11 +11,17 @@
  *
  * Raw framing (CONFIG_UART_MCUMGR_RAW_PROTOCOL): packets back to back; the
  * header's length field delimits them.
+ *
+ * Datagram "framing" (SMP over UDP): one packet per datagram, nothing added;
+ * a datagram whose header does not declare exactly its own length is dropped.
  */
-import { base64DecodeInto, base64EncodeInto, crc16xmodem } from './bytes.ts';
+import { base64DecodeInto, base64EncodeInto } from '../base/bytes.ts';
+import { crc16xmodem } from '../base/crc.ts';
 import { SMP_HEADER_SIZE } from './header.ts';
 
-export type Framing = 'console' | 'raw';
+export type Framing = 'console' | 'raw' | 'datagram';
+/** The framings a byte stream (serial port, pty, TCP) can carry. */
+export type StreamFraming = 'console' | 'raw';
 
 export const CONSOLE_LINE_MAX = 127;
 const MARK_FIRST_0 = 0x06;
@@ -296,6 +302,35 @@ export class RawDecoder {
   }
 }
 
+/** One SMP packet per pushed chunk (a datagram): checked, never joined or split. */
+export class DatagramDecoder {
+  readonly stats: FramingStats;
+  constructor(
+    private readonly emit: (packet: Uint8Array) => void,
+    private readonly opts: DecoderOptions & { acceptOps?: number[] } = {},
+  ) {
+    this.stats = opts.stats ?? newStats();
+  }
+
+  push(d: Uint8Array): void {
+    if (d.length < SMP_HEADER_SIZE) return this.drop('length');
+    const b0 = d[0];
+    const op = b0 & 7;
+    const len = (d[2] << 8) | d[3];
+    if ((b0 & 0xe0) !== 0 || ((b0 >> 3) & 3) > 1 || (this.opts.acceptOps && !this.opts.acceptOps.includes(op))) return this.drop('header');
+    if (len + SMP_HEADER_SIZE !== d.length || d.length > (this.opts.maxPacket ?? 0xffff + SMP_HEADER_SIZE)) return this.drop('length');
+    this.stats.packets++;
+    this.emit(d.slice());
+  }
+
+  private drop(reason: DropReason): void {
+    this.stats.dropped[reason]++;
+    this.opts.onDrop?.(reason);
+  }
+
+  reset(): void {}
+}
+
 export interface PacketDecoder {
   readonly stats: FramingStats;
   push(data: Uint8Array): void;
@@ -307,12 +342,12 @@ export function createDecoder(
   emit: (packet: Uint8Array) => void,
   opts: DecoderOptions & { acceptOps?: number[] } = {},
 ): PacketDecoder {
-  return framing === 'raw' ? new RawDecoder(emit, opts) : new ConsoleDecoder(emit, opts);
+  return framing === 'raw' ? new RawDecoder(emit, opts) : framing === 'datagram' ? new DatagramDecoder(emit, opts) : new ConsoleDecoder(emit, opts);
 }
 
 /** Encode a packet for the wire: console lines (one chunk per line) or the raw packet. */
 export function encodeFrames(framing: Framing, packet: Uint8Array, lineMax = CONSOLE_LINE_MAX): Uint8Array[] {
-  return framing === 'raw' ? [packet] : encodeConsoleLines(packet, lineMax);
+  return framing === 'console' ? encodeConsoleLines(packet, lineMax) : [packet];
 }
 
 /** Bytes to packets, as a TransformStream (zmk-studio style: codecs are stream transforms). */

@@ -12,7 +12,9 @@ import {
   type FieldbenchDB,
   type KeyRecord,
 } from './db.ts';
-import { normaliseIds, toHex, type DeviceIdentifiersInput } from './ids.ts';
+import { normaliseIds, type DeviceIdentifiersInput } from './ids.ts';
+import { FieldbenchError } from '../base/errors.ts';
+import { toHex } from '../base/bytes.ts';
 
 /** Largest accepted artifact of each kind, in bytes. */
 export const ARTIFACT_LIMITS: Readonly<Record<ArtifactKind, number>> = {
@@ -33,13 +35,13 @@ export type ArtifactValidator = (bytes: Uint8Array, kind: ArtifactKind) => Promi
 
 export type ArtifactFailure = 'unknown-kind' | 'empty' | 'too-large' | 'invalid' | 'kind-mismatch' | 'referenced';
 
-export class ArtifactError extends Error {
+export class ArtifactStoreError extends FieldbenchError<ArtifactFailure> {
   constructor(
-    readonly code: ArtifactFailure,
+    code: ArtifactFailure,
     message: string,
   ) {
-    super(message);
-    this.name = 'ArtifactError';
+    super(code, message);
+    this.name = 'ArtifactStoreError';
   }
 }
 
@@ -60,21 +62,21 @@ async function checkArtifact(
   bytes: Uint8Array,
   validator: ArtifactValidator,
 ): Promise<{ sha: string; meta?: Record<string, unknown> }> {
-  if (!Object.hasOwn(ARTIFACT_LIMITS, kind)) throw new ArtifactError('unknown-kind', `unknown artifact kind ${JSON.stringify(kind)}`);
-  if (!(bytes instanceof Uint8Array)) throw new ArtifactError('invalid', 'artifact must be bytes');
-  if (bytes.length === 0) throw new ArtifactError('empty', `the ${kind} is empty`);
+  if (!Object.hasOwn(ARTIFACT_LIMITS, kind)) throw new ArtifactStoreError('unknown-kind', `unknown artifact kind ${JSON.stringify(kind)}`);
+  if (!(bytes instanceof Uint8Array)) throw new ArtifactStoreError('invalid', 'artifact must be bytes');
+  if (bytes.length === 0) throw new ArtifactStoreError('empty', `the ${kind} is empty`);
   const max = ARTIFACT_LIMITS[kind];
-  if (bytes.length > max) throw new ArtifactError('too-large', `the ${kind} is ${bytes.length} bytes; at most ${max} are accepted`);
-  if (typeof validator !== 'function') throw new ArtifactError('invalid', 'a validator is required to store an artifact');
+  if (bytes.length > max) throw new ArtifactStoreError('too-large', `the ${kind} is ${bytes.length} bytes; at most ${max} are accepted`);
+  if (typeof validator !== 'function') throw new ArtifactStoreError('invalid', 'a validator is required to store an artifact');
   let v: ArtifactValidation;
   try {
     v = await validator(bytes, kind);
   } catch (e) {
-    throw new ArtifactError('invalid', `the ${kind} was rejected: ${(e as Error)?.message ?? String(e)}`);
+    throw new ArtifactStoreError('invalid', `the ${kind} was rejected: ${(e as Error)?.message ?? String(e)}`);
   }
   if (!v || v.ok !== true) {
     const r = v as { reason?: string; code?: string } | undefined;
-    throw new ArtifactError('invalid', `the ${kind} was rejected${r?.code ? ` (${r.code})` : ''}: ${r?.reason ?? 'validator said no'}`);
+    throw new ArtifactStoreError('invalid', `the ${kind} was rejected${r?.code ? ` (${r.code})` : ''}: ${r?.reason ?? 'validator said no'}`);
   }
   return { sha: await sha256Hex(bytes), meta: v.meta };
 }
@@ -83,7 +85,7 @@ async function storeInTx(db: FieldbenchDB, rec: ArtifactRecord): Promise<{ recor
   const existing = await db.artifacts.get(rec.sha256);
   if (existing) {
     if (existing.kind !== rec.kind) {
-      throw new ArtifactError('kind-mismatch', `these bytes are already stored as a ${existing.kind}, not a ${rec.kind}`);
+      throw new ArtifactStoreError('kind-mismatch', `these bytes are already stored as a ${existing.kind}, not a ${rec.kind}`);
     }
     return { record: existing, created: false };
   }
@@ -122,7 +124,7 @@ export async function deleteArtifact(db: FieldbenchDB, sha256Hex: string): Promi
   return db.transaction('rw', db.artifacts, db.backups, async () => {
     const sha = sha256Hex.toLowerCase();
     const users = await db.backups.filter((b) => b.artifact === sha).count();
-    if (users) throw new ArtifactError('referenced', `${users} configuration backup(s) still refer to ${sha}`);
+    if (users) throw new ArtifactStoreError('referenced', `${users} configuration backup(s) still refer to ${sha}`);
     const had = (await db.artifacts.get(sha)) !== undefined;
     await db.artifacts.delete(sha);
     return had;

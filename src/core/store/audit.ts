@@ -18,11 +18,13 @@
  * comparing with a head recorded elsewhere (opts.expectedHead).
  */
 import { sha256 } from '@noble/hashes/sha2.js';
-import { encodeDeterministic } from '../smp/cbor.ts';
+import { encodeDeterministic } from '../base/cbor.ts';
 import { storeWrite, type AuditRecord, type DeviceRecord, type FieldbenchDB } from './db.ts';
-import { fromHex, ID_KINDS, idKeys, normaliseIds, toHex, type DeviceIdentifiers, type DeviceIdentifiersInput } from './ids.ts';
+import { ID_KINDS, idKeys, normaliseIds, type DeviceIdentifiers, type DeviceIdentifiersInput } from './ids.ts';
 import { upsertDevice, type DeviceUpdate } from './inventory.ts';
 import { keyIdHex, verifyEd25519, type AuditSigner } from './sig.ts';
+import { FieldbenchError } from '../base/errors.ts';
+import { equalBytes, fromHex, toHex } from '../base/bytes.ts';
 
 export type AuditOp =
   | 'identify'
@@ -52,19 +54,19 @@ export interface AuditInput {
   time?: number;
 }
 
-export class AuditDetailsError extends Error {
+export class AuditDetailsError extends FieldbenchError<'audit-details'> {
   constructor(
     readonly path: string,
     reason: string,
   ) {
-    super(`audit details ${path}: ${reason}`);
+    super('audit-details', `audit details ${path}: ${reason}`);
     this.name = 'AuditDetailsError';
   }
 }
 
-export class AuditBusyError extends Error {
+export class AuditBusyError extends FieldbenchError<'audit-busy'> {
   constructor() {
-    super('the audit trail kept changing under this append (another tab writing?); try again');
+    super('audit-busy', 'the audit trail kept changing under this append (another tab writing?); try again');
     this.name = 'AuditBusyError';
   }
 }
@@ -120,12 +122,6 @@ function bodyHash(b: Body): Uint8Array {
   );
 }
 
-function eqBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 async function readHead(db: FieldbenchDB): Promise<{ seq: number; hash: Uint8Array }> {
   const last = await db.audit.orderBy('seq').last();
   return last ? { seq: last.seq, hash: last.hash } : { seq: 0, hash: ZERO32 };
@@ -176,7 +172,11 @@ function validateInput(inp: AuditInput, signer: AuditSigner): void {
   }
 }
 
-class HeadMoved extends Error {}
+class HeadMoved extends FieldbenchError<'head-moved'> {
+  constructor() {
+    super('head-moved', 'the audit head moved during the append');
+  }
+}
 
 // One append at a time per database connection; another tab is handled by
 // the head check inside the transaction (optimistic, retried).
@@ -215,7 +215,7 @@ export async function appendAudit(
         return await storeWrite('audit entry', () =>
           db.transaction('rw', db.audit, db.devices, async () => {
             const cur = await db.audit.orderBy('seq').last();
-            if ((cur?.seq ?? 0) !== head.seq || !eqBytes(cur?.hash ?? ZERO32, head.hash)) throw new HeadMoved();
+            if ((cur?.seq ?? 0) !== head.seq || !equalBytes(cur?.hash ?? ZERO32, head.hash)) throw new HeadMoved();
             await db.audit.bulkAdd(recs);
             const devices: DeviceRecord[] = [];
             for (const u of inventoryUpdates) devices.push(await upsertDevice(db, u));
@@ -341,7 +341,11 @@ interface Parsed extends Body {
   prevHex: string;
 }
 
-class Malformed extends Error {}
+class Malformed extends FieldbenchError<'malformed'> {
+  constructor(message: string) {
+    super('malformed', message);
+  }
+}
 
 function str(v: unknown, what: string, max = 1024): string {
   if (typeof v !== 'string' || v.length === 0 || v.length > max) throw new Malformed(`${what} must be a non-empty string`);
@@ -484,7 +488,7 @@ async function verifyInner(
       const k = trustedById.get(e.technician.keyId);
       if (!k) return fail(i, 'bad-signature', `entry ${i} (seq ${e.seq}) is signed by key ${e.technician.keyId}, which is not a trusted technician key`, e.seq);
       // the entry's own signer field is what readers (and the hub) show: it must be the key that verified it
-      if (!eqBytes(e.signer, k)) return fail(i, 'bad-signature', `entry ${i} (seq ${e.seq}): its signer field is not the key ${e.technician.keyId} that signed it`, e.seq);
+      if (!equalBytes(e.signer, k)) return fail(i, 'bad-signature', `entry ${i} (seq ${e.seq}): its signer field is not the key ${e.technician.keyId} that signed it`, e.seq);
       pub = k;
     } else {
       if (keyIdHex(e.signer) !== e.technician.keyId) {
@@ -541,7 +545,7 @@ async function findStructural(
   const zeroHex = toHex(ZERO32);
   for (let i = 0; i < n; i++) {
     const e = es[i];
-    if (!eqBytes(e.hash, e.storedHash)) {
+    if (!equalBytes(e.hash, e.storedHash)) {
       return fail(i, 'modified', `entry ${i} (seq ${e.seq}) was changed after it was recorded: its content no longer matches its hash`, e.seq);
     }
     const first = byHash.get(e.hashHex)!;

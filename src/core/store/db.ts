@@ -17,6 +17,7 @@
  */
 import Dexie, { type Table } from 'dexie';
 import { idKeys, normaliseId, ID_KINDS, type DeviceIdentifiers, type IdKind } from './ids.ts';
+import { FieldbenchError } from '../base/errors.ts';
 
 export const DB_NAME = 'fieldbench';
 export const SCHEMA_VERSION = 2;
@@ -100,13 +101,12 @@ export interface KeyRecord {
 // ---------------------------------------------------------------- errors
 
 /** A write was refused because the browser's storage quota (or the disk) is full. */
-export class StoreFullError extends Error {
-  readonly code = 'store-full';
+export class StoreFullError extends FieldbenchError<'store-full'> {
   constructor(
     readonly operation: string,
     readonly cause?: unknown,
   ) {
-    super(
+    super('store-full', 
       `local storage is full: ${operation} was not saved (nothing was half-written). ` +
         'Free space by exporting and removing old artifacts or backups, or allow the app more storage.',
     );
@@ -115,9 +115,9 @@ export class StoreFullError extends Error {
 }
 
 /** Attempt to change or remove an audit entry. */
-export class AppendOnlyError extends Error {
+export class AppendOnlyError extends FieldbenchError<'append-only'> {
   constructor(message = 'the audit trail is append-only') {
-    super(message);
+    super('append-only', message);
     this.name = 'AppendOnlyError';
   }
 }

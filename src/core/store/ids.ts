@@ -11,6 +11,8 @@
  *   mac              12 lowercase hex digits (EUI-48), separators removed
  *   devEui           16 lowercase hex digits (EUI-64, LoRaWAN DevEUI)
  */
+import { FieldbenchError } from '../base/errors.ts';
+import { fromHex, toHex } from '../base/bytes.ts';
 
 export type IdKind = 'serial' | 'devicePublicKey' | 'ueid' | 'mac' | 'devEui';
 export const ID_KINDS: readonly IdKind[] = ['serial', 'devicePublicKey', 'ueid', 'mac', 'devEui'];
@@ -41,43 +43,16 @@ export interface DeviceIdentifiersInput {
   devEui?: string | Uint8Array;
 }
 
-export class IdentifierError extends Error {
+export class IdentifierError extends FieldbenchError<'identifier'> {
   constructor(
     readonly kind: IdKind,
     message: string,
   ) {
-    super(message);
+    super('identifier', message);
     this.name = 'IdentifierError';
   }
 }
 
-const BYTE_HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-
-/** Lowercase hex. */
-export function toHex(b: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < b.length; i++) s += BYTE_HEX[b[i]];
-  return s;
-}
-
-const NIBBLE = new Int8Array(128).fill(-1);
-for (let i = 0; i < 10; i++) NIBBLE[48 + i] = i;
-for (let i = 0; i < 6; i++) NIBBLE[65 + i] = NIBBLE[97 + i] = 10 + i;
-
-/** Strict hex decoding (even length, hex digits only); throws RangeError. */
-export function fromHex(s: string): Uint8Array {
-  if (typeof s !== 'string' || s.length % 2 !== 0) throw new RangeError('not an even-length hex string');
-  const out = new Uint8Array(s.length / 2);
-  for (let i = 0; i < out.length; i++) {
-    const a = s.charCodeAt(2 * i);
-    const b = s.charCodeAt(2 * i + 1);
-    const hi = a < 128 ? NIBBLE[a] : -1;
-    const lo = b < 128 ? NIBBLE[b] : -1;
-    if (hi < 0 || lo < 0) throw new RangeError('not an even-length hex string');
-    out[i] = (hi << 4) | lo;
-  }
-  return out;
-}
 
 function hexOf(kind: IdKind, v: string | Uint8Array, stripSeparators: boolean): string {
   if (v instanceof Uint8Array) return toHex(v);

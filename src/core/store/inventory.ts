@@ -21,6 +21,7 @@ import {
   type DeviceIdentifiersInput,
   type IdKind,
 } from './ids.ts';
+import { FieldbenchError } from '../base/errors.ts';
 
 export interface DeviceUpdate extends DeviceIdentifiersInput {
   /** Update this record (its identifiers are replaced by the given ones). */
@@ -35,9 +36,9 @@ export interface DeviceUpdate extends DeviceIdentifiersInput {
   seen?: number;
 }
 
-export class InventoryError extends Error {
+export class InventoryError extends FieldbenchError<'inventory'> {
   constructor(message: string) {
-    super(message);
+    super('inventory', message);
     this.name = 'InventoryError';
   }
 }

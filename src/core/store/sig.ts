@@ -13,7 +13,7 @@
  */
 import { ed25519PublicKey, ed25519PublicKeyProblem, ed25519Sign, ed25519Verify } from '../trust/ed25519.ts';
 import { keyId } from '../trust/keys.ts';
-import { toHex } from './ids.ts';
+import { toHex } from '../base/bytes.ts';
 
 type Subtle = SubtleCrypto;
 

@@ -9,7 +9,7 @@
  * has seen inside that window (replay).
  */
 import { sha256 } from '@noble/hashes/sha2.js';
-import { toHex } from '../store/ids.ts';
+import { toHex } from '../base/bytes.ts';
 
 export const AUTH_HEADER = 'x-fieldbench-auth';
 export const CREDENTIAL_HEADER = 'x-fieldbench-credential';

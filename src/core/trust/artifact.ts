@@ -22,13 +22,16 @@
  * Times in payloads are integer seconds since the Unix epoch. Verifier
  * contexts take `now` as a Date or a number of MILLISECONDS (Date.now()).
  */
-import { decodeStrict, encodeDeterministic } from '../smp/cbor.ts';
+import { decodeCbor, decodeStrict, encodeDeterministic } from '../base/cbor.ts';
 import { CoseError, decodeSign1, signSign1, verifySign1, type CoseKey, type CoseFailure } from './cose.ts';
 import { ed25519PublicKey } from './ed25519.ts';
 import { keyId } from './keys.ts';
-import { ArtifactError, type TrustFailure, type TrustResult } from './result.ts';
+import type { Signer } from './signer.ts';
+import { TrustArtifactError, type TrustFailure, type TrustResult } from './result.ts';
+import { FieldbenchError } from '../base/errors.ts';
+import { containsBytes, equalBytes, fromLooseHex, toHex } from '../base/bytes.ts';
 
-export type ArtifactType = 'identity' | 'credential' | 'config' | 'bundle';
+export type ArtifactType = 'identity' | 'credential' | 'config' | 'bundle' | 'reprovision' | 'profile';
 export type Role = 'manufacturer' | 'firmware' | 'owner';
 export type Anchors = Record<Role, CoseKey[]>;
 
@@ -37,6 +40,8 @@ export const CONTENT_TYPES: Record<ArtifactType, string> = {
   credential: 'application/vnd.fieldbench.credential+cbor',
   config: 'application/vnd.fieldbench.config+cbor',
   bundle: 'application/vnd.fieldbench.bundle+cbor',
+  reprovision: 'application/vnd.fieldbench.reprovision+cbor',
+  profile: 'application/vnd.fieldbench.station-profile+cbor',
 };
 
 export const ARTIFACT_NAMES: Record<ArtifactType, string> = {
@@ -44,6 +49,8 @@ export const ARTIFACT_NAMES: Record<ArtifactType, string> = {
   credential: 'technician credential',
   config: 'signed configuration',
   bundle: 'trust bundle',
+  reprovision: 're-provisioning authorization',
+  profile: 'station profile',
 };
 
 /** Upper bound on the whole encoded artifact. */
@@ -52,6 +59,8 @@ export const MAX_BYTES: Record<ArtifactType, number> = {
   credential: 8192,
   config: 65536,
   bundle: 262144,
+  reprovision: 1024,
+  profile: 131072,
 };
 
 /** Which anchor role signs which artifact. */
@@ -60,6 +69,8 @@ export const SIGNING_ROLE: Record<ArtifactType, Role> = {
   credential: 'owner',
   config: 'owner',
   bundle: 'owner',
+  reprovision: 'owner',
+  profile: 'owner',
 };
 
 export type Clock = Date | number | undefined;
@@ -93,49 +104,35 @@ export function ed25519Key(pub: Uint8Array): CoseKey {
   return { kty: 'OKP', crv: 'Ed25519', x: pub };
 }
 
-export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a[i] ^ b[i];
-  return d === 0;
-}
-
-export function containsBytes(list: readonly Uint8Array[] | undefined, x: Uint8Array): boolean {
-  if (!list) return false;
-  for (const e of list) if (bytesEqual(e, x)) return true;
-  return false;
-}
-
-export function hex(b: Uint8Array): string {
-  let s = '';
-  for (const x of b) s += x.toString(16).padStart(2, '0');
-  return s;
-}
-
+/** Hex as people write it (see fromLooseHex); not hex is a schema failure. */
 export function fromHex(s: string): Uint8Array {
-  const t = s.trim().replace(/^0x/i, '').replace(/[:\s-]/g, '');
-  if (t.length % 2 !== 0 || /[^0-9a-f]/i.test(t)) throw new ArtifactError('schema', `not a hex string: ${s}`);
-  const out = new Uint8Array(t.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(t.slice(2 * i, 2 * i + 2), 16);
-  return out;
+  try {
+    return fromLooseHex(s);
+  } catch {
+    throw new TrustArtifactError('schema', `not a hex string: ${s}`);
+  }
 }
 
 /** Sign an artifact payload (a Map with integer keys) as a tagged COSE_Sign1. */
-export async function signArtifact(type: ArtifactType, payload: Map<number, unknown>, signerSeed: Uint8Array): Promise<Uint8Array> {
-  if (!(signerSeed instanceof Uint8Array) || signerSeed.length !== 32) {
-    throw new ArtifactError('schema', 'the signing key must be a 32-byte Ed25519 seed');
+export async function signArtifact(type: ArtifactType, payload: Map<number, unknown>, signerSeed: Uint8Array | Signer): Promise<Uint8Array> {
+  const external = !(signerSeed instanceof Uint8Array);
+  if (!external && signerSeed.length !== 32) {
+    throw new TrustArtifactError('schema', 'the signing key must be a 32-byte Ed25519 seed');
   }
-  const pub = await ed25519PublicKey(signerSeed);
+  if (external && (!(signerSeed.publicKey instanceof Uint8Array) || signerSeed.publicKey.length !== 32)) {
+    throw new TrustArtifactError('schema', `the ${signerSeed.kind} signer has no 32-byte Ed25519 public key`);
+  }
+  const pub = external ? signerSeed.publicKey : await ed25519PublicKey(signerSeed);
   const bytes = await signSign1({
     payload: encodeDeterministic(payload),
-    privateKey: signerSeed,
+    ...(external ? { sign: (m: Uint8Array) => signerSeed.sign(m) } : { privateKey: signerSeed }),
     alg: -8,
     kid: keyId(pub),
     protectedExtra: new Map<number | string, unknown>([[3, CONTENT_TYPES[type]]]),
     tagged: true,
   });
   if (bytes.length > MAX_BYTES[type]) {
-    throw new ArtifactError('too-large', `${ARTIFACT_NAMES[type]} is ${bytes.length} bytes, over the ${MAX_BYTES[type]}-byte limit`);
+    throw new TrustArtifactError('too-large', `${ARTIFACT_NAMES[type]} is ${bytes.length} bytes, over the ${MAX_BYTES[type]}-byte limit`);
   }
   return bytes;
 }
@@ -211,9 +208,9 @@ export async function openEnvelope(
       }
     }
     const kid = messageKid(msg);
-    if (kid && !keys.some((k) => bytesEqual(coseKeyId(k), kid) || (k.kid !== undefined && bytesEqual(k.kid, kid)))) {
-      if (containsBytes(revokedKeyIds, kid)) return { ok: false, code: 'revoked', reason: `${name} is signed by revoked key ${hex(kid)}` };
-      return { ok: false, code: 'wrong-issuer', reason: `${name} is signed by key ${hex(kid)}, which is not a trusted ${ROLE_NAMES[role]} key` };
+    if (kid && !keys.some((k) => equalBytes(coseKeyId(k), kid) || (k.kid !== undefined && equalBytes(k.kid, kid)))) {
+      if (containsBytes(revokedKeyIds, kid)) return { ok: false, code: 'revoked', reason: `${name} is signed by revoked key ${toHex(kid)}` };
+      return { ok: false, code: 'wrong-issuer', reason: `${name} is signed by key ${toHex(kid)}, which is not a trusted ${ROLE_NAMES[role]} key` };
     }
     if (keys.length === 0) return { ok: false, code: 'wrong-issuer', reason: `no trusted ${ROLE_NAMES[role]} key is known to verify this ${name}` };
     return { ok: false, code: 'bad-signature', reason: `${name}: signature does not verify under the trusted ${ROLE_NAMES[role]} key(s)` };
@@ -221,7 +218,7 @@ export async function openEnvelope(
   const signer = keys[verdict.keyIndex];
   const signerKid = coseKeyId(signer);
   if (containsBytes(revokedKeyIds, signerKid)) {
-    return { ok: false, code: 'revoked', reason: `${name} is signed by revoked ${ROLE_NAMES[role]} key ${hex(signerKid)}` };
+    return { ok: false, code: 'revoked', reason: `${name} is signed by revoked ${ROLE_NAMES[role]} key ${toHex(signerKid)}` };
   }
   let payload: unknown;
   try {
@@ -251,16 +248,16 @@ export async function openArtifact<T extends { issuer: Uint8Array }>(
   if (!env.ok) return env;
   const parsed = parsePayload(() => parse(env.value.payload), name);
   if (!parsed.ok) return parsed;
-  if (!bytesEqual(parsed.value.issuer, env.value.signerKid)) {
-    return { ok: false, code: 'schema', reason: `${name}: issuer field ${hex(parsed.value.issuer)} does not name the signing key ${hex(env.value.signerKid)}` };
+  if (!equalBytes(parsed.value.issuer, env.value.signerKid)) {
+    return { ok: false, code: 'schema', reason: `${name}: issuer field ${toHex(parsed.value.issuer)} does not name the signing key ${toHex(env.value.signerKid)}` };
   }
   return { ok: true, value: parsed.value, signer: env.signer, signerKid: env.value.signerKid };
 }
 
 /** Raised inside schema parsing; turned into a 'schema' failure. */
-export class SchemaError extends Error {
+export class SchemaError extends FieldbenchError<'schema'> {
   constructor(message: string) {
-    super(message);
+    super('schema', message);
     this.name = 'SchemaError';
   }
 }
@@ -391,10 +388,10 @@ export function parsePayload<T>(parse: () => T, name: string): { ok: true; value
   }
 }
 
-/** Validate input fields at issue time by running the verifier's own parser; throws ArtifactError. */
+/** Validate input fields at issue time by running the verifier's own parser; throws TrustArtifactError. */
 export function checkIssue<T>(parse: () => T, name: string): T {
   const r = parsePayload(parse, name);
-  if (!r.ok) throw new ArtifactError('schema', r.reason);
+  if (!r.ok) throw new TrustArtifactError('schema', r.reason);
   return r.value;
 }
 

@@ -14,11 +14,10 @@ import { decodeCoseKey, encodeCoseKey, keyId } from './keys.ts';
 import { ed25519PublicKey } from './ed25519.ts';
 import type { CoseKey } from './cose.ts';
 import {
-  ARTIFACT_NAMES, bytesEqual, checkBytes, checkIssue, containsBytes, coseKeyId, DEFAULT_SKEW, ed25519Key, Fields, hex, iso,
-  nowSeconds, openArtifact, unverifiedPayload, SchemaError, signArtifact, toSeconds, type Anchors, type Clock, type Role,
-} from './artifact.ts';
+  ARTIFACT_NAMES, checkBytes, checkIssue, coseKeyId, DEFAULT_SKEW, ed25519Key, Fields, iso, nowSeconds, openArtifact, unverifiedPayload, SchemaError, signArtifact, toSeconds, type Anchors, type Clock, type Role } from './artifact.ts';
 import type { TrustResult } from './result.ts';
-import { ArtifactError } from './result.ts';
+import { TrustArtifactError } from './result.ts';
+import { containsBytes, equalBytes, toHex } from '../base/bytes.ts';
 
 export interface FirmwareMeta {
   model: string;
@@ -71,7 +70,7 @@ const MAX_CONFIGS = 4096;
 
 function toCoseKey(k: CoseKey | Uint8Array): CoseKey {
   if (k instanceof Uint8Array) {
-    if (k.length !== 32) throw new ArtifactError('schema', 'a raw anchor key must be a 32-byte Ed25519 public key');
+    if (k.length !== 32) throw new TrustArtifactError('schema', 'a raw anchor key must be a 32-byte Ed25519 public key');
     return ed25519Key(k);
   }
   return k;
@@ -148,7 +147,7 @@ function parsePayloadMap(m: Map<unknown, unknown>): Omit<TrustBundle, 'stale'> {
   return { version, issued, expires, anchors, revocations, firmware, configurations, issuer };
 }
 
-/** Build and sign a trust bundle with the owner's Ed25519 seed. Throws ArtifactError on invalid fields. */
+/** Build and sign a trust bundle with the owner's Ed25519 seed. Throws TrustArtifactError on invalid fields. */
 export async function issueBundle(input: BundleInput, ownerSeed: Uint8Array): Promise<Uint8Array> {
   const issuer = keyId(await ed25519PublicKey(ownerSeed));
   const anchors = {} as Anchors;
@@ -201,7 +200,7 @@ export async function verifyBundle(bytes: Uint8Array, ctx: BundleContext): Promi
   if (!env.ok) return env;
   const b = env.value;
   if (containsBytes(b.revocations.keyIds, env.signerKid)) {
-    return { ok: false, code: 'revoked', reason: `${name} is signed by owner key ${hex(env.signerKid)}, which the bundle itself revokes` };
+    return { ok: false, code: 'revoked', reason: `${name} is signed by owner key ${toHex(env.signerKid)}, which the bundle itself revokes` };
   }
   const held = ctx.heldVersion ?? ctx.held?.version;
   if (held !== undefined && b.version < held) {
@@ -226,12 +225,12 @@ export function artifactDigest(bytes: Uint8Array): Uint8Array {
 
 /** Firmware metadata entries matching an image hash (and optionally a model). */
 export function findFirmware(bundle: TrustBundle, imageSha256: Uint8Array, model?: string): FirmwareMeta | undefined {
-  return bundle.firmware.find((f) => bytesEqual(f.sha256, imageSha256) && (model === undefined || f.model === model));
+  return bundle.firmware.find((f) => equalBytes(f.sha256, imageSha256) && (model === undefined || f.model === model));
 }
 
 /** Is this key id (of any role) in the bundle's anchors? */
 export function anchorRoleOf(bundle: TrustBundle, kid: Uint8Array): Role | undefined {
-  for (const [role] of ROLE_KEYS) if (bundle.anchors[role].some((k) => bytesEqual(coseKeyId(k), kid))) return role;
+  for (const [role] of ROLE_KEYS) if (bundle.anchors[role].some((k) => equalBytes(coseKeyId(k), kid))) return role;
   return undefined;
 }
 

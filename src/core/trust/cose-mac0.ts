@@ -21,8 +21,10 @@
  */
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha256, sha384, sha512 } from '@noble/hashes/sha2.js';
-import { CborError, Tag, decodeCbor, encodeCbor } from '../smp/cbor.ts';
+import { CborError, Tag, decodeCbor, encodeCbor } from '../base/cbor.ts';
 import type { CoseFailure } from './cose.ts';
+import { FieldbenchError } from '../base/errors.ts';
+import { equalBytes } from '../base/bytes.ts';
 
 export const COSE_MAC0_TAG = 17;
 export const DEFAULT_MAX_BYTES = 64 * 1024;
@@ -46,9 +48,9 @@ export interface Mac0 {
   tagged: boolean;
 }
 
-export class Mac0Error extends Error {
-  constructor(readonly code: CoseFailure, message: string) {
-    super(message);
+export class Mac0Error extends FieldbenchError<CoseFailure> {
+  constructor(code: CoseFailure, message: string) {
+    super(code, message);
     this.name = 'Mac0Error';
   }
 }
@@ -113,14 +115,6 @@ export function mac0Structure(protectedBytes: Uint8Array, externalAad: Uint8Arra
   return encodeCbor(['MAC0', protectedBytes, externalAad, payload]);
 }
 
-/** Constant-time byte comparison (time depends only on the lengths). */
-export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
-  return diff === 0;
-}
-
 function algOf(m: Mac0): HmacAlg {
   if (m.unprotected.has(1)) throw new Mac0Error('unsupported-alg', 'alg must be in the protected header');
   const alg = m.protected.get(1);
@@ -169,7 +163,7 @@ export async function verifyMac0(
       return { ok: false, code: 'bad-signature', reason: `MAC tag is ${m.tag.length} bytes, ${spec.name} needs ${spec.tagLen}` };
     }
     const expected = hmac(spec.hash, key, mac0Structure(m.protectedBytes, opts.externalAad ?? new Uint8Array(0), payload));
-    if (!constantTimeEqual(expected, m.tag)) return { ok: false, code: 'bad-signature', reason: 'MAC tag does not match (wrong key or altered token)' };
+    if (!equalBytes(expected, m.tag)) return { ok: false, code: 'bad-signature', reason: 'MAC tag does not match (wrong key or altered token)' };
     const kid = m.protected.get(4) ?? m.unprotected.get(4);
     return { ok: true, alg, kid: kid instanceof Uint8Array ? kid : undefined, payload, message: m };
   } catch (e) {

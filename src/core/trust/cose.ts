@@ -15,8 +15,10 @@
  * ES256 (-7) verification with P-256 keys (raw r||s, SHA-256; high-S accepted as COSE allows).
  */
 import { p256 } from '@noble/curves/nist.js';
-import { CborError, decodeCbor, encodeDeterministic, Tag } from '../smp/cbor.ts';
+import { CborError, decodeCbor, encodeDeterministic, Tag } from '../base/cbor.ts';
 import { ed25519Sign, ed25519Verify } from './ed25519.ts';
+import { FieldbenchError } from '../base/errors.ts';
+import { equalBytes, toHex } from '../base/bytes.ts';
 
 export type CoseKey =
   | { kty: 'OKP'; crv: 'Ed25519'; x: Uint8Array; kid?: Uint8Array }
@@ -43,12 +45,12 @@ export type CoseFailure =
   | 'no-key'
   | 'key-mismatch';
 
-export class CoseError extends Error {
+export class CoseError extends FieldbenchError<CoseFailure> {
   constructor(
-    readonly code: CoseFailure,
+    code: CoseFailure,
     message: string,
   ) {
-    super(message);
+    super(code, message);
     this.name = 'CoseError';
   }
 }
@@ -404,12 +406,6 @@ export function decodeSign(bytes: Uint8Array, opts?: { maxBytes?: number }): Cos
 
 // ---------------------------------------------------------------- verify
 
-function eqBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 function keyFitsAlg(k: CoseKey, alg: number): boolean {
   if (alg === ALG.ES256) return k.kty === 'EC2' && k.crv === 'P-256';
   return k.kty === 'OKP' && k.crv === 'Ed25519';
@@ -443,18 +439,12 @@ function candidates(keys: CoseKey[], kid: Uint8Array | undefined, alg: number, w
   if (keys.length === 0) throw new CoseError('no-key', `${where}: no verification key supplied`);
   let idx = keys.map((_, i) => i);
   if (kid) {
-    idx = idx.filter((i) => !keys[i]?.kid || eqBytes(keys[i].kid as Uint8Array, kid));
-    if (idx.length === 0) throw new CoseError('no-key', `${where}: no key with kid ${hex(kid)}`);
+    idx = idx.filter((i) => !keys[i]?.kid || equalBytes(keys[i].kid as Uint8Array, kid));
+    if (idx.length === 0) throw new CoseError('no-key', `${where}: no key with kid ${toHex(kid)}`);
   }
   idx = idx.filter((i) => keys[i] && keyFitsAlg(keys[i], alg));
   if (idx.length === 0) throw new CoseError('key-mismatch', `${where}: no candidate key is usable with algorithm ${alg}`);
   return idx;
-}
-
-function hex(b: Uint8Array): string {
-  let s = '';
-  for (const x of b) s += x.toString(16).padStart(2, '0');
-  return s;
 }
 
 function failure(e: unknown): { ok: false; code: CoseFailure; reason: string } {
@@ -577,8 +567,10 @@ export async function verifySign(
 
 export interface SignSign1Options {
   payload: Uint8Array;
-  /** 32-byte Ed25519 seed. */
-  privateKey: Uint8Array;
+  /** 32-byte Ed25519 seed (or `sign`, for a key held elsewhere: an HSM, a key file). */
+  privateKey?: Uint8Array;
+  /** Signs the Sig_structure with a key this process never sees (Ed25519, 64-byte signature). */
+  sign?: (toBeSigned: Uint8Array) => Promise<Uint8Array>;
   alg?: -8 | -19;
   /** Placed in the protected header (bound to the signature). */
   kid?: Uint8Array;
@@ -623,7 +615,9 @@ export async function signSign1(opts: SignSign1Options): Promise<Uint8Array> {
   }
   const aad = opts.externalAad ?? EMPTY;
   const tbs = sigStructure('Signature1', protectedBytes, null, aad, opts.payload);
-  const signature = await ed25519Sign(tbs, opts.privateKey);
+  if (!opts.sign && !opts.privateKey) throw new CoseError('malformed', 'signSign1 needs a private key or a signer');
+  const signature = opts.sign ? await opts.sign(tbs) : await ed25519Sign(tbs, opts.privateKey!);
+  if (!(signature instanceof Uint8Array) || signature.length !== 64) throw new CoseError('malformed', 'the signer did not return a 64-byte Ed25519 signature');
   const body = [protectedBytes, unprot, opts.detached ? null : opts.payload, signature];
   try {
     return encodeDeterministic(opts.tagged === false ? body : new Tag(body, TAG_SIGN1));

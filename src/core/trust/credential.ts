@@ -10,11 +10,10 @@
 import { keyId } from './keys.ts';
 import { ed25519PublicKey } from './ed25519.ts';
 import {
-  ARTIFACT_NAMES, bytesEqual, checkBytes, checkIssue, checkText, checkValidityFields, checkWindow, containsBytes, Fields, hex, openArtifact,
-  randomBytes, SchemaError, signArtifact, toSeconds, unverifiedPayload, type Clock, type Validity,
-} from './artifact.ts';
+  ARTIFACT_NAMES, checkBytes, checkIssue, checkText, checkValidityFields, checkWindow, Fields, openArtifact, randomBytes, SchemaError, signArtifact, toSeconds, unverifiedPayload, type Clock, type Validity } from './artifact.ts';
 import type { TrustBundle } from './bundle.ts';
 import type { TrustResult } from './result.ts';
+import { containsBytes, equalBytes, toHex } from '../base/bytes.ts';
 
 /** The device permissions, then the hub's: 'sync' (push records, pull campaigns, report results, take identifier blocks) and 'fleet' (read the fleet registry, publish campaigns). */
 export const PERMISSIONS = ['identify', 'attest', 'configure', 'update', 'interfaces', 'wipe', 'rotate-keys', 'sync', 'fleet'] as const;
@@ -112,7 +111,7 @@ export async function issueCredential(input: CredentialInput, ownerSeed: Uint8Ar
 export function credentialCovers(cred: Pick<TechnicianCredential, 'models' | 'devices'>, device: DeviceRef): boolean {
   if (cred.models.includes('*') || cred.models.includes(device.model)) return true;
   for (const d of cred.devices) {
-    if (typeof d === 'string' ? d === device.serial : device.keyId !== undefined && bytesEqual(d, device.keyId)) return true;
+    if (typeof d === 'string' ? d === device.serial : device.keyId !== undefined && equalBytes(d, device.keyId)) return true;
   }
   return false;
 }
@@ -155,16 +154,16 @@ export async function verifyCredential(bytes: Uint8Array, ctx: CredentialContext
   if (!env.ok) return env;
   const c = env.value;
   if (containsBytes(ctx.bundle.revocations.credentialIds, c.credentialId)) {
-    return { ok: false, code: 'revoked', reason: `${name} ${hex(c.credentialId)} of technician ${c.technicianId} is revoked` };
+    return { ok: false, code: 'revoked', reason: `${name} ${toHex(c.credentialId)} of technician ${c.technicianId} is revoked` };
   }
   const techKid = keyId(c.publicKey);
   if (containsBytes(ctx.bundle.revocations.keyIds, techKid)) {
-    return { ok: false, code: 'revoked', reason: `technician key ${hex(techKid)} of ${c.technicianId} is revoked` };
+    return { ok: false, code: 'revoked', reason: `technician key ${toHex(techKid)} of ${c.technicianId} is revoked` };
   }
   const w = checkWindow(c, ctx.now, `${name} of technician ${c.technicianId}`);
   if (w) return { ok: false, ...w };
-  if (ctx.technicianKey && !bytesEqual(ctx.technicianKey, c.publicKey)) {
-    return { ok: false, code: 'key-mismatch', reason: `${name} is for key ${hex(techKid)}, not for key ${hex(keyId(ctx.technicianKey))}` };
+  if (ctx.technicianKey && !equalBytes(ctx.technicianKey, c.publicKey)) {
+    return { ok: false, code: 'key-mismatch', reason: `${name} is for key ${toHex(techKid)}, not for key ${toHex(keyId(ctx.technicianKey))}` };
   }
   if (ctx.permission && ctx.device) {
     const p = checkCredentialPermits(c, ctx.permission, ctx.device);

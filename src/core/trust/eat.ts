@@ -12,7 +12,7 @@
  * and every software component matches a reference value.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
-import { decodeCbor, encodeDeterministic } from '../smp/cbor.ts';
+import { decodeCbor, encodeDeterministic } from '../base/cbor.ts';
 import { decodeSign1, signSign1, verifySign1, type CoseKey } from './cose.ts';
 import { verifyMac0 } from './cose-mac0.ts';
 import { ed25519PublicKey } from './ed25519.ts';
@@ -21,6 +21,8 @@ import {
   LIFECYCLE_VALUE, PSA_CLAIM, PSA_SWC, decodeClaimsPayload, lifecycleState, validatePsaClaims,
   type LifecycleState, type PsaClaims, type PsaFailureCode,
 } from './psa.ts';
+import { FieldbenchError } from '../base/errors.ts';
+import { equalBytes, toHex } from '../base/bytes.ts';
 
 export const FIELDBENCH_PROFILE = 'tag:psacertified.org,2023:psa#fieldbench';
 /** COSE header "typ" (RFC 9596) and the media type of a CWT-encoded EAT (RFC 9782). */
@@ -50,9 +52,9 @@ export type InterfaceState = (typeof INTERFACE_STATE)[number];
 const MAX_INTERFACES = 32;
 const MAX_UINT = Number.MAX_SAFE_INTEGER;
 
-export class EatError extends Error {
-  constructor(readonly code: PsaFailureCode, readonly claim: string, message: string) {
-    super(message);
+export class EatError extends FieldbenchError<PsaFailureCode> {
+  constructor(code: PsaFailureCode, readonly claim: string, message: string) {
+    super(code, message);
     this.name = 'EatError';
   }
 }
@@ -342,19 +344,6 @@ export const DEBUG_RESULT: Record<DebugStatus, ['pass' | 'warn' | 'fail', string
   'disabled-fully-and-permanently': ['pass', 'debug disabled fully and permanently'],
 };
 
-function hex(b: Uint8Array): string {
-  let s = '';
-  for (const x of b) s += x.toString(16).padStart(2, '0');
-  return s;
-}
-
-function ctEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a[i] ^ b[i];
-  return d === 0;
-}
-
 function verdictOf(reasons: AppraisalReason[]): Verdict {
   if (reasons.some((r) => r.result === 'fail')) return 'untrusted';
   if (reasons.some((r) => r.result === 'warn')) return 'warning';
@@ -438,7 +427,7 @@ export async function appraiseToken(tokenBytes: Uint8Array, ctx: AppraisalContex
       payload = v.payload;
       protectedHdr = v.message.protected;
       signingKid = v.kid;
-      add('signature', 'pass', `${v.alg === -7 ? 'ES256' : 'EdDSA'} signature verified with device key ${key.kty === 'OKP' ? hex(keyId(key.x)) : '(P-256)'}`);
+      add('signature', 'pass', `${v.alg === -7 ? 'ES256' : 'EdDSA'} signature verified with device key ${key.kty === 'OKP' ? toHex(keyId(key.x)) : '(P-256)'}`);
     }
     // typ is optional (RFC 9783 does not require it); when present it must say EAT
     const typ = protectedHdr.get(COSE_HDR_TYP);
@@ -492,7 +481,7 @@ export async function appraiseToken(tokenBytes: Uint8Array, ctx: AppraisalContex
     // freshness
     if (ctx.expectedNonce === undefined) {
       add('nonce', 'warn', 'freshness not checked: no expected nonce was given, so this may be a replayed token');
-    } else if (ctEqual(ctx.expectedNonce, claims.nonce)) {
+    } else if (equalBytes(ctx.expectedNonce, claims.nonce)) {
       add('nonce', 'pass', 'nonce matches the challenge');
     } else {
       add('nonce', 'fail', 'nonce does not match the challenge: stale or replayed token');
@@ -500,7 +489,7 @@ export async function appraiseToken(tokenBytes: Uint8Array, ctx: AppraisalContex
 
     // the token speaks for the key that signed it
     if (isOurs && key?.kty === 'OKP') {
-      if (ctEqual(claims.instanceId, instanceIdFor(key.x))) add('instance-id', 'pass', 'instance id is derived from the device key');
+      if (equalBytes(claims.instanceId, instanceIdFor(key.x))) add('instance-id', 'pass', 'instance id is derived from the device key');
       else add('instance-id', 'fail', 'instance id is not 0x01 || SHA-256(device key): the token describes another device');
     }
 
@@ -527,12 +516,12 @@ export async function appraiseToken(tokenBytes: Uint8Array, ctx: AppraisalContex
     const revoked: string[] = [];
     const rev = ctx.revokedKeyIds ?? new Set<string>();
     if (isOurs && key?.kty === 'OKP') {
-      const kid = hex(keyId(key.x));
+      const kid = toHex(keyId(key.x));
       if (rev.has(kid)) revoked.push(`device key ${kid}`);
     }
-    if (signingKid && rev.has(hex(signingKid)) && !revoked.length) revoked.push(`signing key ${hex(signingKid)}`);
+    if (signingKid && rev.has(toHex(signingKid)) && !revoked.length) revoked.push(`signing key ${toHex(signingKid)}`);
     for (const c of claims.softwareComponents) {
-      const full = hex(c.signerId);
+      const full = toHex(c.signerId);
       if (rev.has(full) || rev.has(full.slice(0, 16))) revoked.push(`firmware signer ${full.slice(0, 16)} (${c.measurementType ?? 'component'})`);
     }
     if (revoked.length) add('revocation', 'fail', `revoked: ${revoked.join(', ')}`);
@@ -540,8 +529,8 @@ export async function appraiseToken(tokenBytes: Uint8Array, ctx: AppraisalContex
 
     if (eat && ctx.publishedConfigs) {
       if (!eat.configDigest) add('configuration', 'pass', 'no signed configuration is active');
-      else if (ctx.publishedConfigs.has(hex(eat.configDigest))) add('configuration', 'pass', 'active configuration is one the owner published');
-      else add('configuration', 'warn', `active configuration ${hex(eat.configDigest).slice(0, 16)}… is not among the published configurations`);
+      else if (ctx.publishedConfigs.has(toHex(eat.configDigest))) add('configuration', 'pass', 'active configuration is one the owner published');
+      else add('configuration', 'warn', `active configuration ${toHex(eat.configDigest).slice(0, 16)}… is not among the published configurations`);
     }
     if (eat) {
       const open = Object.entries(eat.interfaces).filter(([, s]) => s === 'open').map(([n]) => n);
@@ -581,7 +570,7 @@ function appraiseMeasurements(
   const problems: string[] = [];
   let counterLow: string | undefined;
   for (const c of claims.softwareComponents) {
-    const h = hex(c.measurementValue);
+    const h = toHex(c.measurementValue);
     const name = `${c.measurementType ?? 'component'} ${c.version ?? ''}`.trim();
     const byHash = refs.filter((r) => r.sha256.toLowerCase() === h);
     if (byHash.length === 0) {
@@ -600,7 +589,7 @@ function appraiseMeasurements(
     }
     if (ref.signerId) {
       const want = ref.signerId.toLowerCase();
-      const got = hex(c.signerId);
+      const got = toHex(c.signerId);
       if (!(want.length === 16 ? got.startsWith(want) : got === want)) {
         problems.push(`${name}: signed by ${got.slice(0, 16)}, the reference says ${want.slice(0, 16)}`);
         continue;
@@ -621,7 +610,7 @@ function appraiseMeasurements(
 /** JSON-friendly rendering of claims (bytes as hex) for the CLI and logs. */
 export function claimsToJson(claims: EatClaims | PsaClaims): Record<string, unknown> {
   const conv = (v: unknown): unknown => {
-    if (v instanceof Uint8Array) return hex(v);
+    if (v instanceof Uint8Array) return toHex(v);
     if (Array.isArray(v)) return v.map(conv);
     if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, conv(x)]));
     return v;

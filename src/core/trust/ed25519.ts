@@ -20,14 +20,15 @@
  * reference device.
  */
 import * as ed from '@noble/ed25519';
+import { FieldbenchError } from '../base/errors.ts';
 
 /** Name of the verification rule, for logs and reports. */
 export const ED25519_RULE = 'rfc8032-strict' as const;
 
 /** Thrown for malformed key material (wrong length, invalid encoding, unsupported type). */
-export class KeyFormatError extends Error {
+export class KeyFormatError extends FieldbenchError<'key-format'> {
   constructor(message: string) {
-    super(message);
+    super('key-format', message);
     this.name = 'KeyFormatError';
   }
 }

@@ -7,11 +7,11 @@
 import { keyId } from './keys.ts';
 import { ed25519PublicKey } from './ed25519.ts';
 import {
-  ARTIFACT_NAMES, bytesEqual, checkIssue, checkValidityFields, checkWindow, containsBytes, Fields, hex, openArtifact, unverifiedPayload,
-  randomBytes, signArtifact, toSeconds, type Clock, type Validity,
-} from './artifact.ts';
+  ARTIFACT_NAMES, checkIssue, checkValidityFields, checkWindow, Fields, openArtifact, unverifiedPayload, randomBytes, signArtifact, toSeconds, type Clock, type Validity } from './artifact.ts';
 import type { TrustBundle } from './bundle.ts';
+import type { Signer } from './signer.ts';
 import type { TrustResult } from './result.ts';
+import { containsBytes, equalBytes, toHex } from '../base/bytes.ts';
 
 export interface DeviceIdentityCert extends Validity {
   /** Certificate serial number (random, revocable via bundle.revocations.certSerials). */
@@ -73,14 +73,15 @@ function parsePayloadMap(m: Map<unknown, unknown>): DeviceIdentityCert {
   return c;
 }
 
-/** Issue (sign) a device identity certificate with the manufacturer's Ed25519 seed. */
-export async function issueIdentity(input: IdentityInput, manufacturerSeed: Uint8Array): Promise<Uint8Array> {
+/** Issue (sign) a device identity certificate with the manufacturer key: a Signer (HSM, key file) or an Ed25519 seed. */
+export async function issueIdentity(input: IdentityInput, manufacturerSeed: Uint8Array | Signer): Promise<Uint8Array> {
+  const pub = manufacturerSeed instanceof Uint8Array ? await ed25519PublicKey(manufacturerSeed) : manufacturerSeed.publicKey;
   const c: DeviceIdentityCert = {
     ...input,
     certSerial: input.certSerial ?? randomBytes(16),
     notBefore: toSeconds(input.notBefore ?? new Date()),
     notAfter: toSeconds(input.notAfter),
-    issuer: keyId(await ed25519PublicKey(manufacturerSeed)),
+    issuer: keyId(pub),
   };
   const payload = encodePayload(c);
   checkIssue(() => parsePayloadMap(payload), ARTIFACT_NAMES.identity);
@@ -101,16 +102,16 @@ export async function verifyIdentity(bytes: Uint8Array, ctx: IdentityContext): P
   if (!env.ok) return env;
   const c = env.value;
   if (containsBytes(ctx.bundle.revocations.certSerials, c.certSerial)) {
-    return { ok: false, code: 'revoked', reason: `${name} ${hex(c.certSerial)} (device ${c.serial}) is revoked` };
+    return { ok: false, code: 'revoked', reason: `${name} ${toHex(c.certSerial)} (device ${c.serial}) is revoked` };
   }
   const devKid = keyId(c.devicePublicKey);
   if (containsBytes(ctx.bundle.revocations.keyIds, devKid)) {
-    return { ok: false, code: 'revoked', reason: `device key ${hex(devKid)} of device ${c.serial} is revoked` };
+    return { ok: false, code: 'revoked', reason: `device key ${toHex(devKid)} of device ${c.serial} is revoked` };
   }
   const w = checkWindow(c, ctx.now, `${name} of device ${c.serial}`);
   if (w) return { ok: false, ...w };
-  if (ctx.expect?.devicePublicKey && !bytesEqual(ctx.expect.devicePublicKey, c.devicePublicKey)) {
-    return { ok: false, code: 'key-mismatch', reason: `the device's key ${hex(keyId(ctx.expect.devicePublicKey))} is not the key ${hex(devKid)} in its ${name}` };
+  if (ctx.expect?.devicePublicKey && !equalBytes(ctx.expect.devicePublicKey, c.devicePublicKey)) {
+    return { ok: false, code: 'key-mismatch', reason: `the device's key ${toHex(keyId(ctx.expect.devicePublicKey))} is not the key ${toHex(devKid)} in its ${name}` };
   }
   if (ctx.expect?.serial !== undefined && ctx.expect.serial !== c.serial) {
     return { ok: false, code: 'wrong-target', reason: `the device reports serial ${JSON.stringify(ctx.expect.serial)}, the ${name} is for ${JSON.stringify(c.serial)}` };

@@ -10,13 +10,14 @@
  * and at 64 KiB boundaries, an 04 record whenever the upper address changes
  * (only when some address is above 0xFFFF), upper-case hex, LF line ends.
  */
+import { FieldbenchError } from '../base/errors.ts';
 
-export class IhexError extends Error {
+export class IhexError extends FieldbenchError<'ihex'> {
   constructor(
     message: string,
     readonly line?: number,
   ) {
-    super(line !== undefined ? `line ${line}: ${message}` : message);
+    super('ihex', line !== undefined ? `line ${line}: ${message}` : message);
     this.name = 'IhexError';
   }
 }
@@ -269,4 +270,17 @@ export function writeIhex(img: IhexImage | IhexSegment[], opts: { byteCount?: nu
   }
   out.push(':00000001FF');
   return out.join('\n') + '\n';
+}
+
+/**
+ * Flatten a firmware file as imgtool reads it: Intel HEX when the name ends
+ * in .hex (gaps 0xff, from the lowest address), raw binary otherwise.
+ * Throws IhexError for a bad hex file.
+ */
+export function readFirmwareFile(name: string, bytes: Uint8Array): { format: 'hex' | 'bin'; data: Uint8Array; baseAddr?: number } {
+  if (/\.hex$/i.test(name)) {
+    const { baseAddr, data } = readIhexBinary(new TextDecoder('latin1').decode(bytes));
+    return { format: 'hex', data, baseAddr };
+  }
+  return { format: 'bin', data: bytes };
 }

@@ -6,9 +6,10 @@
 import { ed25519 as curvesEd25519 } from '@noble/curves/ed25519.js';
 import { p256 } from '@noble/curves/nist.js';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { CborError, decodeCbor, encodeDeterministic } from '../smp/cbor.ts';
+import { CborError, decodeCbor, encodeDeterministic } from '../base/cbor.ts';
 import type { CoseKey } from './cose.ts';
 import { KeyFormatError, ed25519PublicKeyProblem } from './ed25519.ts';
+import { concatBytes, equalBytes } from '../base/bytes.ts';
 
 export { KeyFormatError };
 
@@ -26,22 +27,6 @@ const OID_P256 = Uint8Array.of(0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0
 const PKCS8_ED25519_PREFIX = Uint8Array.of(0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, ...OID_ED25519, 0x04, 0x22, 0x04, 0x20);
 const SPKI_ED25519_PREFIX = Uint8Array.of(0x30, 0x2a, 0x30, 0x05, ...OID_ED25519, 0x03, 0x21, 0x00);
 const SPKI_P256_PREFIX = Uint8Array.of(0x30, 0x59, 0x30, 0x13, ...OID_EC_PUBLIC_KEY, ...OID_P256, 0x03, 0x42, 0x00, 0x04);
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
-function eq(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 // ---------------------------------------------------------------- base64 / PEM armour
 
@@ -109,10 +94,10 @@ function parsePkcs8(der: Uint8Array): ParsedPem {
   if (ver.end - ver.start !== 1 || der[ver.start] > 1) throw new KeyFormatError('PKCS#8: unsupported version');
   const alg = expectTag(readTlv(der, ver.end, top.end, 'AlgorithmIdentifier'), 0x30, 'AlgorithmIdentifier SEQUENCE');
   const algBody = der.subarray(alg.start, alg.end);
-  if (!eq(algBody, OID_ED25519)) {
-    if (algBody.length >= OID_EC_PUBLIC_KEY.length && eq(algBody.subarray(0, OID_EC_PUBLIC_KEY.length), OID_EC_PUBLIC_KEY)) {
+  if (!equalBytes(algBody, OID_ED25519)) {
+    if (algBody.length >= OID_EC_PUBLIC_KEY.length && equalBytes(algBody.subarray(0, OID_EC_PUBLIC_KEY.length), OID_EC_PUBLIC_KEY)) {
       const params = algBody.subarray(OID_EC_PUBLIC_KEY.length);
-      if (!eq(params, OID_P256)) throw new KeyFormatError('EC private key on a curve other than P-256 (prime256v1) is not supported');
+      if (!equalBytes(params, OID_P256)) throw new KeyFormatError('EC private key on a curve other than P-256 (prime256v1) is not supported');
       const outer = expectTag(readTlv(der, alg.end, top.end, 'privateKey'), 0x04, 'privateKey OCTET STRING');
       let pos = outer.end;
       if (pos < top.end && der[pos] === 0xa0) pos = readTlv(der, pos, top.end, 'attributes').end;
@@ -132,7 +117,7 @@ function parsePkcs8(der: Uint8Array): ParsedPem {
     const pk = readTlv(der, pos, top.end, 'publicKey');
     if (der[ver.start] !== 1) throw new KeyFormatError('PKCS#8: public key present in a version 1 structure');
     if (pk.end - pk.start !== 33 || der[pk.start] !== 0) throw new KeyFormatError('PKCS#8: embedded public key must be 32 bytes');
-    if (!eq(der.subarray(pk.start + 1, pk.end), curvesEd25519.getPublicKey(seed))) {
+    if (!equalBytes(der.subarray(pk.start + 1, pk.end), curvesEd25519.getPublicKey(seed))) {
       throw new KeyFormatError('PKCS#8: embedded public key does not belong to the private key');
     }
     pos = pk.end;
@@ -150,16 +135,16 @@ function parseSpki(der: Uint8Array): ParsedPem {
   if (bits.end - bits.start < 1 || der[bits.start] !== 0) throw new KeyFormatError('SPKI: public key BIT STRING has unused bits');
   const key = der.slice(bits.start + 1, bits.end);
   const algBody = der.subarray(alg.start, alg.end);
-  if (eq(algBody, OID_ED25519)) {
+  if (equalBytes(algBody, OID_ED25519)) {
     const problem = ed25519PublicKeyProblem(key);
     if (problem) throw new KeyFormatError(problem);
     return { kind: 'ed25519-public', publicKey: key };
   }
-  if (eq(algBody, concat(OID_EC_PUBLIC_KEY, OID_P256))) {
+  if (equalBytes(algBody, concatBytes(OID_EC_PUBLIC_KEY, OID_P256))) {
     const { x, y } = p256Point(key);
     return { kind: 'p256-public', x, y };
   }
-  if (algBody.length >= OID_EC_PUBLIC_KEY.length && eq(algBody.subarray(0, OID_EC_PUBLIC_KEY.length), OID_EC_PUBLIC_KEY)) {
+  if (algBody.length >= OID_EC_PUBLIC_KEY.length && equalBytes(algBody.subarray(0, OID_EC_PUBLIC_KEY.length), OID_EC_PUBLIC_KEY)) {
     throw new KeyFormatError('EC public key on a curve other than P-256 (prime256v1) is not supported');
   }
   throw new KeyFormatError('SPKI: unsupported key algorithm (Ed25519 or P-256 expected)');
@@ -182,7 +167,7 @@ function parseSec1(der: Uint8Array, inPkcs8: boolean): ParsedPem {
   let curveSeen = inPkcs8;
   if (pos < top.end && der[pos] === 0xa0) {
     const params = readTlv(der, pos, top.end, 'parameters');
-    if (!eq(der.subarray(params.start, params.end), OID_P256)) throw new KeyFormatError('EC private key on a curve other than P-256 (prime256v1) is not supported');
+    if (!equalBytes(der.subarray(params.start, params.end), OID_P256)) throw new KeyFormatError('EC private key on a curve other than P-256 (prime256v1) is not supported');
     curveSeen = true;
     pos = params.end;
   }
@@ -198,7 +183,7 @@ function parseSec1(der: Uint8Array, inPkcs8: boolean): ParsedPem {
     const bits = expectTag(readTlv(der, wrap.start, wrap.end, 'publicKey BIT STRING'), 0x03, 'publicKey BIT STRING');
     if (bits.end !== wrap.end || bits.end - bits.start < 2 || der[bits.start] !== 0) throw new KeyFormatError('ECPrivateKey: malformed public key');
     const embedded = p256Point(der.slice(bits.start + 1, bits.end));
-    if (!eq(embedded.x, pub.slice(1, 33)) || !eq(embedded.y, pub.slice(33, 65))) throw new KeyFormatError('ECPrivateKey: embedded public key does not belong to the private key');
+    if (!equalBytes(embedded.x, pub.slice(1, 33)) || !equalBytes(embedded.y, pub.slice(33, 65))) throw new KeyFormatError('ECPrivateKey: embedded public key does not belong to the private key');
     pos = wrap.end;
   }
   if (pos !== top.end) throw new KeyFormatError('ECPrivateKey: unexpected fields after the key');
@@ -253,27 +238,27 @@ function checkLen(b: unknown, n: number, what: string): asserts b is Uint8Array 
 /** PKCS#8 PEM of an Ed25519 seed, byte-identical to `openssl genpkey -algorithm ed25519`. */
 export function privateKeyPem(seed: Uint8Array): string {
   checkLen(seed, 32, 'Ed25519 seed');
-  return armour('PRIVATE KEY', concat(PKCS8_ED25519_PREFIX, seed));
+  return armour('PRIVATE KEY', concatBytes(PKCS8_ED25519_PREFIX, seed));
 }
 
 /** SubjectPublicKeyInfo PEM of an Ed25519 public key (as `openssl pkey -pubout` writes it). */
 export function publicKeyPem(pub: Uint8Array): string {
   checkLen(pub, 32, 'Ed25519 public key');
-  return armour('PUBLIC KEY', concat(SPKI_ED25519_PREFIX, pub));
+  return armour('PUBLIC KEY', concatBytes(SPKI_ED25519_PREFIX, pub));
 }
 
 /** SubjectPublicKeyInfo PEM of a P-256 public key (uncompressed point). */
 export function p256PublicKeyPem(x: Uint8Array, y: Uint8Array): string {
   checkLen(x, 32, 'P-256 x');
   checkLen(y, 32, 'P-256 y');
-  p256Point(concat(Uint8Array.of(4), x, y));
-  return armour('PUBLIC KEY', concat(SPKI_P256_PREFIX, x, y));
+  p256Point(concatBytes(Uint8Array.of(4), x, y));
+  return armour('PUBLIC KEY', concatBytes(SPKI_P256_PREFIX, x, y));
 }
 
 /** DER SubjectPublicKeyInfo of an Ed25519 key (44 bytes; MCUboot's KEYHASH is SHA-256 of it). */
 export function ed25519Spki(pub: Uint8Array): Uint8Array {
   checkLen(pub, 32, 'Ed25519 public key');
-  return concat(SPKI_ED25519_PREFIX, pub);
+  return concatBytes(SPKI_ED25519_PREFIX, pub);
 }
 
 // ---------------------------------------------------------------- COSE_Key
@@ -342,7 +327,7 @@ export function decodeCoseKeyWithPrivate(b: Uint8Array): { key: CoseKey; d?: Uin
     const key = withKid({ kty: 'OKP' as const, crv: 'Ed25519' as const, x });
     if (d === undefined) return { key };
     checkLen(d, 32, 'COSE_Key Ed25519 d (-4)');
-    if (!eq(curvesEd25519.getPublicKey(d), x)) throw new KeyFormatError('COSE_Key: d does not belong to x');
+    if (!equalBytes(curvesEd25519.getPublicKey(d), x)) throw new KeyFormatError('COSE_Key: d does not belong to x');
     return { key, d };
   }
   if (kty === KTY_EC2) {
@@ -355,9 +340,9 @@ export function decodeCoseKeyWithPrivate(b: Uint8Array): { key: CoseKey; d?: Uin
     let pt: { x: Uint8Array; y: Uint8Array };
     if (y instanceof Uint8Array) {
       checkLen(y, 32, 'COSE_Key P-256 y (-3)');
-      pt = p256Point(concat(Uint8Array.of(4), x, y));
+      pt = p256Point(concatBytes(Uint8Array.of(4), x, y));
     } else if (typeof y === 'boolean') {
-      pt = p256Point(concat(Uint8Array.of(y ? 3 : 2), x)); // RFC 9053 section 7.1.1: y sign bit
+      pt = p256Point(concatBytes(Uint8Array.of(y ? 3 : 2), x)); // RFC 9053 section 7.1.1: y sign bit
     } else throw new KeyFormatError('COSE_Key P-256 y (-3) missing');
     return { key: withKid({ kty: 'EC2' as const, crv: 'P-256' as const, x: pt.x, y: pt.y }) };
   }

@@ -26,6 +26,8 @@ import { scryptAsync } from '@noble/hashes/scrypt.js';
 import type { CoseKey } from './cose.ts';
 import { ed25519PublicKey, ed25519Sign, generateEd25519 } from './ed25519.ts';
 import { decodeCoseKeyWithPrivate, encodeCoseKey, keyId, parsePem, privateKeyPem, publicKeyPem } from './keys.ts';
+import { FieldbenchError } from '../base/errors.ts';
+import { equalBytes, toHex } from '../base/bytes.ts';
 
 /** scrypt cost of every new wrapped key (2^17: ~128 MiB at r = 8). */
 export const SCRYPT_NEW_N = 1 << 17;
@@ -80,9 +82,9 @@ export class MemoryKeyBackend implements KeyStoreBackend {
 
 export type KeyStoreFailure = 'not-found' | 'exists' | 'passphrase-required' | 'bad-passphrase' | 'not-extractable' | 'bad-key' | 'unsupported';
 
-export class KeyStoreError extends Error {
-  constructor(readonly code: KeyStoreFailure, message: string) {
-    super(message);
+export class KeyStoreError extends FieldbenchError<KeyStoreFailure> {
+  constructor(code: KeyStoreFailure, message: string) {
+    super(code, message);
     this.name = 'KeyStoreError';
   }
 }
@@ -108,16 +110,6 @@ export interface KeyStoreOptions {
 
 const PKCS8_ED25519_PREFIX = new Uint8Array([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20]);
 const te = new TextEncoder();
-
-function hex(b: Uint8Array): string {
-  let s = '';
-  for (const x of b) s += x.toString(16).padStart(2, '0');
-  return s;
-}
-
-function eq(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
 
 function wrapAad(id: string, pub: Uint8Array): Uint8Array {
   const tag = te.encode(`fieldbench-keystore-v1:${id}:`);
@@ -195,7 +187,7 @@ export class TechnicianKeyStore {
       const subtle = this.subtle!;
       const pair = (await subtle.generateKey({ name: 'Ed25519' } as Algorithm, false, ['sign', 'verify'])) as CryptoKeyPair;
       const publicKey = new Uint8Array(await subtle.exportKey('raw', pair.publicKey));
-      return this.store({ kind, id: hex(keyId(publicKey)), label: opts.label, publicKey, createdAt: Date.now(), key: pair.privateKey });
+      return this.store({ kind, id: toHex(keyId(publicKey)), label: opts.label, publicKey, createdAt: Date.now(), key: pair.privateKey });
     }
     const { privateKey } = await generateEd25519();
     try {
@@ -233,7 +225,7 @@ export class TechnicianKeyStore {
 
   private async storeSeed(seed: Uint8Array, opts: { label: string; passphrase?: string }): Promise<KeyInfo> {
     const publicKey = await ed25519PublicKey(seed);
-    const id = hex(keyId(publicKey));
+    const id = toHex(keyId(publicKey));
     if (await this.backend.get(id)) throw new KeyStoreError('exists', `key ${id} is already in the key store`);
     const kind = await this.storageKind();
     if (kind === 'webcrypto') {
@@ -349,7 +341,7 @@ export class TechnicianKeyStore {
     } finally {
       kek.fill(0);
     }
-    if (seed.length !== 32 || !eq(await ed25519PublicKey(seed), r.publicKey)) {
+    if (seed.length !== 32 || !equalBytes(await ed25519PublicKey(seed), r.publicKey)) {
       seed.fill(0);
       throw new KeyStoreError('bad-key', `key ${r.id}: stored private key does not match its public key`);
     }

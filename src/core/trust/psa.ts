@@ -30,9 +30,10 @@
  *
  * validatePsaClaims never throws; a failure names the claim and one of the codes below.
  */
-import { CborError, Tag, decodeCbor } from '../smp/cbor.ts';
+import { CborError, Tag, decodeCbor } from '../base/cbor.ts';
 import { verifySign1, type CoseFailure, type CoseKey } from './cose.ts';
 import { verifyMac0 } from './cose-mac0.ts';
+import { FieldbenchError } from '../base/errors.ts';
 
 export const PSA_PROFILE_TFM = 'tag:psacertified.org,2023:psa#tfm';
 export const PSA_PROFILE_2023_PREFIX = 'tag:psacertified.org,2023:psa#';
@@ -144,13 +145,13 @@ export type PsaValidation =
   | { ok: true; claims: PsaClaims }
   | { ok: false; code: PsaFailureCode; claim: string; reason: string };
 
-class ClaimError extends Error {
+class ClaimError extends FieldbenchError<PsaFailureCode> {
   constructor(
-    readonly code: PsaFailureCode,
+    code: PsaFailureCode,
     readonly claim: string,
     message: string,
   ) {
-    super(message);
+    super(code, message);
   }
 }
 

@@ -7,6 +7,7 @@
  * suitable for showing to a technician.
  */
 import type { CoseFailure } from './cose.ts';
+import { FieldbenchError } from '../base/errors.ts';
 
 export type TrustFailure =
   | CoseFailure
@@ -32,9 +33,9 @@ export function fail<T = never>(code: TrustFailure, reason: string): TrustResult
 }
 
 /** Thrown by the issue* functions when the fields to sign are invalid. */
-export class ArtifactError extends Error {
-  constructor(readonly code: TrustFailure, message: string) {
-    super(message);
-    this.name = 'ArtifactError';
+export class TrustArtifactError extends FieldbenchError<TrustFailure> {
+  constructor(code: TrustFailure, message: string) {
+    super(code, message);
+    this.name = 'TrustArtifactError';
   }
 }

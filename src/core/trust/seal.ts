@@ -19,8 +19,9 @@ import { x25519 } from '@noble/curves/ed25519.js';
 import { gcm } from '@noble/ciphers/aes.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { decodeCbor, encodeCbor, encodeDeterministic, Tag } from '../smp/cbor.ts';
+import { decodeCbor, encodeCbor, encodeDeterministic, Tag } from '../base/cbor.ts';
 import { keyId } from './keys.ts';
+import { FieldbenchError } from '../base/errors.ts';
 
 export const COSE_ENCRYPT_TAG = 96;
 export const ALG_A256GCM = 3;
@@ -29,9 +30,9 @@ export const MAX_SEALED_BYTES = 65536;
 
 export type SealFailure = 'malformed' | 'trailing-bytes' | 'too-large' | 'unsupported-alg' | 'wrong-key' | 'decrypt-failed';
 
-export class SealError extends Error {
-  constructor(readonly code: SealFailure, message: string) {
-    super(message);
+export class SealError extends FieldbenchError<SealFailure> {
+  constructor(code: SealFailure, message: string) {
+    super(code, message);
     this.name = 'SealError';
   }
 }

@@ -10,13 +10,12 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { keyId } from './keys.ts';
 import { ed25519PublicKey } from './ed25519.ts';
 import {
-  ARTIFACT_NAMES, bytesEqual, checkBytes, checkIssue, checkText, checkValidityFields, checkWindow, containsBytes, describe, Fields,
-  hex, openArtifact, unverifiedPayload, SchemaError, signArtifact, toSeconds, type Clock, type Validity,
-} from './artifact.ts';
+  ARTIFACT_NAMES, checkBytes, checkIssue, checkText, checkValidityFields, checkWindow, describe, Fields, openArtifact, unverifiedPayload, SchemaError, signArtifact, toSeconds, type Clock, type Validity } from './artifact.ts';
 import type { TrustBundle } from './bundle.ts';
 import type { DeviceRef } from './credential.ts';
 import type { TrustResult } from './result.ts';
 import { parseSealed, SealError } from './seal.ts';
+import { containsBytes, equalBytes, toHex } from '../base/bytes.ts';
 
 export type ConfigTarget =
   | { kind: 'serial'; serial: string }
@@ -153,7 +152,7 @@ export async function issueConfig(input: ConfigInput, ownerSeed: Uint8Array): Pr
 export function configTargets(t: ConfigTarget, device: DeviceRef & { groups?: string[] }): boolean {
   switch (t.kind) {
     case 'serial': return t.serial === device.serial;
-    case 'key': return device.keyId !== undefined && bytesEqual(t.keyId, device.keyId);
+    case 'key': return device.keyId !== undefined && equalBytes(t.keyId, device.keyId);
     case 'model': return t.model === device.model;
     case 'group': return (device.groups ?? []).includes(t.group);
   }
@@ -162,7 +161,7 @@ export function configTargets(t: ConfigTarget, device: DeviceRef & { groups?: st
 export function describeTarget(t: ConfigTarget): string {
   switch (t.kind) {
     case 'serial': return `device ${t.serial}`;
-    case 'key': return `device key ${hex(t.keyId)}`;
+    case 'key': return `device key ${toHex(t.keyId)}`;
     case 'model': return `model ${t.model}`;
     case 'group': return `group ${t.group}`;
   }
@@ -204,7 +203,7 @@ export function secretsAddressedTo(c: Pick<SignedConfig, 'secrets'>, deviceEncKe
   if (!c.secrets) return false;
   try {
     const s = parseSealed(c.secrets);
-    return s.recipientKid !== undefined && bytesEqual(s.recipientKid, keyId(deviceEncKey));
+    return s.recipientKid !== undefined && equalBytes(s.recipientKid, keyId(deviceEncKey));
   } catch {
     return false;
   }

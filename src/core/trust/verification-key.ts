@@ -7,10 +7,11 @@
  */
 import { p256 } from '@noble/curves/nist.js';
 import { ed25519 as curvesEd25519 } from '@noble/curves/ed25519.js';
-import { CborError, decodeCbor, encodeDeterministic } from '../smp/cbor.ts';
+import { CborError, decodeCbor, encodeDeterministic } from '../base/cbor.ts';
 import type { CoseKey } from './cose.ts';
 import { KeyFormatError, decodeCoseKey, parsePem } from './keys.ts';
 import { ed25519PublicKey } from './ed25519.ts';
+import { equalBytes } from '../base/bytes.ts';
 
 export type VerificationKey =
   | { kind: 'sign'; key: CoseKey; format: 'pem' | 'jwk' | 'cose-key'; hadPrivate: boolean }
@@ -32,10 +33,6 @@ function derive(f: () => Uint8Array, what: string): Uint8Array {
   } catch {
     throw new KeyFormatError(`${what} is not a valid private key`);
   }
-}
-
-function eq(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /** RFC 8792 section 7: undo '\'-folding ("NOTE: '\' line wrapping per RFC 8792" header, backslash at line end, leading spaces of the next line). */
@@ -76,7 +73,7 @@ function fromJwk(j: Record<string, unknown>): VerificationKey {
     if (j.d !== undefined) {
       const d = b64url(j.d, 'd');
       const pub = derive(() => p256.getPublicKey(d, false), 'JWK d');
-      if (!eq(pub.subarray(1, 33), x) || !eq(pub.subarray(33), y)) throw new KeyFormatError('JWK d does not belong to x, y');
+      if (!equalBytes(pub.subarray(1, 33), x) || !equalBytes(pub.subarray(33), y)) throw new KeyFormatError('JWK d does not belong to x, y');
       hadPrivate = true;
     }
     return { kind: 'sign', key: { kty: 'EC2', crv: 'P-256', x, y }, format: 'jwk', hadPrivate };
@@ -88,7 +85,7 @@ function fromJwk(j: Record<string, unknown>): VerificationKey {
     let hadPrivate = false;
     if (j.d !== undefined) {
       const d = b64url(j.d, 'd');
-      if (!eq(derive(() => curvesEd25519.getPublicKey(d), 'JWK d'), x)) throw new KeyFormatError('JWK d does not belong to x');
+      if (!equalBytes(derive(() => curvesEd25519.getPublicKey(d), 'JWK d'), x)) throw new KeyFormatError('JWK d does not belong to x');
       hadPrivate = true;
     }
     return { kind: 'sign', key: decodeCoseKey(encodeDeterministic(new Map<number, unknown>([[1, 1], [-1, 6], [-2, x]]))), format: 'jwk', hadPrivate };
@@ -111,7 +108,7 @@ function fromCoseKey(m: Map<unknown, unknown>, bytes: Uint8Array): VerificationK
   const key = decodeCoseKey(encodeDeterministic(pub));
   const derived = derive(() => (key.kty === 'OKP' ? curvesEd25519.getPublicKey(d) : p256.getPublicKey(d, false).subarray(1)), 'COSE_Key d (-4)');
   const have = key.kty === 'OKP' ? key.x : Uint8Array.of(...key.x, ...key.y);
-  if (!eq(derived, have)) throw new KeyFormatError('COSE_Key d (-4) does not belong to its public part');
+  if (!equalBytes(derived, have)) throw new KeyFormatError('COSE_Key d (-4) does not belong to its public part');
   return { kind: 'sign', key, format: 'cose-key', hadPrivate: true };
 }
 

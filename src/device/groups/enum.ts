@@ -1,10 +1,9 @@
 /** Enumeration management group on the reference device. */
-import { ENUM } from '../../core/groups/enum.ts';
+import { ENUM, ENUM_GROUP } from '../../core/protocol/enum.ts';
 import { Group } from '../../core/smp/header.ts';
 import type { ReferenceDevice } from '../device.ts';
 import { type Body, type GroupDef, MgmtError, RC } from '../mgmt.ts';
 
-const ENUM_ERR_INDEX_TOO_LARGE = 4;
 
 export function enumGroup(device: ReferenceDevice): GroupDef {
   const ids = () => [...device.groups.keys()].sort((a, b) => a - b);
@@ -18,7 +17,7 @@ export function enumGroup(device: ReferenceDevice): GroupDef {
       [ENUM.Single]: (b: Body) => {
         const index = typeof b.index === 'number' ? b.index : 0;
         const list = ids();
-        if (index < 0 || index >= list.length) throw new MgmtError(RC.EINVAL, ENUM_ERR_INDEX_TOO_LARGE);
+        if (index < 0 || index >= list.length) throw new MgmtError(RC.EINVAL, ENUM_GROUP.rc.IndexTooLarge);
         return index === list.length - 1 ? { group: list[index], end: true } : { group: list[index] };
       },
       [ENUM.Details]: (b: Body) => {

@@ -20,34 +20,17 @@
  *   revert; RAM load boots the highest valid version and has no test/confirm.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
-import { IMG } from '../../core/groups/image.ts';
+import { IMG, IMG_ERR } from '../../core/protocol/image.ts';
 import { Group } from '../../core/smp/header.ts';
 import { ed25519PublicKey } from '../../core/trust/ed25519.ts';
-import { type ImageVerifyReport, TLV, ed25519Spki, parseImage, signImage, verifyImage, versionString } from '../../core/trust/mcuboot.ts';
+import { type ImageVerifyReport, verifyImage } from '../../core/trust/mcuboot/verify.ts';
+import { TLV, ed25519Spki, parseImage, versionString } from '../../core/trust/mcuboot/parse.ts';
+import { signImage } from '../../core/trust/mcuboot/sign.ts';
 import { signerIdFor } from '../../core/trust/eat.ts';
-import { equalBytes } from '../../core/smp/bytes.ts';
+import { equalBytes, equalPresentBytes } from '../../core/base/bytes.ts';
 import type { ReferenceDevice } from '../device.ts';
 import { type Body, type GroupDef, MgmtError, RC } from '../mgmt.ts';
 
-/** img_mgmt group error codes (IMG_MGMT_ERR_*). */
-export const IMG_ERR = {
-  NO_IMAGE: 3,
-  NO_TLVS: 4,
-  HASH_NOT_FOUND: 8,
-  NO_FREE_SLOT: 9,
-  INVALID_SLOT: 14,
-  INVALID_OFFSET: 20,
-  INVALID_LENGTH: 21,
-  INVALID_IMAGE_HEADER: 22,
-  INVALID_IMAGE_HEADER_MAGIC: 23,
-  INVALID_HASH: 24,
-  CURRENT_VERSION_IS_NEWER: 27,
-  IMAGE_ALREADY_PENDING: 28,
-  INVALID_IMAGE_TOO_LARGE: 30,
-  INVALID_IMAGE_DATA_OVERRUN: 31,
-  IMAGE_CONFIRMATION_DENIED: 32,
-  IMAGE_SETTING_TEST_TO_ACTIVE_DENIED: 33,
-} as const;
 
 export type BootMode = 'swap-move' | 'swap-scratch' | 'overwrite' | 'ram-load' | 'direct-xip';
 
@@ -104,12 +87,6 @@ interface UploadState {
   size: number;
   off: number;
   sha: Uint8Array;
-}
-
-function eq(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
-  if (!a || !b || a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /** Version and image hash (SHA-256 TLV) of a slot, as img_mgmt_read_info finds them; null if none. */
@@ -410,7 +387,7 @@ export class ImageModel {
       const sha = b.sha instanceof Uint8Array ? b.sha : new Uint8Array(0);
       if (sha.length > 32) throw new MgmtError(RC.EINVAL, IMG_ERR.INVALID_HASH);
       // Resume an interrupted upload of the same data.
-      if (sha.length > 0 && this.upload && eq(this.upload.sha, sha)) return { off: this.upload.off };
+      if (sha.length > 0 && this.upload && equalPresentBytes(this.upload.sha, sha)) return { off: this.upload.off };
       const slot = this.uploadSlot();
       if (this.inUse(slot)) throw new MgmtError(RC.EBADSTATE, IMG_ERR.NO_FREE_SLOT);
       if (len > this.opts.slotSize) throw new MgmtError(RC.EINVAL, IMG_ERR.INVALID_IMAGE_TOO_LARGE);
@@ -438,7 +415,7 @@ export class ImageModel {
     if (up.off === up.size) {
       this.upload = null;
       const out: Body = { off: up.off };
-      if (up.sha.length === 32) out.match = eq(sha256(this.slots[up.slot]!.data), up.sha);
+      if (up.sha.length === 32) out.match = equalPresentBytes(sha256(this.slots[up.slot]!.data), up.sha);
       return out;
     }
     return { off: up.off };
@@ -484,7 +461,7 @@ export class ImageModel {
       if (!confirm) throw new MgmtError(RC.EINVAL, IMG_ERR.INVALID_HASH);
       slot = this.active;
     } else {
-      const found = [0, 1].find((s) => eq(slotInfoOf(this.slots[s]?.data ?? null)?.hash, hash));
+      const found = [0, 1].find((s) => equalPresentBytes(slotInfoOf(this.slots[s]?.data ?? null)?.hash, hash));
       if (found === undefined) throw new MgmtError(RC.EINVAL, IMG_ERR.HASH_NOT_FOUND);
       slot = found;
     }

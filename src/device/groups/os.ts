@@ -1,5 +1,6 @@
 /** OS management group on the reference device. */
-import { MCUBOOT_MODES, OS } from '../../core/groups/os.ts';
+import { MCUBOOT_MODES } from '../../core/groups/os.ts';
+import { OS } from '../../core/protocol/os.ts';
 import { Group } from '../../core/smp/header.ts';
 import type { ReferenceDevice } from '../device.ts';
 import { type Body, MgmtError, RC } from '../mgmt.ts';

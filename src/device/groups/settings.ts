@@ -16,7 +16,7 @@
  * An optional access hook (CONFIG_MCUMGR_GRP_SETTINGS_ACCESS_HOOK) can refuse
  * any access, e.g. on a device whose configuration must be signed.
  */
-import { SETTINGS, SETTINGS_ERR, SETTINGS_GROUP, SETTINGS_GROUP_NAME } from '../../core/groups/settings.ts';
+import { SETTINGS, SETTINGS_ERR, SETTINGS_GROUP, SETTINGS_GROUP_NAME } from '../../core/protocol/settings.ts';
 import type { ReferenceDevice } from '../device.ts';
 import { type Body, type GroupDef, MgmtError, RC } from '../mgmt.ts';
 

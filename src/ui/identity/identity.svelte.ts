@@ -4,10 +4,10 @@
  * components to render; records finished operations through record.ts when
  * a store and a technician signer are given. No protocol logic here.
  */
-import type { SmpSession } from '../../core/smp/session.ts';
+import type { SmpSession } from '../../core/groups/session.ts';
 import type { TrustBundle } from '../../core/trust/bundle.ts';
-import { type DeviceLabel, type IdentifyResult, type IdentifyState, identifyDevice } from '../../core/ops/identify.ts';
-import { type AttestState, type EventsState, attestDevice, readSecurityEvents } from '../../core/ops/attest.ts';
+import { type DeviceLabel, type IdentifyResult, type IdentifyState, identifyDevice } from '../../core/ops/identification/identify.ts';
+import { type AttestState, type EventsState, attestDevice, readSecurityEvents } from '../../core/ops/state-awareness/attest.ts';
 import { type RecordContext, inventoryLookup, recordAttestation, recordIdentification } from '../../core/ops/record.ts';
 
 export class IdentityController {

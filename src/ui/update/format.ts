@@ -3,8 +3,9 @@
  * times, hashes, and the step list of the test -> reset -> confirm flow
  * derived from the UpdateState kinds the op has emitted.
  */
-import type { UpdateState } from '../../core/ops/update.ts';
+import type { UpdateState } from '../../core/ops/update/update.ts';
 import type { ImageSlot } from '../../core/groups/image.ts';
+import { toHex } from '../../core/base/bytes.ts';
 
 export function formatBytes(n: number): string {
   if (!Number.isFinite(n) || n < 0) return '?';
@@ -29,7 +30,7 @@ export function formatEta(ms: number): string {
 
 export function hexOf(b: Uint8Array | undefined, max = 64): string {
   if (!b) return '';
-  const h = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  const h = toHex(b);
   return h.length > max ? `${h.slice(0, max)}…` : h;
 }
 

@@ -6,12 +6,13 @@
  * states (so a panel remounted after an unplug can still offer "Resume").
  */
 import { type ImageSlot, readState } from '../../core/groups/image.ts';
-import { type DeviceModel, type PreflightReport, type UpdateOptions, type UpdateState, preflightImage, updateFirmware } from '../../core/ops/update.ts';
-import type { SmpSession } from '../../core/smp/session.ts';
+import { type DeviceModel, type PreflightReport, preflightImage } from '../../core/ops/update/preflight.ts';
+import { type UpdateOptions, type UpdateState, updateFirmware } from '../../core/ops/update/update.ts';
+import type { SmpSession } from '../../core/groups/session.ts';
 import { ARTIFACT_LIMITS, listArtifacts } from '../../core/store/artifacts.ts';
 import type { FieldbenchDB } from '../../core/store/db.ts';
 import type { TrustBundle } from '../../core/trust/bundle.ts';
-import { readFirmwareFile } from '../../core/trust/mcuboot.ts';
+import { readFirmwareFile } from '../../core/trust/ihex.ts';
 
 /** A firmware image from the local library (content-addressed: sha256 is the hex key). */
 export interface LibraryFirmware {

@@ -3,8 +3,8 @@
  * device on a memory link) whose bootloader trusts the key the test signs
  * with, the session the panel gets, and unplug / plug back for resume tests.
  */
-import type { SmpSession } from '../../../src/core/smp/session.ts';
-import { openSession } from '../../../src/core/smp/session.ts';
+import type { SmpSession } from '../../../src/core/groups/session.ts';
+import { openSession } from '../../../src/core/groups/session.ts';
 import { ReferenceDevice } from '../../../src/device/device.ts';
 import { configureImageModel } from '../../../src/device/groups/standard.ts';
 import type { ImageModel } from '../../../src/device/groups/image.ts';

@@ -3,11 +3,11 @@
  * firmware slots. Emits a discriminated union of states (esp-web-tools style):
  * the UI and the CLI only render them.
  */
-import { type GroupInfo, listGroups } from '../groups/enum.ts';
-import { type ImageSlot, readState } from '../groups/image.ts';
-import { type BootloaderInfo, type OsInfoField, bootloaderInfo, osInfoAll } from '../groups/os.ts';
-import { SmpError } from '../smp/errors.ts';
-import type { DeviceParams, SmpSession } from '../smp/session.ts';
+import { type GroupInfo, listGroups } from '../../groups/enum.ts';
+import { type ImageSlot, readState } from '../../groups/image.ts';
+import { type BootloaderInfo, type OsInfoField, bootloaderInfo, osInfoAll } from '../../groups/os.ts';
+import { SmpError } from '../../smp/errors.ts';
+import type { DeviceParams, SmpSession } from '../../groups/session.ts';
 
 export interface DeviceInfo {
   params: DeviceParams;

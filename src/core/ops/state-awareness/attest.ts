@@ -7,13 +7,13 @@
  *
  * States only; the UI and CLI render them, record.ts stores the outcome.
  */
-import { SmpError } from '../smp/errors.ts';
-import type { SmpSession } from '../smp/session.ts';
-import { type SecurityEvent, SecurityGroup, describeSecError } from '../groups/security.ts';
-import type { TrustBundle } from '../trust/bundle.ts';
-import { type Appraisal, type ReferenceMeasurement, appraiseToken } from '../trust/eat.ts';
-import { toHex } from '../store/ids.ts';
-import { UNSUPPORTED_REASON, findSecurityGroup } from './identify.ts';
+import { SmpError } from '../../smp/errors.ts';
+import type { SmpSession } from '../../groups/session.ts';
+import { type SecurityEvent, SecurityGroup, describeSecError } from '../../groups/security.ts';
+import type { TrustBundle } from '../../trust/bundle.ts';
+import { type Appraisal, type ReferenceMeasurement, appraiseToken } from '../../trust/eat.ts';
+import { UNSUPPORTED_REASON, findSecurityGroup } from '../identification/identify.ts';
+import { toHex } from '../../base/bytes.ts';
 
 export type AttestState =
   | { kind: 'finding-group' }

@@ -6,6 +6,8 @@
  * plain maps, and indefinite-length maps (as Zephyr's zcbor emits) decode.
  */
 import { Decoder, Encoder, Tag } from 'cbor-x';
+import { compareBytes } from './bytes.ts';
+import { FieldbenchError } from './errors.ts';
 
 export { Tag };
 
@@ -24,9 +26,9 @@ const mapEncoder = new Encoder(plainOptions as never);
 const mapDecoder = new Decoder(plainOptions as never);
 const objectDecoder = new Decoder({ ...plainOptions, mapsAsObjects: true } as never);
 
-export class CborError extends Error {
-  constructor(message: string, readonly cause?: unknown) {
-    super(message);
+export class CborError extends FieldbenchError<'cbor'> {
+  constructor(message: string, cause?: unknown) {
+    super('cbor', message, cause);
     this.name = 'CborError';
   }
 }
@@ -124,12 +126,6 @@ function normalise(v: unknown): unknown {
 
 function toU8(b: Uint8Array): Uint8Array {
   return b.constructor === Uint8Array ? b : new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-}
-
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
-  return a.length - b.length;
 }
 
 /**

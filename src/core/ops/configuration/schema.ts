@@ -8,8 +8,9 @@
  * Secret fields never travel as cleartext settings of a signed configuration:
  * they go into its sealed slot (sealed to the device's X25519 key, seal.ts).
  */
-import type { SettingValue, Settings } from '../trust/signed-config.ts';
-import { seal } from '../trust/seal.ts';
+import type { SettingValue, Settings } from '../../trust/signed-config.ts';
+import { seal } from '../../trust/seal.ts';
+import { FieldbenchError } from '../../base/errors.ts';
 
 export type FieldType = 'integer' | 'string' | 'boolean' | 'enum' | 'bytes';
 
@@ -207,7 +208,9 @@ export function sealFormValues(
 }
 
 /** Form input (text) to a typed value; returns an issue message for text that is not of the field's type. */
-export function parseFieldInput(f: FieldSchema, text: string): { value: SettingValue } | { error: string } {
+export function parseFieldInput(f: FieldSchema, input: string | number): { value: SettingValue } | { error: string } {
+  // A number input's bound value is a number (or '' when empty): read it as the text it shows.
+  const text = typeof input === 'number' ? (Number.isFinite(input) ? String(input) : '') : input;
   switch (f.type) {
     case 'integer': {
       const t = text.trim();
@@ -237,12 +240,12 @@ export function settingsKeyOf(schema: ConfigSchema, field: string): string {
   return f?.settingsKey ?? `${schema.settingsRoot}/${field}`;
 }
 
-export class SettingValueError extends Error {
+export class SettingValueError extends FieldbenchError<'setting-value'> {
   constructor(
     readonly field: string,
     message: string,
   ) {
-    super(message);
+    super('setting-value', message);
     this.name = 'SettingValueError';
   }
 }

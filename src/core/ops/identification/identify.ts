@@ -8,16 +8,17 @@
  * Emits a discriminated union of states (as readDeviceInfo does); the UI and
  * the CLI only render them. Nothing here writes to the store: see record.ts.
  */
-import { SmpError } from '../smp/errors.ts';
-import type { SmpSession } from '../smp/session.ts';
-import { listGroups, findGroup } from '../groups/enum.ts';
-import { type DeviceIdentity, SECURITY_GROUP_DEFAULT_ID, SECURITY_GROUP_NAME, SecurityGroup, describeSecError, popMessage } from '../groups/security.ts';
-import type { TrustBundle } from '../trust/bundle.ts';
-import { ed25519Verify } from '../trust/ed25519.ts';
-import { type DeviceIdentityCert, verifyIdentity } from '../trust/identity.ts';
-import { keyId } from '../trust/keys.ts';
-import type { TrustFailure } from '../trust/result.ts';
-import { IdentifierError, normaliseId, toHex, type IdKind } from '../store/ids.ts';
+import { SmpError } from '../../smp/errors.ts';
+import type { SmpSession } from '../../groups/session.ts';
+import { listGroups, findGroup } from '../../groups/enum.ts';
+import { type DeviceIdentity, SECURITY_GROUP_DEFAULT_ID, SECURITY_GROUP_NAME, SEC_RC, SecurityGroup, describeSecError, popMessage } from '../../groups/security.ts';
+import type { TrustBundle } from '../../trust/bundle.ts';
+import { ed25519Verify } from '../../trust/ed25519.ts';
+import { type DeviceIdentityCert, verifyIdentity } from '../../trust/identity.ts';
+import { keyId } from '../../trust/keys.ts';
+import type { TrustFailure } from '../../trust/result.ts';
+import { IdentifierError, normaliseId, type IdKind } from '../../store/ids.ts';
+import { equalOptBytes, toHex } from '../../base/bytes.ts';
 
 export const UNSUPPORTED_REASON = 'identity and attestation not supported by this device';
 
@@ -125,6 +126,8 @@ export async function findSecurityGroup(session: SmpSession): Promise<SecurityGr
     await g.identity();
     return g;
   } catch (e) {
+    // A factory-fresh device answers in our group's own terms: it is ours, it just has no identity yet.
+    if (e instanceof SmpError && e.kind === 'group' && e.group === SECURITY_GROUP_DEFAULT_ID && e.rc === SEC_RC.NotProvisioned) return g;
     // rc 8 (no such group), another group's error, or a reply without our fields: not ours.
     if (e instanceof SmpError && (e.kind === 'rc' || e.kind === 'group' || e.kind === 'decode')) return null;
     throw e;
@@ -142,24 +145,19 @@ function shortHex(h: string): string {
   return h.length > 16 ? `${h.slice(0, 16)}…` : h;
 }
 
-function sameOpt(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
-  if (!a || !b) return !a && !b;
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
 /** Compare what the device presents with what its certificate names. */
 export function bindingCheck(presented: DeviceIdentity, cert: DeviceIdentityCert): IdentifyCheck {
   const problems: string[] = [];
-  if (!sameOpt(presented.devicePublicKey, cert.devicePublicKey)) {
+  if (!equalOptBytes(presented.devicePublicKey, cert.devicePublicKey)) {
     problems.push(`the device presents key ${toHex(keyId(presented.devicePublicKey))}, the certificate certifies ${toHex(keyId(cert.devicePublicKey))}`);
   }
   if (presented.serial !== cert.serial) problems.push(`the device reports serial ${JSON.stringify(presented.serial)}, the certificate is for ${JSON.stringify(cert.serial)}`);
-  if (!sameOpt(presented.deviceEncKey, cert.deviceEncKey)) problems.push('the device presents an encryption key other than the certified one');
+  if (!equalOptBytes(presented.deviceEncKey, cert.deviceEncKey)) problems.push('the device presents an encryption key other than the certified one');
   if (presented.model !== cert.model) problems.push(`the device reports model ${JSON.stringify(presented.model)}, the certificate says ${JSON.stringify(cert.model)}`);
   for (const [k, name] of [['ueid', 'UEID'], ['mac', 'MAC'], ['devEui', 'DevEUI']] as const) {
     const p = presented[k];
     const c = cert[k];
-    if (c && !sameOpt(p, c)) problems.push(`the device reports ${name} ${p ? toHex(p) : '(none)'}, the certificate says ${toHex(c)}`);
+    if (c && !equalOptBytes(p, c)) problems.push(`the device reports ${name} ${p ? toHex(p) : '(none)'}, the certificate says ${toHex(c)}`);
     else if (p && !c) problems.push(`the device reports ${name} ${toHex(p)}, which its certificate does not certify`);
   }
   if (problems.length) return { check: 'binding', result: 'fail', detail: problems.join('; '), code: 'key-mismatch' };
@@ -260,6 +258,10 @@ export async function* identifyDevice(session: SmpSession, ctx: IdentifyContext)
     } catch (e) {
       if (e instanceof SmpError && e.notSupported) {
         yield { kind: 'unsupported', reason: UNSUPPORTED_REASON };
+        return;
+      }
+      if (e instanceof SmpError && e.kind === 'group' && e.rc === SEC_RC.NotProvisioned) {
+        yield { kind: 'error', message: 'the device is factory-fresh: it has no identity yet (a factory station provisions it: fieldbench bench run)' };
         return;
       }
       yield { kind: 'error', message: `reading the device identity: ${errorMessage(e)}` };

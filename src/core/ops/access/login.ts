@@ -6,10 +6,12 @@
  * store's signer (keystore.ts, a non-extractable WebCrypto key or a wrapped
  * seed), in the CLI a PEM read for the command.
  */
-import { type SecurityGroup, authMessage, describeSecError } from '../groups/security.ts';
-import { SmpError } from '../smp/errors.ts';
-import type { TrustBundle } from '../trust/bundle.ts';
-import { type DeviceRef, type Permission, verifyCredential } from '../trust/credential.ts';
+import { type SecurityGroup, authMessage, describeSecError, secErrorName } from '../../groups/security.ts';
+import type { SecurityErrorName } from '../../protocol/security.ts';
+import { SmpError } from '../../smp/errors.ts';
+import type { TrustBundle } from '../../trust/bundle.ts';
+import { type DeviceRef, type Permission, verifyCredential } from '../../trust/credential.ts';
+import { FieldbenchError } from '../../base/errors.ts';
 
 export type AccessFailure =
   | 'not-authenticated'
@@ -26,27 +28,28 @@ export type AccessFailure =
   | 'wrong-type'
   | 'device';
 
-export class AccessError extends Error {
+export class AccessError extends FieldbenchError<AccessFailure> {
   constructor(
-    readonly code: AccessFailure,
+    code: AccessFailure,
     message: string,
   ) {
-    super(message);
+    super(code, message);
     this.name = 'AccessError';
   }
 }
 
-const SEC_CODE: Record<number, AccessFailure> = {
-  1: 'not-authenticated',
-  2: 'permission',
-  3: 'bad-signature',
-  4: 'out-of-scope',
-  6: 'expired',
-  7: 'malformed',
-  9: 'locked-out',
-  10: 'revoked',
-  13: 'nonce',
-  14: 'wrong-type',
+/** How the device's refusals of a login read as this op's failure codes. */
+const SEC_CODE: Partial<Record<SecurityErrorName, AccessFailure>> = {
+  NotAuthenticated: 'not-authenticated',
+  Permission: 'permission',
+  BadSignature: 'bad-signature',
+  WrongTarget: 'out-of-scope',
+  Expired: 'expired',
+  Malformed: 'malformed',
+  LockedOut: 'locked-out',
+  Revoked: 'revoked',
+  Nonce: 'nonce',
+  WrongType: 'wrong-type',
 };
 
 export type Signer = (message: Uint8Array) => Promise<Uint8Array>;
@@ -89,9 +92,9 @@ export async function authenticateTechnician(
   try {
     return await group.authenticate(credential, sig);
   } catch (e) {
-    if (e instanceof SmpError && e.kind === 'group' && e.rc !== undefined && SEC_CODE[e.rc]) {
-      throw new AccessError(SEC_CODE[e.rc], `the device refused the login: ${describeSecError(e)}`);
-    }
+    const name = secErrorName(e);
+    const code = name && SEC_CODE[name];
+    if (code) throw new AccessError(code, `the device refused the login: ${describeSecError(e)}`);
     throw new AccessError('device', `login failed: ${describeSecError(e)}`);
   }
 }

@@ -1,0 +1,120 @@
+/**
+ * The identifier journal on disk (Node): `<dir>/identifiers.jsonl`, appended
+ * and fsync'd before each allocation returns, guarded by `<dir>/identifiers.lock`
+ * (created exclusively; holds pid and host). A lock left by a dead process on
+ * this host is taken over; a live one is refused (journal-locked).
+ */
+import { closeSync, fsyncSync, openSync, readFileSync, writeSync, unlinkSync, mkdirSync } from 'node:fs';
+import { open as openFile, type FileHandle } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { AllocatorError, journaledAllocator, type IdentifierBlock, type IdentifierPolicy, type JournalStore, type JournaledAllocator } from './identifiers.ts';
+
+export const JOURNAL_FILE = 'identifiers.jsonl';
+export const LOCK_FILE = 'identifiers.lock';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function fsyncDir(dir: string): void {
+  try {
+    const fd = openSync(dir, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    // some platforms cannot fsync a directory; the file's own fsync still holds
+  }
+}
+
+function takeLock(path: string): void {
+  const me = JSON.stringify({ pid: process.pid, host: hostname() });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(path, 'wx', 0o600);
+      try {
+        writeSync(fd, me);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new AllocatorError('journal-io', `cannot create the journal lock ${path}: ${(e as Error).message}`);
+    }
+    let holder: { pid?: number; host?: string } = {};
+    try {
+      holder = JSON.parse(readFileSync(path, 'utf8'));
+    } catch {
+      // unreadable or half-written lock: treat as held (a process may be writing it right now)
+    }
+    const stale = typeof holder.pid === 'number' && holder.host === hostname() && holder.pid !== process.pid && !alive(holder.pid);
+    if (!stale || attempt > 0) {
+      throw new AllocatorError('journal-locked', `the identifier journal is in use by ${holder.pid ? `process ${holder.pid} on ${holder.host}` : 'another process'} (${path}); one station process per journal`);
+    }
+    try {
+      unlinkSync(path);
+    } catch {
+      // someone else removed it first; retry the exclusive create
+    }
+  }
+}
+
+/** File-backed JournalStore in `dir` (created if missing). */
+export function fileJournal(dir: string): JournalStore & { readonly path: string } {
+  const path = join(dir, JOURNAL_FILE);
+  const lock = join(dir, LOCK_FILE);
+  let fh: FileHandle | undefined;
+  let locked = false;
+  return {
+    path,
+    async open() {
+      mkdirSync(dir, { recursive: true });
+      takeLock(lock);
+      locked = true;
+      fh = await openFile(path, 'a+', 0o600);
+      const { size } = await fh.stat();
+      const buf = Buffer.alloc(size);
+      if (size) await fh.read(buf, 0, size, 0);
+      const keep = buf.lastIndexOf(0x0a) + 1;
+      const torn = keep !== size;
+      if (torn) {
+        await fh.truncate(keep);
+        await fh.sync();
+      }
+      if (size === 0) fsyncDir(dir);
+      const body = buf.subarray(0, keep).toString('utf8');
+      return { lines: body ? body.slice(0, -1).split('\n') : [], torn };
+    },
+    async append(line: string) {
+      if (!fh) throw new AllocatorError('closed', 'journal not open');
+      await fh.write(line + '\n');
+      await fh.datasync();
+    },
+    async close() {
+      await fh?.close();
+      fh = undefined;
+      if (locked) {
+        try {
+          unlinkSync(lock);
+        } catch {
+          // already gone
+        }
+        locked = false;
+      }
+    },
+  };
+}
+
+/** An allocator journaled in the station data folder `dir` (optionally limited to a hub block). */
+export function fileAllocator(policy: IdentifierPolicy, dir: string, block?: IdentifierBlock): JournaledAllocator {
+  return journaledAllocator(policy, { journal: fileJournal(dir), block });
+}

@@ -1,0 +1,100 @@
+/**
+ * Attestation in words: the names of the appraisal checks and the claims of a
+ * verified token as a technician reads them (the app's attestation panel and
+ * the job report use the same words). No raw ids, no JSON, local dates.
+ */
+import type { AppraisalCheck, EatClaims } from './eat.ts';
+import type { PsaClaims } from './psa.ts';
+
+/** Every appraisal check, named in words. */
+export const CHECK_NAMES: Record<AppraisalCheck, string> = {
+  format: 'Token format',
+  signature: 'Signed by the device key',
+  claims: 'Claims well formed',
+  profile: 'Attestation profile',
+  nonce: 'Fresh (answers our challenge)',
+  'instance-id': 'Same device as identified',
+  'issued-at': 'Issue time',
+  lifecycle: 'Lifecycle state',
+  debug: 'Debug access',
+  measurements: 'Firmware measurements',
+  revocation: 'Signing keys not revoked',
+  'security-counter': 'Security counter',
+  configuration: 'Configuration published by the owner',
+  interfaces: 'Interfaces',
+  'auth-failures': 'Failed logins',
+};
+
+export function checkName(check: string): string {
+  return Object.hasOwn(CHECK_NAMES, check) ? CHECK_NAMES[check as AppraisalCheck] : check;
+}
+
+const LIFECYCLE_WORDS: Record<string, string> = {
+  unknown: 'unknown',
+  'assembly-and-test': 'in assembly and test',
+  'psa-rot-provisioning': 'being provisioned (not locked yet)',
+  secured: 'secured',
+  'non-psa-rot-debug': 'application debug open',
+  'recoverable-psa-rot-debug': 'root-of-trust debug open',
+  decommissioned: 'decommissioned',
+};
+
+const DEBUG_WORDS: Record<string, string> = {
+  enabled: 'debugger can attach',
+  disabled: 'disabled',
+  'disabled-since-boot': 'disabled since boot',
+  'disabled-permanently': 'disabled permanently',
+  'disabled-fully-and-permanently': 'disabled fully and permanently',
+};
+
+const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+/** A long identifier shortened for reading (the full value stays in the report's details). */
+const shortHex = (b: Uint8Array) => (b.length > 8 ? `${hex(b.subarray(0, 8))}…` : hex(b));
+
+/** A date and time in the reader's local time zone. */
+export function localDateTime(ms: number): string {
+  return new Date(ms).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+}
+
+function duration(seconds: number): string {
+  if (seconds < 60) return `${seconds} s`;
+  const m = Math.floor(seconds / 60);
+  if (m < 60) return `${m} min`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h} h ${m % 60} min`;
+  return `${Math.floor(h / 24)} days`;
+}
+
+export interface ClaimLine {
+  label: string;
+  value: string;
+}
+
+/** The claims of a verified token as lines of words. */
+export function claimsInWords(claims: EatClaims | PsaClaims): ClaimLine[] {
+  const out: ClaimLine[] = [];
+  const c = claims as Partial<EatClaims> & PsaClaims;
+  if (c.model) out.push({ label: 'Model', value: c.model });
+  out.push({ label: 'Lifecycle', value: LIFECYCLE_WORDS[c.lifecycleState] ?? c.lifecycleState });
+  if (c.debugStatus) out.push({ label: 'Debug access', value: DEBUG_WORDS[c.debugStatus] ?? c.debugStatus });
+  for (const s of c.softwareComponents ?? []) {
+    const what = s.measurementType ? `${s.measurementType} firmware` : 'Firmware';
+    out.push({ label: what, value: `${s.version ? `version ${s.version}, ` : ''}signed by key ${shortHex(s.signerId)}` });
+  }
+  if (c.noSoftwareMeasurements) out.push({ label: 'Firmware', value: 'no measurements given' });
+  if (c.interfaces) {
+    const entries = Object.entries(c.interfaces);
+    out.push({ label: 'Interfaces', value: entries.length ? entries.map(([n, s]) => `${n} ${s}`).join(', ') : 'none reported' });
+  }
+  if (typeof c.failedAuthCount === 'number') out.push({ label: 'Failed logins', value: String(c.failedAuthCount) });
+  if (typeof c.securityCounter === 'number') out.push({ label: 'Security counter', value: String(c.securityCounter) });
+  if (typeof c.bootCount === 'number') out.push({ label: 'Boots', value: String(c.bootCount) });
+  if (typeof c.uptimeSeconds === 'number') out.push({ label: 'Running for', value: duration(c.uptimeSeconds) });
+  if (c.configDigest) out.push({ label: 'Configuration', value: `digest ${shortHex(c.configDigest)}` });
+  else if ('configDigest' in c || c.model) out.push({ label: 'Configuration', value: 'none applied' });
+  if (typeof c.issuedAt === 'number') out.push({ label: 'Issued', value: localDateTime(c.issuedAt * 1000) });
+  out.push({ label: 'Device instance', value: shortHex(c.instanceId) });
+  if (c.certificationReference) out.push({ label: 'Certification', value: c.certificationReference });
+  out.push({ label: 'Profile', value: c.profile });
+  return out;
+}

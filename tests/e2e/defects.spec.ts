@@ -1,0 +1,81 @@
+/**
+ * Issue 14's defects, each as a new technician meets it in the real build with
+ * the in-page virtual device and demo trust. Every test here failed before its fix.
+ */
+import { test, expect, expectDevicePage } from './fixtures.ts';
+import type { Page } from '@playwright/test';
+
+async function demoDevice(page: Page): Promise<void> {
+  await page.goto('/#/trust');
+  await page.getByRole('button', { name: 'Load demo trust' }).click();
+  await expect(page.getByTestId('bundle-version')).toHaveText('v2 (DEMO)');
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Device' }).click();
+  await page.getByRole('button', { name: 'Try a virtual device' }).click();
+  await expectDevicePage(page);
+}
+
+test('defect 1: typing in a number field keeps the value, checks the range and reaches the request', async ({ page }) => {
+  await demoDevice(page);
+  const config = page.locator('section.config');
+  const interval = config.getByLabel('Reporting interval (s)');
+  await expect(interval).toHaveValue('60');
+  await interval.fill('45');
+  await config.getByRole('button', { name: 'Prepare request' }).click();
+  await expect(config.getByLabel('Configuration request for the owner')).toHaveValue(/"interval": 45/);
+  await interval.fill('99999');
+  await expect(interval).toHaveAttribute('aria-invalid', 'true');
+  await expect(config.getByTestId('field-issue-interval')).toContainText('3600');
+  await expect(config.getByRole('button', { name: 'Prepare request' })).toBeDisabled();
+});
+
+test('defect 7: a backup that cannot be restored is not offered as restorable; the way to restore it is said', async ({ page }) => {
+  await demoDevice(page);
+  const config = page.locator('section.config');
+  await config.locator('ul.library li').filter({ hasText: 'DEMO configuration #1' }).getByRole('button', { name: 'Review and apply' }).click();
+  await config.getByTestId('config-diff').getByRole('button', { name: 'Apply' }).click();
+  await expect(config.getByTestId('config-state')).toContainText('Applied configuration #1', { timeout: 20_000 });
+  await expect(config.getByRole('heading', { name: 'Backups' })).toBeVisible();
+  const item = config.getByTestId('backup-item');
+  await expect(item).toHaveCount(1);
+  await expect(item).toHaveAttribute('data-plan', 'needs-owner');
+  await expect(item.getByRole('button', { name: /Restore/ })).toHaveCount(0);
+  await expect(item).toContainText('owner');
+  await expect(config.getByTestId('config-state')).not.toContainText('Not applied');
+});
+
+test('defect 8: attestation checks and claims are in words, dates local; no raw ids or JSON', async ({ page }) => {
+  await demoDevice(page);
+  await page.getByRole('button', { name: 'Identify device' }).click();
+  await expect(page.getByTestId('identity-badges').locator('[data-badge="verified"]')).toBeVisible({ timeout: 20_000 });
+  await page.getByRole('button', { name: 'Attest' }).click();
+  await expect(page.getByTestId('verdict')).toHaveAttribute('data-verdict', /^(trusted|warning)$/, { timeout: 20_000 });
+  const panel = page.getByTestId('attestation-panel');
+  await expect(panel.locator('li[data-check="instance-id"]')).toContainText('Same device as identified');
+  await expect(panel.locator('li[data-check="auth-failures"]')).toContainText('Failed logins');
+  for (const raw of ['instance-id', 'auth-failures', 'issuedAt', 'lifecycleState']) await expect(panel).not.toContainText(raw);
+  await panel.locator('summary', { hasText: /^Claims \(/ }).click();
+  const claims = panel.getByTestId('claims');
+  await expect(claims).toBeVisible();
+  await expect(claims).not.toContainText('{');
+  await expect(claims).not.toContainText('[');
+  const year = String(new Date().getFullYear());
+  await expect(claims.locator('tr', { hasText: 'Issued' })).toContainText(year);
+  await expect(claims.locator('tr', { hasText: 'Lifecycle' })).toContainText('secured');
+});
+
+test('defect 12: forgetting held trust asks first; keeping it changes nothing', async ({ page }) => {
+  await page.goto('/#/trust');
+  await page.getByRole('button', { name: 'Load demo trust' }).click();
+  await expect(page.getByTestId('bundle-version')).toHaveText('v2 (DEMO)');
+  await page.getByRole('button', { name: /Forget held trust/ }).click();
+  const ask = page.getByTestId('forget-confirm');
+  await expect(ask).toBeVisible();
+  await expect(page.getByTestId('bundle-version')).toHaveText('v2 (DEMO)');
+  await ask.getByRole('button', { name: 'Keep it' }).click();
+  await expect(ask).toHaveCount(0);
+  await expect(page.getByTestId('bundle-version')).toHaveText('v2 (DEMO)');
+  await expect(page.getByTestId('trust-missing')).toHaveCount(0);
+  await page.getByRole('button', { name: /Forget held trust/ }).click();
+  await page.getByTestId('forget-confirm').getByRole('button', { name: 'Forget it' }).click();
+  await expect(page.getByTestId('trust-missing')).toContainText("owner's public key and the trust bundle");
+});

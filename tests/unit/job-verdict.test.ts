@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { jobVerdict, type JobFacts } from '../../src/core/ops/job/verdict.ts';
+
+const good: JobFacts = {
+  connected: true,
+  identify: { kind: 'done', badges: ['verified'] },
+  attest: { kind: 'done', verdict: 'trusted' },
+  update: { kind: 'done', confirmed: true },
+  configure: { kind: 'done' },
+};
+
+describe('job verdict', () => {
+  it('all steps good: OK to deploy, nothing blocked', () => {
+    const v = jobVerdict(good);
+    expect(v.verdict).toBe('ok');
+    expect(v.allowed).toBe(true);
+    expect(v.next).toBe('finish');
+    expect(v.blockers).toEqual([]);
+  });
+
+  it('nothing done yet: pending, next is identify once connected', () => {
+    expect(jobVerdict({ connected: false })).toMatchObject({ verdict: 'pending', next: 'connect', allowed: false });
+    const v = jobVerdict({ connected: true });
+    expect(v).toMatchObject({ verdict: 'pending', next: 'identify', allowed: true });
+    expect(v.steps.identify).toBe('next');
+  });
+
+  for (const [badge, blocker] of [['label-mismatch', 'label-mismatch'], ['duplicate', 'duplicate'], ['unverified', 'unverified']] as const) {
+    it(`${badge}: do not deploy, update and configuration blocked until an override with a reason`, () => {
+      const f: JobFacts = { connected: true, identify: { kind: 'done', badges: [badge] } };
+      const v = jobVerdict(f);
+      expect(v.verdict).toBe('do-not-deploy');
+      expect(v.allowed).toBe(false);
+      expect(v.blockers.map((b) => b.blocker)).toEqual([blocker]);
+      expect(v.steps.update).toBe('blocked');
+      expect(v.steps.configure).toBe('blocked');
+      // An empty reason is no override.
+      expect(jobVerdict({ ...f, overrides: [{ blocker, reason: '   ' }] }).allowed).toBe(false);
+      const o = jobVerdict({ ...f, overrides: [{ blocker, reason: 'label reprinted, ticket 42' }] });
+      expect(o.allowed).toBe(true);
+      expect(o.verdict).toBe('pending');
+      const all = jobVerdict({ ...good, identify: { kind: 'done', badges: [badge] }, overrides: [{ blocker, reason: 'label reprinted, ticket 42' }] });
+      expect(all.verdict).toBe('ok');
+      expect(all.reason).toContain('label reprinted, ticket 42');
+    });
+  }
+
+  it('an override for another blocker does not lift this one', () => {
+    const v = jobVerdict({ connected: true, identify: { kind: 'done', badges: ['label-mismatch', 'duplicate'] }, overrides: [{ blocker: 'duplicate', reason: 'known swap' }] });
+    expect(v.allowed).toBe(false);
+    expect(v.blockers.find((b) => b.blocker === 'label-mismatch')?.overridden).toBeUndefined();
+  });
+
+  it('untrusted attestation blocks; a warning does not', () => {
+    expect(jobVerdict({ ...good, attest: { kind: 'done', verdict: 'untrusted' } })).toMatchObject({ verdict: 'do-not-deploy', allowed: false });
+    expect(jobVerdict({ ...good, attest: { kind: 'done', verdict: 'warning' } })).toMatchObject({ verdict: 'ok', allowed: true });
+  });
+
+  it('a failed step says do not deploy with its reason; an unconfirmed update too', () => {
+    const u = jobVerdict({ ...good, update: { kind: 'failed', reason: 'the device reverted it' } });
+    expect(u.verdict).toBe('do-not-deploy');
+    expect(u.reason).toContain('the device reverted it');
+    expect(jobVerdict({ ...good, update: { kind: 'done', confirmed: false } }).verdict).toBe('do-not-deploy');
+    expect(jobVerdict({ ...good, configure: { kind: 'failed', reason: 'refused' } }).verdict).toBe('do-not-deploy');
+  });
+
+  it('skipped update and configuration count as settled', () => {
+    expect(jobVerdict({ ...good, update: { kind: 'skipped', reason: 'current' }, configure: { kind: 'skipped', reason: 'not needed' } }).verdict).toBe('ok');
+  });
+
+  it('a stock device without identity service: attest is not applicable, OK says it cannot prove its identity', () => {
+    const v = jobVerdict({ connected: true, identify: { kind: 'unsupported', reason: 'no security group' }, update: { kind: 'skipped', reason: 'current' }, configure: { kind: 'done' } });
+    expect(v.verdict).toBe('ok');
+    expect(v.steps.attest).toBe('unsupported');
+    expect(v.reason).toContain('cannot prove');
+  });
+});
