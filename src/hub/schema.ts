@@ -155,7 +155,7 @@ export const MIGRATIONS: Migration[] = [
   },
   {
     version: 3,
-    name: 'campaign results per part, device tags',
+    name: 'campaign results per part, device tags, unit blocks',
     sql: [
       `ALTER TABLE campaigns ADD COLUMN not_after bigint`,
       `ALTER TABLE campaign_results ADD COLUMN part text NOT NULL DEFAULT 'image'`,
@@ -171,6 +171,8 @@ export const MIGRATIONS: Migration[] = [
       )`,
       `CREATE INDEX device_tags_tag ON device_tags (tag)`,
       `CREATE INDEX devices_model ON devices (model)`,
+      // unit blocks (a station allocator's index range) span every pool: their kind is 'units', not a pool's
+      `ALTER TABLE blocks DROP CONSTRAINT blocks_kind_fkey`,
     ],
   },
 ];

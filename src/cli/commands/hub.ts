@@ -272,12 +272,17 @@ ${CONNECT}
   }),
   'hub block': verb(
     'take a block of serials / DevEUIs / MACs for a station (works offline inside it)',
-    `usage: fieldbench hub block --station NAME [--serial N] [--dev-eui N] [--mac N] [--request HEX] --hub URL --credential FILE --key FILE\n${CONNECT}\n  --request HEX         32 hex digits; repeat it to get the same block again after a lost reply`,
-    ['station', 'serial', 'dev-eui', 'mac', 'request'],
+    `usage: fieldbench hub block --station NAME (--units N | [--serial N] [--dev-eui N] [--mac N]) [--request HEX] --hub URL --credential FILE --key FILE
+${CONNECT}
+  --units N             N units of the hub's identifier policy (serial, DevEUI and MAC of each unit together):
+                        the answer's "block" is the station allocator's block, to use as it is
+  --serial/--dev-eui/--mac N   separate ranges of one kind each
+  --request HEX         32 hex digits; repeat it to get the same block again after a lost reply`,
+    ['station', 'serial', 'dev-eui', 'mac', 'units', 'request'],
     async (io, a) => {
       const n = (k: string) => (a.get(k) === undefined ? undefined : Number(a.get(k)));
-      const request = a.get('request') ?? [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, '0')).join('');
-      json(io, await (await client(io, a)).block({ station: a.require('station'), request, serial: n('serial'), devEui: n('dev-eui'), mac: n('mac') }));
+      const request = a.get('request') ?? toHex(crypto.getRandomValues(new Uint8Array(16)));
+      json(io, await (await client(io, a)).block({ station: a.require('station'), request, serial: n('serial'), devEui: n('dev-eui'), mac: n('mac'), units: n('units') }));
       return EXIT_OK;
     },
   ),

@@ -24,7 +24,7 @@ export class HubRequestError extends Error {
 }
 
 export interface HubClientOptions {
-  /** e.g. https://hub.example.com */
+  /** e.g. https://hub.example.com, or https://app.example.com/hub behind a proxy that strips /hub */
   url: string;
   /** The caller's owner-signed technician credential (bytes). */
   credential: Uint8Array;
@@ -54,7 +54,9 @@ export class HubClient {
       throw new HubRequestError('bad-url', `the hub address ${JSON.stringify(o.url)} is not a URL (e.g. https://hub.example.com)`, 0);
     }
     if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new HubRequestError('bad-url', 'the hub address must be https:// (http:// only on this machine)', 0);
-    this.base = u.origin;
+    // a hub may sit under a path of a reverse proxy that strips it (e.g. the app's own origin + /hub):
+    // requests go to base + /v1/..., and are signed for /v1/... (what the hub sees)
+    this.base = (u.origin + u.pathname).replace(/\/+$/, '');
     this.f = o.fetch ?? globalThis.fetch.bind(globalThis);
   }
 
@@ -141,7 +143,7 @@ export class HubClient {
     return this.request<{ sources: unknown[] }>('GET', '/v1/sources');
   }
 
-  block(req: { station: string; request: string; serial?: number; devEui?: number; mac?: number }) {
+  block(req: { station: string; request: string; serial?: number; devEui?: number; mac?: number; units?: number }) {
     return this.request<Record<string, unknown>>('POST', '/v1/blocks', req);
   }
 
