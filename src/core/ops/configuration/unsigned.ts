@@ -3,7 +3,7 @@
  * unsigned, only with an explicit confirmation, and the result says so. Secret
  * fields are never sent: a stock device has no key to seal them to.
  */
-import { SecurityGroup } from '../../groups/security.ts';
+import { SecurityGroup, secErrorName } from '../../groups/security.ts';
 import { commitSettings, describeSettingsError, saveSettings, writeSetting } from '../../groups/settings.ts';
 import { SmpError } from '../../smp/errors.ts';
 import type { SmpSession } from '../../groups/session.ts';
@@ -95,7 +95,7 @@ async function* unsignedBody(session: SmpSession, values: Record<string, Setting
     try {
       await writeSetting(session.client, key, encodeSettingValue(schema.fields[name], name, values[name]));
     } catch (e) {
-      yield configFailed(e instanceof SmpError && e.kind === 'rc' && e.rc === MGMT_RC.EACCESSDENIED ? 'access-denied' : 'device', `${name} not written: ${describeSettingsError(e, key)}`, 'device');
+      yield configFailed((e instanceof SmpError && e.kind === 'rc' && e.rc === MGMT_RC.EACCESSDENIED) || secErrorName(e) ? 'access-denied' : 'device', `${name} not written: ${describeSettingsError(e, key)}`, 'device');
       return;
     }
     written++;
