@@ -9,7 +9,7 @@
  */
 import { LinkOpenError, type Link } from './link.ts';
 import { openGranted, WebLink } from './web-link.ts';
-import { chooserError, errMessage, hex4, REMEDY, serialOpenError, settleWithin, SERIAL_SUPPORT } from './web-support.ts';
+import { chooserError, errMessage, hex4, navigatorApi, REMEDY, serialOpenError, settleWithin, SERIAL_SUPPORT } from './web-support.ts';
 
 export interface SerialPortInfoLike {
   usbVendorId?: number;
@@ -73,8 +73,7 @@ export const MIN_BUFFER = 65536;
 const NON_FATAL = new Set(['BreakError', 'FramingError', 'ParityError', 'BufferOverrunError']);
 
 export function serialApi(): SerialLike | undefined {
-  const nav = (globalThis as { navigator?: { serial?: SerialLike } }).navigator;
-  return nav?.serial;
+  return navigatorApi<SerialLike>('serial');
 }
 
 export function serialSupported(): boolean {

@@ -8,7 +8,7 @@
  */
 import { LinkOpenError, type Link } from './link.ts';
 import { openGranted, WebLink } from './web-link.ts';
-import { chooserError, errMessage, hex4, isGoneError, REMEDY, settleWithin, usbOpenError, USB_SUPPORT } from './web-support.ts';
+import { chooserError, errMessage, hex4, navigatorApi, isGoneError, REMEDY, settleWithin, usbOpenError, USB_SUPPORT } from './web-support.ts';
 
 export interface UsbEndpointLike {
   endpointNumber: number;
@@ -100,8 +100,7 @@ const CLASS_VENDOR = 0xff;
 const PACKETS_PER_TRANSFER = 32;
 
 export function usbApi(): UsbLike | undefined {
-  const nav = (globalThis as { navigator?: { usb?: UsbLike } }).navigator;
-  return nav?.usb;
+  return navigatorApi<UsbLike>('usb');
 }
 
 export function usbSupported(): boolean {

@@ -8,9 +8,9 @@
  * "all devices".
  */
 import { keyId } from './keys.ts';
-import { ed25519PublicKey } from './ed25519.ts';
 import {
-  ARTIFACT_NAMES, checkBytes, checkIssue, checkText, checkValidityFields, checkWindow, Fields, openArtifact, randomBytes, SchemaError, signArtifact, toSeconds, unverifiedPayload, type Clock, type Validity } from './artifact.ts';
+  ARTIFACT_NAMES, checkBytes, checkText, checkValidityFields, checkWindow, Fields, issueArtifact, issuedFields, openBundleArtifact, randomBytes, SchemaError, unverifiedPayload, type Clock, type Validity,
+} from './artifact.ts';
 import type { TrustBundle } from './bundle.ts';
 import type { TrustResult } from './result.ts';
 import { containsBytes, equalBytes, toHex } from '../base/bytes.ts';
@@ -98,13 +98,9 @@ export async function issueCredential(input: CredentialInput, ownerSeed: Uint8Ar
     credentialId: input.credentialId ?? randomBytes(16),
     models: input.models ?? [],
     devices: input.devices ?? [],
-    notBefore: toSeconds(input.notBefore ?? new Date()),
-    notAfter: toSeconds(input.notAfter),
-    issuer: keyId(await ed25519PublicKey(ownerSeed)),
+    ...(await issuedFields(input, ownerSeed)),
   };
-  const payload = encodePayload(c);
-  checkIssue(() => parsePayloadMap(payload), ARTIFACT_NAMES.credential);
-  return signArtifact('credential', payload, ownerSeed);
+  return issueArtifact('credential', encodePayload(c), parsePayloadMap, ownerSeed);
 }
 
 /** Is `device` inside the credential's device scope? */
@@ -150,7 +146,7 @@ export interface CredentialContext {
 /** Verify a technician credential against the owner anchors of a verified trust bundle. Never throws. */
 export async function verifyCredential(bytes: Uint8Array, ctx: CredentialContext): Promise<TrustResult<TechnicianCredential>> {
   const name = ARTIFACT_NAMES.credential;
-  const env = await openArtifact(bytes, 'credential', ctx.bundle.anchors, ctx.bundle.revocations.keyIds, parsePayloadMap);
+  const env = await openBundleArtifact(bytes, 'credential', ctx.bundle, parsePayloadMap);
   if (!env.ok) return env;
   const c = env.value;
   if (containsBytes(ctx.bundle.revocations.credentialIds, c.credentialId)) {

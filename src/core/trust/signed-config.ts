@@ -8,9 +8,9 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { keyId } from './keys.ts';
-import { ed25519PublicKey } from './ed25519.ts';
 import {
-  ARTIFACT_NAMES, checkBytes, checkIssue, checkText, checkValidityFields, checkWindow, describe, Fields, openArtifact, unverifiedPayload, SchemaError, signArtifact, toSeconds, type Clock, type Validity } from './artifact.ts';
+  ARTIFACT_NAMES, checkBytes, checkIssue, checkText, checkValidityFields, checkWindow, describe, Fields, issueArtifact, openBundleArtifact, SchemaError, signerKeyId, toSeconds, unverifiedPayload, type Clock, type Validity,
+} from './artifact.ts';
 import type { TrustBundle } from './bundle.ts';
 import type { DeviceRef } from './credential.ts';
 import type { TrustResult } from './result.ts';
@@ -142,10 +142,9 @@ export async function issueConfig(input: ConfigInput, ownerSeed: Uint8Array): Pr
     [4, toSeconds(input.notAfter)],
     [5, settings],
     [6, input.secrets],
-    [7, keyId(await ed25519PublicKey(ownerSeed))],
+    [7, await signerKeyId(ownerSeed)],
   ]);
-  checkIssue(() => parsePayloadMap(payload), ARTIFACT_NAMES.config);
-  return signArtifact('config', payload, ownerSeed);
+  return issueArtifact('config', payload, parsePayloadMap, ownerSeed);
 }
 
 /** Does a configuration target select this device? */
@@ -181,7 +180,7 @@ export interface ConfigContext {
 /** Verify a signed configuration against the owner anchors of a verified trust bundle. Never throws. */
 export async function verifyConfig(bytes: Uint8Array, ctx: ConfigContext): Promise<TrustResult<SignedConfig>> {
   const name = ARTIFACT_NAMES.config;
-  const env = await openArtifact(bytes, 'config', ctx.bundle.anchors, ctx.bundle.revocations.keyIds, parsePayloadMap);
+  const env = await openBundleArtifact(bytes, 'config', ctx.bundle, parsePayloadMap);
   if (!env.ok) return env;
   const c: SignedConfig = { ...env.value, digest: sha256(bytes) };
   const w = checkWindow(c, ctx.now, `${name} #${c.sequence}`);
