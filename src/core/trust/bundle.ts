@@ -36,6 +36,12 @@ export interface Revocations {
   credentialIds: Uint8Array[];
 }
 
+/** What every verifier against the held trust bundle is given: the verified bundle and the clock. */
+export interface HeldBundleContext {
+  bundle: TrustBundle;
+  now?: Clock;
+}
+
 export interface TrustBundle {
   version: number;
   /** Seconds since the epoch. */

@@ -273,19 +273,34 @@ function untag(v: unknown, expected: number, name: string): { body: unknown; tag
   return { body: v, tagged: false };
 }
 
-/** Decode (not verify) a COSE_Sign1, tagged (18) or untagged. Throws CoseError. */
-export function decodeSign1(bytes: Uint8Array, opts?: { maxBytes?: number }): Sign1 {
-  checkInput(bytes, opts?.maxBytes);
-  const { body, tagged } = untag(decodeStrict(bytes, 'COSE_Sign1'), TAG_SIGN1, 'COSE_Sign1');
-  if (!Array.isArray(body) || body.length !== 4) throw new CoseError('malformed', 'COSE_Sign1 must be an array of 4 items');
-  const [pb, u, payload, signature] = body;
+/**
+ * The first steps of decoding a COSE_Sign1 or a COSE_Sign: size, one strict CBOR item,
+ * the tag if any, an array of 4 whose protected header is a bstr and payload a bstr or nil.
+ * The fourth item (signature or signatures) is the caller's to check.
+ */
+function signedParts(bytes: Uint8Array, maxBytes: number | undefined, tag: number, name: string) {
+  checkInput(bytes, maxBytes);
+  const { body, tagged } = untag(decodeStrict(bytes, name), tag, name);
+  if (!Array.isArray(body) || body.length !== 4) throw new CoseError('malformed', `${name} must be an array of 4 items`);
+  const [pb, u, payload, last] = body as unknown[];
   if (!(pb instanceof Uint8Array)) throw new CoseError('malformed', 'protected header must be a byte string');
   if (!(payload === null || payload instanceof Uint8Array)) throw new CoseError('malformed', 'payload must be a byte string or nil');
+  return { pb, u, payload, last, tagged };
+}
+
+/** Both header buckets of a message or signature, each checked and checked against the other. */
+function headerBuckets(pb: Uint8Array, u: unknown, where: string): { protected: HeaderMap; unprotected: HeaderMap } {
+  const prot = decodeProtected(pb, where);
+  const unprot = checkHeaderMap(u, `${where} unprotected`);
+  checkBuckets(prot, unprot, where);
+  return { protected: prot, unprotected: unprot };
+}
+
+/** Decode (not verify) a COSE_Sign1, tagged (18) or untagged. Throws CoseError. */
+export function decodeSign1(bytes: Uint8Array, opts?: { maxBytes?: number }): Sign1 {
+  const { pb, u, payload, last: signature, tagged } = signedParts(bytes, opts?.maxBytes, TAG_SIGN1, 'COSE_Sign1');
   if (!(signature instanceof Uint8Array)) throw new CoseError('malformed', 'signature must be a byte string');
-  const prot = decodeProtected(pb, 'COSE_Sign1');
-  const unprot = checkHeaderMap(u, 'COSE_Sign1 unprotected');
-  checkBuckets(prot, unprot, 'COSE_Sign1');
-  return { protectedBytes: pb, protected: prot, unprotected: unprot, payload, signature, tagged };
+  return { protectedBytes: pb, ...headerBuckets(pb, u, 'COSE_Sign1'), payload, signature, tagged };
 }
 
 export interface CoseSignature {
@@ -305,28 +320,18 @@ export interface CoseSign {
 
 /** Decode (not verify) a COSE_Sign (multi-signer), tagged (98) or untagged. Throws CoseError. */
 export function decodeSign(bytes: Uint8Array, opts?: { maxBytes?: number }): CoseSign {
-  checkInput(bytes, opts?.maxBytes);
-  const { body, tagged } = untag(decodeStrict(bytes, 'COSE_Sign'), TAG_SIGN, 'COSE_Sign');
-  if (!Array.isArray(body) || body.length !== 4) throw new CoseError('malformed', 'COSE_Sign must be an array of 4 items');
-  const [pb, u, payload, sigs] = body;
-  if (!(pb instanceof Uint8Array)) throw new CoseError('malformed', 'protected header must be a byte string');
-  if (!(payload === null || payload instanceof Uint8Array)) throw new CoseError('malformed', 'payload must be a byte string or nil');
+  const { pb, u, payload, last: sigs, tagged } = signedParts(bytes, opts?.maxBytes, TAG_SIGN, 'COSE_Sign');
   if (!Array.isArray(sigs) || sigs.length === 0) throw new CoseError('malformed', 'COSE_Sign needs a non-empty array of COSE_Signature');
-  const prot = decodeProtected(pb, 'COSE_Sign');
-  const unprot = checkHeaderMap(u, 'COSE_Sign unprotected');
-  checkBuckets(prot, unprot, 'COSE_Sign');
+  const buckets = headerBuckets(pb, u, 'COSE_Sign');
   const signatures = sigs.map((s, i): CoseSignature => {
     const where = `COSE_Signature ${i}`;
     if (!Array.isArray(s) || s.length !== 3) throw new CoseError('malformed', `${where} must be an array of 3 items`);
     const [spb, su, sig] = s;
     if (!(spb instanceof Uint8Array)) throw new CoseError('malformed', `${where}: protected header must be a byte string`);
     if (!(sig instanceof Uint8Array)) throw new CoseError('malformed', `${where}: signature must be a byte string`);
-    const sp = decodeProtected(spb, where);
-    const sun = checkHeaderMap(su, `${where} unprotected`);
-    checkBuckets(sp, sun, where);
-    return { protectedBytes: spb, protected: sp, unprotected: sun, signature: sig };
+    return { protectedBytes: spb, ...headerBuckets(spb, su, where), signature: sig };
   });
-  return { protectedBytes: pb, protected: prot, unprotected: unprot, payload, signatures, tagged };
+  return { protectedBytes: pb, ...buckets, payload, signatures, tagged };
 }
 
 // ---------------------------------------------------------------- verify

@@ -9,9 +9,9 @@
  */
 import { keyId } from './keys.ts';
 import {
-  ARTIFACT_NAMES, checkBytes, checkText, checkValidityFields, checkWindow, Fields, issueArtifact, issuedFields, openBundleArtifact, randomBytes, SchemaError, unverifiedPayload, type Clock, type Validity,
+  ARTIFACT_NAMES, checkBytes, checkText, checkValidityFields, checkWindow, Fields, issueArtifact, issuedFields, openBundleArtifact, randomBytes, SchemaError, unverifiedPayload, type Validity,
 } from './artifact.ts';
-import type { TrustBundle } from './bundle.ts';
+import type { HeldBundleContext } from './bundle.ts';
 import type { TrustResult } from './result.ts';
 import { containsBytes, equalBytes, toHex } from '../base/bytes.ts';
 
@@ -132,9 +132,7 @@ export function credentialPermits(cred: TechnicianCredential, permission: Permis
   return checkCredentialPermits(cred, permission, device).ok;
 }
 
-export interface CredentialContext {
-  bundle: TrustBundle;
-  now?: Clock;
+export interface CredentialContext extends HeldBundleContext {
   /** When given, the credential must grant this permission... */
   permission?: Permission;
   /** ...on this device. */

@@ -8,7 +8,7 @@ import { keyId } from './keys.ts';
 import {
   ARTIFACT_NAMES, checkValidityFields, checkWindow, Fields, issueArtifact, issuedFields, openBundleArtifact, randomBytes, unverifiedPayload, type Clock, type Validity,
 } from './artifact.ts';
-import type { TrustBundle } from './bundle.ts';
+import type { HeldBundleContext, TrustBundle } from './bundle.ts';
 import type { Signer } from './signer.ts';
 import type { TrustResult } from './result.ts';
 import { containsBytes, equalBytes, toHex } from '../base/bytes.ts';
@@ -83,9 +83,7 @@ export async function issueIdentity(input: IdentityInput, manufacturerSeed: Uint
   return issueArtifact('identity', encodePayload(c), parsePayloadMap, manufacturerSeed);
 }
 
-export interface IdentityContext {
-  bundle: TrustBundle;
-  now?: Clock;
+export interface IdentityContext extends HeldBundleContext {
   /** What the device presented: the certificate must name exactly these. */
   expect?: { devicePublicKey?: Uint8Array; serial?: string };
 }

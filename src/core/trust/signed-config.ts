@@ -9,9 +9,9 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { keyId } from './keys.ts';
 import {
-  ARTIFACT_NAMES, checkBytes, checkIssue, checkText, checkValidityFields, checkWindow, describe, Fields, issueArtifact, openBundleArtifact, SchemaError, signerKeyId, toSeconds, unverifiedPayload, type Clock, type Validity,
+  ARTIFACT_NAMES, checkBytes, checkIssue, checkText, checkValidityFields, checkWindow, describe, Fields, issueArtifact, openBundleArtifact, SchemaError, signerKeyId, toSeconds, unverifiedPayload, type Validity,
 } from './artifact.ts';
-import type { TrustBundle } from './bundle.ts';
+import type { HeldBundleContext } from './bundle.ts';
 import type { DeviceRef } from './credential.ts';
 import type { TrustResult } from './result.ts';
 import { parseSealed, SealError } from './seal.ts';
@@ -166,9 +166,7 @@ export function describeTarget(t: ConfigTarget): string {
   }
 }
 
-export interface ConfigContext {
-  bundle: TrustBundle;
-  now?: Clock;
+export interface ConfigContext extends HeldBundleContext {
   /** The device it is to be applied to (checked against the target). */
   device?: DeviceRef & { groups?: string[] };
   /** Highest sequence number already applied: the new one must be greater. */
