@@ -18,6 +18,7 @@ import { isIPv6 } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { LinkOpenError, type DatagramInfo } from './link.ts';
 import { LinkClosedError, NodeLink } from './node-socket.ts';
+import { parseNetAddress } from './net-address.ts';
 
 /** Ethernet MTU (1500) less the IPv4 (20) or IPv6 (40) header and the UDP header (8). */
 export const UDP_PAYLOAD_IPV4 = 1472;
@@ -34,18 +35,12 @@ export interface UdpSpec {
 
 /** Parse "udp://host:port" (IPv6 as udp://[::1]:port; optional ?mtu=N, the path's IP MTU). */
 export function parseUdpSpec(spec: string, opts: { listen?: boolean } = {}): UdpSpec {
-  const bad = () =>
-    new LinkOpenError('failed', `not a UDP address: ${JSON.stringify(spec)}`, 'Write it as udp://host:port, e.g. udp://127.0.0.1:1337 or udp://[::1]:1337 (optionally ?mtu=1280).');
-  let u: URL;
-  try {
-    u = new URL(spec);
-  } catch {
-    throw bad();
-  }
-  if (u.protocol !== 'udp:' || !u.hostname || (!u.port && !(opts.listen && /:0\/?$/.test(spec))) || (u.pathname !== '' && u.pathname !== '/') || u.hash) throw bad();
-  const port = Number(u.port || 0);
-  if (!Number.isInteger(port) || port < (opts.listen ? 0 : 1) || port > 65535) throw bad();
-  const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
+  const { host, port, url: u, bad } = parseNetAddress(
+    spec,
+    'udp',
+    'Write it as udp://host:port, e.g. udp://127.0.0.1:1337 or udp://[::1]:1337 (optionally ?mtu=1280).',
+    { listen: opts.listen, query: true },
+  );
   let maxPayload: number | undefined;
   for (const [k, v] of u.searchParams) {
     if (k !== 'mtu') throw bad();
