@@ -9,6 +9,7 @@
  * so concurrent requests get disjoint ranges. A retried request (same
  * request id) gets the block it was already given, not a second one.
  */
+import { compilePolicy, type IdentifierBlock, type IdentifierPolicy } from '../core/factory/identifiers.ts';
 import type { HubDb, Sql } from './db.ts';
 import { HubError } from './errors.ts';
 
@@ -29,6 +30,12 @@ export interface GrantedBlock {
   serial?: { pattern: string; first: number; last: number };
   devEui?: { first: string; count: number };
   mac?: { first: string; count: number };
+  /**
+   * For a `units` request: the station allocator's block (src/core/factory/identifiers.ts
+   * IdentifierBlock: indices [start, start + count) of the hub's policy, named by its digest),
+   * to give to blockAllocator(policy, block) as it is.
+   */
+  block?: IdentifierBlock;
 }
 
 export interface BlockRequest {
@@ -38,6 +45,8 @@ export interface BlockRequest {
   serial?: number;
   devEui?: number;
   mac?: number;
+  /** Units: a block of the policy's indices (serial, DevEUI and MAC of each unit together) for a station allocator. */
+  units?: number;
 }
 
 const hexToBig = (h: string, w: number, what: string): bigint => {
@@ -89,6 +98,11 @@ export async function grantBlock(db: HubDb, req: BlockRequest, keyId: string): P
   if (!req || typeof req !== 'object') throw new HubError('bad-request', 'give {station, request, serial?, devEui?, mac?}');
   if (typeof req.station !== 'string' || !req.station || req.station.length > 128) throw new HubError('bad-request', 'station must be the station\'s name (1..128 characters)');
   if (typeof req.request !== 'string' || !/^[0-9a-f]{32}$/.test(req.request)) throw new HubError('bad-request', 'request must be 32 hex digits the station chooses (a retry reuses it)');
+  if (req.units !== undefined) {
+    if (req.serial !== undefined || req.devEui !== undefined || req.mac !== undefined) throw new HubError('bad-request', 'ask for units, or for serial / devEui / mac counts, not both');
+    if (!Number.isSafeInteger(req.units) || req.units < 1 || req.units > 10_000_000) throw new HubError('bad-request', 'units must be a count of 1..10000000');
+    return grantUnits(db, req, keyId);
+  }
   const want: [BlockKind, number][] = [];
   for (const k of ['serial', 'devEui', 'mac'] as const) {
     const n = req[k];
@@ -109,6 +123,8 @@ export async function grantBlock(db: HubDb, req: BlockRequest, keyId: string): P
     const rows = [];
     for (let i = 0; i < want.length; i++) {
       const [k, n] = want[i];
+      // lock every pool (in kind order, as grantUnits does): a kind's cursor never falls behind a unit block
+      await tx.query('SELECT kind FROM block_pools ORDER BY kind FOR UPDATE');
       const got = await tx.query<{ first: string; pattern: string | null }>(
         `UPDATE block_pools SET next = next + $2::numeric WHERE kind = $1 AND next + $2::numeric - 1 <= last RETURNING (next - $2::numeric)::text AS first, pattern`,
         [k, n],
@@ -127,13 +143,80 @@ export async function grantBlock(db: HubDb, req: BlockRequest, keyId: string): P
   });
 }
 
+interface PoolRow {
+  kind: BlockKind;
+  first: string;
+  last: string;
+  next: string;
+  pattern: string | null;
+}
+
+/** The identifier policy the pools make (the station's IdentifierPolicy), or undefined without a serial pool. */
+export function poolsPolicy(pools: PoolRow[]): IdentifierPolicy | undefined {
+  const by = new Map(pools.map((p) => [p.kind, p]));
+  const s = by.get('serial');
+  if (!s || !s.pattern) return undefined;
+  const p: IdentifierPolicy = { serial: { pattern: s.pattern, first: Number(s.first), last: Number(s.last) } };
+  for (const k of ['devEui', 'mac'] as const) {
+    const r = by.get(k);
+    if (r) p[k] = { first: bigToHex(BigInt(r.first), WIDTH[k]), count: Number(BigInt(r.last) - BigInt(r.first) + 1n) };
+  }
+  return p;
+}
+
+/**
+ * A block of units: indices [start, start + count) of the pools' policy, so
+ * unit k of the block has serial first+k, DevEUI first+k and MAC first+k
+ * together, as the station's allocator derives them. start is past every
+ * pool's cursor (what per-kind blocks took), and every cursor moves past the
+ * block, so unit blocks and per-kind blocks never overlap either.
+ */
+async function grantUnits(db: HubDb, req: BlockRequest, keyId: string): Promise<GrantedBlock> {
+  const n = req.units!;
+  const reqId = `${req.request}:units`;
+  return db.transaction(async (tx: Sql) => {
+    const pools = await tx.query<PoolRow>('SELECT kind, first::text AS first, last::text AS last, next::text AS next, pattern FROM block_pools ORDER BY kind FOR UPDATE');
+    const policy = poolsPolicy(pools);
+    if (!policy) throw new HubError('not-found', 'the hub has no serial pool with a pattern: its operator starts it with --identifiers FILE (the station\'s identifier policy)', 404);
+    let compiled;
+    try {
+      compiled = compilePolicy(policy);
+    } catch (e) {
+      throw new HubError('config', `the hub's identifier pools are not a valid station policy: ${(e as Error).message}`, 500);
+    }
+    const granted = (start: number, id: string): GrantedBlock => {
+      const first = compiled.at(start);
+      const g: GrantedBlock = { id: Number(id), station: req.station, block: { id: `hub-${id}`, start, count: n, policy: compiled.digest } };
+      g.serial = { pattern: policy.serial.pattern, first: policy.serial.first + start, last: policy.serial.first + start + n - 1 };
+      if (first.devEui) g.devEui = { first: first.devEui, count: n };
+      if (first.mac) g.mac = { first: first.mac, count: n };
+      return g;
+    };
+    const prior = await tx.query<{ id: string; first: string; count: string }>(`SELECT id, first::text AS first, count::text AS count FROM blocks WHERE request = $1`, [reqId]);
+    if (prior.length) {
+      if (Number(prior[0].count) !== n) throw new HubError('bad-request', `request ${req.request} was already used for ${prior[0].count} units; a retry asks for the same count`);
+      return granted(Number(prior[0].first), prior[0].id);
+    }
+    let start = 0;
+    for (const p of pools) if (p.kind === 'serial' || p.kind === 'devEui' || p.kind === 'mac') start = Math.max(start, Number(BigInt(p.next) - BigInt(p.first)));
+    if (start + n > compiled.capacity) {
+      throw new HubError('exhausted', `the policy has ${Math.max(0, compiled.capacity - start)} units left, fewer than the ${n} asked for; ask for fewer or have the operator extend the pools`, 409);
+    }
+    for (const p of pools) {
+      await tx.query('UPDATE block_pools SET next = greatest(next, first + $2::numeric) WHERE kind = $1', [p.kind, String(start + n)]);
+    }
+    const ins = await tx.query<{ id: string }>(`INSERT INTO blocks (kind, first, count, station, key_id, request) VALUES ('units', $1::numeric, $2::numeric, $3, $4, $5) RETURNING id`, [start, n, req.station, keyId, reqId]);
+    return granted(start, ins[0].id);
+  });
+}
+
 export async function listBlocks(db: Sql): Promise<{ kind: string; first: string; count: number; station: string; granted: string }[]> {
   const r = await db.query<{ kind: BlockKind; first: string; count: string; station: string; granted: Date | string }>(
     'SELECT kind, first::text AS first, count::text AS count, station, granted FROM blocks ORDER BY kind, first',
   );
   return r.map((x) => ({
     kind: x.kind,
-    first: x.kind === 'serial' ? x.first : bigToHex(BigInt(x.first), WIDTH[x.kind]),
+    first: x.kind === 'serial' || (x.kind as string) === 'units' ? x.first : bigToHex(BigInt(x.first), WIDTH[x.kind]),
     count: Number(x.count),
     station: x.station,
     granted: new Date(x.granted).toISOString(),

@@ -28,6 +28,7 @@ export type HubErrorCode =
   | 'bad-bundle'
   | 'stale-bundle'
   | 'bad-campaign'
+  | 'missing-artifact'
   | 'config'
   | 'internal';
 

@@ -243,7 +243,7 @@ async function findSource(tx: Sql, checked: Checked[], hint: string | undefined)
   return s[0];
 }
 
-async function insertEntries(tx: Sql, sourceId: string, es: AuditExportEntry[]): Promise<void> {
+export async function insertEntries(tx: Sql, sourceId: string, es: AuditExportEntry[]): Promise<void> {
   const rows = es.map((e) => ({
     seq: e.seq,
     hash: e.hash,

@@ -16,6 +16,7 @@
 import type { AuditExportEntry } from '../core/store/audit.ts';
 import { normaliseId, type IdKind } from '../core/store/ids.ts';
 import type { Sql } from './db.ts';
+import { recordCampaignResults, type ResultCandidate } from './campaigns.ts';
 
 const KINDS = ['serial', 'devicePublicKey', 'ueid', 'mac', 'devEui'] as const;
 type Kind = (typeof KINDS)[number];
@@ -82,6 +83,7 @@ export async function updateRegistry(tx: Sql, sourceId: string, es: AuditExportE
   const byAnchor = new Map(held.map((r) => [r.anchor, { ...r, security_counter: r.security_counter === null ? null : Number(r.security_counter), attest_time: r.attest_time === null ? null : Number(r.attest_time), first_seen: Number(r.first_seen), last_seen: Number(r.last_seen), entries: Number(r.entries) }]));
   const drift: DriftRow[] = [];
   const sightings = new Map<string, { kind: string; value: string; anchor: string; first: number; last: number }>();
+  const results: ResultCandidate[] = [];
 
   for (const [anchor, list] of touched) {
     let d = byAnchor.get(anchor);
@@ -108,6 +110,8 @@ export async function updateRegistry(tx: Sql, sourceId: string, es: AuditExportE
           s.last = Math.max(s.last, e.time);
         } else sightings.set(key, { kind: k, value: v, anchor, first: e.time, last: e.time });
       }
+      // campaign results: the device as it stood when the update/configuration was recorded
+      if (e.op === 'update' || e.op === 'configure') results.push({ anchor, entry: e, device: { model: d.model, firmware: d.firmware, serial: d.serial } });
       applyEntry(d, e, drift);
     }
   }
@@ -155,6 +159,7 @@ export async function updateRegistry(tx: Sql, sourceId: string, es: AuditExportE
       [keyAnchors],
     );
   }
+  await recordCampaignResults(tx, results);
   if (drift.length) {
     await tx.query(
       `INSERT INTO drift (anchor, entry_hash, source_id, kind, reason, time)

@@ -1,6 +1,7 @@
-/** Routes beyond records and the registry: identifier blocks. */
+/** Routes beyond records and the registry: identifier blocks, campaigns, artifacts, device tags. */
 import type { Permission } from '../core/trust/credential.ts';
 import { grantBlock, listBlocks, type BlockRequest } from './blocks.ts';
+import { campaignStatus, getArtifact, listCampaigns, publishCampaign, setTags, type PublishBody, type TagBody } from './campaigns.ts';
 import type { Ctx } from './server.ts';
 
 export interface Route {
@@ -14,5 +15,10 @@ export function extraRoutes(): Route[] {
   return [
     { method: 'POST', path: /^\/v1\/blocks$/, permission: 'sync', run: (c) => grantBlock(c.opts.db, c.body() as BlockRequest, c.caller.keyId) },
     { method: 'GET', path: /^\/v1\/blocks$/, permission: 'fleet', run: async (c) => ({ blocks: await listBlocks(c.opts.db) }) },
+    { method: 'POST', path: /^\/v1\/campaigns$/, permission: 'fleet', run: (c) => publishCampaign(c.opts.db, c.opts.trust, c.body() as PublishBody, c.opts.now?.() ?? Date.now()) },
+    { method: 'GET', path: /^\/v1\/campaigns$/, permission: 'sync', run: async (c) => ({ campaigns: await listCampaigns(c.opts.db) }) },
+    { method: 'GET', path: /^\/v1\/campaigns\/([0-9a-f]{32})$/, permission: 'sync', run: (c) => campaignStatus(c.opts.db, c.params[0]) },
+    { method: 'GET', path: /^\/v1\/artifacts\/([0-9a-f]{64})$/, permission: 'sync', run: (c) => getArtifact(c.opts.db, c.params[0]) },
+    { method: 'PUT', path: /^\/v1\/tags$/, permission: 'fleet', run: (c) => setTags(c.opts.db, c.body() as TagBody) },
   ];
 }

@@ -153,4 +153,26 @@ export const MIGRATIONS: Migration[] = [
       )`,
     ],
   },
+  {
+    version: 3,
+    name: 'campaign results per part, device tags, unit blocks',
+    sql: [
+      `ALTER TABLE campaigns ADD COLUMN not_after bigint`,
+      `ALTER TABLE campaign_results ADD COLUMN part text NOT NULL DEFAULT 'image'`,
+      `ALTER TABLE campaign_results ADD COLUMN entry_hash bytea`,
+      `ALTER TABLE campaign_results DROP CONSTRAINT campaign_results_pkey`,
+      `ALTER TABLE campaign_results ADD PRIMARY KEY (campaign_id, device, part)`,
+      `CREATE INDEX campaign_results_device ON campaign_results (device)`,
+      // Tags the fleet operator puts on devices (campaigns target them).
+      `CREATE TABLE device_tags (
+        anchor text NOT NULL,
+        tag text NOT NULL,
+        PRIMARY KEY (anchor, tag)
+      )`,
+      `CREATE INDEX device_tags_tag ON device_tags (tag)`,
+      `CREATE INDEX devices_model ON devices (model)`,
+      // unit blocks (a station allocator's index range) span every pool: their kind is 'units', not a pool's
+      `ALTER TABLE blocks DROP CONSTRAINT blocks_kind_fkey`,
+    ],
+  },
 ];

@@ -28,7 +28,7 @@ afterAll(async () => {
   if (c && 'stop' in c) c.stop();
 });
 
-const TABLES = ['campaign_results', 'campaigns', 'artifacts', 'blocks', 'block_pools', 'drift', 'collisions', 'sightings', 'devices', 'nonces', 'trust', 'entries', 'sources'];
+const TABLES = ['device_tags', 'campaign_results', 'campaigns', 'artifacts', 'blocks', 'block_pools', 'drift', 'collisions', 'sightings', 'devices', 'nonces', 'trust', 'entries', 'sources'];
 
 /** A database shared by the file's tests (starting one is slow), emptied for each test; close() keeps it open. */
 function shared(make: () => Promise<HubDb>): () => Promise<HubDb> {

@@ -12,6 +12,7 @@ import { generateX25519, open, seal } from '../../src/core/trust/seal.ts';
 import type { TrustResult } from '../../src/core/trust/result.ts';
 import { issueReprovision, verifyReprovision } from '../../src/core/trust/reprovision.ts';
 import { issueProfile, verifyProfile } from '../../src/core/factory/profile.ts';
+import { issueCampaign, verifyCampaign } from '../../src/core/sync/campaign.ts';
 
 const T = 1_800_000_000; // seconds
 const NOW = T * 1000; // ms, as contexts take it
@@ -27,6 +28,7 @@ let credentialBytes: Uint8Array;
 let configBytes: Uint8Array;
 let reprovisionBytes: Uint8Array;
 let profileBytes: Uint8Array;
+let campaignBytes: Uint8Array;
 const CHIP = Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8]);
 
 const device = () => ({ serial: 'SN-0001', model: 'fb-sensor', keyId: keyId(dev.publicKey), groups: ['north'] });
@@ -94,9 +96,10 @@ const verifiers: Record<ArtifactType, Verify> = {
   bundle: (b) => verifyBundle(b, { ownerKeys: [owner.publicKey], now: NOW }),
   reprovision: (b) => verifyReprovision(b, { ownerKeys: [owner.publicKey], now: NOW, devicePublicKey: dev.publicKey, chipUid: CHIP }),
   profile: (b) => verifyProfile(b, { ownerKeys: [owner.publicKey], now: NOW }),
+  campaign: (b) => verifyCampaign(b, { bundle, now: NOW }),
 };
-const artifacts = (): Record<ArtifactType, Uint8Array> => ({ identity: identityBytes, credential: credentialBytes, config: configBytes, bundle: bundleBytes, reprovision: reprovisionBytes, profile: profileBytes });
-const seeds = (): Record<ArtifactType, Uint8Array> => ({ identity: manuf.privateKey, credential: owner.privateKey, config: owner.privateKey, bundle: owner.privateKey, reprovision: owner.privateKey, profile: owner.privateKey });
+const artifacts = (): Record<ArtifactType, Uint8Array> => ({ identity: identityBytes, credential: credentialBytes, config: configBytes, bundle: bundleBytes, reprovision: reprovisionBytes, profile: profileBytes, campaign: campaignBytes });
+const seeds = (): Record<ArtifactType, Uint8Array> => ({ identity: manuf.privateKey, credential: owner.privateKey, config: owner.privateKey, bundle: owner.privateKey, reprovision: owner.privateKey, profile: owner.privateKey, campaign: owner.privateKey });
 
 beforeAll(async () => {
   [manuf, owner, fw, tech, dev, stranger] = await Promise.all([1, 2, 3, 4, 5, 6].map(() => generateEd25519()));
@@ -115,6 +118,7 @@ beforeAll(async () => {
     },
     owner.privateKey,
   );
+  campaignBytes = await issueCampaign({ name: 'fleet 1.3', target: { model: 'fb-sensor', versions: { below: '1.3.0' } }, image: { sha256: new Uint8Array(32).fill(9), version: '1.3.0' }, notBefore: T - DAY, notAfter: T + DAY }, owner.privateKey);
   reprovisionBytes = await issueReprovision({ devicePublicKey: dev.publicKey, chipUid: CHIP, reason: 'rework', notBefore: T - DAY, notAfter: T + DAY }, owner.privateKey);
 });
 
@@ -335,7 +339,7 @@ describe('rejections, each with its own code', () => {
         expectFail(await verifiers[as](relabelled), 'schema');
       }
     }
-    expect(n).toBe(30); // 6 kinds x 5 others
+    expect(n).toBe(42); // 7 kinds x 6 others
     // a COSE_Sign1 without our content type
     const plain = await resign(credentialBytes, owner.privateKey, (_p, prot) => prot.delete(3));
     expectFail(await verifiers.credential(plain), 'wrong-type');

@@ -16,6 +16,7 @@ import { InputError, parsePemAt, publicCoseKey, readEd25519Private, readEd25519P
 import { GENERIC_MAX_BYTES, decodeSign1, signSign1, verifySign1, type CoseKey } from '../../core/trust/cose.ts';
 import { ed25519PublicKey, generateEd25519 } from '../../core/trust/ed25519.ts';
 import { decodeCoseKeyWithPrivate, keyId, KeyFormatError, parsePem, privateKeyPem, publicKeyPem } from '../../core/trust/keys.ts';
+import { decodeCampaignUnverified, describeTarget as describeCampaignTarget } from '../../core/sync/campaign.ts';
 import { artifactTypeOf, ARTIFACT_NAMES, CONTENT_TYPES, fromHex, iso, SchemaError, type ArtifactType } from '../../core/trust/artifact.ts';
 import { toHex as hex } from '../../core/base/bytes.ts';
 import { decodeReprovisionUnverified } from '../../core/trust/reprovision.ts';
@@ -666,6 +667,10 @@ function inspectArtifact(bytes: Uint8Array, type: ArtifactType): Inspection {
       case 'reprovision': {
         const a = decodeReprovisionUnverified(bytes);
         return { kind: type, summary: `${ARTIFACT_NAMES[type]} for device key ${hex(keyId(a.devicePublicKey))} (chip ${hex(a.chipUid)}): ${a.reason}`, details: { ...base, ...timesReadable(toJson(a) as Record<string, unknown>) } };
+      }
+      case 'campaign': {
+        const c = decodeCampaignUnverified(bytes);
+        return { kind: type, summary: `${ARTIFACT_NAMES[type]} ${JSON.stringify(c.name)} for ${describeCampaignTarget(c.target)}`, details: { ...base, digest: hex(artifactDigest(bytes)), ...timesReadable(toJson(c) as Record<string, unknown>) } };
       }
     }
   } catch (e) {

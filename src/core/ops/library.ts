@@ -125,6 +125,9 @@ export function detectArtifact(name: string, bytes: Uint8Array): Detection {
   if (type === 'reprovision' || type === 'profile') {
     return { ok: false, code: 'unrecognised', reason: `${name} is a ${ARTIFACT_NAMES[type]}: it is used once by a station, not kept in the library` };
   }
+  if (type === 'campaign') {
+    return { ok: false, code: 'unrecognised', reason: `${name} is a ${ARTIFACT_NAMES[type]}: campaigns come from the hub and are shown on the Sync page; import the image and configuration it names` };
+  }
   if (type) {
     if (bytes.length > ARTIFACT_LIMITS[type]) {
       return { ok: false, code: 'too-large', reason: `the ${ARTIFACT_NAMES[type]} is ${bytes.length} bytes; at most ${ARTIFACT_LIMITS[type]} are accepted` };

@@ -9,7 +9,7 @@
  * has seen inside that window (replay).
  */
 import { sha256 } from '@noble/hashes/sha2.js';
-import { toHex } from '../base/bytes.ts';
+import { toBase64 as base64, toHex } from '../base/bytes.ts';
 
 export const AUTH_HEADER = 'x-fieldbench-auth';
 export const CREDENTIAL_HEADER = 'x-fieldbench-credential';
@@ -24,11 +24,6 @@ export function authMessage(method: string, pathAndQuery: string, ts: number, no
   return new TextEncoder().encode(`fieldbench-hub-v1\n${method.toUpperCase()}\n${pathAndQuery}\n${ts}\n${nonce}\n${toHex(sha256(body))}`);
 }
 
-function base64(b: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < b.length; i += 0x8000) s += String.fromCharCode(...b.subarray(i, i + 0x8000));
-  return btoa(s);
-}
 
 export async function signRequest(
   signer: RequestSigner,

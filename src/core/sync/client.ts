@@ -5,7 +5,11 @@
  * a retry after a lost reply is harmless (the hub counts duplicates).
  */
 import type { AuditExport, AuditExportEntry } from '../store/audit.ts';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { fromBase64, toBase64 as b64, toHex } from '../base/bytes.ts';
+import type { TrustBundle } from '../trust/bundle.ts';
 import { signRequest, type RequestSigner } from './auth.ts';
+import { campaignArtifacts, verifyCampaign, type CampaignJson, type CampaignPart } from './campaign.ts';
 
 export class HubRequestError extends Error {
   constructor(
@@ -20,7 +24,7 @@ export class HubRequestError extends Error {
 }
 
 export interface HubClientOptions {
-  /** e.g. https://hub.example.com */
+  /** e.g. https://hub.example.com, or https://app.example.com/hub behind a proxy that strips /hub */
   url: string;
   /** The caller's owner-signed technician credential (bytes). */
   credential: Uint8Array;
@@ -38,11 +42,6 @@ export interface PushSummary {
   requests: number;
 }
 
-function b64(b: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < b.length; i += 0x8000) s += String.fromCharCode(...b.subarray(i, i + 0x8000));
-  return btoa(s);
-}
 
 export class HubClient {
   private readonly base: string;
@@ -55,7 +54,9 @@ export class HubClient {
       throw new HubRequestError('bad-url', `the hub address ${JSON.stringify(o.url)} is not a URL (e.g. https://hub.example.com)`, 0);
     }
     if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new HubRequestError('bad-url', 'the hub address must be https:// (http:// only on this machine)', 0);
-    this.base = u.origin;
+    // a hub may sit under a path of a reverse proxy that strips it (e.g. the app's own origin + /hub):
+    // requests go to base + /v1/..., and are signed for /v1/... (what the hub sees)
+    this.base = (u.origin + u.pathname).replace(/\/+$/, '');
     this.f = o.fetch ?? globalThis.fetch.bind(globalThis);
   }
 
@@ -69,6 +70,7 @@ export class HubClient {
     } catch (e) {
       throw new HubRequestError('offline', `cannot reach the hub at ${this.base} (${(e as Error).message}); records stay queued and sync later`, 0);
     }
+    if (res.ok && res.headers.get('content-type') === 'application/octet-stream') return new Uint8Array(await res.arrayBuffer()) as T;
     const text = await res.text();
     let json: unknown;
     try {
@@ -141,11 +143,93 @@ export class HubClient {
     return this.request<{ sources: unknown[] }>('GET', '/v1/sources');
   }
 
-  block(req: { station: string; request: string; serial?: number; devEui?: number; mac?: number }) {
+  block(req: { station: string; request: string; serial?: number; devEui?: number; mac?: number; units?: number }) {
     return this.request<Record<string, unknown>>('POST', '/v1/blocks', req);
   }
 
   putBundle(bundle: Uint8Array) {
     return this.request<{ version: number }>('PUT', '/v1/bundle', { bundle: b64(bundle) });
   }
+
+  async bundle(): Promise<{ version: number; bytes: Uint8Array }> {
+    const r = await this.request<{ version: number; bundle: string }>('GET', '/v1/bundle');
+    return { version: r.version, bytes: unb64(r.bundle) };
+  }
+
+  /** Publish an owner-signed campaign with the artifacts it names that the hub does not hold yet ('fleet'). */
+  publishCampaign(campaign: Uint8Array, artifacts: Uint8Array[] = []) {
+    return this.request<{ id: string; name: string; published: boolean; artifacts: number }>('POST', '/v1/campaigns', { campaign: b64(campaign), artifacts: artifacts.map(b64) });
+  }
+
+  async campaigns(): Promise<(CampaignJson & { published: string; bytes: Uint8Array })[]> {
+    const r = await this.request<{ campaigns: (CampaignJson & { published: string; bytes: string })[] }>('GET', '/v1/campaigns');
+    return r.campaigns.map((c) => ({ ...c, bytes: unb64(c.bytes) }));
+  }
+
+  campaignStatus(id: string) {
+    return this.request<CampaignStatusReply>('GET', `/v1/campaigns/${encodeURIComponent(id)}`);
+  }
+
+  /** An artifact by its SHA-256 (hex); the bytes are checked against that digest. */
+  async artifact(sha: string): Promise<Uint8Array> {
+    const b = await this.request<Uint8Array>('GET', `/v1/artifacts/${encodeURIComponent(sha)}`);
+    if (!(b instanceof Uint8Array) || toHex(sha256(b)) !== sha) throw new HubRequestError('modified', `the hub served an artifact that is not ${sha.slice(0, 16)}…: refused`, 0);
+    return b;
+  }
+
+  setTags(kind: string, value: string, tags: string[]) {
+    return this.request<{ anchors: string[]; tags: string[] }>('PUT', '/v1/tags', { kind, value, tags });
+  }
+
+  /**
+   * Pull the campaigns and the artifacts they name. With `bundle`, each campaign
+   * is verified against it (a campaign that does not verify is returned in
+   * `refused` with its code, never in `campaigns`); artifacts are always checked
+   * against the signed digests. `have(sha)` skips artifacts already held.
+   */
+  async pullCampaigns(opts: { bundle?: TrustBundle; now?: number; have?: (sha: string) => boolean | Promise<boolean> } = {}): Promise<PulledCampaigns> {
+    const out: PulledCampaigns = { campaigns: [], refused: [] };
+    for (const c of await this.campaigns()) {
+      if (opts.bundle) {
+        const v = await verifyCampaign(c.bytes, { bundle: opts.bundle, now: opts.now, anyTime: true });
+        if (!v.ok || v.value.id !== c.id) {
+          out.refused.push({ id: c.id, name: c.name, code: v.ok ? 'modified' : v.code, reason: v.ok ? 'the hub\'s summary does not match the signed campaign' : v.reason });
+          continue;
+        }
+      }
+      const artifacts: PulledCampaigns['campaigns'][number]['artifacts'] = [];
+      for (const a of campaignArtifacts(c)) {
+        if (opts.have && (await opts.have(a.sha256))) continue;
+        artifacts.push({ ...a, bytes: await this.artifact(a.sha256) });
+      }
+      out.campaigns.push({ campaign: c, bytes: c.bytes, artifacts });
+    }
+    return out;
+  }
+}
+
+export interface PulledCampaigns {
+  campaigns: { campaign: CampaignJson; bytes: Uint8Array; artifacts: { part: CampaignPart; sha256: string; bytes: Uint8Array }[] }[];
+  refused: { id: string; name: string; code: string; reason: string }[];
+}
+
+export interface CampaignStatusReply {
+  campaign: CampaignJson;
+  counts: { targeted: number; done: number; failed: number; pending: number };
+  devices: {
+    anchor: string;
+    serial: string | null;
+    model: string | null;
+    firmware: string | null;
+    tags: string[];
+    state: 'done' | 'failed' | 'pending';
+    parts: Partial<Record<CampaignPart, { state: 'done' | 'failed'; outcome: string; time: number; reporter: string }>>;
+  }[];
+  truncated: boolean;
+}
+
+function unb64(s: string): Uint8Array {
+  const b = fromBase64(s);
+  if (!b) throw new HubRequestError('bad-reply', 'the hub sent bytes that are not base64', 0);
+  return b;
 }

@@ -31,7 +31,7 @@ import { TrustArtifactError, type TrustFailure, type TrustResult } from './resul
 import { FieldbenchError } from '../base/errors.ts';
 import { containsBytes, equalBytes, fromLooseHex, toHex } from '../base/bytes.ts';
 
-export type ArtifactType = 'identity' | 'credential' | 'config' | 'bundle' | 'reprovision' | 'profile';
+export type ArtifactType = 'identity' | 'credential' | 'config' | 'bundle' | 'reprovision' | 'profile' | 'campaign';
 export type Role = 'manufacturer' | 'firmware' | 'owner';
 export type Anchors = Record<Role, CoseKey[]>;
 
@@ -42,6 +42,7 @@ export const CONTENT_TYPES: Record<ArtifactType, string> = {
   bundle: 'application/vnd.fieldbench.bundle+cbor',
   reprovision: 'application/vnd.fieldbench.reprovision+cbor',
   profile: 'application/vnd.fieldbench.station-profile+cbor',
+  campaign: 'application/vnd.fieldbench.campaign+cbor',
 };
 
 export const ARTIFACT_NAMES: Record<ArtifactType, string> = {
@@ -51,6 +52,7 @@ export const ARTIFACT_NAMES: Record<ArtifactType, string> = {
   bundle: 'trust bundle',
   reprovision: 're-provisioning authorization',
   profile: 'station profile',
+  campaign: 'campaign',
 };
 
 /** Upper bound on the whole encoded artifact. */
@@ -61,6 +63,7 @@ export const MAX_BYTES: Record<ArtifactType, number> = {
   bundle: 262144,
   reprovision: 1024,
   profile: 131072,
+  campaign: 65536,
 };
 
 /** Which anchor role signs which artifact. */
@@ -71,6 +74,7 @@ export const SIGNING_ROLE: Record<ArtifactType, Role> = {
   bundle: 'owner',
   reprovision: 'owner',
   profile: 'owner',
+  campaign: 'owner',
 };
 
 export type Clock = Date | number | undefined;
