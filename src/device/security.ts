@@ -7,6 +7,10 @@
  *
  * It can be told to misbehave (wrong key, stale nonce, debug unlocked, unknown
  * firmware) so that every verdict of the app has a test.
+ *
+ * One file (over 500 lines) because it is one secure element: every handler
+ * reads and changes the same private state (keys, session, counters, A/B
+ * records); split, that state would have to be exposed between modules.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { ed25519Key } from '../core/trust/artifact.ts';

@@ -7,8 +7,6 @@ import {
   consoleEncodedSize,
   encodeConsoleLines,
   newStats,
-  packetDecoderStream,
-  packetEncoderStream,
 } from '../../src/core/smp/framing.ts';
 import { buildPacket } from '../../src/core/smp/header.ts';
 import { encodeCbor } from '../../src/core/base/cbor.ts';
@@ -183,22 +181,5 @@ describe('raw framing', () => {
     for (let i = 0; i < all.length; i += 7) d.push(all.subarray(i, i + 7));
     expect(out.map(toHex)).toEqual([toHex(a), toHex(b)]);
     expect(stats.dropped.header).toBe(3);
-  });
-});
-
-describe('stream transforms', () => {
-  it('pipes packets through encoder and decoder streams', async () => {
-    const packets = [packet(1, 1), packet(700, 2), packet(50, 3)];
-    for (const framing of ['console', 'raw'] as const) {
-      const src = new ReadableStream<Uint8Array>({
-        start(c) {
-          packets.forEach((p) => c.enqueue(p));
-          c.close();
-        },
-      });
-      const out: string[] = [];
-      await src.pipeThrough(packetEncoderStream(framing)).pipeThrough(packetDecoderStream(framing)).pipeTo(new WritableStream({ write: (p) => void out.push(toHex(p)) }));
-      expect(out).toEqual(packets.map(toHex));
-    }
   });
 });

@@ -349,25 +349,3 @@ export function createDecoder(
 export function encodeFrames(framing: Framing, packet: Uint8Array, lineMax = CONSOLE_LINE_MAX): Uint8Array[] {
   return framing === 'console' ? encodeConsoleLines(packet, lineMax) : [packet];
 }
-
-/** Bytes to packets, as a TransformStream (zmk-studio style: codecs are stream transforms). */
-export function packetDecoderStream(framing: Framing, opts: DecoderOptions & { acceptOps?: number[] } = {}): TransformStream<Uint8Array, Uint8Array> {
-  let dec: PacketDecoder;
-  return new TransformStream<Uint8Array, Uint8Array>({
-    start(controller) {
-      dec = createDecoder(framing, (p) => controller.enqueue(p), opts);
-    },
-    transform(chunk) {
-      dec.push(chunk);
-    },
-  });
-}
-
-/** Packets to wire chunks (one chunk per console line), as a TransformStream. */
-export function packetEncoderStream(framing: Framing, lineMax = CONSOLE_LINE_MAX): TransformStream<Uint8Array, Uint8Array> {
-  return new TransformStream<Uint8Array, Uint8Array>({
-    transform(packet, controller) {
-      for (const c of encodeFrames(framing, packet, lineMax)) controller.enqueue(c);
-    },
-  });
-}

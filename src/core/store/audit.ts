@@ -16,6 +16,9 @@
  * internally consistent, not who wrote it (anyone can build a fresh valid
  * chain). Cutting entries off the end AND rewriting `head` is only caught by
  * comparing with a head recorded elsewhere (opts.expectedHead).
+ *
+ * One file (over 500 lines): append, export and verify share the one entry
+ * body and hash; kept together, the hashed form is defined once.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { encodeDeterministic } from '../base/cbor.ts';

@@ -13,6 +13,9 @@
  *  - everything we produce is deterministic CBOR (RFC 8949 section 4.2.1).
  * Supported: EdDSA (-8) and Ed25519 (-19) with Ed25519 keys (strict RFC 8032, see ed25519.ts),
  * ES256 (-7) verification with P-256 keys (raw r||s, SHA-256; high-S accepted as COSE allows).
+ *
+ * One file (over 500 lines): COSE_Sign1 and COSE_Sign share the header rules
+ * above; kept together, each rule is written once.
  */
 import { p256 } from '@noble/curves/nist.js';
 import { CborError, CborTrailingBytesError, decodeUnique, encodeDeterministic, Tag } from '../base/cbor.ts';

@@ -10,6 +10,9 @@
  * 'trusted' unless the signature verified under the device key taken from the
  * verified identity certificate, the nonce is the one this verifier issued,
  * and every software component matches a reference value.
+ *
+ * One file (over 500 lines): the token's encoding and its appraisal share the
+ * claim table; kept together, a claim is defined once.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { decodeCbor, encodeDeterministic } from '../base/cbor.ts';

@@ -18,6 +18,9 @@
  *   one that fails. Swap modes swap on a pending upgrade and revert an
  *   unconfirmed test image at the next boot; overwrite mode copies and has no
  *   revert; RAM load boots the highest valid version and has no test/confirm.
+ *
+ * One file (over 500 lines): the slot model and the handlers that serve it
+ * share its state (slots, upload, boot); it is one simulated bootloader.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { IMG, IMG_ERR } from '../../core/protocol/image.ts';

@@ -18,7 +18,7 @@
  *    honoured: false fails the upload.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
-import { IMG, uploadBody } from '../../groups/image.ts';
+import { IMG, uploadBody, uploadChunk } from '../../groups/image.ts';
 import { encodeCbor } from '../../base/cbor.ts';
 import type { SmpClient } from '../../smp/client.ts';
 import { SmpError } from '../../smp/errors.ts';
@@ -337,12 +337,17 @@ export async function uploadStopAndWait(
   while (off < image.length) {
     if (opts.signal?.aborted) throw new UploadError('upload cancelled', true);
     const n = Math.min(chunk, image.length - off);
-    const body = off === 0 ? uploadBody({ off: 0, len: image.length, sha, data: image.subarray(0, n) }) : { off, data: image.subarray(off, off + n) };
+    const ch = off === 0 ? { off: 0, len: image.length, sha, data: image.subarray(0, n) } : { off, data: image.subarray(off, off + n) };
     requests++;
-    const r = await client.write(Group.Image, IMG.Upload, body, { timeoutMs: opts.timeoutMs ?? (off === 0 ? 20000 : undefined), signal: opts.signal });
-    if (typeof r.off !== 'number') throw new UploadError('upload reply lacks "off"', false);
+    let r: { off: number; match?: boolean };
+    try {
+      r = await uploadChunk(client, ch, { timeoutMs: opts.timeoutMs ?? (off === 0 ? 20000 : undefined), signal: opts.signal });
+    } catch (e) {
+      if (e instanceof SmpError && e.kind === 'decode') throw new UploadError(e.message, false);
+      throw e;
+    }
     off = r.off;
-    if (typeof r.match === 'boolean') match = r.match;
+    if (r.match !== undefined) match = r.match;
     opts.onProgress?.({ sent: off, total: image.length });
   }
   return { requests, match };

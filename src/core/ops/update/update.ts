@@ -8,10 +8,9 @@
  * the UI and the CLI render them, ops/update/record.ts turns the outcome into
  * the audit entry.
  */
-import { type ImageSlot, IMG, readState, writeState } from '../../groups/image.ts';
+import { type ImageSlot, erase, readState, writeState } from '../../groups/image.ts';
 import { reset } from '../../groups/os.ts';
 import { SmpError } from '../../smp/errors.ts';
-import { Group } from '../../smp/header.ts';
 import type { SmpSession } from '../../groups/session.ts';
 import { consoleEncodedSize } from '../../smp/framing.ts';
 import { equalPresentBytes, toHex } from '../../base/bytes.ts';
@@ -149,7 +148,7 @@ async function* updateBody(session: SmpSession, image: Uint8Array, opts: UpdateO
   // ---- upload, with reconnect-and-resume on link loss
   if (opts.resume === false) {
     try {
-      await s.client.write(Group.Image, IMG.Erase, {}, { timeoutMs: 30000, signal });
+      await erase(s.client, undefined, { timeoutMs: 30000, signal });
     } catch (e) {
       yield failed('erase', `could not erase the upload slot: ${errMessage(e)}`, { retryable: !(e instanceof SmpError && (e.kind === 'rc' || e.kind === 'group')) });
       return;
