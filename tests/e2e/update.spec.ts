@@ -170,5 +170,5 @@ test('link lost mid-upload: the panel says so, offers Resume once the device is 
   await expect(page.getByTestId('upload-resumed')).toBeVisible();
   await expect(page.getByTestId('update-result')).toHaveAttribute('data-result', 'done', { timeout: 25_000 });
   await expect(page.getByTestId('slots').locator('tr[data-slot="0"]')).toHaveAttribute('data-version', '1.2.0');
-  await expect(page.getByTestId('harness-outcomes')).toHaveText('error,done');
+  await expect(page.getByTestId('harness-outcomes')).toHaveText('failed,done');
 });

@@ -89,7 +89,7 @@ describe('secure session: the tool', () => {
     await x.g.setInterface('smp_serial', 'authenticated');
     const { image } = await signImage(new Uint8Array(12000).map((_, i) => (i * 7) & 0xff), { key: IMG_SEED, version: '1.1.0', headerSize: 32, padHeader: true, securityCounter: 2 });
     const last = await runUpdate(x.s, image, { trustedKeys: [IMG_PUB], resetSettleMs: 60, firstChunkTimeoutMs: 1500 }, () => {});
-    expect(last).toMatchObject({ kind: 'done', confirmed: true });
+    expect(last).toMatchObject({ kind: 'done', result: { confirmed: true } });
     expect(channelOf(x.s)!.renewals).toBeGreaterThanOrEqual(1);
     expect(x.model.securityCounter).toBe(2);
     expect(x.device.stats.droppedOversize).toBe(0);
