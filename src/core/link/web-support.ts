@@ -23,6 +23,19 @@ export const REMEDY = {
   failed: 'Unplug the device, plug it back in and try again.',
 } as const;
 
+/** `navigator.serial` or `navigator.usb`, when this browser has it. */
+export function navigatorApi<T>(name: 'serial' | 'usb'): T | undefined {
+  const nav = (globalThis as { navigator?: { serial?: unknown; usb?: unknown } }).navigator;
+  return nav?.[name] as T | undefined;
+}
+
+/** The error when this browser has no Web Serial or no WebUSB, saying where it works. */
+export function unsupportedError(api: 'serial' | 'usb'): LinkOpenError {
+  return api === 'serial'
+    ? new LinkOpenError('unsupported', 'This browser cannot talk to serial ports.', SERIAL_SUPPORT)
+    : new LinkOpenError('unsupported', 'This browser cannot talk to USB devices directly.', USB_SUPPORT);
+}
+
 function errName(e: unknown): string {
   return e && typeof e === 'object' && 'name' in e ? String((e as { name: unknown }).name) : '';
 }
