@@ -122,7 +122,7 @@ describe('secure session: the tool', () => {
       }
     });
     expect(unplugged).toBe(true);
-    expect(last).toMatchObject({ kind: 'done', confirmed: true });
+    expect(last).toMatchObject({ kind: 'done', result: { confirmed: true } });
     expect(model.securityCounter).toBe(3);
     expect(reopened!.client.protectedSession).toBe(true);
     expect(s.client.protectedSession).toBe(false);
