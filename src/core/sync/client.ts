@@ -76,6 +76,10 @@ export class HubClient {
     try {
       json = text ? JSON.parse(text) : undefined;
     } catch {
+      // a reverse proxy in front of a hub that is down answers with its own page
+      if (res.status === 502 || res.status === 503 || res.status === 504) {
+        throw new HubRequestError('offline', `the proxy in front of the hub at ${this.base} cannot reach it (${res.status}); records stay queued and sync later`, 0);
+      }
       throw new HubRequestError('bad-reply', `the hub at ${this.base} answered ${res.status} with something other than JSON: is the address right?`, res.status);
     }
     if (!res.ok) {
