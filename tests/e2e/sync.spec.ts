@@ -14,6 +14,7 @@ import { test, expect } from './fixtures.ts';
 import { makeAuthorities } from '../../src/device/provisioning.ts';
 import { privateKeyPem, publicKeyPem } from '../../src/core/trust/keys.ts';
 import { issueCampaign } from '../../src/core/sync/campaign.ts';
+import { issueConfig } from '../../src/core/trust/signed-config.ts';
 import { openPglite, type HubDb } from '../../src/hub/db.ts';
 import { publishCampaign } from '../../src/hub/campaigns.ts';
 import { ingest, sourceHead } from '../../src/hub/ingest.ts';
@@ -108,17 +109,24 @@ test('sync page: hub address, offline shown plainly, sync now, sync when back on
       { op: 'identify', device: deviceN(2), details: { model: 'demo-sensor' } },
     ]);
     await ingest(db, trust, t.push(), { pusher: 'station' });
-    const image = new Uint8Array(256).fill(5);
-    const c = await issueCampaign({ name: 'demo 1.1', target: { model: 'demo-sensor' }, image: { sha256: sha256(image), version: '1.1.0' }, notAfter: Date.now() + 86400_000 }, auth.owner.privateKey);
-    await publishCampaign(db, trust, { campaign: Buffer.from(c).toString('base64'), artifacts: [Buffer.from(image).toString('base64')] }, Date.now());
+    const cfg = await issueConfig({ target: { kind: 'model', model: 'demo-sensor' }, sequence: 3, settings: { 'app/interval': 30 }, notAfter: Date.now() + 86400_000 }, auth.owner.privateKey);
+    const c = await issueCampaign({ name: 'demo interval 30', target: { model: 'demo-sensor' }, configuration: { sha256: sha256(cfg), name: 'interval-30.cbor' }, notAfter: Date.now() + 86400_000 }, auth.owner.privateKey);
+    await publishCampaign(db, trust, { campaign: Buffer.from(c).toString('base64'), artifacts: [Buffer.from(cfg).toString('base64')] }, Date.now());
     await page.getByTestId('sync-now').click();
     const card = page.getByTestId('campaign');
     await expect(card).toHaveCount(1);
-    await expect(card).toContainText('demo 1.1');
+    await expect(card).toContainText('demo interval 30');
     await expect(card.getByTestId('campaign-counts')).toHaveText('2 devices: 0 done, 0 failed, 2 pending');
+    // its configuration into the library: checked against the signed digest, then by the library under the held bundle
+    await card.getByTestId('campaign-take').click();
+    await expect(card.getByTestId('campaign-take-results')).toContainText('interval-30.cbor');
+    await expect(card.locator('[data-testid="campaign-take-results"] li[data-ok="true"]')).toHaveCount(1);
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Library' }).click();
+    await expect(page.locator('[data-testid="library-row"][data-kind="config"]')).toHaveCount(1);
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Sync' }).click();
     await t.add([
-      { op: 'update', device: deviceN(1), details: { fileSha256: toHex(sha256(image)), version: '1.1.0' } },
-      { op: 'update', device: deviceN(2), outcome: 'failed', details: { fileSha256: toHex(sha256(image)), reason: 'not confirmed' } },
+      { op: 'configure', device: deviceN(1), details: { action: 'apply', sequence: 3, digest: toHex(sha256(cfg)) } },
+      { op: 'configure', device: deviceN(2), outcome: 'rejected', details: { action: 'apply', code: 'device', by: 'device', reason: 'sequence' } },
     ]);
     await ingest(db, trust, t.push(3, 4), { pusher: 'station' });
     await page.getByTestId('sync-now').click();

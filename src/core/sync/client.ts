@@ -191,9 +191,10 @@ export class HubClient {
    * `refused` with its code, never in `campaigns`); artifacts are always checked
    * against the signed digests. `have(sha)` skips artifacts already held.
    */
-  async pullCampaigns(opts: { bundle?: TrustBundle; now?: number; have?: (sha: string) => boolean | Promise<boolean> } = {}): Promise<PulledCampaigns> {
+  async pullCampaigns(opts: { bundle?: TrustBundle; now?: number; have?: (sha: string) => boolean | Promise<boolean>; only?: string } = {}): Promise<PulledCampaigns> {
     const out: PulledCampaigns = { campaigns: [], refused: [] };
     for (const c of await this.campaigns()) {
+      if (opts.only !== undefined && c.id !== opts.only) continue;
       if (opts.bundle) {
         const v = await verifyCampaign(c.bytes, { bundle: opts.bundle, now: opts.now, anyTime: true });
         if (!v.ok || v.value.id !== c.id) {

@@ -24,6 +24,7 @@ import type { AuditExport } from '../store/audit.ts';
 import type { RequestSigner } from './auth.ts';
 import { HubClient, HubRequestError, type CampaignStatusReply } from './client.ts';
 import { describeTarget, type CampaignTarget } from './campaign.ts';
+import type { TrustBundle } from '../trust/bundle.ts';
 
 export type SyncPhase = 'unconfigured' | 'no-credential' | 'offline' | 'idle' | 'syncing' | 'error';
 
@@ -78,6 +79,10 @@ export interface SyncDeps {
   /** Credentials of other technicians who signed local entries (from the library). */
   otherCredentials?(): Promise<Uint8Array[]>;
   online(): boolean;
+  /** The held trust bundle (campaigns are verified against it before their files are taken). */
+  bundle?(): TrustBundle | null;
+  /** Put one pulled file into the library (the library's own import: detection and verification). */
+  importArtifact?(name: string, bytes: Uint8Array): Promise<{ ok: boolean; text: string }>;
   now?(): number;
   fetch?: typeof fetch;
   /** Entries per push request. */
@@ -285,6 +290,39 @@ export class SyncEngine {
     await this.persist();
     this.emit();
     return this.snapshot();
+  }
+
+  /**
+   * Take the image and configuration a campaign names into the library: the
+   * campaign is verified against the held bundle first (refused: nothing is
+   * taken), each file is checked against the signed digest, then imported by
+   * the library (which verifies it again: firmware keys, owner keys).
+   */
+  async pullArtifacts(id: string): Promise<{ ok: boolean; results: { name: string; ok: boolean; text: string }[] }> {
+    await this.loaded;
+    const ident = this.d.identity();
+    const bundle = this.d.bundle?.() ?? null;
+    if (!this.saved.hub) return { ok: false, results: [{ name: id, ok: false, text: 'no hub is set' }] };
+    if (!ident) return { ok: false, results: [{ name: id, ok: false, text: 'load your credential and key on the Trust & keys page first' }] };
+    if (!bundle) return { ok: false, results: [{ name: id, ok: false, text: 'no trust bundle is held: the campaign cannot be checked' }] };
+    if (!this.d.importArtifact) return { ok: false, results: [{ name: id, ok: false, text: 'this app has no library' }] };
+    if (!this.d.online()) return { ok: false, results: [{ name: id, ok: false, text: 'offline: the files are taken when the connection is back' }] };
+    try {
+      const client = new HubClient({ url: this.saved.hub, credential: ident.credential, signer: ident.signer, fetch: this.d.fetch });
+      const p = await client.pullCampaigns({ bundle, now: this.now(), only: id });
+      if (p.refused.length) return { ok: false, results: p.refused.map((r) => ({ name: r.name, ok: false, text: `the campaign is refused (${r.code}): ${r.reason}` })) };
+      if (!p.campaigns.length) return { ok: false, results: [{ name: id, ok: false, text: 'the hub no longer has this campaign' }] };
+      const results: { name: string; ok: boolean; text: string }[] = [];
+      for (const a of p.campaigns[0].artifacts) {
+        const ref = a.part === 'image' ? p.campaigns[0].campaign.image : p.campaigns[0].campaign.configuration;
+        const name = ref?.name ?? `${a.part}-${a.sha256.slice(0, 16)}${a.part === 'image' ? '.bin' : '.cbor'}`;
+        results.push({ name, ...(await this.d.importArtifact(name, a.bytes)) });
+      }
+      return { ok: results.every((r) => r.ok), results };
+    } catch (e) {
+      const code = e instanceof HubRequestError ? e.code : 'error';
+      return { ok: false, results: [{ name: id, ok: false, text: `the files could not be taken (${code}): ${(e as Error).message}` }] };
+    }
   }
 
   private async readCampaigns(client: HubClient): Promise<CampaignView[]> {

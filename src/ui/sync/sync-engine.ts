@@ -6,6 +6,7 @@
  */
 import { exportAudit } from '../../core/store/audit.ts';
 import { listArtifacts } from '../../core/store/artifacts.ts';
+import { importArtifact } from '../../core/ops/library.ts';
 import { SyncEngine, onlineEvents } from '../../core/sync/engine.ts';
 import { dexieSyncStore } from '../../core/sync/store.ts';
 import type { AppState } from '../app-state.svelte.ts';
@@ -26,6 +27,13 @@ export function syncEngine(app: AppState): SyncEngine | null {
     },
     otherCredentials: async () => (await listArtifacts(db, 'credential')).map((a) => a.bytes),
     online: () => (typeof navigator === 'undefined' ? true : navigator.onLine),
+    bundle: () => app.trust?.bundle?.value ?? null,
+    importArtifact: async (name, bytes) => {
+      const r = await importArtifact(db, name, bytes, { bundle: app.trust?.bundle?.value ?? null, ownerKeys: app.trust?.pins.map((p) => p.publicKey) ?? [] });
+      await app.auditImport(name, r.ok, r.ok ? r.kind : undefined, r.ok ? undefined : r.reason);
+      if (r.ok) app.revision++;
+      return { ok: r.ok, text: r.ok ? r.summary : r.reason };
+    },
   });
   onlineEvents(engine);
   // A configured hub is synced at start when online (never waited for).
