@@ -12,7 +12,7 @@ import { CONSOLE_LINE_MAX, type Framing, type FramingStats, createDecoder, encod
 import { Op, SMP_HEADER_SIZE, SMP_V2, buildPacket, decodeHeader } from '../core/smp/header.ts';
 import { encodeIndefinite } from './cbor-indef.ts';
 
-import { type Arrival, type Body, Connection, type GroupDef, MgmtError, RC } from './mgmt.ts';
+import { type Arrival, type Body, Connection, type GroupDef, MgmtError, RC, type RequestContext } from './mgmt.ts';
 import { installStandardGroups } from './groups/standard.ts';
 import type { ImageModelOptions } from './groups/image.ts';
 import type { SettingsStoreOptions } from './groups/settings.ts';
@@ -97,7 +97,7 @@ export class ReferenceDevice {
    * A clock write through os datetime: the security group replaces this check when installed
    * (permission and the trusted-time floor). Throw MgmtError to refuse.
    */
-  clockGuard: ((newTimeMs: number, arrival: Arrival) => void) | null = null;
+  clockGuard: ((newTimeMs: number, ctx: RequestContext) => void) | null = null;
 
   constructor(opts: DeviceOptions = {}) {
     this.opts = {
@@ -315,9 +315,10 @@ export class ReferenceDevice {
     if (h.length !== packet.length - SMP_HEADER_SIZE) return null;
     this.stats.requests++;
     const rspOp = h.op === Op.Read ? Op.ReadRsp : Op.WriteRsp;
+    const budget = at.replyBudget ?? this.opts.bufSize;
     const reply = (body: Body) => {
       const payload = encodeIndefinite(body);
-      if (SMP_HEADER_SIZE + payload.length > this.opts.bufSize) {
+      if (SMP_HEADER_SIZE + payload.length > budget) {
         return buildPacket({ op: rspOp, version: h.version, flags: 0, group: h.group, seq: h.seq, id: h.id }, encodeIndefinite({ rc: RC.EMSGSIZE }));
       }
       return buildPacket({ op: rspOp, version: h.version, flags: 0, group: h.group, seq: h.seq, id: h.id }, payload);
@@ -335,11 +336,11 @@ export class ReferenceDevice {
     if (!handler) return reply({ rc: RC.ENOTSUP });
     try {
       this.accessGuard?.(h.group, h.id, h.op, at);
-      const out = await handler(body, { device: this, op: h.op, group: h.group, id: h.id, seq: h.seq, version: h.version, connection: at.connection, protected: !!at.protected });
+      const out = await handler(body, { device: this, op: h.op, group: h.group, id: h.id, seq: h.seq, version: h.version, connection: at.connection, protected: !!at.protected, replyBudget: budget });
       return reply(out);
     } catch (e) {
       if (e instanceof MgmtError) {
-        if (e.groupRc !== undefined && h.version === SMP_V2) return reply({ err: { group: h.group, rc: e.groupRc } });
+        if (e.groupRc !== undefined && h.version === SMP_V2) return reply({ err: { group: e.errGroup ?? h.group, rc: e.groupRc } });
         return reply({ rc: e.groupRc !== undefined ? RC.EUNKNOWN : e.rc });
       }
       return reply({ rc: RC.EUNKNOWN });

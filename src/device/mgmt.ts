@@ -28,6 +28,8 @@ export interface Arrival {
   connection: Connection;
   /** Set by the security group when the request was unwrapped from a protected one. */
   protected?: boolean;
+  /** Largest reply packet (default buf_size). */
+  replyBudget?: number;
 }
 
 
@@ -45,6 +47,8 @@ export interface RequestContext {
   connection: Connection;
   /** True when it arrived inside the connection's protected session. */
   protected: boolean;
+  /** Largest reply packet this request may get (less than buf_size inside a protected session). */
+  replyBudget: number;
 }
 
 export type Handler = (body: Body, ctx: RequestContext) => Body | Promise<Body>;
@@ -62,6 +66,8 @@ export class MgmtError extends FieldbenchError<'mgmt'> {
     readonly rc: number,
     readonly groupRc?: number,
     message?: string,
+    /** The group whose error table `groupRc` belongs to (default: the request's group). */
+    readonly errGroup?: number,
   ) {
     super('mgmt', message ?? (groupRc !== undefined ? `group error ${groupRc}` : `rc ${rc}`));
   }

@@ -10,7 +10,7 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { ed25519Key } from '../core/trust/artifact.ts';
-import type { TrustBundle } from '../core/trust/bundle.ts';
+import { type TrustBundle, verifyBundle } from '../core/trust/bundle.ts';
 import { type Permission, checkCredentialPermits, verifyCredential } from '../core/trust/credential.ts';
 import { ed25519PublicKey, ed25519Sign, ed25519Verify } from '../core/trust/ed25519.ts';
 import { type DebugStatus, type InterfaceState, signEatToken } from '../core/trust/eat.ts';
@@ -19,12 +19,18 @@ import { keyId } from '../core/trust/keys.ts';
 import type { LifecycleState } from '../core/trust/psa.ts';
 import { generateX25519, open as openSealed, x25519PublicKey } from '../core/trust/seal.ts';
 import { type SignedConfig, verifyConfig } from '../core/trust/signed-config.ts';
-import { SECURITY, SEC, SEC_RC, authMessage, popMessage, provisionPopMessage } from '../core/protocol/security.ts';
+import { SECURITY, SEC, SEC_RC, popMessage, provisionPopMessage } from '../core/protocol/security.ts';
+import { SETTINGS } from '../core/protocol/settings.ts';
+import { OS } from '../core/protocol/os.ts';
 import { verifyReprovision } from '../core/trust/reprovision.ts';
-import { Group } from '../core/smp/header.ts';
+import {
+  PROTECT_OVERHEAD, type SessionKeys, deviceSignedMessage, ecdh, ephemeralX25519, mac2, mac3, parseProtected, protect, pseudoRandomKey,
+  sessionKeys, technicianSignedMessage, transcript2, transcript3, unprotect,
+} from '../core/trust/session.ts';
+import { Group, Op, SMP_HEADER_SIZE, decodeHeader } from '../core/smp/header.ts';
 import type { ReferenceDevice } from './device.ts';
 import { type Arrival, type Body, type Connection, MgmtError, RC, type RequestContext } from './mgmt.ts';
-import { equalBytes, fromLooseHex } from '../core/base/bytes.ts';
+import { containsBytes, equalBytes, fromLooseHex } from '../core/base/bytes.ts';
 
 export { SEC_RC };
 
@@ -90,8 +96,11 @@ interface StoredEvent {
 /** What the device keeps per connection; a reboot or a closed link ends it. */
 interface ConnectionSecurity {
   boot: number;
-  auth: { technician: string; permissions: Permission[] } | null;
-  challenge: Uint8Array | null;
+  /** Set by a completed key exchange: the technician and the session keys go together. */
+  auth: { technician: string; permissions: Permission[]; credentialId: Uint8Array; technicianKeyId: Uint8Array } | null;
+  session: { keys: SessionKeys; lastSeq: number } | null;
+  /** Message 2 of a key exchange in progress (single use). */
+  handshake: { th2: Uint8Array; sig2: Uint8Array; prk: Uint8Array } | null;
   inbound: Map<number, { buf: Uint8Array; fill: number }>;
   token: { nonce: Uint8Array; bytes: Uint8Array } | null;
   /** Provisioning begun on this connection (candidate keys generated). */
@@ -105,6 +114,8 @@ const CHUNK_CAP = 4096;
 const EAT_NONCE_SIZES = [32, 48, 64] as const;
 const MAX_EVENTS = 1000;
 const MAX_BLOB = 16384;
+/** A pushed trust bundle may be larger (its firmware and configuration lists). */
+const MAX_BUNDLE = 262144;
 
 /**
  * The keys never leave this object; only signatures, public keys and decryptions do.
@@ -209,6 +220,10 @@ export class DeviceSecurity {
   private active: 0 | 1 | null = null;
   /** Highest sequence ever applied: survives wipe, so old configurations cannot be replayed. */
   private sequenceFloor = 0;
+  /** The trusted-time floor (persistent, only moves forward): the latest signed time seen. */
+  private timeFloorMs = 0;
+  /** The trust bundle pushed by the tool (persistent): its anchors and revocations apply here. */
+  private bundle: TrustBundle | null = null;
   private bootSeed = crypto.getRandomValues(new Uint8Array(32));
   private previousNonce: Uint8Array | null = null;
   /** Chip UID (UEID): fixed in silicon, reported before provisioning. */
@@ -359,6 +374,7 @@ export class DeviceSecurity {
   }
 
   private trustContext(): TrustBundle {
+    if (this.bundle) return this.bundle;
     const owner = (this.opts.ownerKeys ?? []).map((k) => ed25519Key(k));
     return {
       version: 0,
@@ -381,7 +397,7 @@ export class DeviceSecurity {
   private stateOf(c: Connection): ConnectionSecurity {
     let st = c.state.get(this) as ConnectionSecurity | undefined;
     if (!st || st.boot !== this.device.bootCount) {
-      st = { boot: this.device.bootCount, auth: null, challenge: null, inbound: new Map(), token: null, provisioning: false, reprovisionAuth: null };
+      st = { boot: this.device.bootCount, auth: null, session: null, handshake: null, inbound: new Map(), token: null, provisioning: false, reprovisionAuth: null };
       c.state.set(this, st);
     }
     return st;
@@ -392,11 +408,20 @@ export class DeviceSecurity {
     return this.stateOf(c).auth;
   }
 
+  /**
+   * A privileged command: it must come from an authenticated technician (rc 1), inside the
+   * connection's protected session (rc 15: a session exists but the request came plain), under
+   * a credential granting `p` (rc 2).
+   */
   requirePermission(p: Permission, at: Arrival): void {
     const auth = this.authOf(at.connection);
     if (!auth) {
       this.log('access-denied', `${p} without authentication`);
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.NotAuthenticated);
+    }
+    if (!at.protected) {
+      this.log('access-denied', `${p} outside the protected session`);
+      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.SessionRequired);
     }
     if (!auth.permissions.includes(p)) {
       this.log('access-denied', `${auth.technician} lacks ${p}`);
@@ -404,15 +429,33 @@ export class DeviceSecurity {
     }
   }
 
+  /** True when this request may use permission `p` (authenticated, protected, granted). */
+  private permits(p: Permission, at: Arrival): boolean {
+    const auth = this.authOf(at.connection);
+    return !!auth && !!at.protected && auth.permissions.includes(p);
+  }
+
+  /** A privileged command of another group: refused with the security group's code, so the tool can tell why. */
+  private requireForeign(p: Permission, at: Arrival): void {
+    try {
+      this.requirePermission(p, at);
+    } catch (e) {
+      if (e instanceof MgmtError && e.groupRc !== undefined) throw new MgmtError(e.rc, e.groupRc, undefined, this.groupId);
+      throw e;
+    }
+  }
+
   /** Interface restriction, checked before every request. */
   guard(group: number, id: number, op: number, at: Arrival): void {
     if (group === this.groupId || group === Group.Enum) return;
+    // No unsigned path on a provisioned device: Settings changes need the session and configure.
+    if (group === Group.Settings && op === Op.Write && SETTINGS_WRITES.has(id) && this.provisioned) this.requireForeign('configure', at);
     if (group === Group.OS && (id === 6 || id === 0 || id === 8)) return; // params, echo, bootloader info
     const st = this.interfaces.smp_serial;
     if (st === 'disabled') throw new MgmtError(RC.EACCESSDENIED);
     if (st === 'authenticated') {
-      if (!this.authOf(at.connection)) throw new MgmtError(RC.EACCESSDENIED);
-      if (group === Group.Image && op === 2) this.requirePermission('update', at);
+      if (!this.authOf(at.connection) || !at.protected) throw new MgmtError(RC.EACCESSDENIED);
+      if (group === Group.Image && op === Op.Write) this.requireForeign('update', at);
     }
   }
 
@@ -424,11 +467,11 @@ export class DeviceSecurity {
     return n;
   }
 
-  private slice(blob: Uint8Array, b: Body): Body {
+  private slice(blob: Uint8Array, b: Body, ctx?: RequestContext): Body {
     const off = typeof b.off === 'number' ? b.off : 0;
     if (!Number.isInteger(off) || off < 0 || off > blob.length) throw new MgmtError(RC.EINVAL, SEC_RC.Offset);
     // Leave room for header and the map around the data.
-    const room = Math.min(CHUNK_CAP, this.device.opts.bufSize - 40);
+    const room = Math.min(CHUNK_CAP, (ctx?.replyBudget ?? this.device.opts.bufSize) - 40);
     return { len: blob.length, off, data: blob.subarray(off, Math.min(blob.length, off + room)) };
   }
 
@@ -441,7 +484,7 @@ export class DeviceSecurity {
     let st = inbound.get(cmd);
     if (off === 0) {
       const len = b.len;
-      if (typeof len !== 'number' || !Number.isInteger(len) || len <= 0 || len > MAX_BLOB) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
+      if (typeof len !== 'number' || !Number.isInteger(len) || len <= 0 || len > (cmd === SEC.BundlePush ? MAX_BUNDLE : MAX_BLOB)) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
       st = { buf: new Uint8Array(len), fill: 0 };
       inbound.set(cmd, st);
     }
@@ -484,7 +527,7 @@ export class DeviceSecurity {
             interfaces: this.interfaces,
             failedAuthCount: this.failedAuthCount,
             securityCounter: this.device.securityCounter(),
-            issuedAt: Math.floor(this.device.now() / 1000),
+            issuedAt: Math.max(0, Math.floor(this.trustedNow() / 1000)),
           },
           seed,
         ),
@@ -513,10 +556,10 @@ export class DeviceSecurity {
     };
     const sig = b.sig;
     if (!(sig instanceof Uint8Array) || sig.length !== 64) return fail(SEC_RC.Malformed, 'authentication without a signature');
-    const ch = cs.challenge;
-    if (!ch) return fail(SEC_RC.Nonce, 'authentication without a fresh challenge');
-    cs.challenge = null; // single use
-    const v = await verifyCredential(got, { bundle: this.trustContext(), now: this.device.now() });
+    const hs = cs.handshake;
+    if (!hs) return fail(SEC_RC.Nonce, 'authentication without a fresh key exchange (message 1)');
+    cs.handshake = null; // single use
+    const v = await verifyCredential(got, { bundle: this.trustContext(), now: this.trustedNow() });
     if (!v.ok) {
       const rc =
         v.code === 'expired' || v.code === 'not-yet-valid' ? SEC_RC.Expired
@@ -527,14 +570,172 @@ export class DeviceSecurity {
       return fail(rc, `credential rejected: ${v.reason}`);
     }
     const cred = v.value;
-    if (!(await ed25519Verify(sig, authMessage(ch, this.se.publicKey), cred.publicKey))) {
-      return fail(SEC_RC.BadSignature, `technician ${cred.technicianId}: challenge signature invalid`);
+    const th3 = transcript3(hs.th2, hs.sig2, got);
+    if (!(await ed25519Verify(sig, technicianSignedMessage(th3, mac3(hs.prk, th3)), cred.publicKey))) {
+      return fail(SEC_RC.BadSignature, `technician ${cred.technicianId}: key-exchange signature invalid`);
     }
     const scope = checkCredentialPermits({ ...cred, permissions: cred.permissions }, cred.permissions[0] ?? 'identify', this.deviceRef());
     if (!scope.ok && scope.code === 'out-of-scope') return fail(SEC_RC.WrongTarget, scope.reason);
-    cs.auth = { technician: cred.technicianId, permissions: cred.permissions };
-    this.log('auth', `technician ${cred.technicianId} authenticated (${cred.permissions.join(',')})`);
-    return { technician: cred.technicianId, permissions: cred.permissions };
+    this.advanceFloor(cred.notBefore, 'credential');
+    const keys = sessionKeys(hs.prk, th3, sig);
+    cs.auth = { technician: cred.technicianId, permissions: cred.permissions, credentialId: cred.credentialId, technicianKeyId: keyId(cred.publicKey) };
+    cs.session = { keys, lastSeq: 0 };
+    this.log('auth', `technician ${cred.technicianId} authenticated (${cred.permissions.join(',')}); session keys derived`);
+    return { technician: cred.technicianId, permissions: cred.permissions, kc: keys.kc };
+  }
+
+  /** Message 1 -> message 2 of the key exchange: the device's ephemeral key, challenge and signature. */
+  private async keyExchange(b: Body, at: Arrival): Promise<Body> {
+    this.requireProvisioned();
+    const gX = b.g_x;
+    if (!(gX instanceof Uint8Array) || gX.length !== 32) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
+    const eph = ephemeralX25519();
+    let secret: Uint8Array;
+    try {
+      secret = ecdh(eph.privateKey, gX);
+    } catch {
+      throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
+    } finally {
+      eph.privateKey.fill(0);
+    }
+    const challenge = crypto.getRandomValues(new Uint8Array(32));
+    const th2 = transcript2(gX, eph.publicKey, challenge, this.se.publicKey);
+    const prk = pseudoRandomKey(secret, th2);
+    secret.fill(0);
+    const sig2 = await this.se.sign(deviceSignedMessage(th2, mac2(prk, th2)), this.misbehave.wrongKey);
+    const cs = this.stateOf(at.connection);
+    cs.handshake = { th2, sig2, prk };
+    // A new exchange ends the connection's previous session.
+    cs.auth = null;
+    cs.session = null;
+    return { challenge, g_y: eph.publicKey, sig: sig2 };
+  }
+
+  /** A protected request: check and open it, dispatch the inner packet, protect the reply. */
+  private async unwrapProtected(b: Body, ctx: RequestContext): Promise<Body> {
+    if (ctx.protected) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed); // no nesting
+    const cs = this.stateOf(ctx.connection);
+    const session = cs.session;
+    if (!session) {
+      this.log('protection-failure', 'protected request without a session on this connection');
+      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Protection);
+    }
+    const p = parseProtected(b);
+    if (!p) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
+    const seq = p.seq;
+    if (seq <= session.lastSeq) {
+      this.log('protection-failure', `sequence ${seq} not above ${session.lastSeq}: replayed or reordered`);
+      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Protection);
+    }
+    const inner = unprotect(session.keys.t2d, 't2d', seq, p.ciphertext);
+    if (!inner) {
+      this.log('protection-failure', `sequence ${seq}: authentication tag invalid (tampered or injected)`);
+      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Protection);
+    }
+    session.lastSeq = seq;
+    if (inner.length < SMP_HEADER_SIZE) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
+    const h = decodeHeader(inner);
+    if (h.group === this.groupId && h.id === SEC.Protected) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
+    const budget = ctx.replyBudget - PROTECT_OVERHEAD;
+    const reply = await this.device.handle(inner, { connection: ctx.connection, protected: true, replyBudget: budget });
+    if (!reply) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
+    // The session may have ended meanwhile (a reboot): answer under the keys the request came with.
+    return { s: seq, c: protect(session.keys.d2t, 'd2t', seq, reply) };
+  }
+
+  /** The clock used for validity: the device clock, never below the latest signed time seen. */
+  trustedNow(): number {
+    return Math.max(this.device.now(), this.timeFloorMs);
+  }
+
+  /** The trusted-time floor (ms since the epoch): the latest signed time the device has seen. */
+  get timeFloor(): number {
+    return this.timeFloorMs;
+  }
+
+  private advanceFloor(seconds: number, what: string): void {
+    const ms = seconds * 1000;
+    if (Number.isSafeInteger(ms) && ms > this.timeFloorMs) {
+      this.timeFloorMs = ms;
+      this.log('time-floor', `trusted time floor moved to ${new Date(ms).toISOString()} (${what})`);
+    }
+  }
+
+  /**
+   * os datetime write. Never below the trusted floor (rc 18). Backwards at all only inside an
+   * authenticated session with the configure permission; anyone else may only move it forward
+   * (a device without a battery-backed clock boots at 1970 and a stock tool sets it; a later
+   * time can only make the device refuse more, never accept what has expired).
+   */
+  checkClock(newTimeMs: number, ctx: RequestContext): void {
+    if (!this.provisioned) return;
+    const at = new Date(newTimeMs).toISOString();
+    if (newTimeMs < this.timeFloorMs) {
+      this.log('clock-refused', `clock set to ${at}, below the trusted floor ${new Date(this.timeFloorMs).toISOString()}`);
+      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Clock, undefined, this.groupId);
+    }
+    const allowed = this.permits('configure', ctx);
+    if (!allowed && newTimeMs < this.device.now()) {
+      this.log('clock-refused', `clock set back to ${at} without the configure permission in a session`);
+      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Clock, undefined, this.groupId);
+    }
+    this.log('clock', `clock set to ${at}${allowed ? ` by ${this.authOf(ctx.connection)?.technician}` : ' (forward)'}`);
+  }
+
+  /** The held trust bundle's version (0: only what provisioning gave). */
+  get bundleVersion(): number {
+    return this.bundle?.version ?? 0;
+  }
+
+  /** Bundle push: owner-signed, chaining from the held owner keys, newer; then its revocations apply here. */
+  private async pushBundle(b: Body, ctx: RequestContext): Promise<Body> {
+    // Checked before any byte is buffered: a bundle may be large (MAX_BUNDLE).
+    const auth = this.authOf(ctx.connection);
+    if (!auth) throw new MgmtError(RC.EACCESSDENIED, SEC_RC.NotAuthenticated);
+    if (!ctx.protected) throw new MgmtError(RC.EACCESSDENIED, SEC_RC.SessionRequired);
+    const got = this.receive(SEC.BundlePush, b, ctx);
+    if (!(got instanceof Uint8Array)) return got;
+    const v = await verifyBundle(got, {
+      ownerKeys: this.bundle ? undefined : (this.opts.ownerKeys ?? []),
+      held: this.bundle ?? undefined,
+      now: this.trustedNow(),
+    });
+    if (!v.ok) {
+      this.log('bundle-rejected', v.reason);
+      // Not from the owner keys, older, expired: one answer (rc 17); undecodable: malformed.
+      throw new MgmtError(RC.EACCESSDENIED, v.code === 'schema' || v.code === 'malformed' || v.code === 'trailing-bytes' || v.code === 'too-large' ? SEC_RC.Malformed : SEC_RC.StaleBundle);
+    }
+    if (v.value.version <= this.bundleVersion) {
+      this.log('bundle-rejected', `bundle v${v.value.version} is not newer than the held v${this.bundleVersion}`);
+      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.StaleBundle);
+    }
+    this.bundle = v.value;
+    this.advanceFloor(v.value.issued, `trust bundle v${v.value.version}`);
+    this.log('bundle', `trust bundle v${v.value.version} installed by ${auth.technician}`);
+    // Revocations take effect at once: sessions of revoked credentials or technician keys end.
+    let ended = false;
+    for (const c of [...this.device.connections, ctx.connection]) {
+      const st = c.state.get(this) as ConnectionSecurity | undefined;
+      const a = st?.auth;
+      if (!st || !a) continue;
+      if (containsBytes(v.value.revocations.credentialIds, a.credentialId) || containsBytes(v.value.revocations.keyIds, a.technicianKeyId)) {
+        this.log('session-ended', `technician ${a.technician}: credential or key revoked by bundle v${v.value.version}`);
+        if (c === ctx.connection) ended = true;
+        else {
+          st.auth = null;
+          st.session = null;
+        }
+      }
+    }
+    if (ended) {
+      // The reply still goes out under the session it was asked in; the session ends after it.
+      const st = this.stateOf(ctx.connection);
+      queueMicrotask(() => {
+        st.auth = null;
+        st.session = null;
+      });
+    }
+    return { version: v.value.version, ended };
   }
 
   private async applyConfig(b: Body, at: Arrival): Promise<Body> {
@@ -543,7 +744,8 @@ export class DeviceSecurity {
     this.requirePermission('configure', at);
     const auth = this.authOf(at.connection)!;
     const held = Math.max(this.sequenceFloor, this.activeConfig()?.sequence ?? 0);
-    const v = await verifyConfig(got, { bundle: this.trustContext(), now: this.device.now(), device: this.deviceRef(), heldSequence: held });
+    const bundle = this.trustContext();
+    const v = await verifyConfig(got, { bundle, now: this.trustedNow(), device: this.deviceRef(), heldSequence: held, requirePublished: bundle.configurations.length > 0 });
     if (!v.ok) {
       this.log('config-rejected', v.reason);
       const rc =
@@ -586,6 +788,7 @@ export class DeviceSecurity {
     if (this.device.bootCount !== gen) throw new MgmtError(RC.EBADSTATE); // rebooted mid-apply: the old record stays active
     this.active = target; // the single atomic write
     this.sequenceFloor = Math.max(this.sequenceFloor, cfg.sequence);
+    this.advanceFloor(cfg.notBefore, `configuration #${cfg.sequence}`);
     if (typeof cfg.settings['rotate.devEui'] === 'string') this.opts.devEui = fromLooseHex(cfg.settings['rotate.devEui'] as string);
     await this.opts.applyStep?.('committed');
     this.log('config-applied', `configuration #${cfg.sequence} applied by ${auth.technician}`);
@@ -610,6 +813,7 @@ export class DeviceSecurity {
           mac: s.opts.mac,
           dev_eui: s.opts.devEui,
           cert_len: s.identityCert?.length ?? 0,
+          bundle_ver: s.bundleVersion,
           };
         },
         [SEC.ProvisionState]: () => ({
@@ -620,18 +824,23 @@ export class DeviceSecurity {
           mfr: (s.opts.manufacturerKeys ?? []).map((k) => keyId(k)),
           ...(s.provisioned ? { pub: s.se.publicKey } : {}),
         }),
-        [SEC.Cert]: (b: Body) => {
+        [SEC.Cert]: (b: Body, ctx: RequestContext) => {
           if (!s.identityCert) throw new MgmtError(RC.ENOENT);
-          return s.slice(s.identityCert, b);
+          return s.slice(s.identityCert, b, ctx);
         },
-        [SEC.Events]: (b: Body) => {
+        [SEC.Events]: (b: Body, ctx: RequestContext) => {
           const from = typeof b.from === 'number' && b.from >= 0 ? b.from : 0;
           const out: StoredEvent[] = [];
           let size = 60;
           for (const e of s.events) {
             if (e.n < from) continue;
             const est = 30 + e.type.length + e.detail.length;
-            if (size + est > s.device.opts.bufSize - 16 || out.length >= 32) break;
+            if (size + est > ctx.replyBudget - 16 || out.length >= 32) {
+              // A page always carries at least one event: its detail cut to what fits (a protected reply has less room).
+              const room = ctx.replyBudget - 16 - size - 30 - e.type.length;
+              if (out.length === 0 && room > 0) out.push({ ...e, detail: e.detail.slice(0, room) });
+              break;
+            }
             size += est;
             out.push(e);
           }
@@ -639,11 +848,7 @@ export class DeviceSecurity {
           const next = out.length ? out[out.length - 1].n + 1 : Math.max(from, s.events[0]?.n ?? last + 1);
           return { events: out.map((e) => ({ n: e.n, t: e.t, b: e.b, type: e.type, detail: e.detail })), next, last };
         },
-        [SEC.AuthChallenge]: (_b: Body, ctx: RequestContext) => {
-          const value = crypto.getRandomValues(new Uint8Array(32));
-          s.stateOf(ctx.connection).challenge = value;
-          return { challenge: value };
-        },
+        [SEC.AuthChallenge]: (b: Body, ctx: RequestContext) => s.keyExchange(b, ctx),
         [SEC.ConfigRead]: () => {
           const c = s.activeConfig();
           return c ? { seq: c.sequence, digest: c.digest, settings: c.settings, secrets: c.secrets ? 'sealed' : undefined } : { seq: 0, settings: {} };
@@ -668,9 +873,11 @@ export class DeviceSecurity {
             cs.token = { nonce, bytes: await s.attestationToken(nonce) };
             s.log('attested', 'attestation token issued');
           }
-          return s.slice(cs.token.bytes, b);
+          return s.slice(cs.token.bytes, b, ctx);
         },
         [SEC.Auth]: (b: Body, ctx: RequestContext) => s.authenticate(b, ctx),
+        [SEC.Protected]: (b: Body, ctx: RequestContext) => s.unwrapProtected(b, ctx),
+        [SEC.BundlePush]: (b: Body, ctx: RequestContext) => s.pushBundle(b, ctx),
         [SEC.ConfigApply]: (b: Body, ctx: RequestContext) => s.applyConfig(b, ctx),
         [SEC.Interfaces]: (b: Body, ctx: RequestContext) => {
           s.requirePermission('interfaces', ctx);
@@ -697,12 +904,15 @@ export class DeviceSecurity {
   }
 }
 
+const SETTINGS_WRITES = new Set<number>([SETTINGS.ReadWrite, SETTINGS.Delete, SETTINGS.Commit, SETTINGS.LoadSave]);
+
 /** Add the security group to a reference device. */
 export async function installSecurity(device: ReferenceDevice, opts: SecurityOptions = {}): Promise<DeviceSecurity> {
   const sec = new DeviceSecurity(device, opts);
   await sec.init();
   device.registerGroup(sec.groupDef());
   device.accessGuard = (g, id, op, at) => sec.guard(g, id, op, at);
+  device.clockGuard = (t, ctx) => sec.checkClock(t, ctx);
   return sec;
 }
 

@@ -10,6 +10,7 @@
 import fc from 'fast-check';
 import { TARGETS } from './targets.ts';
 import { DEVICE_TARGETS } from './device-target.ts';
+import { SESSION_TARGETS } from './session-target.ts';
 
 const argv = process.argv.slice(2);
 const opt = (name: string) => {
@@ -20,7 +21,7 @@ const runs = Number(opt('runs') ?? 1_000_000);
 const seconds = opt('seconds') ? Number(opt('seconds')) : undefined;
 const seed = opt('seed') ? Number(opt('seed')) : undefined;
 const only = opt('target')?.split(',');
-const all = [...TARGETS, ...DEVICE_TARGETS];
+const all = [...TARGETS, ...DEVICE_TARGETS, ...SESSION_TARGETS];
 const chosen = only ? all.filter((t) => only.includes(t.name)) : all;
 if (only && chosen.length !== only.length) {
   console.error(`unknown target: ${only.filter((n) => !all.some((t) => t.name === n)).join(', ')}; targets: ${all.map((t) => t.name).join(', ')}`);

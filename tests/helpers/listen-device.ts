@@ -67,13 +67,8 @@ export async function rawConnection(addr: string): Promise<{
     sock.once('error', rej);
     sock.connect(Number(u.port), u.hostname, () => res());
   });
-  const queue: Uint8Array[] = [];
-  const waiters: ((p: Uint8Array) => void)[] = [];
-  const dec = createDecoder('console', (p) => {
-    const w = waiters.shift();
-    if (w) w(p);
-    else queue.push(p);
-  }, { acceptOps: [Op.ReadRsp, Op.WriteRsp] });
+  const q = packetQueue();
+  const dec = createDecoder('console', q.push, { acceptOps: [Op.ReadRsp, Op.WriteRsp] });
   sock.on('data', (d) => dec.push(new Uint8Array(d)));
   sock.on('error', () => {});
   return {
@@ -81,6 +76,21 @@ export async function rawConnection(addr: string): Promise<{
       for (const f of encodeFrames('console', packet, 127)) sock.write(f);
     },
     sendBytes: (b) => void sock.write(b),
+    next: q.next,
+    close: () => sock.destroy(),
+  };
+}
+
+/** Packets as they arrive, and a wait for the next one (null after `timeoutMs`). */
+export function packetQueue(): { push(p: Uint8Array): void; next(timeoutMs?: number): Promise<Uint8Array | null> } {
+  const queue: Uint8Array[] = [];
+  const waiters: ((p: Uint8Array) => void)[] = [];
+  return {
+    push: (p) => {
+      const w = waiters.shift();
+      if (w) w(p);
+      else queue.push(p);
+    },
     next: (timeoutMs = 2000) =>
       queue.length
         ? Promise.resolve(queue.shift()!)
@@ -96,6 +106,5 @@ export async function rawConnection(addr: string): Promise<{
             };
             waiters.push(w);
           }),
-    close: () => sock.destroy(),
   };
 }

@@ -125,11 +125,11 @@ describe('attestDevice', () => {
   it('an active configuration the owner did not publish is a warning; a published one passes', async () => {
     const x = await w();
     const cfg = await issueConfig({ target: { kind: 'model', model: 'fieldbench-ref' }, sequence: 1, settings: { interval: 60 }, notAfter: new Date(Date.now() + 86400_000) }, x.auth.owner.privateKey);
-    const { SecurityGroup, authMessage } = await import('../../src/core/groups/security.ts');
+    const { SecurityGroup } = await import('../../src/core/groups/security.ts');
+    const { authenticateTechnician } = await import('../../src/core/ops/access/login.ts');
     const { ed25519Sign } = await import('../../src/core/trust/ed25519.ts');
     const g = new SecurityGroup(x.session.client, x.sec.groupId);
-    const ch = await g.challenge();
-    await g.authenticate(x.auth.credential, await ed25519Sign(authMessage(ch, x.sec.devicePublicKey), x.auth.technician.privateKey));
+    await authenticateTechnician(g, x.sec.devicePublicKey, x.auth.credential, (m) => ed25519Sign(m, x.auth.technician.privateKey));
     await g.applyConfig(cfg);
     expect(reason(await attest(x), 'configuration')?.result).toBe('warn');
     const { bundle } = await makeBundle(x.auth, x.device, { configurations: [artifactDigest(cfg)] });

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { CborError, Tag, decodeCbor, decodeCborObject, encodeCbor, encodeDeterministic } from '../../src/core/base/cbor.ts';
+import {
+  CborError, CborTrailingBytesError, Tag, decodeCbor, decodeCborObject, decodeUnique, encodeCbor, encodeDeterministic, scanCbor,
+} from '../../src/core/base/cbor.ts';
 import { toHex, fromHex } from '../../src/core/base/bytes.ts';
 
 describe('plain CBOR', () => {
@@ -36,5 +38,39 @@ describe('plain CBOR', () => {
     expect(toHex(encodeDeterministic(m))).toBe('a5' + '0103' + '0a02' + '2004' + '6162a201000200' + '62616101');
     expect(() => encodeDeterministic({ x: 1.5 })).toThrow(CborError);
     expect(toHex(encodeDeterministic(new Tag(new Map([[2, 1], [1, 2]]), 18)))).toBe('d2a201020201');
+  });
+});
+
+describe('the one CBOR head reader (scanCbor, decodeUnique)', () => {
+  it('counts map entries, nested and indefinite ones included, and returns where the item ends', () => {
+    // {1: {2: 3}, 4: [_ {5: 6}]} followed by one more byte
+    expect(scanCbor(fromHex('a201a102030481bf0506ff00'))).toEqual({ end: 11, entries: 4 });
+  });
+
+  it('applies each rule only when asked: definite lengths, no floats, depth', () => {
+    const indefinite = fromHex('bf0102ff');
+    expect(scanCbor(indefinite).entries).toBe(1);
+    expect(() => scanCbor(indefinite, 0, { definiteOnly: true })).toThrow(/indefinite/);
+    const float = fromHex('a101f93c00'); // {1: 1.0}
+    expect(scanCbor(float).end).toBe(5);
+    expect(() => scanCbor(float, 0, { noFloats: true })).toThrow(/floating/);
+    const deep = fromHex('818181818100'); // [[[[[0]]]]]
+    expect(scanCbor(deep, 0, { maxDepth: 5 }).end).toBe(6);
+    expect(() => scanCbor(deep, 0, { maxDepth: 4 })).toThrow(CborError);
+  });
+
+  it('decodeUnique refuses keys equal once decoded, even when encoded differently, and names trailing bytes', () => {
+    expect(decodeUnique(fromHex('a20102030a'))).toEqual(new Map([[1, 2], [3, 10]]));
+    expect(() => decodeUnique(fromHex('a20102180103'))).toThrow(/duplicate/); // {1: 2, 1 (non-shortest): 3}
+    expect(() => decodeUnique(fromHex('a101a202030204'))).toThrow(/duplicate/); // {1: {2: 3, 2: 4}}
+    const t = (() => {
+      try {
+        decodeUnique(fromHex('a00000'));
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(t).toBeInstanceOf(CborTrailingBytesError);
+    expect((t as CborTrailingBytesError).count).toBe(2);
   });
 });

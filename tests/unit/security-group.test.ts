@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { SecurityGroup, authMessage, popMessage } from '../../src/core/groups/security.ts';
+import { SecurityGroup, popMessage } from '../../src/core/groups/security.ts';
+import { authenticateTechnician } from '../../src/core/ops/access/login.ts';
 import { readState } from '../../src/core/groups/image.ts';
 import { openSession } from '../../src/core/groups/session.ts';
 import { toHex } from '../../src/core/base/bytes.ts';
@@ -24,10 +25,19 @@ async function setup(security: SecurityOptions = {}, auth?: Authorities) {
   return { device, sec, s, g: new SecurityGroup(s.client, sec.groupId), v };
 }
 
-async function login(g: SecurityGroup, devicePub: Uint8Array, a = authorities, credential = a.credential) {
-  const ch = await g.challenge();
-  const sig = await ed25519Sign(authMessage(ch, devicePub), a.technician.privateKey);
-  return g.authenticate(credential, sig);
+/** The secure-session login (key exchange); device refusals surface as the SmpError they were. */
+async function login(g: SecurityGroup, devicePub: Uint8Array, a = authorities, credential = a.credential, seed = a.technician.privateKey) {
+  let deviceError: unknown;
+  const sign = (m: Uint8Array) => ed25519Sign(m, seed);
+  const original = g.authenticate.bind(g);
+  g.authenticate = (c, sig, o) => original(c, sig, o).catch((e: unknown) => { deviceError = e; throw e; });
+  try {
+    return await authenticateTechnician(g, devicePub, credential, sign);
+  } catch (e) {
+    throw deviceError ?? e;
+  } finally {
+    g.authenticate = original;
+  }
 }
 
 const config = (a: Authorities, sequence: number, extra: Partial<Parameters<typeof issueConfig>[0]> = {}) =>
@@ -102,10 +112,9 @@ describe('security group: access, configuration, wipe', () => {
     const r = await login(g, id.devicePublicKey);
     expect(r.technician).toBe('tech-001');
     expect(r.permissions).toContain('configure');
-    // A credential for another device key (signature over the wrong device) fails, and is counted.
-    const ch = await g.challenge();
-    const bad = await ed25519Sign(authMessage(ch, new Uint8Array(32)), authorities.technician.privateKey);
-    await expect(g.authenticate(authorities.credential, bad)).rejects.toMatchObject({ kind: 'group', rc: 3 });
+    // A signature by a key other than the credential's fails on the device, and is counted.
+    const other = await makeAuthorities();
+    await expect(login(g, id.devicePublicKey, authorities, authorities.credential, other.technician.privateKey)).rejects.toMatchObject({ kind: 'group', rc: 3 });
     expect((await g.allEvents()).some((e) => e.type === 'auth-failure')).toBe(true);
     expect(device.bootCount).toBe(1);
     await s.close();

@@ -4,7 +4,8 @@
  * non-deterministic encoding, on the tool (verifiers) and on the device.
  */
 import { describe, expect, it } from 'vitest';
-import { SecurityGroup, authMessage } from '../../src/core/groups/security.ts';
+import { SecurityGroup } from '../../src/core/groups/security.ts';
+import { authenticateTechnician } from '../../src/core/ops/access/login.ts';
 import { openSession } from '../../src/core/groups/session.ts';
 import { SmpError } from '../../src/core/smp/errors.ts';
 import { CborError, Tag, checkCbor, decodeCbor, decodeCborObject, decodeStrict, encodeCbor, encodeDeterministic } from '../../src/core/base/cbor.ts';
@@ -108,8 +109,7 @@ describe('signed payloads have one reading, on the tool and on the device', () =
     const s = await openSession(createVirtualDevice({ device, model: { baudRate: 921600 * 20 } }).link);
     const g = new SecurityGroup(s.client, security.groupId);
     const id = await g.identity();
-    const ch = await g.challenge();
-    await g.authenticate(a.credential, await ed25519Sign(authMessage(ch, id.devicePublicKey), a.technician.privateKey));
+    await authenticateTechnician(g, id.devicePublicKey, a.credential, (m) => ed25519Sign(m, a.technician.privateKey));
     const cfg = await issueConfig({ target: { kind: 'model', model: 'fieldbench-ref' }, sequence: 7, settings: { interval: 60, name: 'pump-7' }, notAfter: Date.now() + 86400_000 }, a.owner.privateKey);
     const forged = await resignRaw(cfg, withDuplicate(cfg, 2, 1000000), a.owner.privateKey);
     const err = await g.applyConfig(forged).then(() => null, (e: unknown) => e);

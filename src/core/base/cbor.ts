@@ -162,16 +162,59 @@ export const MAX_CBOR_DEPTH = 64;
 
 export type CborStrictness = 'well-formed' | 'deterministic';
 
+/** What a scan of CBOR bytes refuses beyond ill-formed input (see scanCbor). */
+export interface CborScanRules {
+  /** RFC 8949 section 4.2.1 core deterministic encoding (our signed payloads). */
+  deterministic?: boolean;
+  /** Refuse indefinite lengths (RFC 9783 section 5.1 for PSA claims). */
+  definiteOnly?: boolean;
+  /** Refuse floating-point values (COSE headers: 1.0 must not pose as the label 1). */
+  noFloats?: boolean;
+  /** Deepest nesting accepted (arrays, maps, tags); MAX_CBOR_DEPTH unless given. */
+  maxDepth?: number;
+}
+
 /**
- * Walk one CBOR item from `pos` and return where it ends. Always: well-formed,
- * nesting at most `maxDepth`, lengths within the input. With 'deterministic'
- * (RFC 8949 section 4.2.1 core deterministic encoding, our signed payloads):
- * definite lengths only, shortest arguments, map keys in bytewise order of
- * their encodings with no duplicates, valid UTF-8 text, and no floats, no
- * undefined and no other simple values than false, true and null.
+ * Walk one CBOR item of `bytes` from `pos`: the one CBOR head reader of fieldbench.
+ * Always: well-formed, nesting at most `maxDepth`, lengths within the input. With
+ * `deterministic`: definite lengths only, shortest arguments, map keys in bytewise
+ * order of their encodings with no duplicates, valid UTF-8 text, and no floats, no
+ * undefined and no other simple values than false, true and null. Returns where the
+ * item ends and how many map entries it holds, nested ones included (a decoder
+ * silently keeps one of two equal keys: comparing with countMapEntries of the
+ * decoded value finds them). Throws CborError.
  */
-function scan(b: Uint8Array, pos: number, depth: number, strict: boolean, maxDepth: number): number {
-  if (depth > maxDepth) throw new CborError(`CBOR nested deeper than ${maxDepth} levels`);
+export function scanCbor(bytes: Uint8Array, pos = 0, rules: CborScanRules = {}): { end: number; entries: number } {
+  const s: ScanState = {
+    b: bytes,
+    strict: rules.deterministic === true,
+    definite: rules.deterministic === true || rules.definiteOnly === true,
+    noFloats: rules.deterministic === true || rules.noFloats === true,
+    maxDepth: rules.maxDepth ?? MAX_CBOR_DEPTH,
+    entries: 0,
+  };
+  try {
+    const end = scan(s, pos, 0);
+    return { end, entries: s.entries };
+  } catch (e) {
+    if (e instanceof CborError) throw e;
+    // A pathological input must still fail with a typed error.
+    throw new CborError(`invalid CBOR: ${(e as Error).message}`, e);
+  }
+}
+
+interface ScanState {
+  b: Uint8Array;
+  strict: boolean;
+  definite: boolean;
+  noFloats: boolean;
+  maxDepth: number;
+  entries: number;
+}
+
+function scan(s: ScanState, pos: number, depth: number): number {
+  const { b, strict } = s;
+  if (depth > s.maxDepth) throw new CborError(`CBOR nested deeper than ${s.maxDepth} levels`);
   if (pos >= b.length) throw new CborError('truncated CBOR');
   const ib = b[pos++];
   const mt = ib >> 5;
@@ -191,12 +234,16 @@ function scan(b: Uint8Array, pos: number, depth: number, strict: boolean, maxDep
     if (mt === 0 || mt === 1 || mt === 6) throw new CborError('invalid indefinite-length CBOR');
     if (mt === 7) throw new CborError('unexpected CBOR break');
     if (strict) throw new CborError('non-deterministic CBOR: indefinite length');
+    if (s.definite) throw new CborError('indefinite-length items are not allowed here');
     for (;;) {
       if (pos >= b.length) throw new CborError('truncated CBOR');
       if (b[pos] === 0xff) return pos + 1;
       if ((mt === 2 || mt === 3) && (b[pos] >> 5 !== mt || (b[pos] & 31) === 31)) throw new CborError('bad indefinite-length string chunk');
-      pos = scan(b, pos, depth + 1, strict, maxDepth);
-      if (mt === 5) pos = scan(b, pos, depth + 1, strict, maxDepth);
+      pos = scan(s, pos, depth + 1);
+      if (mt === 5) {
+        pos = scan(s, pos, depth + 1);
+        s.entries++;
+      }
     }
   } else throw new CborError('reserved CBOR additional information');
   switch (mt) {
@@ -216,14 +263,14 @@ function scan(b: Uint8Array, pos: number, depth: number, strict: boolean, maxDep
       return pos + val;
     case 4:
       if (val > b.length - pos) throw new CborError('truncated CBOR array');
-      for (let i = 0; i < val; i++) pos = scan(b, pos, depth + 1, strict, maxDepth);
+      for (let i = 0; i < val; i++) pos = scan(s, pos, depth + 1);
       return pos;
     case 5: {
       if (val > b.length - pos) throw new CborError('truncated CBOR map');
       let prev: Uint8Array | null = null;
       for (let i = 0; i < val; i++) {
         const k = pos;
-        pos = scan(b, pos, depth + 1, strict, maxDepth);
+        pos = scan(s, pos, depth + 1);
         if (strict) {
           const key = b.subarray(k, pos);
           if (prev) {
@@ -233,15 +280,16 @@ function scan(b: Uint8Array, pos: number, depth: number, strict: boolean, maxDep
           }
           prev = key;
         }
-        pos = scan(b, pos, depth + 1, strict, maxDepth);
+        pos = scan(s, pos, depth + 1);
       }
+      s.entries += val;
       return pos;
     }
     case 6:
-      return scan(b, pos, depth + 1, strict, maxDepth);
+      return scan(s, pos, depth + 1);
     default: // 7
       if (ai >= 25 && ai <= 27) {
-        if (strict) throw new CborError('floating-point values are not allowed here');
+        if (s.noFloats) throw new CborError('floating-point values are not allowed here');
         return pos;
       }
       if (ai === 24 && val < 32) throw new CborError('invalid CBOR simple value');
@@ -250,20 +298,55 @@ function scan(b: Uint8Array, pos: number, depth: number, strict: boolean, maxDep
   }
 }
 
+/** Map entries in a decoded value, nested ones (and those in keys) included. */
+export function countMapEntries(v: unknown): number {
+  if (v instanceof Map) {
+    let n = v.size;
+    for (const [k, x] of v) n += countMapEntries(k) + countMapEntries(x);
+    return n;
+  }
+  if (Array.isArray(v)) return v.reduce((n: number, x) => n + countMapEntries(x), 0);
+  if (v instanceof Tag) return countMapEntries(v.value);
+  if (v instanceof Set) {
+    let n = 0;
+    for (const x of v) n += countMapEntries(x);
+    return n;
+  }
+  return 0;
+}
+
 const utf8Fatal = new TextDecoder('utf-8', { fatal: true });
+
+/** Bytes after the one CBOR item expected (`count` of them). */
+export class CborTrailingBytesError extends CborError {
+  constructor(readonly count: number) {
+    super('trailing bytes after CBOR item');
+    this.name = 'CborTrailingBytesError';
+  }
+}
 
 /** Check that `bytes` is exactly one CBOR item under `strictness`; throws CborError. */
 export function checkCbor(bytes: Uint8Array, strictness: CborStrictness = 'well-formed', maxDepth = MAX_CBOR_DEPTH): void {
+  checkOne(bytes, { deterministic: strictness === 'deterministic', maxDepth });
+}
+
+function checkOne(bytes: Uint8Array, rules: CborScanRules): number {
   if (bytes.length === 0) throw new CborError('empty CBOR input');
-  let end: number;
-  try {
-    end = scan(bytes, 0, 0, strictness === 'deterministic', maxDepth);
-  } catch (e) {
-    if (e instanceof CborError) throw e;
-    // A pathological input must still fail with a typed error.
-    throw new CborError(`invalid CBOR: ${(e as Error).message}`, e);
-  }
-  if (end !== bytes.length) throw new CborError('trailing bytes after CBOR item');
+  const { end, entries } = scanCbor(bytes, 0, rules);
+  if (end !== bytes.length) throw new CborTrailingBytesError(bytes.length - end);
+  return entries;
+}
+
+/**
+ * Decode exactly one CBOR item that follows `rules` and has no duplicate map keys
+ * (keys equal once decoded count as duplicates, e.g. 1 and a non-shortest 1); maps
+ * become `Map`. Throws CborError (CborTrailingBytesError for bytes after the item).
+ */
+export function decodeUnique(bytes: Uint8Array, rules: CborScanRules = {}): unknown {
+  const entries = checkOne(bytes, rules);
+  const value = decodeCbor(bytes);
+  if (countMapEntries(value) !== entries) throw new CborError('duplicate map key');
+  return value;
 }
 
 /**

@@ -10,11 +10,8 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import {
-  ARTIFACT_NAMES, checkBytes, checkIssue, checkText, checkUint, checkValidityFields, checkWindow, ed25519Key, Fields, openArtifact, randomBytes,
-  SchemaError, signArtifact, toSeconds, unverifiedPayload, type Clock, type Validity,
+  ARTIFACT_NAMES, checkBytes, checkText, checkUint, checkValidityFields, checkWindow, Fields, issueArtifact, issuedFields, openOwnerArtifact, randomBytes, SchemaError, unverifiedPayload, type Clock, type Validity,
 } from '../trust/artifact.ts';
-import { ed25519PublicKey } from '../trust/ed25519.ts';
-import { keyId } from '../trust/keys.ts';
 import type { TrustResult } from '../trust/result.ts';
 import type { Signer } from '../trust/signer.ts';
 import type { IdentifierPolicy } from './identifiers.ts';
@@ -168,11 +165,8 @@ function parsePayloadMap(m: Map<unknown, unknown>): StationProfile {
 
 /** Sign a station profile with the owner key (a seed or a Signer). */
 export async function issueProfile(input: ProfileInput, owner: Uint8Array | Signer): Promise<Uint8Array> {
-  const pub = owner instanceof Uint8Array ? await ed25519PublicKey(owner) : owner.publicKey;
-  const p: StationProfile = { ...input, profileId: randomBytes(16), notBefore: toSeconds(input.notBefore ?? new Date()), notAfter: toSeconds(input.notAfter), issuer: keyId(pub) };
-  const payload = encodePayload(p);
-  checkIssue(() => parsePayloadMap(payload), ARTIFACT_NAMES.profile);
-  return signArtifact('profile', payload, owner);
+  const p: StationProfile = { ...input, profileId: randomBytes(16), ...(await issuedFields(input, owner)) };
+  return issueArtifact('profile', encodePayload(p), parsePayloadMap, owner);
 }
 
 export interface VerifiedProfile extends StationProfile {
@@ -182,7 +176,7 @@ export interface VerifiedProfile extends StationProfile {
 
 /** Verify a station profile: owner signature, validity window, schema. Never throws. */
 export async function verifyProfile(bytes: Uint8Array, ctx: { ownerKeys: Uint8Array[]; now?: Clock }): Promise<TrustResult<VerifiedProfile>> {
-  const env = await openArtifact(bytes, 'profile', { owner: ctx.ownerKeys.map((k) => ed25519Key(k)) }, [], parsePayloadMap);
+  const env = await openOwnerArtifact(bytes, 'profile', ctx.ownerKeys, parsePayloadMap);
   if (!env.ok) return env;
   const w = checkWindow(env.value, ctx.now, `${ARTIFACT_NAMES.profile} ${JSON.stringify(env.value.name)}`);
   if (w) return { ok: false, ...w };

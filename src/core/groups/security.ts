@@ -6,25 +6,37 @@
  * Messages larger than the device's buffer move in chunks (off, len, data), as
  * the Image group does. docs/PROTOCOL.md has the CDDL.
  */
-import type { RequestOptions, SmpClient } from '../smp/client.ts';
+import type { Body, Protector, RequestOptions, SmpClient } from '../smp/client.ts';
 import { SmpError } from '../smp/errors.ts';
-import { SMP_HEADER_SIZE } from '../smp/header.ts';
+import { Group, SMP_HEADER_SIZE } from '../smp/header.ts';
 import { encodeCbor } from '../base/cbor.ts';
-import { SEC, SECURITY, type SecurityErrorName } from '../protocol/security.ts';
+import { equalBytes } from '../base/bytes.ts';
+import { OS } from '../protocol/os.ts';
+import { SEC, SEC_RC, SECURITY, type SecurityErrorName } from '../protocol/security.ts';
+import { ed25519Verify } from '../trust/ed25519.ts';
+import {
+  MAX_PROTECTED_SEQ, PROTECT_OVERHEAD, SessionError, type SessionKeys, deviceSignedMessage, ecdh, ephemeralX25519, mac2, mac3, parseProtected, protect,
+  pseudoRandomKey, sessionKeys, technicianSignedMessage, transcript2, transcript3, unprotect,
+} from '../trust/session.ts';
 
-export { AUTH_CONTEXT, POP_CONTEXT, PROVISION_CONTEXT, SEC, SEC_RC, SECURITY, authMessage, popMessage, provisionPopMessage } from '../protocol/security.ts';
+export { POP_CONTEXT, PROVISION_CONTEXT, SEC, SEC_RC, SECURITY, popMessage, provisionPopMessage } from '../protocol/security.ts';
 
 export const SECURITY_GROUP_NAME = SECURITY.name;
 /** Default id; devices may use another, so look it up with findGroup(listGroups(...), SECURITY_GROUP_NAME). */
 export const SECURITY_GROUP_DEFAULT_ID = SECURITY.id;
 
-/** The protocol's name of a security group failure (SEC_RC key), or undefined. */
+/** First group id Zephyr leaves to applications (MGMT_GROUP_ID_PERUSER): ours is one of them, the standard groups are below. */
+const PERUSER_GROUP = 64;
+
+/** The protocol's name of a security group failure (SEC_RC key), or undefined (also for another group's error). */
 export function secErrorName(e: unknown): SecurityErrorName | undefined {
-  return e instanceof SmpError && e.kind === 'group' && e.rc !== undefined ? SECURITY.errorName(e.rc) : undefined;
+  if (!(e instanceof SmpError && e.kind === 'group' && e.rc !== undefined)) return undefined;
+  if (e.group !== undefined && e.group < PERUSER_GROUP) return undefined;
+  return SECURITY.errorName(e.rc);
 }
 
 export function describeSecError(e: unknown): string {
-  const text = e instanceof SmpError && e.kind === 'group' && e.rc !== undefined ? SECURITY.errorText(e.rc) : undefined;
+  const text = secErrorName(e) && (e as SmpError).rc !== undefined ? SECURITY.errorText((e as SmpError).rc!) : undefined;
   if (text) return text;
   return e instanceof Error ? e.message : String(e);
 }
@@ -119,18 +131,86 @@ export class SecurityGroup {
     return out;
   }
 
-  async challenge(opts?: RequestOptions): Promise<Uint8Array> {
-    const r = await this.client.read(this.id, SEC.AuthChallenge, {}, opts);
-    return bytes(r.challenge, 'challenge');
+  /** Key exchange message 1 -> 2: send the tool's ephemeral X25519 key; the device answers with its own, a challenge and its signature. */
+  async keyExchange(gX: Uint8Array, opts?: RequestOptions): Promise<{ challenge: Uint8Array; gY: Uint8Array; sig: Uint8Array }> {
+    const r = await this.client.read(this.id, SEC.AuthChallenge, { g_x: gX }, opts);
+    return { challenge: bytes(r.challenge, 'challenge'), gY: bytes(r.g_y, 'g_y'), sig: bytes(r.sig, 'sig') };
   }
 
-  /** Present a credential and a signature over authMessage(challenge, devicePublicKey). */
-  async authenticate(credential: Uint8Array, sig: Uint8Array, opts?: RequestOptions): Promise<{ technician: string; permissions: string[] }> {
+  /**
+   * The whole key exchange (trust/session.ts): messages 1-4, the device's proof of its identity
+   * key checked before the technician signs anything, the session keys confirmed. Device
+   * refusals surface as the SmpError they were; a device that cannot prove its key, or does
+   * not confirm the keys, as SessionError 'key-exchange'; a failing signer as its own error.
+   */
+  async keyExchangeLogin(
+    devicePublicKey: Uint8Array,
+    credential: Uint8Array,
+    sign: (message: Uint8Array) => Promise<Uint8Array>,
+    opts?: RequestOptions,
+  ): Promise<{ technician: string; permissions: string[]; keys: SessionKeys }> {
+    const eph = ephemeralX25519();
+    const m2 = await this.keyExchange(eph.publicKey, opts);
+    let prk: Uint8Array;
+    let th2: Uint8Array;
+    try {
+      th2 = transcript2(eph.publicKey, m2.gY, m2.challenge, devicePublicKey);
+      prk = pseudoRandomKey(ecdh(eph.privateKey, m2.gY), th2);
+    } finally {
+      eph.privateKey.fill(0);
+    }
+    if (m2.sig.length !== 64 || !(await ed25519Verify(m2.sig, deviceSignedMessage(th2, mac2(prk, th2)), devicePublicKey))) {
+      throw new SessionError('key-exchange', 'the device did not prove its identity key in the key exchange: not the device it claims to be (or a relay)');
+    }
+    const th3 = transcript3(th2, m2.sig, credential);
+    const sig = await sign(technicianSignedMessage(th3, mac3(prk, th3)));
+    if (!(sig instanceof Uint8Array) || sig.length !== 64) throw new SessionError('key-exchange', 'the technician key produced no Ed25519 signature');
+    const r = await this.authenticate(credential, sig, opts);
+    const keys = sessionKeys(prk, th3, sig);
+    if (!r.kc || !equalBytes(r.kc, keys.kc)) throw new SessionError('key-exchange', 'the device did not confirm the session keys');
+    return { technician: r.technician, permissions: r.permissions, keys };
+  }
+
+  /**
+   * Authenticate and open the secure session on this client: from now on every request but the
+   * key exchange goes protected. When the device ends the session (a reset, or it answers a
+   * protected request with rc 16), the channel runs a new key exchange with the same credential
+   * and signer before the next request, once, transparently for the op that caused it.
+   */
+  async openSecureSession(
+    devicePublicKey: Uint8Array,
+    credential: Uint8Array,
+    sign: (message: Uint8Array) => Promise<Uint8Array>,
+    opts?: RequestOptions,
+  ): Promise<{ technician: string; permissions: string[]; channel: SecureChannel }> {
+    // A new login ends any session this client had: the exchange itself goes plain.
+    this.client.protect(null);
+    const first = await this.keyExchangeLogin(devicePublicKey, credential, sign, opts);
+    const channel = new SecureChannel(this.id, first.keys, async () => (await this.keyExchangeLogin(devicePublicKey, credential, sign)).keys);
+    this.client.protect(channel);
+    return { technician: first.technician, permissions: first.permissions, channel };
+  }
+
+  /** Key exchange message 3 -> 4: the credential and the technician's signature; the device confirms the keys. */
+  async authenticate(credential: Uint8Array, sig: Uint8Array, opts?: RequestOptions): Promise<{ technician: string; permissions: string[]; kc?: Uint8Array }> {
     const r = await this.writeBlob(SEC.Auth, credential, { sig }, opts);
     return {
       technician: text(r.technician, 'technician'),
       permissions: Array.isArray(r.permissions) ? (r.permissions as unknown[]).filter((p): p is string => typeof p === 'string') : [],
+      kc: r.kc instanceof Uint8Array ? r.kc : undefined,
     };
+  }
+
+  /** The version of the trust bundle the device holds (0: only what provisioning gave it). */
+  async bundleVersion(opts?: RequestOptions): Promise<number> {
+    const r = await this.client.read(this.id, SEC.Identity, {}, opts);
+    return uint(r.bundle_ver ?? 0, 'bundle_ver');
+  }
+
+  /** Hand the device a trust bundle (inside the session); it installs it if it chains from its owner keys and is newer. */
+  async pushBundle(bundle: Uint8Array, opts?: RequestOptions): Promise<{ version: number; ended: boolean }> {
+    const r = await this.writeBlob(SEC.BundlePush, bundle, {}, opts);
+    return { version: uint(r.version, 'version'), ended: r.ended === true };
   }
 
   async readConfig(opts?: RequestOptions): Promise<{ sequence: number; digest?: Uint8Array; settings: Record<string, unknown> }> {
@@ -247,6 +327,84 @@ export class SecurityGroup {
     const fixed = SMP_HEADER_SIZE + encodeCbor({ ...head, data: new Uint8Array(0), ...final }).length;
     // A bstr header grows from 1 to 3 bytes as data passes 23 and 255 bytes.
     return this.client.maxPacket - fixed - 2;
+  }
+}
+
+/**
+ * The tool's half of a secure session, installed on the SmpClient: every request except the
+ * key exchange itself goes as a protected request ({s, c}, trust/session.ts), and every reply
+ * is opened and checked (tag, direction, sequence). After the device resets the keys are dead
+ * on both sides; the channel renews them with a new key exchange before the next request.
+ */
+export class SecureChannel implements Protector {
+  readonly overhead = PROTECT_OVERHEAD;
+  /** Key exchanges run after the first (each after a reset or a refused session). */
+  renewals = 0;
+  private seq = 0;
+  private stale = false;
+  private renewing: Promise<void> | null = null;
+
+  constructor(
+    readonly groupId: number,
+    private keys: SessionKeys,
+    private readonly renewKeys: () => Promise<SessionKeys>,
+  ) {}
+
+  covers(group: number, id: number): boolean {
+    return !(group === this.groupId && (id === SEC.AuthChallenge || id === SEC.Auth || id === SEC.Protected));
+  }
+
+  async ready(): Promise<void> {
+    if (this.stale) await this.renew();
+  }
+
+  /** Run a new key exchange (shared by concurrent callers). */
+  renew(): Promise<void> {
+    this.renewing ??= this.renewKeys()
+      .then((k) => {
+        this.keys = k;
+        this.seq = 0;
+        this.stale = false;
+        this.renewals++;
+      })
+      .finally(() => {
+        this.renewing = null;
+      });
+    return this.renewing;
+  }
+
+  /** A covered request was refused with rc 16 (the device has no session for us: it reset): renew once. */
+  async recover(e: unknown): Promise<boolean> {
+    if (!(e instanceof SmpError && e.kind === 'group' && e.group === this.groupId && e.rc === SEC_RC.Protection)) return false;
+    try {
+      await this.renew();
+    } catch (r) {
+      throw new SmpError('closed', `the device ended the secure session and a new key exchange failed: ${describeSecError(r)}`);
+    }
+    return true;
+  }
+
+  wrap(inner: Uint8Array): { group: number; id: number; body: Body; open(reply: Body): Uint8Array } {
+    if (this.seq >= MAX_PROTECTED_SEQ) throw new SmpError('closed', 'session sequence exhausted: authenticate again');
+    const s = ++this.seq;
+    const keys = this.keys;
+    return {
+      group: this.groupId,
+      id: SEC.Protected,
+      body: { s, c: protect(keys.t2d, 't2d', s, inner) },
+      open(reply) {
+        const p = parseProtected(reply);
+        if (!p || p.seq !== s) throw new SmpError('decode', `protected reply carries sequence ${String(reply.s)}, not ${s}`);
+        const pt = unprotect(keys.d2t, 'd2t', s, p.ciphertext);
+        if (!pt) throw new SmpError('decode', 'protected reply fails its authentication tag (tampered or injected)');
+        return pt;
+      },
+    };
+  }
+
+  /** A reset reboots the device, which ends its session: renew before the next request. */
+  after(group: number, id: number): void {
+    if (group === Group.OS && id === OS.Reset) this.stale = true;
   }
 }
 

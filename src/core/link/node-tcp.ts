@@ -4,6 +4,7 @@
  */
 import { Socket } from 'node:net';
 import { LinkOpenError } from './link.ts';
+import { parseNetAddress } from './net-address.ts';
 import { SocketLink } from './node-socket.ts';
 
 export interface TcpOptions {
@@ -13,19 +14,7 @@ export interface TcpOptions {
 
 /** Parse "tcp://host:port" (IPv6 as tcp://[::1]:port). Throws LinkOpenError('failed') on a bad spec. */
 export function parseTcpSpec(spec: string, opts: { listen?: boolean } = {}): { host: string; port: number } {
-  const bad = () =>
-    new LinkOpenError('failed', `not a TCP address: ${JSON.stringify(spec)}`, 'Write it as tcp://host:port, e.g. tcp://127.0.0.1:5556 or tcp://[::1]:5556.');
-  let u: URL;
-  try {
-    u = new URL(spec);
-  } catch {
-    throw bad();
-  }
-  if (u.protocol !== 'tcp:' || !u.hostname || !u.port || (u.pathname !== '' && u.pathname !== '/') || u.search || u.hash) throw bad();
-  const port = Number(u.port);
-  // Port 0 means "any free port", for a listener only.
-  if (!Number.isInteger(port) || port < (opts.listen ? 0 : 1) || port > 65535) throw bad();
-  const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
+  const { host, port } = parseNetAddress(spec, 'tcp', 'Write it as tcp://host:port, e.g. tcp://127.0.0.1:5556 or tcp://[::1]:5556.', opts);
   return { host, port };
 }
 

@@ -16,8 +16,9 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { lookup } from 'node:dns/promises';
-import { LinkOpenError, type DatagramInfo, type Link, type LinkClosed } from './link.ts';
-import { LinkClosedError } from './node-socket.ts';
+import { LinkOpenError, type DatagramInfo } from './link.ts';
+import { LinkClosedError, NodeLink } from './node-socket.ts';
+import { parseNetAddress } from './net-address.ts';
 
 /** Ethernet MTU (1500) less the IPv4 (20) or IPv6 (40) header and the UDP header (8). */
 export const UDP_PAYLOAD_IPV4 = 1472;
@@ -34,18 +35,12 @@ export interface UdpSpec {
 
 /** Parse "udp://host:port" (IPv6 as udp://[::1]:port; optional ?mtu=N, the path's IP MTU). */
 export function parseUdpSpec(spec: string, opts: { listen?: boolean } = {}): UdpSpec {
-  const bad = () =>
-    new LinkOpenError('failed', `not a UDP address: ${JSON.stringify(spec)}`, 'Write it as udp://host:port, e.g. udp://127.0.0.1:1337 or udp://[::1]:1337 (optionally ?mtu=1280).');
-  let u: URL;
-  try {
-    u = new URL(spec);
-  } catch {
-    throw bad();
-  }
-  if (u.protocol !== 'udp:' || !u.hostname || (!u.port && !(opts.listen && /:0\/?$/.test(spec))) || (u.pathname !== '' && u.pathname !== '/') || u.hash) throw bad();
-  const port = Number(u.port || 0);
-  if (!Number.isInteger(port) || port < (opts.listen ? 0 : 1) || port > 65535) throw bad();
-  const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
+  const { host, port, url: u, bad } = parseNetAddress(
+    spec,
+    'udp',
+    'Write it as udp://host:port, e.g. udp://127.0.0.1:1337 or udp://[::1]:1337 (optionally ?mtu=1280).',
+    { listen: opts.listen, query: true },
+  );
   let maxPayload: number | undefined;
   for (const [k, v] of u.searchParams) {
     if (k !== 'mtu') throw bad();
@@ -66,55 +61,26 @@ const LOST = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN'
  * datagrams are fed with `deliver`. Used by the client (connected socket) and
  * by the listener (one per remote address, sharing the server socket).
  */
-export class DatagramLink implements Link {
-  readonly readable: ReadableStream<Uint8Array>;
-  readonly writable: WritableStream<Uint8Array>;
-  readonly closed: Promise<LinkClosed>;
+export class DatagramLink extends NodeLink {
   readonly datagram: DatagramInfo;
-  private outcome: LinkClosed | undefined;
-  private resolveClosed!: (c: LinkClosed) => void;
-  private readCtl!: ReadableStreamDefaultController<Uint8Array>;
-  private writeCtl!: WritableStreamDefaultController;
-  private readEnded = false;
 
   constructor(
-    readonly label: string,
+    label: string,
     maxPayload: number,
     private readonly sendDatagram: (d: Uint8Array) => Promise<void>,
-    private readonly release: () => Promise<void>,
+    private readonly releaseSocket: () => Promise<void>,
   ) {
+    // datagrams queue as they come (the kernel buffer would hold them anyway); count them, not bytes
+    super(label, { highWaterMark: 256 });
     this.datagram = { maxPayload };
-    this.closed = new Promise((r) => (this.resolveClosed = r));
-    this.readable = new ReadableStream<Uint8Array>(
-      {
-        start: (c) => {
-          this.readCtl = c;
-        },
-        cancel: () => {
-          this.readEnded = true;
-        },
-      },
-      // datagrams queue as they come (the kernel buffer would hold them anyway); count them, not bytes
-      { highWaterMark: 256 },
-    );
-    this.writable = new WritableStream<Uint8Array>({
-      start: (c) => {
-        this.writeCtl = c;
-      },
-      write: (chunk) => this.write(chunk),
-    });
   }
 
   /** One datagram from the peer. */
   deliver(d: Uint8Array): void {
-    if (this.outcome || this.readEnded) return;
-    this.readCtl.enqueue(d);
+    this.enqueue(d);
   }
 
-  private async write(chunk: Uint8Array): Promise<void> {
-    if (this.outcome) throw new LinkClosedError(this.outcome);
-    if (!(chunk instanceof Uint8Array)) throw new TypeError('link writes take Uint8Array chunks');
-    if (chunk.length === 0) return;
+  protected async send(chunk: Uint8Array): Promise<void> {
     if (chunk.length > this.datagram.maxPayload) {
       // a stream whose write rejects is errored for good: end the link with the reason
       const e = new RangeError(`a ${chunk.length}-byte datagram exceeds the path's ${this.datagram.maxPayload}-byte payload limit (MTU); it was not sent`);
@@ -132,6 +98,10 @@ export class DatagramLink implements Link {
     }
   }
 
+  protected release(): Promise<void> {
+    return this.releaseSocket();
+  }
+
   /** The peer is unreachable (ICMP), or the socket failed. */
   lose(why: string): void {
     this.finish({ reason: 'lost', message: `${this.label}: device unreachable (${why})` });
@@ -139,33 +109,6 @@ export class DatagramLink implements Link {
 
   fail(message: string): void {
     this.finish({ reason: 'error', message });
-  }
-
-  private finish(outcome: LinkClosed): void {
-    if (this.outcome) return;
-    this.outcome = outcome;
-    try {
-      this.writeCtl.error(new LinkClosedError(outcome));
-    } catch {
-      /* already errored */
-    }
-    if (!this.readEnded) {
-      this.readEnded = true;
-      try {
-        this.readCtl.close();
-      } catch {
-        /* cancelled */
-      }
-    }
-    void this.release().then(
-      () => this.resolveClosed(outcome),
-      () => this.resolveClosed(outcome),
-    );
-  }
-
-  async close(): Promise<void> {
-    this.finish({ reason: 'closed' });
-    await this.closed;
   }
 }
 

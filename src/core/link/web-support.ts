@@ -23,6 +23,12 @@ export const REMEDY = {
   failed: 'Unplug the device, plug it back in and try again.',
 } as const;
 
+/** `navigator.serial` or `navigator.usb`, when this browser has it. */
+export function navigatorApi<T>(name: 'serial' | 'usb'): T | undefined {
+  const nav = (globalThis as { navigator?: { serial?: unknown; usb?: unknown } }).navigator;
+  return nav?.[name] as T | undefined;
+}
+
 function errName(e: unknown): string {
   return e && typeof e === 'object' && 'name' in e ? String((e as { name: unknown }).name) : '';
 }

@@ -7,8 +7,9 @@
  * parity, buffer overrun) and becomes null after a fatal one (device lost); the
  * link presents one continuous readable across the former and ends on the latter.
  */
-import { LinkOpenError, type Link, type LinkClosed } from './link.ts';
-import { chooserError, errMessage, hex4, REMEDY, serialOpenError, settleWithin, SERIAL_SUPPORT } from './web-support.ts';
+import { LinkOpenError, type Link } from './link.ts';
+import { openGranted, WebLink } from './web-link.ts';
+import { chooserError, errMessage, hex4, navigatorApi, REMEDY, serialOpenError, settleWithin, SERIAL_SUPPORT } from './web-support.ts';
 
 export interface SerialPortInfoLike {
   usbVendorId?: number;
@@ -72,8 +73,7 @@ export const MIN_BUFFER = 65536;
 const NON_FATAL = new Set(['BreakError', 'FramingError', 'ParityError', 'BufferOverrunError']);
 
 export function serialApi(): SerialLike | undefined {
-  const nav = (globalThis as { navigator?: { serial?: SerialLike } }).navigator;
-  return nav?.serial;
+  return navigatorApi<SerialLike>('serial');
 }
 
 export function serialSupported(): boolean {
@@ -120,18 +120,7 @@ export async function reconnectSerialLinks(opts: ReconnectOptions = {}): Promise
   const ports = (await serial.getPorts()).filter((p) => matchesFilters(p, opts.filters));
   if (ports.length === 0)
     throw new LinkOpenError('gone', 'No previously used serial port is plugged in.', REMEDY.gone);
-  const links: Link[] = [];
-  let firstError: unknown;
-  for (const port of ports) {
-    if (opts.max !== undefined && links.length >= opts.max) break;
-    try {
-      links.push(await linkFromSerialPort(port, { serial, ...opts }));
-    } catch (e) {
-      firstError ??= e;
-    }
-  }
-  if (links.length === 0) throw firstError;
-  return links;
+  return openGranted(ports, opts.max, (port) => linkFromSerialPort(port, { serial, ...opts }));
 }
 
 function matchesFilters(port: SerialPortLike, filters?: SerialPortFilter[]): boolean {
@@ -179,16 +168,9 @@ export async function linkFromSerialPort(port: SerialPortLike, opts: SerialLinkO
   return new SerialLink(port, opts.label ?? serialPortLabel(port), baudRate, opts.serial);
 }
 
-class SerialLink implements Link {
-  readonly readable: ReadableStream<Uint8Array>;
-  readonly writable: WritableStream<Uint8Array>;
-  readonly closed: Promise<LinkClosed>;
-  private resolveClosed!: (c: LinkClosed) => void;
-  private done = false;
+class SerialLink extends WebLink {
   private reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
   private writer: WritableStreamDefaultWriter<Uint8Array> | null = null;
-  private readCtrl!: ReadableStreamDefaultController<Uint8Array>;
-  private closing: Promise<void> | null = null;
   private readonly onDisconnect = (ev: Event) => {
     const target = (ev as Event & { port?: unknown }).port ?? ev.target;
     if (target === this.port || (ev.currentTarget as unknown) === this.port) this.lost('The serial device was disconnected.');
@@ -196,49 +178,40 @@ class SerialLink implements Link {
 
   constructor(
     readonly port: SerialPortLike,
-    readonly label: string,
-    readonly baudRate: number,
+    label: string,
+    baudRate: number,
     private readonly serial?: Pick<SerialLike, 'addEventListener' | 'removeEventListener'>,
   ) {
-    this.closed = new Promise((r) => (this.resolveClosed = r));
+    super(label, baudRate);
     port.addEventListener?.('disconnect', this.onDisconnect);
     serial?.addEventListener('disconnect', this.onDisconnect);
-    this.readable = new ReadableStream<Uint8Array>(
-      {
-        start: (c) => {
-          this.readCtrl = c;
-        },
-        pull: (c) => this.pull(c),
-        cancel: async () => {
-          const r = this.reader;
-          this.reader = null;
-          if (r) await r.cancel().catch(() => {});
-        },
-      },
-      { highWaterMark: 0 },
-    );
-    this.writable = new WritableStream<Uint8Array>({
-      write: async (chunk) => {
-        if (this.done) throw new Error(`${this.label} is closed`);
-        if (!this.writer) {
-          const w = this.port.writable;
-          if (!w) {
-            this.lost('The serial port can no longer be written.');
-            throw new Error(`${this.label} is closed`);
-          }
-          this.writer = w.getWriter();
-        }
-        try {
-          await this.writer.write(chunk);
-        } catch (e) {
-          this.lost(`Write failed: ${errMessage(e)}`);
-          throw e;
-        }
-      },
-    });
   }
 
-  private async pull(c: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
+  protected override async cancelRead(): Promise<void> {
+    const r = this.reader;
+    this.reader = null;
+    if (r) await r.cancel().catch(() => {});
+  }
+
+  protected async write(chunk: Uint8Array): Promise<void> {
+    if (this.done) throw new Error(`${this.label} is closed`);
+    if (!this.writer) {
+      const w = this.port.writable;
+      if (!w) {
+        this.lost('The serial port can no longer be written.');
+        throw new Error(`${this.label} is closed`);
+      }
+      this.writer = w.getWriter();
+    }
+    try {
+      await this.writer.write(chunk);
+    } catch (e) {
+      this.lost(`Write failed: ${errMessage(e)}`);
+      throw e;
+    }
+  }
+
+  protected async pull(c: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
     for (;;) {
       if (this.done) return this.endReadable();
       if (!this.reader) {
@@ -287,30 +260,12 @@ class SerialLink implements Link {
     }
   }
 
-  private endReadable(): void {
-    try {
-      this.readCtrl.close();
-    } catch {
-      /* already closed or errored */
-    }
-  }
-
-  private finish(c: LinkClosed): void {
-    if (this.done) return;
-    this.done = true;
+  protected unlisten(): void {
     this.port.removeEventListener?.('disconnect', this.onDisconnect);
     this.serial?.removeEventListener('disconnect', this.onDisconnect);
-    this.resolveClosed(c);
   }
 
-  private lost(message: string): void {
-    if (this.done) return;
-    this.finish({ reason: 'lost', message });
-    // Wake a pending read, then release the port (closing a lost port still frees its handle).
-    this.closing ??= this.teardown();
-  }
-
-  private async teardown(): Promise<void> {
+  protected async teardown(): Promise<void> {
     const r = this.reader;
     this.reader = null;
     if (r) {
@@ -334,13 +289,5 @@ class SerialLink implements Link {
       }
     }
     await settleWithin(this.port.close(), 2000);
-  }
-
-  close(): Promise<void> {
-    if (!this.closing) {
-      this.finish({ reason: 'closed' });
-      this.closing = this.teardown();
-    }
-    return this.closing;
   }
 }

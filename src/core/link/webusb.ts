@@ -6,8 +6,9 @@
  *  - vendor: an interface of class 0xff with one bulk IN and one bulk OUT endpoint.
  * `linkFromUsbDevice` wraps an already-obtained USBDevice (testable with a fake).
  */
-import { LinkOpenError, type Link, type LinkClosed } from './link.ts';
-import { chooserError, errMessage, hex4, isGoneError, REMEDY, settleWithin, usbOpenError, USB_SUPPORT } from './web-support.ts';
+import { LinkOpenError, type Link } from './link.ts';
+import { openGranted, WebLink } from './web-link.ts';
+import { chooserError, errMessage, hex4, navigatorApi, isGoneError, REMEDY, settleWithin, usbOpenError, USB_SUPPORT } from './web-support.ts';
 
 export interface UsbEndpointLike {
   endpointNumber: number;
@@ -99,8 +100,7 @@ const CLASS_VENDOR = 0xff;
 const PACKETS_PER_TRANSFER = 32;
 
 export function usbApi(): UsbLike | undefined {
-  const nav = (globalThis as { navigator?: { usb?: UsbLike } }).navigator;
-  return nav?.usb;
+  return navigatorApi<UsbLike>('usb');
 }
 
 export function usbSupported(): boolean {
@@ -144,18 +144,7 @@ export async function reconnectUsbLinks(opts: UsbLinkOptions & { filters?: UsbDe
       ),
   );
   if (devices.length === 0) throw new LinkOpenError('gone', 'No previously used USB device is plugged in.', REMEDY.gone);
-  const links: Link[] = [];
-  let firstError: unknown;
-  for (const d of devices) {
-    if (opts.max !== undefined && links.length >= opts.max) break;
-    try {
-      links.push(await linkFromUsbDevice(d, { usb, ...opts }));
-    } catch (e) {
-      firstError ??= e;
-    }
-  }
-  if (links.length === 0) throw firstError;
-  return links;
+  return openGranted(devices, opts.max, (d) => linkFromUsbDevice(d, { usb, ...opts }));
 }
 
 interface Plan {
@@ -281,14 +270,7 @@ function noInterface(device: UsbDeviceLike, mode?: UsbLinkMode): LinkOpenError {
   );
 }
 
-class UsbLink implements Link {
-  readonly readable: ReadableStream<Uint8Array>;
-  readonly writable: WritableStream<Uint8Array>;
-  readonly closed: Promise<LinkClosed>;
-  private resolveClosed!: (c: LinkClosed) => void;
-  private done = false;
-  private closing: Promise<void> | null = null;
-  private readCtrl!: ReadableStreamDefaultController<Uint8Array>;
+class UsbLink extends WebLink {
   private readonly readLen: number;
   private readonly onDisconnect = (ev: Event) => {
     if ((ev as Event & { device?: unknown }).device === this.device) this.lost('The USB device was disconnected.');
@@ -298,28 +280,16 @@ class UsbLink implements Link {
     readonly device: UsbDeviceLike,
     private readonly plan: Plan,
     private readonly claimed: number[],
-    readonly label: string,
-    readonly baudRate: number | undefined,
+    label: string,
+    baudRate: number | undefined,
     private readonly usb?: Pick<UsbLike, 'addEventListener' | 'removeEventListener'>,
   ) {
-    this.closed = new Promise((r) => (this.resolveClosed = r));
+    super(label, baudRate);
     this.readLen = Math.min(16384, Math.max(64, plan.epIn.packetSize || 64) * PACKETS_PER_TRANSFER);
     usb?.addEventListener('disconnect', this.onDisconnect);
-    this.readable = new ReadableStream<Uint8Array>(
-      {
-        start: (c) => {
-          this.readCtrl = c;
-        },
-        pull: (c) => this.pull(c),
-      },
-      { highWaterMark: 0 },
-    );
-    this.writable = new WritableStream<Uint8Array>({
-      write: (chunk) => this.write(chunk),
-    });
   }
 
-  private async pull(c: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
+  protected async pull(c: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
     const ep = this.plan.epIn.endpointNumber;
     for (;;) {
       if (this.done) return this.endReadable();
@@ -355,7 +325,7 @@ class UsbLink implements Link {
     }
   }
 
-  private async write(chunk: Uint8Array): Promise<void> {
+  protected async write(chunk: Uint8Array): Promise<void> {
     if (this.done) throw new Error(`${this.label} is closed`);
     const ep = this.plan.epOut.endpointNumber;
     let off = 0;
@@ -377,28 +347,11 @@ class UsbLink implements Link {
     }
   }
 
-  private endReadable(): void {
-    try {
-      this.readCtrl.close();
-    } catch {
-      /* already closed */
-    }
-  }
-
-  private finish(c: LinkClosed): void {
-    if (this.done) return;
-    this.done = true;
+  protected unlisten(): void {
     this.usb?.removeEventListener('disconnect', this.onDisconnect);
-    this.resolveClosed(c);
   }
 
-  private lost(message: string): void {
-    if (this.done) return;
-    this.finish({ reason: 'lost', message });
-    this.closing ??= this.teardown(false);
-  }
-
-  private async teardown(polite: boolean): Promise<void> {
+  protected async teardown(polite: boolean): Promise<void> {
     this.endReadable();
     if (polite && this.plan.control) {
       await settleWithin(
@@ -415,13 +368,5 @@ class UsbLink implements Link {
     // Releasing the interface aborts a pending transferIn, which ends the read loop.
     for (const n of this.claimed) await settleWithin(this.device.releaseInterface(n), 1000);
     await settleWithin(this.device.close(), 2000);
-  }
-
-  close(): Promise<void> {
-    if (!this.closing) {
-      this.finish({ reason: 'closed' });
-      this.closing = this.teardown(true);
-    }
-    return this.closing;
   }
 }

@@ -3,7 +3,8 @@
  * default, devices may use another, found through the Enum group by name).
  * Identity, proof of possession, attestation, the security event log,
  * technician authentication, signed configuration, interface control and
- * wipe. The client (groups/security.ts) and the reference device
+ * wipe, the secure session (key exchange in AuthChallenge/Auth, then
+ * Protected requests) and trust bundle push. The client (groups/security.ts) and the reference device
  * (device/security.ts) both use THIS table; docs/PROTOCOL.md has the CDDL.
  *
  * Adding a command: one entry in `commands` (then the client method and the
@@ -36,6 +37,10 @@ export const SECURITY = defineGroup({
     ProvisionAuthorize: 13,
     /** write (chunked): the manufacturer-signed identity certificate; checked, stored, provisioning locked */
     ProvisionCert: 14,
+    /** write: a request protected by the session (trust/session.ts): {s, c} both ways */
+    Protected: 15,
+    /** write (chunked, inside the session): the held trust bundle; installed if it chains from the owner keys and is newer */
+    BundlePush: 16,
   },
   errors: {
     NotAuthenticated: { rc: 1, text: 'not authenticated: present a technician credential first' },
@@ -70,9 +75,8 @@ export const SEC = SECURITY.commands;
 /** Error rc by name. */
 export const SEC_RC = SECURITY.rc;
 
-/** Domain separation for signatures the device and technicians make. */
+/** Domain separation for signatures the device makes (the key exchange has its own labels, trust/session.ts). */
 export const POP_CONTEXT = utf8('fieldbench-pop-v1\0');
-export const AUTH_CONTEXT = utf8('fieldbench-auth-v1\0');
 export const PROVISION_CONTEXT = utf8('fieldbench-provision-v1\0');
 
 /** What a factory-fresh device signs with its new identity key: context | CBOR [nonce, pub, enc_pub, uid, model, hw_rev]. */
@@ -89,14 +93,5 @@ export function popMessage(nonce: Uint8Array): Uint8Array {
   const m = new Uint8Array(POP_CONTEXT.length + nonce.length);
   m.set(POP_CONTEXT);
   m.set(nonce, POP_CONTEXT.length);
-  return m;
-}
-
-/** What the technician signs to authenticate: context | challenge | device public key. */
-export function authMessage(challenge: Uint8Array, devicePublicKey: Uint8Array): Uint8Array {
-  const m = new Uint8Array(AUTH_CONTEXT.length + challenge.length + devicePublicKey.length);
-  m.set(AUTH_CONTEXT);
-  m.set(challenge, AUTH_CONTEXT.length);
-  m.set(devicePublicKey, AUTH_CONTEXT.length + challenge.length);
   return m;
 }

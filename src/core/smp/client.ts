@@ -33,6 +33,25 @@ export interface ClientOptions {
   readRetries?: number;
 }
 
+/**
+ * Protection of requests by a secure session (the security group's SecureChannel,
+ * trust/session.ts): once installed, every request it covers goes wrapped, and its reply is
+ * opened and checked.
+ */
+export interface Protector {
+  /** Bytes the wrapping adds to a request packet: ops see maxPacket less this. */
+  readonly overhead: number;
+  covers(group: number, id: number): boolean;
+  /** Awaited before a covered request is wrapped (renews the keys after a reset). */
+  ready?(): Promise<void>;
+  /** A covered request failed with `e`: true when the session was renewed and it may go again (once). */
+  recover?(e: unknown): Promise<boolean>;
+  /** Wrap a whole inner request packet: the outer command and body, and how to open its reply body. */
+  wrap(inner: Uint8Array): { group: number; id: number; body: Body; open(reply: Body): Uint8Array };
+  /** Called after a covered request succeeded (a reset ends the session). */
+  after?(group: number, id: number): void;
+}
+
 export interface RequestOptions {
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -47,6 +66,8 @@ export interface RequestOptions {
 interface Pending {
   group: number;
   id: number;
+  /** Set for a protected request: the inner command and how to open the reply. */
+  inner?: { group: number; id: number; open(reply: Body): Uint8Array };
   resolve: (body: Record<string, unknown>) => void;
   reject: (e: Error) => void;
   timer: ReturnType<typeof setTimeout>;
@@ -56,8 +77,9 @@ export type Body = Record<string, unknown>;
 
 export class SmpClient {
   timeoutMs: number;
-  maxPacket: number;
   window: number;
+  private limit: number;
+  private protector: Protector | null = null;
   /** SMP protocol version we send; drops to v1 if the device answers v1. */
   version = SMP_V2;
   /** Replies that matched no request (late after a timeout, or foreign). */
@@ -79,7 +101,7 @@ export class SmpClient {
     opts: ClientOptions = {},
   ) {
     this.timeoutMs = opts.timeoutMs ?? 5000;
-    this.maxPacket = opts.maxPacket ?? 256;
+    this.limit = opts.maxPacket ?? 256;
     this.window = Math.max(1, opts.window ?? 1);
     this.log = opts.log;
     this.logBodies = opts.logBodies ?? false;
@@ -89,13 +111,31 @@ export class SmpClient {
     this.readRetries = opts.readRetries ?? 0;
   }
 
+  /** Largest request packet an op may build (the device's limit, less a session's protection overhead). */
+  get maxPacket(): number {
+    return this.limit - (this.protector?.overhead ?? 0);
+  }
+
+  set maxPacket(n: number) {
+    this.limit = n;
+  }
+
+  /** Install (or remove) a secure session's protection: covered requests go wrapped from now on. */
+  protect(p: Protector | null): void {
+    this.protector = p;
+  }
+
+  get protectedSession(): boolean {
+    return this.protector !== null;
+  }
+
   /** Size in bytes of the packet a request would be. */
   packetSize(body: Body): number {
     return SMP_HEADER_SIZE + encodeCbor(body).length;
   }
 
   setLimits(maxPacket: number, window: number): void {
-    this.maxPacket = maxPacket;
+    this.limit = maxPacket;
     this.window = Math.max(1, window);
     this.wake();
   }
@@ -106,10 +146,17 @@ export class SmpClient {
 
   async request(op: 0 | 2, group: number, id: number, body: Body = {}, opts: RequestOptions = {}): Promise<Body> {
     let left = opts.retries ?? (op === 0 ? this.readRetries : 0);
+    let renewed = false;
     for (;;) {
+      const prot = this.protector && this.protector.covers(group, id) ? this.protector : null;
       try {
+        if (prot?.ready) await prot.ready();
         return await this.requestOnce(op, group, id, body, opts);
       } catch (e) {
+        if (prot?.recover && !renewed && prot === this.protector && (await prot.recover(e))) {
+          renewed = true;
+          continue;
+        }
         if (!(e instanceof SmpError && e.kind === 'timeout')) throw e;
         this.onLoss?.(`no reply to group ${group} command ${id}`);
         if (left-- <= 0 || opts.signal?.aborted) throw e;
@@ -122,6 +169,7 @@ export class SmpClient {
     if (this.failure) throw this.failure;
     const payload = encodeCbor(body);
     const size = SMP_HEADER_SIZE + payload.length;
+    const prot = this.protector && this.protector.covers(group, id) ? this.protector : null;
     if (size > this.maxPacket) {
       throw new SmpError('too-large', `request of ${size} bytes exceeds the device buffer of ${this.maxPacket} bytes (a device drops it without a reply)`);
     }
@@ -134,7 +182,15 @@ export class SmpClient {
       this.release();
       throw e;
     }
-    const packet = buildPacket({ op, version: this.version, flags: 0, group, seq, id }, payload);
+    let packet = buildPacket({ op, version: this.version, flags: 0, group, seq, id }, payload);
+    let outer = { group, id };
+    let inner: Pending['inner'];
+    if (prot) {
+      const w = prot.wrap(packet);
+      packet = buildPacket({ op: 2, version: this.version, flags: 0, group: w.group, seq, id: w.id }, encodeCbor(w.body));
+      outer = { group: w.group, id: w.id };
+      inner = { group, id, open: w.open };
+    }
     const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
     return new Promise<Body>((resolve, reject) => {
       const finish = () => {
@@ -148,8 +204,9 @@ export class SmpClient {
         reject(new SmpError('closed', 'request cancelled'));
       };
       const p: Pending = {
-        group,
-        id,
+        group: outer.group,
+        id: outer.id,
+        inner,
         resolve: (b) => {
           finish();
           resolve(b);
@@ -212,7 +269,41 @@ export class SmpClient {
     this.onReply?.();
     const err = replyError(body as Body, h.group);
     if (err) p.reject(err);
+    else if (p.inner) this.openProtected(p, body as Body);
     else p.resolve(body as Body);
+  }
+
+  private openProtected(p: Pending, outer: Body): void {
+    const inner = p.inner!;
+    let packet: Uint8Array;
+    try {
+      packet = inner.open(outer);
+    } catch (e) {
+      p.reject(e instanceof SmpError ? e : new SmpError('decode', `protected reply refused: ${(e as Error).message}`));
+      return;
+    }
+    const h = packet.length >= SMP_HEADER_SIZE ? decodeHeader(packet) : null;
+    if (!h || !isResponseOp(h.op) || h.group !== inner.group || h.id !== inner.id || h.length !== packet.length - SMP_HEADER_SIZE) {
+      p.reject(new SmpError('mismatch', 'protected reply is for another command'));
+      return;
+    }
+    let body: unknown;
+    try {
+      body = h.length === 0 ? {} : decodeCborObject(packet.subarray(SMP_HEADER_SIZE));
+    } catch (e) {
+      p.reject(new SmpError('decode', `protected reply is not valid CBOR: ${(e as Error).message}`));
+      return;
+    }
+    if (!body || typeof body !== 'object' || Array.isArray(body) || body instanceof Uint8Array) {
+      p.reject(new SmpError('decode', 'protected reply body is not a CBOR map'));
+      return;
+    }
+    const err = replyError(body as Body, h.group);
+    if (err) p.reject(err);
+    else {
+      this.protector?.after?.(inner.group, inner.id);
+      p.resolve(body as Body);
+    }
   }
 
   /** The link is gone: fail everything waiting, now and later. */

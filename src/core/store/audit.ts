@@ -257,19 +257,10 @@ export async function deviceHistory(db: FieldbenchDB, device: DeviceIdentifiersI
 
 // ---------------------------------------------------------------- export
 
-export interface AuditExportEntry {
-  seq: number;
-  time: number;
-  technician: { id: string; keyId: string };
-  op: string;
-  device: DeviceIdentifiers;
-  outcome: string;
-  details?: Record<string, unknown>;
-  prev: string;
-  hash: string;
-  sig: string;
-  signer: string;
-}
+/** An audit entry as exported: the stored record without its local index, its byte fields as lowercase hex. */
+export type AuditExportEntry = Omit<AuditRecord, 'deviceIds' | AuditBytesField> & Record<AuditBytesField, string>;
+
+type AuditBytesField = 'prev' | 'hash' | 'sig' | 'signer';
 
 export interface AuditExport {
   format: 'fieldbench-audit';

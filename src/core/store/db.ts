@@ -24,8 +24,8 @@ export const SCHEMA_VERSION = 3;
 
 // ---------------------------------------------------------------- records
 
-export interface DeviceRecord extends DeviceIdentifiers {
-  id?: number;
+/** What the inventory knows about a device besides its identifiers (a record holds them; an update may set them). */
+export interface DeviceFacts {
   model?: string;
   /** Firmware version as the device reports it (e.g. "1.4.2+7"). */
   firmware?: string;
@@ -35,6 +35,10 @@ export interface DeviceRecord extends DeviceIdentifiers {
   verdict?: string;
   verdictTime?: number;
   label?: string;
+}
+
+export interface DeviceRecord extends DeviceIdentifiers, DeviceFacts {
+  id?: number;
   firstSeen: number;
   lastSeen: number;
   /** Typed identifier keys, e.g. 'serial:SN1', 'key:ab..', 'mac:0011..'; multiEntry index. */
@@ -63,6 +67,7 @@ export interface SyncRecord {
   state: Record<string, unknown>;
 }
 
+/** One entry of the audit chain as stored; the export form (AuditExportEntry) has the byte fields in hex. */
 export interface AuditRecord {
   seq: number;
   time: number;

@@ -8,7 +8,7 @@
  * `duplicates()` reports the pair for a technician to look at: a cloned or
  * re-flashed device must not silently inherit another device's history.
  */
-import { storeWrite, type DeviceRecord, type FieldbenchDB } from './db.ts';
+import { storeWrite, type DeviceFacts, type DeviceRecord, type FieldbenchDB } from './db.ts';
 import {
   candidateKeys,
   idKeys,
@@ -23,15 +23,9 @@ import {
 } from './ids.ts';
 import { FieldbenchError } from '../base/errors.ts';
 
-export interface DeviceUpdate extends DeviceIdentifiersInput {
+export interface DeviceUpdate extends DeviceIdentifiersInput, DeviceFacts {
   /** Update this record (its identifiers are replaced by the given ones). */
   id?: number;
-  model?: string;
-  firmware?: string;
-  configSeq?: number;
-  verdict?: string;
-  verdictTime?: number;
-  label?: string;
   /** When the device was seen (ms since epoch); default now. */
   seen?: number;
 }

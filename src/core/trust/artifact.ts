@@ -22,7 +22,7 @@
  * Times in payloads are integer seconds since the Unix epoch. Verifier
  * contexts take `now` as a Date or a number of MILLISECONDS (Date.now()).
  */
-import { decodeCbor, decodeStrict, encodeDeterministic } from '../base/cbor.ts';
+import { decodeStrict, encodeDeterministic } from '../base/cbor.ts';
 import { CoseError, decodeSign1, signSign1, verifySign1, type CoseKey, type CoseFailure } from './cose.ts';
 import { ed25519PublicKey } from './ed25519.ts';
 import { keyId } from './keys.ts';
@@ -141,6 +141,30 @@ export async function signArtifact(type: ArtifactType, payload: Map<number, unkn
   return bytes;
 }
 
+/** Key id of the key that signs with `signer` (an Ed25519 seed or a Signer): an artifact's issuer field. */
+export async function signerKeyId(signer: Uint8Array | Signer): Promise<Uint8Array> {
+  return keyId(signer instanceof Uint8Array ? await ed25519PublicKey(signer) : signer.publicKey);
+}
+
+/** The fields every issuer fills the same way: the validity window in seconds (from now by default) and its own key id. */
+export async function issuedFields(
+  input: { notBefore?: Date | number; notAfter: Date | number },
+  signer: Uint8Array | Signer,
+): Promise<Validity & { issuer: Uint8Array }> {
+  return { notBefore: toSeconds(input.notBefore ?? new Date()), notAfter: toSeconds(input.notAfter), issuer: await signerKeyId(signer) };
+}
+
+/** Issue an artifact: check `payload` with the verifier's own parser (throws TrustArtifactError), then sign it. */
+export async function issueArtifact(
+  type: ArtifactType,
+  payload: Map<number, unknown>,
+  parse: (payload: Map<unknown, unknown>) => unknown,
+  signer: Uint8Array | Signer,
+): Promise<Uint8Array> {
+  checkIssue(() => parse(payload), ARTIFACT_NAMES[type]);
+  return signArtifact(type, payload, signer);
+}
+
 /** Which of our artifact types a byte string claims to be (by its protected content type), or undefined. */
 export function artifactTypeOf(bytes: Uint8Array): ArtifactType | undefined {
   try {
@@ -256,6 +280,26 @@ export async function openArtifact<T extends { issuer: Uint8Array }>(
     return { ok: false, code: 'schema', reason: `${name}: issuer field ${toHex(parsed.value.issuer)} does not name the signing key ${toHex(env.value.signerKid)}` };
   }
   return { ok: true, value: parsed.value, signer: env.signer, signerKid: env.value.signerKid };
+}
+
+/** openArtifact against the anchors and revoked keys of a verified trust bundle. */
+export function openBundleArtifact<T extends { issuer: Uint8Array }>(
+  bytes: Uint8Array,
+  type: ArtifactType,
+  bundle: { anchors: Partial<Anchors>; revocations: { keyIds: readonly Uint8Array[] } },
+  parse: (payload: Map<unknown, unknown>) => T,
+): ReturnType<typeof openArtifact<T>> {
+  return openArtifact(bytes, type, bundle.anchors, bundle.revocations.keyIds, parse);
+}
+
+/** openArtifact against the owner keys a device or station holds itself (no bundle, no revocations). */
+export function openOwnerArtifact<T extends { issuer: Uint8Array }>(
+  bytes: Uint8Array,
+  type: ArtifactType,
+  ownerKeys: readonly Uint8Array[],
+  parse: (payload: Map<unknown, unknown>) => T,
+): ReturnType<typeof openArtifact<T>> {
+  return openArtifact(bytes, type, { owner: ownerKeys.map((k) => ed25519Key(k)) }, [], parse);
 }
 
 /** Raised inside schema parsing; turned into a 'schema' failure. */

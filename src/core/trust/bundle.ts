@@ -14,7 +14,8 @@ import { decodeCoseKey, encodeCoseKey, keyId } from './keys.ts';
 import { ed25519PublicKey } from './ed25519.ts';
 import type { CoseKey } from './cose.ts';
 import {
-  ARTIFACT_NAMES, checkBytes, checkIssue, coseKeyId, DEFAULT_SKEW, ed25519Key, Fields, iso, nowSeconds, openArtifact, unverifiedPayload, SchemaError, signArtifact, toSeconds, type Anchors, type Clock, type Role } from './artifact.ts';
+  ARTIFACT_NAMES, checkBytes, coseKeyId, DEFAULT_SKEW, ed25519Key, Fields, iso, issueArtifact, nowSeconds, openArtifact, SchemaError, toSeconds, unverifiedPayload, type Anchors, type Clock, type Role,
+} from './artifact.ts';
 import type { TrustResult } from './result.ts';
 import { TrustArtifactError } from './result.ts';
 import { containsBytes, equalBytes, toHex } from '../base/bytes.ts';
@@ -33,6 +34,12 @@ export interface Revocations {
   keyIds: Uint8Array[];
   certSerials: Uint8Array[];
   credentialIds: Uint8Array[];
+}
+
+/** What every verifier against the held trust bundle is given: the verified bundle and the clock. */
+export interface HeldBundleContext {
+  bundle: TrustBundle;
+  now?: Clock;
 }
 
 export interface TrustBundle {
@@ -167,8 +174,7 @@ export async function issueBundle(input: BundleInput, ownerSeed: Uint8Array): Pr
     issuer,
   };
   const payload = encodePayload(b);
-  checkIssue(() => parsePayloadMap(payload), ARTIFACT_NAMES.bundle);
-  return signArtifact('bundle', payload, ownerSeed);
+  return issueArtifact('bundle', payload, parsePayloadMap, ownerSeed);
 }
 
 export interface BundleContext {

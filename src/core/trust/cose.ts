@@ -15,7 +15,7 @@
  * ES256 (-7) verification with P-256 keys (raw r||s, SHA-256; high-S accepted as COSE allows).
  */
 import { p256 } from '@noble/curves/nist.js';
-import { CborError, decodeCbor, encodeDeterministic, Tag } from '../base/cbor.ts';
+import { CborError, CborTrailingBytesError, decodeUnique, encodeDeterministic, Tag } from '../base/cbor.ts';
 import { ed25519Sign, ed25519Verify } from './ed25519.ts';
 import { FieldbenchError } from '../base/errors.ts';
 import { equalBytes, toHex } from '../base/bytes.ts';
@@ -91,95 +91,20 @@ const TAG_SIGN = 98;
 // ---------------------------------------------------------------- CBOR checks
 
 /**
- * Walk one CBOR data item (well-formedness, RFC 8949 appendix C) from `pos`; returns the end
- * offset. Counts map pairs into `acc.pairs` so duplicates (which the decoder silently merges)
- * can be detected by comparing with the decoded structure.
+ * COSE structures are read well-formed (RFC 8949 appendix C), at most 32 levels deep,
+ * with no floats (a float such as 1.0 would decode as the integer 1 and could pose as
+ * a label or an algorithm value) and no duplicate map keys (which a decoder merges).
  */
-function walk(b: Uint8Array, pos: number, acc: { pairs: number }, depth: number): number {
-  if (depth > 32) throw new CoseError('malformed', 'CBOR nesting too deep');
-  if (pos >= b.length) throw new CoseError('malformed', 'truncated CBOR');
-  const ib = b[pos++];
-  const mt = ib >> 5;
-  const ai = ib & 31;
-  let val = 0;
-  if (ai < 24) val = ai;
-  else if (ai <= 27) {
-    const n = 1 << (ai - 24);
-    if (pos + n > b.length) throw new CoseError('malformed', 'truncated CBOR');
-    for (let i = 0; i < n; i++) val = val * 256 + b[pos + i];
-    pos += n;
-  } else if (ai === 31) {
-    if (mt === 0 || mt === 1 || mt === 6 || mt === 7) throw new CoseError('malformed', 'invalid indefinite-length CBOR');
-    // indefinite-length item
-    for (;;) {
-      if (pos >= b.length) throw new CoseError('malformed', 'truncated CBOR');
-      if (b[pos] === 0xff) return pos + 1;
-      if (mt === 2 || mt === 3) {
-        if (b[pos] >> 5 !== mt || (b[pos] & 31) === 31) throw new CoseError('malformed', 'bad indefinite string chunk');
-        pos = walk(b, pos, acc, depth + 1);
-      } else if (mt === 4) pos = walk(b, pos, acc, depth + 1);
-      else {
-        pos = walk(b, walk(b, pos, acc, depth + 1), acc, depth + 1);
-        acc.pairs++;
-      }
-    }
-  } else throw new CoseError('malformed', 'reserved CBOR additional information');
-  switch (mt) {
-    case 7:
-      // COSE headers carry no floats; a float such as 1.0 would decode as the integer 1
-      // and could pose as a label or an algorithm value.
-      if (ai >= 25) throw new CoseError('malformed', 'floating-point values are not accepted in COSE structures');
-      return pos;
-    case 0:
-    case 1:
-      return pos;
-    case 2:
-    case 3:
-      if (val > b.length - pos) throw new CoseError('malformed', 'truncated CBOR string');
-      return pos + val;
-    case 4:
-      if (val > b.length - pos) throw new CoseError('malformed', 'truncated CBOR array');
-      for (let i = 0; i < val; i++) pos = walk(b, pos, acc, depth + 1);
-      return pos;
-    case 5:
-      if (val > b.length - pos) throw new CoseError('malformed', 'truncated CBOR map');
-      for (let i = 0; i < val; i++) pos = walk(b, walk(b, pos, acc, depth + 1), acc, depth + 1);
-      acc.pairs += val;
-      return pos;
-    default: // 6: tag
-      return walk(b, pos, acc, depth + 1);
-  }
-}
-
-function countPairs(v: unknown): number {
-  if (v instanceof Map) {
-    let n = v.size;
-    for (const [k, x] of v) n += countPairs(k) + countPairs(x);
-    return n;
-  }
-  if (Array.isArray(v)) return v.reduce((n: number, x) => n + countPairs(x), 0);
-  if (v instanceof Tag) return countPairs(v.value);
-  if (v instanceof Set) {
-    let n = 0;
-    for (const x of v) n += countPairs(x);
-    return n;
-  }
-  return 0;
-}
+const COSE_CBOR = { noFloats: true, maxDepth: 32 } as const;
 
 /** Decode exactly one well-formed CBOR item with no duplicate map keys. */
 function decodeStrict(bytes: Uint8Array, what: string): unknown {
-  const acc = { pairs: 0 };
-  const end = walk(bytes, 0, acc, 0);
-  if (end !== bytes.length) throw new CoseError('trailing-bytes', `${bytes.length - end} trailing byte(s) after the ${what}`);
-  let v: unknown;
   try {
-    v = decodeCbor(bytes);
+    return decodeUnique(bytes, COSE_CBOR);
   } catch (e) {
+    if (e instanceof CborTrailingBytesError) throw new CoseError('trailing-bytes', `${e.count} trailing byte(s) after the ${what}`);
     throw new CoseError('malformed', `${what}: ${e instanceof CborError ? e.message : 'invalid CBOR'}`);
   }
-  if (countPairs(v) !== acc.pairs) throw new CoseError('malformed', `${what}: duplicate map key`);
-  return v;
 }
 
 // ---------------------------------------------------------------- headers
@@ -348,19 +273,34 @@ function untag(v: unknown, expected: number, name: string): { body: unknown; tag
   return { body: v, tagged: false };
 }
 
-/** Decode (not verify) a COSE_Sign1, tagged (18) or untagged. Throws CoseError. */
-export function decodeSign1(bytes: Uint8Array, opts?: { maxBytes?: number }): Sign1 {
-  checkInput(bytes, opts?.maxBytes);
-  const { body, tagged } = untag(decodeStrict(bytes, 'COSE_Sign1'), TAG_SIGN1, 'COSE_Sign1');
-  if (!Array.isArray(body) || body.length !== 4) throw new CoseError('malformed', 'COSE_Sign1 must be an array of 4 items');
-  const [pb, u, payload, signature] = body;
+/**
+ * The first steps of decoding a COSE_Sign1 or a COSE_Sign: size, one strict CBOR item,
+ * the tag if any, an array of 4 whose protected header is a bstr and payload a bstr or nil.
+ * The fourth item (signature or signatures) is the caller's to check.
+ */
+function signedParts(bytes: Uint8Array, maxBytes: number | undefined, tag: number, name: string) {
+  checkInput(bytes, maxBytes);
+  const { body, tagged } = untag(decodeStrict(bytes, name), tag, name);
+  if (!Array.isArray(body) || body.length !== 4) throw new CoseError('malformed', `${name} must be an array of 4 items`);
+  const [pb, u, payload, last] = body as unknown[];
   if (!(pb instanceof Uint8Array)) throw new CoseError('malformed', 'protected header must be a byte string');
   if (!(payload === null || payload instanceof Uint8Array)) throw new CoseError('malformed', 'payload must be a byte string or nil');
+  return { pb, u, payload, last, tagged };
+}
+
+/** Both header buckets of a message or signature, each checked and checked against the other. */
+function headerBuckets(pb: Uint8Array, u: unknown, where: string): { protected: HeaderMap; unprotected: HeaderMap } {
+  const prot = decodeProtected(pb, where);
+  const unprot = checkHeaderMap(u, `${where} unprotected`);
+  checkBuckets(prot, unprot, where);
+  return { protected: prot, unprotected: unprot };
+}
+
+/** Decode (not verify) a COSE_Sign1, tagged (18) or untagged. Throws CoseError. */
+export function decodeSign1(bytes: Uint8Array, opts?: { maxBytes?: number }): Sign1 {
+  const { pb, u, payload, last: signature, tagged } = signedParts(bytes, opts?.maxBytes, TAG_SIGN1, 'COSE_Sign1');
   if (!(signature instanceof Uint8Array)) throw new CoseError('malformed', 'signature must be a byte string');
-  const prot = decodeProtected(pb, 'COSE_Sign1');
-  const unprot = checkHeaderMap(u, 'COSE_Sign1 unprotected');
-  checkBuckets(prot, unprot, 'COSE_Sign1');
-  return { protectedBytes: pb, protected: prot, unprotected: unprot, payload, signature, tagged };
+  return { protectedBytes: pb, ...headerBuckets(pb, u, 'COSE_Sign1'), payload, signature, tagged };
 }
 
 export interface CoseSignature {
@@ -380,28 +320,18 @@ export interface CoseSign {
 
 /** Decode (not verify) a COSE_Sign (multi-signer), tagged (98) or untagged. Throws CoseError. */
 export function decodeSign(bytes: Uint8Array, opts?: { maxBytes?: number }): CoseSign {
-  checkInput(bytes, opts?.maxBytes);
-  const { body, tagged } = untag(decodeStrict(bytes, 'COSE_Sign'), TAG_SIGN, 'COSE_Sign');
-  if (!Array.isArray(body) || body.length !== 4) throw new CoseError('malformed', 'COSE_Sign must be an array of 4 items');
-  const [pb, u, payload, sigs] = body;
-  if (!(pb instanceof Uint8Array)) throw new CoseError('malformed', 'protected header must be a byte string');
-  if (!(payload === null || payload instanceof Uint8Array)) throw new CoseError('malformed', 'payload must be a byte string or nil');
+  const { pb, u, payload, last: sigs, tagged } = signedParts(bytes, opts?.maxBytes, TAG_SIGN, 'COSE_Sign');
   if (!Array.isArray(sigs) || sigs.length === 0) throw new CoseError('malformed', 'COSE_Sign needs a non-empty array of COSE_Signature');
-  const prot = decodeProtected(pb, 'COSE_Sign');
-  const unprot = checkHeaderMap(u, 'COSE_Sign unprotected');
-  checkBuckets(prot, unprot, 'COSE_Sign');
+  const buckets = headerBuckets(pb, u, 'COSE_Sign');
   const signatures = sigs.map((s, i): CoseSignature => {
     const where = `COSE_Signature ${i}`;
     if (!Array.isArray(s) || s.length !== 3) throw new CoseError('malformed', `${where} must be an array of 3 items`);
     const [spb, su, sig] = s;
     if (!(spb instanceof Uint8Array)) throw new CoseError('malformed', `${where}: protected header must be a byte string`);
     if (!(sig instanceof Uint8Array)) throw new CoseError('malformed', `${where}: signature must be a byte string`);
-    const sp = decodeProtected(spb, where);
-    const sun = checkHeaderMap(su, `${where} unprotected`);
-    checkBuckets(sp, sun, where);
-    return { protectedBytes: spb, protected: sp, unprotected: sun, signature: sig };
+    return { protectedBytes: spb, ...headerBuckets(spb, su, where), signature: sig };
   });
-  return { protectedBytes: pb, protected: prot, unprotected: unprot, payload, signatures, tagged };
+  return { protectedBytes: pb, ...buckets, payload, signatures, tagged };
 }
 
 // ---------------------------------------------------------------- verify

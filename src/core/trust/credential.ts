@@ -8,10 +8,10 @@
  * "all devices".
  */
 import { keyId } from './keys.ts';
-import { ed25519PublicKey } from './ed25519.ts';
 import {
-  ARTIFACT_NAMES, checkBytes, checkIssue, checkText, checkValidityFields, checkWindow, Fields, openArtifact, randomBytes, SchemaError, signArtifact, toSeconds, unverifiedPayload, type Clock, type Validity } from './artifact.ts';
-import type { TrustBundle } from './bundle.ts';
+  ARTIFACT_NAMES, checkBytes, checkText, checkValidityFields, checkWindow, Fields, issueArtifact, issuedFields, openBundleArtifact, randomBytes, SchemaError, unverifiedPayload, type Validity,
+} from './artifact.ts';
+import type { HeldBundleContext } from './bundle.ts';
 import type { TrustResult } from './result.ts';
 import { containsBytes, equalBytes, toHex } from '../base/bytes.ts';
 
@@ -98,13 +98,9 @@ export async function issueCredential(input: CredentialInput, ownerSeed: Uint8Ar
     credentialId: input.credentialId ?? randomBytes(16),
     models: input.models ?? [],
     devices: input.devices ?? [],
-    notBefore: toSeconds(input.notBefore ?? new Date()),
-    notAfter: toSeconds(input.notAfter),
-    issuer: keyId(await ed25519PublicKey(ownerSeed)),
+    ...(await issuedFields(input, ownerSeed)),
   };
-  const payload = encodePayload(c);
-  checkIssue(() => parsePayloadMap(payload), ARTIFACT_NAMES.credential);
-  return signArtifact('credential', payload, ownerSeed);
+  return issueArtifact('credential', encodePayload(c), parsePayloadMap, ownerSeed);
 }
 
 /** Is `device` inside the credential's device scope? */
@@ -136,9 +132,7 @@ export function credentialPermits(cred: TechnicianCredential, permission: Permis
   return checkCredentialPermits(cred, permission, device).ok;
 }
 
-export interface CredentialContext {
-  bundle: TrustBundle;
-  now?: Clock;
+export interface CredentialContext extends HeldBundleContext {
   /** When given, the credential must grant this permission... */
   permission?: Permission;
   /** ...on this device. */
@@ -150,7 +144,7 @@ export interface CredentialContext {
 /** Verify a technician credential against the owner anchors of a verified trust bundle. Never throws. */
 export async function verifyCredential(bytes: Uint8Array, ctx: CredentialContext): Promise<TrustResult<TechnicianCredential>> {
   const name = ARTIFACT_NAMES.credential;
-  const env = await openArtifact(bytes, 'credential', ctx.bundle.anchors, ctx.bundle.revocations.keyIds, parsePayloadMap);
+  const env = await openBundleArtifact(bytes, 'credential', ctx.bundle, parsePayloadMap);
   if (!env.ok) return env;
   const c = env.value;
   if (containsBytes(ctx.bundle.revocations.credentialIds, c.credentialId)) {

@@ -5,10 +5,10 @@
  * (`deviceEncKey`, used to seal secrets to the device, see seal.ts).
  */
 import { keyId } from './keys.ts';
-import { ed25519PublicKey } from './ed25519.ts';
 import {
-  ARTIFACT_NAMES, checkIssue, checkValidityFields, checkWindow, Fields, openArtifact, unverifiedPayload, randomBytes, signArtifact, toSeconds, type Clock, type Validity } from './artifact.ts';
-import type { TrustBundle } from './bundle.ts';
+  ARTIFACT_NAMES, checkValidityFields, checkWindow, Fields, issueArtifact, issuedFields, openBundleArtifact, randomBytes, unverifiedPayload, type Clock, type Validity,
+} from './artifact.ts';
+import type { HeldBundleContext, TrustBundle } from './bundle.ts';
 import type { Signer } from './signer.ts';
 import type { TrustResult } from './result.ts';
 import { containsBytes, equalBytes, toHex } from '../base/bytes.ts';
@@ -75,22 +75,15 @@ function parsePayloadMap(m: Map<unknown, unknown>): DeviceIdentityCert {
 
 /** Issue (sign) a device identity certificate with the manufacturer key: a Signer (HSM, key file) or an Ed25519 seed. */
 export async function issueIdentity(input: IdentityInput, manufacturerSeed: Uint8Array | Signer): Promise<Uint8Array> {
-  const pub = manufacturerSeed instanceof Uint8Array ? await ed25519PublicKey(manufacturerSeed) : manufacturerSeed.publicKey;
   const c: DeviceIdentityCert = {
     ...input,
     certSerial: input.certSerial ?? randomBytes(16),
-    notBefore: toSeconds(input.notBefore ?? new Date()),
-    notAfter: toSeconds(input.notAfter),
-    issuer: keyId(pub),
+    ...(await issuedFields(input, manufacturerSeed)),
   };
-  const payload = encodePayload(c);
-  checkIssue(() => parsePayloadMap(payload), ARTIFACT_NAMES.identity);
-  return signArtifact('identity', payload, manufacturerSeed);
+  return issueArtifact('identity', encodePayload(c), parsePayloadMap, manufacturerSeed);
 }
 
-export interface IdentityContext {
-  bundle: TrustBundle;
-  now?: Clock;
+export interface IdentityContext extends HeldBundleContext {
   /** What the device presented: the certificate must name exactly these. */
   expect?: { devicePublicKey?: Uint8Array; serial?: string };
 }
@@ -98,7 +91,7 @@ export interface IdentityContext {
 /** Verify a device identity certificate against the manufacturer anchors of a verified trust bundle. Never throws. */
 export async function verifyIdentity(bytes: Uint8Array, ctx: IdentityContext): Promise<TrustResult<DeviceIdentityCert>> {
   const name = ARTIFACT_NAMES.identity;
-  const env = await openArtifact(bytes, 'identity', ctx.bundle.anchors, ctx.bundle.revocations.keyIds, parsePayloadMap);
+  const env = await openBundleArtifact(bytes, 'identity', ctx.bundle, parsePayloadMap);
   if (!env.ok) return env;
   const c = env.value;
   if (containsBytes(ctx.bundle.revocations.certSerials, c.certSerial)) {

@@ -30,7 +30,7 @@
  *
  * validatePsaClaims never throws; a failure names the claim and one of the codes below.
  */
-import { CborError, Tag, decodeCbor } from '../base/cbor.ts';
+import { CborTrailingBytesError, Tag, decodeUnique } from '../base/cbor.ts';
 import { verifySign1, type CoseFailure, type CoseKey } from './cose.ts';
 import { verifyMac0 } from './cose-mac0.ts';
 import { FieldbenchError } from '../base/errors.ts';
@@ -269,14 +269,20 @@ function detectProfile(m: Map<unknown, unknown>): { kind: PsaProfileKind; profil
   throw new ClaimError('missing', 'profile', 'mandatory claim profile (265) is missing');
 }
 
-function validateModern(m: Map<unknown, unknown>, kind: 'psa-2023' | 'psa-2.0.0', profile: string): PsaClaims {
-  const K = PSA_CLAIM;
+/** The mandatory claims every profile has under its own keys: nonce, instance, implementation and client ids. */
+function identityClaims(m: Map<unknown, unknown>, K: typeof PSA_CLAIM | typeof PSA_P1_CLAIM) {
   const nonce = bytes(need(m, K.nonce, 'nonce'), 'nonce', HASH_SIZES);
   const instanceId = bytes(need(m, K.instanceId, 'instance-id'), 'instance-id', [33]);
   if (instanceId[0] !== 0x01) throw new ClaimError('bad-value', 'instance-id', `instance id must start with 0x01 (UEID type RAND), got 0x${instanceId[0].toString(16).padStart(2, '0')}`);
   const implementationId = bytes(need(m, K.implementationId, 'implementation-id'), 'implementation-id', [32]);
   const clientId = int(need(m, K.clientId, 'client-id'), 'client-id');
   if (clientId < INT32_MIN || clientId > INT32_MAX) throw new ClaimError('bad-value', 'client-id', `client id ${clientId} is outside the signed 32-bit range`);
+  return { nonce, instanceId, implementationId, clientId };
+}
+
+function validateModern(m: Map<unknown, unknown>, kind: 'psa-2023' | 'psa-2.0.0', profile: string): PsaClaims {
+  const K = PSA_CLAIM;
+  const { nonce, instanceId, implementationId, clientId } = identityClaims(m, K);
   if (kind === 'psa-2023' && clientId === 0) throw new ClaimError('bad-value', 'client-id', 'client id 0 is not permitted (negative = NSPE caller, positive = SPE caller)');
   const lc = lifecycle(need(m, K.lifecycle, 'security-lifecycle'));
   const swc = components(need(m, K.softwareComponents, 'software-components'));
@@ -302,12 +308,7 @@ function validateModern(m: Map<unknown, unknown>, kind: 'psa-2023' | 'psa-2.0.0'
 
 function validateP1(m: Map<unknown, unknown>, profile: string, implicit: boolean): PsaClaims {
   const K = PSA_P1_CLAIM;
-  const nonce = bytes(need(m, K.nonce, 'nonce'), 'nonce', HASH_SIZES);
-  const instanceId = bytes(need(m, K.instanceId, 'instance-id'), 'instance-id', [33]);
-  if (instanceId[0] !== 0x01) throw new ClaimError('bad-value', 'instance-id', `instance id must start with 0x01 (UEID type RAND), got 0x${instanceId[0].toString(16).padStart(2, '0')}`);
-  const implementationId = bytes(need(m, K.implementationId, 'implementation-id'), 'implementation-id', [32]);
-  const clientId = int(need(m, K.clientId, 'client-id'), 'client-id');
-  if (clientId < INT32_MIN || clientId > INT32_MAX) throw new ClaimError('bad-value', 'client-id', `client id ${clientId} is outside the signed 32-bit range`);
+  const { nonce, instanceId, implementationId, clientId } = identityClaims(m, K);
   const lc = lifecycle(need(m, K.lifecycle, 'security-lifecycle'));
   const bootSeed = bytes(need(m, K.bootSeed, 'boot-seed'), 'boot-seed', [32]);
   const hasSw = m.has(K.softwareComponents);
@@ -350,73 +351,20 @@ export function validatePsaClaims(claims: unknown): PsaValidation {
 
 // ---------------------------------------------------------------- strict payload decoding
 
-/**
- * Walk one CBOR item: definite lengths only (RFC 9783 section 5.1 requires definite
- * maps, arrays and strings), depth <= 16; returns the end offset and counts map pairs.
- */
-function walkDefinite(b: Uint8Array, pos: number, acc: { pairs: number }, depth: number): number {
-  if (depth > 16) throw new Error('claims nested too deeply');
-  if (pos >= b.length) throw new Error('truncated CBOR');
-  const ib = b[pos++];
-  const mt = ib >> 5;
-  const ai = ib & 31;
-  let val = 0;
-  if (ai < 24) val = ai;
-  else if (ai <= 27) {
-    const n = 1 << (ai - 24);
-    if (pos + n > b.length) throw new Error('truncated CBOR');
-    for (let i = 0; i < n; i++) val = val * 256 + b[pos + i];
-    pos += n;
-  } else if (ai === 31) throw new Error('indefinite-length items are not allowed in PSA claims');
-  else throw new Error('reserved CBOR additional information');
-  switch (mt) {
-    case 2:
-    case 3:
-      if (val > b.length - pos) throw new Error('truncated CBOR string');
-      return pos + val;
-    case 4:
-      if (val > b.length - pos) throw new Error('truncated CBOR array');
-      for (let i = 0; i < val; i++) pos = walkDefinite(b, pos, acc, depth + 1);
-      return pos;
-    case 5:
-      if (val > b.length - pos) throw new Error('truncated CBOR map');
-      for (let i = 0; i < val; i++) pos = walkDefinite(b, walkDefinite(b, pos, acc, depth + 1), acc, depth + 1);
-      acc.pairs += val;
-      return pos;
-    case 6:
-      return walkDefinite(b, pos, acc, depth + 1);
-    default:
-      return pos;
-  }
-}
-
-function countPairs(v: unknown): number {
-  if (v instanceof Map) {
-    let n = v.size;
-    for (const [k, x] of v) n += countPairs(k) + countPairs(x);
-    return n;
-  }
-  if (Array.isArray(v)) return v.reduce((n: number, x) => n + countPairs(x), 0);
-  if (v instanceof Tag) return countPairs(v.value);
-  return 0;
-}
+/** RFC 9783 section 5.1 requires definite maps, arrays and strings; claims nest at most 16 deep. */
+const PSA_CBOR = { definiteOnly: true, maxDepth: 16 } as const;
 
 /**
  * Decode a token payload into its claims-set: exactly one well-formed CBOR item,
  * definite lengths only, no duplicate map keys (a decoder would silently keep one).
  */
 export function decodeClaimsPayload(payload: Uint8Array): { ok: true; value: unknown } | { ok: false; reason: string } {
-  const acc = { pairs: 0 };
-  let value: unknown;
   try {
-    const end = walkDefinite(payload, 0, acc, 0);
-    if (end !== payload.length) return { ok: false, reason: `${payload.length - end} byte(s) after the claims-set` };
-    value = decodeCbor(payload);
+    return { ok: true, value: decodeUnique(payload, PSA_CBOR) };
   } catch (e) {
-    return { ok: false, reason: `claims-set is not valid CBOR: ${e instanceof CborError ? e.message : (e as Error).message}` };
+    if (e instanceof CborTrailingBytesError) return { ok: false, reason: `${e.count} byte(s) after the claims-set` };
+    return { ok: false, reason: `claims-set is not valid CBOR: ${(e as Error).message}` };
   }
-  if (countPairs(value) !== acc.pairs) return { ok: false, reason: 'claims-set has a duplicate map key' };
-  return { ok: true, value };
 }
 
 // ---------------------------------------------------------------- whole tokens

@@ -5,13 +5,10 @@
  * and only once: re-provisioning replaces that key, after which the
  * authorization names a key the device no longer has.
  */
-import { ed25519PublicKey } from './ed25519.ts';
 import {
-  ARTIFACT_NAMES, checkIssue, checkValidityFields, checkWindow, Fields, openArtifact, randomBytes, signArtifact, toSeconds,
-  unverifiedPayload, type Clock, type Validity,
+  ARTIFACT_NAMES, checkValidityFields, checkWindow, Fields, issueArtifact, issuedFields, openOwnerArtifact, randomBytes, unverifiedPayload, type Clock, type Validity,
 } from './artifact.ts';
 import { equalBytes as bytesEqual, toHex as hex } from '../base/bytes.ts';
-import { ed25519Key } from './artifact.ts';
 import { keyId } from './keys.ts';
 import type { TrustResult } from './result.ts';
 import type { Signer } from './signer.ts';
@@ -58,17 +55,8 @@ function parsePayloadMap(m: Map<unknown, unknown>): ReprovisionAuthorization {
 
 /** Sign a re-provisioning authorization with the owner key (a seed or a Signer). */
 export async function issueReprovision(input: ReprovisionInput, owner: Uint8Array | Signer): Promise<Uint8Array> {
-  const pub = owner instanceof Uint8Array ? await ed25519PublicKey(owner) : owner.publicKey;
-  const a: ReprovisionAuthorization = {
-    ...input,
-    authorizationId: randomBytes(16),
-    notBefore: toSeconds(input.notBefore ?? new Date()),
-    notAfter: toSeconds(input.notAfter),
-    issuer: keyId(pub),
-  };
-  const payload = encodePayload(a);
-  checkIssue(() => parsePayloadMap(payload), ARTIFACT_NAMES.reprovision);
-  return signArtifact('reprovision', payload, owner);
+  const a: ReprovisionAuthorization = { ...input, authorizationId: randomBytes(16), ...(await issuedFields(input, owner)) };
+  return issueArtifact('reprovision', encodePayload(a), parsePayloadMap, owner);
 }
 
 /**
@@ -81,7 +69,7 @@ export async function verifyReprovision(
   ctx: { ownerKeys: Uint8Array[]; now?: Clock; devicePublicKey: Uint8Array; chipUid: Uint8Array },
 ): Promise<TrustResult<ReprovisionAuthorization>> {
   const name = ARTIFACT_NAMES.reprovision;
-  const env = await openArtifact(bytes, 'reprovision', { owner: ctx.ownerKeys.map((k) => ed25519Key(k)) }, [], parsePayloadMap);
+  const env = await openOwnerArtifact(bytes, 'reprovision', ctx.ownerKeys, parsePayloadMap);
   if (!env.ok) return env;
   const a = env.value;
   const w = checkWindow(a, ctx.now, name);

@@ -60,7 +60,8 @@ function isCanonicalX25519(u: Uint8Array): boolean {
   return u[0] < 0xed;
 }
 
-function sharedSecret(priv: Uint8Array, pub: Uint8Array): Uint8Array {
+/** The X25519 shared secret; throws SealError for a failed agreement or a low-order peer key. */
+export function sharedSecret(priv: Uint8Array, pub: Uint8Array): Uint8Array {
   let s: Uint8Array;
   try {
     s = x25519.getSharedSecret(priv, pub);

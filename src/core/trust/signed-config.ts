@@ -8,10 +8,10 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { keyId } from './keys.ts';
-import { ed25519PublicKey } from './ed25519.ts';
 import {
-  ARTIFACT_NAMES, checkBytes, checkIssue, checkText, checkValidityFields, checkWindow, describe, Fields, openArtifact, unverifiedPayload, SchemaError, signArtifact, toSeconds, type Clock, type Validity } from './artifact.ts';
-import type { TrustBundle } from './bundle.ts';
+  ARTIFACT_NAMES, checkBytes, checkIssue, checkText, checkValidityFields, checkWindow, describe, Fields, issueArtifact, openBundleArtifact, SchemaError, signerKeyId, toSeconds, unverifiedPayload, type Validity,
+} from './artifact.ts';
+import type { HeldBundleContext } from './bundle.ts';
 import type { DeviceRef } from './credential.ts';
 import type { TrustResult } from './result.ts';
 import { parseSealed, SealError } from './seal.ts';
@@ -142,10 +142,9 @@ export async function issueConfig(input: ConfigInput, ownerSeed: Uint8Array): Pr
     [4, toSeconds(input.notAfter)],
     [5, settings],
     [6, input.secrets],
-    [7, keyId(await ed25519PublicKey(ownerSeed))],
+    [7, await signerKeyId(ownerSeed)],
   ]);
-  checkIssue(() => parsePayloadMap(payload), ARTIFACT_NAMES.config);
-  return signArtifact('config', payload, ownerSeed);
+  return issueArtifact('config', payload, parsePayloadMap, ownerSeed);
 }
 
 /** Does a configuration target select this device? */
@@ -167,9 +166,7 @@ export function describeTarget(t: ConfigTarget): string {
   }
 }
 
-export interface ConfigContext {
-  bundle: TrustBundle;
-  now?: Clock;
+export interface ConfigContext extends HeldBundleContext {
   /** The device it is to be applied to (checked against the target). */
   device?: DeviceRef & { groups?: string[] };
   /** Highest sequence number already applied: the new one must be greater. */
@@ -181,7 +178,7 @@ export interface ConfigContext {
 /** Verify a signed configuration against the owner anchors of a verified trust bundle. Never throws. */
 export async function verifyConfig(bytes: Uint8Array, ctx: ConfigContext): Promise<TrustResult<SignedConfig>> {
   const name = ARTIFACT_NAMES.config;
-  const env = await openArtifact(bytes, 'config', ctx.bundle.anchors, ctx.bundle.revocations.keyIds, parsePayloadMap);
+  const env = await openBundleArtifact(bytes, 'config', ctx.bundle, parsePayloadMap);
   if (!env.ok) return env;
   const c: SignedConfig = { ...env.value, digest: sha256(bytes) };
   const w = checkWindow(c, ctx.now, `${name} #${c.sequence}`);

@@ -3,7 +3,7 @@ import { MCUBOOT_MODES } from '../../core/groups/os.ts';
 import { OS } from '../../core/protocol/os.ts';
 import { Group } from '../../core/smp/header.ts';
 import type { ReferenceDevice } from '../device.ts';
-import { type Body, MgmtError, RC } from '../mgmt.ts';
+import { type Body, MgmtError, RC, type RequestContext } from '../mgmt.ts';
 
 /** Bootloader facts the device reports; the image model sets them. */
 export interface BootloaderModel {
@@ -69,10 +69,14 @@ export function osGroup(device: ReferenceDevice, bootloader: () => BootloaderMod
         if (typeof b.d !== 'string') throw new MgmtError(RC.EINVAL);
         return { r: b.d };
       },
-      [OS.DateTime]: (b: Body) => {
+      [OS.DateTime]: (b: Body, ctx: RequestContext) => {
         if (typeof b.datetime !== 'string') throw new MgmtError(RC.EINVAL);
         const t = Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(b.datetime) ? b.datetime : b.datetime + 'Z');
         if (Number.isNaN(t)) throw new MgmtError(RC.EINVAL, OS_ERR_INVALID_FORMAT);
+        // The clock counts seconds since 1970 (as Zephyr's RTC): an earlier time is not representable.
+        if (t < 0) throw new MgmtError(RC.EINVAL, OS_ERR_INVALID_FORMAT);
+        // A provisioned device decides who may set it (security group: permission, session, trusted floor).
+        device.clockGuard?.(t, ctx);
         device.clockOffsetMs = t - Date.now();
         return {};
       },

@@ -1,14 +1,16 @@
 /**
- * Technician login (NIST IR 8259A logical access): fetch a single-use
- * challenge, sign "fieldbench-auth-v1\0" || challenge || device public key
- * with the technician's key, present the owner-issued credential. The signer
+ * Technician login (NIST IR 8259A logical access and data protection in
+ * transit): the authenticated key exchange with the device (trust/session.ts,
+ * modelled on EDHOC; SecurityGroup.openSecureSession) under the owner-issued
+ * credential. It leaves a secure session on the client: every later request
+ * goes protected, and a reset of the device renews it by itself. The signer
  * is a callback so the key never reaches this code: in the app it is the key
  * store's signer (keystore.ts, a non-extractable WebCrypto key or a wrapped
  * seed), in the CLI a PEM read for the command.
  */
-import { type SecurityGroup, authMessage, describeSecError, secErrorName } from '../../groups/security.ts';
+import { type SecurityGroup, describeSecError, secErrorName } from '../../groups/security.ts';
+import { SessionError } from '../../trust/session.ts';
 import type { SecurityErrorName } from '../../protocol/security.ts';
-import { SmpError } from '../../smp/errors.ts';
 import type { TrustBundle } from '../../trust/bundle.ts';
 import { type DeviceRef, type Permission, verifyCredential } from '../../trust/credential.ts';
 import { FieldbenchError } from '../../base/errors.ts';
@@ -26,6 +28,7 @@ export type AccessFailure =
   | 'signer'
   | 'credential'
   | 'wrong-type'
+  | 'device-identity'
   | 'device';
 
 export class AccessError extends FieldbenchError<AccessFailure> {
@@ -50,6 +53,8 @@ const SEC_CODE: Partial<Record<SecurityErrorName, AccessFailure>> = {
   Revoked: 'revoked',
   Nonce: 'nonce',
   WrongType: 'wrong-type',
+  SessionRequired: 'not-authenticated',
+  Protection: 'not-authenticated',
 };
 
 export type Signer = (message: Uint8Array) => Promise<Uint8Array>;
@@ -57,12 +62,17 @@ export type Signer = (message: Uint8Array) => Promise<Uint8Array>;
 export interface TechnicianSession {
   technician: string;
   permissions: string[];
+  /** The trust bundle version handed to the device in this login, if one was. */
+  bundlePushed?: number;
 }
 
 /**
- * Authenticate the technician on this connection. Optionally checks the
- * credential locally first (bundle + permission + device), so an unusable
- * credential is explained without spending one of the device's attempts.
+ * Authenticate the technician on this connection and open the secure session.
+ * Optionally checks the credential locally first (bundle + permission + device),
+ * so an unusable credential is explained without spending one of the device's
+ * attempts. With `precheck.bundleBytes` (the held bundle's file), the bundle is
+ * handed to the device inside the new session whenever the device's is older,
+ * so its revocations and rotations apply on the device too.
  * Throws AccessError with a reason.
  */
 export async function authenticateTechnician(
@@ -70,31 +80,52 @@ export async function authenticateTechnician(
   devicePublicKey: Uint8Array,
   credential: Uint8Array,
   sign: Signer,
-  precheck?: { bundle: TrustBundle; permission?: Permission; device?: DeviceRef; now?: number },
+  precheck?: { bundle: TrustBundle; permission?: Permission; device?: DeviceRef; now?: number; bundleBytes?: Uint8Array },
 ): Promise<TechnicianSession> {
   if (precheck) {
     const v = await verifyCredential(credential, { bundle: precheck.bundle, permission: precheck.permission, device: precheck.device, now: precheck.now });
     if (!v.ok) throw new AccessError('credential', `the technician credential cannot be used: ${v.reason}`);
   }
-  let challenge: Uint8Array;
-  try {
-    challenge = await group.challenge();
-  } catch (e) {
-    throw new AccessError('device', `could not get a login challenge: ${describeSecError(e)}`);
-  }
-  let sig: Uint8Array;
-  try {
-    sig = await sign(authMessage(challenge, devicePublicKey));
-  } catch (e) {
-    throw new AccessError('signer', `the technician key could not sign: ${e instanceof Error ? e.message : String(e)}`);
-  }
-  if (!(sig instanceof Uint8Array) || sig.length !== 64) throw new AccessError('signer', 'the technician key produced no Ed25519 signature');
-  try {
-    return await group.authenticate(credential, sig);
-  } catch (e) {
+  const refused = (e: unknown, what: string): AccessError => {
     const name = secErrorName(e);
     const code = name && SEC_CODE[name];
-    if (code) throw new AccessError(code, `the device refused the login: ${describeSecError(e)}`);
-    throw new AccessError('device', `login failed: ${describeSecError(e)}`);
+    if (code) return new AccessError(code, `the device refused the login: ${describeSecError(e)}`);
+    return new AccessError('device', `${what}: ${describeSecError(e)}`);
+  };
+  let signerFailure: unknown;
+  const signing = async (m: Uint8Array) => {
+    try {
+      const sig = await sign(m);
+      if (!(sig instanceof Uint8Array) || sig.length !== 64) throw new Error('the technician key produced no Ed25519 signature');
+      return sig;
+    } catch (e) {
+      signerFailure = e;
+      throw e;
+    }
+  };
+  let session: TechnicianSession;
+  try {
+    const r = await group.openSecureSession(devicePublicKey, credential, signing);
+    session = { technician: r.technician, permissions: r.permissions };
+  } catch (e) {
+    if (signerFailure !== undefined) throw new AccessError('signer', `the technician key could not sign: ${e instanceof Error ? e.message : String(e)}`);
+    if (e instanceof SessionError) throw new AccessError('device-identity', e.message);
+    throw refused(e, 'login failed');
   }
+  if (precheck?.bundleBytes && precheck.bundle.version > 0) {
+    try {
+      if ((await group.bundleVersion()) < precheck.bundle.version) {
+        const pushed = await group.pushBundle(precheck.bundleBytes);
+        session.bundlePushed = pushed.version;
+        if (pushed.ended) {
+          group.client.protect(null);
+          throw new AccessError('revoked', `trust bundle v${pushed.version} revokes this technician's credential or key: the device ended the session`);
+        }
+      }
+    } catch (e) {
+      if (e instanceof AccessError) throw e;
+      throw refused(e, 'could not hand the device the trust bundle');
+    }
+  }
+  return session;
 }

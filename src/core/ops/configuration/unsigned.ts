@@ -3,7 +3,7 @@
  * unsigned, only with an explicit confirmation, and the result says so. Secret
  * fields are never sent: a stock device has no key to seal them to.
  */
-import { SecurityGroup } from '../../groups/security.ts';
+import { SecurityGroup, secErrorName } from '../../groups/security.ts';
 import { commitSettings, describeSettingsError, saveSettings, writeSetting } from '../../groups/settings.ts';
 import { SmpError } from '../../smp/errors.ts';
 import type { SmpSession } from '../../groups/session.ts';
@@ -80,7 +80,7 @@ export async function* writeUnsignedSettings(
     try {
       await writeSetting(session.client, key, encodeSettingValue(schema.fields[name], name, values[name]));
     } catch (e) {
-      yield { kind: 'error', code: e instanceof SmpError && e.kind === 'rc' && e.rc === MGMT_RC.EACCESSDENIED ? 'access-denied' : 'device', reason: `${name} not written: ${describeSettingsError(e, key)}`, by: 'device' };
+      yield { kind: 'error', code: (e instanceof SmpError && e.kind === 'rc' && e.rc === MGMT_RC.EACCESSDENIED) || secErrorName(e) ? 'access-denied' : 'device', reason: `${name} not written: ${describeSettingsError(e, key)}`, by: 'device' };
       return;
     }
     written++;
