@@ -15,7 +15,7 @@ import { Op } from '../../src/core/smp/header.ts';
 import { privateKeyPem, publicKeyPem } from '../../src/core/trust/keys.ts';
 import { type Authorities, makeAuthorities } from '../../src/device/provisioning.ts';
 
-const BIN = join(__dirname, '../../src/cli/bin.mjs');
+const BIN = join(import.meta.dirname, '../../src/cli/bin.mjs');
 
 export interface ListeningDevice {
   addr: string;

@@ -15,8 +15,7 @@ import {
 } from '../../src/core/trust/session.ts';
 import type { Link } from '../../src/core/link/link.ts';
 import { createDecoder, encodeFrames } from '../../src/core/smp/framing.ts';
-import { afterAll, beforeAll } from 'vitest';
-import { type ListeningDevice, packetQueue, rawConnection, startListeningDevice } from './listen-device.ts';
+import { packetQueue, rawConnection } from './listen-device.ts';
 
 export type Body = Record<string, unknown>;
 export const GROUP = SECURITY.id;
@@ -176,34 +175,3 @@ export async function protectedRequest(c: RawSmp, sess: RawSession, op: 0 | 2, g
 
 export const RESET = { group: Group.OS, id: OS.Reset };
 
-/**
- * A listening device for one test file (started before, stopped after), its identity key, and raw
- * connections to it that are closed at the end.
- */
-export function useListeningDevice(extra: string[] = []): { readonly dev: ListeningDevice; readonly devicePub: Uint8Array; conn(): Promise<RawSmp> } {
-  let dev: ListeningDevice | undefined;
-  let devicePub: Uint8Array | undefined;
-  const open: RawSmp[] = [];
-  const conn = async () => {
-    const c = await rawSmp(dev!.addr);
-    open.push(c);
-    return c;
-  };
-  beforeAll(async () => {
-    dev = await startListeningDevice(extra);
-    devicePub = (await (await conn()).request(Op.Read as 0, GROUP, SEC.Identity)).pub as Uint8Array;
-  }, 30000);
-  afterAll(() => {
-    for (const c of open) c.close();
-    dev?.stop();
-  });
-  return {
-    get dev() {
-      return dev!;
-    },
-    get devicePub() {
-      return devicePub!;
-    },
-    conn,
-  };
-}

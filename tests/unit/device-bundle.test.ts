@@ -16,7 +16,8 @@ import { ed25519Sign, generateEd25519 } from '../../src/core/trust/ed25519.ts';
 import { keyId } from '../../src/core/trust/keys.ts';
 import { issueConfig } from '../../src/core/trust/signed-config.ts';
 import { type ListeningDevice, connectTcp, startListeningDevice } from '../helpers/listen-device.ts';
-import { GROUP, type RawSession, type RawSmp, groupRc, innerPacket, protectedPacket, protectedRequest, rawLogin, replyBody, useListeningDevice } from '../helpers/raw-session.ts';
+import { GROUP, type RawSession, type RawSmp, groupRc, innerPacket, protectedPacket, protectedRequest, rawLogin, replyBody } from '../helpers/raw-session.ts';
+import { useListeningDevice } from '../helpers/listen-fixture.ts';
 
 const ld = useListeningDevice();
 const conn = ld.conn;

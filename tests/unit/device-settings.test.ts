@@ -9,7 +9,8 @@ import { SEC, SEC_RC } from '../../src/core/protocol/security.ts';
 import { SETTINGS, SETTINGS_GROUP } from '../../src/core/protocol/settings.ts';
 import { Op } from '../../src/core/smp/header.ts';
 import { issueCredential } from '../../src/core/trust/credential.ts';
-import { GROUP, type RawSmp, groupRc, protectedRequest, rawLogin, useListeningDevice } from '../helpers/raw-session.ts';
+import { GROUP, type RawSmp, groupRc, protectedRequest, rawLogin } from '../helpers/raw-session.ts';
+import { useListeningDevice } from '../helpers/listen-fixture.ts';
 
 const ld = useListeningDevice(['--settings']);
 const conn = ld.conn;

@@ -16,7 +16,8 @@ import { SecurityGroup } from '../../src/core/groups/security.ts';
 import { openSession } from '../../src/core/groups/session.ts';
 import { createSecureDevice, makeAuthorities } from '../../src/device/provisioning.ts';
 import { createVirtualDevice } from '../../src/device/virtual.ts';
-import { GROUP, type RawSmp, groupRc, protectedRequest, rawLogin, useListeningDevice, writeChunked } from '../helpers/raw-session.ts';
+import { GROUP, type RawSmp, groupRc, protectedRequest, rawLogin, writeChunked } from '../helpers/raw-session.ts';
+import { useListeningDevice } from '../helpers/listen-fixture.ts';
 
 const ld = useListeningDevice();
 const conn = ld.conn;

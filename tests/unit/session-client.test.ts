@@ -99,6 +99,36 @@ describe('secure session: the tool', () => {
     await x.s.close();
   }, 30000);
 
+  it('an update whose link drops mid-upload (interface authenticated): the reopened link gets a new key exchange and the op completes', async () => {
+    auth ??= await makeAuthorities();
+    const { device, security } = await createSecureDevice(auth, { bufSize: 384 });
+    const model = await configureImageModel(device, { trustedKeys: [IMG_PUB], writeUsPerByte: 2 });
+    const first = createVirtualDevice({ device, model: { baudRate: 921600 } });
+    const s = await openSession(first.link, { timeoutMs: 1500 });
+    const g = new SecurityGroup(s.client, security.groupId);
+    const id = await g.identity();
+    await authenticateTechnician(g, id.devicePublicKey, auth.credential, (m) => ed25519Sign(m, auth.technician.privateKey));
+    await g.setInterface('smp_serial', 'authenticated');
+    const { image } = await signImage(new Uint8Array(40000).map((_, i) => (i * 13) & 0xff), { key: IMG_SEED, version: '1.2.0', headerSize: 32, padHeader: true, securityCounter: 3 });
+    let unplugged = false;
+    let reopened: Awaited<ReturnType<typeof openSession>> | null = null;
+    const last = await runUpdate(s, image, {
+      trustedKeys: [IMG_PUB], resetSettleMs: 60, firstChunkTimeoutMs: 1500,
+      reconnect: async () => (reopened = await openSession(createVirtualDevice({ device, model: { baudRate: 921600 } }).link, { timeoutMs: 1500 })),
+    }, (st) => {
+      if (!unplugged && st.kind === 'uploading' && st.sent > image.length * 0.3) {
+        unplugged = true;
+        first.pair.unplug();
+      }
+    });
+    expect(unplugged).toBe(true);
+    expect(last).toMatchObject({ kind: 'done', confirmed: true });
+    expect(model.securityCounter).toBe(3);
+    expect(reopened!.client.protectedSession).toBe(true);
+    expect(s.client.protectedSession).toBe(false);
+    await reopened!.close();
+  }, 30000);
+
   it('a device that reboots on its own ends the session; the next privileged request runs a new key exchange first', async () => {
     const x = await setup();
     await authenticateTechnician(x.g, x.id.devicePublicKey, auth.credential, x.sign);

@@ -10,8 +10,9 @@ import { SEC, SEC_RC } from '../../src/core/protocol/security.ts';
 import { Group, Op } from '../../src/core/smp/header.ts';
 import { MGMT_RC } from '../../src/core/protocol/mgmt.ts';
 import {
-  GROUP, type RawSmp, groupRc, innerPacket, openReply, protectedPacket, protectedRequest, rawLogin, replyBody, useListeningDevice,
+  GROUP, type RawSmp, groupRc, innerPacket, openReply, protectedPacket, protectedRequest, rawLogin, replyBody,
 } from '../helpers/raw-session.ts';
+import { useListeningDevice } from '../helpers/listen-fixture.ts';
 
 const ld = useListeningDevice();
 const conn = ld.conn;

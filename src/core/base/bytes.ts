@@ -71,6 +71,11 @@ export function base64DecodeInto(src: Uint8Array, start: number, end: number, ou
 }
 
 export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  return concatAll(parts);
+}
+
+/** concatBytes for a list of any length (a spread of many thousand parts would overflow the call). Always a new array. */
+export function concatAll(parts: readonly Uint8Array[]): Uint8Array {
   let n = 0;
   for (const p of parts) n += p.length;
   const out = new Uint8Array(n);

@@ -186,7 +186,10 @@ export class SecurityGroup {
     // A new login ends any session this client had: the exchange itself goes plain.
     this.client.protect(null);
     const first = await this.keyExchangeLogin(devicePublicKey, credential, sign, opts);
-    const channel = new SecureChannel(this.id, first.keys, async () => (await this.keyExchangeLogin(devicePublicKey, credential, sign)).keys);
+    const id = this.id;
+    const max = this.maxBlob;
+    const channel = new SecureChannel(id, this.client, first.keys, async (client) =>
+      (await (client === this.client ? this : new SecurityGroup(client, id, max)).keyExchangeLogin(devicePublicKey, credential, sign)).keys);
     this.client.protect(channel);
     return { technician: first.technician, permissions: first.permissions, channel };
   }
@@ -346,9 +349,22 @@ export class SecureChannel implements Protector {
 
   constructor(
     readonly groupId: number,
+    private client: SmpClient,
     private keys: SessionKeys,
-    private readonly renewKeys: () => Promise<SessionKeys>,
+    private readonly renewKeys: (client: SmpClient) => Promise<SessionKeys>,
   ) {}
+
+  /**
+   * The op reopened the link (a new connection: the device has no session for it): protect the
+   * new client from now on, with a new key exchange before its first request.
+   */
+  moveTo(client: SmpClient): void {
+    if (this.client === client) return;
+    this.client.protect(null);
+    this.client = client;
+    this.stale = true;
+    client.protect(this);
+  }
 
   covers(group: number, id: number): boolean {
     return !(group === this.groupId && (id === SEC.AuthChallenge || id === SEC.Auth || id === SEC.Protected));
@@ -360,7 +376,7 @@ export class SecureChannel implements Protector {
 
   /** Run a new key exchange (shared by concurrent callers). */
   renew(): Promise<void> {
-    this.renewing ??= this.renewKeys()
+    this.renewing ??= this.renewKeys(this.client)
       .then((k) => {
         this.keys = k;
         this.seq = 0;
@@ -406,6 +422,17 @@ export class SecureChannel implements Protector {
   after(group: number, id: number): void {
     if (group === Group.OS && id === OS.Reset) this.stale = true;
   }
+}
+
+/**
+ * Carry a secure session over to a reopened link (the update op's reconnect): when `from` had one,
+ * `to` gets it, renewed by a new key exchange before its first request. False when there was none.
+ */
+export function carrySecureSession(from: SmpClient, to: SmpClient): boolean {
+  const ch = from.protection;
+  if (!(ch instanceof SecureChannel)) return false;
+  ch.moveTo(to);
+  return true;
 }
 
 export interface ProvisionState {

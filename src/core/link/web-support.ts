@@ -29,6 +29,13 @@ export function navigatorApi<T>(name: 'serial' | 'usb'): T | undefined {
   return nav?.[name] as T | undefined;
 }
 
+/** The error when this browser has no Web Serial or no WebUSB, saying where it works. */
+export function unsupportedError(api: 'serial' | 'usb'): LinkOpenError {
+  return api === 'serial'
+    ? new LinkOpenError('unsupported', 'This browser cannot talk to serial ports.', SERIAL_SUPPORT)
+    : new LinkOpenError('unsupported', 'This browser cannot talk to USB devices directly.', USB_SUPPORT);
+}
+
 function errName(e: unknown): string {
   return e && typeof e === 'object' && 'name' in e ? String((e as { name: unknown }).name) : '';
 }

@@ -9,7 +9,7 @@
  */
 import { LinkOpenError, type Link } from './link.ts';
 import { openGranted, WebLink } from './web-link.ts';
-import { chooserError, errMessage, hex4, navigatorApi, REMEDY, serialOpenError, settleWithin, SERIAL_SUPPORT } from './web-support.ts';
+import { chooserError, errMessage, hex4, navigatorApi, REMEDY, serialOpenError, settleWithin, unsupportedError } from './web-support.ts';
 
 export interface SerialPortInfoLike {
   usbVendorId?: number;
@@ -80,10 +80,6 @@ export function serialSupported(): boolean {
   return serialApi() !== undefined;
 }
 
-function unsupported(): LinkOpenError {
-  return new LinkOpenError('unsupported', 'This browser cannot talk to serial ports.', SERIAL_SUPPORT);
-}
-
 export function serialPortLabel(port: SerialPortLike): string {
   let info: SerialPortInfoLike = {};
   try {
@@ -99,7 +95,7 @@ export function serialPortLabel(port: SerialPortLike): string {
 /** Ask the user for a port (must run from a user gesture), open it and return the link. */
 export async function requestSerialLink(opts: SerialLinkOptions & { filters?: SerialPortFilter[] } = {}): Promise<Link> {
   const serial = serialApi();
-  if (!serial) throw unsupported();
+  if (!serial) throw unsupportedError('serial');
   let port: SerialPortLike;
   try {
     port = await serial.requestPort(opts.filters && opts.filters.length ? { filters: opts.filters } : {});
@@ -116,7 +112,7 @@ export async function requestSerialLink(opts: SerialLinkOptions & { filters?: Se
  */
 export async function reconnectSerialLinks(opts: ReconnectOptions = {}): Promise<Link[]> {
   const serial = serialApi();
-  if (!serial) throw unsupported();
+  if (!serial) throw unsupportedError('serial');
   const ports = (await serial.getPorts()).filter((p) => matchesFilters(p, opts.filters));
   if (ports.length === 0)
     throw new LinkOpenError('gone', 'No previously used serial port is plugged in.', REMEDY.gone);

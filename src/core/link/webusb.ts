@@ -8,7 +8,7 @@
  */
 import { LinkOpenError, type Link } from './link.ts';
 import { openGranted, WebLink } from './web-link.ts';
-import { chooserError, errMessage, hex4, navigatorApi, isGoneError, REMEDY, settleWithin, usbOpenError, USB_SUPPORT } from './web-support.ts';
+import { chooserError, errMessage, hex4, navigatorApi, isGoneError, REMEDY, settleWithin, usbOpenError, unsupportedError } from './web-support.ts';
 
 export interface UsbEndpointLike {
   endpointNumber: number;
@@ -107,10 +107,6 @@ export function usbSupported(): boolean {
   return usbApi() !== undefined;
 }
 
-function unsupported(): LinkOpenError {
-  return new LinkOpenError('unsupported', 'This browser cannot talk to USB devices directly.', USB_SUPPORT);
-}
-
 export function usbDeviceLabel(d: UsbDeviceLike): string {
   const name = d.productName ? ` ${d.productName}` : '';
   return `WebUSB ${hex4(d.vendorId)}:${hex4(d.productId)}${name}`;
@@ -119,7 +115,7 @@ export function usbDeviceLabel(d: UsbDeviceLike): string {
 /** Ask the user for a USB device (must run from a user gesture), open it and return the link. */
 export async function requestUsbLink(opts: UsbLinkOptions & { filters?: UsbDeviceFilter[] } = {}): Promise<Link> {
   const usb = usbApi();
-  if (!usb) throw unsupported();
+  if (!usb) throw unsupportedError('usb');
   let device: UsbDeviceLike;
   try {
     device = await usb.requestDevice({ filters: opts.filters ?? [] });
@@ -132,7 +128,7 @@ export async function requestUsbLink(opts: UsbLinkOptions & { filters?: UsbDevic
 /** Reopen devices the user already granted; same contract as reconnectSerialLinks. */
 export async function reconnectUsbLinks(opts: UsbLinkOptions & { filters?: UsbDeviceFilter[]; max?: number } = {}): Promise<Link[]> {
   const usb = usbApi();
-  if (!usb) throw unsupported();
+  if (!usb) throw unsupportedError('usb');
   const devices = (await usb.getDevices()).filter(
     (d) =>
       !opts.filters?.length ||

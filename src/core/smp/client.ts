@@ -129,6 +129,11 @@ export class SmpClient {
     return this.protector !== null;
   }
 
+  /** The installed protection, if any (the security group's SecureChannel). */
+  get protection(): Protector | null {
+    return this.protector;
+  }
+
   /** Size in bytes of the packet a request would be. */
   packetSize(body: Body): number {
     return SMP_HEADER_SIZE + encodeCbor(body).length;

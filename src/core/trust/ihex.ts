@@ -11,6 +11,7 @@
  * (only when some address is above 0xFFFF), upper-case hex, LF line ends.
  */
 import { FieldbenchError } from '../base/errors.ts';
+import { concatAll } from '../base/bytes.ts';
 
 export class IhexError extends FieldbenchError<'ihex'> {
   constructor(
@@ -140,7 +141,7 @@ export function parseIhex(text: string): IhexImage {
   let parts: Uint8Array[] = [];
   const flush = () => {
     if (runStart < 0) return;
-    segments.push({ address: runStart, data: concat(parts, runEnd - runStart) });
+    segments.push({ address: runStart, data: concatAll(parts) });
     parts = [];
   };
   for (const c of chunks) {
@@ -161,17 +162,6 @@ export function parseIhex(text: string): IhexImage {
   const out: IhexImage = { segments };
   if (startLinear !== undefined) out.startLinear = startLinear;
   if (startSegment !== undefined) out.startSegment = startSegment;
-  return out;
-}
-
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  if (parts.length === 1) return parts[0].slice();
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
   return out;
 }
 
@@ -252,7 +242,7 @@ export function writeIhex(img: IhexImage | IhexSegment[], opts: { byteCount?: nu
     const needOffset = maxAddr > 0xffff;
     let high = -1;
     for (const m of merged) {
-      const data = concat(m.parts, m.end - m.address);
+      const data = concatAll(m.parts);
       let off = 0;
       while (off < data.length) {
         const addr = m.address + off;

@@ -7,6 +7,7 @@
  */
 import { type ImageSlot, IMG, readState, writeState } from '../../groups/image.ts';
 import { reset } from '../../groups/os.ts';
+import { carrySecureSession } from '../../groups/security.ts';
 import { SmpError } from '../../smp/errors.ts';
 import { Group } from '../../smp/header.ts';
 import type { SmpSession } from '../../groups/session.ts';
@@ -306,7 +307,9 @@ async function reconnectWithin(old: SmpSession, reconnect: () => Promise<SmpSess
   while (Date.now() < deadline) {
     if (signal?.aborted) throw new Error('cancelled');
     try {
-      return await reconnect();
+      const s = await reconnect();
+      carrySecureSession(old.client, s.client); // a technician session continues on the new link (a new key exchange)
+      return s;
     } catch (e) {
       last = e;
       await sleep(250, signal);
