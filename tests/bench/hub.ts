@@ -115,6 +115,11 @@ async function registry(db: HubDb, n: number): Promise<{ lookupMs: number; probe
 
 export async function bench(): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
+  // rows are also printed as they are finished (a long run shows what it has so far)
+  let printed = 0;
+  const flush = () => {
+    for (; printed < rows.length; printed++) process.stderr.write(`  hub: ${rows[printed].name}: ${rows[printed].value} ${rows[printed].unit}  ${rows[printed].note ?? ''}\n`);
+  };
   const world = await makeWorld();
   const techs = await Promise.all(Array.from({ length: 8 }, (_, i) => world.tech(`pusher-${i}`)));
   const eight = await trails(techs, PER_PUSHER);
@@ -140,8 +145,8 @@ export async function bench(): Promise<BenchRow[]> {
     await db.close();
   }
 
+  flush();
   const backends: { name: string; open: () => Promise<{ db: HubDb; done: () => Promise<void> }> }[] = [
-    { name: 'PGlite', open: async () => { const db = await openPglite(); return { db, done: () => db.close() }; } },
     {
       name: 'PostgreSQL',
       open: async () => {
@@ -151,6 +156,8 @@ export async function bench(): Promise<BenchRow[]> {
         return { db, done: async () => { await db.close(); c.stop(); } };
       },
     },
+    // PGlite second: its 1M-device load is the slow part of the run
+    { name: 'PGlite', open: async () => { const db = await openPglite(); return { db, done: () => db.close() }; } },
   ];
   for (const b of backends) {
     let h: { db: HubDb; done: () => Promise<void> };
@@ -164,6 +171,7 @@ export async function bench(): Promise<BenchRow[]> {
       const trust = await HubTrust.open(h.db, [world.owner.publicKey], world.bundle);
       // each figure on its own: one failing measurement does not hide the others
       const measure = async (name: string, unit: string, note: string, fn: () => Promise<number>): Promise<number | undefined> => {
+        flush();
         try {
           const value = await fn();
           rows.push({ name, value, unit, note });
@@ -194,6 +202,7 @@ export async function bench(): Promise<BenchRow[]> {
       await h.done();
     }
   }
+  flush();
   // side by side: the same figure on both backends
   for (const fig of [`ingest, 1 pusher, ${PER_PUSHER * 2} entries`, `ingest, 8 pushers, ${PER_PUSHER * 8} entries`, `duplicate look-up in ${DEVICES} devices`]) {
     const of = (b: string) => rows.find((r) => r.name === `${b}: ${fig}`)?.value;

@@ -20,7 +20,7 @@ import { idKeys, normaliseId, ID_KINDS, type DeviceIdentifiers, type IdKind } fr
 import { FieldbenchError } from '../base/errors.ts';
 
 export const DB_NAME = 'fieldbench';
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 // ---------------------------------------------------------------- records
 
@@ -59,6 +59,12 @@ export interface ArtifactRecord {
   name?: string;
   /** What the validator reported (e.g. version, model, signer key id). */
   meta?: Record<string, unknown>;
+}
+
+/** The fleet hub sync state (one row, id 'hub'; its shape is src/core/sync/engine.ts SyncSaved). */
+export interface SyncRecord {
+  id: string;
+  state: Record<string, unknown>;
 }
 
 /** One entry of the audit chain as stored; the export form (AuditExportEntry) has the byte fields in hex. */
@@ -171,6 +177,9 @@ const V2 = {
   keys: 'id',
 };
 
+/** v3 adds the fleet hub sync state (src/core/sync/store.ts). */
+const V3 = { ...V2, sync: 'id' };
+
 /** v1 -> v2 data migration of one device record (exported for tests). */
 export function migrateDeviceV1(rec: Record<string, unknown>): void {
   const ids: DeviceIdentifiers = {};
@@ -204,7 +213,7 @@ export function migrateDeviceV1(rec: Record<string, unknown>): void {
 export interface OpenOptions {
   name?: string;
   /** Declare the schema only up to this version (tests of the migration use 1). */
-  version?: 1 | 2;
+  version?: 1 | 2 | 3;
   indexedDB?: { open: Function };
   IDBKeyRange?: { bound: Function; lowerBound: Function; upperBound: Function };
 }
@@ -215,6 +224,7 @@ export class FieldbenchDB extends Dexie {
   audit!: Table<AuditRecord, number>;
   backups!: Table<BackupRecord, number>;
   keys!: Table<KeyRecord, string>;
+  sync!: Table<SyncRecord, string>;
 
   constructor(opts: OpenOptions = {}) {
     const g = globalThis as { indexedDB?: { open: Function }; IDBKeyRange?: OpenOptions['IDBKeyRange'] };
@@ -249,6 +259,7 @@ export class FieldbenchDB extends Dexie {
             });
         });
     }
+    if (upTo >= 3) this.version(3).stores(V3);
     // Append-only: refuse changes to audit entries made through this
     // connection (the upgrade above may only add the unsigned index field).
     this.audit.hook('updating', (mods) => {

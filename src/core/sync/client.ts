@@ -76,6 +76,10 @@ export class HubClient {
     try {
       json = text ? JSON.parse(text) : undefined;
     } catch {
+      // a reverse proxy in front of a hub that is down answers with its own page
+      if (res.status === 502 || res.status === 503 || res.status === 504) {
+        throw new HubRequestError('offline', `the proxy in front of the hub at ${this.base} cannot reach it (${res.status}); records stay queued and sync later`, 0);
+      }
       throw new HubRequestError('bad-reply', `the hub at ${this.base} answered ${res.status} with something other than JSON: is the address right?`, res.status);
     }
     if (!res.ok) {
@@ -187,9 +191,10 @@ export class HubClient {
    * `refused` with its code, never in `campaigns`); artifacts are always checked
    * against the signed digests. `have(sha)` skips artifacts already held.
    */
-  async pullCampaigns(opts: { bundle?: TrustBundle; now?: number; have?: (sha: string) => boolean | Promise<boolean> } = {}): Promise<PulledCampaigns> {
+  async pullCampaigns(opts: { bundle?: TrustBundle; now?: number; have?: (sha: string) => boolean | Promise<boolean>; only?: string } = {}): Promise<PulledCampaigns> {
     const out: PulledCampaigns = { campaigns: [], refused: [] };
     for (const c of await this.campaigns()) {
+      if (opts.only !== undefined && c.id !== opts.only) continue;
       if (opts.bundle) {
         const v = await verifyCampaign(c.bytes, { bundle: opts.bundle, now: opts.now, anyTime: true });
         if (!v.ok || v.value.id !== c.id) {
