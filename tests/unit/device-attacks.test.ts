@@ -4,9 +4,9 @@
  * docs/SECURITY.md's threat table names these tests.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { groupRc } from '../helpers/group-rc.ts';
 import { SecurityGroup } from '../../src/core/groups/security.ts';
 import { authenticateTechnician } from '../../src/core/ops/access/login.ts';
-import { SmpError } from '../../src/core/smp/errors.ts';
 import { ed25519Sign } from '../../src/core/trust/ed25519.ts';
 import { SEC_RC } from '../../src/device/security.ts';
 import { type ListeningDevice, connectTcp, startListeningDevice } from '../helpers/listen-device.ts';
@@ -16,16 +16,6 @@ beforeAll(async () => {
   dev = await startListeningDevice();
 }, 30000);
 afterAll(() => dev?.stop());
-
-async function groupRc(p: Promise<unknown>): Promise<number | undefined> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof SmpError && e.kind === 'group') return e.rc;
-    throw e;
-  }
-  return undefined;
-}
 
 async function technicianLogin(g: SecurityGroup) {
   const id = await g.identity();

@@ -3,9 +3,9 @@
  * reference device's half, and the device's half attacked directly through the raw group client.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { groupRc } from '../helpers/group-rc.ts';
 import { SEC_RC, SecurityGroup } from '../../src/core/groups/security.ts';
 import { ProvisionError, type ProvisionRequest, provisionIdentity } from '../../src/core/factory/provision.ts';
-import { SmpError } from '../../src/core/smp/errors.ts';
 import { openSession, type SmpSession } from '../../src/core/groups/session.ts';
 import { generateEd25519 } from '../../src/core/trust/ed25519.ts';
 import { issueIdentity } from '../../src/core/trust/identity.ts';
@@ -54,16 +54,6 @@ function request(extra: Partial<ProvisionRequest> = {}, calls: string[] = []): P
     notAfter: YEAR(),
     ...extra,
   };
-}
-
-async function groupRc(p: Promise<unknown>): Promise<number | undefined> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof SmpError && e.kind === 'group') return e.rc;
-    throw e;
-  }
-  return undefined;
 }
 
 describe('provisioning over the wire', () => {
