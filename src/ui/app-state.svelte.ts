@@ -218,6 +218,10 @@ export class AppState {
     return this.ts?.sign() ?? null;
   }
 
+  bundleBytes(): Uint8Array | null {
+    return this.ts?.heldBundleBytes() ?? null;
+  }
+
   credentialBytes(): Uint8Array | null {
     return this.ts?.credentialBytes() ?? null;
   }

@@ -121,6 +121,8 @@ test('demo trust, DEMO virtual device: configure from the library, update to 1.1
   await expect(diff).toContainText('A backup of the current configuration is kept');
   await diff.getByRole('button', { name: 'Apply' }).click();
   await expect(config.getByTestId('config-state')).toContainText('Applied configuration #1', { timeout: 20_000 });
+  // The virtual device was provisioned with bundle v1; the login handed it the held v2 (issue 11: bundle push).
+  await expect(config.getByTestId('config-state')).toContainText('The device now holds trust bundle v2');
   await expect(config.getByTestId('config-current')).toContainText('Signed configuration #1');
   await expect(config.getByRole('heading', { name: 'Backups' })).toBeVisible();
   // The backup holds what the device had before (no signed configuration): restoring it needs the owner, and says so.

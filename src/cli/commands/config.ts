@@ -209,7 +209,7 @@ export function configCommands(deps: ConfigDeps = { connect }): Record<string, C
         heldSequence: held === undefined ? undefined : Number(held),
         deviceIdentity: identity,
         group,
-        authenticate: async () => void (await authenticateTechnician(group, identity.devicePublicKey, credential, (m) => ed25519Sign(m, seed), { bundle: b.value, bundleBytes, permission: 'configure', device: identity })),
+        authenticate: async () => await authenticateTechnician(group, identity.devicePublicKey, credential, (m) => ed25519Sign(m, seed), { bundle: b.value, bundleBytes, permission: 'configure', device: identity }),
         backup: async (cur) => {
           io.err(`backup: the device held ${cur.source === 'signed' ? `configuration #${cur.sequence}` : 'no configuration'}${cur.digest ? ` (sha256 ${toHex(cur.digest)})` : ''}\n`);
         },
@@ -228,7 +228,7 @@ export function configCommands(deps: ConfigDeps = { connect }): Record<string, C
         technician: credentialTechnician(credential),
       });
       if (o.kind === 'done') {
-        io.out(args.has('json') ? JSON.stringify(o, jsonReplacer, 2) + '\n' : `applied configuration #${o.result.sequence} (sha256 ${toHex(o.result.digest)})\n`);
+        io.out(args.has('json') ? JSON.stringify(o, jsonReplacer, 2) + '\n' : `applied configuration #${o.result.sequence} (sha256 ${toHex(o.result.digest)})${o.result.bundlePushed !== undefined ? `; the device now holds trust bundle v${o.result.bundlePushed}` : ''}\n`);
         return EXIT_OK;
       }
       if (o.kind === 'cancelled') io.err(`${o.reason}${!process.stdin.isTTY ? ' (re-run with --yes to apply)' : ''}\n`);

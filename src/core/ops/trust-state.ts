@@ -216,6 +216,11 @@ export class TrustState {
     return this.bundle?.value ?? null;
   }
 
+  /** The held bundle's file when it verifies (handed to a device whose bundle is older, at login). */
+  heldBundleBytes(): Uint8Array | null {
+    return this.bundle?.bytes ?? null;
+  }
+
   /** The held credential bytes when it verifies (for device logins). */
   credentialBytes(): Uint8Array | null {
     return this.credential?.status.ok ? this.credential.bytes : null;

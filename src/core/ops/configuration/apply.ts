@@ -144,8 +144,9 @@ async function* applyBody(session: SmpSession, signed: Uint8Array, ctx: Configur
     return;
   }
   yield { kind: 'authenticating' };
+  let bundlePushed: number | undefined;
   try {
-    await ctx.authenticate();
+    bundlePushed = (await ctx.authenticate())?.bundlePushed;
   } catch (e) {
     const byDevice = e instanceof AccessError && e.code !== 'signer' && e.code !== 'credential';
     if (e instanceof SmpError && (e.kind === 'closed' || e.kind === 'timeout')) throw e;
@@ -197,7 +198,7 @@ async function* applyBody(session: SmpSession, signed: Uint8Array, ctx: Configur
     yield configFailed('device', `the device reports configuration #${res.sequence} (${toHex(res.digest).slice(0, 16)}…), not #${cfg.sequence} as sent: read it again`, 'device');
     return;
   }
-  yield done({ sequence: res.sequence, digest: res.digest });
+  yield done({ sequence: res.sequence, digest: res.digest, ...(bundlePushed !== undefined ? { bundlePushed } : {}) });
 }
 
 // ---------------------------------------------------------------- runners
@@ -213,6 +214,7 @@ export function auditDetails(s: ConfigRunState, extra: { sequence?: number; dige
   if (s.kind === 'done' && 'sequence' in s.result) {
     d.sequence = s.result.sequence;
     d.digest = toHex(s.result.digest);
+    if (s.result.bundlePushed !== undefined) d.bundlePushed = s.result.bundlePushed;
   } else if (s.kind === 'done' && 'unsigned' in s.result) {
     const r = s.result;
     d.signed = false;

@@ -82,6 +82,8 @@ export type ConfigureProgress =
 export interface ConfigureResult {
   sequence: number;
   digest: Uint8Array;
+  /** The trust bundle version handed to the device at login (its revocations and rotations now apply there). */
+  bundlePushed?: number;
 }
 
 /** A failed configure op names the schema issues when there are any. */
@@ -108,8 +110,11 @@ export interface ConfigureContext {
   /** Highest sequence the tool knows was applied (inventory); the device's own is read too. */
   heldSequence?: number;
   deviceIdentity: DeviceIdentity;
-  /** The technician login (authenticateTechnician with the key store's or a PEM's signer). */
-  authenticate: () => Promise<void>;
+  /**
+   * The technician login (authenticateTechnician with the key store's or a PEM's signer). It may
+   * say which trust bundle version it handed the device (a device with an older bundle gets the held one).
+   */
+  authenticate: () => Promise<void | { bundlePushed?: number }>;
   /** Keep what the device holds before it changes (storeConfigBackup); a failure stops the apply. */
   backup: (current: CurrentConfig) => Promise<void>;
   /** Asked after the diff; false cancels. Without it the op goes on (the caller may stop iterating instead). */
