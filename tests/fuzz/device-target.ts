@@ -50,20 +50,24 @@ export const deviceHandlers: FuzzTarget = {
   async setup() {
     const auth = await makeAuthorities();
     const { device, security } = await createSecureDevice(auth, { bufSize: 512, settings: true });
-    const v = createVirtualDevice({ device });
+    // unpaced: the line model (baud, latency) is not under test here, the handlers are
+    const v = createVirtualDevice({ device, model: {} });
     // one writer to the device, shared by the honest session and the attacker's raw frames
     const hostWriter = v.link.writable.getWriter();
     const link: Link = {
       label: v.link.label, readable: v.link.readable, closed: v.link.closed, close: () => v.link.close(),
       writable: new WritableStream<Uint8Array>({ write: (c) => hostWriter.write(c) }),
     };
-    const s = await openSession(link);
+    // The attacker's raw requests use SMP sequence numbers half the range away from the honest
+    // client's, so a late reply to one of them is never taken for the client's own.
+    let clientSeq = 0;
+    const s = await openSession(link, { log: (e) => void (e.type === 'tx' && (clientSeq = e.seq)) });
     const g = new SecurityGroup(s.client, security.groupId);
     const groups = [...device.groups.keys()];
     const snapshot = async () => JSON.stringify({ c: await g.readConfig().catch((e) => `err ${e?.code ?? e}`), i: await g.interfaces().catch((e) => `err ${e?.code ?? e}`) });
     const before = await snapshot();
-    let seq = 100;
     return fc.asyncProperty(requests(groups), async (reqs) => {
+      let seq = clientSeq + 128;
       for (const r of reqs) {
         const pkt = buildPacket({ version: 1, op: r.op, flags: 0, group: r.group, id: r.id, seq: seq++ & 0xff }, r.body);
         for (const f of encodeFrames(device.opts.framing, pkt)) await hostWriter.write(f);

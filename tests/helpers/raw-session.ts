@@ -23,6 +23,8 @@ export const GROUP = SECURITY.id;
 export interface RawSmp {
   /** A request packet with the connection's next SMP sequence number. */
   packet(op: 0 | 2, group: number, id: number, body?: Body): Uint8Array;
+  /** Send a packet without waiting for its reply (sync() drains what comes back). */
+  send(packet: Uint8Array): void;
   /** Send a packet, wait for the reply packet (null when none comes). */
   exchange(packet: Uint8Array, timeoutMs?: number): Promise<Uint8Array | null>;
   /** Send a request, return the reply body (throws when no reply). */
@@ -65,6 +67,7 @@ function over(t: Transport): RawSmp {
   };
   return {
     packet,
+    send: (p) => t.send(p),
     exchange,
     request: async (op, group, id, body = {}) => replyBody(await exchange(packet(op, group, id, body))),
     sync: async (timeoutMs = 3000) => {
