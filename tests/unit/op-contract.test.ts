@@ -30,6 +30,11 @@ import { readDeviceInfo } from '../../src/core/ops/identification/info.ts';
 import { identifyDevice } from '../../src/core/ops/identification/identify.ts';
 import { attestDevice, readSecurityEvents } from '../../src/core/ops/state-awareness/attest.ts';
 import type { TrustBundle } from '../../src/core/trust/bundle.ts';
+import { type DeviceIdentity, SecurityGroup } from '../../src/core/groups/security.ts';
+import { applySignedConfig } from '../../src/core/ops/configuration/apply.ts';
+import { authenticateTechnician } from '../../src/core/ops/access/login.ts';
+import { issueConfig } from '../../src/core/trust/signed-config.ts';
+import { ed25519Sign } from '../../src/core/trust/ed25519.ts';
 import { createSecureDevice, type Authorities } from '../../src/device/provisioning.ts';
 import type { DeviceSecurity } from '../../src/device/security.ts';
 import type { ReferenceDevice } from '../../src/device/device.ts';
@@ -42,6 +47,10 @@ interface OpWorld {
   sec: DeviceSecurity;
   session: SmpSession;
   bundle: TrustBundle;
+  /** The device's identity as the security group reports it, and an owner-signed configuration for it. */
+  identity: DeviceIdentity;
+  group: SecurityGroup;
+  config: Uint8Array;
   unplug(): void;
 }
 
@@ -57,6 +66,18 @@ const OPS: OpRow[] = [
   { name: 'identify', start: (w, signal) => identifyDevice(w.session, { bundle: w.bundle, signal }) as AnyOp },
   { name: 'attest', start: (w, signal) => attestDevice(w.session, { bundle: w.bundle, devicePublicKey: w.sec.devicePublicKey, signal }) as AnyOp },
   { name: 'events', start: (w, signal) => readSecurityEvents(w.session, { signal }) as AnyOp },
+  {
+    name: 'configure',
+    start: (w, signal) =>
+      applySignedConfig(w.session, w.config, {
+        bundle: w.bundle,
+        deviceIdentity: w.identity,
+        group: w.group,
+        backup: async () => {},
+        authenticate: (g) => authenticateTechnician(g, w.identity.devicePublicKey, w.auth.credential, (m) => ed25519Sign(m, w.auth.technician.privateKey), { bundle: w.bundle, permission: 'configure', device: w.identity }),
+        signal,
+      }) as AnyOp,
+  },
 ];
 
 async function opWorld(): Promise<OpWorld> {
@@ -65,7 +86,10 @@ async function opWorld(): Promise<OpWorld> {
   const v = createVirtualDevice({ device, model: FAST });
   const session = await openSession(v.link);
   const { bundle } = await makeBundle(auth, device);
-  return { auth, device, sec, session, bundle, unplug: () => v.pair.unplug() };
+  const group = new SecurityGroup(session.client, sec.groupId);
+  const identity = await group.identity();
+  const config = await issueConfig({ target: { kind: 'model', model: identity.model }, sequence: 3, settings: { interval: 90 }, notAfter: new Date(Date.now() + 86400_000) }, auth.owner.privateKey);
+  return { auth, device, sec, session, bundle, identity, group, config, unplug: () => v.pair.unplug() };
 }
 
 /** Plain data: objects, arrays, Uint8Array, strings, numbers, booleans, null. */

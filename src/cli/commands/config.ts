@@ -209,7 +209,7 @@ export function configCommands(deps: ConfigDeps = { connect }): Record<string, C
         heldSequence: held === undefined ? undefined : Number(held),
         deviceIdentity: identity,
         group,
-        authenticate: async () => await authenticateTechnician(group, identity.devicePublicKey, credential, (m) => ed25519Sign(m, seed), { bundle: b.value, bundleBytes, permission: 'configure', device: identity }),
+        authenticate: async (g) => await authenticateTechnician(g, identity.devicePublicKey, credential, (m) => ed25519Sign(m, seed), { bundle: b.value, bundleBytes, permission: 'configure', device: identity }),
         backup: async (cur) => {
           io.err(`backup: the device held ${cur.source === 'signed' ? `configuration #${cur.sequence}` : 'no configuration'}${cur.digest ? ` (sha256 ${toHex(cur.digest)})` : ''}\n`);
         },

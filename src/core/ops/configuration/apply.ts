@@ -104,7 +104,8 @@ async function* applyBody(session: SmpSession, signed: Uint8Array, ctx: Configur
   yield { kind: 'checking' };
   let g: SecurityGroup | null;
   try {
-    g = ctx.group ?? (await findSecurityGroup(session));
+    // The caller's group rebound to this op's session, so a cancel stops its requests too.
+    g = ctx.group ? new SecurityGroup(session.client, ctx.group.id) : await findSecurityGroup(session);
   } catch (e) {
     if (e instanceof SmpError && (e.kind === 'closed' || e.kind === 'timeout')) throw e; // the link: the contract's 'link'
     yield configFailed('device', `could not talk to the device: ${(e as Error).message}`, 'device');
@@ -146,7 +147,7 @@ async function* applyBody(session: SmpSession, signed: Uint8Array, ctx: Configur
   yield { kind: 'authenticating' };
   let bundlePushed: number | undefined;
   try {
-    bundlePushed = (await ctx.authenticate())?.bundlePushed;
+    bundlePushed = (await ctx.authenticate(g))?.bundlePushed;
   } catch (e) {
     const byDevice = e instanceof AccessError && e.code !== 'signer' && e.code !== 'credential';
     if (e instanceof SmpError && (e.kind === 'closed' || e.kind === 'timeout')) throw e;
@@ -156,7 +157,9 @@ async function* applyBody(session: SmpSession, signed: Uint8Array, ctx: Configur
   // Send, reporting progress as the chunks are acknowledged.
   const total = signed.length;
   let sent = 0;
-  const queue: ConfigureState[] = [{ kind: 'sending', sent: 0, total }];
+  // Said before the first chunk goes out, so a cancel here sends nothing.
+  yield { kind: 'sending', sent: 0, total };
+  const queue: ConfigureState[] = [];
   let wake: (() => void) | null = null;
   let result: { ok: true; sequence: number; digest: Uint8Array } | { ok: false; error: unknown } | null = null;
   const tracked = new SecurityGroup(

@@ -113,8 +113,10 @@ export interface ConfigureContext {
   /**
    * The technician login (authenticateTechnician with the key store's or a PEM's signer). It may
    * say which trust bundle version it handed the device (a device with an older bundle gets the held one).
+   * It is given the op's own group (bound to the op's cancellable session): log in through it, so a
+   * cancel also stops the login's requests.
    */
-  authenticate: () => Promise<void | { bundlePushed?: number }>;
+  authenticate: (group: SecurityGroup) => Promise<void | { bundlePushed?: number }>;
   /** Keep what the device holds before it changes (storeConfigBackup); a failure stops the apply. */
   backup: (current: CurrentConfig) => Promise<void>;
   /** Asked after the diff; false cancels. Without it the op goes on (the caller may stop iterating instead). */
