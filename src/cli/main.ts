@@ -22,6 +22,7 @@ export const AREAS = {
   attest: () => import('./commands/attest.ts'),
   audit: () => import('./commands/audit.ts'),
   hub: () => import('./commands/hub.ts'),
+  access: () => import('./commands/access.ts'),
 } satisfies Record<string, () => Promise<{ commands: Record<string, CliCommand> }>>;
 
 export type Area = keyof typeof AREAS;

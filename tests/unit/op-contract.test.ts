@@ -34,6 +34,8 @@ import { type DeviceIdentity, SecurityGroup } from '../../src/core/groups/securi
 import { applySignedConfig } from '../../src/core/ops/configuration/apply.ts';
 import { authenticateTechnician } from '../../src/core/ops/access/login.ts';
 import { issueConfig } from '../../src/core/trust/signed-config.ts';
+import { readInterfaces, setInterfaces } from '../../src/core/ops/access/interfaces.ts';
+import { wipeDevice } from '../../src/core/ops/data-protection/wipe.ts';
 import { ed25519Sign } from '../../src/core/trust/ed25519.ts';
 import { createSecureDevice, type Authorities } from '../../src/device/provisioning.ts';
 import type { DeviceSecurity } from '../../src/device/security.ts';
@@ -78,7 +80,17 @@ const OPS: OpRow[] = [
         signal,
       }) as AnyOp,
   },
+  { name: 'interfaces', start: (w, signal) => readInterfaces(w.session, { group: w.group, signal }) as AnyOp },
+  {
+    name: 'interfaces set',
+    start: (w, signal) => setInterfaces(w.session, [{ name: 'shell', state: 'authenticated' }, { name: 'debug', state: 'disabled' }], { group: w.group, authenticate: login(w), signal }) as AnyOp,
+  },
+  { name: 'wipe', start: (w, signal) => wipeDevice(w.session, { group: w.group, confirm: async (serial) => serial, authenticate: login(w), signal }) as AnyOp },
 ];
+
+function login(w: OpWorld) {
+  return (g: SecurityGroup) => authenticateTechnician(g, w.identity.devicePublicKey, w.auth.credential, (m) => ed25519Sign(m, w.auth.technician.privateKey), { bundle: w.bundle, device: w.identity });
+}
 
 async function opWorld(): Promise<OpWorld> {
   const auth = await authorities();

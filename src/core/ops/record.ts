@@ -1,6 +1,6 @@
 /**
- * Records of the identification and state-awareness ops (identify, attest,
- * events): each Outcome becomes one audit entry and an inventory update (a
+ * Records of the identification, state-awareness, access and data-protection
+ * ops (identify, attest, events, interface changes, wipe): each Outcome becomes one audit entry and an inventory update (a
  * RecordPlan, record-plan.ts). The app commits the plan (audit entry signed by
  * the technician through the signer callback, and the inventory update, in one
  * transaction); the CLI appends the entry to its records log. The ops
@@ -19,6 +19,8 @@ import { claimsToJson, type Appraisal, type EatClaims } from '../trust/eat.ts';
 import { sha256 } from '@noble/hashes/sha2.js';
 import type { IdentifyOutcome, IdentifyResult, InventoryLookup } from './identification/identify.ts';
 import type { AttestOutcome, EventsOutcome } from './state-awareness/attest.ts';
+import type { InterfacesOutcome } from './access/interfaces.ts';
+import type { WipeOutcome } from './data-protection/wipe.ts';
 import type { Cancelled, Failed, Unsupported } from './outcome.ts';
 import { commitRecord, type RecordContext, type RecordPlan, type Recorded } from './record-plan.ts';
 
@@ -151,5 +153,27 @@ export function eventsRecord(o: EventsOutcome, opts: { device?: DeviceIdentifier
   return {
     audit: { op: 'events', device: opts.device ?? {}, outcome: 'ok', details: { count: o.result.events.length, last: o.result.last, truncated: o.result.truncated }, time },
     inventory: seenUpdate(opts.device, time),
+  };
+}
+
+/** An interface change's record: what changed (name from → to), or why nothing did. */
+export function interfacesRecord(o: InterfacesOutcome, opts: { device?: DeviceIdentifiersInput; time?: number } = {}): RecordPlan {
+  const time = opts.time ?? Date.now();
+  if (o.kind !== 'done') return unfinishedPlan('interface', o, opts.device, time);
+  const changed = (o.result.changed ?? []).map((c) => `${c.name} ${c.from} -> ${c.to}`).join(', ');
+  return {
+    audit: { op: 'interface', device: opts.device ?? {}, outcome: 'ok', details: { changed: changed || 'nothing (already so)', interfaces: { ...o.result.interfaces } }, time },
+    inventory: seenUpdate(opts.device, time),
+  };
+}
+
+/** A wipe's record: which configuration was erased (the identity stays: the device is still who it was). */
+export function wipeRecord(o: WipeOutcome, opts: { device?: DeviceIdentifiersInput; time?: number } = {}): RecordPlan {
+  const time = opts.time ?? Date.now();
+  const device = opts.device ?? (o.kind === 'done' ? { serial: o.result.serial } : undefined);
+  if (o.kind !== 'done') return unfinishedPlan('wipe', o, device, time);
+  return {
+    audit: { op: 'wipe', device: device ?? {}, outcome: 'ok', details: { erasedSequence: o.result.erasedSequence, erased: o.result.erased.join(', '), kept: o.result.kept.join(', ') }, time },
+    inventory: seenUpdate(device, time),
   };
 }
