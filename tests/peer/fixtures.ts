@@ -43,7 +43,15 @@ export const PEER_FIXTURES = {
   'qemu_cortex_m0.serial': { framing: 'console', lineGapMs: 0 },
   /** The app resets into MCUboot serial recovery (os reset boot_mode 1); we record the bootloader's SMP server. */
   'mps2_an385.serial_recovery': { framing: 'console', lineGapMs: 0, recovery: true },
+  // the serial-recovery builds, flashed through MCUboot's recovery (tests/peer/recovery-live.test.ts)
+  'mps2_an385.serial_recovery_raw': { framing: 'raw', lineGapMs: 0, recovery: true },
+  'mps2_an385.serial_recovery_buf400': { framing: 'console', lineGapMs: 0, recovery: true },
+  'mps2_an385.serial_recovery_buf512': { framing: 'console', lineGapMs: 0, recovery: true },
+  'mps2_an385.serial_recovery_buf1024': { framing: 'console', lineGapMs: 0, recovery: true },
+  'mps2_an385.serial_recovery_buf2048': { framing: 'console', lineGapMs: 0, recovery: true },
 } as const;
+/** Every MCUboot serial-recovery fixture (console and raw, each buffer size). */
+export const RECOVERY_FIXTURES = Object.keys(PEER_FIXTURES).filter((k) => k.startsWith('mps2_an385.serial_recovery')) as PeerFixtureId[];
 export type PeerFixtureId = keyof typeof PEER_FIXTURES;
 
 export function fixturesAvailable(): boolean {
