@@ -16,6 +16,7 @@ import { type Arrival, type Body, Connection, type GroupDef, MgmtError, RC, type
 import { installStandardGroups } from './groups/standard.ts';
 import type { ImageModelOptions } from './groups/image.ts';
 import type { SettingsStoreOptions } from './groups/settings.ts';
+import type { SerialRecoveryOptions } from './groups/recovery.ts';
 
 export { MgmtError, RC } from './mgmt.ts';
 export type { Arrival, Body, GroupDef, Handler, RequestContext } from './mgmt.ts';
@@ -46,6 +47,12 @@ export interface DeviceOptions {
   image?: ImageModelOptions | false;
   /** Give the device Zephyr's Settings group (stock configuration), with these options. */
   settings?: boolean | SettingsStoreOptions;
+  /**
+   * MCUboot serial recovery (groups/recovery.ts): os reset with boot_mode 1
+   * (Zephyr's retention boot mode) reboots into it, and so does a boot with no
+   * valid image. Needs the image model.
+   */
+  serialRecovery?: SerialRecoveryOptions;
 }
 
 export interface DeviceStats {
@@ -69,7 +76,7 @@ export interface FirmwareFact {
 export type DeviceHook = (device: ReferenceDevice) => void | Promise<void>;
 
 export class ReferenceDevice {
-  readonly opts: Required<Omit<DeviceOptions, 'bootLog' | 'image' | 'settings'>> & Pick<DeviceOptions, 'image' | 'settings'> & { bootLog: string[] };
+  readonly opts: Required<Omit<DeviceOptions, 'bootLog' | 'image' | 'settings' | 'serialRecovery'>> & Pick<DeviceOptions, 'image' | 'settings' | 'serialRecovery'> & { bootLog: string[] };
   readonly groups = new Map<number, GroupDef>();
   readonly stats: DeviceStats;
   /** Monotonic count of boots (persisted across resets). */
@@ -82,6 +89,13 @@ export class ReferenceDevice {
   private readonly resetHooks: DeviceHook[] = [];
   private busy = 0;
   private generation = 0;
+  /**
+   * Another SMP server in place of the application's (MCUboot serial
+   * recovery): its groups, its buffer, and the largest request it answers.
+   */
+  serving: { name: string; groups: Map<number, GroupDef>; bufSize: number; bufCount: number; maxRequest: number } | null = null;
+  /** Boot mode for the next boot (Zephyr's retention boot mode: 0 normal, 1 bootloader), set by os reset. */
+  nextBootMode = 0;
   /** Connections being served now. */
   readonly connections = new Set<Connection>();
   private connectionCount = 0;
@@ -115,6 +129,7 @@ export class ReferenceDevice {
       appVersion: opts.appVersion ?? '1.0.0',
       image: opts.image,
       settings: opts.settings,
+      serialRecovery: opts.serialRecovery,
     };
     this.stats = { requests: 0, droppedOversize: 0, droppedLineOverrun: 0, droppedNoBuffer: 0, framing: undefined as never };
     this.direct = this.newConnection(); // also creates the shared framing stats
@@ -275,13 +290,13 @@ export class ReferenceDevice {
     // Measured on Zephyr 4.4.0 (tests/unit/device-vs-zephyr.test.ts): console drops from buf_size-3 on
     // (the frame's length and CRC share the netbuf); raw takes a whole buf_size packet and answers it,
     // with EMSGSIZE when the reply would not fit; over UDP the datagram is the netbuf.
-    const limit = this.opts.framing === 'console' ? this.opts.bufSize - 4 : this.opts.bufSize;
+    const limit = this.serving ? this.serving.maxRequest : this.opts.framing === 'console' ? this.opts.bufSize - 4 : this.opts.bufSize;
     if (packet.length > limit) {
       // A real device cannot hold it in a netbuf: silently dropped.
       this.stats.droppedOversize++;
       return;
     }
-    if (conn.packetQueue.length >= this.opts.bufCount) {
+    if (conn.packetQueue.length >= (this.serving?.bufCount ?? this.opts.bufCount)) {
       this.stats.droppedNoBuffer++;
       return;
     }
@@ -315,7 +330,7 @@ export class ReferenceDevice {
     if (h.length !== packet.length - SMP_HEADER_SIZE) return null;
     this.stats.requests++;
     const rspOp = h.op === Op.Read ? Op.ReadRsp : Op.WriteRsp;
-    const budget = at.replyBudget ?? this.opts.bufSize;
+    const budget = at.replyBudget ?? this.serving?.bufSize ?? this.opts.bufSize;
     const reply = (body: Body) => {
       const payload = encodeIndefinite(body);
       if (SMP_HEADER_SIZE + payload.length > budget) {
@@ -331,7 +346,7 @@ export class ReferenceDevice {
     } catch {
       return reply({ rc: RC.EINVAL });
     }
-    const group = this.groups.get(h.group);
+    const group = (this.serving?.groups ?? this.groups).get(h.group);
     const handler = group?.[h.op === Op.Read ? 'read' : 'write']?.[h.id];
     if (!handler) return reply({ rc: RC.ENOTSUP });
     try {

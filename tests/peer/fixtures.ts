@@ -43,7 +43,15 @@ export const PEER_FIXTURES = {
   'qemu_cortex_m0.serial': { framing: 'console', lineGapMs: 0 },
   /** The app resets into MCUboot serial recovery (os reset boot_mode 1); we record the bootloader's SMP server. */
   'mps2_an385.serial_recovery': { framing: 'console', lineGapMs: 0, recovery: true },
+  // the serial-recovery builds, flashed through MCUboot's recovery (tests/peer/recovery-live.test.ts)
+  'mps2_an385.serial_recovery_raw': { framing: 'raw', lineGapMs: 0, recovery: true },
+  'mps2_an385.serial_recovery_buf400': { framing: 'console', lineGapMs: 0, recovery: true },
+  'mps2_an385.serial_recovery_buf512': { framing: 'console', lineGapMs: 0, recovery: true },
+  'mps2_an385.serial_recovery_buf1024': { framing: 'console', lineGapMs: 0, recovery: true },
+  'mps2_an385.serial_recovery_buf2048': { framing: 'console', lineGapMs: 0, recovery: true },
 } as const;
+/** Every MCUboot serial-recovery fixture (console and raw, each buffer size). */
+export const RECOVERY_FIXTURES = Object.keys(PEER_FIXTURES).filter((k) => k.startsWith('mps2_an385.serial_recovery')) as PeerFixtureId[];
 export type PeerFixtureId = keyof typeof PEER_FIXTURES;
 
 export function fixturesAvailable(): boolean {
@@ -73,12 +81,22 @@ function verifySha256(artifact: string): void {
   if (got !== want) throw new Error(`${artifact}: sha256 mismatch`);
 }
 
+/** A free local TCP port: from FIELDBENCH_PORT_RANGE ("47200-47299", for a shared machine) if set, else any. */
 async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
+  const range = /^(\d+)-(\d+)$/.exec(process.env.FIELDBENCH_PORT_RANGE ?? '');
+  const candidates = range ? Array.from({ length: Number(range[2]) - Number(range[1]) + 1 }, (_, i) => Number(range[1]) + i) : [0];
+  for (const want of candidates) {
+    const s = createServer();
+    const ok = await new Promise<boolean>((r) => {
+      s.once('error', () => r(false));
+      s.listen(want, '127.0.0.1', () => r(true));
+    });
+    if (!ok) continue;
+    const port = (s.address() as { port: number }).port;
+    await new Promise((r) => s.close(r));
+    return port;
+  }
+  throw new Error(`no free port in FIELDBENCH_PORT_RANGE ${process.env.FIELDBENCH_PORT_RANGE}`);
 }
 
 function splitCmd(cmd: string): string[] {

@@ -28,7 +28,7 @@ import { decodeCborObject } from '../../src/core/base/cbor.ts';
 import { parseImage } from '../../src/core/trust/mcuboot/parse.ts';
 import { signImage } from '../../src/core/trust/mcuboot/sign.ts';
 import { ed25519PublicKey } from '../../src/core/trust/ed25519.ts';
-import { FIXTURES_DIR, launchFixture, manifestEntry, zephyrVersionOf, type PeerFixtureId } from './fixtures.ts';
+import { FIXTURES_DIR, connectRecovery, launchFixture, manifestEntry, zephyrVersionOf, type PeerFixtureId } from './fixtures.ts';
 import { toHex } from '../../src/core/base/bytes.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -51,6 +51,8 @@ export interface UpdateScenario {
   lineGapMs: number;
   /** What the bootloader is, as observed (for the docs and the replay test). */
   bootloader: string;
+  /** Flash through MCUboot serial recovery (the app is reset into it first). */
+  recovery?: boolean;
 }
 
 export const UPDATE_SCENARIOS: Record<string, UpdateScenario> = {
@@ -237,6 +239,8 @@ export interface UpdateGolden {
   states: Record<string, unknown>[];
   outcome: Record<string, unknown>;
   durationMs: number;
+  /** From the op's start to the last byte acknowledged (preflight included). */
+  uploadMs?: number;
   events: UpdateEvent[];
 }
 
@@ -251,20 +255,39 @@ export interface LiveUpdateResult {
 
 const EMULATOR_BOOT_MS = 1500;
 
+/** Flash each serial-recovery fixture through MCUboot's recovery (reset boot_mode 1 first). */
+export function recoveryScenario(fixture: PeerFixtureId): UpdateScenario {
+  const entry = manifestEntry(fixture);
+  return {
+    name: `${fixture}.recovery-flash`,
+    fixture,
+    signedBin: entry.artifact.replace(/\.hex$/, '.signed.bin'),
+    version: '1.0.0+1',
+    maxPacket: Infinity,
+    window: 1,
+    timeoutMs: 3000,
+    lineGapMs: 0,
+    recovery: true,
+    bootloader: 'MCUboot serial recovery (boot_serial): upload writes the primary slot, 4-byte-aligned chunk acceptance',
+  };
+}
+
 export async function runLiveUpdate(sc: UpdateScenario, log?: (s: string) => void): Promise<LiveUpdateResult> {
   const derived = await deriveUpdateImage(sc);
   const pub = await peerTestPublicKey();
   const fx = await launchFixture(sc.fixture, { waitForClient: true });
   try {
     const entry = manifestEntry(sc.fixture);
-    const rl = recordLink(await fx.open(), { peer: `zephyr ${zephyrVersionOf(entry)} ${sc.fixture} (${entry.artifact})`, framing: fx.framing });
-    await new Promise((r) => setTimeout(r, EMULATOR_BOOT_MS));
+    const rl = recordLink(sc.recovery ? await connectRecovery(fx) : await fx.open(), { peer: `zephyr ${zephyrVersionOf(entry)} ${sc.fixture} (${entry.artifact})`, framing: fx.framing });
+    if (!sc.recovery) await new Promise((r) => setTimeout(r, EMULATOR_BOOT_MS));
     const firstSeq = 1;
     const session: SmpSession = await openSession(rl, { framing: fx.framing, lineGapMs: sc.lineGapMs, timeoutMs: sc.timeoutMs, initialSeq: firstSeq });
     session.client.setLimits(Math.min(sc.maxPacket, session.client.maxPacket), sc.window);
     const states: UpdateState[] = [];
+    let uploadedAt: number | undefined;
     const t0 = performance.now();
     const final = await runUpdate(session, derived.image, updateOptions(pub), (s) => {
+      if (s.kind === 'uploading' && s.sent === s.total) uploadedAt ??= performance.now();
       states.push(s);
       if (!log) return;
       if (s.kind !== 'uploading') log(`${Math.round(performance.now() - t0)} ms ${JSON.stringify(summarizeState(s))}`);
@@ -302,6 +325,7 @@ export async function runLiveUpdate(sc: UpdateScenario, log?: (s: string) => voi
       states: stateTrail(states),
       outcome: summarizeState(final),
       durationMs,
+      ...(uploadedAt !== undefined ? { uploadMs: Math.round(uploadedAt - t0) } : {}),
       events,
     };
     return { golden, states, derived, bootLog: fx.output() };

@@ -140,9 +140,14 @@ for (const file of files) {
       if (g.recovery) {
         // MCUboot's recovery server has no OS info, groups list or bootloader info: only img (and params, reset)
         expect(info.os).toBeUndefined();
-        expect(info.unavailable.map((u) => u.what)).toEqual(['os', 'bootloader', 'groups']);
+        // info recognises it and asks only what it serves: one OS probe, the image list, bootloader info
+        expect((info as { mode?: string }).mode).toBe('serial-recovery');
+        expect(info.unavailable.map((u) => u.what)).toEqual(['os', 'bootloader']);
+        expect(reqs(0, 7)).toHaveLength(1);
+        expect(reqs(10, 0).length + reqs(10, 1).length + reqs(10, 3).length).toBe(0);
         return;
       }
+      expect((info as { mode?: string }).mode).toBe('application');
       expect(info.os!.version).toBe(g.zephyrVersion);
       expect(info.os!.kernel).toBe('Zephyr');
       expect(info.os!.release).toBe(g.zephyrBuild);

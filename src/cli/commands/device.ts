@@ -5,9 +5,10 @@ import { existsSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { echo, reset } from '../../core/groups/os.ts';
+import { echo } from '../../core/groups/os.ts';
+import { type RestartOutcome, restartDevice } from '../../core/ops/update/restart.ts';
 import { type DeviceInfo, readDeviceInfo } from '../../core/ops/identification/info.ts';
-import { resultOf } from '../../core/ops/outcome.ts';
+import { resultOf, runOp } from '../../core/ops/outcome.ts';
 import { toHex } from '../../core/base/bytes.ts';
 import type { Framing } from '../../core/smp/framing.ts';
 import { SocketLink } from '../../core/link/node-socket.ts';
@@ -30,6 +31,7 @@ export function jsonReplacer(_k: string, v: unknown): unknown {
 export function formatInfo(info: DeviceInfo): string {
   const lines: string[] = [];
   const row = (k: string, v: unknown) => lines.push(`  ${k.padEnd(18)} ${v}`);
+  if (info.mode === 'serial-recovery') lines.push('MCUboot serial recovery (the bootloader answers: image list, upload, reset)');
   lines.push('MCUmgr parameters');
   row('buffer size', `${info.params.bufSize} bytes${info.params.reported ? '' : ' (assumed: device does not report params)'}`);
   row('buffer count', info.params.bufCount);
@@ -92,18 +94,26 @@ const echoCmd: CliCommand = {
 };
 
 const resetCmd: CliCommand = {
-  summary: 'reboot a device',
-  usage: `usage: fieldbench reset --port PORT [--force] [options]\n${CONNECT_USAGE}`,
+  summary: 'reboot a device (--boot-mode bootloader: into MCUboot serial recovery, where supported)',
+  usage: `usage: fieldbench reset --port PORT [--force] [--boot-mode normal|bootloader] [options]
+  --boot-mode bootloader   os reset with boot_mode 1: the device restarts into its bootloader's serial
+                           recovery (needs Zephyr's reset boot mode); checked by reconnecting
+${CONNECT_USAGE}`,
   async run(argv, io) {
-    const args = parseArgs(argv, { booleans: ['verbose', 'force'], known: CONNECT_OPTIONS });
+    const args = parseArgs(argv, { booleans: ['verbose', 'force'], known: [...CONNECT_OPTIONS, 'boot-mode'] });
+    const mode = args.get('boot-mode') ?? 'normal';
+    if (mode !== 'normal' && mode !== 'bootloader') throw new UsageError(`--boot-mode is normal or bootloader, not ${mode}`);
     const session = await connect(args, io);
-    try {
-      await reset(session.client, { force: args.has('force') });
-      io.out('reset requested\n');
+    const o = (await runOp(
+      restartDevice(session, { target: mode, force: args.has('force'), reconnect: mode === 'bootloader' ? () => connect(args, io) : undefined }),
+    )) as RestartOutcome;
+    await session.close().catch(() => {});
+    if (o.kind === 'done') {
+      io.out(o.result.message + '\n');
       return 0;
-    } finally {
-      await session.close();
     }
+    io.err(`fieldbench reset: ${o.reason}${o.kind === 'failed' ? ` [${o.code}]` : ''}\n`);
+    return 1;
   },
 };
 

@@ -35,6 +35,8 @@ function describe(s: UpdateState): string | null {
   switch (s.kind) {
     case 'resumed':
       return `resuming the upload at byte ${s.from} (the device kept what it had)`;
+    case 'serial-recovery':
+      return `warning: ${s.note}`;
     case 'verifying':
       return 'upload complete; checking the device lists the image';
     case 'testing':

@@ -37,6 +37,16 @@ function parseSlots(r: Record<string, unknown>): ImageSlot[] {
   }));
 }
 
+/**
+ * An image list as MCUboot's serial recovery serves it (boot_serial.c bs_list):
+ * slot, version and hash only. Zephyr's img_mgmt always reports the flags
+ * (bootable, pending, confirmed, active, permanent), and a running application
+ * always lists the slot it runs from; an empty list is a blank board in recovery.
+ */
+export function isRecoveryImageList(slots: ImageSlot[]): boolean {
+  return slots.every((s) => s.active === undefined && s.confirmed === undefined && s.pending === undefined && s.bootable === undefined);
+}
+
 export async function readState(c: SmpClient, opts?: RequestOptions): Promise<ImageSlot[]> {
   return parseSlots(await c.read(Group.Image, IMG.State, {}, opts));
 }

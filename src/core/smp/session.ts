@@ -82,6 +82,12 @@ export interface SmpSession {
   readonly pacing: Pacing;
   closed: Promise<LinkClosed>;
   close(): Promise<void>;
+  /**
+   * Buffer limits measured after opening (a device that does not report
+   * params, e.g. MCUboot serial recovery before mcumgr params support): they
+   * replace the fallbacks, and pacing keeps applying its caps on top.
+   */
+  measuredParams?(p: { bufSize: number; bufCount: number }): void;
 }
 
 /** Zephyr's defaults are 384 x 4; when unknown we assume less, so nothing is dropped. */
@@ -270,6 +276,11 @@ export async function openSmpSession(link: Link, opts: SmpSessionOptions = {}): 
       return pacer.pacing;
     },
     closed,
+    measuredParams(p) {
+      params.bufSize = p.bufSize;
+      params.bufCount = p.bufCount;
+      applyLimits();
+    },
     async close() {
       remember();
       client.fail('session closed');

@@ -80,7 +80,12 @@ export function osGroup(device: ReferenceDevice, bootloader: () => BootloaderMod
         device.clockOffsetMs = t - Date.now();
         return {};
       },
-      [OS.Reset]: () => {
+      [OS.Reset]: (b: Body) => {
+        if (b.boot_mode !== undefined) {
+          if (typeof b.boot_mode !== 'number' || !Number.isInteger(b.boot_mode) || b.boot_mode < 0 || b.boot_mode > 255) throw new MgmtError(RC.EINVAL);
+          // built without boot mode support, Zephyr skips the key and resets normally
+          if (device.opts.serialRecovery && device.opts.serialRecovery.bootModeReset !== false) device.nextBootMode = b.boot_mode;
+        }
         // Reply first, then reboot, as Zephyr does (after a short delay).
         setTimeout(() => void device.reboot(), 20);
         return {};

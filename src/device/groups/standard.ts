@@ -3,9 +3,18 @@ import type { ReferenceDevice } from '../device.ts';
 import { enumGroup } from './enum.ts';
 import { ImageModel, type ImageModelOptions, imageGroup } from './image.ts';
 import { osGroup } from './os.ts';
+import { SerialRecovery } from './recovery.ts';
 import { installSettingsGroup } from './settings.ts';
 
 const models = new WeakMap<ReferenceDevice, ImageModel>();
+const recoveries = new WeakMap<ReferenceDevice, SerialRecovery>();
+
+/** The serial recovery model of a device built with `serialRecovery`. */
+export function serialRecoveryOf(device: ReferenceDevice): SerialRecovery {
+  const r = recoveries.get(device);
+  if (!r) throw new Error('device has no serial recovery');
+  return r;
+}
 
 /** The image model (slots, bootloader) of a reference device. */
 export function imageModelOf(device: ReferenceDevice): ImageModel {
@@ -43,7 +52,17 @@ export function installStandardGroups(device: ReferenceDevice): void {
   device.registerGroup(enumGroup(device));
   const settings = device.opts.settings;
   if (settings) installSettingsGroup(device, settings === true ? {} : settings);
-  device.onBoot(() => images.boot());
+  const recovery = device.opts.serialRecovery ? new SerialRecovery(device, images, device.opts.serialRecovery) : null;
+  if (recovery) recoveries.set(device, recovery);
+  device.onBoot(async () => {
+    // MCUboot looks for the recovery request (retention boot mode) before it boots anything
+    const mode = device.nextBootMode;
+    device.nextBootMode = 0;
+    if (recovery && mode === 1) return recovery.enter();
+    recovery?.leave();
+    await images.boot();
+    if (recovery && images.active === -1) recovery.enter(); // no valid image: stay in recovery
+  });
   const d = device as ReferenceDevice & { firmware?: unknown; securityCounter?: unknown };
   if ('firmware' in d) {
     d.firmware = () => {

@@ -15,7 +15,14 @@
  *  - a lost request shows up as a mismatch on the next reply, or as a timeout
  *    (the pipeline restarts at the last confirmed offset);
  *  - the last reply's `match` (device-side SHA-256 of the whole image) is
- *    honoured: false fails the upload.
+ *    honoured: false fails the upload;
+ *  - the device's reported offset is followed exactly: a reply inside the
+ *    chunk just sent (MCUboot serial recovery writes only the part of a chunk
+ *    that fills whole flash words: 951 bytes sent, 948 taken) is progress, not
+ *    a mismatch; the next chunk starts there, and later chunks end on the
+ *    alignment learnt from it so the device takes them whole;
+ *  - a resume is claimed only when the device answers the first chunk with
+ *    more than that chunk held (it kept an earlier upload of the same image).
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { IMG, uploadBody, uploadChunk } from '../../groups/image.ts';
@@ -84,9 +91,15 @@ export function uploadPacketSize(fields: UploadFields, dataLength: number): numb
   return SMP_HEADER_SIZE + encodeCbor(uploadBody({ ...fields, data: new Uint8Array(dataLength) })).length;
 }
 
-/** Continuation chunk sizes by the byte size of `off`: the size only changes at 24, 256, 65536. */
-class ChunkSizer {
+/**
+ * Continuation chunk sizes by the byte size of `off` (the size only changes at
+ * 24, 256, 65536), cut so that a chunk ends on the device's write alignment
+ * once one is learnt (learnAlignment).
+ */
+export class ChunkSizer {
   private cache = new Map<number, number>();
+  /** Bytes the device writes in whole units of (1 until a partial acceptance shows otherwise). */
+  align = 1;
   constructor(private readonly bufSize: number) {}
   at(off: number): number {
     const k = cborUintSize(off);
@@ -95,7 +108,21 @@ class ChunkSizer {
       n = maxChunkData(this.bufSize, { off });
       this.cache.set(k, n);
     }
+    if (this.align > 1) {
+      const end = Math.floor((off + n) / this.align) * this.align;
+      if (end > off) return end - off;
+    }
     return n;
+  }
+  /**
+   * The device took [off, took) of a chunk that went to `sent`: it writes whole
+   * flash words. Learn the largest power of two (up to 512) dividing `took`.
+   */
+  learnAlignment(took: number): void {
+    if (took <= 0) return;
+    let a = 1;
+    while (a < 512 && took % (a * 2) === 0) a *= 2;
+    this.align = this.align === 1 ? a : Math.min(this.align, a);
   }
 }
 
@@ -128,6 +155,10 @@ export interface UploadResult {
   resyncs: number;
   timeouts: number;
   resumedFrom?: number;
+  /** Replies that took only the aligned part of a chunk (followed, not counted as resyncs). */
+  partial: number;
+  /** The write alignment learnt from partial acceptances (1: none seen). */
+  align: number;
 }
 
 /** SMP-level EINVAL (not an img_mgmt group error): the request did not decode, i.e. it was garbled in transit. */
@@ -149,7 +180,7 @@ export async function uploadImage(client: SmpClient, image: Uint8Array, opts: Up
   const chunkTimeout = (opts.chunkTimeoutMs ?? client.timeoutMs) + queueMs;
   const firstTimeout = Math.max(opts.firstChunkTimeoutMs ?? 20000, chunkTimeout);
   const maxStalls = opts.maxStalls ?? 4;
-  const result: UploadResult = { requests: 0, resyncs: 0, timeouts: 0 };
+  const result: UploadResult = { requests: 0, resyncs: 0, timeouts: 0, partial: 0, align: 1 };
   const signal = opts.signal;
   let started = false;
 
@@ -183,12 +214,16 @@ export async function uploadImage(client: SmpClient, image: Uint8Array, opts: Up
           result.match = typeof r.match === 'boolean' ? r.match : result.match;
           return total;
         }
-        if (r.off !== firstN) {
-          if (r.off === 0) throw new UploadError('device did not accept the first chunk (answered offset 0)', true);
+        if (r.off === 0) throw new UploadError('device did not accept the first chunk (answered offset 0)', true);
+        if (r.off > firstN && !started) {
+          // it holds more than this chunk: it kept an earlier upload of the same image
           result.resumedFrom = r.off;
           opts.onResume?.(r.off);
-        } else if (started) {
-          // a restart after the device lost its upload state
+        } else if (r.off < firstN) {
+          // it took the aligned part of the chunk (MCUboot serial recovery): follow it
+          result.partial++;
+          sizer.learnAlignment(r.off);
+          result.align = sizer.align;
         }
         started = true;
         return r.off;
@@ -278,6 +313,19 @@ export async function uploadImage(client: SmpClient, image: Uint8Array, opts: Up
             return finish();
           }
           if (ep !== epoch || restarting) return pump();
+          if (R > off && R < off + n && R >= acked) {
+            // the device took the aligned part of this chunk: progress; continue exactly at R
+            result.partial++;
+            sizer.learnAlignment(R);
+            result.align = sizer.align;
+            stalls = 0;
+            mismatchesWithoutProgress = 0;
+            acked = R;
+            opts.onProgress?.({ sent: acked, total });
+            epoch++; // chunks sent after this one assumed it was taken whole
+            next = R;
+            return pump();
+          }
           if (R === off + n) {
             stalls = 0;
             mismatchesWithoutProgress = 0;

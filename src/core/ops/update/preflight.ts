@@ -4,7 +4,7 @@
  * before anything is sent.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
-import { type ImageSlot, type SlotInfo, readState, slotInfo } from '../../groups/image.ts';
+import { type ImageSlot, type SlotInfo, isRecoveryImageList, readState, slotInfo } from '../../groups/image.ts';
 import { type BootloaderInfo, MCUBOOT_MODES, bootloaderInfo, modeHasTestConfirm } from '../../groups/os.ts';
 import { SmpError } from '../../smp/errors.ts';
 import type { SmpSession } from '../../groups/session.ts';
@@ -36,6 +36,11 @@ export interface DeviceFacts {
   maxPacket?: number;
   /** Why some facts could not be read. */
   unavailable: string[];
+  /**
+   * The device is MCUboot's serial recovery (its image list has no flags): an
+   * upload writes the primary slot directly, there is no test/confirm.
+   */
+  serialRecovery?: boolean;
 }
 
 /** The device's model: a name (matched against bundle metadata) and/or the UUIDs images carry (imgtool --vid/--cid). */
@@ -83,6 +88,8 @@ export interface PreflightReport {
     bootModeName?: string;
     testConfirm: boolean;
     slotSize?: number;
+    /** MCUboot serial recovery: the upload overwrites the primary slot (no test, no revert). */
+    serialRecovery: boolean;
     runningSecurityCounter?: number;
   };
   /** Image bytes per continuation request at this device's buf_size. */
@@ -97,6 +104,7 @@ export async function readDeviceFacts(session: SmpSession): Promise<DeviceFacts>
   const c = session.client;
   const facts: DeviceFacts = { slots: [], bufSize: session.params.bufSize, bufCount: session.params.bufCount, maxPacket: c.maxPacket, unavailable: [] };
   facts.slots = await readState(c);
+  facts.serialRecovery = isRecoveryImageList(facts.slots);
   try {
     facts.slotInfo = await slotInfo(c);
   } catch (e) {
@@ -148,7 +156,8 @@ export async function checkImage(image: Uint8Array, facts: DeviceFacts, opts: Pr
       activeHash: active?.hash,
       bootMode: mode,
       bootModeName: mode !== undefined ? MCUBOOT_MODES[mode] ?? `mode ${mode}` : undefined,
-      testConfirm: modeHasTestConfirm(mode),
+      testConfirm: modeHasTestConfirm(mode) && !facts.serialRecovery,
+      serialRecovery: facts.serialRecovery === true,
     },
     chunkSize: maxChunkData(facts.maxPacket ?? facts.bufSize, { off: 0x10000 }),
   };
@@ -242,7 +251,11 @@ export async function checkImage(image: Uint8Array, facts: DeviceFacts, opts: Pr
   const curV = active ? parseDeviceVersion(active.version) : undefined;
   if (!newV) add('version', 'fail', 'image version unreadable');
   else if (!active) add('version', 'warn', 'the device reports no running image');
-  else if (hashTlv && active.hash && equalPresentBytes(hashTlv.value, active.hash)) add('version', 'fail', `the device already runs this image (${active.version})`);
+  else if (hashTlv && active.hash && equalPresentBytes(hashTlv.value, active.hash)) {
+    // serial recovery rewrites the primary slot: writing the image it holds again is a repair, not a no-op
+    if (facts.serialRecovery) add('version', 'warn', `the primary slot already holds this image (${active.version}): writing it again`);
+    else add('version', 'fail', `the device already runs this image (${active.version})`);
+  }
   else if (!curV) add('version', 'warn', `device version '${active.version}' unreadable: not compared`);
   else {
     const c = cmpVersions(newV, curV);
@@ -273,7 +286,8 @@ export async function checkImage(image: Uint8Array, facts: DeviceFacts, opts: Pr
   else add('slot', 'pass', `${image.length} of ${slotSize} bytes`);
 
   // Bootloader mode: informational.
-  if (mode === undefined) add('bootloader', 'skip', 'bootloader mode unknown: test/confirm will be tried');
+  if (facts.serialRecovery) add('bootloader', 'warn', 'MCUboot serial recovery: the upload overwrites the primary slot directly (no test boot, no revert)');
+  else if (mode === undefined) add('bootloader', 'skip', 'bootloader mode unknown: test/confirm will be tried');
   else if (modeHasTestConfirm(mode)) add('bootloader', 'pass', `${report.device.bootModeName}: test boot, then confirm (reverts if not confirmed)`);
   else add('bootloader', 'warn', `${report.device.bootModeName}: no test/confirm; the new image boots without revert`);
 

@@ -8,7 +8,9 @@
  * the UI and the CLI render them, ops/update/record.ts turns the outcome into
  * the audit entry.
  */
-import { type ImageSlot, erase, readState, writeState } from '../../groups/image.ts';
+import { type ImageSlot, IMG, erase, readState, writeState } from '../../groups/image.ts';
+import { Group } from '../../smp/header.ts';
+import { maxRequestPacket } from '../../smp/session.ts';
 import { reset } from '../../groups/os.ts';
 import { carrySecureSession } from '../../groups/security.ts';
 import { SmpError } from '../../smp/errors.ts';
@@ -23,6 +25,8 @@ export type UpdateProgress =
   | { kind: 'preflight'; report: PreflightReport }
   | { kind: 'uploading'; sent: number; total: number; bytesPerSecond: number; etaMs: number }
   | { kind: 'resumed'; from: number }
+  /** MCUboot serial recovery: said before the upload starts (it overwrites the primary slot). */
+  | { kind: 'serial-recovery'; note: string }
   | { kind: 'verifying' }
   | { kind: 'testing'; skipped?: boolean; note?: string }
   | { kind: 'resetting' }
@@ -63,7 +67,9 @@ export type UpdateFailure =
   | 'reset-refused'
   | 'no-return'
   | 'not-booted'
-  | 'unconfirmed';
+  | 'unconfirmed'
+  /** Serial recovery: the primary slot does not list the image's hash after the upload (corrupt or not valid). */
+  | 'hash-mismatch';
 
 export interface UpdateOptions extends PreflightOptions {
   signal?: AbortSignal;
@@ -117,17 +123,17 @@ function errMessage(e: unknown): string {
 /** The update op: progress states, then one Outcome (outcome.ts). */
 export function updateFirmware(session: SmpSession, image: Uint8Array, opts: UpdateOptions): Op<UpdateProgress, UpdateResult, UpdateFailure, UpdateCancelDetails> {
   // How far it got, for the words of a cancel (the contract ends the op at the next state once the signal fires).
-  const at = { sent: 0, marked: false, uploading: false };
+  const at = { sent: 0, marked: false, uploading: false, recovery: false };
   const cancelledOutcome = (): Cancelled<UpdateCancelDetails> =>
     at.marked
       ? cancelled('cancelled before reset: the image is uploaded and marked; it is installed at the next reboot', { sent: at.sent })
       : at.uploading
-        ? cancelled(`upload cancelled at ${at.sent} of ${image.length} bytes; run again to resume`, { sent: at.sent })
+        ? cancelled(`upload cancelled at ${at.sent} of ${image.length} bytes; ${at.recovery ? RECOVERY_RERUN : 'run again to resume'}`, { sent: at.sent })
         : cancelled('cancelled before upload', { sent: 0 });
   return contract(updateBody(session, image, opts, at), { signal: opts.signal, cancelled: cancelledOutcome });
 }
 
-async function* updateBody(session: SmpSession, image: Uint8Array, opts: UpdateOptions, at: { sent: number; marked: boolean; uploading: boolean }): AsyncGenerator<UpdateState> {
+async function* updateBody(session: SmpSession, image: Uint8Array, opts: UpdateOptions, at: { sent: number; marked: boolean; uploading: boolean; recovery: boolean }): AsyncGenerator<UpdateState> {
   const signal = opts.signal;
   let s = session;
   let report: PreflightReport;
@@ -144,10 +150,16 @@ async function* updateBody(session: SmpSession, image: Uint8Array, opts: UpdateO
   }
   const hash = report.image.hash!;
   const version = report.image.version!;
+  const recovery = report.device.serialRecovery;
+  if (recovery) {
+    at.recovery = true;
+    yield { kind: 'serial-recovery', note: RECOVERY_WARNING };
+    await fitRecoveryBuffer(s, signal);
+  }
   at.uploading = true;
 
   // ---- upload, with reconnect-and-resume on link loss
-  if (opts.resume === false) {
+  if (opts.resume === false && !recovery) {
     try {
       await erase(s.client, undefined, { timeoutMs: 30000, signal });
     } catch (e) {
@@ -223,7 +235,31 @@ async function* updateBody(session: SmpSession, image: Uint8Array, opts: UpdateO
       }
       continue;
     }
-    yield failed('upload', err.message + (err.recoverable ? ' (run again to resume from where the device stopped)' : ''), { retryable: err.recoverable });
+    const hint = recovery ? ` (${RECOVERY_RERUN})` : err.recoverable ? ' (run again to resume from where the device stopped)' : '';
+    yield failed('upload', err.message + hint, { retryable: err.recoverable });
+    return;
+  }
+
+  if (recovery) {
+    // ---- serial recovery wrote the primary slot: it must list the image's hash there
+    yield { kind: 'verifying' };
+    let listed: ImageSlot[];
+    try {
+      listed = await retry(() => readState(s.client, { signal }));
+    } catch (e) {
+      yield failed('state-read', `could not read the image list after the upload: ${errMessage(e)}; the primary slot may not hold a bootable image`, { retryable: true });
+      return;
+    }
+    const primary = listed.find((x) => x.image === 0 && x.slot === 0);
+    if (!primary || !equalPresentBytes(primary.hash, hash)) {
+      const got = primary?.hash ? `hash ${toHex(primary.hash).slice(0, 16)}…` : 'no valid image';
+      yield failed('hash-mismatch', `after the upload the primary slot reports ${got}, the image's hash is ${toHex(hash).slice(0, 16)}…: the written image is not the one sent; flash it again before resetting`, {
+        retryable: true,
+        by: 'device',
+      });
+      return;
+    }
+    yield done({ version, hash, confirmed: true, message: `wrote ${version} to the primary slot through MCUboot serial recovery (hash verified); it boots at the next reset` });
     return;
   }
 
@@ -339,6 +375,41 @@ async function* updateBody(session: SmpSession, image: Uint8Array, opts: UpdateO
     return;
   }
   yield done({ version, hash, confirmed: true, message: `running ${version}, confirmed` });
+}
+
+/** Said before a serial-recovery upload starts. */
+export const RECOVERY_WARNING =
+  'MCUboot serial recovery writes the primary slot directly: there is no test boot and no revert, and an interrupted upload leaves the device unbootable until it is flashed again';
+/** What to do after an interrupted serial-recovery upload (recovery keeps no upload state). */
+export const RECOVERY_RERUN = 'run again: serial recovery keeps no upload state, so the upload starts over; until it completes the primary slot holds no bootable image';
+
+/** MCUboot's serial receive buffer by default (CONFIG_BOOT_SERIAL_MAX_RECEIVE_SIZE). */
+export const MCUBOOT_RECOVERY_BUF = 1024;
+
+/**
+ * Serial recovery takes one request at a time. When it did not report its
+ * buffer (MCUboot before mcumgr params support), measure it: an image-list
+ * read padded to the largest request MCUboot's default buffer takes is
+ * answered if the buffer is that large (bs_list reads no body), and dropped
+ * without a reply otherwise; then the session's conservative limit stays.
+ */
+async function fitRecoveryBuffer(s: SmpSession, signal?: AbortSignal): Promise<void> {
+  const c = s.client;
+  c.setLimits(c.maxPacket, 1);
+  if (s.params.reported || !s.measuredParams) return;
+  const want = maxRequestPacket(s.framing, MCUBOOT_RECOVERY_BUF);
+  if (want <= c.maxPacket) return;
+  const before = c.maxPacket;
+  let pad = 'x'.repeat(Math.max(0, want - c.packetSize({ pad: '' })));
+  while (pad.length > 0 && c.packetSize({ pad }) > want) pad = pad.slice(1); // the text head grows past 23 and 255 characters
+  c.setLimits(want, 1);
+  try {
+    await c.read(Group.Image, IMG.State, { pad }, { timeoutMs: 1500, signal });
+    s.measuredParams({ bufSize: MCUBOOT_RECOVERY_BUF, bufCount: 1 });
+  } catch (e) {
+    if (e instanceof SmpError && e.kind === 'closed') throw e;
+    c.setLimits(before, 1);
+  }
 }
 
 async function reconnectWithin(old: SmpSession, reconnect: () => Promise<SmpSession>, ms: number, signal?: AbortSignal): Promise<SmpSession> {
