@@ -79,3 +79,34 @@ test('defect 12: forgetting held trust asks first; keeping it changes nothing', 
   await page.getByTestId('forget-confirm').getByRole('button', { name: 'Forget it' }).click();
   await expect(page.getByTestId('trust-missing')).toContainText("owner's public key and the trust bundle");
 });
+
+test('defect 3: a wrong physical label blocks install and configuration with the reason; one verdict, no green "Verified" next to it', async ({ page }) => {
+  await demoDevice(page);
+  const verdict = page.getByTestId('job-verdict');
+  await expect(verdict).toHaveAttribute('data-verdict', 'pending');
+  await page.getByTestId('label-input').getByLabel('Serial').fill('NOT-THIS-DEVICE');
+  await page.getByRole('button', { name: 'Identify device' }).click();
+  const badges = page.getByTestId('identity-badges');
+  await expect(badges.locator('[data-badge="label-mismatch"]')).toBeVisible({ timeout: 20_000 });
+  await expect(badges.locator('.badge.ok')).toHaveCount(0);
+  await expect(badges).not.toContainText('Verified');
+  await expect(verdict).toHaveAttribute('data-verdict', 'do-not-deploy');
+  await expect(verdict).toContainText('Do not deploy');
+  await expect(verdict).toContainText('label does not match');
+  // Update: the image is fine, the device is not.
+  await page.getByTestId('fw-library-item').filter({ hasText: 'DEMO firmware 1.1.0' }).click();
+  await expect(page.getByTestId('preflight-checking')).toHaveCount(0, { timeout: 20_000 });
+  await expect(page.getByTestId('update-upload')).toBeDisabled();
+  await expect(page.getByTestId('update-blocked')).toContainText('label does not match');
+  // Configuration: Review and apply is refused for the same reason.
+  const config = page.locator('section.config');
+  await expect(config.locator('ul.library li').filter({ hasText: 'DEMO configuration #1' }).getByRole('button', { name: 'Review and apply' })).toBeDisabled();
+  await expect(config.getByTestId('config-blocked')).toContainText('label does not match');
+  // The right label lifts it.
+  await page.getByTestId('label-input').getByLabel('Serial').fill('');
+  await page.getByRole('button', { name: 'Identify device' }).click();
+  await expect(badges.locator('[data-badge="verified"]')).toHaveText('Verified', { timeout: 20_000 });
+  await expect(verdict).toHaveAttribute('data-allowed', 'true');
+  await expect(page.getByTestId('update-upload')).toBeEnabled();
+  await expect(page.getByTestId('update-blocked')).toHaveCount(0);
+});
