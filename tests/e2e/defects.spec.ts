@@ -110,3 +110,44 @@ test('defect 3: a wrong physical label blocks install and configuration with the
   await expect(page.getByTestId('update-upload')).toBeEnabled();
   await expect(page.getByTestId('update-blocked')).toHaveCount(0);
 });
+
+test('defect 2: the page keeps its panels while the device resets during an update; "Done" shows where the technician looks', async ({ page }) => {
+  await demoDevice(page);
+  await page.getByTestId('fw-library-item').filter({ hasText: 'DEMO firmware 1.1.0' }).click();
+  await expect(page.getByTestId('preflight-checking')).toHaveCount(0, { timeout: 20_000 });
+  const upload = page.getByTestId('update-upload');
+  await upload.scrollIntoViewIfNeeded();
+  // Watch every frame: the page's height, the panel's presence and the scroll position.
+  await page.evaluate(() => {
+    const w = window as unknown as { __watch: { minHeight: number; panelGone: number; maxScrollJump: number } };
+    w.__watch = { minHeight: document.documentElement.scrollHeight, panelGone: 0, maxScrollJump: 0 };
+    let y = window.scrollY;
+    const tick = () => {
+      w.__watch.minHeight = Math.min(w.__watch.minHeight, document.documentElement.scrollHeight);
+      if (!document.querySelector('[data-testid="update-panel"]')) w.__watch.panelGone++;
+      w.__watch.maxScrollJump = Math.max(w.__watch.maxScrollJump, Math.abs(window.scrollY - y));
+      y = window.scrollY;
+      requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+  });
+  const before = await page.evaluate(() => document.documentElement.scrollHeight);
+  await upload.click();
+  const result = page.getByTestId('update-result');
+  await expect(result).toHaveAttribute('data-result', 'done', { timeout: 30_000 });
+  const w = await page.evaluate(() => (window as unknown as { __watch: { minHeight: number; panelGone: number; maxScrollJump: number } }).__watch);
+  expect(w.panelGone).toBe(0);
+  expect(w.minHeight).toBeGreaterThan(before * 0.8);
+  expect(w.maxScrollJump).toBeLessThan(400);
+  await expect(result).toBeInViewport();
+});
+
+test('defect 5: the update check compares the model the device reports; no "model was not given" warning', async ({ page }) => {
+  await demoDevice(page);
+  await page.getByTestId('fw-library-item').filter({ hasText: 'DEMO firmware 1.1.0' }).click();
+  await expect(page.getByTestId('preflight-checking')).toHaveCount(0, { timeout: 20_000 });
+  const panel = page.getByTestId('update-panel');
+  await expect(panel).toContainText("model 'fieldbench-ref'");
+  await expect(panel).not.toContainText('was not given');
+  await expect(panel).not.toContainText('not compared');
+});
