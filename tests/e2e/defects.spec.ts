@@ -79,3 +79,75 @@ test('defect 12: forgetting held trust asks first; keeping it changes nothing', 
   await page.getByTestId('forget-confirm').getByRole('button', { name: 'Forget it' }).click();
   await expect(page.getByTestId('trust-missing')).toContainText("owner's public key and the trust bundle");
 });
+
+test('defect 3: a wrong physical label blocks install and configuration with the reason; one verdict, no green "Verified" next to it', async ({ page }) => {
+  await demoDevice(page);
+  const verdict = page.getByTestId('job-verdict');
+  await expect(verdict).toHaveAttribute('data-verdict', 'pending');
+  await page.getByTestId('label-input').getByLabel('Serial').fill('NOT-THIS-DEVICE');
+  await page.getByRole('button', { name: 'Identify device' }).click();
+  const badges = page.getByTestId('identity-badges');
+  await expect(badges.locator('[data-badge="label-mismatch"]')).toBeVisible({ timeout: 20_000 });
+  await expect(badges.locator('.badge.ok')).toHaveCount(0);
+  await expect(badges).not.toContainText('Verified');
+  await expect(verdict).toHaveAttribute('data-verdict', 'do-not-deploy');
+  await expect(verdict).toContainText('Do not deploy');
+  await expect(verdict).toContainText('label does not match');
+  // Update: the image is fine, the device is not.
+  await page.getByTestId('fw-library-item').filter({ hasText: 'DEMO firmware 1.1.0' }).click();
+  await expect(page.getByTestId('preflight-checking')).toHaveCount(0, { timeout: 20_000 });
+  await expect(page.getByTestId('update-upload')).toBeDisabled();
+  await expect(page.getByTestId('update-blocked')).toContainText('label does not match');
+  // Configuration: Review and apply is refused for the same reason.
+  const config = page.locator('section.config');
+  await expect(config.locator('ul.library li').filter({ hasText: 'DEMO configuration #1' }).getByRole('button', { name: 'Review and apply' })).toBeDisabled();
+  await expect(config.getByTestId('config-blocked')).toContainText('label does not match');
+  // The right label lifts it.
+  await page.getByTestId('label-input').getByLabel('Serial').fill('');
+  await page.getByRole('button', { name: 'Identify device' }).click();
+  await expect(badges.locator('[data-badge="verified"]')).toHaveText('Verified', { timeout: 20_000 });
+  await expect(verdict).toHaveAttribute('data-allowed', 'true');
+  await expect(page.getByTestId('update-upload')).toBeEnabled();
+  await expect(page.getByTestId('update-blocked')).toHaveCount(0);
+});
+
+test('defect 2: the page keeps its panels while the device resets during an update; "Done" shows where the technician looks', async ({ page }) => {
+  await demoDevice(page);
+  await page.getByTestId('fw-library-item').filter({ hasText: 'DEMO firmware 1.1.0' }).click();
+  await expect(page.getByTestId('preflight-checking')).toHaveCount(0, { timeout: 20_000 });
+  const upload = page.getByTestId('update-upload');
+  await upload.scrollIntoViewIfNeeded();
+  // Watch every frame: the page's height, the panel's presence and the scroll position.
+  await page.evaluate(() => {
+    const w = window as unknown as { __watch: { minHeight: number; panelGone: number; maxScrollJump: number } };
+    w.__watch = { minHeight: document.documentElement.scrollHeight, panelGone: 0, maxScrollJump: 0 };
+    let y = window.scrollY;
+    const tick = () => {
+      w.__watch.minHeight = Math.min(w.__watch.minHeight, document.documentElement.scrollHeight);
+      if (!document.querySelector('[data-testid="update-panel"]')) w.__watch.panelGone++;
+      w.__watch.maxScrollJump = Math.max(w.__watch.maxScrollJump, Math.abs(window.scrollY - y));
+      y = window.scrollY;
+      requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+  });
+  const before = await page.evaluate(() => document.documentElement.scrollHeight);
+  await upload.click();
+  const result = page.getByTestId('update-result');
+  await expect(result).toHaveAttribute('data-result', 'done', { timeout: 30_000 });
+  const w = await page.evaluate(() => (window as unknown as { __watch: { minHeight: number; panelGone: number; maxScrollJump: number } }).__watch);
+  expect(w.panelGone).toBe(0);
+  expect(w.minHeight).toBeGreaterThan(before * 0.8);
+  expect(w.maxScrollJump).toBeLessThan(400);
+  await expect(result).toBeInViewport();
+});
+
+test('defect 5: the update check compares the model the device reports; no "model was not given" warning', async ({ page }) => {
+  await demoDevice(page);
+  await page.getByTestId('fw-library-item').filter({ hasText: 'DEMO firmware 1.1.0' }).click();
+  await expect(page.getByTestId('preflight-checking')).toHaveCount(0, { timeout: 20_000 });
+  const panel = page.getByTestId('update-panel');
+  await expect(panel).toContainText("model 'fieldbench-ref'");
+  await expect(panel).not.toContainText('was not given');
+  await expect(panel).not.toContainText('not compared');
+});

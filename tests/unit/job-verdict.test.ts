@@ -64,6 +64,12 @@ describe('job verdict', () => {
     expect(jobVerdict({ ...good, configure: { kind: 'failed', reason: 'refused' } }).verdict).toBe('do-not-deploy');
   });
 
+  it('a failed identification blocks update and configuration, with its reason', () => {
+    const v = jobVerdict({ connected: true, identify: { kind: 'failed', reason: 'the device did not give its identity' } });
+    expect(v).toMatchObject({ verdict: 'do-not-deploy', allowed: false, next: 'identify' });
+    expect(v.reason).toContain('did not give its identity');
+  });
+
   it('skipped update and configuration count as settled', () => {
     expect(jobVerdict({ ...good, update: { kind: 'skipped', reason: 'current' }, configure: { kind: 'skipped', reason: 'not needed' } }).verdict).toBe('ok');
   });
@@ -73,5 +79,17 @@ describe('job verdict', () => {
     expect(v.verdict).toBe('ok');
     expect(v.steps.attest).toBe('unsupported');
     expect(v.reason).toContain('cannot prove');
+  });
+});
+
+describe('job facts from op states', () => {
+  it('progress is no fact; outcomes carry badges, verdicts and reasons', async () => {
+    const { identifyFact, attestFact } = await import('../../src/core/ops/job/facts.ts');
+    expect(identifyFact(null)).toBeUndefined();
+    expect(identifyFact({ kind: 'reading-identity' })).toBeUndefined();
+    expect(identifyFact({ kind: 'failed', code: 'identity-unreadable', reason: 'no identity', retryable: false })).toEqual({ kind: 'failed', reason: 'no identity' });
+    expect(attestFact({ kind: 'appraising', bytes: 3 })).toBeUndefined();
+    const st = { kind: 'done', result: { appraisal: { verdict: 'untrusted', reasons: [{ check: 'signature', result: 'fail', detail: 'x' }, { check: 'nonce', result: 'pass', detail: '' }], claims: null }, nonce: new Uint8Array(), evidence: new Uint8Array() } } as const;
+    expect(attestFact(st as never)).toEqual({ kind: 'done', verdict: 'untrusted', failing: ['signature'] });
   });
 });

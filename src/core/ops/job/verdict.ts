@@ -76,7 +76,8 @@ export function jobVerdict(facts: JobFacts): JobVerdict {
   const overrideOf = (b: Blocker) => f.overrides?.find((o) => o.blocker === b && o.reason.trim() !== '')?.reason.trim();
   const blockers = found.map((b) => ({ blocker: b, text: BLOCKER_TEXT[b], overridden: overrideOf(b) }));
   const open = blockers.filter((b) => b.overridden === undefined);
-  const allowed = f.connected && open.length === 0;
+  // A failed identification is no identity at all: nothing may be changed on the device until it is identified.
+  const allowed = f.connected && open.length === 0 && f.identify?.kind !== 'failed';
 
   const steps = {} as Record<JobStep, StepStatus>;
   steps.connect = f.connected ? 'done' : 'next';
