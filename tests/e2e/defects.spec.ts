@@ -151,3 +151,15 @@ test('defect 5: the update check compares the model the device reports; no "mode
   await expect(panel).not.toContainText('was not given');
   await expect(panel).not.toContainText('not compared');
 });
+
+test('defect 6: "Load demo trust" on the Device page loads it there; the first Identify is one click later', async ({ page }) => {
+  await page.goto('/');
+  await page.getByRole('button', { name: 'Try a virtual device' }).click();
+  await expectDevicePage(page);
+  await page.getByTestId('demo-hint').getByRole('button', { name: 'Load demo trust' }).click();
+  await expect(page.getByTestId('demo-hint')).toContainText('Demo trust is loaded');
+  await expect(page).not.toHaveURL(/#\/trust/);
+  await expect(page.getByTestId('trust-needed')).toHaveCount(0);
+  await page.getByRole('button', { name: 'Identify device' }).click();
+  await expect(page.getByTestId('identity-badges').locator('[data-badge="verified"]')).toBeVisible({ timeout: 20_000 });
+});

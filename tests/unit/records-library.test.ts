@@ -136,3 +136,24 @@ describe('storage status', () => {
     expect(describeStoreError(new Error('other'))).toEqual({ full: false, message: 'other' });
   });
 });
+
+describe('library firmware listed in the bundle (issue 14 defect 5)', () => {
+  it('an image the bundle lists by its measurement (SHA256 TLV) is listed, with its model', async () => {
+    const { validateArtifact } = await import('../../src/core/ops/library.ts');
+    const { parseImage, TLV } = await import('../../src/core/trust/mcuboot/parse.ts');
+    const { verifyBundle } = await import('../../src/core/trust/bundle.ts');
+    const owner = await generateEd25519();
+    const fw = await generateEd25519();
+    const image = (await signImage(new Uint8Array(500).map((_, i) => i), { key: fw.privateKey, version: '1.1.0', headerSize: 32, padHeader: true })).image;
+    const measurement = parseImage(image).tlvs.find((t) => t.type === TLV.SHA256)!.value.slice();
+    const bytes = await issueBundle(
+      { version: 2, expires: Date.now() + 86400_000, anchors: { owner: [owner.publicKey], firmware: [fw.publicKey], manufacturer: [owner.publicKey] }, firmware: [{ model: 'fieldbench-ref', version: '1.1.0', sha256: measurement, securityCounter: 0, signerKid: new Uint8Array(8) }] },
+      owner.privateKey,
+    );
+    const r = await verifyBundle(bytes, { ownerKeys: [owner.publicKey] });
+    if (!r.ok) throw new Error(r.reason);
+    const bundle = r.value;
+    const v = await validateArtifact('firmware', image, { bundle });
+    expect(v).toMatchObject({ ok: true, meta: { model: 'fieldbench-ref', listed: 'yes' } });
+  });
+});

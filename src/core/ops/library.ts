@@ -28,7 +28,7 @@ import { verifyCredential } from '../trust/credential.ts';
 import { describeTarget, verifyConfig } from '../trust/signed-config.ts';
 import { verifyIdentity } from '../trust/identity.ts';
 import { keyId, parsePem } from '../trust/keys.ts';
-import { IMAGE_MAGIC, IMAGE_MAGIC_V1, parseImage, versionString } from '../trust/mcuboot/parse.ts';
+import { IMAGE_MAGIC, IMAGE_MAGIC_V1, TLV, parseImage, versionString } from '../trust/mcuboot/parse.ts';
 import { readFirmwareFile } from '../trust/ihex.ts';
 import { verifyImage } from '../trust/mcuboot/verify.ts';
 import { sha256 } from '@noble/hashes/sha2.js';
@@ -201,7 +201,9 @@ export async function validateArtifact(kind: ArtifactKind, bytes: Uint8Array, tr
       if (!keys.length) return { ok: false, code: 'no-key', reason: 'the trust bundle lists no Ed25519 firmware signing key' };
       const rep = await verifyImage(bytes, { keys, maxImageSize: ARTIFACT_LIMITS.firmware });
       if (!rep.ok) return { ok: false, code: 'bad-signature', reason: `the firmware image was rejected: ${rep.reason}` };
-      const listed = findFirmware(bundle, sha256(bytes));
+      // A bundle lists an image by its file digest or by its measurement (the image's SHA256 TLV), as the update check does.
+      const hashTlv = parseImage(bytes).tlvs.find((t) => t.type === TLV.SHA256)?.value;
+      const listed = findFirmware(bundle, sha256(bytes)) ?? (hashTlv ? findFirmware(bundle, hashTlv) : undefined);
       return {
         ok: true,
         meta: {
