@@ -4,13 +4,15 @@
  * by the same code as every records log (so `audit verify` checks it), with
  * JSON and CSV exports of the unit entries.
  */
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { appendRecords } from '../../src/cli/records.ts';
 import { RECORDS_FILE, parseRecordsLog, verifyRecordsLog } from '../../src/core/store/records-log.ts';
 import { ed25519PublicKey } from '../../src/core/trust/ed25519.ts';
+import { publicKeyPem } from '../../src/core/trust/keys.ts';
+import { commands } from '../../src/cli/commands/audit.ts';
 import { CONTROL_CSV_COLUMNS, ControlRecordError, controlEntry, controlLogCsv, controlLogJson, type UnitControlRecord } from '../../src/core/factory/control-log.ts';
 
 const good: UnitControlRecord = {
@@ -42,10 +44,18 @@ describe('factory control log', () => {
     expect(csv).toHaveLength(4);
     expect(csv[1]).toContain(',SN-000001,70b3d57ed0000001,02aabb000001,');
     expect(csv[2]).toContain('"measurement differs, ""=cmd"""');
+    // `fieldbench audit verify --records DIR --key station.pub.pem` checks it (the one records-log verifier)
+    await writeFile(join(dir, 'station.pub.pem'), publicKeyPem(stationKey));
+    let err = '';
+    const verify = (argv: string[]) => commands['audit verify'].run(argv, { out: () => {}, err: (t) => void (err += t), cwd: dir });
+    expect(await verify(['--records', dir, '--key', 'station.pub.pem'])).toBe(0);
     // a unit entry altered afterwards (a failed unit turned into a good one) no longer verifies
     const forged = text.replace('"verdict":"failed"', '"verdict":"provisioned"');
     expect(forged).not.toBe(text);
     expect(await verifyRecordsLog(forged, [stationKey])).toMatchObject({ ok: false, code: 'modified' });
+    await writeFile(join(dir, RECORDS_FILE), forged);
+    expect(await verify(['--records', dir, '--key', 'station.pub.pem'])).toBe(1);
+    expect(err).toMatch(/seq|entry/i);
     // signed by another key than the station's: refused when the station key is required
     const other = await ed25519PublicKey(crypto.getRandomValues(new Uint8Array(32)));
     expect((await verifyRecordsLog(text, [other])).ok).toBe(false);
