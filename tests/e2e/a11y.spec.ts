@@ -1,0 +1,37 @@
+/**
+ * Accessibility (issue 14, defects 9 and 10): axe on every page and on the Device page with the
+ * DEMO virtual device connected, in light and dark mode; no serious or critical violation.
+ */
+import AxeBuilder from '@axe-core/playwright';
+import { test, expect, expectDevicePage } from './fixtures.ts';
+
+const PAGES = ['#/', '#/trust', '#/library', '#/inventory', '#/audit', '#/sync'];
+
+async function serious(page: import('@playwright/test').Page) {
+  const r = await new AxeBuilder({ page }).analyze();
+  return r.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')}`);
+}
+
+for (const scheme of ['light', 'dark'] as const) {
+  test(`axe, ${scheme}: every page and the connected Device page have no serious or critical violation`, async ({ page }) => {
+    test.setTimeout(120_000);
+    await page.emulateMedia({ colorScheme: scheme });
+    const found: string[] = [];
+    for (const p of PAGES) {
+      await page.goto(`/${p}`);
+      await expect(page.locator('h1').first()).toBeVisible();
+      found.push(...(await serious(page)).map((v) => `${p}: ${v}`));
+    }
+    await page.goto('/#/trust');
+    await page.getByRole('button', { name: 'Load demo trust' }).click();
+    await expect(page.getByTestId('bundle-version')).toHaveText('v2 (DEMO)');
+    await page.goto('/#/');
+    await page.getByRole('button', { name: 'Try a virtual device' }).click();
+    await expectDevicePage(page);
+    await expect(page.getByTestId('interfaces')).toBeVisible({ timeout: 20_000 });
+    found.push(...(await serious(page)).map((v) => `device (connected): ${v}`));
+    expect(found).toEqual([]);
+  });
+}
