@@ -10,7 +10,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const BUILT = join(ROOT, 'dist-cli/main.mjs');
-const SOURCES = ['src/cli', 'src/core', 'src/device'].map((d) => join(ROOT, d));
+const SOURCES = ['src/cli', 'src/core', 'src/device', 'src/hub'].map((d) => join(ROOT, d));
 
 function newestSource(dir, t = 0) {
   let entries;

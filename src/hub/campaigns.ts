@@ -12,10 +12,9 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { fromHex, toHex } from '../core/base/bytes.ts';
 import { normaliseId, type IdKind } from '../core/store/ids.ts';
-import type { AuditExportEntry } from '../core/store/audit.ts';
 import {
   campaignArtifacts, campaignJson, campaignResult, deviceState, targets, verifyCampaign,
-  type CampaignJson, type CampaignPart, type DeviceCampaignState, type TargetDevice,
+  type CampaignJson, type CampaignPart, type DeviceCampaignState, type ResultEntry, type TargetDevice,
 } from '../core/sync/campaign.ts';
 import type { HubDb, Sql } from './db.ts';
 import { HubError } from './errors.ts';
@@ -165,7 +164,7 @@ export async function campaignStatus(db: Sql, id: string): Promise<CampaignStatu
 /** An update/configure entry about a device, with the device's state when it was recorded. */
 export interface ResultCandidate {
   anchor: string;
-  entry: AuditExportEntry;
+  entry: ResultEntry & { technician: { id: string }; hash: string };
   device: TargetDevice;
 }
 

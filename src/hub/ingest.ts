@@ -20,17 +20,18 @@
  * (refused, nothing stored); a batch starting after the held head is a gap
  * (refused, recorded on the source, reported by status).
  */
-import { exportEntryHash, type AuditExportEntry } from '../core/store/audit.ts';
+import type { AuditExportEntry } from '../core/store/audit.ts';
 import { keyIdHex } from '../core/store/sig.ts';
 import { fromHex, toHex } from '../core/base/bytes.ts';
-import { verifyEd25519 } from '../core/store/sig.ts';
 import type { TechnicianCredential } from '../core/trust/credential.ts';
+import { entryRow, MAX_BATCH, prepareBatch, type PreparedBatch } from './batch.ts';
 import type { HubDb, Sql } from './db.ts';
 import { HubError } from './errors.ts';
-import { updateRegistry } from './registry.ts';
+import { applyToRegistry } from './registry.ts';
 import type { HubTrust } from './trust.ts';
+import type { VerifyPool } from './verify-pool.ts';
 
-export const MAX_BATCH = 20000;
+export { MAX_BATCH };
 const ZERO = '00'.repeat(32);
 const SKEW_MS = 300_000;
 
@@ -57,83 +58,48 @@ export interface IngestOptions {
   verify?: 'chain' | 'every';
   /** Key id (hex) of the caller, recorded on the source. */
   pusher: string;
+  /** Worker threads for steps 1 and 4 (src/hub/verify-pool.ts); without, they run in this thread. */
+  pool?: VerifyPool;
 }
 
-interface Checked {
-  e: AuditExportEntry;
-  hashBytes: Uint8Array;
-}
-
-function b64(s: string): Uint8Array {
-  if (typeof s !== 'string' || !/^[A-Za-z0-9+/_-]*={0,2}$/.test(s)) throw new HubError('bad-request', 'credentials must be base64 strings');
-  return new Uint8Array(Buffer.from(s, 'base64'));
-}
-
-/** Steps 1-4 above, without the database: throws HubError naming the first bad entry. */
-export async function verifyBatch(body: PushBody, trust: HubTrust, verify: 'chain' | 'every' = 'chain'): Promise<Checked[]> {
-  if (!body || typeof body !== 'object' || !Array.isArray(body.entries)) throw new HubError('bad-request', 'the body must be an audit export or control log: {format, version, entries: [...]}');
-  if (body.format !== undefined && body.format !== 'fieldbench-audit') throw new HubError('bad-request', `unsupported record format ${JSON.stringify(body.format)} (expected fieldbench-audit)`);
-  if (body.version !== undefined && body.version !== 1) throw new HubError('bad-request', `unsupported record format version ${String(body.version)}`);
-  const n = body.entries.length;
-  if (n === 0) throw new HubError('bad-request', 'the push has no entries');
-  if (n > MAX_BATCH) throw new HubError('too-large', `at most ${MAX_BATCH} entries per push; split the file (the hub resumes where it stopped)`, 413);
-
-  const out: Checked[] = new Array(n);
-  for (let i = 0; i < n; i++) {
-    const e = body.entries[i] as AuditExportEntry;
-    let h: string;
-    try {
-      h = exportEntryHash(e);
-    } catch (err) {
-      throw new HubError('malformed', `entry ${i}: ${(err as Error).message}`, 422, { index: i });
-    }
-    if (typeof e.hash !== 'string' || e.hash !== h) {
-      throw new HubError('modified', `entry ${i} (seq ${e.seq}) was changed after it was recorded: its content does not match its hash`, 422, { index: i, seq: e.seq });
-    }
-    if (i > 0) {
-      const p = out[i - 1].e;
-      if (e.seq !== p.seq + 1 || e.prev !== p.hash) {
-        throw new HubError('broken-chain', `entry ${i} (seq ${e.seq}) does not follow entry ${i - 1} (seq ${p.seq}): entries were removed, moved or added`, 422, { index: i, seq: e.seq });
-      }
-    } else if (e.seq === 1 && e.prev !== ZERO) {
-      throw new HubError('broken-chain', 'entry 0 carries seq 1 but does not start a chain', 422, { index: 0, seq: 1 });
-    }
-    out[i] = { e, hashBytes: fromHex(h) };
-  }
-
-  // Credentials by technician key id.
+/**
+ * Step 3 (the held bundle: credentials, revocation, signer, validity window),
+ * then step 4's outcome: throws HubError naming the first bad entry.
+ */
+async function checkSigners(p: PreparedBatch, trust: HubTrust): Promise<void> {
   const creds = new Map<string, TechnicianCredential>();
-  for (const c of body.credentials ?? []) {
-    const cred = await trust.credential(b64(c), { anyTime: true });
+  for (const c of p.credentials) {
+    const cred = await trust.credential(new Uint8Array(Buffer.from(c, 'base64')), { anyTime: true });
     creds.set(keyIdHex(cred.publicKey), cred);
   }
-  const lastBySigner = new Map<string, number>();
-  for (let i = 0; i < n; i++) {
-    const e = out[i].e;
-    const cred = creds.get(e.technician.keyId);
+  const byKey = p.keyIds.map((k) => creds.get(k));
+  const keyHex = byKey.map((c) => (c ? toHex(c.publicKey) : ''));
+  for (let i = 0; i < p.n; i++) {
+    const k = p.keyOf[i];
+    const cred = byKey[k];
+    const seq = p.seqs[i];
     if (!cred) {
-      throw new HubError('unknown-signer', `entry ${i} (seq ${e.seq}) is signed by key ${e.technician.keyId}, and the push carries no credential for it: add the technician's credential`, 403, { index: i, seq: e.seq });
+      throw new HubError('unknown-signer', `entry ${i} (seq ${seq}) is signed by key ${p.keyIds[k]}, and the push carries no credential for it: add the technician's credential`, 403, { index: i, seq });
     }
-    if (e.signer !== toHex(cred.publicKey)) {
-      throw new HubError('signer-mismatch', `entry ${i} (seq ${e.seq}) names a signer key that is not the credential's key`, 422, { index: i, seq: e.seq });
+    if (p.signers[p.signerOf[i]] !== keyHex[k]) {
+      throw new HubError('signer-mismatch', `entry ${i} (seq ${seq}) names a signer key that is not the credential's key`, 422, { index: i, seq });
     }
-    if (e.time + SKEW_MS < cred.notBefore * 1000 || e.time - SKEW_MS >= cred.notAfter * 1000) {
-      throw new HubError('expired-credential', `entry ${i} (seq ${e.seq}) was recorded outside the validity of technician ${cred.technicianId}'s credential`, 403, { index: i, seq: e.seq });
-    }
-    lastBySigner.set(e.technician.keyId, i);
-  }
-  const toCheck = verify === 'every' ? out.map((_, i) => i) : [...lastBySigner.values()];
-  const BATCH = 256;
-  for (let s = 0; s < toCheck.length; s += BATCH) {
-    const part = toCheck.slice(s, s + BATCH);
-    const ok = await Promise.all(part.map((i) => verifyEd25519(fromHex(out[i].e.sig), out[i].hashBytes, creds.get(out[i].e.technician.keyId)!.publicKey)));
-    const bad = ok.indexOf(false);
-    if (bad >= 0) {
-      const i = part[bad];
-      throw new HubError('bad-signature', `entry ${i} (seq ${out[i].e.seq}): the signature does not verify under technician ${creds.get(out[i].e.technician.keyId)!.technicianId}'s key`, 422, { index: i, seq: out[i].e.seq });
+    const t = p.times[i];
+    if (t + SKEW_MS < cred.notBefore * 1000 || t - SKEW_MS >= cred.notAfter * 1000) {
+      throw new HubError('expired-credential', `entry ${i} (seq ${seq}) was recorded outside the validity of technician ${cred.technicianId}'s credential`, 403, { index: i, seq });
     }
   }
-  return out;
+  if (p.badSignature) {
+    const { index: i, seq } = p.badSignature;
+    throw new HubError('bad-signature', `entry ${i} (seq ${seq}): the signature does not verify under technician ${byKey[p.keyOf[i]]!.technicianId}'s key`, 422, { index: i, seq });
+  }
+}
+
+/** Steps 1-4 above, without the database, in this thread: throws HubError naming the first bad entry. */
+export async function verifyBatch(body: PushBody | Uint8Array, trust: HubTrust, verify: 'chain' | 'every' = 'chain'): Promise<PreparedBatch> {
+  const p = await prepareBatch(body, verify);
+  await checkSigners(p, trust);
+  return p;
 }
 
 interface SourceRow {
@@ -147,10 +113,12 @@ interface SourceRow {
 const hexOf = (b: Uint8Array) => toHex(new Uint8Array(b));
 
 /** Verify and store one push. */
-export async function ingest(db: HubDb, trust: HubTrust, body: PushBody, opts: IngestOptions): Promise<PushResult> {
-  const checked = await verifyBatch(body, trust, opts.verify);
+export async function ingest(db: HubDb, trust: HubTrust, body: PushBody | Uint8Array, opts: IngestOptions): Promise<PushResult> {
+  const verify = opts.verify ?? 'chain';
+  const p = opts.pool ? await opts.pool.run(body, verify) : await prepareBatch(body, verify);
+  await checkSigners(p, trust);
   try {
-    return await store(db, checked, body, opts);
+    return await store(db, p, opts);
   } catch (e) {
     const p = e instanceof HubError ? problems.get(e) : undefined;
     if (p) await db.query('UPDATE sources SET gap = $2::jsonb WHERE id = $1', [p.id, JSON.stringify(p.problem)]);
@@ -162,11 +130,11 @@ function forkError(seq: number): HubError {
   return new HubError('fork', `entry seq ${seq} differs from the one the hub holds for this chain: the trail was rewritten after it was pushed`, 409, { seq });
 }
 
-async function store(db: HubDb, checked: Checked[], body: PushBody, opts: IngestOptions): Promise<PushResult> {
-  const first = checked[0].e;
-  const last = checked[checked.length - 1].e;
+async function store(db: HubDb, p: PreparedBatch, opts: IngestOptions): Promise<PushResult> {
+  const first = p.first;
+  const last = { seq: p.seqs[p.n - 1], hash: p.hashes[p.n - 1] };
   return db.transaction(async (tx) => {
-    const src = await findSource(tx, checked, body.source);
+    const src = await findSource(tx, p);
     const headSeq = Number(src.head_seq);
     const headHash = hexOf(src.head_hash);
     // Overlap with what is held: must be identical.
@@ -175,10 +143,9 @@ async function store(db: HubDb, checked: Checked[], body: PushBody, opts: Ingest
       const upto = Math.min(last.seq, headSeq);
       const held = await tx.query<{ seq: string | number; hash: Uint8Array }>('SELECT seq, hash FROM entries WHERE source_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq', [src.id, first.seq, upto]);
       const bySeq = new Map(held.map((r) => [Number(r.seq), hexOf(r.hash)]));
-      for (const c of checked) {
-        if (c.e.seq > upto) break;
-        if (bySeq.get(c.e.seq) !== c.e.hash) {
-          throw noteProblem(src.id, { kind: 'fork', seq: c.e.seq, time: Date.now() }, forkError(c.e.seq));
+      for (let i = 0; i < p.n && p.seqs[i] <= upto; i++) {
+        if (bySeq.get(p.seqs[i]) !== p.hashes[i]) {
+          throw noteProblem(src.id, { kind: 'fork', seq: p.seqs[i], time: Date.now() }, forkError(p.seqs[i]));
         }
         dup++;
       }
@@ -187,16 +154,16 @@ async function store(db: HubDb, checked: Checked[], body: PushBody, opts: Ingest
     } else if (first.seq !== headSeq + 1) {
       throw noteProblem(src.id, { kind: 'gap', from: headSeq + 1, to: first.seq - 1, time: Date.now() }, new HubError('gap', `entries seq ${headSeq + 1}..${first.seq - 1} are missing: push from seq ${headSeq + 1}`, 409, { from: headSeq + 1, to: first.seq - 1, head: { seq: headSeq, hash: headHash } }));
     }
-    const fresh = checked.slice(dup);
-    if (fresh.length) {
-      await insertEntries(tx, src.id, fresh.map((c) => c.e));
-      await tx.query('UPDATE sources SET head_seq = $2, head_hash = $3, last_push = now(), last_pusher = $4, gap = NULL WHERE id = $1', [src.id, last.seq, checked[checked.length - 1].hashBytes, opts.pusher]);
-      await updateRegistry(tx, src.id, fresh.map((c) => c.e));
+    const fresh = p.n - dup;
+    if (fresh) {
+      await insertRows(tx, src.id, dup ? p.rows.slice(dup) : p.rows);
+      await tx.query('UPDATE sources SET head_seq = $2, head_hash = $3, last_push = now(), last_pusher = $4, gap = NULL WHERE id = $1', [src.id, last.seq, fromHex(last.hash), opts.pusher]);
+      await applyToRegistry(tx, src.id, dup ? p.reg.slice(dup) : p.reg);
     } else {
       await tx.query('UPDATE sources SET last_push = now(), last_pusher = $2 WHERE id = $1', [src.id, opts.pusher]);
     }
-    const newHead = fresh.length ? { seq: last.seq, hash: last.hash } : { seq: headSeq, hash: headHash };
-    return { source: hexOf(src.genesis), label: src.label, accepted: fresh.length, duplicates: dup, head: newHead };
+    const newHead = fresh ? last : { seq: headSeq, hash: headHash };
+    return { source: hexOf(src.genesis), label: src.label, accepted: fresh, duplicates: dup, head: newHead };
   });
 }
 
@@ -208,8 +175,9 @@ function noteProblem(id: string, problem: Record<string, unknown>, err: HubError
   return err;
 }
 
-async function findSource(tx: Sql, checked: Checked[], hint: string | undefined): Promise<SourceRow> {
-  const first = checked[0];
+async function findSource(tx: Sql, p: PreparedBatch): Promise<SourceRow> {
+  const first = { hashBytes: fromHex(p.first.hash), e: p.first };
+  const hint = p.source;
   const cols = 'id, genesis, head_seq, head_hash, label';
   const lock = async (id: string) => (await tx.query<SourceRow>(`SELECT ${cols} FROM sources WHERE id = $1 FOR UPDATE`, [id]))[0];
   // The batch starts inside a held chain (a retry, or an overlapping push)...
@@ -236,35 +204,31 @@ async function findSource(tx: Sql, checked: Checked[], hint: string | undefined)
   // A new chain.
   const ins = await tx.query<SourceRow>(
     `INSERT INTO sources (genesis, head_seq, head_hash, label, last_pusher) VALUES ($1, 0, $2, $3, '') ON CONFLICT (genesis) DO NOTHING RETURNING ${cols}`,
-    [first.hashBytes, fromHex(ZERO), first.e.technician.id],
+    [first.hashBytes, fromHex(ZERO), p.first.label],
   );
   if (ins.length) return ins[0];
   const s = await tx.query<SourceRow>(`SELECT ${cols} FROM sources WHERE genesis = $1 FOR UPDATE`, [first.hashBytes]);
   return s[0];
 }
 
+/** Store entries with the hub's insert (the bench's raw-INSERT baseline uses this). */
 export async function insertEntries(tx: Sql, sourceId: string, es: AuditExportEntry[]): Promise<void> {
-  const rows = es.map((e) => ({
-    seq: e.seq,
-    hash: e.hash,
-    prev: e.prev,
-    time: e.time,
-    tid: e.technician.id,
-    kid: e.technician.keyId,
-    op: e.op,
-    outcome: e.outcome,
-    device: e.device,
-    details: e.details ?? null,
-    sig: e.sig,
-    signer: e.signer,
-  }));
+  await insertRows(tx, sourceId, es.map(entryRow));
+}
+
+/**
+ * One multi-row INSERT per 5000 rows: the rows travel as one JSON text
+ * parameter (made by src/hub/batch.ts, on the worker), so the main thread
+ * neither builds SQL nor serialises arrays, and there is one round trip.
+ */
+export async function insertRows(tx: Sql, sourceId: string, rows: string[]): Promise<void> {
   const CHUNK = 5000;
   for (let i = 0; i < rows.length; i += CHUNK) {
     await tx.query(
       `INSERT INTO entries (source_id, seq, hash, prev, time, technician_id, key_id, op, outcome, device, details, sig, signer)
        SELECT $1, r.seq, decode(r.hash, 'hex'), decode(r.prev, 'hex'), r.time, r.tid, r.kid, r.op, r.outcome, r.device, r.details, decode(r.sig, 'hex'), decode(r.signer, 'hex')
-       FROM jsonb_to_recordset($2::jsonb) AS r(seq bigint, hash text, prev text, time bigint, tid text, kid text, op text, outcome text, device jsonb, details jsonb, sig text, signer text)`,
-      [sourceId, JSON.stringify(rows.slice(i, i + CHUNK))],
+       FROM json_to_recordset($2::json) AS r(seq bigint, hash text, prev text, time bigint, tid text, kid text, op text, outcome text, device jsonb, details jsonb, sig text, signer text)`,
+      [sourceId, `[${(rows.length > CHUNK ? rows.slice(i, i + CHUNK) : rows).join(',')}]`],
     );
   }
 }

@@ -14,7 +14,7 @@
  * recorded (signed) update or configuration since then explains.
  */
 import type { AuditExportEntry } from '../core/store/audit.ts';
-import { normaliseId, type IdKind } from '../core/store/ids.ts';
+import { anchorOf, regEntry, type RegEntry } from './batch.ts';
 import type { Sql } from './db.ts';
 import { recordCampaignResults, type ResultCandidate } from './campaigns.ts';
 
@@ -22,13 +22,6 @@ const KINDS = ['serial', 'devicePublicKey', 'ueid', 'mac', 'devEui'] as const;
 type Kind = (typeof KINDS)[number];
 /** Kinds that two devices must never share. */
 const UNIQUE_KINDS: Kind[] = ['serial', 'devEui', 'mac', 'ueid'];
-
-export function anchorOf(d: Partial<Record<Kind, string>>): string | undefined {
-  if (d.devicePublicKey) return `key:${d.devicePublicKey}`;
-  if (d.ueid) return `ueid:${d.ueid}`;
-  if (d.serial) return `serial:${d.serial}`;
-  return undefined;
-}
 
 interface DeviceRow {
   anchor: string;
@@ -64,22 +57,33 @@ const COLS: Record<Kind, keyof DeviceRow> = { serial: 'serial', devicePublicKey:
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v ? v : undefined);
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isSafeInteger(v) ? v : undefined);
 
+export { anchorOf };
+
 /** Apply new entries (oldest first) of one source to the registry. */
 export async function updateRegistry(tx: Sql, sourceId: string, es: AuditExportEntry[]): Promise<void> {
-  const touched = new Map<string, AuditExportEntry[]>();
-  for (const raw of es) {
-    const e = { ...raw, device: canonicalIds(raw.device) };
-    const a = anchorOf(e.device);
-    if (!a) continue;
-    let l = touched.get(a);
-    if (!l) touched.set(a, (l = []));
+  await applyToRegistry(tx, sourceId, es.map(regEntry));
+}
+
+/** The same, from the registry's view of each entry (src/hub/batch.ts; null: no device to key). */
+export async function applyToRegistry(tx: Sql, sourceId: string, es: (RegEntry | null)[]): Promise<void> {
+  const touched = new Map<string, RegEntry[]>();
+  for (const e of es) {
+    if (!e) continue;
+    let l = touched.get(e.anchor);
+    if (!l) touched.set(e.anchor, (l = []));
     l.push(e);
   }
   if (!touched.size) return;
   const anchors = [...touched.keys()].sort();
-  // Two pushes about one device serialise here (sorted: no deadlock).
-  await tx.query('SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT DISTINCT hashtext(a) AS h FROM unnest($1::text[]) AS a ORDER BY h) s', [anchors]);
-  const held = await tx.query<DeviceRow>('SELECT * FROM devices WHERE anchor = ANY($1::text[])', [anchors]);
+  // Two pushes about one device serialise here, on the device's row (sorted: no deadlock). A new
+  // device's row is created first, empty, so that it can be locked too. Row locks, not advisory
+  // ones: a batch of thousands of new devices times concurrent pushes would exhaust PostgreSQL's
+  // lock table (max_locks_per_transaction), which holds every advisory lock until commit.
+  await tx.query(
+    `INSERT INTO devices (anchor, first_seen, last_seen) SELECT a, t, t FROM unnest($1::text[], $2::bigint[]) AS u(a, t) ORDER BY a ON CONFLICT (anchor) DO NOTHING`,
+    [anchors, anchors.map((a) => touched.get(a)![0].time)],
+  );
+  const held = await tx.query<DeviceRow>('SELECT * FROM devices WHERE anchor = ANY($1::text[]) ORDER BY anchor FOR UPDATE', [anchors]);
   const byAnchor = new Map(held.map((r) => [r.anchor, { ...r, security_counter: r.security_counter === null ? null : Number(r.security_counter), attest_time: r.attest_time === null ? null : Number(r.attest_time), first_seen: Number(r.first_seen), last_seen: Number(r.last_seen), entries: Number(r.entries) }]));
   const drift: DriftRow[] = [];
   const sightings = new Map<string, { kind: string; value: string; anchor: string; first: number; last: number }>();
@@ -170,23 +174,8 @@ export async function updateRegistry(tx: Sql, sourceId: string, es: AuditExportE
   }
 }
 
-/** Identifiers in canonical form (entries from older tools may differ in case or separators); malformed ones are left out. */
-function canonicalIds(d: AuditExportEntry['device']): AuditExportEntry['device'] {
-  const out: Record<string, string> = {};
-  for (const k of KINDS) {
-    const v = d[k];
-    if (!v) continue;
-    try {
-      out[k] = normaliseId(k as IdKind, v);
-    } catch {
-      /* not an identifier the registry can use */
-    }
-  }
-  return out;
-}
-
 /** One entry's effect on a device's last known state; drift found is pushed to `drift`. */
-function applyEntry(d: DeviceRow, e: AuditExportEntry, drift: DriftRow[]): void {
+function applyEntry(d: DeviceRow, e: RegEntry, drift: DriftRow[]): void {
   const det = (e.details ?? {}) as Record<string, unknown>;
   const good = e.outcome === 'ok' || e.outcome === 'attention';
   if (e.op === 'identify' && str(det.model)) d.model = str(det.model)!;

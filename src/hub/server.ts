@@ -14,17 +14,18 @@
  * with an id and answered as 'internal' with that id only.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { randomUUID } from 'node:crypto';
-import { AUTH_HEADER, AUTH_WINDOW_MS, CREDENTIAL_HEADER, authMessage, parseAuthHeader } from '../core/sync/auth.ts';
+import { createHash, randomUUID } from 'node:crypto';
+import { AUTH_HEADER, AUTH_WINDOW_MS, CREDENTIAL_HEADER, authMessageOfDigest, parseAuthHeader } from '../core/sync/auth.ts';
 import { fromHex } from '../core/base/bytes.ts';
 import { keyIdHex, verifyEd25519 } from '../core/store/sig.ts';
 import type { Permission, TechnicianCredential } from '../core/trust/credential.ts';
 import type { HubDb } from './db.ts';
 import { HubError } from './errors.ts';
-import { ingest, listSources, sourceHead, type PushBody } from './ingest.ts';
+import { ingest, listSources, sourceHead } from './ingest.ts';
 import { deviceState, listCollisions, listDrift, lookupIdentifier } from './registry.ts';
 import type { HubTrust } from './trust.ts';
 import { extraRoutes, type Route } from './routes.ts';
+import { createVerifyPool, sharedVerifyPool, type VerifyPool } from './verify-pool.ts';
 
 export interface RateLimit {
   /** Requests per second, sustained. */
@@ -42,6 +43,12 @@ export interface HubOptions {
   perKey?: RateLimit;
   /** 'chain' (default): per-batch signature verification; 'every': every entry's signature. */
   verify?: 'chain' | 'every';
+  /**
+   * Worker threads that verify pushed batches (src/hub/verify-pool.ts) while
+   * the main thread serves requests and the database: default one pool per
+   * process sized to the machine; 0 verifies on the main thread.
+   */
+  verifyWorkers?: number;
   maxBodyBytes?: number;
   log?: (line: string) => void;
   now?: () => number;
@@ -54,6 +61,9 @@ export interface Caller {
 
 export interface Ctx {
   opts: HubOptions;
+  pool: VerifyPool;
+  /** The request body as received. */
+  raw: Uint8Array;
   caller: Caller;
   query: URLSearchParams;
   params: string[];
@@ -87,7 +97,8 @@ function coreRoutes(): Route[] {
   return [
     {
       method: 'POST', path: /^\/v1\/records$/, permission: 'sync',
-      run: (c) => ingest(c.opts.db, c.opts.trust, c.body() as PushBody, { pusher: c.caller.keyId, verify: c.opts.verify }),
+      // the raw body goes to the verification workers, which parse it there
+      run: (c) => ingest(c.opts.db, c.opts.trust, c.raw, { pusher: c.caller.keyId, verify: c.opts.verify, pool: c.pool }),
     },
     {
       method: 'GET', path: /^\/v1\/sources\/([0-9a-f]{64})$/, permission: 'sync',
@@ -140,12 +151,17 @@ function coreRoutes(): Route[] {
 export interface RunningHub {
   url: string;
   server: Server;
+  /** Worker threads verifying pushed batches (0: on the main thread). */
+  verifyThreads: number;
   close(): Promise<void>;
 }
 
 /** Serve the hub on host:port (port 0 = any free port). */
 export async function startHub(opts: HubOptions, listen: { host: string; port: number }): Promise<RunningHub> {
-  const handler = hubHandler(opts);
+  const own = opts.verifyWorkers !== undefined ? createVerifyPool(opts.verifyWorkers, opts.log) : undefined;
+  const pool = own ?? sharedVerifyPool();
+  const verifyThreads = await pool.ready();
+  const handler = hubHandler(opts, pool);
   const server = createServer((req, res) => void handler(req, res));
   server.keepAliveTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
@@ -159,16 +175,17 @@ export async function startHub(opts: HubOptions, listen: { host: string; port: n
   return {
     url: `http://${host}:${a.port}`,
     server,
+    verifyThreads,
     close: () =>
       new Promise<void>((resolve) => {
         clearInterval(purge);
-        server.close(() => resolve());
+        server.close(() => void (own ? own.close() : Promise.resolve()).then(() => resolve()));
         server.closeAllConnections();
       }),
   };
 }
 
-export function hubHandler(opts: HubOptions): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+export function hubHandler(opts: HubOptions, pool: VerifyPool = sharedVerifyPool()): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const routes = [...coreRoutes(), ...extraRoutes()];
   const perAddress = new Buckets(opts.perAddress ?? DEFAULT_PER_ADDRESS);
   const perKey = new Buckets(opts.perKey ?? DEFAULT_PER_KEY);
@@ -212,6 +229,8 @@ export function hubHandler(opts: HubOptions): (req: IncomingMessage, res: Server
       let parsedOk = false;
       const ctx: Ctx = {
         opts,
+        pool,
+        raw,
         caller,
         query: url.searchParams,
         params: route.path.exec(url.pathname)!.slice(1),
@@ -292,7 +311,7 @@ async function authenticate(opts: HubOptions, req: IncomingMessage, url: URL, bo
     throw new HubError('clock-skew', `the request's time is ${Math.round((a.ts - now) / 1000)} s away from the hub's clock; set this computer's clock`, 401);
   }
   const credential = await opts.trust.credential(new Uint8Array(Buffer.from(credB64, 'base64')), { now });
-  const msg = authMessage(req.method ?? 'GET', url.pathname + url.search, a.ts, a.nonce, body);
+  const msg = authMessageOfDigest(req.method ?? 'GET', url.pathname + url.search, a.ts, a.nonce, createHash('sha256').update(body).digest('hex'));
   if (!(await verifyEd25519(fromHex(a.sig), msg, credential.publicKey))) {
     throw new HubError('unauthenticated', 'the request signature does not verify under the credential\'s key: sign with the key the credential names', 401);
   }

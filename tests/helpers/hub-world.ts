@@ -10,6 +10,7 @@ import { issueBundle } from '../../src/core/trust/bundle.ts';
 import { issueCredential, type Permission } from '../../src/core/trust/credential.ts';
 import { generateEd25519 } from '../../src/core/trust/ed25519.ts';
 import { randomBytes } from '../../src/core/trust/artifact.ts';
+import { createHash } from 'node:crypto';
 
 export interface Tech {
   id: string;
@@ -138,12 +139,7 @@ export function deviceN(n: number, opts: { devEui?: string; serial?: string } = 
   };
 }
 
+/** 32 bytes that differ for every n (a device key): distinct devices must not share a key by accident. */
 function sha(n: number): Uint8Array {
-  const b = new Uint8Array(32);
-  let x = (n + 1) * 2654435761;
-  for (let i = 0; i < 32; i++) {
-    x = (x * 1103515245 + 12345 + i) >>> 0;
-    b[i] = x & 0xff;
-  }
-  return b;
+  return new Uint8Array(createHash('sha256').update(`fieldbench-test-device-${n}`).digest());
 }

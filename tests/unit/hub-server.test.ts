@@ -229,7 +229,7 @@ describe('a hub killed in the middle of a push', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  async function spawnHub(): Promise<{ url: string; proc: ChildProcess }> {
+  async function spawnHub(): Promise<{ url: string; proc: ChildProcess; banner: string }> {
     const proc = spawn(process.execPath, ['src/cli/bin.mjs', 'hub', '--listen', '127.0.0.1:0', '--data', join(dir, 'data'), '--owner-key', join(dir, 'owner.pem'), '--bundle', join(dir, 'bundle.cbor')], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -240,12 +240,12 @@ describe('a hub killed in the middle of a push', () => {
     const url = await new Promise<string>((resolve, reject) => {
       proc.stdout!.on('data', (d) => {
         out += d;
-        const m = /listening on (http:\/\/[^\s]+)/.exec(out);
+        const m = /listening on (http:\/\/[^\s]+).*\n/.exec(out);
         if (m) resolve(m[1]);
       });
       proc.once('exit', (c) => reject(new Error(`hub exited ${c}: ${err}`)));
     });
-    return { url, proc };
+    return { url, proc, banner: out };
   }
 
   it('loses nothing and duplicates nothing after a restart', async () => {
@@ -256,6 +256,8 @@ describe('a hub killed in the middle of a push', () => {
     const N = 6000;
     await t.add(Array.from({ length: N }, (_, i) => ({ op: 'identify', device: deviceN(i % 500), details: { model: 'fb-sensor' } })));
     const first = await spawnHub();
+    // the built CLI finds its verification worker (dist-cli/hub-verify-worker.mjs)
+    expect(first.banner).toMatch(/verifying on [1-9]\d* worker thread/);
     const c1 = new HubClient({ url: first.url, credential: alice.credential, signer: alice.signer, batch: 500 });
     let killedAt = -1;
     const pushing = c1.push(t.export(), [], (done) => {
