@@ -115,7 +115,7 @@ export default defineConfig({
     }),
   ],
   publicDir: 'static',
-  build: { target: 'es2022', sourcemap: true },
+  build: { target: 'es2022', sourcemap: false },
   preview: { headers: securityHeaders(HUB_ORIGIN) },
   test: {
     include: ['tests/unit/**/*.test.ts'],

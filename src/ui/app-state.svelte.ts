@@ -10,7 +10,8 @@ import type { RecordContext } from '../core/ops/record.ts';
 import { recordOperation } from '../core/store/audit.ts';
 import { listArtifacts } from '../core/store/artifacts.ts';
 import { decodeBundleUnverified } from '../core/trust/bundle.ts';
-import { demoKit } from '../device/demo.ts';
+/** The demo kit, loaded when first asked for (not part of the initial bundle). */
+const demoKit = async () => (await import('../device/demo.ts')).demoKit();
 
 export interface ImportMessage {
   id: number;

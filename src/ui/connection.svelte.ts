@@ -12,8 +12,6 @@ import { openSession, type LogEvent, type SmpSession } from '../core/groups/sess
 import { GROUP_NAMES } from '../core/smp/header.ts';
 import { readDeviceInfo, type InfoState } from '../core/ops/identification/info.ts';
 import { thrownFailure } from '../core/ops/outcome.ts';
-import { createVirtualDevice } from '../device/virtual.ts';
-import { demoKit } from '../device/demo.ts';
 
 export type Transport = 'serial' | 'usb' | 'virtual';
 export type Status = 'idle' | 'connecting' | 'connected' | 'disconnected' | 'closed';
@@ -114,7 +112,11 @@ export class Connection {
 
   private async obtainLink(transport: Transport, again: boolean): Promise<Link> {
     // The DEMO secure device of this page session (same device on reconnect, as if plugged back in).
-    if (transport === 'virtual') return createVirtualDevice({ device: (await demoKit()).device }).link;
+    if (transport === 'virtual') {
+      // Loaded when first used: the virtual device (and its demo authorities) is not in the initial bundle.
+      const [{ createVirtualDevice }, { demoKit }] = await Promise.all([import('../device/virtual.ts'), import('../device/demo.ts')]);
+      return createVirtualDevice({ device: (await demoKit()).device }).link;
+    }
     if (transport === 'serial') {
       if (!again) return requestSerialLink({ baudRate: this.baudRate });
       const links = await reconnectSerialLinks({ filters: this.lastFilters as never, max: 1, baudRate: this.baudRate });

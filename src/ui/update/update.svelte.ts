@@ -87,7 +87,7 @@ export class UpdateController {
   readingSlots = $state(false);
 
   private abort: AbortController | null = null;
-  private preflightKey: { source: ChosenImage; session: SmpSession } | null = null;
+  private preflightKey: { source: ChosenImage; session: SmpSession; model?: string } | null = null;
   private preflightToken = 0;
 
   /** Use a file's bytes (.bin or .hex) or a library image. Never throws: a bad file sets sourceError. */
@@ -132,8 +132,10 @@ export class UpdateController {
   async ensurePreflight(session: SmpSession, settings: UpdateSettings): Promise<void> {
     const source = this.source;
     if (!source || this.running) return;
-    if (this.preflightKey?.source === source && this.preflightKey.session === session) return;
-    this.preflightKey = { source, session };
+    // Again when the device's model becomes known (it is compared with the bundle's listing).
+    const model = settings.deviceModel?.name;
+    if (this.preflightKey?.source === source && this.preflightKey.session === session && this.preflightKey.model === model) return;
+    this.preflightKey = { source, session, model };
     await this.preflight(session, settings);
   }
 

@@ -1,0 +1,50 @@
+/**
+ * Size budget of the web app (issue 14, defect 13), read from a real build:
+ * what index.html loads before anything is clicked (its script and module
+ * preloads), gzipped; no source maps in the output; the virtual device, the
+ * demo authorities and the pages not in view are not part of that initial load.
+ *
+ * The issue's goal is 120 KB; the initial load measured 301 KB in one chunk
+ * before the split and 162.6 KB after it (the key store's crypto and the
+ * local database are still loaded at start). The budget below holds that
+ * line so it can only go down; lower it as the start-up path shrinks.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const ROOT = resolve(__dirname, '../..');
+const BUDGET_GZ = 170 * 1024;
+
+const out = mkdtempSync(join(tmpdir(), 'fieldbench-build-'));
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+function walk(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
+}
+
+describe('build budget', () => {
+  it('initial JavaScript within budget, no source maps, virtual device and other pages loaded on demand', () => {
+    execFileSync(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--outDir', out, '--emptyOutDir', '--logLevel', 'error'], { cwd: ROOT, stdio: 'pipe' });
+    const html = readFileSync(join(out, 'index.html'), 'utf8');
+    const initial = [...html.matchAll(/(?:src|href)="\/?([^"]+\.js)"/g)].map((m) => m[1]);
+    expect(initial.length).toBeGreaterThan(0);
+    const sizes = initial.map((f) => ({ f, gz: gzipSync(readFileSync(join(out, f))).length }));
+    const total = sizes.reduce((a, b) => a + b.gz, 0);
+    expect(total, sizes.map((s) => `${s.f} ${s.gz}`).join(', ')).toBeLessThanOrEqual(BUDGET_GZ);
+    expect(walk(out).filter((f) => f.endsWith('.map'))).toEqual([]);
+    const initialText = initial.map((f) => readFileSync(join(out, f), 'utf8')).join('\n');
+    // The demo kit's firmware text and the reference device's request handlers are not loaded at start.
+    expect(initialText).not.toContain('fieldbench DEMO firmware');
+    expect(initialText).not.toContain('fieldbench_ref: reference device ready');
+    // Each page other than the connect screen comes in its own chunk.
+    const assets = readdirSync(join(out, 'assets'));
+    for (const page of ['DevicePanels', 'TrustPage', 'AuditPage', 'InventoryPage', 'LibraryPage', 'SyncPage']) {
+      expect(assets.some((a) => a.startsWith(`${page}-`)), page).toBe(true);
+      expect(initial.some((f) => f.includes(`${page}-`)), page).toBe(false);
+    }
+  }, 120_000);
+});
