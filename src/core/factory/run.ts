@@ -54,6 +54,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { authenticateTechnician } from '../ops/access/login.ts';
 import { setInterfaces } from '../ops/access/interfaces.ts';
 import { applySignedConfig } from '../ops/configuration/apply.ts';
+import { readSigned } from '../ops/configuration/read.ts';
 import { findSecurityGroup } from '../ops/identification/identify.ts';
 import { type DeviceInfo, readDeviceInfo } from '../ops/identification/info.ts';
 import { attestDevice } from '../ops/state-awareness/attest.ts';
@@ -330,7 +331,11 @@ async function* unitBody(opts: RunUnitOptions): AsyncGenerator<UnitState> {
       const r = await authenticateTechnician(grp, identity.devicePublicKey, credential, (m) => opts.station.signer.sign(m));
       return { bundlePushed: r.bundlePushed };
     };
-    if (profile.configuration) {
+    const held = profile.configuration ? await readSigned(g) : undefined;
+    const cfgDigest = profile.configuration ? sha256(profile.configuration) : undefined;
+    if (held?.digest && cfgDigest && toHex(held.digest) === toHex(cfgDigest)) {
+      rec.configSequence = held.sequence; // a retry: the unit already holds the factory configuration
+    } else if (profile.configuration) {
       const o = await runOp(
         applySignedConfig(session, profile.configuration, { bundle: opts.bundle, deviceIdentity: identity, authenticate: login, backup: async () => {}, group: g, signal, now: now() }),
       );
