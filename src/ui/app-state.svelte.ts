@@ -4,12 +4,24 @@
  * (a snapshot) and call the actions; device panels get the held bundle,
  * credential and signer from here.
  */
-import { openStore, type FieldbenchDB } from '../core/store/db.ts';
-import { TrustState, type TrustImport, type TrustSnapshot } from '../core/ops/trust-state.ts';
+import type { FieldbenchDB } from '../core/store/db.ts';
+import type { TrustImport, TrustSnapshot, TrustState } from '../core/ops/trust-state.ts';
 import type { RecordContext } from '../core/ops/record.ts';
-import { recordOperation } from '../core/store/audit.ts';
-import { listArtifacts } from '../core/store/artifacts.ts';
-import { decodeBundleUnverified } from '../core/trust/bundle.ts';
+/**
+ * The local database, the key store and the trust code are loaded after the
+ * connect screen is up, not before it (issue 14: initial JavaScript budget).
+ */
+const loadDeps = async () => {
+  const [trust, audit, artifacts, bundle] = await Promise.all([
+    import('../core/ops/trust-state.ts'),
+    import('../core/store/audit.ts'),
+    import('../core/store/artifacts.ts'),
+    import('../core/trust/bundle.ts'),
+  ]);
+  return { TrustState: trust.TrustState, recordOperation: audit.recordOperation, listArtifacts: artifacts.listArtifacts, decodeBundleUnverified: bundle.decodeBundleUnverified };
+};
+type Deps = Awaited<ReturnType<typeof loadDeps>>;
+const openDefaultStore = async () => (await import('../core/store/db.ts')).openStore();
 /** The demo kit, loaded when first asked for (not part of the initial bundle). */
 const demoKit = async () => (await import('../device/demo.ts')).demoKit();
 
@@ -34,20 +46,22 @@ export class AppState {
   /** Owner key id of this page session's demo kit (when built). */
   demoOwnerKid = $state('');
   private ts: TrustState | null = null;
+  private deps: Deps | null = null;
   private nextId = 0;
   /** Bundle artifacts (sha256) already considered for adoption. */
   private knownBundles = new Set<string>();
   readonly ready: Promise<void>;
 
   /** `openDb`: the local records (default: the app's IndexedDB store; tests pass their own). */
-  constructor(private readonly openDb: () => Promise<FieldbenchDB> = () => openStore()) {
+  constructor(private readonly openDb: () => Promise<FieldbenchDB> = openDefaultStore) {
     this.ready = this.open();
   }
 
   private async open(): Promise<void> {
     try {
-      const db = await this.openDb();
-      this.ts = new TrustState(db);
+      const [db, deps] = await Promise.all([this.openDb(), loadDeps()]);
+      this.deps = deps;
+      this.ts = new deps.TrustState(db);
       this.db = db;
       this.trust = await this.ts.load();
       // Bundles stored before this visit: a newer one that verifies under the held bundle is adopted.
@@ -136,8 +150,8 @@ export class AppState {
   }
 
   private async markLibraryBundlesKnown(): Promise<void> {
-    if (!this.db) return;
-    for (const r of await listArtifacts(this.db, 'bundle')) this.knownBundles.add(r.sha256);
+    if (!this.db || !this.deps) return;
+    for (const r of await this.deps.listArtifacts(this.db, 'bundle')) this.knownBundles.add(r.sha256);
   }
 
   /**
@@ -151,7 +165,9 @@ export class AppState {
   private async considerLibraryBundles(quiet: boolean): Promise<boolean> {
     const ts = this.ts;
     const db = this.db;
-    if (!ts || !db) return false;
+    const deps = this.deps;
+    if (!ts || !db || !deps) return false;
+    const { listArtifacts, decodeBundleUnverified } = deps;
     const fresh: { sha256: string; name: string; bytes: Uint8Array; version: number }[] = [];
     for (const r of await listArtifacts(db, 'bundle')) {
       if (this.knownBundles.has(r.sha256)) continue;
@@ -199,9 +215,9 @@ export class AppState {
    */
   async auditImport(file: string, ok: boolean, kind?: string, reason?: string): Promise<void> {
     const rec = this.recorder();
-    if (!rec) return;
+    if (!rec || !this.deps) return;
     try {
-      await recordOperation(rec.db, { technician: rec.signer, op: 'import', outcome: ok ? 'ok' : 'rejected', details: { file, kind, reason } });
+      await this.deps.recordOperation(rec.db, { technician: rec.signer, op: 'import', outcome: ok ? 'ok' : 'rejected', details: { file, kind, reason } });
       this.revision++;
     } catch {
       /* the import itself stands; the audit page shows what was recorded */

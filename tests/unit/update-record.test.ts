@@ -13,7 +13,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createLinkPair } from '../../src/core/link/memory.ts';
 import { runUpdate, type UpdateOptions, type UpdateState } from '../../src/core/ops/update/update.ts';
-import { recordUpdate, type UpdateOutcome } from '../../src/core/ops/update/record.ts';
+import { plainVersion, recordUpdate, type UpdateOutcome } from '../../src/core/ops/update/record.ts';
 import { openSession } from '../../src/core/groups/session.ts';
 import { ed25519PublicKey } from '../../src/core/trust/ed25519.ts';
 import { parsePem } from '../../src/core/trust/keys.ts';
@@ -70,6 +70,8 @@ describe('update record', () => {
     const p1 = recordUpdate(ok as UpdateOutcome, { name: 'a.bin', report: null, device: DEVICE, time: 1000 });
     expect(p1.audit.outcome).toBe('ok');
     expect(p1.inventory).toMatchObject({ serial: 'SN-REC-1', seen: 1000 });
+    // The inventory says what the device runs now, as people write it (issue 14, defect 4).
+    expect(p1.inventory).toMatchObject({ firmware: '1.1.0' });
     const test = await runUpdate(t.session, await image('1.2.0', 3), opts({ confirm: 'test-only' }));
     expect(recordUpdate(test as UpdateOutcome, { name: 'b.bin', report: null, device: DEVICE }).audit.outcome).toBe('attention');
   });
@@ -89,5 +91,12 @@ describe('update record', () => {
     const plan = recordUpdate({ kind: 'cancelled', reason: 'cancelled before upload', details: { sent: 10 } } as UpdateOutcome, { name: 'x.bin', report: null });
     expect(plan.audit.outcome).toBe('cancelled');
     expect(plan.inventory).toBeNull();
+  });
+
+  it('a run that did not install leaves the inventory firmware alone; plainVersion drops only a +0 build', async () => {
+    const plan = recordUpdate({ kind: 'cancelled', reason: 'cancelled before upload', details: { sent: 10 } } as UpdateOutcome, { name: 'x.bin', report: null, device: DEVICE });
+    expect(plan.inventory).not.toHaveProperty('firmware');
+    expect(plainVersion('1.1.0+0')).toBe('1.1.0');
+    expect(plainVersion('1.1.0+7')).toBe('1.1.0+7');
   });
 });

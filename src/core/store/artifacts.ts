@@ -57,6 +57,11 @@ async function sha256Hex(bytes: Uint8Array): Promise<string> {
   return toHex(sha256(bytes));
 }
 
+/** "the firmware was rejected: why", said once (a reason that already says it was rejected is not wrapped again; issue 14, defect 8). */
+function rejected(kind: ArtifactKind, reason: string): string {
+  return /\bwas rejected\b/.test(reason) ? reason : `the ${kind} was rejected: ${reason}`;
+}
+
 async function checkArtifact(
   kind: ArtifactKind,
   bytes: Uint8Array,
@@ -72,11 +77,11 @@ async function checkArtifact(
   try {
     v = await validator(bytes, kind);
   } catch (e) {
-    throw new ArtifactStoreError('invalid', `the ${kind} was rejected: ${(e as Error)?.message ?? String(e)}`);
+    throw new ArtifactStoreError('invalid', rejected(kind, (e as Error)?.message ?? String(e)));
   }
   if (!v || v.ok !== true) {
     const r = v as { reason?: string; code?: string } | undefined;
-    throw new ArtifactStoreError('invalid', `the ${kind} was rejected${r?.code ? ` (${r.code})` : ''}: ${r?.reason ?? 'validator said no'}`);
+    throw new ArtifactStoreError('invalid', rejected(kind, r?.reason ?? 'its check failed'));
   }
   return { sha: await sha256Hex(bytes), meta: v.meta };
 }

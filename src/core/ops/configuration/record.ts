@@ -32,5 +32,8 @@ export function recordConfig(st: ConfigRunState, run: ConfigRun): RecordPlan {
   const time = run.time ?? Date.now();
   const details: Record<string, unknown> = { action: run.op, ...auditDetails(st) };
   if (run.source) details.source = run.source;
-  return { audit: { op: 'configure', device: run.device ?? {}, outcome: configOutcome(st), details, time }, inventory: seenUpdate(run.device, time) };
+  const seen = seenUpdate(run.device, time);
+  // An applied signed configuration: the inventory carries its sequence (issue 14, defect 4).
+  const inventory = seen && st.kind === 'done' && 'sequence' in st.result ? { ...seen, configSeq: st.result.sequence } : seen;
+  return { audit: { op: 'configure', device: run.device ?? {}, outcome: configOutcome(st), details, time }, inventory };
 }

@@ -9,6 +9,11 @@ import { compact, type RecordPlan } from '../record-plan.ts';
 
 export type { UpdateOutcome };
 
+/** An MCUboot version as people write it: "1.1.0+0" is "1.1.0" (a build number other than 0 stays). */
+export function plainVersion(v: string): string {
+  return v.replace(/\+0$/, '');
+}
+
 export interface UpdateRun {
   /** The image's name as the technician chose it. */
   name: string;
@@ -32,6 +37,8 @@ export function recordUpdate(outcome: UpdateOutcome, run: UpdateRun): RecordPlan
   details.fileSha256 = img ? toHex(img.fileSha256) : undefined;
   if (run.report && !run.report.ok) details.preflight = run.report.reason;
   let result = 'failed';
+  /** What the device runs afterwards (the inventory's firmware), when the run says. */
+  let firmware: string | undefined;
   if (outcome.kind === 'done') {
     const r = outcome.result;
     details.version = r.version;
@@ -39,6 +46,7 @@ export function recordUpdate(outcome: UpdateOutcome, run: UpdateRun): RecordPlan
     details.confirmed = r.confirmed;
     details.message = r.message;
     result = r.confirmed ? 'ok' : 'attention';
+    firmware = plainVersion(r.version);
   } else if (outcome.kind === 'cancelled') {
     details.sent = outcome.details?.sent ?? 0;
     details.reason = outcome.reason;
@@ -61,6 +69,7 @@ export function recordUpdate(outcome: UpdateOutcome, run: UpdateRun): RecordPlan
   const device = run.device ?? {};
   return {
     audit: { op: 'update', device, outcome: result, details: compact(details), time },
-    inventory: device.serial ? { ...device, seen: time } : null,
+    // The inventory says what the device runs now (issue 14, defect 4: it kept the old version).
+    inventory: device.serial ? { ...device, seen: time, ...(firmware ? { firmware } : {}) } : null,
   };
 }
