@@ -24,6 +24,7 @@ export const AREAS = {
   audit: () => import('./commands/audit.ts'),
   hub: () => import('./commands/hub.ts'),
   access: () => import('./commands/access.ts'),
+  factory: () => import('./commands/factory.ts'),
 } satisfies Record<string, () => Promise<{ commands: Record<string, CliCommand> }>>;
 
 export type Area = keyof typeof AREAS;
