@@ -291,8 +291,7 @@ async function* unitBody(opts: RunUnitOptions): AsyncGenerator<UnitState> {
         await sleep(opts.update?.resetSettleMs ?? 500, signal);
         await reconnect();
       }
-      session = await currentSession();
-      const slots = await readState(session.client, { signal });
+      const slots = await bootedSlots();
       const act = slots.find((s) => s.active);
       if (!act || !equalPresentBytes(act.hash, fw.sha256)) {
         throw new StepFailure('test-boot', 'not-booted', `after reset the unit runs ${act ? act.version : 'no image it reports'}, not the profile's ${fw.version}`, true);
@@ -466,6 +465,22 @@ async function* unitBody(opts: RunUnitOptions): AsyncGenerator<UnitState> {
       throw new StepFailure('connect', 'locked', because('the unit is locked and the station could not log in', e), false);
     }
     return readState(s.client, { signal });
+  }
+
+  /** The slots once the unit runs an application again (after a reset it may still be in its bootloader for a while). */
+  async function bootedSlots(): Promise<Awaited<ReturnType<typeof readState>>> {
+    const deadline = Date.now() + (opts.update?.bootTimeoutMs ?? 30000);
+    for (;;) {
+      try {
+        const s = await currentSession();
+        const slots = await readState(s.client, { signal });
+        if (slots.some((x) => x.active) || Date.now() > deadline) return slots;
+      } catch (e) {
+        if (!isLink(e) || signal?.aborted || Date.now() > deadline) throw e;
+        if (session?.client.closed) await reconnect();
+      }
+      await sleep(100, signal);
+    }
   }
 
   async function currentSession(): Promise<SmpSession> {
