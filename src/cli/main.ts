@@ -14,6 +14,7 @@ import { type CliCommand, type CliIo, EXIT_USAGE, InputError, UsageError } from 
 /** Each area's verbs, loaded on demand (one chunk per area in the built CLI). */
 export const AREAS = {
   device: () => import('./commands/device.ts'),
+  bench: () => import('./commands/bench.ts'),
   config: () => import('./commands/config.ts'),
   flash: () => import('./commands/flash.ts'),
   identity: () => import('./commands/identity.ts'),

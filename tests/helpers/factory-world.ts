@@ -1,0 +1,164 @@
+/**
+ * A factory line for tests and benchmarks: authorities, the station key and its owner-signed
+ * credential, a signed firmware image, a signed factory configuration, an owner-signed station
+ * profile, and factory-fresh units on jigs (memory links with a line model) that can be unplugged
+ * and reset at any moment.
+ */
+import { openSession, type SmpSession } from '../../src/core/groups/session.ts';
+import { type LinkModel, type LinkPair, createLinkPair } from '../../src/core/link/memory.ts';
+import { type TrustBundle, verifyBundle } from '../../src/core/trust/bundle.ts';
+import { issueCredential } from '../../src/core/trust/credential.ts';
+import { generateEd25519 } from '../../src/core/trust/ed25519.ts';
+import { keyId } from '../../src/core/trust/keys.ts';
+import { signImage } from '../../src/core/trust/mcuboot/sign.ts';
+import { issueConfig } from '../../src/core/trust/signed-config.ts';
+import { memorySigner, type Signer } from '../../src/core/trust/signer.ts';
+import { issueProfile, type VerifiedProfile, verifyProfile } from '../../src/core/factory/profile.ts';
+import type { IdentifierPolicy } from '../../src/core/factory/identifiers.ts';
+import { type Authorities, createBlankDevice, type KeyPair, makeAuthorities } from '../../src/device/provisioning.ts';
+import type { ReferenceDevice } from '../../src/device/device.ts';
+import type { DeviceSecurity } from '../../src/device/security.ts';
+import { imageModelOf } from '../../src/device/groups/standard.ts';
+
+const DAY = 86400_000;
+/** What a unit leaves the line with: SMP over serial only after login, no shell. */
+export const LOCKED = { smp_serial: 'authenticated', shell: 'disabled' } as const;
+
+export interface FactoryWorld {
+  auth: Authorities;
+  station: KeyPair;
+  stationSigner: Signer;
+  credential: Uint8Array;
+  manufacturer: Signer;
+  image: Uint8Array;
+  imageHash: Uint8Array;
+  configuration: Uint8Array;
+  profileBytes: Uint8Array;
+  profile: VerifiedProfile;
+  bundle: TrustBundle;
+  policy: IdentifierPolicy;
+}
+
+export const TEST_POLICY: IdentifierPolicy = { serial: { pattern: 'FB-{n:06}', first: 1, last: 999999 }, devEui: { first: '70b3d57ed0000000', count: 100000 }, mac: { first: '02fb00000000', count: 100000 } };
+
+export async function factoryWorld(opts: { imageSize?: number; interfaces?: Record<string, 'open' | 'authenticated' | 'disabled'>; auth?: Authorities } = {}): Promise<FactoryWorld> {
+  const auth = opts.auth ?? (await makeAuthorities());
+  const station = await generateEd25519();
+  const credential = await issueCredential(
+    { technicianId: 'station-01', name: 'Line 1 station', publicKey: station.publicKey, permissions: ['configure', 'interfaces', 'attest', 'identify'], models: ['fieldbench-ref'], notAfter: new Date(Date.now() + 30 * DAY) },
+    auth.owner.privateKey,
+  );
+  const size = opts.imageSize ?? 16 * 1024;
+  const body = new Uint8Array(size);
+  for (let i = 0; i < size; i++) body[i] = (i * 131 + 17) & 0xff;
+  const signed = await signImage(body, { key: auth.firmware.privateKey, version: '2.0.0', headerSize: 32, padHeader: true, securityCounter: 2 });
+  const configuration = await issueConfig(
+    { target: { kind: 'model', model: 'fieldbench-ref' }, sequence: 1, settings: { interval: 300, name: 'line-1', mode: 'eco' }, notAfter: new Date(Date.now() + 30 * DAY) },
+    auth.owner.privateKey,
+  );
+  const profileBytes = await issueProfile(
+    {
+      name: 'fieldbench-ref line 1',
+      model: 'fieldbench-ref',
+      firmware: [{ version: '2.0.0', sha256: signed.digest, securityCounter: 2, signingKeys: [auth.firmware.publicKey] }],
+      configuration,
+      identity: { policy: TEST_POLICY, certValidityDays: 3650 },
+      tests: { echo: true, attestation: 'trusted', interfaces: opts.interfaces ?? LOCKED },
+      label: { code: 'qr' },
+      stationCredential: credential,
+      manufacturerKid: keyId(auth.manufacturer.publicKey),
+      notAfter: new Date(Date.now() + 30 * DAY),
+    },
+    auth.owner.privateKey,
+  );
+  const pv = await verifyProfile(profileBytes, { ownerKeys: [auth.owner.publicKey] });
+  if (!pv.ok) throw new Error(pv.reason);
+  const bv = await verifyBundle(auth.bundle, { ownerKeys: [auth.owner.publicKey] });
+  if (!bv.ok) throw new Error(bv.reason);
+  return {
+    auth,
+    station,
+    stationSigner: memorySigner(station.privateKey),
+    credential,
+    manufacturer: memorySigner(auth.manufacturer.privateKey),
+    image: signed.image,
+    imageHash: signed.digest,
+    configuration,
+    profileBytes,
+    profile: pv.value,
+    bundle: bv.value,
+    policy: TEST_POLICY,
+  };
+}
+
+/** A jig: one factory-fresh unit, reachable through fresh cables (memory link pairs with a line model). */
+export interface Jig {
+  device: ReferenceDevice;
+  security: DeviceSecurity;
+  /** The current cable, if plugged. */
+  pair: LinkPair | null;
+  connect(): Promise<SmpSession>;
+  /** Pull the cable (both ends see the link lost); the next connect plugs a new one. */
+  unplug(): void;
+  /** Power-cycle the unit (a reset: RAM state lost) and pull the cable, as USB re-enumerates. */
+  reset(): Promise<void>;
+  /** Refuse connects until replug(). */
+  unplugged: boolean;
+  replug(): void;
+}
+
+export interface JigOptions {
+  model?: LinkModel;
+  /** A blank board: no valid image; it stays in MCUboot serial recovery. */
+  blank?: boolean;
+  /** Flash timing of the unit. */
+  eraseMsPerSector?: number;
+  writeUsPerByte?: number;
+  slotSize?: number;
+  bufSize?: number;
+  timeoutMs?: number;
+}
+
+export async function makeJig(w: FactoryWorld, opts: JigOptions = {}): Promise<Jig> {
+  const { device, security } = await createBlankDevice(
+    { manufacturerKeys: [w.auth.manufacturer.publicKey], ownerKeys: [w.auth.owner.publicKey] },
+    {
+      bufSize: opts.bufSize ?? 512,
+      image: { trustedKeys: [w.auth.firmware.publicKey], eraseMsPerSector: opts.eraseMsPerSector ?? 0, writeUsPerByte: opts.writeUsPerByte ?? 0, slotSize: opts.slotSize ?? 256 * 1024 },
+      serialRecovery: opts.blank ? { params: true } : undefined,
+    },
+  );
+  const m = imageModelOf(device);
+  await m.ready;
+  if (opts.blank) {
+    m.slots = [null, null];
+    await device.reboot();
+  }
+  const model = opts.model ?? { baudRate: 921600 * 20 };
+  const jig: Jig = {
+    device,
+    security,
+    pair: null,
+    unplugged: false,
+    async connect() {
+      if (jig.unplugged) throw new Error('no unit on this jig');
+      jig.pair?.unplug('replugged');
+      const pair = createLinkPair(model, ['station', 'jig']);
+      jig.pair = pair;
+      void device.serve(pair.b);
+      return openSession(pair.a, { timeoutMs: opts.timeoutMs ?? 1500 });
+    },
+    unplug() {
+      jig.pair?.unplug('unit unplugged');
+      jig.pair = null;
+    },
+    async reset() {
+      jig.unplug();
+      await device.reboot();
+    },
+    replug() {
+      jig.unplugged = false;
+    },
+  };
+  return jig;
+}
