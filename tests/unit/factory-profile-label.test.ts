@@ -87,7 +87,7 @@ describe('fieldbench profile sign / verify / inspect', () => {
     expect(r.code).toBe(0);
     const bytes = new Uint8Array(await readFile(join(dir, 'line.profile')));
     const p = decodeProfileUnverified(bytes);
-    expect(p.firmware).toEqual([{ version: '1.4.2+0', sha256: expect.any(Uint8Array), securityCounter: 7, signingKeys: [ed25519.getPublicKey(FW)] }]);
+    expect(p.firmware).toEqual([{ version: '1.4.2', sha256: expect.any(Uint8Array), securityCounter: 7, signingKeys: [ed25519.getPublicKey(FW)] }]);
     expect(toHex(p.firmware[0].sha256)).toBe(imageDigest);
     expect(p.identity.policy).toEqual({ serial: { pattern: 'PUMP-{n:06}', first: 1, last: 5000 }, devEui: { first: '70b3d57ed0000000', count: 5000 } });
     expect(p.tests).toEqual({ echo: true, attestation: 'trusted', interfaces: { shell: 'disabled' } });
@@ -95,7 +95,7 @@ describe('fieldbench profile sign / verify / inspect', () => {
     expect(p.notAfter - p.notBefore).toBe(30 * 86400);
     const shown = await run(trust, 'inspect', ['line.profile'], dir);
     expect(shown.code).toBe(0);
-    expect(shown.out).toMatch(/station profile "pump line 1" for pump: firmware 1\.4\.2\+0 sha256:[0-9a-f]{64}, factory configuration, serials PUMP-\{n:06\} 1\.\.5000/);
+    expect(shown.out).toMatch(/station profile "pump line 1" for pump: firmware 1\.4\.2 sha256:[0-9a-f]{64}, factory configuration, serials PUMP-\{n:06\} 1\.\.5000/);
     const json = JSON.parse((await run(trust, 'inspect', ['line.profile', '--json'], dir)).out);
     expect(json).toMatchObject({ kind: 'profile', model: 'pump', verified: false });
     const ok = await run(factory, 'profile verify', ['line.profile', '--owner', 'owner.pub.pem'], dir);
