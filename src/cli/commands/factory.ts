@@ -253,7 +253,8 @@ async function firmwareEntry(io: Io, base: string, v: unknown, i: number): Promi
     if (rep.hashAlg !== 'sha256' || !rep.digest) throw new InputError(`${f.image}: the profile names images by their SHA-256 hash TLV; this one is ${rep.hashAlg}`);
     const sc = int(f, 'securityCounter', where, true);
     if (sc !== undefined && sc !== (rep.securityCounter ?? 0)) throw new InputError(`${where}.securityCounter ${sc} differs from the image's ${rep.securityCounter ?? 0}`);
-    return { version: rep.version!, sha256: rep.digest, securityCounter: rep.securityCounter ?? 0, signingKeys };
+    // the version as the device reports and attests it: 2.0.0, not 2.0.0+0
+    return { version: rep.version!.replace(/\+0$/, ''), sha256: rep.digest, securityCounter: rep.securityCounter ?? 0, signingKeys };
   }
   const hex = str(f, 'sha256', where)!;
   if (!/^[0-9a-fA-F]{64}$/.test(hex)) throw new InputError(`${where}.sha256: 64 hex digits (the image's hash TLV)`);

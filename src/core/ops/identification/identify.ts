@@ -19,6 +19,7 @@ import { keyId } from '../../trust/keys.ts';
 import type { TrustFailure } from '../../trust/result.ts';
 import { IdentifierError, normaliseId, type IdKind } from '../../store/ids.ts';
 import { equalOptBytes, toHex } from '../../base/bytes.ts';
+import { isLabelPayload, keyFingerprint, LabelError, parseLabelPayload } from '../../factory/label-code.ts';
 import { type Op, type Outcome, because, cancellableSession, contract, done, failed, unsupported } from '../outcome.ts';
 
 export const UNSUPPORTED_REASON = 'identity and attestation not supported by this device';
@@ -30,6 +31,10 @@ export interface DeviceLabel {
   mac?: string;
   /** EUI-64 (LoRaWAN DevEUI), any separators. */
   devEui?: string;
+  /** A factory label's key fingerprint (keyFingerprint of the identity key, 32 hex digits). */
+  keyFingerprint?: string;
+  /** A factory label's model. */
+  model?: string;
 }
 
 /** A device record as the duplicate check needs it (inventory DeviceRecord fits). */
@@ -178,7 +183,8 @@ export function bindingCheck(presented: DeviceIdentity, cert: DeviceIdentityCert
 /** Physical (label) against logical (what the device presents). */
 export function labelCheck(presented: DeviceIdentity, label: DeviceLabel | undefined): IdentifyCheck {
   const entered = label ? (['serial', 'mac', 'devEui'] as const).filter((k) => label[k] !== undefined && label[k]!.trim() !== '') : [];
-  if (!label || entered.length === 0) return { check: 'label', result: 'warn', detail: 'no label entered: the physical device was not compared with its logical identity' };
+  const fp = label?.keyFingerprint?.trim().toLowerCase();
+  if (!label || (entered.length === 0 && !fp)) return { check: 'label', result: 'warn', detail: 'no label entered: the physical device was not compared with its logical identity' };
   const problems: string[] = [];
   const agree: string[] = [];
   for (const k of entered) {
@@ -196,6 +202,12 @@ export function labelCheck(presented: DeviceIdentity, label: DeviceLabel | undef
     else if (k === 'serial' && has.toLowerCase() === want.toLowerCase()) problems.push(`the label's serial ${JSON.stringify(want)} differs from the device's ${JSON.stringify(has)} in letter case`);
     else problems.push(`the label shows ${ID_NAMES[k]} ${JSON.stringify(want)}, the device reports ${JSON.stringify(has)}`);
   }
+  if (fp) {
+    const has = keyFingerprint(presented.devicePublicKey);
+    if (fp === has) agree.push('key fingerprint');
+    else problems.push(`the label was printed for identity key ${fp.slice(0, 16)}…, the device holds key ${has.slice(0, 16)}…`);
+  }
+  if (label.model !== undefined && label.model !== presented.model) problems.push(`the label is for model ${JSON.stringify(label.model)}, the device reports ${JSON.stringify(presented.model)}`);
   if (problems.length) return { check: 'label', result: 'fail', detail: problems.join('; ') };
   return { check: 'label', result: 'pass', detail: `label matches the device (${agree.join(', ')})` };
 }
@@ -354,13 +366,24 @@ async function* identifyBody(session: SmpSession, ctx: IdentifyContext): AsyncGe
 }
 
 /**
- * Read a scanned label code: a plain serial; key=value pairs (SN / S/N /
+ * Read a scanned label code: a fieldbench factory label (FB1;S=..;M=..;..;K=..,
+ * every field, strictly: LabelError when damaged); a plain serial; key=value pairs (SN / S/N /
  * serial, MAC, DevEUI / EUI) separated by ';', ',', '|' or new lines; or a
  * LoRaWAN TR005 QR code (LW:D0:JoinEUI:DevEUI:ProfileID[:options], with an
  * optional S<serial> option).
  */
 export function parseLabelCode(text: string): DeviceLabel {
   const t = text.trim();
+  if (isLabelPayload(t)) {
+    // a fieldbench factory label (src/core/factory/label-code.ts): strict, a damaged code is an error, not a guess
+    let l;
+    try {
+      l = parseLabelPayload(t);
+    } catch (e) {
+      throw new LabelError('bad-payload', `the label's code is damaged: ${(e as Error).message}`);
+    }
+    return { serial: l.serial, model: l.model, keyFingerprint: l.keyFingerprint, ...(l.devEui ? { devEui: l.devEui } : {}), ...(l.mac ? { mac: l.mac } : {}) };
+  }
   if (/^LW:D0:/i.test(t)) {
     const parts = t.split(':');
     const out: DeviceLabel = {};
