@@ -23,7 +23,7 @@ import { keyId } from '../core/trust/keys.ts';
 import type { LifecycleState } from '../core/trust/psa.ts';
 import { generateX25519, open as openSealed, x25519PublicKey } from '../core/trust/seal.ts';
 import { type SignedConfig, verifyConfig } from '../core/trust/signed-config.ts';
-import { SECURITY, SEC, SEC_RC, popMessage, provisionPopMessage } from '../core/protocol/security.ts';
+import { ROTATION_SIZES, type RotationTarget, SECURITY, SEC, SEC_RC, popMessage, provisionPopMessage, rotationKeyId, rotationReceiptMessage } from '../core/protocol/security.ts';
 import { SETTINGS } from '../core/protocol/settings.ts';
 import { OS } from '../core/protocol/os.ts';
 import { verifyReprovision } from '../core/trust/reprovision.ts';
@@ -799,6 +799,49 @@ export class DeviceSecurity {
     return { seq: cfg.sequence, digest: cfg.digest };
   }
 
+  /** The LoRaWAN network key (AppKey), held in the secure element's storage; never read out. */
+  private appKey: Uint8Array | null = null;
+
+  /** The key id of the network key the device holds (null: none); tests and the demo use it, it is not on the wire but in receipts. */
+  get appKeyId(): Uint8Array | null {
+    return this.appKey ? rotationKeyId(this.appKey) : null;
+  }
+
+  /**
+   * Rotate the DevEUI or the network key: inside the session, under a credential
+   * granting rotate-keys (the owner issued it). The new value arrives protected
+   * by the session (confidential); the device answers with a receipt its
+   * identity key signs, so the tool can prove which device rotated what.
+   */
+  private async rotate(b: Body, at: Arrival): Promise<Body> {
+    this.requireProvisioned();
+    this.requirePermission('rotate-keys', at);
+    const what = b.what;
+    const value = b.value;
+    if (what !== 'dev-eui' && what !== 'app-key') throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
+    if (!(value instanceof Uint8Array) || value.length !== ROTATION_SIZES[what as RotationTarget]) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
+    if (value.every((x) => x === 0) || value.every((x) => x === 0xff)) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
+    const nonce = this.nonce(b);
+    const auth = this.authOf(at.connection)!;
+    let old: Uint8Array;
+    let now: Uint8Array;
+    if (what === 'dev-eui') {
+      old = this.opts.devEui ?? new Uint8Array(0);
+      if (equalBytes(old, value)) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
+      this.opts.devEui = Uint8Array.from(value);
+      now = this.opts.devEui;
+      this.log('rotated', `DevEUI rotated by ${auth.technician}`);
+    } else {
+      old = this.appKey ? rotationKeyId(this.appKey) : new Uint8Array(0);
+      if (this.appKey && equalBytes(this.appKey, value)) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
+      this.appKey = Uint8Array.from(value);
+      now = rotationKeyId(this.appKey);
+      this.log('rotated', `network key rotated by ${auth.technician}`);
+    }
+    const sig = await this.se.sign(rotationReceiptMessage({ what, old, new: now, nonce }), this.misbehave.wrongKey);
+    return { what, old, new: now, sig };
+  }
+
   groupDef() {
     const s = this;
     return {
@@ -895,6 +938,7 @@ export class DeviceSecurity {
           s.log('interface', `${name} -> ${state} by ${s.authOf(ctx.connection)?.technician}`);
           return { interfaces: s.interfaces };
         },
+        [SEC.Rotate]: (b: Body, ctx: RequestContext) => s.rotate(b, ctx),
         [SEC.Wipe]: (b: Body, ctx: RequestContext) => {
           s.requirePermission('wipe', ctx);
           if (b.confirm !== true) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);

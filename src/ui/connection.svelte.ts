@@ -14,6 +14,15 @@ import { readDeviceInfo, type InfoState } from '../core/ops/identification/info.
 import { thrownFailure } from '../core/ops/outcome.ts';
 
 export type Transport = 'serial' | 'usb' | 'virtual';
+/** Thrown by reconnectForOp: the technician disconnected, so the op stops (it is cancelled, not retried). */
+export class DisconnectedByUser extends Error {
+  readonly disconnectedByUser = true;
+  constructor() {
+    super('disconnected by the technician');
+    this.name = 'DisconnectedByUser';
+  }
+}
+
 export type Status = 'idle' | 'connecting' | 'connected' | 'disconnected' | 'closed';
 
 export interface Problem {
@@ -103,11 +112,27 @@ export class Connection {
   baudRate = $state(115200);
 
   connect(transport: Transport): Promise<void> {
+    this.closedByUser = false;
     return this.open(transport, false);
   }
 
   reconnect(): Promise<void> {
+    this.closedByUser = false;
     return this.transport ? this.open(this.transport, true) : Promise.resolve();
+  }
+
+  /**
+   * Set by Disconnect, cleared when the technician connects again: an op that
+   * lost its link (an upload, the wait after a reset) must not reopen a link
+   * the technician closed (issue 14 defect 11).
+   */
+  closedByUser = false;
+
+  /** A reconnect on behalf of a running op: refused after the technician disconnected. */
+  async reconnectForOp(): Promise<void> {
+    if (this.closedByUser) throw new DisconnectedByUser();
+    await this.open(this.transport!, true);
+    if (this.closedByUser) throw new DisconnectedByUser();
   }
 
   private async obtainLink(transport: Transport, again: boolean): Promise<Link> {
@@ -237,6 +262,7 @@ export class Connection {
   }
 
   async disconnect(): Promise<void> {
+    this.closedByUser = true;
     const gen = this.generation;
     await this.teardown();
     if (gen + 1 === this.generation) {

@@ -163,3 +163,19 @@ test('defect 6: "Load demo trust" on the Device page loads it there; the first I
   await page.getByRole('button', { name: 'Identify device' }).click();
   await expect(page.getByTestId('identity-badges').locator('[data-badge="verified"]')).toBeVisible({ timeout: 20_000 });
 });
+
+test('defect 11: Disconnect during an upload cancels it and stays disconnected; the upload does not reconnect and finish', async ({ page }) => {
+  await demoDevice(page);
+  await page.getByTestId('fw-library-item').filter({ hasText: 'DEMO firmware 1.1.0' }).click();
+  await expect(page.getByTestId('preflight-checking')).toHaveCount(0, { timeout: 20_000 });
+  await page.getByTestId('update-upload').click();
+  await expect(page.getByTestId('update-panel')).toHaveAttribute('data-phase', 'uploading', { timeout: 20_000 });
+  await page.getByRole('button', { name: 'Disconnect' }).click();
+  const result = page.getByTestId('update-result');
+  await expect(result).toHaveAttribute('data-result', 'cancelled', { timeout: 30_000 });
+  await expect(result).toContainText('disconnected');
+  await expect(page.getByText('Disconnected from the device.')).toBeVisible();
+  // Nothing reopened the link behind the technician's back: no session, the slots were not read again, no "Done".
+  await expect(page.getByRole('button', { name: 'Disconnect' })).toHaveCount(0);
+  await expect(page.getByTestId('update-result')).not.toHaveAttribute('data-result', 'done');
+});

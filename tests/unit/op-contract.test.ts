@@ -36,6 +36,7 @@ import { authenticateTechnician } from '../../src/core/ops/access/login.ts';
 import { issueConfig } from '../../src/core/trust/signed-config.ts';
 import { readInterfaces, setInterfaces } from '../../src/core/ops/access/interfaces.ts';
 import { wipeDevice } from '../../src/core/ops/data-protection/wipe.ts';
+import { rotateDevice } from '../../src/core/ops/identification/rotate.ts';
 import { ed25519Sign } from '../../src/core/trust/ed25519.ts';
 import { createSecureDevice, type Authorities } from '../../src/device/provisioning.ts';
 import type { DeviceSecurity } from '../../src/device/security.ts';
@@ -93,6 +94,11 @@ const OPS: OpRow[] = [
   },
   { name: 'wipe', start: (w, signal) => wipeDevice(w.session, { group: w.group, confirm: async (serial) => serial, authenticate: login(w), signal }) as AnyOp },
   { name: 'factory unit', start: (w, signal) => factoryUnit(w, signal) },
+  {
+    name: 'rotate',
+    start: (w, signal) =>
+      rotateDevice(w.session, { what: 'dev-eui', value: crypto.getRandomValues(new Uint8Array(8)), group: w.group, confirm: async () => true, authenticate: login(w), signal }) as AnyOp,
+  },
 ];
 
 /**

@@ -45,6 +45,8 @@ describe('secure session: raw wire', () => {
     expect(groupRc(r)).toBe(SEC_RC.SessionRequired);
     const w = await c.request(Op.Write as 2, GROUP, SEC.Wipe, { confirm: true });
     expect(groupRc(w)).toBe(SEC_RC.SessionRequired);
+    const rot = await c.request(Op.Write as 2, GROUP, SEC.Rotate, { what: 'dev-eui', value: Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8), nonce: new Uint8Array(16) });
+    expect(groupRc(rot)).toBe(SEC_RC.SessionRequired);
   }, 20000);
 
   it('a replayed protected request is refused with rc 16 and not executed again', async () => {

@@ -15,7 +15,11 @@ import { FieldbenchError } from '../../core/base/errors.ts';
 import { runOp } from '../../core/ops/outcome.ts';
 import { INTERFACE_STATE_WORDS, type InterfaceChange, type InterfaceState, parseInterfaceChange, readInterfaces, setInterfaces } from '../../core/ops/access/interfaces.ts';
 import { wipeDevice } from '../../core/ops/data-protection/wipe.ts';
-import { interfacesRecord, wipeRecord } from '../../core/ops/record.ts';
+import { interfacesRecord, rotateRecord, wipeRecord } from '../../core/ops/record.ts';
+import { ROTATION_WORDS, type RotationTarget, newRotationValue, parseRotationValue, rotateDevice } from '../../core/ops/identification/rotate.ts';
+import { toHex } from '../../core/base/bytes.ts';
+import { writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 
 export interface AccessDeps {
   connect: (args: ParsedArgs, io: CliIo) => Promise<SmpSession>;
@@ -195,7 +199,94 @@ exit status: 0 wiped, 1 refused or not confirmed (reason on stderr), 2 bad usage
     }),
   };
 
-  return { interfaces, wipe };
+  const rotate: CliCommand = {
+    summary: "rotate a device's DevEUI or network key (rotate-keys permission, signed receipt)",
+    usage: `usage: fieldbench rotate --dev-eui HEX --port PORT --credential FILE --key FILE --bundle FILE --owner-key FILE [--yes] [--json] [options]
+       fieldbench rotate --app-key --key-out FILE --port PORT --credential FILE --key FILE --bundle FILE --owner-key FILE [--yes] [--json] [options]
+
+Replaces the device's LoRaWAN DevEUI (16 hex digits, as the network operator
+assigned it) or its LoRaWAN network key (AppKey: a fresh random key is made
+here and written to --key-out, readable by you only, before it is sent). The
+new value travels inside the authenticated session, encrypted; the credential
+needs the rotate-keys permission and the device checks it again. The device
+answers with a receipt signed by its identity key, checked here and kept in
+the record; a key itself is never recorded, only its key id. The identity key
+and the sealing key are bound by the certificate: replacing those is
+re-provisioning, not rotation.
+
+  --dev-eui HEX       the new DevEUI
+  --app-key           rotate the network key (needs --key-out)
+  --key-out FILE      where the new network key is written (hex); must not exist
+  --yes               do not ask for confirmation
+  --json              print {serial, what, old, new, receiptSig, receiptSha256}
+${LOGIN_USAGE}
+${RECORDS_USAGE}
+${CONNECT_USAGE}
+
+exit status: 0 rotated, 1 refused or not confirmed (reason on stderr), 2 bad usage`,
+    run: guarded('rotate', { booleans: ['json', 'yes', 'app-key'], known: ['dev-eui', 'key-out', ...LOGIN_OPTIONS] }, async (args, io) => {
+      const devEui = args.get('dev-eui');
+      if ((devEui !== undefined) === args.has('app-key')) throw new UsageError('give exactly one of --dev-eui HEX or --app-key');
+      const what: RotationTarget = devEui !== undefined ? 'dev-eui' : 'app-key';
+      let value: Uint8Array;
+      try {
+        value = what === 'dev-eui' ? parseRotationValue(what, devEui!) : newRotationValue(what);
+      } catch (e) {
+        if (e instanceof FieldbenchError) throw new UsageError(e.message);
+        throw e;
+      }
+      const keyOut = args.get('key-out');
+      if (what === 'app-key' && !keyOut) throw new UsageError('--app-key needs --key-out FILE: the new key must be kept for the network server');
+      if (what === 'dev-eui' && keyOut) throw new UsageError('--key-out is for --app-key only');
+      const login = await loadLogin(args, io);
+      if (typeof login === 'string') {
+        io.err(`fieldbench rotate: ${login}\n`);
+        return EXIT_REJECTED;
+      }
+      try {
+        if (keyOut) {
+          try {
+            await writeFile(resolve(io.cwd, keyOut), toHex(value) + '\n', { flag: 'wx', mode: 0o600 });
+          } catch (e) {
+            io.err(`fieldbench rotate: cannot write the new key to ${keyOut}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`);
+            return EXIT_USAGE;
+          }
+        }
+        return await withSession(deps, args, io, async (s) => {
+          const o = await runOp(
+            rotateDevice(s, {
+              what,
+              value,
+              authenticate: (g) => login.authenticate(g, 'rotate-keys'),
+              confirm: async (c) => {
+                if (args.has('yes')) return true;
+                const from = c.old ? ` ${c.old}` : '';
+                const typed = await prompt(io, `Rotate the ${ROTATION_WORDS[c.what]} of ${c.model} ${c.serial}${from ? ` from${from}` : ''} to ${c.what === 'app-key' ? `a new key (id ${c.new})` : c.new}? Type yes: `);
+                if (typed === null) io.err('fieldbench rotate: no terminal to confirm on: add --yes\n');
+                return typed !== null && typed.trim().toLowerCase() === 'yes';
+              },
+            }),
+          );
+          await writeRecords(args, io, [rotateRecord(o).audit], { seed: login.seed, technician: login.technician });
+          if (o.kind !== 'done') {
+            io.err(`fieldbench rotate: ${o.reason}${o.kind === 'failed' ? ` (${o.code})` : ''}\n`);
+            if (keyOut) io.err(`fieldbench rotate: the device still uses its old key; ${keyOut} holds a key that was not installed\n`);
+            return EXIT_REJECTED;
+          }
+          const r = o.result;
+          if (args.has('json')) io.out(JSON.stringify(r, null, 2) + '\n');
+          else if (r.what === 'dev-eui') io.out(`rotated the DevEUI of ${r.serial}: ${r.old || '(none)'} -> ${r.new}; receipt signed by the device\n`);
+          else io.out(`rotated the network key of ${r.serial}: key id ${r.old || '(none)'} -> ${r.new}; the new key is in ${keyOut}; receipt signed by the device\n`);
+          return EXIT_OK;
+        });
+      } finally {
+        login.seed.fill(0);
+        value.fill(0);
+      }
+    }),
+  };
+
+  return { interfaces, wipe, rotate };
 }
 
 export const commands: Record<string, CliCommand> = accessCommands();

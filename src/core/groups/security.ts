@@ -12,14 +12,22 @@ import { Group, SMP_HEADER_SIZE } from '../smp/header.ts';
 import { encodeCbor } from '../base/cbor.ts';
 import { equalBytes } from '../base/bytes.ts';
 import { OS } from '../protocol/os.ts';
-import { SEC, SEC_RC, SECURITY, type SecurityErrorName } from '../protocol/security.ts';
+import { type RotationTarget, SEC, SEC_RC, SECURITY, type SecurityErrorName } from '../protocol/security.ts';
 import { ed25519Verify } from '../trust/ed25519.ts';
 import {
   MAX_PROTECTED_SEQ, PROTECT_OVERHEAD, SessionError, type SessionKeys, deviceSignedMessage, ecdh, ephemeralX25519, mac2, mac3, parseProtected, protect,
   pseudoRandomKey, sessionKeys, technicianSignedMessage, transcript2, transcript3, unprotect,
 } from '../trust/session.ts';
 
-export { POP_CONTEXT, PROVISION_CONTEXT, SEC, SEC_RC, SECURITY, popMessage, provisionPopMessage } from '../protocol/security.ts';
+export { POP_CONTEXT, PROVISION_CONTEXT, ROTATION_SIZES, ROTATION_TARGETS, type RotationTarget, SEC, SEC_RC, SECURITY, popMessage, provisionPopMessage, rotationKeyId, rotationReceiptMessage } from '../protocol/security.ts';
+
+/** A rotation as the device reports it: old and new (DevEUI, or key ids), signed by its identity key. */
+export interface RotationReceipt {
+  what: RotationTarget;
+  old: Uint8Array;
+  new: Uint8Array;
+  sig: Uint8Array;
+}
 
 export const SECURITY_GROUP_NAME = SECURITY.name;
 /** Default id; devices may use another, so look it up with findGroup(listGroups(...), SECURITY_GROUP_NAME). */
@@ -279,6 +287,13 @@ export class SecurityGroup {
   async provisionCert(cert: Uint8Array, opts?: RequestOptions): Promise<{ serial: string }> {
     const r = await this.writeBlob(SEC.ProvisionCert, cert, {}, opts);
     return { serial: text(r.serial, 'serial') };
+  }
+
+  /** Rotate the DevEUI or the network key (inside the session, rotate-keys); the device answers with a signed receipt. */
+  async rotate(what: RotationTarget, value: Uint8Array, nonce: Uint8Array, opts?: RequestOptions): Promise<RotationReceipt> {
+    const r = await this.client.write(this.id, SEC.Rotate, { what, value, nonce }, opts);
+    if (r.what !== what) throw new SmpError('decode', `rotation reply is for ${JSON.stringify(r.what)}, not ${what}`);
+    return { what, old: bytes(r.old, 'old'), new: bytes(r.new, 'new'), sig: bytes(r.sig, 'sig') };
   }
 
   async wipe(opts?: RequestOptions): Promise<void> {

@@ -1,6 +1,6 @@
 /**
  * Records of the identification, state-awareness, access and data-protection
- * ops (identify, attest, events, interface changes, wipe): each Outcome becomes one audit entry and an inventory update (a
+ * ops (identify, attest, events, interface changes, wipe, rotation): each Outcome becomes one audit entry and an inventory update (a
  * RecordPlan, record-plan.ts). The app commits the plan (audit entry signed by
  * the technician through the signer callback, and the inventory update, in one
  * transaction); the CLI appends the entry to its records log. The ops
@@ -21,6 +21,7 @@ import type { IdentifyOutcome, IdentifyResult, InventoryLookup } from './identif
 import type { AttestOutcome, EventsOutcome } from './state-awareness/attest.ts';
 import type { InterfacesOutcome } from './access/interfaces.ts';
 import type { WipeOutcome } from './data-protection/wipe.ts';
+import { ROTATION_WORDS, type RotateOutcome } from './identification/rotate.ts';
 import type { Cancelled, Failed, Unsupported } from './outcome.ts';
 import { commitRecord, type RecordContext, type RecordPlan, type Recorded } from './record-plan.ts';
 
@@ -176,4 +177,24 @@ export function wipeRecord(o: WipeOutcome, opts: { device?: DeviceIdentifiersInp
     audit: { op: 'wipe', device: device ?? {}, outcome: 'ok', details: { erasedSequence: o.result.erasedSequence, erased: o.result.erased.join(', '), kept: o.result.kept.join(', ') }, time },
     inventory: seenUpdate(device, time),
   };
+}
+
+/**
+ * A rotation's record: what was rotated, old and new (the DevEUI, or key ids:
+ * a key is never recorded) and the device's signed receipt. A new DevEUI
+ * replaces the one the inventory holds for this device (`rotated`), so the
+ * next identification does not flag it.
+ */
+export function rotateRecord(o: RotateOutcome, opts: { device?: DeviceIdentifiersInput; time?: number } = {}): RecordPlan {
+  const time = opts.time ?? Date.now();
+  const device = opts.device ?? (o.kind === 'done' ? { serial: o.result.serial } : undefined);
+  if (o.kind !== 'done') return unfinishedPlan('rotate', o, device, time);
+  const r = o.result;
+  const details = { what: r.what, words: ROTATION_WORDS[r.what], old: r.old, new: r.new, receiptSig: r.receiptSig, receiptSha256: r.receiptSha256 };
+  const inventory = seenUpdate(device, time);
+  if (inventory && r.what === 'dev-eui') {
+    delete inventory.devEui;
+    inventory.rotated = { devEui: r.new };
+  }
+  return { audit: { op: 'rotate', device: device ?? {}, outcome: 'ok', details, time }, inventory };
 }

@@ -48,6 +48,10 @@ export function inventoryOfEntry(e: AuditExportEntry): DeviceUpdate | null {
   }
   if (e.op === 'update' && ok && typeof det.version === 'string') u.firmware = det.version;
   if (e.op === 'configure' && e.outcome === 'ok' && typeof det.sequence === 'number') u.configSeq = det.sequence;
+  if (e.op === 'rotate' && e.outcome === 'ok' && det.what === 'dev-eui' && typeof det.new === 'string') {
+    delete u.devEui;
+    u.rotated = { devEui: det.new };
+  }
   if (e.op === 'attest' && typeof det.verdict === 'string') {
     u.verdict = det.verdict;
     u.verdictTime = e.time;

@@ -3,7 +3,7 @@
  * default, devices may use another, found through the Enum group by name).
  * Identity, proof of possession, attestation, the security event log,
  * technician authentication, signed configuration, interface control and
- * wipe, the secure session (key exchange in AuthChallenge/Auth, then
+ * wipe, key and identifier rotation, the secure session (key exchange in AuthChallenge/Auth, then
  * Protected requests) and trust bundle push. The client (groups/security.ts) and the reference device
  * (device/security.ts) both use THIS table; docs/PROTOCOL.md has the CDDL.
  *
@@ -13,6 +13,7 @@
 import { utf8 } from '../base/bytes.ts';
 import { encodeDeterministic } from '../base/cbor.ts';
 import { defineGroup } from './define.ts';
+import { sha256 } from '@noble/hashes/sha2.js';
 
 export const SECURITY = defineGroup({
   name: 'fieldbench_sec',
@@ -41,6 +42,8 @@ export const SECURITY = defineGroup({
     Protected: 15,
     /** write (chunked, inside the session): the held trust bundle; installed if it chains from the owner keys and is newer */
     BundlePush: 16,
+    /** write (inside the session, rotate-keys): replace the DevEUI or the network (LoRaWAN) key; answered with a receipt the identity key signs */
+    Rotate: 17,
   },
   errors: {
     NotAuthenticated: { rc: 1, text: 'not authenticated: present a technician credential first' },
@@ -78,6 +81,32 @@ export const SEC_RC = SECURITY.rc;
 /** Domain separation for signatures the device makes (the key exchange has its own labels, trust/session.ts). */
 export const POP_CONTEXT = utf8('fieldbench-pop-v1\0');
 export const PROVISION_CONTEXT = utf8('fieldbench-provision-v1\0');
+export const ROTATE_CONTEXT = utf8('fieldbench-rotate-v1\0');
+
+/** What can be rotated: an identifier (the LoRaWAN DevEUI) or a key (the LoRaWAN network key, AppKey). */
+export const ROTATION_TARGETS = ['dev-eui', 'app-key'] as const;
+export type RotationTarget = (typeof ROTATION_TARGETS)[number];
+/** The size of each new value, in bytes. */
+export const ROTATION_SIZES: Record<RotationTarget, number> = { 'dev-eui': 8, 'app-key': 16 };
+
+/** A key's public name in a rotation receipt: the first 8 bytes of its SHA-256 (the key itself never leaves the session). */
+export function rotationKeyId(key: Uint8Array): Uint8Array {
+  return sha256(key).slice(0, 8);
+}
+
+/**
+ * What the device signs with its identity key after a rotation (the receipt):
+ * context | CBOR [what, old, new, nonce]. For the DevEUI, old and new are the
+ * identifiers; for a key, their key ids (rotationKeyId; old is empty when the
+ * device held none).
+ */
+export function rotationReceiptMessage(r: { what: RotationTarget; old: Uint8Array; new: Uint8Array; nonce: Uint8Array }): Uint8Array {
+  const body = encodeDeterministic([r.what, r.old, r.new, r.nonce]);
+  const m = new Uint8Array(ROTATE_CONTEXT.length + body.length);
+  m.set(ROTATE_CONTEXT);
+  m.set(body, ROTATE_CONTEXT.length);
+  return m;
+}
 
 /** What a factory-fresh device signs with its new identity key: context | CBOR [nonce, pub, enc_pub, uid, model, hw_rev]. */
 export function provisionPopMessage(p: { nonce: Uint8Array; devicePublicKey: Uint8Array; deviceEncKey: Uint8Array; chipUid: Uint8Array; model: string; hwRev: string }): Uint8Array {

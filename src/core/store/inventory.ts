@@ -28,6 +28,11 @@ export interface DeviceUpdate extends DeviceIdentifiersInput, DeviceFacts {
   id?: number;
   /** When the device was seen (ms since epoch); default now. */
   seen?: number;
+  /**
+   * Identifiers the device has rotated (a new DevEUI): they replace the matched
+   * record's and are not used to find it (the old value would conflict).
+   */
+  rotated?: DeviceIdentifiersInput;
 }
 
 export class InventoryError extends FieldbenchError<'inventory'> {
@@ -67,7 +72,7 @@ function applyFields(rec: DeviceRecord, u: DeviceUpdate, seen: number): void {
 
 /** Build a new record from an update (no database access). */
 export function newDeviceRecord(u: DeviceUpdate): DeviceRecord {
-  const ids = normaliseIds(u);
+  const ids = { ...normaliseIds(u), ...normaliseIds(u.rotated ?? {}) };
   const keys = idKeys(ids);
   if (keys.length === 0) throw new InventoryError('a device needs at least one identifier (serial, device key, UEID, MAC or DevEUI)');
   const seen = u.seen ?? Date.now();
@@ -89,6 +94,7 @@ export async function upsertDevice(db: FieldbenchDB, u: DeviceUpdate): Promise<D
         const rec = await db.devices.get(u.id);
         if (!rec) throw new InventoryError(`no device record ${u.id}`);
         for (const k of ID_KINDS) if (ids[k] !== undefined) rec[k] = ids[k];
+        Object.assign(rec, normaliseIds(u.rotated ?? {}));
         rec.ids = idKeys(rec);
         applyFields(rec, u, seen);
         await db.devices.put(rec);
@@ -116,6 +122,7 @@ export async function upsertDevice(db: FieldbenchDB, u: DeviceUpdate): Promise<D
         return rec;
       }
       for (const k of ID_KINDS) if (ids[k] !== undefined) best[k] = ids[k];
+      Object.assign(best, normaliseIds(u.rotated ?? {}));
       best.ids = idKeys(best);
       applyFields(best, u, seen);
       await db.devices.put(best);

@@ -175,6 +175,7 @@ export class UpdateController {
     this.linkLost = null;
     this.running = true;
     this.cancelling = false;
+    this.cancelReason = null;
     const abort = (this.abort = new AbortController());
     let afterUpload = false;
     let uploadStarted = false;
@@ -185,7 +186,7 @@ export class UpdateController {
         trustedKeys: settings.trustedKeys,
         bundle: settings.bundle ?? undefined,
         deviceModel: settings.deviceModel,
-        reconnect: settings.reconnect,
+        reconnect: settings.reconnect && this.stopWhenDisconnected(settings.reconnect),
         signal: abort.signal,
         resume: true,
       })) {
@@ -227,6 +228,12 @@ export class UpdateController {
       this.abort = null;
     }
     outcome ??= { kind: 'failed', code: 'internal', reason: 'the update ended without an outcome', retryable: false };
+    if (outcome.kind === 'cancelled' && this.cancelReason) {
+      // "upload cancelled at N of M bytes; run again to resume" -> said once, with who stopped it
+      outcome = { ...outcome, reason: `${this.cancelReason} (${outcome.reason.replace(/^upload cancelled /, '')})` };
+      this.states = [...this.states.slice(0, -1), outcome];
+    }
+    this.cancelReason = null;
     if (outcome.kind === 'failed' && outcome.retryable && uploadStarted && !afterUpload && session.client.closed) {
       this.linkLost = { sent: this.progress?.sent ?? 0, total: source.image.length, message: outcome.reason };
     }
@@ -252,8 +259,27 @@ export class UpdateController {
     return this.start(s, settings);
   }
 
-  cancel(): void {
+  /**
+   * The engine's reconnect, except that the technician's Disconnect cancels the
+   * run instead of being retried until the boot timeout (issue 14 defect 11).
+   */
+  private stopWhenDisconnected(reconnect: () => Promise<SmpSession>): () => Promise<SmpSession> {
+    return async () => {
+      try {
+        return await reconnect();
+      } catch (e) {
+        if ((e as { disconnectedByUser?: unknown })?.disconnectedByUser === true) this.cancel('disconnected by the technician: the upload was stopped');
+        throw e;
+      }
+    };
+  }
+
+  /** Why the run was cancelled, when not by its own Cancel button. */
+  private cancelReason: string | null = null;
+
+  cancel(reason?: string): void {
     if (!this.abort) return;
+    this.cancelReason = reason ?? null;
     this.cancelling = true;
     this.abort.abort();
   }
