@@ -195,6 +195,21 @@ export class Connection {
     }
     this.session = session;
     this.status = 'connected';
+    await this.readInfo(session, gen);
+  }
+
+  /**
+   * Read the device information again on the open session (after an update:
+   * the first read after the device's reset saw the new image before it was
+   * confirmed; issue 14, defect 4).
+   */
+  async refreshInfo(): Promise<void> {
+    const s = this.session;
+    if (!s || s.client.closed || this.status !== 'connected') return;
+    await this.readInfo(s, this.generation);
+  }
+
+  private async readInfo(session: SmpSession, gen: number): Promise<void> {
     try {
       for await (const st of readDeviceInfo(session)) {
         if (gen !== this.generation) return;

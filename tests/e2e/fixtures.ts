@@ -72,13 +72,17 @@ export { expect };
 /** Wait until the device page shows what readDeviceInfo read. */
 export async function expectDevicePage(page: Page): Promise<void> {
   await expect(page.getByTestId('connection-status')).toHaveAttribute('data-status', 'connected');
+  // What the device reports sits behind a disclosure (issue 14): open it.
+  const details = page.getByTestId('device-info');
+  if ((await details.getAttribute('open')) === null) await details.locator('summary').click();
   await expect(page.getByRole('heading', { name: 'Application and OS' })).toBeVisible();
   await expect(page.getByRole('heading', { name: 'Bootloader' })).toBeVisible();
   await expect(page.getByRole('heading', { name: 'MCUmgr parameters' })).toBeVisible();
   await expect(page.getByRole('heading', { name: 'SMP groups' })).toBeVisible();
   await expect(page.getByRole('heading', { name: 'Firmware slots' })).toBeVisible();
   const slots = page.getByTestId('section-slots');
-  await expect(slots.locator('tbody tr').first()).toBeVisible();
+  await expect(slots.getByTestId('slot-diagram')).toBeVisible();
+  await expect(slots.locator('tbody tr')).not.toHaveCount(0);
   if (REAL_PEER) return;
   // The reference device's own values.
   await expect(page.getByTestId('section-os')).toContainText('fieldbench_ref');

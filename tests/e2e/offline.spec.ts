@@ -96,6 +96,8 @@ test('installable: manifest, icons and a controlling service worker; strict CSP 
   expect(await page.locator('script:not([src])').count()).toBe(0);
   // Run the app a little under the policy (virtual device: SMP, CBOR, crypto) and check nothing was blocked.
   await page.getByRole('button', { name: 'Try a virtual device' }).click();
+  await expect(page.getByRole('heading', { name: 'Firmware slots' })).toBeVisible();
+  await page.getByTestId('device-info').locator('summary').click();
   await expect(page.getByRole('heading', { name: 'Application and OS' })).toBeVisible();
   expect(await page.evaluate(() => (globalThis as unknown as { __csp: string[] }).__csp)).toEqual([]);
   // Control: an injected inline script really is refused, and the watcher sees it.
@@ -119,8 +121,9 @@ test('works offline after the first visit: reload, new tab, deep link', async ({
     await expect(page.getByRole('heading', { name: 'Connect to a device' })).toBeVisible();
     // The app works, not just its shell: the in-page virtual device connects and reads.
     await page.getByRole('button', { name: 'Try a virtual device' }).click();
-    await expect(page.getByRole('heading', { name: 'Application and OS' })).toBeVisible();
     await expect(page.getByRole('heading', { name: 'Firmware slots' })).toBeVisible();
+    await page.getByTestId('device-info').locator('summary').click();
+    await expect(page.getByRole('heading', { name: 'Application and OS' })).toBeVisible();
 
     const tab = await context.newPage();
     await watchCsp(tab);

@@ -25,6 +25,8 @@ export class IdentityController {
   /** The last verified identity: attestation needs its key. */
   verified = $state<IdentifyResult | null>(null);
   busy = $state<'identify' | 'attest' | 'events' | null>(null);
+  /** Why the identity was checked again without being asked (the device restarted: a new session). */
+  againNote = $state('');
 
   /** Pass the store and signer to record each operation (audit + inventory). */
   constructor(private readonly recorder?: IdentityRecorder) {}
@@ -35,6 +37,7 @@ export class IdentityController {
     this.eventsState = null;
     this.verified = null;
     this.recordProblem = '';
+    this.againNote = '';
   }
 
   /** Every finished run is recorded (the plan comes from core: no audit policy here). */
