@@ -93,7 +93,9 @@ export function appUpdateScenario(fixture: PeerFixtureId): UpdateScenario {
     signedBin: entry.artifact.replace(/\.hex$/, '.signed.bin'),
     version: '1.0.0+1',
     maxPacket: Infinity,
-    window: 3,
+    // three 1-2 KiB console packets in flight overrun the emulated UART's receive pool (requests lost,
+    // the upload resyncs on timeouts: 80 s instead of 15); one at a time, as in recovery
+    window: entry.buf_size >= 1024 ? 1 : 3,
     timeoutMs: 3000,
     lineGapMs: 0,
     bootloader: UPDATE_SCENARIOS.ramload.bootloader,
