@@ -9,15 +9,17 @@ import { type CliIo, type ParsedArgs, UsageError } from './command.ts';
 import { filePacingStore } from './pacing-cache.ts';
 
 export const CONNECT_OPTIONS = ['port', 'baud', 'framing', 'line-gap', 'timeout', 'max-packet', 'window', 'wait'];
+/** What connect() uses when an option is not given (the help below is built from these). */
+export const CONNECT_DEFAULTS = { baud: 115200, timeoutMs: 5000, waitMs: 10000 } as const;
 export const CONNECT_USAGE = `  --port PORT       /dev/ttyACM0, /dev/pts/N, tcp://127.0.0.1:PORT or udp://HOST:PORT (required)
-  --baud N          serial line rate (default 115200)
+  --baud N          serial line rate (default ${CONNECT_DEFAULTS.baud})
   --framing F       console or raw; found by probing when not given (UDP: one packet per datagram)
   --line-gap MS     fix the pause between console lines; by default there is none at first and the
                     tool paces itself, backing off when the device loses requests, and remembers
                     what worked for the port in ~/.cache/fieldbench/pacing.json (not for /dev/pts/N)
-  --timeout MS      per-request timeout (default 5000)
+  --timeout MS      per-request timeout (default ${CONNECT_DEFAULTS.timeoutMs})
   --wait MS         how long to wait for a device that does not answer yet (booting, or still busy
-                    with an interrupted operation) before giving up (default 10000)
+                    with an interrupted operation) before giving up (default ${CONNECT_DEFAULTS.waitMs})
   --max-packet N    send packets of at most N bytes, below the device's buffer (normally found)
   --window N        keep at most N requests in flight, below buf_count - 1 (normally found)
   --verbose         log every request and reply on stderr`;
@@ -73,9 +75,9 @@ export async function connect(args: ParsedArgs, io: CliIo, deps: ConnectDeps = {
     return n;
   };
   const lineGapMs = args.has('line-gap') ? num('line-gap', 0) : undefined;
-  const baudRate = num('baud', 115200);
-  const timeoutMs = num('timeout', 5000);
-  const waitMs = num('wait', 10000);
+  const baudRate = num('baud', CONNECT_DEFAULTS.baud);
+  const timeoutMs = num('timeout', CONNECT_DEFAULTS.timeoutMs);
+  const waitMs = num('wait', CONNECT_DEFAULTS.waitMs);
   const maxPacket = args.has('max-packet') ? num('max-packet', 0) : undefined;
   const window = args.has('window') ? num('window', 1) : undefined;
   if (maxPacket !== undefined && maxPacket < 64) throw new UsageError('--max-packet must be at least 64');

@@ -5,7 +5,7 @@
  * byte recorded before it has been written. Timing is not reproduced:
  * replies come as soon as they are due.
  */
-import type { Link, LinkClosed } from '../../src/core/link/link.ts';
+import type { DatagramInfo, Link, LinkClosed } from '../../src/core/link/link.ts';
 import { type TranscriptChunk } from '../../src/core/link/recording.ts';
 import { fromHex } from '../../src/core/base/bytes.ts';
 
@@ -14,6 +14,8 @@ export class ReplayLink implements Link {
   readonly readable: ReadableStream<Uint8Array>;
   readonly writable: WritableStream<Uint8Array>;
   readonly closed: Promise<LinkClosed>;
+  /** A replay of a datagram link (UDP): each recorded rx chunk is one datagram. */
+  readonly datagram?: DatagramInfo;
   /** First divergence of our tx from the recording, if any. */
   mismatch: string | undefined;
   /** tx bytes matched so far. */
@@ -26,8 +28,9 @@ export class ReplayLink implements Link {
   private readCtl!: ReadableStreamDefaultController<Uint8Array>;
   private writeCtl!: WritableStreamDefaultController;
 
-  constructor(chunks: TranscriptChunk[], label = 'replay') {
+  constructor(chunks: TranscriptChunk[], label = 'replay', opts: { datagram?: DatagramInfo } = {}) {
     this.label = label;
+    if (opts.datagram) this.datagram = opts.datagram;
     this.chunks = chunks.map((c) => ({ dir: c.dir, bytes: fromHex(c.hex) }));
     this.closed = new Promise((r) => (this.resolveClosed = r));
     this.readable = new ReadableStream<Uint8Array>({

@@ -28,6 +28,9 @@ export interface ManifestEntry {
   groups: string[];
   line_length_max: number | null;
   mcuboot: boolean;
+  serial_recovery?: boolean;
+  ip_family?: 'ipv4' | 'ipv6' | null;
+  udp_port?: number | null;
   recovery_buf_size?: number;
   recovery_buf_count?: number;
   qemu_cmd: string | null;
@@ -36,11 +39,35 @@ export interface ManifestEntry {
   transport: string;
 }
 
-/** The fixtures fieldbench records and tests against: id = "<target>.<config>". */
+/**
+ * The fixtures fieldbench records and tests against: id = "<target>.<config>".
+ * Every fixture of the snapshot that runs on a Linux host (native_sim, QEMU):
+ * see NOT_RUNNABLE for the rest. native_sim's pty UART drops lines sent in a
+ * burst (no baud pacing, a 2-line RX pool) unless the build enlarged it
+ * (bigrx), so its console fixtures are recorded with a 30 ms line gap.
+ */
 export const PEER_FIXTURES = {
   'native_sim.serial': { framing: 'console', lineGapMs: 30 },
+  'native_sim.serial_bigrx': { framing: 'console', lineGapMs: 0 },
+  'native_sim.serial_buf96': { framing: 'console', lineGapMs: 30 },
+  'native_sim.serial_buf256': { framing: 'console', lineGapMs: 30 },
+  'native_sim.serial_buf400': { framing: 'console', lineGapMs: 30 },
+  'native_sim.serial_buf512': { framing: 'console', lineGapMs: 30 },
+  'native_sim.serial_buf1024': { framing: 'console', lineGapMs: 30 },
+  'native_sim.serial_buf2048': { framing: 'console', lineGapMs: 30 },
+  'native_sim.serial_fs': { framing: 'console', lineGapMs: 30 },
+  'native_sim.serial_line512': { framing: 'console', lineGapMs: 30 },
+  /** No MCUmgr params command: the session falls back to 256 x 2. */
+  'native_sim.serial_noparams': { framing: 'console', lineGapMs: 30, noParams: true },
   'native_sim.serial_raw': { framing: 'raw', lineGapMs: 0 },
+  /** SMP inside the Zephyr shell's UART (shell output interleaved with the frames). */
+  'native_sim.shell': { framing: 'console', lineGapMs: 30 },
+  /** SMP over UDP (native_sim offloaded sockets bind the host's port 1337). */
+  'native_sim.udp': { framing: 'datagram', lineGapMs: 0 },
+  'native_sim.udp6': { framing: 'datagram', lineGapMs: 0 },
   'qemu_cortex_m0.serial': { framing: 'console', lineGapMs: 0 },
+  'qemu_cortex_m0.serial_buf256': { framing: 'console', lineGapMs: 0 },
+  'qemu_cortex_m0.serial_buf512': { framing: 'console', lineGapMs: 0 },
   /** The app resets into MCUboot serial recovery (os reset boot_mode 1); we record the bootloader's SMP server. */
   'mps2_an385.serial_recovery': { framing: 'console', lineGapMs: 0, recovery: true },
   // the serial-recovery builds, flashed through MCUboot's recovery (tests/peer/recovery-live.test.ts)
@@ -52,6 +79,25 @@ export const PEER_FIXTURES = {
 } as const;
 /** Every MCUboot serial-recovery fixture (console and raw, each buffer size). */
 export const RECOVERY_FIXTURES = Object.keys(PEER_FIXTURES).filter((k) => k.startsWith('mps2_an385.serial_recovery')) as PeerFixtureId[];
+/** The UDP fixtures. */
+export const UDP_FIXTURES = Object.keys(PEER_FIXTURES).filter((k) => PEER_FIXTURES[k as PeerFixtureId].framing === 'datagram') as PeerFixtureId[];
+/**
+ * Fixtures of the manifest that do not run here, with why: the nRF52840 DK
+ * builds need the board, and the snapshot leaves out some artifacts (the
+ * manifest lists the whole release, the snapshot vendors a subset).
+ */
+export const NOT_RUNNABLE: Record<string, string> = {
+  'nrf52840dk.ble': 'needs an nRF52840 DK (Bluetooth LE transport; no artifact in the snapshot)',
+  'nrf52840dk.serial': 'needs an nRF52840 DK (no artifact in the snapshot)',
+  'nrf52840dk.serial_recovery': 'needs an nRF52840 DK (no artifact in the snapshot)',
+  'mps2_an385.serial': 'artifact not in the snapshot (listed in manifest.json only)',
+  'mps2_an385.shell': 'artifact not in the snapshot (listed in manifest.json only)',
+  'native_sim.serial_buf128': 'artifact not in the snapshot (listed in manifest.json only)',
+  'native_sim.udp_buf256': 'artifact not in the snapshot (listed in manifest.json only)',
+  'native_sim.udp_buf1024': 'artifact not in the snapshot (listed in manifest.json only)',
+  'native_sim.udp_buf2048': 'artifact not in the snapshot (listed in manifest.json only)',
+  'native_sim.udp_fs': 'artifact not in the snapshot (listed in manifest.json only)',
+};
 export type PeerFixtureId = keyof typeof PEER_FIXTURES;
 
 export function fixturesAvailable(): boolean {
@@ -99,6 +145,16 @@ async function freePort(): Promise<number> {
   throw new Error(`no free port in FIELDBENCH_PORT_RANGE ${process.env.FIELDBENCH_PORT_RANGE}`);
 }
 
+/** The UDP fixtures bind a fixed port (manifest udp_port, Zephyr's 1337): refuse to start a second one. */
+async function udpPortFree(port: number, host: string): Promise<void> {
+  const { createSocket } = await import('node:dgram');
+  const sock = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  await new Promise<void>((res, rej) => {
+    sock.once('error', (e) => rej(new Error(`UDP port ${port} on ${host} is in use (another UDP fixture still running?): ${e.message}`)));
+    sock.bind(port, host, () => res());
+  }).finally(() => sock.close());
+}
+
 function splitCmd(cmd: string): string[] {
   return cmd.split(/\s+/).filter(Boolean);
 }
@@ -106,9 +162,13 @@ function splitCmd(cmd: string): string[] {
 export interface RunningFixture {
   id: string;
   entry: ManifestEntry;
-  /** What openNodeLink takes: the pty path or tcp://127.0.0.1:PORT. */
+  /** What openNodeLink takes: the pty path, tcp://127.0.0.1:PORT or udp://HOST:1337. */
   spec: string;
-  framing: 'console' | 'raw';
+  framing: 'console' | 'raw' | 'datagram';
+  /** The path the fixture is reached on (for the bench). */
+  path: 'pty' | 'tcp' | 'udp';
+  /** The build has no MCUmgr params command. */
+  noParams: boolean;
   lineGapMs: number;
   /** The SMP server to talk to is MCUboot's serial recovery (reached via connectRecovery()). */
   recovery: boolean;
@@ -140,6 +200,7 @@ export async function launchFixture(id: PeerFixtureId, opts: LaunchOptions = {})
   }
   let argv: string[];
   let port: number | undefined;
+  if (entry.transport === 'udp') await udpPortFree(entry.udp_port ?? 1337, entry.ip_family === 'ipv6' ? '::1' : '127.0.0.1');
   if (entry.run) argv = splitCmd(entry.run);
   else if (entry.qemu_cmd) {
     port = await freePort();
@@ -167,7 +228,25 @@ export async function launchFixture(id: PeerFixtureId, opts: LaunchOptions = {})
 
   let spec: string;
   try {
-    if (port === undefined) {
+    if (entry.transport === 'udp') {
+      const host = entry.ip_family === 'ipv6' ? '[::1]' : '127.0.0.1';
+      spec = await Promise.race([
+        spawnError,
+        new Promise<string>((res, rej) => {
+          const timer = setTimeout(() => rej(new Error(`${id}: no "smp_udp: Started" within ${readyTimeoutMs} ms:\n${out}`)), readyTimeoutMs);
+          const check = () => {
+            if (/smp_udp: Started/.test(out)) {
+              clearTimeout(timer);
+              res(`udp://${host}:${entry.udp_port ?? 1337}`);
+            }
+          };
+          proc.stdout!.on('data', check);
+          proc.stderr!.on('data', check);
+          proc.once('exit', (code) => rej(new Error(`${id} exited (${code}) before its UDP server started:\n${out}`)));
+          check();
+        }),
+      ]);
+    } else if (port === undefined) {
       spec = await Promise.race([
         spawnError,
         new Promise<string>((res, rej) => {
@@ -197,6 +276,8 @@ export async function launchFixture(id: PeerFixtureId, opts: LaunchOptions = {})
     entry,
     spec,
     framing: cfg.framing,
+    path: spec.startsWith('udp://') ? 'udp' : spec.startsWith('tcp://') ? 'tcp' : 'pty',
+    noParams: 'noParams' in cfg && cfg.noParams,
     lineGapMs: cfg.lineGapMs,
     recovery: 'recovery' in cfg && cfg.recovery,
     output: () => out,

@@ -12,7 +12,7 @@ import { recordLink } from '../../src/core/link/recording.ts';
 import { openSession } from '../../src/core/groups/session.ts';
 import { PEER_FIXTURES, connectRecovery, fixturesAvailable, launchFixture, type PeerFixtureId } from './fixtures.ts';
 import { GOLDEN_DIR } from './record.ts';
-import { SCRIPT_TIMEOUT_MS, bytesReviver, concatChunks, decodePackets, jsonRoundTrip, runPeerScript } from './script.ts';
+import { SCRIPT_TIMEOUT_MS, bytesReviver, decodeTranscript, jsonRoundTrip, runPeerScript } from './script.ts';
 
 const enabled = process.env.FIELDBENCH_PEER === '1';
 const why = !enabled ? 'set FIELDBENCH_PEER=1 to run against the live fixtures' : !fixturesAvailable() ? 'fixtures not extracted (see tests/peer/fixtures.ts)' : '';
@@ -26,13 +26,15 @@ async function runOnce(id: PeerFixtureId, golden: { results: unknown; packets: {
     const results = await runPeerScript(session, { recovery: fx.recovery });
     await session.close();
     expect(results.params).toEqual(
-      fx.recovery
+      fx.noParams
+        ? { bufSize: 256, bufCount: 2, reported: false }
+        : fx.recovery
         ? { bufSize: fx.entry.recovery_buf_size, bufCount: fx.entry.recovery_buf_count, reported: true }
         : { bufSize: fx.entry.buf_size, bufCount: fx.entry.buf_count, reported: true },
     );
     expect(jsonRoundTrip(results)).toEqual(golden.results);
     const t = rl.toTranscript();
-    const rx = decodePackets(fx.framing, concatChunks(t.chunks, 'rx'), 'replies');
+    const rx = decodeTranscript(fx.framing, t.chunks, 'rx');
     expect(rx.drops).toEqual([]);
     expect(rx.packets.length).toBe(golden.packets.rx.length);
   } finally {

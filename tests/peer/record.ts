@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { recordLink } from '../../src/core/link/recording.ts';
 import { openSession } from '../../src/core/groups/session.ts';
 import { PEER_FIXTURES, connectRecovery, launchFixture, zephyrVersionOf, type PeerFixtureId } from './fixtures.ts';
-import { SCRIPT_TIMEOUT_MS, bytesReplacer, concatChunks, decodePackets, runPeerScript } from './script.ts';
+import { SCRIPT_TIMEOUT_MS, bytesReplacer, concatChunks, decodeTranscript, runPeerScript } from './script.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const GOLDEN_DIR = resolve(here, '../golden/peer');
@@ -32,8 +32,8 @@ export async function recordFixture(id: PeerFixtureId): Promise<string> {
     const results = await runPeerScript(session, { recovery: fx.recovery });
     await session.close();
     const t = rl.toTranscript();
-    const tx = decodePackets(fx.framing, concatChunks(t.chunks, 'tx'), 'requests');
-    const rx = decodePackets(fx.framing, concatChunks(t.chunks, 'rx'), 'replies');
+    const tx = decodeTranscript(fx.framing, t.chunks, 'tx');
+    const rx = decodeTranscript(fx.framing, t.chunks, 'rx');
     const info = results.info as { os?: { release?: string } };
     const golden = {
       fixture: id,
@@ -48,6 +48,7 @@ export async function recordFixture(id: PeerFixtureId): Promise<string> {
         buf_count: fx.entry.buf_count,
         line_length_max: fx.entry.line_length_max,
         mcuboot: fx.entry.mcuboot,
+        ...(fx.entry.transport === 'udp' ? { ip_family: fx.entry.ip_family, udp_port: fx.entry.udp_port } : {}),
         groups: fx.entry.groups,
         ...(fx.recovery ? { recovery_buf_size: fx.entry.recovery_buf_size, recovery_buf_count: fx.entry.recovery_buf_count } : {}),
       },
@@ -55,7 +56,7 @@ export async function recordFixture(id: PeerFixtureId): Promise<string> {
       peer: t.peer,
       framing: t.framing,
       recordedAt: t.recordedAt,
-      session: { lineGapMs: fx.lineGapMs, timeoutMs: SCRIPT_TIMEOUT_MS, firstSeq: tx.packets[0]?.header.seq ?? null },
+      session: { lineGapMs: fx.lineGapMs, timeoutMs: SCRIPT_TIMEOUT_MS, firstSeq: tx.packets[0]?.header.seq ?? null, ...(link.datagram ? { datagram: link.datagram } : {}) },
       results,
       packets: { tx: tx.packets, rx: rx.packets },
       framingNotes: { txDrops: tx.drops, rxDrops: rx.drops, rxNoise: rx.noise },

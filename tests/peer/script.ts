@@ -64,10 +64,11 @@ export function largestAnswered(framing: Framing, bufSize: number): number {
 export async function runPeerScript(session: SmpSession, opts: { recovery?: boolean } = {}): Promise<ScriptResults> {
   const c = session.client;
   const info = await resultOf(readDeviceInfo(session));
-  const { bufSize } = session.params;
-  const largest = largestAnswered(session.framing, bufSize);
+  const { bufSize, reported } = session.params;
+  // datagrams: the path's payload limit (MTU) may be below the device's buffer; the client knows both
+  const largest = session.framing === 'datagram' ? c.maxPacket : largestAnswered(session.framing, bufSize);
   const echoes: ScriptResults['echoes'] = [];
-  for (const packetBytes of [12, 64, 200, largest]) {
+  for (const packetBytes of [...[12, 64, 200].filter((n) => n < largest), largest]) {
     const n = echoTextFor(packetBytes);
     echoes.push({ packetBytes, textLength: n, outcome: await outcome(echo(c, text(n), { timeoutMs: SCRIPT_TIMEOUT_MS })) });
   }
@@ -78,7 +79,8 @@ export async function runPeerScript(session: SmpSession, opts: { recovery?: bool
   const { maxPacket, window } = c;
   c.setLimits(bufSize + 64, 1);
   // MCUboot serial recovery still answers buf_size - 3 and drops buf_size - 2; the app's UART drops buf_size - 3
-  const sizes = opts.recovery ? [bufSize - 3, bufSize - 2] : session.framing === 'console' ? [bufSize - 3] : [bufSize, bufSize + 1];
+  // (no oversize probe when the device did not report its buffer, nor over UDP, where the MTU is the limit)
+  const sizes = !reported || session.framing === 'datagram' ? [] : opts.recovery ? [bufSize - 3, bufSize - 2] : session.framing === 'console' ? [bufSize - 3] : [bufSize, bufSize + 1];
   for (const packetBytes of sizes) {
     oversize.push({ packetBytes, outcome: await outcome(echo(c, text(echoTextFor(packetBytes)), { timeoutMs: NO_REPLY_WAIT_MS })) });
   }
@@ -117,6 +119,18 @@ export interface DecodedPacket {
 
 export function concatChunks(chunks: { dir: string; hex: string }[], dir: 'tx' | 'rx'): Uint8Array {
   return new Uint8Array(Buffer.from(chunks.filter((c) => c.dir === dir).map((c) => c.hex).join(''), 'hex'));
+}
+
+/** Decode one direction of a transcript: a byte stream, or (datagram framing) one packet per chunk. */
+export function decodeTranscript(framing: Framing, chunks: { dir: string; hex: string }[], dir: 'tx' | 'rx'): { packets: DecodedPacket[]; drops: string[]; noise: string[] } {
+  if (framing !== 'datagram') return decodePackets(framing, concatChunks(chunks, dir), dir === 'rx' ? 'replies' : 'requests');
+  const out = { packets: [] as DecodedPacket[], drops: [] as string[], noise: [] as string[] };
+  for (const c of chunks.filter((x) => x.dir === dir)) {
+    const r = decodePackets('datagram', new Uint8Array(Buffer.from(c.hex, 'hex')), dir === 'rx' ? 'replies' : 'requests');
+    out.packets.push(...r.packets);
+    out.drops.push(...r.drops);
+  }
+  return out;
 }
 
 /** Decode a byte stream (one direction) into SMP packets through our framing codec. */

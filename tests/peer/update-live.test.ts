@@ -10,7 +10,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { fixturesAvailable } from './fixtures.ts';
-import { UPDATE_SCENARIOS, runLiveUpdate } from './update-peer.ts';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { APP_UPDATE_FIXTURES, UPDATE_GOLDEN_DIR, UPDATE_SCENARIOS, appUpdateScenario, goldenJson, runLiveUpdate } from './update-peer.ts';
 
 const enabled = process.env.FIELDBENCH_PEER === '1';
 const why = !enabled ? 'set FIELDBENCH_PEER=1 to run against the live fixtures' : !fixturesAvailable() ? 'fixtures not extracted (see tests/peer/fixtures.ts)' : '';
@@ -34,4 +36,16 @@ describe.skipIf(!!why)(`firmware update on live MCUboot fixtures${why ? ` (skipp
     expect(r.golden.outcome).toMatchObject({ kind: 'done', version: '1.0.0+1', confirmed: true, message: 'running 1.0.0+1 (no test/confirm in this bootloader)' });
     expect(r.golden.states.map((s) => s.kind)).not.toContain('confirming');
   }, 90_000);
+
+  for (const id of APP_UPDATE_FIXTURES) {
+    it(`${id} app under RAM_LOAD MCUboot: upload, test ENOTSUP, reset, the new image runs`, async () => {
+      const r = await runLiveUpdate(appUpdateScenario(id));
+      expect(r.golden.states.map((s) => s.kind)).toEqual(['preflight', 'uploading', 'verifying', 'testing', 'testing', 'resetting', 'waiting-for-device', 'done']);
+      expect(r.golden.outcome).toMatchObject({ kind: 'done', version: '1.0.0+1', confirmed: true, message: 'running 1.0.0+1 (no test/confirm in this bootloader)', hash: r.golden.image.hash });
+      if (process.env.FIELDBENCH_RECORD === '1') {
+        mkdirSync(UPDATE_GOLDEN_DIR, { recursive: true });
+        writeFileSync(join(UPDATE_GOLDEN_DIR, `${r.golden.scenario}.json`), goldenJson(r.golden));
+      }
+    }, 120_000);
+  }
 });

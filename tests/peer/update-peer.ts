@@ -81,6 +81,29 @@ export const UPDATE_SCENARIOS: Record<string, UpdateScenario> = {
   },
 };
 
+/**
+ * Application-mode flash (the app's own img group, under the RAM_LOAD MCUboot)
+ * on the other serial-recovery builds: raw framing and each buffer size.
+ */
+export function appUpdateScenario(fixture: PeerFixtureId): UpdateScenario {
+  const entry = manifestEntry(fixture);
+  return {
+    name: `${fixture}.app-update`,
+    fixture,
+    signedBin: entry.artifact.replace(/\.hex$/, '.signed.bin'),
+    version: '1.0.0+1',
+    maxPacket: Infinity,
+    // three 1-2 KiB console packets in flight overrun the emulated UART's receive pool (requests lost,
+    // the upload resyncs on timeouts: 80 s instead of 15); one at a time, as in recovery
+    window: entry.buf_size >= 1024 ? 1 : 3,
+    timeoutMs: 3000,
+    lineGapMs: 0,
+    bootloader: UPDATE_SCENARIOS.ramload.bootloader,
+  };
+}
+/** Every fixture flashed in application mode: the two scenarios above, and each other serial-recovery build. */
+export const APP_UPDATE_FIXTURES = ['mps2_an385.serial_recovery_raw', 'mps2_an385.serial_recovery_buf400', 'mps2_an385.serial_recovery_buf512', 'mps2_an385.serial_recovery_buf1024', 'mps2_an385.serial_recovery_buf2048'] as const satisfies readonly PeerFixtureId[];
+
 export interface DerivedImage {
   image: Uint8Array;
   /** The bytes as the fixture's build carried them: only hashes of it are recorded. */
@@ -342,9 +365,9 @@ export function goldenJson(v: unknown): string {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
-  const which = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(UPDATE_SCENARIOS);
+  const which = process.argv.slice(2).length ? process.argv.slice(2) : [...Object.keys(UPDATE_SCENARIOS), ...APP_UPDATE_FIXTURES];
   for (const k of which) {
-    const sc = UPDATE_SCENARIOS[k];
+    const sc = UPDATE_SCENARIOS[k] ?? ((APP_UPDATE_FIXTURES as readonly string[]).includes(k) ? appUpdateScenario(k as PeerFixtureId) : undefined);
     if (!sc) {
       console.error(`unknown scenario ${k}; known: ${Object.keys(UPDATE_SCENARIOS).join(', ')}`);
       process.exit(2);

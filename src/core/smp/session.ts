@@ -119,7 +119,8 @@ export async function openSmpSession(link: Link, opts: SmpSessionOptions = {}): 
   const log = opts.log;
   const writer = link.writable.getWriter();
   let sendChain: Promise<void> = Promise.resolve();
-  let params: DeviceParams = opts.fallbackParams ?? CONSERVATIVE_PARAMS;
+  // a copy: measuredParams() updates it in place
+  let params: DeviceParams = { ...(opts.fallbackParams ?? CONSERVATIVE_PARAMS) };
 
   let probing = asked === 'auto';
   const remembered = opts.pacingKey ? opts.pacingStore?.get(opts.pacingKey) : undefined;
