@@ -179,6 +179,28 @@ describe.each(backends())('hub on $name', (backend) => {
     expect(Number(n[0].n)).toBe(200);
   });
 
+  it('concurrent pushes from several sources about the same new devices: every entry counted once, the sightings of every source kept', async () => {
+    await open();
+    const techs = [alice, bob, await world.tech('carol'), await world.tech('dave')];
+    const trails = techs.map((t) => new Trail(t));
+    // every trail names devices 0..149; each push also starts with devices only it names, so the pushes reach the shared ones at different moments
+    await Promise.all(trails.map((t, k) => t.add([
+      ...Array.from({ length: 20 * k }, (_, i) => ({ op: 'identify', device: deviceN(1000 * (k + 1) + i) })),
+      ...Array.from({ length: 150 }, (_, i) => ({ op: 'identify', device: deviceN(i), details: { model: `m-${k}` } })),
+    ])));
+    const rs = await Promise.all(trails.map((t) => ingest(db, trust, t.push(), { pusher: 'x' })));
+    expect(rs.map((r) => r.accepted)).toEqual([150, 170, 190, 210]);
+    const dev = await db.query<{ entries: string; n: string }>(`SELECT entries, count(*) OVER () AS n FROM devices WHERE anchor = ANY($1::text[])`, [Array.from({ length: 150 }, (_, i) => `key:${deviceN(i).devicePublicKey}`)]);
+    expect(dev).toHaveLength(150);
+    expect(new Set(dev.map((d) => Number(d.entries)))).toEqual(new Set([4]));
+    const total = await db.query<{ s: string; n: string }>('SELECT sum(entries) AS s, count(*) AS n FROM devices');
+    expect([Number(total[0].s), Number(total[0].n)]).toEqual([720, 150 + 20 + 40 + 60]);
+    const sides = await lookupIdentifier(db, 'serial', deviceN(7).serial!);
+    expect(sides).toHaveLength(1);
+    expect(sides[0].sources.map((x) => x.label).sort()).toEqual(['alice', 'bob', 'carol', 'dave']);
+    expect(await listCollisions(db)).toEqual([]);
+  });
+
   it('registry: duplicates across sources, named with the sources that saw each side', async () => {
     await open();
     const site1 = new Trail(alice);
