@@ -53,6 +53,19 @@ describe.each(backends())('hub on $name', (backend) => {
     expect(rows.map((r) => r.version)).toEqual(MIGRATIONS.map((m) => m.version));
   });
 
+  it('a source, once pushed, is never removed or renumbered (entries and sightings refer to it without a per-row foreign key)', async () => {
+    await open();
+    const t = new Trail(alice);
+    await t.add([{ op: 'identify', device: deviceN(1) }]);
+    await ingest(db, trust, t.push(), { pusher: 'x' });
+    await expect(db.query('DELETE FROM sources')).rejects.toThrow(/never removed or renumbered/);
+    await expect(db.query('UPDATE sources SET id = id + 100')).rejects.toThrow(/never removed or renumbered/);
+    // what a push does to its source still works
+    await db.query(`UPDATE sources SET label = 'renamed', last_push = now()`);
+    const n = await db.query<{ e: string; s: string }>('SELECT (SELECT count(*) FROM entries) AS e, (SELECT count(*) FROM sightings) AS s');
+    expect([Number(n[0].e), Number(n[0].s)]).toEqual([1, 3]);
+  });
+
   it('ingests a trail, is idempotent on retry and resumes from the head', async () => {
     await open();
     const t = new Trail(alice);
