@@ -22,10 +22,16 @@ import { exportEntryHash, type AuditExportEntry } from '../core/store/audit.ts';
 import { normaliseId, type IdKind } from '../core/store/ids.ts';
 import { fromHex } from '../core/base/bytes.ts';
 import { verifyEd25519 } from '../core/store/sig.ts';
+import { createHash } from 'node:crypto';
 import { HubError, type HubErrorCode } from './errors.ts';
 
 export const MAX_BATCH = 20000;
 const ZERO = '00'.repeat(32);
+/** node:crypto's SHA-256 (native; the same digest as @noble's, which the browser uses). */
+const nativeSha256 = (b: Uint8Array): Uint8Array => {
+  const d = createHash('sha256').update(b).digest();
+  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+};
 
 /** The registry's view of one entry (src/hub/registry.ts). */
 export interface RegEntry {
@@ -145,7 +151,7 @@ export async function prepareBatch(input: unknown, verify: 'chain' | 'every' = '
     const e = entries[i];
     let h: string;
     try {
-      h = exportEntryHash(e);
+      h = exportEntryHash(e, nativeSha256);
     } catch (err) {
       throw new HubError('malformed', `entry ${i}: ${(err as Error).message}`, 422, { index: i });
     }

@@ -118,7 +118,15 @@ export async function ingest(db: HubDb, trust: HubTrust, body: PushBody | Uint8A
   const p = opts.pool ? await opts.pool.run(body, verify) : await prepareBatch(body, verify);
   await checkSigners(p, trust);
   try {
-    return await store(db, p, opts);
+    // Two pushes creating and updating the same devices can, rarely, deadlock in PostgreSQL
+    // (it aborts one of them): that push's transaction rolled back whole, so it runs again.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await store(db, p, opts);
+      } catch (e) {
+        if (attempt >= 3 || (e as { code?: unknown })?.code !== '40P01') throw e;
+      }
+    }
   } catch (e) {
     const p = e instanceof HubError ? problems.get(e) : undefined;
     if (p) await db.query('UPDATE sources SET gap = $2::jsonb WHERE id = $1', [p.id, JSON.stringify(p.problem)]);

@@ -75,65 +75,42 @@ export async function applyToRegistry(tx: Sql, sourceId: string, es: (RegEntry |
   }
   if (!touched.size) return;
   const anchors = [...touched.keys()].sort();
-  // Two pushes about one device serialise here, on the device's row (sorted: no deadlock). A new
-  // device's row is created first, empty, so that it can be locked too. Row locks, not advisory
-  // ones: a batch of thousands of new devices times concurrent pushes would exhaust PostgreSQL's
-  // lock table (max_locks_per_transaction), which holds every advisory lock until commit.
-  await tx.query(
-    `INSERT INTO devices (anchor, first_seen, last_seen) SELECT a, t, t FROM unnest($1::text[], $2::bigint[]) AS u(a, t) ORDER BY a ON CONFLICT (anchor) DO NOTHING`,
-    [anchors, anchors.map((a) => touched.get(a)![0].time)],
-  );
-  const held = await tx.query<DeviceRow>('SELECT * FROM devices WHERE anchor = ANY($1::text[]) ORDER BY anchor FOR UPDATE', [anchors]);
-  const byAnchor = new Map(held.map((r) => [r.anchor, { ...r, security_counter: r.security_counter === null ? null : Number(r.security_counter), attest_time: r.attest_time === null ? null : Number(r.attest_time), first_seen: Number(r.first_seen), last_seen: Number(r.last_seen), entries: Number(r.entries) }]));
-  const drift: DriftRow[] = [];
-  const sightings = new Map<string, { kind: string; value: string; anchor: string; first: number; last: number }>();
-  const results: ResultCandidate[] = [];
-
-  for (const [anchor, list] of touched) {
-    let d = byAnchor.get(anchor);
-    if (!d) {
-      d = {
-        anchor, serial: null, device_public_key: null, ueid: null, mac: null, dev_eui: null, model: null, firmware: null, measurement: null,
-        security_counter: null, config_digest: null, attest_verdict: null, attest_time: null, measurements: null, expected: {},
-        first_seen: list[0].time, last_seen: list[0].time, entries: 0,
-      };
-      byAnchor.set(anchor, d);
-    }
-    for (const e of list) {
-      d.entries++;
-      d.first_seen = Math.min(d.first_seen, e.time);
-      d.last_seen = Math.max(d.last_seen, e.time);
-      for (const k of KINDS) {
-        const v = e.device[k];
-        if (!v) continue;
-        (d as unknown as Record<string, unknown>)[COLS[k]] = v;
-        const key = `${k}\u0000${v}\u0000${anchor}`;
-        const s = sightings.get(key);
-        if (s) {
-          s.first = Math.min(s.first, e.time);
-          s.last = Math.max(s.last, e.time);
-        } else sightings.set(key, { kind: k, value: v, anchor, first: e.time, last: e.time });
-      }
-      // campaign results: the device as it stood when the update/configuration was recorded
-      if (e.op === 'update' || e.op === 'configure') results.push({ anchor, entry: e, device: { model: d.model, firmware: d.firmware, serial: d.serial } });
-      applyEntry(d, e, drift);
+  // Two pushes about one device serialise on the device's row (sorted: no deadlock). Row locks,
+  // not advisory ones: a batch of thousands of new devices times concurrent pushes would exhaust
+  // PostgreSQL's lock table (max_locks_per_transaction), which holds every advisory lock until
+  // commit. Held devices are locked here; a device the hub has not seen is written once, below,
+  // by an INSERT that waits for (and then yields to) a concurrent push inserting the same anchor:
+  // those few are then locked and computed again from the row that push left.
+  const held = await lockDevices(tx, anchors);
+  const outcome = fold(touched, held);
+  const fresh = outcome.rows.filter((d) => !held.has(d.anchor));
+  let raced: string[] = [];
+  if (fresh.length) {
+    const ins = await tx.query<{ anchor: string }>(`INSERT INTO devices ${DEVICE_COLS} SELECT * FROM ${DEVICE_ROWS} ORDER BY anchor ON CONFLICT (anchor) DO NOTHING RETURNING anchor`, [JSON.stringify(fresh)]);
+    if (ins.length < fresh.length) {
+      const done = new Set(ins.map((r) => r.anchor));
+      raced = fresh.map((d) => d.anchor).filter((a) => !done.has(a));
     }
   }
-
-  const devRows = [...byAnchor.values()].filter((d) => touched.has(d.anchor));
-  await tx.query(
-    `INSERT INTO devices AS t (anchor, serial, device_public_key, ueid, mac, dev_eui, model, firmware, measurement, security_counter, config_digest,
-        attest_verdict, attest_time, measurements, expected, first_seen, last_seen, entries)
-     SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(anchor text, serial text, device_public_key text, ueid text, mac text, dev_eui text, model text,
-        firmware text, measurement text, security_counter bigint, config_digest text, attest_verdict text, attest_time bigint, measurements jsonb,
-        expected jsonb, first_seen bigint, last_seen bigint, entries bigint)
-     ON CONFLICT (anchor) DO UPDATE SET serial = excluded.serial, device_public_key = excluded.device_public_key, ueid = excluded.ueid,
-        mac = excluded.mac, dev_eui = excluded.dev_eui, model = excluded.model, firmware = excluded.firmware, measurement = excluded.measurement,
-        security_counter = excluded.security_counter, config_digest = excluded.config_digest, attest_verdict = excluded.attest_verdict,
-        attest_time = excluded.attest_time, measurements = excluded.measurements, expected = excluded.expected, first_seen = excluded.first_seen,
-        last_seen = excluded.last_seen, entries = excluded.entries`,
-    [JSON.stringify(devRows)],
-  );
+  let final = outcome;
+  if (raced.length) {
+    // another push created these devices meanwhile: fold this push's entries over what it stored
+    for (const [a, d] of await lockDevices(tx, raced)) held.set(a, d);
+    final = fold(touched, held);
+  }
+  const update = final.rows.filter((d) => held.has(d.anchor));
+  if (update.length) {
+    await tx.query(
+      `UPDATE devices AS t SET serial = r.serial, device_public_key = r.device_public_key, ueid = r.ueid,
+          mac = r.mac, dev_eui = r.dev_eui, model = r.model, firmware = r.firmware, measurement = r.measurement,
+          security_counter = r.security_counter, config_digest = r.config_digest, attest_verdict = r.attest_verdict,
+          attest_time = r.attest_time, measurements = r.measurements, expected = r.expected, first_seen = r.first_seen,
+          last_seen = r.last_seen, entries = r.entries
+       FROM ${DEVICE_ROWS} WHERE t.anchor = r.anchor`,
+      [JSON.stringify(update)],
+    );
+  }
+  const { drift, sightings, results } = final;
   const sRows = [...sightings.values()];
   await tx.query(
     `INSERT INTO sightings AS t (kind, value, anchor, source_id, first_seen, last_seen)
@@ -172,6 +149,65 @@ export async function applyToRegistry(tx: Sql, sourceId: string, es: (RegEntry |
       [JSON.stringify(drift), sourceId],
     );
   }
+}
+
+const DEVICE_COLS = `(anchor, serial, device_public_key, ueid, mac, dev_eui, model, firmware, measurement, security_counter, config_digest,
+        attest_verdict, attest_time, measurements, expected, first_seen, last_seen, entries)`;
+const DEVICE_ROWS = `jsonb_to_recordset($1::jsonb) AS r(anchor text, serial text, device_public_key text, ueid text, mac text, dev_eui text, model text,
+        firmware text, measurement text, security_counter bigint, config_digest text, attest_verdict text, attest_time bigint, measurements jsonb,
+        expected jsonb, first_seen bigint, last_seen bigint, entries bigint)`;
+
+/** The held rows of these anchors (sorted), locked until the push's transaction ends. */
+async function lockDevices(tx: Sql, anchors: string[]): Promise<Map<string, DeviceRow>> {
+  const held = await tx.query<DeviceRow>('SELECT * FROM devices WHERE anchor = ANY($1::text[]) ORDER BY anchor FOR UPDATE', [anchors]);
+  return new Map(held.map((r) => [r.anchor, { ...r, security_counter: r.security_counter === null ? null : Number(r.security_counter), attest_time: r.attest_time === null ? null : Number(r.attest_time), first_seen: Number(r.first_seen), last_seen: Number(r.last_seen), entries: Number(r.entries) }]));
+}
+
+interface Folded {
+  /** The new state of every touched device. */
+  rows: DeviceRow[];
+  drift: DriftRow[];
+  sightings: Map<string, { kind: string; value: string; anchor: string; first: number; last: number }>;
+  results: ResultCandidate[];
+}
+
+/** This push's entries applied over the held state (not modified; a device not held starts empty). */
+function fold(touched: Map<string, RegEntry[]>, held: Map<string, DeviceRow>): Folded {
+  const drift: DriftRow[] = [];
+  const sightings: Folded['sightings'] = new Map();
+  const results: ResultCandidate[] = [];
+  const rows: DeviceRow[] = [];
+  for (const [anchor, list] of touched) {
+    const h = held.get(anchor);
+    const d: DeviceRow = h
+      ? { ...h, expected: { ...h.expected } }
+      : {
+          anchor, serial: null, device_public_key: null, ueid: null, mac: null, dev_eui: null, model: null, firmware: null, measurement: null,
+          security_counter: null, config_digest: null, attest_verdict: null, attest_time: null, measurements: null, expected: {},
+          first_seen: list[0].time, last_seen: list[0].time, entries: 0,
+        };
+    rows.push(d);
+    for (const e of list) {
+      d.entries++;
+      d.first_seen = Math.min(d.first_seen, e.time);
+      d.last_seen = Math.max(d.last_seen, e.time);
+      for (const k of KINDS) {
+        const v = e.device[k];
+        if (!v) continue;
+        (d as unknown as Record<string, unknown>)[COLS[k]] = v;
+        const key = `${k}\u0000${v}\u0000${anchor}`;
+        const s = sightings.get(key);
+        if (s) {
+          s.first = Math.min(s.first, e.time);
+          s.last = Math.max(s.last, e.time);
+        } else sightings.set(key, { kind: k, value: v, anchor, first: e.time, last: e.time });
+      }
+      // campaign results: the device as it stood when the update/configuration was recorded
+      if (e.op === 'update' || e.op === 'configure') results.push({ anchor, entry: e, device: { model: d.model, firmware: d.firmware, serial: d.serial } });
+      applyEntry(d, e, drift);
+    }
+  }
+  return { rows, drift, sightings, results };
 }
 
 /** One entry's effect on a device's last known state; drift found is pushed to `drift`. */

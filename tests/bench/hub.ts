@@ -10,7 +10,17 @@
  *    the storage alone takes;
  *  - for the look-up, one primary-key probe of the sightings index.
  * Each figure is measured on its own: one failing does not hide the others.
+ *
+ * The machine is shared, so entries/s move with everyone else's load. Each
+ * ingest figure therefore also gives the CPU time it cost per entry (this
+ * process: hub, verification workers, bench pushers, PGlite; plus every
+ * process of the PostgreSQL server, from /proc), and from it the rate the same
+ * work would reach on this machine's cores if they were idle: cores / CPU
+ * time per entry. That figure, not the wall-clock one, says whether the goal
+ * is reachable here.
  */
+import { readdirSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { HubClient } from '../../src/core/sync/client.ts';
 import { openPglite, openPostgres, type HubDb } from '../../src/hub/db.ts';
 import { insertEntries, verifyBatch } from '../../src/hub/ingest.ts';
@@ -38,23 +48,75 @@ async function trails(techs: Tech[], n: number): Promise<Trail[]> {
   );
 }
 
-async function ingestRate(db: HubDb, trust: HubTrust, ts: Trail[]): Promise<number> {
+const TICK_S = 0.01; // USER_HZ on Linux
+
+/** CPU seconds used so far by the PostgreSQL server behind `db` (postmaster and its children), or undefined (PGlite, no /proc). */
+async function serverCpu(db: HubDb): Promise<number | undefined> {
+  if (db.kind !== 'postgres') return undefined;
+  try {
+    const [{ pid }] = await db.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    const stat = (p: string) => {
+      const t = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = t.slice(t.lastIndexOf(')') + 2).split(' ');
+      // utime + stime, and for the postmaster also its exited children's (a pool's idle connections close)
+      return { ppid: f[1], cpu: (Number(f[11]) + Number(f[12])) * TICK_S, children: (Number(f[13]) + Number(f[14])) * TICK_S };
+    };
+    const postmaster = stat(String(pid)).ppid;
+    const pm = stat(postmaster);
+    let cpu = pm.cpu + pm.children;
+    for (const p of readdirSync('/proc')) {
+      if (!/^\d+$/.test(p)) continue;
+      try {
+        const s = stat(p);
+        if (s.ppid === postmaster) cpu += s.cpu;
+      } catch {
+        /* gone */
+      }
+    }
+    return cpu;
+  } catch {
+    return undefined;
+  }
+}
+
+interface IngestFigure {
+  rate: number;
+  /** CPU microseconds per entry: this process, and the PostgreSQL server (undefined for PGlite, in this process). */
+  cpuUs: number;
+  serverUs?: number;
+}
+
+async function ingestRate(db: HubDb, trust: HubTrust, ts: Trail[]): Promise<IngestFigure> {
   const hub = await startHub({ db, trust, perAddress: { rate: 1e6, burst: 1e6 }, perKey: { rate: 1e6, burst: 1e6 }, log: () => undefined }, { host: '127.0.0.1', port: 0 });
   try {
+    const s0 = await serverCpu(db);
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     const rs = await Promise.all(ts.map((t) => new HubClient({ url: hub.url, credential: t.tech.credential, signer: t.tech.signer, batch: 2000 }).push(t.export())));
     const dt = (performance.now() - t0) / 1000;
+    const c = process.cpuUsage(c0);
+    const s1 = await serverCpu(db);
     const n = rs.reduce((a, r) => a + r.accepted, 0);
     if (n !== ts.reduce((a, t) => a + t.entries.length, 0)) throw new Error(`pushed ${n} entries, expected all`);
-    return Math.round(n / dt);
+    return { rate: Math.round(n / dt), cpuUs: (c.user + c.system) / n, serverUs: s0 !== undefined && s1 !== undefined ? ((s1 - s0) * 1e6) / n : undefined };
   } finally {
     await hub.close();
   }
 }
 
+/** The rate on idle cores, from CPU time per entry, and how that time splits. */
+function cpuNote(f: IngestFigure): string {
+  const cores = availableParallelism();
+  const total = f.cpuUs + (f.serverUs ?? 0);
+  const split = f.serverUs !== undefined ? ` (${f.cpuUs.toFixed(0)} in the hub process with its pushers, ${f.serverUs.toFixed(0)} in PostgreSQL)` : ' (all in this process: hub, pushers, PGlite)';
+  return `; CPU ${total.toFixed(0)} µs per entry${split}: ${Math.round((cores * 1e6) / total)} entries/s on ${cores} idle cores, ${((cores * 1e6) / total / GOAL).toFixed(2)}x the goal`;
+}
+
 /** Baseline: the same rows stored with the hub's INSERT, batches of 2000 in one transaction each, nothing else. */
-async function rawInsertRate(db: HubDb, ts: Trail[]): Promise<number> {
+async function rawInsertRate(db: HubDb, ts: Trail[], cpu: { us?: number }): Promise<number> {
   await db.query('TRUNCATE sightings, devices, collisions, drift, campaign_results, entries, sources RESTART IDENTITY CASCADE');
+  const s0 = await serverCpu(db);
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   let n = 0;
   await Promise.all(
@@ -68,6 +130,9 @@ async function rawInsertRate(db: HubDb, ts: Trail[]): Promise<number> {
     }),
   );
   const rate = Math.round(n / ((performance.now() - t0) / 1000));
+  const c = process.cpuUsage(c0);
+  const s1 = await serverCpu(db);
+  cpu.us = (c.user + c.system + (s0 !== undefined && s1 !== undefined ? (s1 - s0) * 1e6 : 0)) / n;
   await db.query('TRUNCATE entries, sources RESTART IDENTITY CASCADE');
   return rate;
 }
@@ -131,16 +196,21 @@ export async function bench(): Promise<BenchRow[]> {
     const db = await openPglite();
     const trust = await HubTrust.open(db, [world.owner.publicKey], world.bundle);
     const body = one[0].push(1, 2000);
+    const raw = Buffer.from(JSON.stringify(body));
     for (const mode of ['chain', 'every'] as const) {
+      const c0 = process.cpuUsage();
       const t0 = performance.now();
       let n = 0;
       while (performance.now() - t0 < 1500) {
-        await verifyBatch(body, trust, mode);
+        // the raw body, as the hub's route hands it to a verification worker
+        await verifyBatch(raw, trust, mode);
         n += 2000;
       }
       const v = Math.round(n / ((performance.now() - t0) / 1000));
+      const c = process.cpuUsage(c0);
+      const us = (c.user + c.system) / n;
       if (mode === 'chain') verifyChain = v;
-      rows.push({ name: `baseline verify only (${mode} mode)`, value: v, unit: 'entries/s', note: `no HTTP, no storage; ${(v / GOAL).toFixed(2)}x the ingest goal` });
+      rows.push({ name: `baseline verify only (${mode} mode)`, value: v, unit: 'entries/s', note: `one thread, no HTTP, no storage; ${(v / GOAL).toFixed(2)}x the ingest goal; CPU ${us.toFixed(0)} µs per entry (${Math.round(1e6 / us)} entries/s per idle core)` });
     }
     await db.close();
   }
@@ -181,15 +251,22 @@ export async function bench(): Promise<BenchRow[]> {
           return undefined;
         }
       };
-      const raw1 = await measure(`${b.name}: baseline raw INSERT, 1 writer, ${PER_PUSHER * 2} rows`, 'rows/s', 'no verification, no registry, no HTTP', () => rawInsertRate(h.db, one));
-      const raw8 = await measure(`${b.name}: baseline raw INSERT, 8 writers, ${PER_PUSHER * 8} rows`, 'rows/s', 'no verification, no registry, no HTTP', () => rawInsertRate(h.db, eight));
+      const rawNote = (c: { us?: number }) => `no verification, no registry, no HTTP; CPU ${c.us!.toFixed(0)} µs per row, server included (${Math.round((availableParallelism() * 1e6) / c.us!)} rows/s on ${availableParallelism()} idle cores)`;
+      const rc1: { us?: number } = {};
+      const rc8: { us?: number } = {};
+      const raw1 = await measure(`${b.name}: baseline raw INSERT, 1 writer, ${PER_PUSHER * 2} rows`, 'rows/s', '', () => rawInsertRate(h.db, one, rc1));
+      if (raw1 !== undefined) rows.at(-1)!.note = rawNote(rc1);
+      const raw8 = await measure(`${b.name}: baseline raw INSERT, 8 writers, ${PER_PUSHER * 8} rows`, 'rows/s', '', () => rawInsertRate(h.db, eight, rc8));
+      if (raw8 !== undefined) rows.at(-1)!.note = rawNote(rc8);
       const vs = (v: number, base: number | undefined, what: string) => (base ? `; ${(v / base).toFixed(2)}x ${what}` : '');
       const ingestNote = (v: number, raw: number | undefined) => `${(v / GOAL).toFixed(2)}x the goal of ${GOAL}${vs(v, raw, 'raw INSERT')}${vs(v, verifyChain, 'verify-only')}; HTTP, chain verification, registry, batches of 2000`;
-      const i1 = await measure(`${b.name}: ingest, 1 pusher, ${PER_PUSHER * 2} entries`, 'entries/s', '', () => ingestRate(h.db, trust, one));
-      if (i1 !== undefined) rows.at(-1)!.note = ingestNote(i1, raw1);
+      let f1: IngestFigure | undefined;
+      let f8: IngestFigure | undefined;
+      const i1 = await measure(`${b.name}: ingest, 1 pusher, ${PER_PUSHER * 2} entries`, 'entries/s', '', async () => (f1 = await ingestRate(h.db, trust, one)).rate);
+      if (i1 !== undefined) rows.at(-1)!.note = ingestNote(i1, raw1) + cpuNote(f1!);
       await h.db.query('TRUNCATE sightings, devices, collisions, drift, campaign_results, entries, sources RESTART IDENTITY CASCADE');
-      const i8 = await measure(`${b.name}: ingest, 8 pushers, ${PER_PUSHER * 8} entries`, 'entries/s', '', () => ingestRate(h.db, trust, eight));
-      if (i8 !== undefined) rows.at(-1)!.note = ingestNote(i8, raw8);
+      const i8 = await measure(`${b.name}: ingest, 8 pushers, ${PER_PUSHER * 8} entries`, 'entries/s', '', async () => (f8 = await ingestRate(h.db, trust, eight)).rate);
+      if (i8 !== undefined) rows.at(-1)!.note = ingestNote(i8, raw8) + cpuNote(f8!);
       await h.db.query('TRUNCATE sightings, devices, collisions, drift, campaign_results, entries, sources RESTART IDENTITY CASCADE');
       let extra = '';
       const lk = await measure(`${b.name}: duplicate look-up in ${DEVICES} devices`, 'ms', '', async () => {

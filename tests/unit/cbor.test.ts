@@ -74,3 +74,50 @@ describe('the one CBOR head reader (scanCbor, decodeUnique)', () => {
     expect((t as CborTrailingBytesError).count).toBe(2);
   });
 });
+
+describe('deterministic encoding: the direct writer equals the general path', () => {
+  // a small deterministic PRNG: the same cases every run
+  let seed = 0x2545f491;
+  const rnd = () => ((seed = (Math.imul(seed ^ (seed >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) / 2 ** 32);
+  const pick = <T>(xs: T[]) => xs[Math.floor(rnd() * xs.length)];
+  const INTS = [0, 1, 23, 24, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 1, 2 ** 53 - 1, -1, -24, -25, -256, -257, -65536, -65537, -(2 ** 32), -(2 ** 32) - 1, -(2 ** 53 - 1)];
+  const STRS = ['', 'a', 'aa', 'b', 'é', 'ü-Ω', '😀', 'x'.repeat(23), 'x'.repeat(24), 'y'.repeat(300), 'key:0a', 'a\u0000b', '1', '10'];
+  const gen = (depth: number): unknown => {
+    const r = rnd();
+    if (depth > 3 || r < 0.3) return pick<unknown>([pick(INTS), Math.floor(rnd() * 2 ** 40) - 2 ** 39, pick(STRS), true, false, null, new Uint8Array(Math.floor(rnd() * 40)).map(() => rnd() * 256)]);
+    if (r < 0.55) return Array.from({ length: Math.floor(rnd() * 5) }, () => gen(depth + 1));
+    const o: Record<string, unknown> = {};
+    for (let i = Math.floor(rnd() * 6); i > 0; i--) o[pick([...STRS, 'seq', 'time', 'prev', 'details', 'device', String(i)])] = rnd() < 0.1 ? undefined : gen(depth + 1);
+    return o;
+  };
+
+  it('gives the same bytes on 3,000 generated plain values (maps, arrays, text, integers at every width, bytes)', async () => {
+    const { encodeDeterministicReference } = await import('../../src/core/base/cbor.ts');
+    for (let i = 0; i < 3000; i++) {
+      const v = gen(0);
+      const a = toHex(encodeDeterministic(v));
+      const b = toHex(encodeDeterministicReference(v));
+      if (a !== b) expect(a, JSON.stringify(v, (_, x) => (x instanceof Uint8Array ? toHex(x) : x))?.slice(0, 300)).toBe(b);
+    }
+  });
+
+  it('leaves what it does not write to the general path: the same bytes or the same refusal', async () => {
+    const { encodeDeterministicReference } = await import('../../src/core/base/cbor.ts');
+    const same = ['z'.repeat(70000), { z: 'z'.repeat(70000), n: [2 ** 32, -(2 ** 32) - 1] }, [undefined], [1, undefined], -0, { a: -0 }, 2 ** 60, 10n, new Map([[1, 2]]), new Tag(1, 2), Buffer.from([1, 2]), 'lone \ud800 surrogate', { k: '\udc00' }, { d: new Date(0) }];
+    for (const v of same) {
+      let ref: string | Error;
+      try {
+        ref = toHex(encodeDeterministicReference(v));
+      } catch (e) {
+        ref = e as Error;
+      }
+      if (ref instanceof Error) expect(() => encodeDeterministic(v)).toThrow(ref.message);
+      else expect(toHex(encodeDeterministic(v))).toBe(ref);
+    }
+    expect(() => encodeDeterministic({ x: 1.5 })).toThrow(CborError);
+    expect(() => encodeDeterministic([NaN])).toThrow(CborError);
+    // two objects whose key lists would join to one string keep their own order
+    expect(toHex(encodeDeterministic({ 'a\u0000b': 1 }))).toBe(toHex(encodeDeterministicReference({ 'a\u0000b': 1 })));
+    expect(toHex(encodeDeterministic({ a: 1, b: 2 }))).toBe('a2616101616202');
+  });
+});

@@ -53,6 +53,19 @@ describe.each(backends())('hub on $name', (backend) => {
     expect(rows.map((r) => r.version)).toEqual(MIGRATIONS.map((m) => m.version));
   });
 
+  it('a source, once pushed, is never removed or renumbered (entries and sightings refer to it without a per-row foreign key)', async () => {
+    await open();
+    const t = new Trail(alice);
+    await t.add([{ op: 'identify', device: deviceN(1) }]);
+    await ingest(db, trust, t.push(), { pusher: 'x' });
+    await expect(db.query('DELETE FROM sources')).rejects.toThrow(/never removed or renumbered/);
+    await expect(db.query('UPDATE sources SET id = id + 100')).rejects.toThrow(/never removed or renumbered/);
+    // what a push does to its source still works
+    await db.query(`UPDATE sources SET label = 'renamed', last_push = now()`);
+    const n = await db.query<{ e: string; s: string }>('SELECT (SELECT count(*) FROM entries) AS e, (SELECT count(*) FROM sightings) AS s');
+    expect([Number(n[0].e), Number(n[0].s)]).toEqual([1, 3]);
+  });
+
   it('ingests a trail, is idempotent on retry and resumes from the head', async () => {
     await open();
     const t = new Trail(alice);
@@ -177,6 +190,28 @@ describe.each(backends())('hub on $name', (backend) => {
     expect(ok.reduce((a, b) => a + b, 0)).toBe(200);
     const n = await db.query<{ n: string }>('SELECT count(*) AS n FROM entries');
     expect(Number(n[0].n)).toBe(200);
+  });
+
+  it('concurrent pushes from several sources about the same new devices: every entry counted once, the sightings of every source kept', async () => {
+    await open();
+    const techs = [alice, bob, await world.tech('carol'), await world.tech('dave')];
+    const trails = techs.map((t) => new Trail(t));
+    // every trail names devices 0..149; each push also starts with devices only it names, so the pushes reach the shared ones at different moments
+    await Promise.all(trails.map((t, k) => t.add([
+      ...Array.from({ length: 20 * k }, (_, i) => ({ op: 'identify', device: deviceN(1000 * (k + 1) + i) })),
+      ...Array.from({ length: 150 }, (_, i) => ({ op: 'identify', device: deviceN(i), details: { model: `m-${k}` } })),
+    ])));
+    const rs = await Promise.all(trails.map((t) => ingest(db, trust, t.push(), { pusher: 'x' })));
+    expect(rs.map((r) => r.accepted)).toEqual([150, 170, 190, 210]);
+    const dev = await db.query<{ entries: string; n: string }>(`SELECT entries, count(*) OVER () AS n FROM devices WHERE anchor = ANY($1::text[])`, [Array.from({ length: 150 }, (_, i) => `key:${deviceN(i).devicePublicKey}`)]);
+    expect(dev).toHaveLength(150);
+    expect(new Set(dev.map((d) => Number(d.entries)))).toEqual(new Set([4]));
+    const total = await db.query<{ s: string; n: string }>('SELECT sum(entries) AS s, count(*) AS n FROM devices');
+    expect([Number(total[0].s), Number(total[0].n)]).toEqual([720, 150 + 20 + 40 + 60]);
+    const sides = await lookupIdentifier(db, 'serial', deviceN(7).serial!);
+    expect(sides).toHaveLength(1);
+    expect(sides[0].sources.map((x) => x.label).sort()).toEqual(['alice', 'bob', 'carol', 'dave']);
+    expect(await listCollisions(db)).toEqual([]);
   });
 
   it('registry: duplicates across sources, named with the sources that saw each side', async () => {

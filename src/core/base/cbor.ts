@@ -134,7 +134,196 @@ function toU8(b: Uint8Array): Uint8Array {
  * Plain objects are treated as maps with string keys.
  */
 export function encodeDeterministic(value: unknown): Uint8Array {
+  return encodePlainDeterministic(value) ?? encodeDeterministicReference(value);
+}
+
+/** The general deterministic path (canonical Maps through cbor-x): the reference the direct writer below must equal. */
+export function encodeDeterministicReference(value: unknown): Uint8Array {
   return encodeCbor(canonicalise(value));
+}
+
+// ---------------------------------------------------------------- direct deterministic writer
+//
+// The same bytes as encodeCbor(canonicalise(value)) for plain JSON-like values (text, safe
+// integers, booleans, null, Uint8Array, arrays, plain objects), written straight into one
+// buffer: no intermediate Maps, no per-key cbor-x calls. Anything else (floats, -0, BigInt,
+// Map, Tag, undefined outside an object, other objects) makes it give up (undefined) and the
+// general path above decides, so verdicts and errors stay those of the general path.
+// tests/unit/cbor.test.ts compares both paths on generated values.
+
+const utf8 = new TextEncoder();
+let out = new Uint8Array(4096);
+let at = 0;
+/** Sorted encoded keys per object shape (the key list joined), so a repeated shape sorts once. */
+const keyOrder = new Map<string, { keys: string[]; enc: Uint8Array[] }>();
+const KEY_ORDER_MAX = 512;
+
+class GiveUp {}
+const GIVE_UP = new GiveUp();
+
+function room(n: number): void {
+  if (at + n <= out.length) return;
+  let size = out.length * 2;
+  while (size < at + n) size *= 2;
+  const next = new Uint8Array(size);
+  next.set(out.subarray(0, at));
+  out = next;
+}
+
+function head(major: number, n: number): void {
+  room(9);
+  const m = major << 5;
+  if (n < 24) out[at++] = m | n;
+  else if (n < 0x100) {
+    out[at++] = m | 24;
+    out[at++] = n;
+  } else if (n < 0x10000) {
+    out[at++] = m | 25;
+    out[at++] = n >>> 8;
+    out[at++] = n & 0xff;
+  } else if (n < 0x1_0000_0000) {
+    out[at++] = m | 26;
+    out[at++] = n >>> 24;
+    out[at++] = (n >>> 16) & 0xff;
+    out[at++] = (n >>> 8) & 0xff;
+    out[at++] = n & 0xff;
+  } else {
+    out[at++] = m | 27;
+    const hi = Math.floor(n / 0x1_0000_0000);
+    const lo = n >>> 0;
+    out[at++] = hi >>> 24;
+    out[at++] = (hi >>> 16) & 0xff;
+    out[at++] = (hi >>> 8) & 0xff;
+    out[at++] = hi & 0xff;
+    out[at++] = lo >>> 24;
+    out[at++] = (lo >>> 16) & 0xff;
+    out[at++] = (lo >>> 8) & 0xff;
+    out[at++] = lo & 0xff;
+  }
+}
+
+function text(s: string): void {
+  const n = s.length;
+  let ascii = true;
+  for (let i = 0; i < n; i++) {
+    if (s.charCodeAt(i) > 0x7f) {
+      ascii = false;
+      break;
+    }
+  }
+  if (ascii) {
+    head(3, n);
+    room(n);
+    for (let i = 0; i < n; i++) out[at++] = s.charCodeAt(i);
+    return;
+  }
+  // lone surrogates: TextEncoder would replace them; leave the decision to the general path
+  if (/[\uD800-\uDFFF]/u.test(s)) throw GIVE_UP;
+  const b = utf8.encode(s);
+  head(3, b.length);
+  room(b.length);
+  out.set(b, at);
+  at += b.length;
+}
+
+function keyBytes(k: string): Uint8Array {
+  const start = at;
+  text(k);
+  const b = out.slice(start, at);
+  at = start;
+  return b;
+}
+
+function orderOf(keys: string[]): { keys: string[]; enc: Uint8Array[] } {
+  // length-prefixed: no two key lists share an id
+  let id = '';
+  for (const k of keys) id += `${k.length}:${k}`;
+  let e = keyOrder.get(id);
+  if (!e) {
+    const ks = keys.map((k) => ({ k, enc: keyBytes(k) }));
+    ks.sort((a, b) => compareBytes(a.enc, b.enc));
+    e = { keys: ks.map((x) => x.k), enc: ks.map((x) => x.enc) };
+    if (keyOrder.size >= KEY_ORDER_MAX) keyOrder.clear();
+    keyOrder.set(id, e);
+  }
+  return e;
+}
+
+function item(v: unknown, depth: number): void {
+  if (depth > 256) throw GIVE_UP;
+  switch (typeof v) {
+    case 'string':
+      text(v);
+      return;
+    case 'number':
+      if (!Number.isSafeInteger(v) || Object.is(v, -0)) throw GIVE_UP;
+      if (v >= 0) head(0, v);
+      else head(1, -1 - v);
+      return;
+    case 'boolean':
+      room(1);
+      out[at++] = v ? 0xf5 : 0xf4;
+      return;
+    case 'object': {
+      if (v === null) {
+        room(1);
+        out[at++] = 0xf6;
+        return;
+      }
+      if (Array.isArray(v)) {
+        head(4, v.length);
+        for (let i = 0; i < v.length; i++) {
+          if (v[i] === undefined) throw GIVE_UP;
+          item(v[i], depth + 1);
+        }
+        return;
+      }
+      if (v.constructor === Uint8Array) {
+        const b = v as Uint8Array;
+        head(2, b.length);
+        room(b.length);
+        out.set(b, at);
+        at += b.length;
+        return;
+      }
+      if (Object.getPrototypeOf(v) !== Object.prototype) throw GIVE_UP;
+      const o = v as Record<string, unknown>;
+      const all = Object.keys(o);
+      let keys = all;
+      for (let i = 0; i < all.length; i++) {
+        if (o[all[i]] === undefined) {
+          keys = all.filter((k) => o[k] !== undefined);
+          break;
+        }
+      }
+      const ord = orderOf(keys);
+      head(5, ord.keys.length);
+      for (let i = 0; i < ord.keys.length; i++) {
+        const kb = ord.enc[i];
+        room(kb.length);
+        out.set(kb, at);
+        at += kb.length;
+        item(o[ord.keys[i]], depth + 1);
+      }
+      return;
+    }
+    default:
+      throw GIVE_UP;
+  }
+}
+
+/** encodeDeterministic's bytes for plain values, or undefined when the general path must decide. */
+function encodePlainDeterministic(value: unknown): Uint8Array | undefined {
+  at = 0;
+  try {
+    item(value, 0);
+  } catch (e) {
+    if (e === GIVE_UP) return undefined;
+    throw e;
+  }
+  const r = out.slice(0, at);
+  if (out.length > 1 << 20) out = new Uint8Array(4096);
+  return r;
 }
 
 function canonicalise(v: unknown): unknown {

@@ -110,8 +110,11 @@ const ZERO32 = new Uint8Array(32);
 /** The signed part of an entry: everything the hash covers. */
 type Body = Pick<AuditRecord, 'seq' | 'time' | 'technician' | 'op' | 'device' | 'outcome' | 'details' | 'prev'>;
 
-function bodyHash(b: Body): Uint8Array {
-  return sha256(
+/** A SHA-256 implementation (the hub passes node:crypto's; the default is @noble's, for browsers too). */
+export type Sha256 = (bytes: Uint8Array) => Uint8Array;
+
+function bodyHash(b: Body, digest: Sha256 = sha256): Uint8Array {
+  return digest(
     encodeDeterministic({
       seq: b.seq,
       time: b.time,
@@ -370,11 +373,13 @@ function hexBytes(v: unknown, what: string, len: number): Uint8Array {
   }
 }
 
-function parseEntry(raw: unknown): Parsed {
+const ZERO_HEX = '00'.repeat(32);
+const ENTRY_FIELDS = new Set(['seq', 'time', 'technician', 'op', 'device', 'outcome', 'details', 'prev', 'hash', 'sig', 'signer']);
+
+function parseEntry(raw: unknown, digest?: Sha256): Parsed {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Malformed('entry is not an object');
   const o = raw as Record<string, unknown>;
-  const allowed = new Set(['seq', 'time', 'technician', 'op', 'device', 'outcome', 'details', 'prev', 'hash', 'sig', 'signer']);
-  for (const k of Object.keys(o)) if (!allowed.has(k)) throw new Malformed(`unknown field "${k}"`);
+  for (const k of Object.keys(o)) if (!ENTRY_FIELDS.has(k)) throw new Malformed(`unknown field "${k}"`);
   const t = o.technician as Record<string, unknown> | undefined;
   if (!t || typeof t !== 'object' || Array.isArray(t)) throw new Malformed('technician must be an object');
   for (const k of Object.keys(t)) if (k !== 'id' && k !== 'keyId') throw new Malformed(`unknown technician field "${k}"`);
@@ -406,7 +411,7 @@ function parseEntry(raw: unknown): Parsed {
   };
   let hash: Uint8Array;
   try {
-    hash = bodyHash(body);
+    hash = bodyHash(body, digest);
   } catch (e) {
     throw new Malformed(`cannot encode entry: ${(e as Error).message}`);
   }
@@ -628,6 +633,6 @@ async function findStructural(
 }
 
 /** SHA-256 (hex) of an exported entry's body, as the chain and signature use it. Throws on malformed entries. */
-export function exportEntryHash(e: AuditExportEntry): string {
-  return parseEntry({ ...e, hash: '00'.repeat(32) }).hashHex;
+export function exportEntryHash(e: AuditExportEntry, digest?: Sha256): string {
+  return parseEntry({ ...e, hash: ZERO_HEX }, digest).hashHex;
 }
