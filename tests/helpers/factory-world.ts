@@ -116,6 +116,7 @@ export interface JigOptions {
   writeUsPerByte?: number;
   slotSize?: number;
   bufSize?: number;
+  bufCount?: number;
   timeoutMs?: number;
 }
 
@@ -124,6 +125,7 @@ export async function makeJig(w: FactoryWorld, opts: JigOptions = {}): Promise<J
     { manufacturerKeys: [w.auth.manufacturer.publicKey], ownerKeys: [w.auth.owner.publicKey] },
     {
       bufSize: opts.bufSize ?? 512,
+      ...(opts.bufCount ? { bufCount: opts.bufCount } : {}),
       image: { trustedKeys: [w.auth.firmware.publicKey], eraseMsPerSector: opts.eraseMsPerSector ?? 0, writeUsPerByte: opts.writeUsPerByte ?? 0, slotSize: opts.slotSize ?? 256 * 1024 },
       serialRecovery: opts.blank ? { params: true } : undefined,
     },

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { privateKeyPem, publicKeyPem } from '../../src/core/trust/keys.ts';
 import { type FactoryWorld, factoryWorld } from '../helpers/factory-world.ts';
+import { dashboard } from '../../src/cli/commands/bench.ts';
 
 const BIN = join(__dirname, '../../src/cli/bin.mjs');
 const children: ChildProcess[] = [];
@@ -129,4 +130,21 @@ describe('fieldbench bench run', () => {
     expect(r3.status).toBe(2);
     expect(r3.stderr).toMatch(/at least one --port/);
   }, 60_000);
+
+  it('the dashboard: a line per port (unit, serial, step, progress, verdict), a footer with done, failed, units per hour', () => {
+    const views = [
+      { port: '/dev/ttyACM0', unit: 3, serial: 'FB-000012', step: 'flash', progress: 0.42, verdict: 'running' },
+      { port: '/dev/ttyACM1', unit: 2, serial: 'FB-000011', step: 'record', progress: 1, verdict: 'remove', lastVerdict: 'PASS' },
+      { port: '/dev/ttyACM2', unit: 2, step: 'attest', verdict: 'remove', lastVerdict: 'FAIL', reason: 'attest failed: the attestation is untrusted' },
+      { port: '/dev/ttyACM3', unit: 0, verdict: 'waiting' },
+    ];
+    const text = dashboard(views as never, { done: 10, failed: 1, elapsedMs: 125_000, unitsPerHour: 316, passedPerHour: 288 }, false);
+    console.log(text);
+    const lines = text.split('\n');
+    expect(lines[0]).toMatch(/^\/dev\/ttyACM0 +#3 +FB-000012 +3\/10 flash +\[█{8}·{12}\] +42% +RUNNING/);
+    expect(lines[1]).toMatch(/FB-000011 +10\/10 record .*PASS: REMOVE/);
+    expect(lines[2]).toMatch(/8\/10 attest .*FAIL: REMOVE +attest failed: the attestation is untrusted$/);
+    expect(lines[3]).toMatch(/waiting for a unit/);
+    expect(lines.at(-1)).toBe('DONE 10    FAILED 1    288 units/hour   2:05 elapsed   4 ports');
+  });
 });

@@ -81,6 +81,7 @@ export type UnitProgress =
 
 export type UnitFailure =
   | 'connect'
+  | 'info'
   | 'flash'
   | 'test-boot'
   | 'confirm'
@@ -182,6 +183,8 @@ async function* unitBody(opts: RunUnitOptions): AsyncGenerator<UnitState> {
   const steps: UnitStepRecord[] = [];
   const rec: UnitControlRecord = { port: opts.port, verdict: 'failed', profileDigest: toHex(profile.digest), model: profile.model, steps };
   let session: SmpSession | undefined;
+  /** The session the station has logged in on (a reconnect needs a new login). */
+  let loggedInOn: SmpSession | undefined;
   let step: UnitStep = 'connect';
   let t0 = performance.now();
   const begin = async (s: UnitStep, note?: string): Promise<UnitState> => {
@@ -327,7 +330,9 @@ async function* unitBody(opts: RunUnitOptions): AsyncGenerator<UnitState> {
     const credential = opts.station.credential ?? profile.stationCredential;
     const login = async (grp: SecurityGroup) => {
       if (!credential) throw new Error('the profile names no station credential, so the station cannot log in to the unit');
+      if (loggedInOn && loggedInOn === session) return {}; // one login per connection: the secure session holds
       const r = await authenticateTechnician(grp, identity.devicePublicKey, credential, (m) => opts.station.signer.sign(m));
+      loggedInOn = session;
       return { bundlePushed: r.bundlePushed };
     };
     const held = profile.configuration ? await readSigned(g) : undefined;
@@ -460,6 +465,7 @@ async function* unitBody(opts: RunUnitOptions): AsyncGenerator<UnitState> {
     const id = await grp.identity();
     try {
       await authenticateTechnician(grp, id.devicePublicKey, credential, (m) => opts.station.signer.sign(m));
+      loggedInOn = s;
     } catch (e) {
       if (isLink(e)) throw e;
       throw new StepFailure('connect', 'locked', because('the unit is locked and the station could not log in', e), false);
