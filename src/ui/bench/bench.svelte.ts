@@ -1,0 +1,199 @@
+/**
+ * The Bench page's state: one tile per port, rendered from the Station's events
+ * (src/core/factory/station.ts). The policy (what runs, in which order, what
+ * passes) is in core; this only keeps what the tiles show.
+ */
+import { memoryAllocator } from '../../core/factory/identifiers.ts';
+import { Station, type StationEvent, type StationPort } from '../../core/factory/station.ts';
+import { UNIT_STEPS, type UnitStep } from '../../core/factory/run.ts';
+import type { AuditInput } from '../../core/store/audit.ts';
+import { linkFromSerialPort, serialApi, serialPortLabel, type SerialPortLike } from '../../core/link/webserial.ts';
+import { openSession } from '../../core/groups/session.ts';
+import { toHex } from '../../core/base/bytes.ts';
+import { keyId } from '../../core/trust/keys.ts';
+import type { DemoLine, VirtualJig } from '../../device/demo-line.ts';
+
+export type TileState = 'waiting' | 'running' | 'pass' | 'fail' | 'removed';
+
+export interface Tile {
+  port: string;
+  kind: 'virtual' | 'serial';
+  state: TileState;
+  unit: number;
+  step?: UnitStep;
+  /** 0..1 over the whole run. */
+  progress: number;
+  serial?: string;
+  reason?: string;
+  ms?: number;
+}
+
+const STEP_SHARE = 1 / UNIT_STEPS.length;
+
+export const STEP_NAMES: Record<UnitStep, string> = {
+  connect: 'Connecting', info: 'Reading the unit', flash: 'Flashing firmware', 'test-boot': 'Test boot', confirm: 'Confirming the image',
+  provision: 'Provisioning identity', configure: 'Factory configuration', attest: 'Attestation', label: 'Label', record: 'Recording',
+};
+
+export class BenchState {
+  line = $state<DemoLine | null>(null);
+  lineError = $state('');
+  starting = $state(false);
+  tiles = $state<Tile[]>([]);
+  autoStart = $state(false);
+  done = $state(0);
+  failed = $state(0);
+  records = $state<AuditInput[]>([]);
+  private station: Station | null = null;
+  private readonly jigs = new Map<string, VirtualJig>();
+  private readonly serialPorts = new Map<SerialPortLike, string>();
+  private readonly replugged = new Map<SerialPortLike, () => void>();
+  private nextVirtual = 1;
+  private nextSerial = 1;
+  private readonly onConnect = (ev: Event) => {
+    const port = ((ev as Event & { port?: SerialPortLike }).port ?? ev.target) as SerialPortLike;
+    if (!port) return;
+    // a known port plugged back in: a new unit on it (the station picks it up); an unknown one joins when auto-start is on
+    if (this.serialPorts.has(port)) this.replugged.get(port)?.();
+    else if (this.autoStart) this.addSerial(port);
+  };
+
+  get manufacturerKid(): string {
+    return this.line ? toHex(keyId(this.line.manufacturer.publicKey)) : '';
+  }
+
+  get serialAvailable(): boolean {
+    return !!serialApi();
+  }
+
+  async startDemoLine(): Promise<void> {
+    if (this.line || this.starting) return;
+    this.starting = true;
+    this.lineError = '';
+    try {
+      const { demoLine } = await import('../../device/demo-line.ts');
+      const line = await demoLine();
+      this.line = line;
+      this.station = new Station({
+        profile: line.profile,
+        image: line.image,
+        bundle: line.bundle,
+        manufacturer: line.manufacturer,
+        station: line.station,
+        allocator: memoryAllocator(line.profile.identity.policy),
+        record: async (e) => void this.records.push(e),
+        pollMs: 200,
+        onEvent: (e) => this.event(e),
+      });
+      serialApi()?.addEventListener('connect', this.onConnect);
+    } catch (e) {
+      this.lineError = `The demo line could not be set up: ${(e as Error).message}`;
+    } finally {
+      this.starting = false;
+    }
+  }
+
+  private tile(port: string): Tile | undefined {
+    return this.tiles.find((t) => t.port === port);
+  }
+
+  private event(e: StationEvent): void {
+    const t = this.tile(e.port);
+    if (!t) return;
+    switch (e.kind) {
+      case 'waiting':
+        if (e.for === 'unit') Object.assign(t, { state: 'waiting', step: undefined, progress: 0, reason: undefined, serial: undefined });
+        break;
+      case 'unit-start':
+        Object.assign(t, { state: 'running', unit: e.unit, step: 'connect', progress: 0, serial: undefined, reason: undefined, ms: undefined });
+        break;
+      case 'unit-state': {
+        const s = e.state;
+        if (s.kind === 'step') {
+          t.step = s.step;
+          t.progress = Math.max(t.progress, (UNIT_STEPS.indexOf(s.step) + (s.progress ?? 0)) * STEP_SHARE);
+        } else if (s.kind === 'step-done') t.progress = Math.max(t.progress, (UNIT_STEPS.indexOf(s.step) + 1) * STEP_SHARE);
+        else if (s.kind === 'identified') t.serial = s.serial;
+        break;
+      }
+      case 'unit-end': {
+        const o = e.outcome;
+        t.ms = e.ms;
+        if (o.kind === 'done') {
+          Object.assign(t, { state: 'pass', progress: 1, serial: o.result.serial });
+          this.done++;
+        } else {
+          t.state = 'fail';
+          t.reason = o.kind === 'failed' ? o.reason : o.kind === 'cancelled' ? 'cancelled' : `unsupported: ${o.reason}`;
+          if (o.kind === 'failed' && o.details?.step) t.step = o.details.step;
+          this.failed++;
+        }
+        break;
+      }
+      case 'port-done':
+        t.state = 'removed';
+        break;
+    }
+  }
+
+  private add(port: StationPort, kind: Tile['kind']): void {
+    this.tiles.push({ port: port.name, kind, state: 'waiting', unit: 0, progress: 0 });
+    this.station!.add(port);
+  }
+
+  async addVirtual(): Promise<void> {
+    if (!this.line || !this.station) return;
+    const { virtualJig } = await import('../../device/demo-line.ts');
+    const name = `virtual jig ${this.nextVirtual++}`;
+    const jig = await virtualJig(this.line, name);
+    this.jigs.set(name, jig);
+    this.add(jig, 'virtual');
+  }
+
+  /** The operator swaps the unit on a virtual jig for a new factory-fresh one. */
+  async nextUnit(port: string): Promise<void> {
+    const jig = this.jigs.get(port);
+    if (!jig) return;
+    jig.remove();
+    await new Promise((r) => setTimeout(r, 450)); // the port sees the removal, then the new unit
+    await jig.insert();
+  }
+
+  async requestSerial(): Promise<void> {
+    const api = serialApi();
+    if (!api || !this.station) return;
+    let port: SerialPortLike;
+    try {
+      port = await api.requestPort();
+    } catch {
+      return; // the operator closed the chooser
+    }
+    this.addSerial(port);
+  }
+
+  private addSerial(port: SerialPortLike): void {
+    if (!this.station || this.serialPorts.has(port)) return;
+    const name = `serial ${this.nextSerial++} (${serialPortLabel(port)})`;
+    this.serialPorts.set(port, name);
+    let gone = false;
+    const onGone = () => void (gone = true);
+    port.addEventListener?.('disconnect', onGone);
+    this.replugged.set(port, () => void (gone = false));
+    const sp: StationPort = {
+      name,
+      // a WebSerial port is present while it is connected (Chrome's `connected`; else until its disconnect event)
+      present: async () => !gone && (port as SerialPortLike & { connected?: boolean }).connected !== false,
+      connect: async () => {
+        if (port.readable) await port.close().catch(() => {});
+        const link = await linkFromSerialPort(port, { serial: serialApi() });
+        return openSession(link, { timeoutMs: 3000 });
+      },
+    };
+    this.add(sp, 'serial');
+  }
+
+  stop(): void {
+    this.station?.stop();
+    serialApi()?.removeEventListener('connect', this.onConnect);
+  }
+}
