@@ -179,3 +179,23 @@ test('defect 11: Disconnect during an upload cancels it and stays disconnected; 
   await expect(page.getByRole('button', { name: 'Disconnect' })).toHaveCount(0);
   await expect(page.getByTestId('update-result')).not.toHaveAttribute('data-result', 'done');
 });
+
+test('override with a reason: a label mismatch blocks until the technician records why; the override is audited', async ({ page }) => {
+  await demoDevice(page);
+  await page.getByTestId('label-input').getByLabel('Serial').fill('NOT-THIS-DEVICE');
+  await page.getByRole('button', { name: 'Identify device' }).click();
+  const verdict = page.getByTestId('job-verdict');
+  await expect(verdict).toHaveAttribute('data-verdict', 'do-not-deploy', { timeout: 20_000 });
+  await expect(verdict).toHaveAttribute('data-allowed', 'false');
+  const o = verdict.locator('[data-testid="override"][data-blocker="label-mismatch"]');
+  await o.locator('summary').click();
+  await o.getByRole('button', { name: 'Record override' }).click();
+  await expect(o.getByRole('alert')).toContainText('say why');
+  await expect(verdict).toHaveAttribute('data-allowed', 'false');
+  await o.getByLabel(/Why is it safe/).fill('label misprinted at the factory, ticket 4711');
+  await o.getByRole('button', { name: 'Record override' }).click();
+  await expect(verdict).toHaveAttribute('data-allowed', 'true');
+  await expect(verdict.getByTestId('override-recorded')).toContainText('ticket 4711');
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Audit trail' }).click();
+  await expect(page.locator('main')).toContainText('override');
+});

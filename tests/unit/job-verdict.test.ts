@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { jobVerdict, type JobFacts } from '../../src/core/ops/job/verdict.ts';
+import { jobVerdict, overrideProblem, type JobFacts } from '../../src/core/ops/job/verdict.ts';
+import { overrideRecord } from '../../src/core/ops/job/override.ts';
 
 const good: JobFacts = {
   connected: true,
@@ -25,7 +26,7 @@ describe('job verdict', () => {
     expect(v.steps.identify).toBe('next');
   });
 
-  for (const [badge, blocker] of [['label-mismatch', 'label-mismatch'], ['duplicate', 'duplicate'], ['unverified', 'unverified']] as const) {
+  for (const [badge, blocker] of [['label-mismatch', 'label-mismatch'], ['duplicate', 'duplicate']] as const) {
     it(`${badge}: do not deploy, update and configuration blocked until an override with a reason`, () => {
       const f: JobFacts = { connected: true, identify: { kind: 'done', badges: [badge] } };
       const v = jobVerdict(f);
@@ -45,8 +46,31 @@ describe('job verdict', () => {
     });
   }
 
+  it('an unverified identity cannot be overridden, whatever the reason; a reason of a word or two is no override', () => {
+    const f: JobFacts = { connected: true, identify: { kind: 'done', badges: ['unverified'] } };
+    const v = jobVerdict({ ...f, overrides: [{ blocker: 'unverified', reason: 'I know this device, ticket 42' }] });
+    expect(v).toMatchObject({ verdict: 'do-not-deploy', allowed: false });
+    expect(v.blockers).toEqual([expect.objectContaining({ blocker: 'unverified', overridable: false, overridden: undefined })]);
+    expect(overrideProblem('unverified', 'I know this device, ticket 42')).toMatch(/cannot be overridden/);
+    expect(() => overrideRecord({ blocker: 'unverified', reason: 'I know this device, ticket 42' })).toThrow(/not recorded/);
+    const m: JobFacts = { connected: true, identify: { kind: 'done', badges: ['label-mismatch'] } };
+    for (const reason of ['ok', 'fine', 'aaaaaaaaaaaaaaaa']) {
+      expect(overrideProblem('label-mismatch', reason), reason).toMatch(/say why/);
+      expect(jobVerdict({ ...m, overrides: [{ blocker: 'label-mismatch', reason }] }).allowed, reason).toBe(false);
+    }
+    expect(overrideProblem('nonsense' as never, 'a reason given here')).toMatch(/not something/);
+  });
+
+  it('an override is recorded as an audit entry with its blocker and reason (policy in core)', () => {
+    const plan = overrideRecord({ blocker: 'attestation-untrusted', reason: '  debug port open on the bench unit, ticket 7 ' }, { device: { serial: 'SN-1' }, time: 5 });
+    expect(plan.audit).toEqual({ op: 'override', device: { serial: 'SN-1' }, outcome: 'attention', details: { blocker: 'attestation-untrusted', blocks: 'the attestation is untrusted', reason: 'debug port open on the bench unit, ticket 7' }, time: 5 });
+    expect(plan.inventory).toEqual({ serial: 'SN-1', seen: 5 });
+    const v = jobVerdict({ ...good, attest: { kind: 'done', verdict: 'untrusted' }, overrides: [{ blocker: 'attestation-untrusted', reason: 'debug port open on the bench unit, ticket 7' }] });
+    expect(v).toMatchObject({ verdict: 'ok', allowed: true });
+  });
+
   it('an override for another blocker does not lift this one', () => {
-    const v = jobVerdict({ connected: true, identify: { kind: 'done', badges: ['label-mismatch', 'duplicate'] }, overrides: [{ blocker: 'duplicate', reason: 'known swap' }] });
+    const v = jobVerdict({ connected: true, identify: { kind: 'done', badges: ['label-mismatch', 'duplicate'] }, overrides: [{ blocker: 'duplicate', reason: 'known swap of two boards' }] });
     expect(v.allowed).toBe(false);
     expect(v.blockers.find((b) => b.blocker === 'label-mismatch')?.overridden).toBeUndefined();
   });

@@ -25,6 +25,25 @@ export const BLOCKER_TEXT: Record<Blocker, string> = {
   'attestation-untrusted': 'the attestation is untrusted',
 };
 
+/**
+ * The blockers a technician may override with a reason. An identity that did
+ * not verify is never overridable: nothing the device says about itself can
+ * be trusted then, so no reason makes updating or configuring it safe.
+ */
+export const OVERRIDABLE: readonly Blocker[] = ['label-mismatch', 'duplicate', 'attestation-untrusted'];
+
+/** A reason must say something: at least this many letters, in at least two words. */
+export const OVERRIDE_MIN_CHARS = 12;
+
+/** Why this override cannot be recorded, or null. */
+export function overrideProblem(blocker: Blocker, reason: string): string | null {
+  if (!BLOCKERS.includes(blocker)) return `"${blocker}" is not something that blocks a job`;
+  if (!OVERRIDABLE.includes(blocker)) return `${BLOCKER_TEXT[blocker]}: this cannot be overridden; identify the device again`;
+  const r = reason.trim();
+  if (r.length < OVERRIDE_MIN_CHARS || r.split(/\s+/).length < 2) return `say why in a few words (at least ${OVERRIDE_MIN_CHARS} characters): the reason is kept in the audit trail`;
+  return null;
+}
+
 /** The outcome of one step as the job needs it (built from the op's outcome). */
 export type StepFact =
   | { kind: 'done'; detail?: string }
@@ -53,7 +72,7 @@ export interface JobVerdict {
   /** One plain sentence: why, or what to do next. */
   reason: string;
   /** Every blocker found, and whether an override lifts it. */
-  blockers: { blocker: Blocker; text: string; overridden?: string }[];
+  blockers: { blocker: Blocker; text: string; overridden?: string; overridable: boolean }[];
   /** May update and configuration run? */
   allowed: boolean;
   /** The next action (the first step still to do), or 'finish' when all are settled. */
@@ -73,8 +92,8 @@ export function jobVerdict(facts: JobFacts): JobVerdict {
   if (badges.includes('label-mismatch')) found.push('label-mismatch');
   if (badges.includes('duplicate')) found.push('duplicate');
   if (f.attest?.kind === 'done' && f.attest.verdict === 'untrusted') found.push('attestation-untrusted');
-  const overrideOf = (b: Blocker) => f.overrides?.find((o) => o.blocker === b && o.reason.trim() !== '')?.reason.trim();
-  const blockers = found.map((b) => ({ blocker: b, text: BLOCKER_TEXT[b], overridden: overrideOf(b) }));
+  const overrideOf = (b: Blocker) => f.overrides?.find((o) => o.blocker === b && overrideProblem(b, o.reason) === null)?.reason.trim();
+  const blockers = found.map((b) => ({ blocker: b, text: BLOCKER_TEXT[b], overridden: overrideOf(b), overridable: OVERRIDABLE.includes(b) }));
   const open = blockers.filter((b) => b.overridden === undefined);
   // A failed identification is no identity at all: nothing may be changed on the device until it is identified.
   const allowed = f.connected && open.length === 0 && f.identify?.kind !== 'failed';
