@@ -8,9 +8,11 @@ import { LinkOpenError } from '../core/link/link.ts';
 import { REMEDY } from '../core/link/web-support.ts';
 import { reconnectSerialLinks, requestSerialLink, serialApi, serialFiltersFor, serialSupported } from '../core/link/webserial.ts';
 import { reconnectUsbLinks, requestUsbLink, usbApi, usbFiltersFor, usbSupported } from '../core/link/webusb.ts';
-import { openSession, type LogEvent, type SmpSession } from '../core/groups/session.ts';
+import type { LogEvent, SmpSession } from '../core/groups/session.ts';
 import { GROUP_NAMES } from '../core/smp/header.ts';
-import { readDeviceInfo, type InfoState } from '../core/ops/identification/info.ts';
+import type { InfoState } from '../core/ops/identification/info.ts';
+/** The SMP session (CBOR) and the info op load when a device is connected, not before the connect screen (issue 14). */
+const smp = () => Promise.all([import('../core/groups/session.ts'), import('../core/ops/identification/info.ts')]).then(([s, i]) => ({ openSession: s.openSession, readDeviceInfo: i.readDeviceInfo }));
 import { thrownFailure } from '../core/ops/outcome.ts';
 
 export type Transport = 'serial' | 'usb' | 'virtual';
@@ -178,7 +180,7 @@ export class Connection {
     link.closed.then((c) => this.onClosed(gen, c));
     let session: SmpSession;
     try {
-      session = await openSession(link, { log: (e) => this.logEvent(e) });
+      session = await (await smp()).openSession(link, { log: (e) => this.logEvent(e) });
     } catch (e) {
       if (gen !== this.generation) return;
       // Was the device lost meanwhile? Then say so, rather than blaming MCUmgr.
@@ -211,6 +213,7 @@ export class Connection {
 
   private async readInfo(session: SmpSession, gen: number): Promise<void> {
     try {
+      const { readDeviceInfo } = await smp();
       for await (const st of readDeviceInfo(session)) {
         if (gen !== this.generation) return;
         this.infoState = st;

@@ -84,6 +84,9 @@ describe('EventLog', () => {
     expect(body).toMatch(/data-type="auth-failure" class="[^"]*severe/);
     expect(body).not.toMatch(/data-type="boot" class="[^"]*severe/);
     expect(body.indexOf('auth-failure')).toBeLessThan(body.indexOf('provisioned'));
+    // A timeline in words (issue 14): the type's id stays in data-type only.
+    expect(body).toContain('data-testid="event-timeline"');
+    expect(body).toContain('Failed login');
   });
 });
 

@@ -96,7 +96,7 @@ describe('UpdateController against the reference device', () => {
     expect(active).toMatchObject({ version: '1.1.0', confirmed: true });
     const html = render(UpdatePanel, { props: { session: w.s, trustedKeys: [PUB], controller: ctl } }).body;
     expect(html).toContain('data-testid="update-result" data-result="done"');
-    expect(html).toContain('running 1.1.0+0, confirmed');
+    expect(html).toContain('running 1.1.0, confirmed');
     expect(html).toContain('Pre-flight passed');
     expect(html).not.toContain('Nothing has been sent');
     expect(ctl.canUpload(w.s)).toBe(false); // done: the device runs it now
