@@ -22,13 +22,14 @@ import { memorySigner, type Signer } from '../../core/trust/signer.ts';
 import type { AuditInput } from '../../core/store/audit.ts';
 import { type CliCommand, type CliIo, EXIT_OK, EXIT_REJECTED, InputError, type ParsedArgs, UsageError, parseArgs } from '../command.ts';
 import { connect } from '../connect.ts';
+import { signerFromArgs, signerOptionNames, signerUsage } from '../signer-options.ts';
 import { readEd25519Private, readEd25519Public, readInput, readText } from '../files.ts';
 import { appendRecords } from '../records.ts';
 import { jsonReplacer } from './device.ts';
 
 const usage = `usage: fieldbench bench run PROFILE --port PORT [--port PORT ...] [--ports FILE] --records DIR
          --owner-key OWNER.pub.pem --bundle BUNDLE --image IMAGE.bin
-         --manufacturer-key FILE --station-key STATION.pem [--credential FILE]
+         (--manufacturer-key FILE | --pkcs11 MODULE ...) --station-key STATION.pem [--credential FILE]
          [--journal DIR] [--labels DIR] [--once] [--units N] [--json] [--baud N] [--timeout MS]
 
 Runs the station profile on every port at once: connect, info, flash the profile's image
@@ -46,8 +47,7 @@ label, record (one entry per unit, signed with the station key, in DIR/records.j
   --owner-key PUB.pem     the owner key that signs the profile and the bundle (repeatable)
   --bundle FILE           the owner's trust bundle (manufacturer and firmware anchors)
   --image FILE            the signed image the profile names (checked against its digest)
-  --manufacturer-key FILE the manufacturer key that issues the identities (Ed25519 PEM; kept in
-                          memory only)
+${signerUsage('manufacturer-key', 'manufacturer key (issues the identities)')}
   --station-key FILE      the station's own key: signs the control log and logs in to units
                           (the profile's station credential names it)
   --credential FILE       the station's technician credential (default: the profile's)
@@ -60,20 +60,18 @@ label, record (one entry per unit, signed with the station key, in DIR/records.j
 A unit left on its port after its run is not run again; unplug it and plug in the next.
 exit status: 0 every unit passed, 1 a unit failed, 2 bad usage or unusable input`;
 
-const KNOWN = ['port', 'ports', 'records', 'owner-key', 'bundle', 'image', 'manufacturer-key', 'station-key', 'credential', 'journal', 'labels', 'units', 'baud', 'timeout', 'framing', 'poll'];
+const KNOWN = ['port', 'ports', 'records', 'owner-key', 'bundle', 'image', ...signerOptionNames('manufacturer-key'), 'station-key', 'credential', 'journal', 'labels', 'units', 'baud', 'timeout', 'framing', 'poll'];
 
 /**
  * The manufacturer key as a Signer. THE one place the station chooses where that key lives:
- * today an Ed25519 PEM key file (held in memory only, zeroed at the end); the PKCS#11 and
- * passphrase-wrapped signers (src/core/trust/pkcs11.ts, wrapped-key.ts) plug in here.
+ * a passphrase-wrapped key file or an HSM through PKCS#11 (src/cli/signer-options.ts: the
+ * key never in clear on disk; a clear PEM file is accepted with a warning, held in memory
+ * only and zeroed at the end).
  */
 export async function manufacturerSigner(args: ParsedArgs, io: CliIo): Promise<Signer & { forget(): void; describe: string }> {
-  const file = args.get('manufacturer-key');
-  if (!file) throw new UsageError('--manufacturer-key FILE is required: the key that issues the identity certificates');
-  const seed = await readEd25519Private(io, file, 'manufacturer key');
-  const s = memorySigner(seed);
-  seed.fill(0);
-  return Object.assign(s, { describe: `key file ${file}` });
+  const s = await signerFromArgs(args, io, { keyOption: 'manufacturer-key', what: 'manufacturer key' });
+  if (!s) throw new UsageError('the manufacturer key is required: --manufacturer-key FILE (a wrapped key file) or --pkcs11 MODULE ... (an HSM): the key that issues the identity certificates');
+  return Object.assign(s, { forget: () => s.close() });
 }
 
 function isPattern(p: string): boolean {
