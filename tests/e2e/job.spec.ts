@@ -137,7 +137,7 @@ test('defect 4: after an update the slot diagrams agree with the update panel, t
 
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Inventory' }).click();
   const row = page.getByTestId('inv-row').first();
-  await expect(row.getByTestId('inv-firmware')).toHaveText('1.1.0');
+  await expect(row.getByTestId('inv-row-firmware')).toHaveText('1.1.0');
   await expect(row.getByTestId('inv-config')).toHaveText('#1');
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Audit trail' }).click();
   const [csv] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-inventory-csv').click()]);

@@ -124,7 +124,9 @@ describe('SMP session against the reference device', () => {
     const noise: string[] = [];
     const s = await openSession(v.link, { log: (e) => e.type === 'noise' && noise.push(e.text) });
     await reset(s.client);
-    await new Promise((r) => setTimeout(r, 100));
+    // the reboot and its banner come after the reply; wait for them (not a fixed sleep: a loaded machine is slower)
+    const banners = () => noise.filter((n) => n.includes('Booting Zephyr')).length;
+    for (let i = 0; i < 500 && (v.device.bootCount < 2 || banners() < 2); i++) await new Promise((r) => setTimeout(r, 10));
     expect(v.device.bootCount).toBe(2);
     expect(noise.filter((n) => n.includes('Booting Zephyr')).length).toBe(2);
     expect(await echo(s.client, 'back')).toBe('back');
