@@ -162,13 +162,18 @@ export function repeatedClause(reason: string): string | null {
 
 // ---------------------------------------------------------------- thrown errors
 
+/** A lost link or silence: ops rethrow it so the contract ends them `link` (retryable). */
+export function isLinkLoss(e: unknown): e is SmpError {
+  return e instanceof SmpError && (e.kind === 'closed' || e.kind === 'timeout');
+}
+
 /**
  * A thrown error as a failure: a lost link or silence is `link` (retryable),
  * another SMP error (an error reply, an undecodable reply) is `device`,
  * anything else is `internal` (a defect).
  */
 export function thrownFailure(e: unknown): Failed<never, never> {
-  if (e instanceof SmpError && (e.kind === 'closed' || e.kind === 'timeout')) {
+  if (isLinkLoss(e)) {
     return failed('link', because('the device link failed', e.message), { retryable: true, by: 'device' }) as Failed<never, never>;
   }
   if (e instanceof SmpError) return failed('device', because('the device answered with an error', e.message), { retryable: false, by: 'device' }) as Failed<never, never>;

@@ -15,10 +15,10 @@
 import { SmpError } from '../../smp/errors.ts';
 import type { SmpSession } from '../../groups/session.ts';
 import { SecurityGroup, describeSecError, secErrorName } from '../../groups/security.ts';
-import { AccessError } from './login.ts';
+import { loginRefusal } from './login.ts';
 import { FieldbenchError } from '../../base/errors.ts';
 import { UNSUPPORTED_REASON, findSecurityGroup } from '../identification/identify.ts';
-import { type Op, type Outcome, cancellableSession, contract, done, failed, unsupported } from '../outcome.ts';
+import { type Op, type Outcome, cancellableSession, isLinkLoss, contract, done, failed, unsupported } from '../outcome.ts';
 
 export const INTERFACE_STATES = ['open', 'authenticated', 'disabled'] as const;
 export type InterfaceState = (typeof INTERFACE_STATES)[number];
@@ -79,7 +79,6 @@ async function groupOf(session: SmpSession, ctx: InterfacesContext): Promise<Sec
   return ctx.group ? new SecurityGroup(session.client, ctx.group.id) : findSecurityGroup(session);
 }
 
-const isLink = (e: unknown) => e instanceof SmpError && (e.kind === 'closed' || e.kind === 'timeout');
 
 async function* readBody(session: SmpSession, ctx: InterfacesContext): AsyncGenerator<InterfacesState> {
   yield { kind: 'finding-group' };
@@ -93,7 +92,7 @@ async function* readBody(session: SmpSession, ctx: InterfacesContext): AsyncGene
   try {
     interfaces = await g.interfaces();
   } catch (e) {
-    if (isLink(e)) throw e;
+    if (isLinkLoss(e)) throw e;
     if (e instanceof SmpError && e.notSupported) {
       yield unsupported('this device does not report its interfaces');
       return;
@@ -151,12 +150,9 @@ async function* setBody(session: SmpSession, changes: InterfaceChange[], ctx: Se
   }
   const g = (await groupOf(session, ctx))!;
   yield { kind: 'authenticating' };
-  try {
-    await ctx.authenticate(g);
-  } catch (e) {
-    if (isLink(e)) throw e;
-    const byDevice = e instanceof AccessError && e.code !== 'signer' && e.code !== 'credential';
-    yield failed('login', `nothing changed: ${(e as Error).message}`, { by: byDevice ? 'device' : 'tool' });
+  const refused = await loginRefusal(ctx.authenticate, g);
+  if (refused) {
+    yield failed('login', `nothing changed: ${refused.message}`, { by: refused.by });
     return;
   }
   const changed: { name: string; from: string; to: InterfaceState }[] = [];
@@ -167,7 +163,7 @@ async function* setBody(session: SmpSession, changes: InterfaceChange[], ctx: Se
     try {
       reported = await g.setInterface(name, state);
     } catch (e) {
-      if (isLink(e)) throw e;
+      if (isLinkLoss(e)) throw e;
       const r = refusal(e);
       const done_ = changed.length ? ` (already changed: ${changed.map((c) => `${c.name} ${c.to}`).join(', ')})` : '';
       yield failed(r.code, `${name} not set to ${state}: ${r.reason}${done_}`, { by: 'device', details: { changed } });

@@ -14,6 +14,7 @@ import type { SecurityErrorName } from '../../protocol/security.ts';
 import type { TrustBundle } from '../../trust/bundle.ts';
 import { type DeviceRef, type Permission, verifyCredential } from '../../trust/credential.ts';
 import { FieldbenchError } from '../../base/errors.ts';
+import { isLinkLoss } from '../outcome.ts';
 
 export type AccessFailure =
   | 'not-authenticated'
@@ -128,4 +129,20 @@ export async function authenticateTechnician(
     }
   }
   return session;
+}
+
+/**
+ * The login step of every op that changes the device (interfaces, wipe, rotate): null once
+ * logged in, else why not and who refused (the device, or the tool's own checks on the signer
+ * and credential). A lost link is rethrown: the op contract ends it `link`.
+ */
+export async function loginRefusal(authenticate: (group: SecurityGroup) => Promise<unknown>, g: SecurityGroup): Promise<{ message: string; by: 'device' | 'tool' } | null> {
+  try {
+    await authenticate(g);
+    return null;
+  } catch (e) {
+    if (isLinkLoss(e)) throw e;
+    const byDevice = e instanceof AccessError && e.code !== 'signer' && e.code !== 'credential';
+    return { message: (e as Error).message, by: byDevice ? 'device' : 'tool' };
+  }
 }

@@ -16,12 +16,11 @@
  * without a login. After the wipe the op reads the configuration back: it must
  * be gone.
  */
-import { SmpError } from '../../smp/errors.ts';
 import type { SmpSession } from '../../groups/session.ts';
 import { SecurityGroup, describeSecError, secErrorName } from '../../groups/security.ts';
-import { AccessError } from '../access/login.ts';
+import { loginRefusal } from '../access/login.ts';
 import { UNSUPPORTED_REASON, findSecurityGroup } from '../identification/identify.ts';
-import { type Op, type Outcome, cancelled, cancellableSession, contract, done, failed, unsupported } from '../outcome.ts';
+import { type Op, type Outcome, cancelled, isLinkLoss, cancellableSession, contract, done, failed, unsupported } from '../outcome.ts';
 
 export type WipeProgress =
   | { kind: 'finding-group' }
@@ -55,7 +54,6 @@ export interface WipeContext {
   signal?: AbortSignal;
 }
 
-const isLink = (e: unknown) => e instanceof SmpError && (e.kind === 'closed' || e.kind === 'timeout');
 
 async function* wipeBody(session: SmpSession, ctx: WipeContext): AsyncGenerator<WipeState> {
   yield { kind: 'finding-group' };
@@ -72,7 +70,7 @@ async function* wipeBody(session: SmpSession, ctx: WipeContext): AsyncGenerator<
     ({ serial, model } = await g.identity());
     sequence = (await g.readConfig()).sequence;
   } catch (e) {
-    if (isLink(e)) throw e;
+    if (isLinkLoss(e)) throw e;
     yield failed('device', `could not read who the device is: ${describeSecError(e)}`, { by: 'device' });
     return;
   }
@@ -87,19 +85,16 @@ async function* wipeBody(session: SmpSession, ctx: WipeContext): AsyncGenerator<
     return;
   }
   yield { kind: 'authenticating' };
-  try {
-    await ctx.authenticate(g);
-  } catch (e) {
-    if (isLink(e)) throw e;
-    const byDevice = e instanceof AccessError && e.code !== 'signer' && e.code !== 'credential';
-    yield failed('login', `not wiped: ${(e as Error).message}`, { by: byDevice ? 'device' : 'tool' });
+  const refused = await loginRefusal(ctx.authenticate, g);
+  if (refused) {
+    yield failed('login', `not wiped: ${refused.message}`, { by: refused.by });
     return;
   }
   yield { kind: 'wiping' };
   try {
     await g.wipe();
   } catch (e) {
-    if (isLink(e)) throw e;
+    if (isLinkLoss(e)) throw e;
     const name = secErrorName(e);
     if (name === 'Permission') yield failed('permission', `not wiped: the device refused: ${describeSecError(e)} (the credential needs the wipe permission)`, { by: 'device' });
     else if (name) yield failed('refused', `not wiped: the device refused: ${describeSecError(e)}`, { by: 'device' });

@@ -24,9 +24,9 @@ import type { SmpSession } from '../../groups/session.ts';
 import { ROTATION_SIZES, ROTATION_TARGETS, type RotationTarget, SecurityGroup, describeSecError, rotationKeyId, rotationReceiptMessage, secErrorName } from '../../groups/security.ts';
 import { ed25519Verify } from '../../trust/ed25519.ts';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { AccessError } from '../access/login.ts';
+import { loginRefusal } from '../access/login.ts';
 import { UNSUPPORTED_REASON, findSecurityGroup } from './identify.ts';
-import { type Op, type Outcome, cancelled, cancellableSession, contract, done, failed, unsupported } from '../outcome.ts';
+import { type Op, type Outcome, cancelled, isLinkLoss, cancellableSession, contract, done, failed, unsupported } from '../outcome.ts';
 
 export { ROTATION_TARGETS, type RotationTarget } from '../../groups/security.ts';
 
@@ -105,7 +105,6 @@ export function valueProblem(what: RotationTarget, b: Uint8Array): string | null
   return null;
 }
 
-const isLink = (e: unknown) => e instanceof SmpError && (e.kind === 'closed' || e.kind === 'timeout');
 
 async function* rotateBody(session: SmpSession, ctx: RotateContext): AsyncGenerator<RotateState> {
   const problem = valueProblem(ctx.what, ctx.value);
@@ -124,7 +123,7 @@ async function* rotateBody(session: SmpSession, ctx: RotateContext): AsyncGenera
   try {
     id = await g.identity();
   } catch (e) {
-    if (isLink(e)) throw e;
+    if (isLinkLoss(e)) throw e;
     yield failed('device', `could not read who the device is: ${describeSecError(e)}`, { by: 'device' });
     return;
   }
@@ -146,12 +145,9 @@ async function* rotateBody(session: SmpSession, ctx: RotateContext): AsyncGenera
     return;
   }
   yield { kind: 'authenticating' };
-  try {
-    await ctx.authenticate(g);
-  } catch (e) {
-    if (isLink(e)) throw e;
-    const byDevice = e instanceof AccessError && e.code !== 'signer' && e.code !== 'credential';
-    yield failed('login', `not rotated: ${(e as Error).message}`, { by: byDevice ? 'device' : 'tool' });
+  const refused = await loginRefusal(ctx.authenticate, g);
+  if (refused) {
+    yield failed('login', `not rotated: ${refused.message}`, { by: refused.by });
     return;
   }
   yield { kind: 'rotating' };
@@ -160,7 +156,7 @@ async function* rotateBody(session: SmpSession, ctx: RotateContext): AsyncGenera
   try {
     receipt = await g.rotate(ctx.what, ctx.value, nonce);
   } catch (e) {
-    if (isLink(e)) throw e;
+    if (isLinkLoss(e)) throw e;
     const name = secErrorName(e);
     const words = describeSecError(e);
     if (name === 'Permission') yield failed('permission', `not rotated: the device refused: ${words} (the credential needs the rotate-keys permission)`, { by: 'device' });
