@@ -4,7 +4,7 @@
  * the job report use the same words). No raw ids, no JSON, local dates.
  */
 import type { AppraisalCheck, EatClaims } from './eat.ts';
-import type { PsaClaims } from './psa.ts';
+import { lifecycleState, type PsaClaims } from './psa.ts';
 
 /** Every appraisal check, named in words. */
 export const CHECK_NAMES: Record<AppraisalCheck, string> = {
@@ -96,5 +96,29 @@ export function claimsInWords(claims: EatClaims | PsaClaims): ClaimLine[] {
   out.push({ label: 'Device instance', value: shortHex(c.instanceId) });
   if (c.certificationReference) out.push({ label: 'Certification', value: c.certificationReference });
   out.push({ label: 'Profile', value: c.profile });
+  return out;
+}
+
+/**
+ * The claims as the audit trail keeps them (ops/record.ts attestationPlan:
+ * profile, lifecycle value, debug status, boot count, security counter,
+ * configuration digest, software versions and measurements) as lines of
+ * words: what the job report shows, and what its audit entry proves.
+ */
+export function auditedClaimsInWords(claims: Record<string, unknown>): ClaimLine[] {
+  const out: ClaimLine[] = [];
+  const lc = typeof claims.lifecycle === 'number' ? lifecycleState(claims.lifecycle) : undefined;
+  if (lc) out.push({ label: 'Lifecycle', value: LIFECYCLE_WORDS[lc] ?? lc });
+  if (typeof claims.debugStatus === 'string') out.push({ label: 'Debug access', value: DEBUG_WORDS[claims.debugStatus] ?? claims.debugStatus });
+  const sw = Array.isArray(claims.software) ? (claims.software as { version?: unknown; measurement?: unknown }[]) : [];
+  for (const s of sw) {
+    const v = typeof s.version === 'string' && s.version ? `version ${s.version.replace(/\+0$/, '')}` : 'no version given';
+    const m = typeof s.measurement === 'string' ? `, measurement ${s.measurement.slice(0, 16)}…` : '';
+    out.push({ label: 'Firmware', value: v + m });
+  }
+  if (typeof claims.securityCounter === 'number') out.push({ label: 'Security counter', value: String(claims.securityCounter) });
+  if (typeof claims.bootCount === 'number') out.push({ label: 'Boots', value: String(claims.bootCount) });
+  out.push({ label: 'Configuration', value: typeof claims.configDigest === 'string' ? `digest ${claims.configDigest.slice(0, 16)}…` : 'none applied' });
+  if (typeof claims.profile === 'string') out.push({ label: 'Profile', value: claims.profile });
   return out;
 }

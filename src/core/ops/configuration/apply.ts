@@ -201,7 +201,7 @@ async function* applyBody(session: SmpSession, signed: Uint8Array, ctx: Configur
     yield configFailed('device', `the device reports configuration #${res.sequence} (${toHex(res.digest).slice(0, 16)}…), not #${cfg.sequence} as sent: read it again`, 'device');
     return;
   }
-  yield done({ sequence: res.sequence, digest: res.digest, ...(bundlePushed !== undefined ? { bundlePushed } : {}) });
+  yield done({ sequence: res.sequence, digest: res.digest, previousSequence: current.sequence, ...(bundlePushed !== undefined ? { bundlePushed } : {}) });
 }
 
 // ---------------------------------------------------------------- runners
@@ -217,6 +217,7 @@ export function auditDetails(s: ConfigRunState, extra: { sequence?: number; dige
   if (s.kind === 'done' && 'sequence' in s.result) {
     d.sequence = s.result.sequence;
     d.digest = toHex(s.result.digest);
+    if (s.result.previousSequence !== undefined) d.previousSequence = s.result.previousSequence;
     if (s.result.bundlePushed !== undefined) d.bundlePushed = s.result.bundlePushed;
   } else if (s.kind === 'done' && 'unsigned' in s.result) {
     const r = s.result;

@@ -82,6 +82,8 @@ export type ConfigureProgress =
 export interface ConfigureResult {
   sequence: number;
   digest: Uint8Array;
+  /** The sequence the device held before (0: none). */
+  previousSequence?: number;
   /** The trust bundle version handed to the device at login (its revocations and rotations now apply there). */
   bundlePushed?: number;
 }

@@ -35,6 +35,8 @@ export function recordUpdate(outcome: UpdateOutcome, run: UpdateRun): RecordPlan
   const img = run.report?.image;
   if (img?.version) details.imageVersion = img.version;
   details.fileSha256 = img ? toHex(img.fileSha256) : undefined;
+  // what it ran before (the report covers both: firmware before and after)
+  if (run.report?.device.activeVersion) details.fromVersion = plainVersion(run.report.device.activeVersion);
   if (run.report && !run.report.ok) details.preflight = run.report.reason;
   let result = 'failed';
   /** What the device runs afterwards (the inventory's firmware), when the run says. */
