@@ -29,6 +29,9 @@ import type { RecordPlan } from '../../src/core/ops/record-plan.ts';
 import { keyFingerprint } from '../../src/core/factory/label-code.ts';
 import { toHex } from '../../src/core/base/bytes.ts';
 import { type World, world, LOCKED_DOWN } from '../helpers/identity-world.ts';
+import { PDFDocument } from 'pdf-lib';
+import { readReportPdf, reportPdf, pdfSafe } from '../../src/core/ops/job/report-pdf.ts';
+import { pdfPagesText } from '../helpers/pdf-text.ts';
 
 let tech: AuditSigner;
 let other: AuditSigner;
@@ -279,5 +282,67 @@ describe('job report', () => {
     (changed.entries[0].details as Record<string, unknown>).model = 'other';
     expect(await verifyJobReport(r, changed)).toMatch(/does not verify/);
     expect(await verifyJobReport({ format: 'something' }, t.export())).toBe('not a fieldbench job report');
+  }, 30_000);
+});
+
+describe('job report PDF', () => {
+  it('parses back: one or two A4 pages with every item in words, the entry hashes, the report embedded, the covered hash in the keywords', async () => {
+    const { d, t } = await fullJob({ label: { serial: 'NOT-THIS-ONE' }, override: 'label was reprinted, checked by supervisor' });
+    const r = await buildJobReport(t.export(), { device: d.ids, trustedKeys: [tech.publicKey] });
+    const bytes = await reportPdf(r, { now: T0 + 3600_000 });
+    if (process.env.FIELDBENCH_REPORT_PDF_OUT) (await import('node:fs')).writeFileSync(process.env.FIELDBENCH_REPORT_PDF_OUT, bytes);
+    expect(new TextDecoder().decode(bytes.subarray(0, 5))).toBe('%PDF-');
+    const doc = await PDFDocument.load(bytes, { updateMetadata: false });
+    expect(doc.getPageCount()).toBeGreaterThanOrEqual(1);
+    expect(doc.getPageCount()).toBeLessThanOrEqual(2);
+    expect(doc.getPage(0).getSize().width).toBeCloseTo(595.28, 1);
+    expect(doc.getTitle()).toBe(`Job report: ${d.ids.serial}`);
+    expect(doc.getSubject()).toBe('OK to deploy');
+    expect(doc.getAuthor()).toBe('t-17');
+    expect(doc.getKeywords()).toContain(`hash ${r.covers!.hash}`);
+    // the embedded report is the report, and it checks against the trail
+    const embedded = await readReportPdf(bytes);
+    expect(embedded).toEqual(r);
+    expect(await verifyJobReport(embedded, t.export())).toBeNull();
+    // what a reader sees
+    // wrapped lines joined again as a reader reads them
+    const text = (await pdfPagesText(bytes)).join('\n').replace(/\s+/g, ' ');
+    for (const s of [
+      `Job report: ${d.ids.serial}`,
+      'OK to deploy',
+      r.device.keyFingerprint!,
+      'DOES NOT MATCH (entered: serial NOT-THIS-ONE)',
+      'Holds the certified key',
+      'Fresh (answers our challenge)',
+      'Lifecycle',
+      'secured',
+      'Firmware before',
+      '1.0.0',
+      'updated from 1.0.0 to 1.1.0, confirmed',
+      'configuration #3 applied over #2',
+      'Reason: “label was reprinted, checked by supervisor”',
+      't-17 (key ',
+      `This report covers the audit trail up to entry #${r.covers!.seq}, hash ${r.covers!.hash}.`,
+      'fieldbench audit verify',
+    ]) expect(text, s).toContain(s);
+    for (const e of r.entries) expect(text).toContain(e.hash);
+    // no raw check ids or JSON
+    expect(text).not.toMatch(/instance-id|"verdict"|debugStatus/);
+  }, 30_000);
+
+  it('a partial report says so on its first page; text outside WinAnsi is replaced, not refused', async () => {
+    const d = await device();
+    const t = new Trail();
+    await t.add(identifyRecord(d.id, { time: T0 }));
+    const r = await buildJobReport(t.export(), { device: d.ids });
+    const [first] = await pdfPagesText(await reportPdf(r));
+    expect(first).toContain('PARTIAL REPORT: the job is not finished');
+    expect(first).toContain('Not decided yet');
+    expect(pdfSafe('ok ✓ → 漢字')).toBe('ok ok -> ??');
+    // a reason with characters the standard fonts cannot draw still makes a PDF
+    await t.add(skipRecord('update', 'firmware is current ✓ 漢字', { device: d.ids, time: T0 + 1 }));
+    const r2 = await buildJobReport(t.export(), { device: d.ids });
+    expect((await pdfPagesText(await reportPdf(r2))).join(' ').replace(/\s+/g, ' ')).toContain('firmware is current ok ??');
+    expect(await readReportPdf(await (await PDFDocument.create()).save())).toBeNull();
   }, 30_000);
 });

@@ -100,6 +100,9 @@ export const STEP_WORDS: Record<StepStatus, string> = {
   blocked: 'blocked',
 };
 
+/** A check's result in words. */
+export const RESULT_WORDS: Record<string, string> = { pass: 'passed', warn: 'warning', fail: 'failed', skip: 'not checked' };
+
 const STEP_NAMES: Record<JobStep, string> = { connect: 'Connect', identify: 'Identify', attest: 'Attest', update: 'Update firmware', configure: 'Configure', finish: 'Finish' };
 export const stepName = (s: JobStep) => STEP_NAMES[s];
 
