@@ -10,7 +10,8 @@
  * pages' storage status were loaded after the connect screen instead of
  * before it (src/ui/app-state.svelte.ts, src/ui/App.svelte), and 39.7 KB once
  * the SMP session (cbor-x) and the info op loaded at the first connect
- * (src/ui/connection.svelte.ts).
+ * (src/ui/connection.svelte.ts). The job report's PDF writer (pdf-lib) is
+ * loaded only when a PDF is asked for.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -48,6 +49,14 @@ describe('build budget', () => {
     // The SMP session's CBOR codec (cbor-x) comes with the first connection.
     expect(initialText).not.toContain('Unexpected end of CBOR data');
     expect(initialText, 'ed25519 / key store in the initial load').not.toMatch(/ed25519|Ed25519/);
+    // pdf-lib (the job report's PDF) loads when "Download PDF" is pressed: not at start, not with the Device page.
+    expect(initialText).not.toContain('Failed to parse PDF document');
+    const assetsDir = join(out, 'assets');
+    const devicePanels = readdirSync(assetsDir).filter((a) => a.startsWith('DevicePanels-') && a.endsWith('.js'));
+    expect(devicePanels.length).toBe(1);
+    const panelsText = readFileSync(join(assetsDir, devicePanels[0]), 'utf8');
+    expect(panelsText, 'pdf-lib in the Device page chunk').not.toContain('Failed to parse PDF document');
+    expect(readdirSync(assetsDir).some((a) => a.startsWith('report-pdf-')), 'the report PDF in its own chunk').toBe(true);
     // Each page other than the connect screen comes in its own chunk.
     const assets = readdirSync(join(out, 'assets'));
     for (const page of ['DevicePanels', 'TrustPage', 'AuditPage', 'InventoryPage', 'LibraryPage', 'SyncPage']) {

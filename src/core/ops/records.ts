@@ -3,6 +3,7 @@
  * parsing, distinct values for the filter menus, and plain-text descriptions
  * of audit entries. Framework-free; the Svelte pages only render these.
  */
+import { JOB_OP, jobEntryWords } from './job/record.ts';
 import type { AuditRecord, DeviceRecord, FieldbenchDB } from '../store/db.ts';
 import { ID_KINDS, type IdKind } from '../store/ids.ts';
 import { keyIdHex } from '../store/sig.ts';
@@ -360,6 +361,9 @@ export function auditSummary(e: Pick<AuditRecord, 'op' | 'outcome' | 'details'>)
         break;
       case 'events':
         s = eventsSummary(e.outcome, d);
+        break;
+      case JOB_OP:
+        s = jobEntryWords(d);
         break;
       default:
         s = genericSummary(e.op, e.outcome, d);

@@ -37,3 +37,11 @@ export function finishRecord(v: JobVerdict, opts: { device?: DeviceIdentifiersIn
   if (blockers.length) details.blockers = blockers;
   return { audit: { op: JOB_OP, device: opts.device ?? {}, outcome: v.verdict === 'ok' ? 'ok' : 'rejected', details, time }, inventory: seenUpdate(opts.device, time) };
 }
+
+/** A job entry in words (the audit page and the job report). */
+export function jobEntryWords(details: Record<string, unknown> | undefined): string {
+  const d = details ?? {};
+  if (d.step === 'finish') return `Job finished: ${d.verdict === 'ok' ? 'ok to deploy' : d.verdict === 'do-not-deploy' ? 'do not deploy' : String(d.verdict)}`;
+  const what = d.step === 'update' ? 'Firmware update' : d.step === 'configure' ? 'Configuration' : `Step ${String(d.step)}`;
+  return `${what} marked not needed${typeof d.reason === 'string' && d.reason ? `: ${d.reason}` : ''}`;
+}

@@ -177,7 +177,7 @@ export async function reportPdf(r: JobReport, opts: { now?: number } = {}): Prom
   w.pair('What was done', r.firmware.words);
   if (r.firmware.image) w.pair('Image', `${r.firmware.image}${r.firmware.imageHash ? `, hash ${r.firmware.imageHash}` : ''}`);
   w.proof(r.firmware.proof, r);
-  w.pair('Configuration before', r.configuration.before !== undefined ? `#${r.configuration.before}` : 'not recorded');
+  w.pair('Configuration before', r.configuration.before === 0 ? 'none' : r.configuration.before !== undefined ? `#${r.configuration.before}` : 'not recorded');
   w.pair('Configuration after', r.configuration.after !== undefined ? `#${r.configuration.after}` : r.configuration.changed ? 'unsigned' : 'unchanged');
   w.pair('What was done', r.configuration.words + (r.configuration.source ? ` (from ${r.configuration.source})` : ''));
   w.proof(r.configuration.proof, r);

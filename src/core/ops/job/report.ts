@@ -26,7 +26,7 @@ import { keyFingerprint } from '../../factory/label-code.ts';
 import { type AuditExport, type AuditExportEntry, verifyAuditExport } from '../../store/audit.ts';
 import { idKeys, normaliseIds, type DeviceIdentifiers, type DeviceIdentifiersInput } from '../../store/ids.ts';
 import { plainVersion } from '../update/record.ts';
-import { JOB_OP } from './record.ts';
+import { JOB_OP, jobEntryWords } from './record.ts';
 import { BLOCKER_TEXT, jobVerdict, JOB_STEPS, type Blocker, type JobFacts, type JobStep, type JobVerdict, type StepStatus } from './verdict.ts';
 
 export const REPORT_FORMAT = 'fieldbench-job-report';
@@ -246,10 +246,7 @@ export function entryWords(e: AuditExportEntry): string {
   const d = det(e);
   const u = unfinished(e);
   const name = OP_WORDS[e.op] ?? e.op;
-  if (e.op === JOB_OP) {
-    if (d.step === 'finish') return `Job finished: ${verdictHeadline(d.verdict as JobVerdict['verdict']).toLowerCase()}`;
-    return `${d.step === 'update' ? 'Firmware update' : 'Configuration'} marked not needed: ${str(d.reason) ?? ''}`.trim();
-  }
+  if (e.op === JOB_OP) return jobEntryWords(d);
   if (u) return `${name} ${u.kind === 'unsupported' ? 'not supported' : u.kind}: ${u.reason}`;
   switch (e.op) {
     case 'identify': {
@@ -389,7 +386,7 @@ function configurationSection(l: ReturnType<typeof latest>): JobReport['configur
     const words =
       d.signed === false
         ? `settings written unsigned (${Array.isArray(d.keys) ? (d.keys as string[]).join(', ') : 'keys not recorded'})`
-        : `configuration #${seq ?? '?'} applied${before !== undefined ? ` over #${before}` : ''}`;
+        : `configuration #${seq ?? '?'} applied${before ? ` over #${before}` : before === 0 ? ' (none before)' : ''}`;
     return {
       ...(before !== undefined ? { before } : {}),
       ...(seq !== undefined ? { after: seq } : {}),
