@@ -37,7 +37,7 @@ const shot = async (page: Page, name: string) => {
   await page.getByTestId('job-report').screenshot({ path: `${dir}/${name}-whole.png` });
 };
 
-test('job report: walk a job to Finish, the report opens, prints clean, downloads as a PDF that checks against the audit trail; Finish and "not needed" are audited', async ({ page }) => {
+test('job report: walk a job to Finish, the report opens, prints clean, downloads as a PDF that checks against the audit trail; Finish and a step marked not needed are audited', async ({ page }) => {
   test.setTimeout(120_000);
   await page.setViewportSize({ width: 1280, height: 800 });
   await demoDevice(page);
@@ -117,8 +117,14 @@ test('job report: walk a job to Finish, the report opens, prints clean, download
   expect(pages, 'printed pages').toBeLessThanOrEqual(2);
   await page.emulateMedia({ media: 'screen' });
 
-  // Download PDF: its text says what the page says; the report is embedded.
-  const [dl] = await Promise.all([page.waitForEvent('download'), report.getByTestId('report-pdf').click()]);
+  // Download PDF, keyboard only (from the focused heading: Tab to Print, Tab to Download PDF, Enter):
+  // its text says what the page says; the report is embedded.
+  await report.getByRole('heading', { level: 2 }).focus();
+  await page.keyboard.press('Tab');
+  await expect(report.getByRole('button', { name: 'Print' })).toBeFocused();
+  await page.keyboard.press('Tab');
+  await expect(report.getByTestId('report-pdf')).toBeFocused();
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.keyboard.press('Enter')]);
   expect(dl.suggestedFilename()).toMatch(/^job-report-.+\.pdf$/);
   const pdf = new Uint8Array(readFileSync((await dl.path())!));
   if (process.env.FIELDBENCH_SHOTS) (await import('node:fs')).writeFileSync(`${process.env.FIELDBENCH_SHOTS}/report-download.pdf`, pdf);
@@ -143,7 +149,7 @@ test('job report: walk a job to Finish, the report opens, prints clean, download
   expect(await verifyJobReport(embedded, trail)).toBeNull();
 });
 
-test('job report: "No configuration needed" is audited and reported; the report of a job that cannot deploy says why', async ({ page }) => {
+test('job report: No configuration needed is audited and reported; the report of a job that cannot deploy says why', async ({ page }) => {
   test.setTimeout(90_000);
   await demoDevice(page);
   // A label that does not match: the job cannot deploy.

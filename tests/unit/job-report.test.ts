@@ -213,7 +213,7 @@ describe('job report', () => {
     expect(r.covers).toEqual({ seq: a.seq, hash: a.hash });
   }, 30_000);
 
-  it('"not needed" is audited and reported: firmware and configuration unchanged; Finish cannot be recorded early', async () => {
+  it('a step marked not needed is audited and reported: firmware and configuration unchanged; Finish cannot be recorded early', async () => {
     const d = await device();
     const t = new Trail();
     await t.add(identifyRecord(d.id, { time: T0 }));
