@@ -158,7 +158,6 @@ type Latest = Partial<Record<'identify' | 'attest' | 'update' | 'configure' | 'f
 function latest(job: readonly AuditExportEntry[]): Latest & { overrides: AuditExportEntry[]; firstAttest?: AuditExportEntry } {
   const out: Latest & { overrides: AuditExportEntry[]; firstAttest?: AuditExportEntry } = { overrides: [] };
   for (const e of job) {
-    const d = det(e);
     if (e.op === 'identify') {
       out.identify = e;
       out.overrides = []; // overrides hold for the identification they were recorded against
@@ -172,7 +171,6 @@ function latest(job: readonly AuditExportEntry[]): Latest & { overrides: AuditEx
       if (e.op === 'configure' && (e.outcome === 'cancelled' || e.outcome === 'unsupported')) continue;
       out.configure = e;
     } else if (isJob(e, 'finish')) out.finish = e;
-    void d;
   }
   return out;
 }
@@ -278,7 +276,7 @@ function checksOf(list: unknown, names: (c: string) => string): ReportCheck[] {
   });
 }
 
-function deviceSection(job: readonly AuditExportEntry[], l: Latest, target: DeviceIdentifiersInput): JobReport['device'] {
+function deviceSection(l: Latest, target: DeviceIdentifiersInput): JobReport['device'] {
   const idEntry = l.identify;
   // identifiers: the identification's (what the device presented), else the target's
   const ids: DeviceIdentifiers = normaliseIds(idEntry?.device && Object.keys(idEntry.device).length ? idEntry.device : target);
@@ -305,7 +303,6 @@ function deviceSection(job: readonly AuditExportEntry[], l: Latest, target: Devi
       ? { ...(str(d.certSerial) ? { serial: str(d.certSerial) } : {}), ...(str(d.issuer) ? { issuer: str(d.issuer) } : {}), ...(num(d.notAfter) !== undefined ? { notAfter: num(d.notAfter) } : {}), ...(str(d.certificateSha256) ? { sha256: str(d.certificateSha256) } : {}) }
       : undefined;
   const identity = !idEntry ? 'not identified' : u ? (u.kind === 'unsupported' ? 'not supported' : u.kind) : badges.includes('unverified') ? 'unverified' : 'verified';
-  void job;
   return {
     ids,
     ...(ids.serial ? { serial: ids.serial } : {}),
@@ -410,7 +407,7 @@ export function reportFromEntries(job: readonly AuditExportEntry[], target: Devi
   const v = jobVerdict(facts);
   const bySeq = (e: AuditExportEntry | undefined) => (e ? [e.seq] : []);
   const stepProof: Record<JobStep, Proof> = {
-    connect: job.length ? [job[0].seq] : [],
+    connect: [], // connecting is not audited: the entries that follow show the device was there
     identify: bySeq(l.identify),
     attest: bySeq(l.attest),
     update: bySeq(l.update),
@@ -427,7 +424,7 @@ export function reportFromEntries(job: readonly AuditExportEntry[], target: Devi
     version: 1,
     status: l.finish ? 'finished' : 'partial',
     verdict: { verdict: v.verdict, headline: verdictHeadline(v.verdict), reason: v.reason.replace(/^(OK to deploy|Do not deploy)[:.]?\s*/, '') || v.reason, proof: verdictProof },
-    device: deviceSection(job, l, target),
+    device: deviceSection(l, target),
     attestation: attestationSection(l),
     firmware: firmwareSection(job, l),
     configuration: configurationSection(l),
