@@ -37,8 +37,8 @@ const shot = async (page: Page, name: string) => {
   await page.getByTestId('job-report').screenshot({ path: `${dir}/${name}-whole.png` });
 };
 
-test('job report: walk a job to Finish, the report opens, prints clean, downloads as a PDF that checks against the audit trail; Finish and a step marked not needed are audited', async ({ page }) => {
-  test.setTimeout(120_000);
+test('job report: walk a job to Finish (update 1.0.0 to 1.1.0, configuration #1), the report opens, prints clean, downloads as a PDF that checks against the audit trail; Finish is audited', async ({ page }) => {
+  test.setTimeout(150_000);
   await page.setViewportSize({ width: 1280, height: 800 });
   await demoDevice(page);
   const report = page.getByTestId('job-report');
@@ -63,8 +63,11 @@ test('job report: walk a job to Finish, the report opens, prints clean, download
 
   await page.getByRole('button', { name: 'Attest', exact: true }).click();
   await expect(page.getByTestId('verdict')).toHaveAttribute('data-verdict', /^(trusted|warning)$/, { timeout: 20_000 });
-  await page.getByTestId('skip-update').getByRole('button').click();
-  await expect(page.getByTestId('skip-update')).toContainText('not needed');
+  await page.getByTestId('fw-library-item').filter({ hasText: 'DEMO firmware 1.1.0' }).click();
+  await expect(page.getByTestId('preflight-checking')).toHaveCount(0, { timeout: 20_000 });
+  await page.getByTestId('update-upload').click();
+  await expect(page.getByTestId('update-result')).toHaveAttribute('data-result', 'done', { timeout: 40_000 });
+  await expect(page.getByTestId('identity-badges').locator('[data-badge="verified"]')).toBeVisible({ timeout: 20_000 });
   const config = page.locator('section.config');
   await config.locator('ul.library li').filter({ hasText: 'DEMO configuration #1' }).getByRole('button', { name: 'Review and apply' }).click();
   await config.getByTestId('config-diff').getByRole('button', { name: 'Apply' }).click();
@@ -82,12 +85,21 @@ test('job report: walk a job to Finish, the report opens, prints clean, download
   await expect(page.getByTestId('report-device')).toContainText('verified');
   await expect(page.getByTestId('report-device')).toContainText('Key fingerprint');
   await expect(page.getByTestId('report-fw-before')).toHaveText('1.0.0');
-  await expect(page.getByTestId('report-fw-after')).toHaveText('1.0.0');
+  await expect(page.getByTestId('report-fw-after')).toHaveText('1.1.0');
   await expect(page.getByTestId('report-config-after')).toHaveText('#1');
   await expect(report).toContainText('Fresh (answers our challenge)');
   await expect(report).not.toContainText('instance-id');
   const entries = page.getByTestId('report-entries').locator('tbody tr');
-  await expect(entries.locator('td:nth-child(3)')).toHaveText([/^Identification: verified/, /^Attestation: (trusted|warning)/, 'Firmware update marked not needed: the firmware is current', /^Configuration #1 applied/, 'Job finished: ok to deploy']);
+  // the update restarts the device, and the page identifies and attests it again (defect 4)
+  await expect(entries.locator('td:nth-child(3)')).toHaveText([
+    /^Identification: verified/,
+    /^Attestation: (trusted|warning)/,
+    'Firmware update: 1.1.0, confirmed',
+    /^Identification: verified/,
+    /^Attestation: (trusted|warning)/,
+    /^Configuration #1 applied/,
+    'Job finished: ok to deploy',
+  ]);
   const covers = (await page.getByTestId('report-covers').locator('.hash').textContent())!.trim();
   expect(covers).toMatch(/^[0-9a-f]{64}$/);
   await expect(entries.last().locator('td.hash')).toHaveText(covers);
@@ -133,23 +145,27 @@ test('job report: walk a job to Finish, the report opens, prints clean, download
   expect(embedded.status).toBe('finished');
   expect(embedded.verdict.verdict).toBe('ok');
   expect(embedded.covers?.hash).toBe(covers);
-  expect(embedded.entries.map((e) => e.op)).toEqual(['identify', 'attest', 'job', 'configure', 'job']);
+  expect(embedded.entries.map((e) => e.op)).toEqual(['identify', 'attest', 'update', 'identify', 'attest', 'configure', 'job']);
+  // before: what the update ran over; after: the update, and the attestation after it measured it
+  expect(embedded.firmware).toMatchObject({ before: '1.0.0', after: '1.1.0', changed: true, words: 'updated from 1.0.0 to 1.1.0, confirmed' });
+  expect(embedded.firmware.proof).toEqual([embedded.entries[2].seq, embedded.entries[4].seq]);
+  expect(embedded.attestation?.claims.find((c) => c.label === 'Firmware')?.value).toMatch(/^version 1\.1\.0/);
   expect(embedded.device.serial).toBe(serial);
   const text = (await pdfPagesText(pdf)).join(' ').replace(/\s+/g, ' ');
-  for (const s of [`Job report: ${serial}`, 'OK to deploy', 'Firmware before', 'not updated: the firmware is current', 'configuration #1 applied', covers, 'Fresh (answers our challenge)']) expect(text, s).toContain(s);
+  for (const s of [`Job report: ${serial}`, 'OK to deploy', 'Firmware before', 'updated from 1.0.0 to 1.1.0, confirmed', 'configuration #1 applied', covers, 'Fresh (answers our challenge)']) expect(text, s).toContain(s);
   expect((await PDFDocument.load(pdf)).getPageCount()).toBeLessThanOrEqual(2);
 
-  // The audit trail: Finish and "not needed" are entries; the exported trail holds the covered hash and the report checks against it.
+  // The audit trail: Finish is an entry; the exported trail holds the covered hash and the report checks against it.
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Audit trail' }).click();
   const jobRows = page.getByTestId('audit-row').filter({ has: page.locator('td:nth-child(3)', { hasText: /^job$/ }) });
-  await expect(jobRows.getByTestId('audit-summary')).toHaveText(['Job finished: ok to deploy', 'Firmware update marked not needed: the firmware is current']);
+  await expect(jobRows.getByTestId('audit-summary')).toHaveText(['Job finished: ok to deploy']);
   const [exp] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-audit').click()]);
   const trail = readFileSync((await exp.path())!, 'utf8');
   expect(JSON.parse(trail).entries.some((e: { hash: string }) => e.hash === covers)).toBe(true);
   expect(await verifyJobReport(embedded, trail)).toBeNull();
 });
 
-test('job report: No configuration needed is audited and reported; the report of a job that cannot deploy says why', async ({ page }) => {
+test('job report: the report of a job that cannot deploy says why; with an override and both steps marked not needed it finishes, and the audit trail holds both decisions and the Finish', async ({ page }) => {
   test.setTimeout(90_000);
   await demoDevice(page);
   // A label that does not match: the job cannot deploy.
@@ -192,4 +208,8 @@ test('job report: No configuration needed is audited and reported; the report of
     'Configuration marked not needed: no configuration needed',
     'Job finished: ok to deploy',
   ]);
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Audit trail' }).click();
+  const jobRows = page.getByTestId('audit-row').filter({ has: page.locator('td:nth-child(3)', { hasText: /^job$/ }) });
+  await expect(jobRows.getByTestId('audit-summary')).toHaveText(['Job finished: ok to deploy', 'Configuration marked not needed: no configuration needed', 'Firmware update marked not needed: the firmware is current']);
+  await expect(page.getByTestId('audit-row').filter({ has: page.locator('td:nth-child(3)', { hasText: /^override$/ }) })).toHaveCount(1);
 });
