@@ -161,6 +161,7 @@ test('job report: walk a job to Finish (update 1.0.0 to 1.1.0, configuration #1)
   await expect(jobRows.getByTestId('audit-summary')).toHaveText(['Job finished: ok to deploy']);
   const [exp] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-audit').click()]);
   const trail = readFileSync((await exp.path())!, 'utf8');
+  if (process.env.FIELDBENCH_SHOTS) (await import('node:fs')).writeFileSync(`${process.env.FIELDBENCH_SHOTS}/audit-export.json`, trail);
   expect(JSON.parse(trail).entries.some((e: { hash: string }) => e.hash === covers)).toBe(true);
   expect(await verifyJobReport(embedded, trail)).toBeNull();
 });
