@@ -97,9 +97,17 @@ interface StoredEvent {
   detail: string;
 }
 
-/** What the device keeps per connection; a reboot or a closed link ends it. */
+/** The public half of a candidate key pair (what a certificate must bind). */
+interface CandidateKeys {
+  readonly pub: Uint8Array;
+  readonly encPub: Uint8Array;
+}
+
+/** What the device keeps per connection; a reboot, a closed link or a new identity ends it. */
 interface ConnectionSecurity {
   boot: number;
+  /** The identity it was made under (DeviceSecurity.identityEpoch): a (re-)provisioning ends every connection's state. */
+  epoch: number;
   /** Set by a completed key exchange: the technician and the session keys go together. */
   auth: { technician: string; permissions: Permission[]; credentialId: Uint8Array; technicianKeyId: Uint8Array } | null;
   session: { keys: SessionKeys; lastSeq: number } | null;
@@ -109,8 +117,8 @@ interface ConnectionSecurity {
   token: { nonce: Uint8Array; bytes: Uint8Array } | null;
   /** Provisioning begun on this connection (candidate keys generated). */
   provisioning: boolean;
-  /** A verified re-provisioning authorization presented on this connection. */
-  reprovisionAuth: { id: Uint8Array; reason: string } | null;
+  /** A verified re-provisioning authorization presented on this connection, and the identity key it names. */
+  reprovisionAuth: { id: Uint8Array; reason: string; pub: Uint8Array } | null;
 }
 
 const CHUNK_CAP = 4096;
@@ -132,7 +140,11 @@ class SecureElement {
   private encPriv: Uint8Array | null = null;
   private pub: Uint8Array | null = null;
   private encPub: Uint8Array | null = null;
-  private candidate: { seed: Uint8Array; encPriv: Uint8Array; pub: Uint8Array; encPub: Uint8Array } | null = null;
+  /**
+   * One candidate slot. It belongs to the provisioning that made it (its owner: one
+   * connection's state, so one connection and one boot); `view` is what the checks see.
+   */
+  private candidate: { seed: Uint8Array; encPriv: Uint8Array; pub: Uint8Array; encPub: Uint8Array; owner: object; view: CandidateKeys } | null = null;
   private readonly rogueSeed: Uint8Array;
   roguePublicKey!: Uint8Array;
 
@@ -159,17 +171,20 @@ class SecureElement {
     return this.encPub;
   }
 
-  /** Generate a new candidate key pair (replacing any earlier candidate). */
-  async generateCandidate(): Promise<{ pub: Uint8Array; encPub: Uint8Array }> {
+  /** Generate a new candidate key pair for `owner` (replacing any earlier candidate, whoever made it). */
+  async generateCandidate(owner: object): Promise<CandidateKeys> {
     const seed = crypto.getRandomValues(new Uint8Array(32));
     const x = generateX25519();
-    const c = { seed, encPriv: x.privateKey, pub: await ed25519PublicKey(seed), encPub: x25519PublicKey(x.privateKey) };
-    this.candidate = c;
-    return { pub: c.pub, encPub: c.encPub };
+    const pub = await ed25519PublicKey(seed);
+    const encPub = x25519PublicKey(x.privateKey);
+    const view: CandidateKeys = Object.freeze({ pub, encPub });
+    this.candidate = { seed, encPriv: x.privateKey, pub, encPub, owner, view };
+    return view;
   }
 
-  candidateKeys(): { pub: Uint8Array; encPub: Uint8Array } | null {
-    return this.candidate ? { pub: this.candidate.pub, encPub: this.candidate.encPub } : null;
+  /** The candidate keys, if `owner` made the candidate the element holds now. */
+  candidateOf(owner: object): CandidateKeys | null {
+    return this.candidate && this.candidate.owner === owner ? this.candidate.view : null;
   }
 
   signWithCandidate(msg: Uint8Array, rogue = false): Promise<Uint8Array> {
@@ -177,10 +192,13 @@ class SecureElement {
     return ed25519Sign(msg, rogue ? this.rogueSeed : this.candidate.seed);
   }
 
-  /** The certified candidate becomes the identity (the old identity key is erased). */
-  activateCandidate(): void {
+  /**
+   * The certified candidate becomes the identity (the old identity key is erased), only if it
+   * is still the one that was checked: a begin elsewhere or a reboot meanwhile replaced or dropped it.
+   */
+  activateCandidate(checked: CandidateKeys): void {
     const c = this.candidate;
-    if (!c) throw new MgmtError(RC.EBADSTATE, SEC_RC.ProvisionOrder);
+    if (!c || c.view !== checked) throw new MgmtError(RC.EBADSTATE, SEC_RC.ProvisionOrder);
     this.seed = c.seed;
     this.encPriv = c.encPriv;
     this.pub = c.pub;
@@ -273,6 +291,14 @@ export class DeviceSecurity {
     this.identityCert = cert;
   }
 
+  /** Bumped by every (re-)provisioning: connection state made under an earlier identity is void. */
+  private identityEpoch = 0;
+
+  /** A re-provisioning authorization on this connection that names the identity key the device holds now. */
+  private mayReprovision(cs: ConnectionSecurity): boolean {
+    return !!cs.reprovisionAuth && this.se.hasIdentity && equalBytes(cs.reprovisionAuth.pub, this.se.publicKey);
+  }
+
   private requireProvisioned(): void {
     if (!this.provisioned) throw new MgmtError(RC.ENOENT, SEC_RC.NotProvisioned);
   }
@@ -281,11 +307,11 @@ export class DeviceSecurity {
   private async provisionBegin(b: Body, at: Arrival): Promise<Body> {
     const nonce = this.nonce(b);
     const cs = this.stateOf(at.connection);
-    if (this.provisioned && !cs.reprovisionAuth) {
+    if (this.provisioned && !this.mayReprovision(cs)) {
       this.log('provision-refused', 'already provisioned and no re-provisioning authorization presented');
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.AlreadyProvisioned);
     }
-    const { pub, encPub } = await this.se.generateCandidate();
+    const { pub, encPub } = await this.se.generateCandidate(cs);
     cs.provisioning = true;
     const sig = await this.se.signWithCandidate(
       provisionPopMessage({ nonce, devicePublicKey: pub, deviceEncKey: encPub, chipUid: this.chipUid, model: this.opts.model, hwRev: this.opts.hwRev }),
@@ -299,7 +325,9 @@ export class DeviceSecurity {
     const got = this.receive(SEC.ProvisionAuthorize, b, at);
     if (!(got instanceof Uint8Array)) return got;
     this.requireProvisioned();
-    const v = await verifyReprovision(got, { ownerKeys: this.opts.ownerKeys ?? [], now: this.device.now(), devicePublicKey: this.se.publicKey, chipUid: this.chipUid });
+    const cs = this.stateOf(at.connection);
+    const current = this.se.publicKey;
+    const v = await verifyReprovision(got, { ownerKeys: this.opts.ownerKeys ?? [], now: this.trustedNow(), devicePublicKey: current, chipUid: this.chipUid });
     if (!v.ok) {
       this.log('provision-refused', `re-provisioning authorization rejected: ${v.reason}`);
       const rc = v.code === 'expired' || v.code === 'not-yet-valid' ? SEC_RC.Expired
@@ -309,7 +337,8 @@ export class DeviceSecurity {
         : SEC_RC.BadSignature;
       throw new MgmtError(RC.EACCESSDENIED, rc);
     }
-    this.stateOf(at.connection).reprovisionAuth = { id: v.value.authorizationId, reason: v.value.reason };
+    // Kept with the key it names: once that key is gone (re-provisioned meanwhile), it opens nothing.
+    cs.reprovisionAuth = { id: v.value.authorizationId, reason: v.value.reason, pub: current };
     this.log('reprovision-authorized', `owner authorized re-provisioning: ${v.value.reason}`);
     return {};
   }
@@ -319,11 +348,18 @@ export class DeviceSecurity {
     const got = this.receive(SEC.ProvisionCert, b, at);
     if (!(got instanceof Uint8Array)) return got;
     const cs = this.stateOf(at.connection);
-    const cand = this.se.candidateKeys();
+    // Only the keys this connection's begin made (not another port's, not from before a reboot).
+    const cand = this.se.candidateOf(cs);
     if (!cs.provisioning || !cand) throw new MgmtError(RC.EBADSTATE, SEC_RC.ProvisionOrder);
-    if (this.provisioned && !cs.reprovisionAuth) throw new MgmtError(RC.EACCESSDENIED, SEC_RC.AlreadyProvisioned);
+    if (this.provisioned && !this.mayReprovision(cs)) throw new MgmtError(RC.EACCESSDENIED, SEC_RC.AlreadyProvisioned);
     const anchors = (this.opts.manufacturerKeys ?? []).map((k) => ed25519Key(k));
-    const v = await verifyIdentity(got, { bundle: { ...this.trustContext(), anchors: { manufacturer: anchors, firmware: [], owner: [] } }, now: this.device.now() });
+    const v = await verifyIdentity(got, { bundle: { ...this.trustContext(), anchors: { manufacturer: anchors, firmware: [], owner: [] } }, now: this.trustedNow() });
+    // The check took time: another port's begin, a provisioning or a reboot may have happened meanwhile.
+    if (this.stateOf(at.connection) !== cs || this.se.candidateOf(cs) !== cand) {
+      this.log('provision-refused', 'candidate keys replaced or dropped while the certificate was checked');
+      throw new MgmtError(RC.EBADSTATE, SEC_RC.ProvisionOrder);
+    }
+    if (this.provisioned && !this.mayReprovision(cs)) throw new MgmtError(RC.EACCESSDENIED, SEC_RC.AlreadyProvisioned);
     if (!v.ok) {
       this.log('provision-refused', `identity certificate rejected: ${v.reason}`);
       const rc = v.code === 'expired' || v.code === 'not-yet-valid' ? SEC_RC.Expired
@@ -341,7 +377,9 @@ export class DeviceSecurity {
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.CertMismatch);
     }
     const again = this.provisioned;
-    this.se.activateCandidate();
+    this.se.activateCandidate(cand);
+    // A new identity: every connection's authentication, session, handshake, authorization and transfers end.
+    this.identityEpoch++;
     this.identityCert = got;
     this.opts.serial = c.serial;
     this.opts.mac = c.mac;
@@ -400,8 +438,8 @@ export class DeviceSecurity {
   /** This connection's security state (authentication, challenge, transfers), fresh after a reboot. */
   private stateOf(c: Connection): ConnectionSecurity {
     let st = c.state.get(this) as ConnectionSecurity | undefined;
-    if (!st || st.boot !== this.device.bootCount) {
-      st = { boot: this.device.bootCount, auth: null, session: null, handshake: null, inbound: new Map(), token: null, provisioning: false, reprovisionAuth: null };
+    if (!st || st.boot !== this.device.bootCount || st.epoch !== this.identityEpoch) {
+      st = { boot: this.device.bootCount, epoch: this.identityEpoch, auth: null, session: null, handshake: null, inbound: new Map(), token: null, provisioning: false, reprovisionAuth: null };
       c.state.set(this, st);
     }
     return st;
