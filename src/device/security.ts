@@ -23,7 +23,7 @@ import { keyId } from '../core/trust/keys.ts';
 import type { LifecycleState } from '../core/trust/psa.ts';
 import { generateX25519, open as openSealed, x25519PublicKey } from '../core/trust/seal.ts';
 import { type SignedConfig, verifyConfig } from '../core/trust/signed-config.ts';
-import { ROTATION_SIZES, type RotationTarget, SECURITY, SEC, SEC_RC, popMessage, provisionPopMessage, rotationKeyId, rotationReceiptMessage } from '../core/protocol/security.ts';
+import { type RotationTarget, SECURITY, isRotationValue, SEC, SEC_RC, popMessage, provisionPopMessage, rotationKeyId, rotationReceiptMessage } from '../core/protocol/security.ts';
 import { SETTINGS } from '../core/protocol/settings.ts';
 import { OS } from '../core/protocol/os.ts';
 import { verifyReprovision } from '../core/trust/reprovision.ts';
@@ -820,6 +820,20 @@ export class DeviceSecurity {
       this.log('access-denied', `${auth.technician} lacks rotate-keys for configuration #${cfg.sequence}`);
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.RotationDenied);
     }
+    // The same value rule as the rotate command, checked before anything is stored (not after the commit).
+    let newDevEui: Uint8Array | undefined;
+    if (Object.hasOwn(cfg.settings, 'rotate.devEui')) {
+      const raw = cfg.settings['rotate.devEui'];
+      try {
+        newDevEui = typeof raw === 'string' && /^[0-9a-fA-F]{16}$/.test(raw) ? fromLooseHex(raw) : undefined;
+      } catch {
+        newDevEui = undefined;
+      }
+      if (!newDevEui || !isRotationValue('dev-eui', newDevEui)) {
+        this.log('config-rejected', `#${cfg.sequence}: rotate.devEui is not a usable DevEUI (16 hex digits, not all zeros or ones)`);
+        throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Malformed);
+      }
+    }
     // A reboot at any point before the pointer write abandons the apply (the handler dies with it).
     const gen = this.device.bootCount;
     await this.opts.applyStep?.('verified');
@@ -831,7 +845,7 @@ export class DeviceSecurity {
     this.active = target; // the single atomic write
     this.sequenceFloor = Math.max(this.sequenceFloor, cfg.sequence);
     this.advanceFloor(cfg.notBefore, `configuration #${cfg.sequence}`);
-    if (typeof cfg.settings['rotate.devEui'] === 'string') this.opts.devEui = fromLooseHex(cfg.settings['rotate.devEui'] as string);
+    if (newDevEui) this.opts.devEui = newDevEui;
     await this.opts.applyStep?.('committed');
     this.log('config-applied', `configuration #${cfg.sequence} applied by ${auth.technician}`);
     return { seq: cfg.sequence, digest: cfg.digest };
@@ -857,8 +871,7 @@ export class DeviceSecurity {
     const what = b.what;
     const value = b.value;
     if (what !== 'dev-eui' && what !== 'app-key') throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
-    if (!(value instanceof Uint8Array) || value.length !== ROTATION_SIZES[what as RotationTarget]) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
-    if (value.every((x) => x === 0) || value.every((x) => x === 0xff)) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
+    if (!(value instanceof Uint8Array) || !isRotationValue(what as RotationTarget, value)) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
     const nonce = this.nonce(b);
     const auth = this.authOf(at.connection)!;
     let old: Uint8Array;
@@ -982,7 +995,10 @@ export class DeviceSecurity {
           if (b.confirm !== true) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
           s.records = [null, null];
           s.active = null;
-          s.log('wipe', `configuration and secrets erased by ${s.authOf(ctx.connection)?.technician}`);
+          // The network key is a secret like the sealed ones: a wiped unit must not join its old network.
+          s.appKey?.fill(0);
+          s.appKey = null;
+          s.log('wipe', `configuration, secrets and network key erased by ${s.authOf(ctx.connection)?.technician}`);
           return {};
         },
       },
