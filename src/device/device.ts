@@ -112,6 +112,11 @@ export class ReferenceDevice {
    * (permission and the trusted-time floor). Throw MgmtError to refuse.
    */
   clockGuard: ((newTimeMs: number, ctx: RequestContext) => void) | null = null;
+  /**
+   * An os reset into another boot mode (1: the bootloader's serial recovery): the security group
+   * replaces this check when installed (the update permission in a session). Throw MgmtError to refuse.
+   */
+  bootModeGuard: ((bootMode: number, ctx: RequestContext) => void) | null = null;
 
   constructor(opts: DeviceOptions = {}) {
     this.opts = {

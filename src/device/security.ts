@@ -724,6 +724,17 @@ export class DeviceSecurity {
     this.log('clock', `clock set to ${at}${allowed ? ` by ${this.authOf(ctx.connection)?.technician}` : ' (forward)'}`);
   }
 
+  /**
+   * os reset into the bootloader (boot_mode 1): MCUboot serial recovery then writes the primary
+   * slot directly, without a test boot or a revert; an interrupted or bad upload leaves no bootable
+   * image. On a provisioned device that is an update: the update permission, in the session.
+   */
+  checkBootMode(mode: number, ctx: RequestContext): void {
+    if (!this.provisioned) return;
+    this.requireForeign('update', ctx);
+    this.log('boot-mode', `reset into boot mode ${mode} by ${this.authOf(ctx.connection)?.technician}`);
+  }
+
   /** The held trust bundle's version (0: only what provisioning gave). */
   get bundleVersion(): number {
     return this.bundle?.version ?? 0;
@@ -1015,6 +1026,7 @@ export async function installSecurity(device: ReferenceDevice, opts: SecurityOpt
   device.registerGroup(sec.groupDef());
   device.accessGuard = (g, id, op, at) => sec.guard(g, id, op, at);
   device.clockGuard = (t, ctx) => sec.checkClock(t, ctx);
+  device.bootModeGuard = (mode, ctx) => sec.checkBootMode(mode, ctx);
   return sec;
 }
 
