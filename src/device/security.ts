@@ -322,9 +322,9 @@ export class DeviceSecurity {
   }
 
   private async provisionAuthorize(b: Body, at: Arrival): Promise<Body> {
+    this.requireProvisioned(); // before any byte is buffered
     const got = this.receive(SEC.ProvisionAuthorize, b, at);
     if (!(got instanceof Uint8Array)) return got;
-    this.requireProvisioned();
     const cs = this.stateOf(at.connection);
     const current = this.se.publicKey;
     const v = await verifyReprovision(got, { ownerKeys: this.opts.ownerKeys ?? [], now: this.trustedNow(), devicePublicKey: current, chipUid: this.chipUid });
@@ -345,13 +345,14 @@ export class DeviceSecurity {
 
   /** Provision step 2: check the certificate binds the candidate keys and this chip, from a trusted manufacturer; then lock. */
   private async provisionCert(b: Body, at: Arrival): Promise<Body> {
-    const got = this.receive(SEC.ProvisionCert, b, at);
-    if (!(got instanceof Uint8Array)) return got;
     const cs = this.stateOf(at.connection);
-    // Only the keys this connection's begin made (not another port's, not from before a reboot).
+    // Only the keys this connection's begin made (not another port's, not from before a reboot);
+    // checked at every chunk, before any byte is buffered.
     const cand = this.se.candidateOf(cs);
     if (!cs.provisioning || !cand) throw new MgmtError(RC.EBADSTATE, SEC_RC.ProvisionOrder);
     if (this.provisioned && !this.mayReprovision(cs)) throw new MgmtError(RC.EACCESSDENIED, SEC_RC.AlreadyProvisioned);
+    const got = this.receive(SEC.ProvisionCert, b, at);
+    if (!(got instanceof Uint8Array)) return got;
     const anchors = (this.opts.manufacturerKeys ?? []).map((k) => ed25519Key(k));
     const v = await verifyIdentity(got, { bundle: { ...this.trustContext(), anchors: { manufacturer: anchors, firmware: [], owner: [] } }, now: this.trustedNow() });
     // The check took time: another port's begin, a provisioning or a reboot may have happened meanwhile.
@@ -525,6 +526,8 @@ export class DeviceSecurity {
     if (typeof off !== 'number' || !(data instanceof Uint8Array)) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
     let st = inbound.get(cmd);
     if (off === 0) {
+      // One transfer at a time per connection: a new one drops any other (a peer holds one buffer, not one per command).
+      inbound.clear();
       const len = b.len;
       if (typeof len !== 'number' || !Number.isInteger(len) || len <= 0 || len > (cmd === SEC.BundlePush ? MAX_BUNDLE : MAX_BLOB)) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
       st = { buf: new Uint8Array(len), fill: 0 };
@@ -579,8 +582,7 @@ export class DeviceSecurity {
 
   private async authenticate(b: Body, at: Arrival): Promise<Body> {
     const cs = this.stateOf(at.connection);
-    const got = this.receive(SEC.Auth, b, at);
-    if (!(got instanceof Uint8Array)) return got;
+    // Checked before any byte is buffered (each chunk): provisioned, not locked out, a key exchange under way.
     this.requireProvisioned();
     if (Date.now() < this.lockedUntil) {
       this.log('auth-locked', 'authentication attempt during lockout');
@@ -596,6 +598,9 @@ export class DeviceSecurity {
       }
       throw new MgmtError(RC.EACCESSDENIED, rc);
     };
+    if (!cs.handshake) return fail(SEC_RC.Nonce, 'authentication without a fresh key exchange (message 1)');
+    const got = this.receive(SEC.Auth, b, at);
+    if (!(got instanceof Uint8Array)) return got;
     const sig = b.sig;
     if (!(sig instanceof Uint8Array) || sig.length !== 64) return fail(SEC_RC.Malformed, 'authentication without a signature');
     const hs = cs.handshake;
@@ -792,9 +797,10 @@ export class DeviceSecurity {
   }
 
   private async applyConfig(b: Body, at: Arrival): Promise<Body> {
+    // Checked at every chunk, before any byte is buffered: no buffer for a peer that may not configure.
+    this.requirePermission('configure', at);
     const got = this.receive(SEC.ConfigApply, b, at);
     if (!(got instanceof Uint8Array)) return got;
-    this.requirePermission('configure', at);
     const auth = this.authOf(at.connection)!;
     const held = Math.max(this.sequenceFloor, this.activeConfig()?.sequence ?? 0);
     const bundle = this.trustContext();

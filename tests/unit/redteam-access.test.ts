@@ -253,3 +253,54 @@ describe('red team: interfaces and wipe on the raw wire', () => {
     fresh.close();
   });
 });
+
+describe('red team: what an unauthenticated peer can make the device buffer', () => {
+  it('the first chunk of a configuration, a certificate without a begin, an authorization on a blank device or a login without a key exchange is refused before anything is buffered', async () => {
+    const w = await secure();
+    const c = w.conn();
+    const first = (cmd: number) => c.request(Op.Write as 2, GROUP, cmd, { len: 16384, off: 0, data: new Uint8Array(200) });
+    expect(groupRc(await first(SEC.ConfigApply))).toBe(SEC_RC.NotAuthenticated);
+    expect(groupRc(await first(SEC.ProvisionCert))).toBe(SEC_RC.ProvisionOrder);
+    expect(groupRc(await first(SEC.BundlePush))).toBe(SEC_RC.NotAuthenticated);
+    expect(groupRc(await first(SEC.Auth))).toBe(SEC_RC.Nonce);
+    c.close();
+    const { createBlankDevice } = await import('../../src/device/provisioning.ts');
+    const { device } = await createBlankDevice({ manufacturerKeys: [auth.manufacturer.publicKey], ownerKeys: [auth.owner.publicKey] }, { bufSize: 512 });
+    const pair = createLinkPair({}, ['attacker', 'device']);
+    void device.serve(pair.b);
+    const b = rawSmpOverLink(pair.a);
+    expect(groupRc(await b.request(Op.Write as 2, GROUP, SEC.ProvisionAuthorize, { len: 16384, off: 0, data: new Uint8Array(200) }))).toBe(SEC_RC.NotProvisioned);
+    expect(groupRc(await b.request(Op.Write as 2, GROUP, SEC.Auth, { len: 16384, off: 0, data: new Uint8Array(200) }))).toBe(SEC_RC.NotProvisioned);
+    b.close();
+  });
+
+  it('one transfer at a time per connection: starting another drops the first (a peer cannot hold a 16 KiB buffer per command)', async () => {
+    const w = await secure();
+    const c = w.conn();
+    // A key exchange, then message 3 in chunks: the device buffers it.
+    const { ephemeralX25519 } = await import('../../src/core/trust/session.ts');
+    expect(groupRc(await c.request(Op.Read as 0, GROUP, SEC.AuthChallenge, { g_x: ephemeralX25519().publicKey }))).toBeUndefined();
+    expect(await c.request(Op.Write as 2, GROUP, SEC.Auth, { len: 16384, off: 0, data: new Uint8Array(200) })).toEqual({ off: 200 });
+    // Another transfer on the same connection (an authorization): the login's buffer is dropped.
+    expect(await c.request(Op.Write as 2, GROUP, SEC.ProvisionAuthorize, { len: 16384, off: 0, data: new Uint8Array(200) })).toEqual({ off: 200 });
+    expect(groupRc(await c.request(Op.Write as 2, GROUP, SEC.Auth, { off: 200, data: new Uint8Array(200) }))).toBe(SEC_RC.Offset);
+    c.close();
+  });
+
+  it('a hundred connections each opening a key exchange: every one is answered, and a technician still logs in', async () => {
+    const w = await secure();
+    const { ephemeralX25519 } = await import('../../src/core/trust/session.ts');
+    const conns: RawSmp[] = [];
+    for (let i = 0; i < 100; i++) {
+      const c = w.conn();
+      conns.push(c);
+      const r = await c.request(Op.Read as 0, GROUP, SEC.AuthChallenge, { g_x: ephemeralX25519().publicKey });
+      expect(r.g_y).toBeInstanceOf(Uint8Array);
+    }
+    const t = w.conn();
+    const s = await w.login(t);
+    expect(groupRc(await protectedRequest(t, s, Op.Read as 0, GROUP, SEC.Interfaces))).toBeUndefined();
+    for (const c of conns) c.close();
+    t.close();
+  });
+});
