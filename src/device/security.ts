@@ -327,7 +327,7 @@ export class DeviceSecurity {
     if (!(got instanceof Uint8Array)) return got;
     const cs = this.stateOf(at.connection);
     const current = this.se.publicKey;
-    const v = await verifyReprovision(got, { ownerKeys: this.opts.ownerKeys ?? [], now: this.trustedNow(), devicePublicKey: current, chipUid: this.chipUid });
+    const v = await this.atDeviceTime((now) => verifyReprovision(got, { ownerKeys: this.opts.ownerKeys ?? [], now, devicePublicKey: current, chipUid: this.chipUid }));
     if (!v.ok) {
       this.log('provision-refused', `re-provisioning authorization rejected: ${v.reason}`);
       const rc = v.code === 'expired' || v.code === 'not-yet-valid' ? SEC_RC.Expired
@@ -354,7 +354,8 @@ export class DeviceSecurity {
     const got = this.receive(SEC.ProvisionCert, b, at);
     if (!(got instanceof Uint8Array)) return got;
     const anchors = (this.opts.manufacturerKeys ?? []).map((k) => ed25519Key(k));
-    const v = await verifyIdentity(got, { bundle: { ...this.trustContext(), anchors: { manufacturer: anchors, firmware: [], owner: [] } }, now: this.trustedNow() });
+    const bundle = { ...this.trustContext(), anchors: { manufacturer: anchors, firmware: [], owner: [] } };
+    const v = await this.atDeviceTime((now) => verifyIdentity(got, { bundle, now }));
     // The check took time: another port's begin, a provisioning or a reboot may have happened meanwhile.
     if (this.stateOf(at.connection) !== cs || this.se.candidateOf(cs) !== cand) {
       this.log('provision-refused', 'candidate keys replaced or dropped while the certificate was checked');
@@ -606,7 +607,8 @@ export class DeviceSecurity {
     const hs = cs.handshake;
     if (!hs) return fail(SEC_RC.Nonce, 'authentication without a fresh key exchange (message 1)');
     cs.handshake = null; // single use
-    const v = await verifyCredential(got, { bundle: this.trustContext(), now: this.trustedNow() });
+    const bundle = this.trustContext();
+    const v = await this.atDeviceTime((now) => verifyCredential(got, { bundle, now }));
     if (!v.ok) {
       const rc =
         v.code === 'expired' || v.code === 'not-yet-valid' ? SEC_RC.Expired
@@ -690,9 +692,34 @@ export class DeviceSecurity {
     return { s: seq, c: protect(session.keys.d2t, 'd2t', seq, reply) };
   }
 
-  /** The clock used for validity: the device clock, never below the latest signed time seen. */
+  /**
+   * The clock used for validity: the device clock as the device itself or an authorised technician
+   * set it (not as an unauthenticated write moved it), never below the latest signed time seen.
+   */
   trustedNow(): number {
-    return Math.max(this.device.now(), this.timeFloorMs);
+    const clock = this.trustedClockOffsetMs === null ? this.device.now() : Date.now() + this.trustedClockOffsetMs;
+    return Math.max(clock, this.timeFloorMs);
+  }
+
+  /**
+   * The device clock's offset before the first unauthenticated write since the last trusted one
+   * (null: the device clock is as the device or a technician with configure set it). Anyone may move
+   * the clock forward, so that clock is never the one expiry is judged by: a jump to 2100 would
+   * otherwise expire every credential, and no technician could log in to set it back.
+   */
+  private trustedClockOffsetMs: number | null = null;
+
+  /**
+   * Verify at the trusted time; when that says "not yet valid" and the device clock (moved forward
+   * by a stock tool on a device without a battery-backed clock) is later, once more at that clock.
+   * Expiry is always judged at the trusted time: a later clock can only make a start time pass.
+   */
+  private async atDeviceTime<T extends { ok: boolean; code?: string }>(verify: (now: number) => Promise<T>): Promise<T> {
+    const t = this.trustedNow();
+    const r = await verify(t);
+    const c = this.device.now();
+    if (!r.ok && r.code === 'not-yet-valid' && c > t) return verify(c);
+    return r;
   }
 
   /** The trusted-time floor (ms since the epoch): the latest signed time the device has seen. */
@@ -715,17 +742,23 @@ export class DeviceSecurity {
    * time can only make the device refuse more, never accept what has expired).
    */
   checkClock(newTimeMs: number, ctx: RequestContext): void {
-    if (!this.provisioned) return;
+    const allowed = this.permits('configure', ctx);
+    // Whatever else happens, a write nobody authorised never becomes the clock validity is judged by.
+    const keepTrusted = () => {
+      if (allowed) this.trustedClockOffsetMs = null;
+      else if (this.trustedClockOffsetMs === null) this.trustedClockOffsetMs = this.device.clockOffsetMs;
+    };
+    if (!this.provisioned) return keepTrusted();
     const at = new Date(newTimeMs).toISOString();
     if (newTimeMs < this.timeFloorMs) {
       this.log('clock-refused', `clock set to ${at}, below the trusted floor ${new Date(this.timeFloorMs).toISOString()}`);
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Clock, undefined, this.groupId);
     }
-    const allowed = this.permits('configure', ctx);
     if (!allowed && newTimeMs < this.device.now()) {
       this.log('clock-refused', `clock set back to ${at} without the configure permission in a session`);
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Clock, undefined, this.groupId);
     }
+    keepTrusted();
     this.log('clock', `clock set to ${at}${allowed ? ` by ${this.authOf(ctx.connection)?.technician}` : ' (forward)'}`);
   }
 
@@ -753,11 +786,13 @@ export class DeviceSecurity {
     if (!ctx.protected) throw new MgmtError(RC.EACCESSDENIED, SEC_RC.SessionRequired);
     const got = this.receive(SEC.BundlePush, b, ctx);
     if (!(got instanceof Uint8Array)) return got;
-    const v = await verifyBundle(got, {
-      ownerKeys: this.bundle ? undefined : (this.opts.ownerKeys ?? []),
-      held: this.bundle ?? undefined,
-      now: this.trustedNow(),
-    });
+    const v = await this.atDeviceTime((now) =>
+      verifyBundle(got, {
+        ownerKeys: this.bundle ? undefined : (this.opts.ownerKeys ?? []),
+        held: this.bundle ?? undefined,
+        now,
+      }),
+    );
     if (!v.ok) {
       this.log('bundle-rejected', v.reason);
       // Not from the owner keys, older, expired: one answer (rc 17); undecodable: malformed.
@@ -804,7 +839,8 @@ export class DeviceSecurity {
     const auth = this.authOf(at.connection)!;
     const held = Math.max(this.sequenceFloor, this.activeConfig()?.sequence ?? 0);
     const bundle = this.trustContext();
-    const v = await verifyConfig(got, { bundle, now: this.trustedNow(), device: this.deviceRef(), heldSequence: held, requirePublished: bundle.configurations.length > 0 });
+    const device = this.deviceRef();
+    const v = await this.atDeviceTime((now) => verifyConfig(got, { bundle, now, device, heldSequence: held, requirePublished: bundle.configurations.length > 0 }));
     if (!v.ok) {
       this.log('config-rejected', v.reason);
       const rc =
