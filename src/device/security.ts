@@ -1043,15 +1043,17 @@ export class DeviceSecurity {
           return { interfaces: s.interfaces };
         },
         [SEC.Rotate]: (b: Body, ctx: RequestContext) => s.rotate(b, ctx),
-        [SEC.Wipe]: (b: Body, ctx: RequestContext) => {
+        [SEC.Wipe]: async (b: Body, ctx: RequestContext) => {
           s.requirePermission('wipe', ctx);
           if (b.confirm !== true) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
+          // The other groups' configuration stores (Zephyr Settings) go back to factory values too.
+          await s.device.wipe();
           s.records = [null, null];
           s.active = null;
           // The network key is a secret like the sealed ones: a wiped unit must not join its old network.
           s.appKey?.fill(0);
           s.appKey = null;
-          s.log('wipe', `configuration, secrets and network key erased by ${s.authOf(ctx.connection)?.technician}`);
+          s.log('wipe', `configuration, secrets, network key and settings erased by ${s.authOf(ctx.connection)?.technician}`);
           return {};
         },
       },

@@ -238,6 +238,24 @@ describe('red team: interfaces and wipe on the raw wire', () => {
     c.close();
   });
 
+  it('a wipe leaves no Settings value a technician wrote (stock configuration), in RAM or in storage', async () => {
+    const { device, security: sec } = await createSecureDevice(auth, { bufSize: 512, settings: true });
+    const pair = createLinkPair({}, ['tech', 'device']);
+    void device.serve(pair.b);
+    const c = rawSmpOverLink(pair.a);
+    const s = await rawLogin(c, sec.devicePublicKey, auth.credential, auth.technician.privateKey);
+    const SETTINGS_GROUP = 3;
+    const val = new TextEncoder().encode('wss://old-owner.example/ingest');
+    expect(groupRc(await protectedRequest(c, s, Op.Write as 2, SETTINGS_GROUP, 0, { name: 'fb/server', val }))).toBeUndefined();
+    expect(groupRc(await protectedRequest(c, s, Op.Write as 2, SETTINGS_GROUP, 3, {}))).toBeUndefined();
+    expect((await protectedRequest(c, s, Op.Read as 0, SETTINGS_GROUP, 0, { name: 'fb/server' })).val).toEqual(val);
+    expect(groupRc(await protectedRequest(c, s, Op.Write as 2, GROUP, SEC.Wipe, { confirm: true }))).toBeUndefined();
+    expect((await c.request(Op.Read as 0, SETTINGS_GROUP, 0, { name: 'fb/server' })).err).toMatchObject({ group: SETTINGS_GROUP, rc: 3 });
+    await device.reboot();
+    expect((await c.request(Op.Read as 0, SETTINGS_GROUP, 0, { name: 'fb/server' })).err).toMatchObject({ group: SETTINGS_GROUP, rc: 3 });
+    c.close();
+  });
+
   it('failed logins lock every connection out, not only the one that failed: a brute force spread over ports gains nothing', async () => {
     const w = await secure({ maxAuthFailures: 3, lockoutMs: 60_000 });
     const stranger = await issueCredential({ technicianId: 'x', name: 'X', publicKey: auth.technician.publicKey, permissions: ['wipe'], models: ['fieldbench-ref'], notAfter: new Date(Date.now() + DAY) }, crypto.getRandomValues(new Uint8Array(32)));
@@ -250,6 +268,9 @@ describe('red team: interfaces and wipe on the raw wire', () => {
     const fresh = w.conn();
     const r = await rawLogin(fresh, w.sec.devicePublicKey, auth.credential, auth.technician.privateKey);
     expect(groupRc(r.reply)).toBe(SEC_RC.LockedOut);
+    // A reset does not end the lockout.
+    await w.device.reboot();
+    expect(groupRc((await rawLogin(fresh, w.sec.devicePublicKey, auth.credential, auth.technician.privateKey)).reply)).toBe(SEC_RC.LockedOut);
     fresh.close();
   });
 });
