@@ -325,3 +325,53 @@ describe('red team: what an unauthenticated peer can make the device buffer', ()
     t.close();
   });
 });
+
+describe('red team: the session wrapper', () => {
+  it('key exchange with a low-order or malformed ephemeral key: rc 7, no handshake kept', async () => {
+    const w = await secure();
+    const c = w.conn();
+    // u = 0, 1 and p - 1 (low-order points: the shared secret is all zeros), a short key, not bytes.
+    const pMinus1 = Uint8Array.of(0xec, ...new Uint8Array(30).fill(0xff), 0x7f);
+    const lowOrder = [new Uint8Array(32), Uint8Array.of(1, ...new Uint8Array(31)), pMinus1, new Uint8Array(31), 'abc'];
+    for (const g_x of lowOrder) {
+      const r = await c.request(Op.Read as 0, GROUP, SEC.AuthChallenge, { g_x });
+      expect(groupRc(r), String(g_x)).toBe(SEC_RC.Malformed);
+    }
+    expect(groupRc(await c.request(Op.Write as 2, GROUP, SEC.Auth, { len: 4, off: 0, data: new Uint8Array(4), sig: new Uint8Array(64) }))).toBe(SEC_RC.Nonce);
+    c.close();
+  });
+
+  it('inner packets that are short, whose length lies, or that nest another protected request: rc 7, never dispatched, and the session goes on', async () => {
+    const w = await secure();
+    const c = w.conn();
+    const s = await w.login(c);
+    const wipe = innerPacket(Op.Write as 2, GROUP, SEC.Wipe, { confirm: true });
+    const lying = wipe.slice();
+    lying[3] += 3;
+    const nested = innerPacket(Op.Write as 2, GROUP, SEC.Protected, { s: 99, c: new Uint8Array(40) });
+    for (const inner of [new Uint8Array(5), lying, nested]) {
+      const seq = ++s.seq;
+      const r = replyBody(await c.exchange(protectedPacket(c, s.keys, seq, inner)));
+      expect(groupRc(r)).toBe(SEC_RC.Malformed);
+    }
+    expect(w.sec.eventLog().some((e) => e.type === 'wipe')).toBe(false);
+    expect(groupRc(await protectedRequest(c, s, Op.Read as 0, GROUP, SEC.Interfaces))).toBeUndefined();
+    c.close();
+  });
+
+  it('sequence numbers at the edges: 0, negative, past 2^53, not an integer type: refused without a dispatch', async () => {
+    const w = await secure();
+    const c = w.conn();
+    const s = await w.login(c);
+    const inner = innerPacket(Op.Write as 2, GROUP, SEC.Wipe, { confirm: true });
+    for (const seq of [0, -1]) {
+      const r = await c.request(Op.Write as 2, GROUP, SEC.Protected, { s: seq, c: new Uint8Array(inner.length + 16) });
+      expect([SEC_RC.Malformed, SEC_RC.Protection]).toContain(groupRc(r));
+    }
+    expect(groupRc(await c.request(Op.Write as 2, GROUP, SEC.Protected, { s: '1', c: new Uint8Array(40) }))).toBe(SEC_RC.Malformed);
+    expect(groupRc(await c.request(Op.Write as 2, GROUP, SEC.Protected, { s: 2n ** 60n, c: new Uint8Array(40) }))).toBeDefined();
+    expect(w.sec.eventLog().some((e) => e.type === 'wipe')).toBe(false);
+    expect(groupRc(await protectedRequest(c, s, Op.Read as 0, GROUP, SEC.Interfaces))).toBeUndefined();
+    c.close();
+  });
+});
