@@ -125,6 +125,15 @@ const CHUNK_CAP = 4096;
 /** The nonce sizes a PSA/EAT token may carry (RFC 9783): checked before any work. */
 const EAT_NONCE_SIZES = [32, 48, 64] as const;
 const MAX_EVENTS = 1000;
+/**
+ * Events anyone can cause without authenticating (refusals, tokens, forward clock writes, provisioning
+ * offers). When the log is full these go first, so that a flood of them cannot push the record of a
+ * login, a configuration, a wipe or a lockout out of the log.
+ */
+const UNAUTHENTICATED_EVENTS = new Set([
+  'access-denied', 'auth-failure', 'auth-locked', 'bundle-rejected', 'clock-refused', 'clock-forward', 'config-rejected',
+  'protection-failure', 'provision-refused', 'provision-begin', 'attested',
+]);
 const MAX_BLOB = 16384;
 /** A pushed trust bundle may be larger (its firmware and configuration lists). */
 const MAX_BUNDLE = 262144;
@@ -410,7 +419,11 @@ export class DeviceSecurity {
 
   log(type: string, detail: string): void {
     this.events.push({ n: this.nextEvent++, t: Math.floor(this.device.uptimeMs()), b: this.device.bootCount, type, detail });
-    if (this.events.length > MAX_EVENTS) this.events.shift();
+    if (this.events.length > MAX_EVENTS) {
+      // The oldest event anyone could have caused goes first; only a log of nothing else loses its oldest.
+      const i = this.events.findIndex((e) => UNAUTHENTICATED_EVENTS.has(e.type));
+      this.events.splice(i >= 0 ? i : 0, 1);
+    }
   }
 
   eventLog(): readonly StoredEvent[] {
@@ -759,7 +772,7 @@ export class DeviceSecurity {
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Clock, undefined, this.groupId);
     }
     keepTrusted();
-    this.log('clock', `clock set to ${at}${allowed ? ` by ${this.authOf(ctx.connection)?.technician}` : ' (forward)'}`);
+    this.log(allowed ? 'clock' : 'clock-forward', `clock set to ${at}${allowed ? ` by ${this.authOf(ctx.connection)?.technician}` : ' (forward, unauthenticated)'}`);
   }
 
   /**

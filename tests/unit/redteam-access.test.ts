@@ -375,3 +375,33 @@ describe('red team: the session wrapper', () => {
     c.close();
   });
 });
+
+describe('red team: the security event log under a flood', () => {
+  it('1,500 unauthenticated refusals do not push the record of a login, a wipe or an interface change out of the log', async () => {
+    const w = await secure();
+    const c = w.conn();
+    const s = await w.login(c);
+    expect(groupRc(await protectedRequest(c, s, Op.Write as 2, GROUP, SEC.Interfaces, { name: 'shell', state: 'disabled' }))).toBeUndefined();
+    expect(groupRc(await protectedRequest(c, s, Op.Write as 2, GROUP, SEC.Wipe, { confirm: true }))).toBeUndefined();
+    // The flood, as raw request packets into the device's dispatcher (one attacker connection).
+    const { Connection } = await import('../../src/device/mgmt.ts');
+    const { buildPacket, SMP_V2 } = await import('../../src/core/smp/header.ts');
+    const { encodeCbor } = await import('../../src/core/base/cbor.ts');
+    const attacker = new Connection(9999);
+    const wipe = buildPacket({ op: Op.Write, version: SMP_V2, flags: 0, group: GROUP, seq: 1, id: SEC.Wipe }, encodeCbor({ confirm: true }));
+    for (let i = 0; i < 1500; i++) await w.device.handle(wipe, { connection: attacker });
+    // Read the whole log back over the wire, page by page.
+    const types: string[] = [];
+    for (let from = 0; ; ) {
+      const page = await c.request(Op.Read as 0, GROUP, SEC.Events, { from });
+      const events = page.events as { n: number; type: string }[];
+      types.push(...events.map((e) => e.type));
+      if (!events.length || (page.next as number) > (page.last as number)) break;
+      from = page.next as number;
+    }
+    expect(types.length).toBeLessThanOrEqual(1000);
+    for (const t of ['auth', 'interface', 'wipe', 'provisioned']) expect(types, t).toContain(t);
+    expect(types.filter((t) => t === 'access-denied').length).toBeGreaterThan(900);
+    c.close();
+  }, 60_000);
+});
