@@ -369,3 +369,57 @@ describe('red team: provisioning on the raw wire', () => {
     station.close();
   });
 });
+
+describe('red team: a hostile unit on the station\'s jig', () => {
+  it('a unit offering a low-order X25519 key (secrets sealed to it would open for anyone) gets no certificate and no identifiers', async () => {
+    const { ReferenceDevice } = await import('../../src/device/device.ts');
+    const { ed25519PublicKey } = await import('../../src/core/trust/ed25519.ts');
+    const { ed25519Sign } = await import('../../src/core/trust/ed25519.ts');
+    const { keyId } = await import('../../src/core/trust/keys.ts');
+    const { openSession } = await import('../../src/core/groups/session.ts');
+    const { SecurityGroup } = await import('../../src/core/groups/security.ts');
+    const { ProvisionError, provisionIdentity } = await import('../../src/core/factory/provision.ts');
+    const { memorySigner } = await import('../../src/core/trust/signer.ts');
+    const seed = crypto.getRandomValues(new Uint8Array(32));
+    const pub = await ed25519PublicKey(seed);
+    const uid = Uint8Array.of(0x01, ...crypto.getRandomValues(new Uint8Array(16)));
+    const device = new ReferenceDevice({ image: false, bufSize: 512 });
+    let certificates = 0;
+    for (const encPub of [new Uint8Array(32), Uint8Array.of(1, ...new Uint8Array(31)), Uint8Array.of(0xec, ...new Uint8Array(30).fill(0xff), 0x7f)]) {
+      device.registerGroup({
+        id: GROUP,
+        name: 'fieldbench_sec',
+        read: { [SEC.ProvisionState]: () => ({ state: 'unprovisioned', uid, model: 'fieldbench-ref', hw_rev: 'rev-b', mfr: [keyId(auth.manufacturer.publicKey)] }) },
+        write: {
+          [SEC.ProvisionBegin]: async (b: Body) => ({
+            pub, enc_pub: encPub, uid, model: 'fieldbench-ref', hw_rev: 'rev-b',
+            sig: await ed25519Sign(provisionPopMessage({ nonce: b.nonce as Uint8Array, devicePublicKey: pub, deviceEncKey: encPub, chipUid: uid, model: 'fieldbench-ref', hwRev: 'rev-b' }), seed),
+          }),
+          [SEC.ProvisionCert]: () => {
+            certificates++;
+            return { serial: 'SN-EVIL' };
+          },
+        },
+      });
+      const pair = createLinkPair({}, ['station', 'hostile unit']);
+      void device.serve(pair.b);
+      const s = await openSession(pair.a);
+      const calls: string[] = [];
+      const e = await provisionIdentity(new SecurityGroup(s.client, GROUP), {
+        signer: memorySigner(auth.manufacturer.privateKey),
+        identifiers: () => {
+          calls.push('ids');
+          return { serial: 'SN-EVIL' };
+        },
+        model: 'fieldbench-ref',
+        notAfter: YEAR(),
+      }).catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(ProvisionError);
+      expect((e as InstanceType<typeof ProvisionError>).code).toBe('bad-proof');
+      expect(calls).toEqual([]);
+      await s.close();
+      pair.unplug();
+    }
+    expect(certificates).toBe(0);
+  });
+});
