@@ -904,18 +904,38 @@ export class DeviceSecurity {
     const gen = this.device.bootCount;
     await this.opts.applyStep?.('verified');
     if (this.device.bootCount !== gen) throw new MgmtError(RC.EBADSTATE);
-    const target: 0 | 1 = this.active === 0 ? 1 : 0;
-    this.records[target] = { sequence: cfg.sequence, digest: cfg.digest, settings: JSON.parse(JSON.stringify(cfg.settings, (_k, x) => (x instanceof Uint8Array ? Array.from(x) : x))), secrets: cfg.secrets };
-    await this.opts.applyStep?.('staged');
-    if (this.device.bootCount !== gen) throw new MgmtError(RC.EBADSTATE); // rebooted mid-apply: the old record stays active
-    this.active = target; // the single atomic write
-    this.sequenceFloor = Math.max(this.sequenceFloor, cfg.sequence);
-    this.advanceFloor(cfg.notBefore, `configuration #${cfg.sequence}`);
-    if (newDevEui) this.opts.devEui = newDevEui;
+    // From here to the pointer write one apply at a time: two connections applying at once would
+    // stage into the same record, or commit an older sequence after a newer one.
+    if (this.applying) throw new MgmtError(RC.EBUSY);
+    this.applying = true;
+    try {
+      // The verification took time: another connection may have applied something newer meanwhile,
+      // or the session may have ended (a re-provisioning).
+      const stillAuthorised = () => this.authOf(at.connection) === auth;
+      const newer = () => cfg.sequence > Math.max(this.sequenceFloor, this.activeConfig()?.sequence ?? 0);
+      if (!stillAuthorised()) throw new MgmtError(RC.EBADSTATE);
+      if (!newer()) {
+        this.log('config-rejected', `#${cfg.sequence}: a configuration as new or newer was applied meanwhile`);
+        throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Replayed);
+      }
+      const target: 0 | 1 = this.active === 0 ? 1 : 0;
+      this.records[target] = { sequence: cfg.sequence, digest: cfg.digest, settings: JSON.parse(JSON.stringify(cfg.settings, (_k, x) => (x instanceof Uint8Array ? Array.from(x) : x))), secrets: cfg.secrets };
+      await this.opts.applyStep?.('staged');
+      if (this.device.bootCount !== gen || !stillAuthorised()) throw new MgmtError(RC.EBADSTATE); // rebooted mid-apply: the old record stays active
+      this.active = target; // the single atomic write
+      this.sequenceFloor = Math.max(this.sequenceFloor, cfg.sequence);
+      this.advanceFloor(cfg.notBefore, `configuration #${cfg.sequence}`);
+      if (newDevEui) this.opts.devEui = newDevEui;
+    } finally {
+      this.applying = false;
+    }
     await this.opts.applyStep?.('committed');
     this.log('config-applied', `configuration #${cfg.sequence} applied by ${auth.technician}`);
     return { seq: cfg.sequence, digest: cfg.digest };
   }
+
+  /** A configuration apply is between its checks and its pointer write. */
+  private applying = false;
 
   /** The LoRaWAN network key (AppKey), held in the secure element's storage; never read out. */
   private appKey: Uint8Array | null = null;
