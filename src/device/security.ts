@@ -636,6 +636,13 @@ export class DeviceSecurity {
     if (!(await ed25519Verify(sig, technicianSignedMessage(th3, mac3(hs.prk, th3)), cred.publicKey))) {
       return fail(SEC_RC.BadSignature, `technician ${cred.technicianId}: key-exchange signature invalid`);
     }
+    // The checks took time: a bundle pushed on another connection meanwhile (revoking this credential
+    // or its key, or rotating out the owner key that signed it) decides, not the one checked against.
+    if (this.trustContext() !== bundle && this.bundle !== null) {
+      const again = await this.atDeviceTime((now) => verifyCredential(got, { bundle: this.trustContext(), now }));
+      if (!again.ok) return fail(again.code === 'revoked' ? SEC_RC.Revoked : SEC_RC.BadSignature, `credential rejected by the trust bundle installed meanwhile: ${again.reason}`);
+    }
+    if (this.stateOf(at.connection) !== cs) throw new MgmtError(RC.EBADSTATE); // rebooted or re-provisioned meanwhile
     const scope = checkCredentialPermits({ ...cred, permissions: cred.permissions }, cred.permissions[0] ?? 'identify', this.deviceRef());
     if (!scope.ok && scope.code === 'out-of-scope') return fail(SEC_RC.WrongTarget, scope.reason);
     this.advanceFloor(cred.notBefore, 'credential');
