@@ -87,6 +87,7 @@ export class ReferenceDevice {
   clockOffsetMs = 0;
   private readonly bootHooks: DeviceHook[] = [];
   private readonly resetHooks: DeviceHook[] = [];
+  private readonly wipeHooks: DeviceHook[] = [];
   private busy = 0;
   private generation = 0;
   /**
@@ -112,6 +113,11 @@ export class ReferenceDevice {
    * (permission and the trusted-time floor). Throw MgmtError to refuse.
    */
   clockGuard: ((newTimeMs: number, ctx: RequestContext) => void) | null = null;
+  /**
+   * An os reset into another boot mode (1: the bootloader's serial recovery): the security group
+   * replaces this check when installed (the update permission in a session). Throw MgmtError to refuse.
+   */
+  bootModeGuard: ((bootMode: number, ctx: RequestContext) => void) | null = null;
 
   constructor(opts: DeviceOptions = {}) {
     this.opts = {
@@ -163,6 +169,16 @@ export class ReferenceDevice {
   /** Run when a reset is requested, before the reboot. */
   onReset(h: DeviceHook): void {
     this.resetHooks.push(h);
+  }
+
+  /** Run when the device is wiped (security group Wipe): stores of configuration go back to factory values. */
+  onWipe(h: DeviceHook): void {
+    this.wipeHooks.push(h);
+  }
+
+  /** Erase what the groups hold for the owner (configuration stores), as a wipe does. */
+  async wipe(): Promise<void> {
+    for (const h of this.wipeHooks) await h(this);
   }
 
   /** Milliseconds since the last boot. */

@@ -23,7 +23,7 @@ import { keyId } from '../core/trust/keys.ts';
 import type { LifecycleState } from '../core/trust/psa.ts';
 import { generateX25519, open as openSealed, x25519PublicKey } from '../core/trust/seal.ts';
 import { type SignedConfig, verifyConfig } from '../core/trust/signed-config.ts';
-import { ROTATION_SIZES, type RotationTarget, SECURITY, SEC, SEC_RC, popMessage, provisionPopMessage, rotationKeyId, rotationReceiptMessage } from '../core/protocol/security.ts';
+import { type RotationTarget, SECURITY, isRotationValue, SEC, SEC_RC, popMessage, provisionPopMessage, rotationKeyId, rotationReceiptMessage } from '../core/protocol/security.ts';
 import { SETTINGS } from '../core/protocol/settings.ts';
 import { OS } from '../core/protocol/os.ts';
 import { verifyReprovision } from '../core/trust/reprovision.ts';
@@ -97,9 +97,17 @@ interface StoredEvent {
   detail: string;
 }
 
-/** What the device keeps per connection; a reboot or a closed link ends it. */
+/** The public half of a candidate key pair (what a certificate must bind). */
+interface CandidateKeys {
+  readonly pub: Uint8Array;
+  readonly encPub: Uint8Array;
+}
+
+/** What the device keeps per connection; a reboot, a closed link or a new identity ends it. */
 interface ConnectionSecurity {
   boot: number;
+  /** The identity it was made under (DeviceSecurity.identityEpoch): a (re-)provisioning ends every connection's state. */
+  epoch: number;
   /** Set by a completed key exchange: the technician and the session keys go together. */
   auth: { technician: string; permissions: Permission[]; credentialId: Uint8Array; technicianKeyId: Uint8Array } | null;
   session: { keys: SessionKeys; lastSeq: number } | null;
@@ -109,14 +117,23 @@ interface ConnectionSecurity {
   token: { nonce: Uint8Array; bytes: Uint8Array } | null;
   /** Provisioning begun on this connection (candidate keys generated). */
   provisioning: boolean;
-  /** A verified re-provisioning authorization presented on this connection. */
-  reprovisionAuth: { id: Uint8Array; reason: string } | null;
+  /** A verified re-provisioning authorization presented on this connection, and the identity key it names. */
+  reprovisionAuth: { id: Uint8Array; reason: string; pub: Uint8Array } | null;
 }
 
 const CHUNK_CAP = 4096;
 /** The nonce sizes a PSA/EAT token may carry (RFC 9783): checked before any work. */
 const EAT_NONCE_SIZES = [32, 48, 64] as const;
 const MAX_EVENTS = 1000;
+/**
+ * Events anyone can cause without authenticating (refusals, tokens, forward clock writes, provisioning
+ * offers). When the log is full these go first, so that a flood of them cannot push the record of a
+ * login, a configuration, a wipe or a lockout out of the log.
+ */
+const UNAUTHENTICATED_EVENTS = new Set([
+  'access-denied', 'auth-failure', 'auth-locked', 'bundle-rejected', 'clock-refused', 'clock-forward', 'config-rejected',
+  'protection-failure', 'provision-refused', 'provision-begin', 'attested',
+]);
 const MAX_BLOB = 16384;
 /** A pushed trust bundle may be larger (its firmware and configuration lists). */
 const MAX_BUNDLE = 262144;
@@ -132,7 +149,11 @@ class SecureElement {
   private encPriv: Uint8Array | null = null;
   private pub: Uint8Array | null = null;
   private encPub: Uint8Array | null = null;
-  private candidate: { seed: Uint8Array; encPriv: Uint8Array; pub: Uint8Array; encPub: Uint8Array } | null = null;
+  /**
+   * One candidate slot. It belongs to the provisioning that made it (its owner: one
+   * connection's state, so one connection and one boot); `view` is what the checks see.
+   */
+  private candidate: { seed: Uint8Array; encPriv: Uint8Array; pub: Uint8Array; encPub: Uint8Array; owner: object; view: CandidateKeys } | null = null;
   private readonly rogueSeed: Uint8Array;
   roguePublicKey!: Uint8Array;
 
@@ -159,17 +180,20 @@ class SecureElement {
     return this.encPub;
   }
 
-  /** Generate a new candidate key pair (replacing any earlier candidate). */
-  async generateCandidate(): Promise<{ pub: Uint8Array; encPub: Uint8Array }> {
+  /** Generate a new candidate key pair for `owner` (replacing any earlier candidate, whoever made it). */
+  async generateCandidate(owner: object): Promise<CandidateKeys> {
     const seed = crypto.getRandomValues(new Uint8Array(32));
     const x = generateX25519();
-    const c = { seed, encPriv: x.privateKey, pub: await ed25519PublicKey(seed), encPub: x25519PublicKey(x.privateKey) };
-    this.candidate = c;
-    return { pub: c.pub, encPub: c.encPub };
+    const pub = await ed25519PublicKey(seed);
+    const encPub = x25519PublicKey(x.privateKey);
+    const view: CandidateKeys = Object.freeze({ pub, encPub });
+    this.candidate = { seed, encPriv: x.privateKey, pub, encPub, owner, view };
+    return view;
   }
 
-  candidateKeys(): { pub: Uint8Array; encPub: Uint8Array } | null {
-    return this.candidate ? { pub: this.candidate.pub, encPub: this.candidate.encPub } : null;
+  /** The candidate keys, if `owner` made the candidate the element holds now. */
+  candidateOf(owner: object): CandidateKeys | null {
+    return this.candidate && this.candidate.owner === owner ? this.candidate.view : null;
   }
 
   signWithCandidate(msg: Uint8Array, rogue = false): Promise<Uint8Array> {
@@ -177,10 +201,13 @@ class SecureElement {
     return ed25519Sign(msg, rogue ? this.rogueSeed : this.candidate.seed);
   }
 
-  /** The certified candidate becomes the identity (the old identity key is erased). */
-  activateCandidate(): void {
+  /**
+   * The certified candidate becomes the identity (the old identity key is erased), only if it
+   * is still the one that was checked: a begin elsewhere or a reboot meanwhile replaced or dropped it.
+   */
+  activateCandidate(checked: CandidateKeys): void {
     const c = this.candidate;
-    if (!c) throw new MgmtError(RC.EBADSTATE, SEC_RC.ProvisionOrder);
+    if (!c || c.view !== checked) throw new MgmtError(RC.EBADSTATE, SEC_RC.ProvisionOrder);
     this.seed = c.seed;
     this.encPriv = c.encPriv;
     this.pub = c.pub;
@@ -273,6 +300,14 @@ export class DeviceSecurity {
     this.identityCert = cert;
   }
 
+  /** Bumped by every (re-)provisioning: connection state made under an earlier identity is void. */
+  private identityEpoch = 0;
+
+  /** A re-provisioning authorization on this connection that names the identity key the device holds now. */
+  private mayReprovision(cs: ConnectionSecurity): boolean {
+    return !!cs.reprovisionAuth && this.se.hasIdentity && equalBytes(cs.reprovisionAuth.pub, this.se.publicKey);
+  }
+
   private requireProvisioned(): void {
     if (!this.provisioned) throw new MgmtError(RC.ENOENT, SEC_RC.NotProvisioned);
   }
@@ -281,11 +316,11 @@ export class DeviceSecurity {
   private async provisionBegin(b: Body, at: Arrival): Promise<Body> {
     const nonce = this.nonce(b);
     const cs = this.stateOf(at.connection);
-    if (this.provisioned && !cs.reprovisionAuth) {
+    if (this.provisioned && !this.mayReprovision(cs)) {
       this.log('provision-refused', 'already provisioned and no re-provisioning authorization presented');
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.AlreadyProvisioned);
     }
-    const { pub, encPub } = await this.se.generateCandidate();
+    const { pub, encPub } = await this.se.generateCandidate(cs);
     cs.provisioning = true;
     const sig = await this.se.signWithCandidate(
       provisionPopMessage({ nonce, devicePublicKey: pub, deviceEncKey: encPub, chipUid: this.chipUid, model: this.opts.model, hwRev: this.opts.hwRev }),
@@ -296,10 +331,12 @@ export class DeviceSecurity {
   }
 
   private async provisionAuthorize(b: Body, at: Arrival): Promise<Body> {
+    this.requireProvisioned(); // before any byte is buffered
     const got = this.receive(SEC.ProvisionAuthorize, b, at);
     if (!(got instanceof Uint8Array)) return got;
-    this.requireProvisioned();
-    const v = await verifyReprovision(got, { ownerKeys: this.opts.ownerKeys ?? [], now: this.device.now(), devicePublicKey: this.se.publicKey, chipUid: this.chipUid });
+    const cs = this.stateOf(at.connection);
+    const current = this.se.publicKey;
+    const v = await this.atDeviceTime((now) => verifyReprovision(got, { ownerKeys: this.opts.ownerKeys ?? [], now, devicePublicKey: current, chipUid: this.chipUid }));
     if (!v.ok) {
       this.log('provision-refused', `re-provisioning authorization rejected: ${v.reason}`);
       const rc = v.code === 'expired' || v.code === 'not-yet-valid' ? SEC_RC.Expired
@@ -309,21 +346,31 @@ export class DeviceSecurity {
         : SEC_RC.BadSignature;
       throw new MgmtError(RC.EACCESSDENIED, rc);
     }
-    this.stateOf(at.connection).reprovisionAuth = { id: v.value.authorizationId, reason: v.value.reason };
+    // Kept with the key it names: once that key is gone (re-provisioned meanwhile), it opens nothing.
+    cs.reprovisionAuth = { id: v.value.authorizationId, reason: v.value.reason, pub: current };
     this.log('reprovision-authorized', `owner authorized re-provisioning: ${v.value.reason}`);
     return {};
   }
 
   /** Provision step 2: check the certificate binds the candidate keys and this chip, from a trusted manufacturer; then lock. */
   private async provisionCert(b: Body, at: Arrival): Promise<Body> {
+    const cs = this.stateOf(at.connection);
+    // Only the keys this connection's begin made (not another port's, not from before a reboot);
+    // checked at every chunk, before any byte is buffered.
+    const cand = this.se.candidateOf(cs);
+    if (!cs.provisioning || !cand) throw new MgmtError(RC.EBADSTATE, SEC_RC.ProvisionOrder);
+    if (this.provisioned && !this.mayReprovision(cs)) throw new MgmtError(RC.EACCESSDENIED, SEC_RC.AlreadyProvisioned);
     const got = this.receive(SEC.ProvisionCert, b, at);
     if (!(got instanceof Uint8Array)) return got;
-    const cs = this.stateOf(at.connection);
-    const cand = this.se.candidateKeys();
-    if (!cs.provisioning || !cand) throw new MgmtError(RC.EBADSTATE, SEC_RC.ProvisionOrder);
-    if (this.provisioned && !cs.reprovisionAuth) throw new MgmtError(RC.EACCESSDENIED, SEC_RC.AlreadyProvisioned);
     const anchors = (this.opts.manufacturerKeys ?? []).map((k) => ed25519Key(k));
-    const v = await verifyIdentity(got, { bundle: { ...this.trustContext(), anchors: { manufacturer: anchors, firmware: [], owner: [] } }, now: this.device.now() });
+    const bundle = { ...this.trustContext(), anchors: { manufacturer: anchors, firmware: [], owner: [] } };
+    const v = await this.atDeviceTime((now) => verifyIdentity(got, { bundle, now }));
+    // The check took time: another port's begin, a provisioning or a reboot may have happened meanwhile.
+    if (this.stateOf(at.connection) !== cs || this.se.candidateOf(cs) !== cand) {
+      this.log('provision-refused', 'candidate keys replaced or dropped while the certificate was checked');
+      throw new MgmtError(RC.EBADSTATE, SEC_RC.ProvisionOrder);
+    }
+    if (this.provisioned && !this.mayReprovision(cs)) throw new MgmtError(RC.EACCESSDENIED, SEC_RC.AlreadyProvisioned);
     if (!v.ok) {
       this.log('provision-refused', `identity certificate rejected: ${v.reason}`);
       const rc = v.code === 'expired' || v.code === 'not-yet-valid' ? SEC_RC.Expired
@@ -341,7 +388,9 @@ export class DeviceSecurity {
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.CertMismatch);
     }
     const again = this.provisioned;
-    this.se.activateCandidate();
+    this.se.activateCandidate(cand);
+    // A new identity: every connection's authentication, session, handshake, authorization and transfers end.
+    this.identityEpoch++;
     this.identityCert = got;
     this.opts.serial = c.serial;
     this.opts.mac = c.mac;
@@ -370,7 +419,11 @@ export class DeviceSecurity {
 
   log(type: string, detail: string): void {
     this.events.push({ n: this.nextEvent++, t: Math.floor(this.device.uptimeMs()), b: this.device.bootCount, type, detail });
-    if (this.events.length > MAX_EVENTS) this.events.shift();
+    if (this.events.length > MAX_EVENTS) {
+      // The oldest event anyone could have caused goes first; only a log of nothing else loses its oldest.
+      const i = this.events.findIndex((e) => UNAUTHENTICATED_EVENTS.has(e.type));
+      this.events.splice(i >= 0 ? i : 0, 1);
+    }
   }
 
   eventLog(): readonly StoredEvent[] {
@@ -400,8 +453,8 @@ export class DeviceSecurity {
   /** This connection's security state (authentication, challenge, transfers), fresh after a reboot. */
   private stateOf(c: Connection): ConnectionSecurity {
     let st = c.state.get(this) as ConnectionSecurity | undefined;
-    if (!st || st.boot !== this.device.bootCount) {
-      st = { boot: this.device.bootCount, auth: null, session: null, handshake: null, inbound: new Map(), token: null, provisioning: false, reprovisionAuth: null };
+    if (!st || st.boot !== this.device.bootCount || st.epoch !== this.identityEpoch) {
+      st = { boot: this.device.bootCount, epoch: this.identityEpoch, auth: null, session: null, handshake: null, inbound: new Map(), token: null, provisioning: false, reprovisionAuth: null };
       c.state.set(this, st);
     }
     return st;
@@ -487,6 +540,8 @@ export class DeviceSecurity {
     if (typeof off !== 'number' || !(data instanceof Uint8Array)) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
     let st = inbound.get(cmd);
     if (off === 0) {
+      // One transfer at a time per connection: a new one drops any other (a peer holds one buffer, not one per command).
+      inbound.clear();
       const len = b.len;
       if (typeof len !== 'number' || !Number.isInteger(len) || len <= 0 || len > (cmd === SEC.BundlePush ? MAX_BUNDLE : MAX_BLOB)) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
       st = { buf: new Uint8Array(len), fill: 0 };
@@ -541,8 +596,7 @@ export class DeviceSecurity {
 
   private async authenticate(b: Body, at: Arrival): Promise<Body> {
     const cs = this.stateOf(at.connection);
-    const got = this.receive(SEC.Auth, b, at);
-    if (!(got instanceof Uint8Array)) return got;
+    // Checked before any byte is buffered (each chunk): provisioned, not locked out, a key exchange under way.
     this.requireProvisioned();
     if (Date.now() < this.lockedUntil) {
       this.log('auth-locked', 'authentication attempt during lockout');
@@ -558,12 +612,16 @@ export class DeviceSecurity {
       }
       throw new MgmtError(RC.EACCESSDENIED, rc);
     };
+    if (!cs.handshake) return fail(SEC_RC.Nonce, 'authentication without a fresh key exchange (message 1)');
+    const got = this.receive(SEC.Auth, b, at);
+    if (!(got instanceof Uint8Array)) return got;
     const sig = b.sig;
     if (!(sig instanceof Uint8Array) || sig.length !== 64) return fail(SEC_RC.Malformed, 'authentication without a signature');
     const hs = cs.handshake;
     if (!hs) return fail(SEC_RC.Nonce, 'authentication without a fresh key exchange (message 1)');
     cs.handshake = null; // single use
-    const v = await verifyCredential(got, { bundle: this.trustContext(), now: this.trustedNow() });
+    const bundle = this.trustContext();
+    const v = await this.atDeviceTime((now) => verifyCredential(got, { bundle, now }));
     if (!v.ok) {
       const rc =
         v.code === 'expired' || v.code === 'not-yet-valid' ? SEC_RC.Expired
@@ -578,6 +636,13 @@ export class DeviceSecurity {
     if (!(await ed25519Verify(sig, technicianSignedMessage(th3, mac3(hs.prk, th3)), cred.publicKey))) {
       return fail(SEC_RC.BadSignature, `technician ${cred.technicianId}: key-exchange signature invalid`);
     }
+    // The checks took time: a bundle pushed on another connection meanwhile (revoking this credential
+    // or its key, or rotating out the owner key that signed it) decides, not the one checked against.
+    if (this.trustContext() !== bundle && this.bundle !== null) {
+      const again = await this.atDeviceTime((now) => verifyCredential(got, { bundle: this.trustContext(), now }));
+      if (!again.ok) return fail(again.code === 'revoked' ? SEC_RC.Revoked : SEC_RC.BadSignature, `credential rejected by the trust bundle installed meanwhile: ${again.reason}`);
+    }
+    if (this.stateOf(at.connection) !== cs) throw new MgmtError(RC.EBADSTATE); // rebooted or re-provisioned meanwhile
     const scope = checkCredentialPermits({ ...cred, permissions: cred.permissions }, cred.permissions[0] ?? 'identify', this.deviceRef());
     if (!scope.ok && scope.code === 'out-of-scope') return fail(SEC_RC.WrongTarget, scope.reason);
     this.advanceFloor(cred.notBefore, 'credential');
@@ -647,9 +712,34 @@ export class DeviceSecurity {
     return { s: seq, c: protect(session.keys.d2t, 'd2t', seq, reply) };
   }
 
-  /** The clock used for validity: the device clock, never below the latest signed time seen. */
+  /**
+   * The clock used for validity: the device clock as the device itself or an authorised technician
+   * set it (not as an unauthenticated write moved it), never below the latest signed time seen.
+   */
   trustedNow(): number {
-    return Math.max(this.device.now(), this.timeFloorMs);
+    const clock = this.trustedClockOffsetMs === null ? this.device.now() : Date.now() + this.trustedClockOffsetMs;
+    return Math.max(clock, this.timeFloorMs);
+  }
+
+  /**
+   * The device clock's offset before the first unauthenticated write since the last trusted one
+   * (null: the device clock is as the device or a technician with configure set it). Anyone may move
+   * the clock forward, so that clock is never the one expiry is judged by: a jump to 2100 would
+   * otherwise expire every credential, and no technician could log in to set it back.
+   */
+  private trustedClockOffsetMs: number | null = null;
+
+  /**
+   * Verify at the trusted time; when that says "not yet valid" and the device clock (moved forward
+   * by a stock tool on a device without a battery-backed clock) is later, once more at that clock.
+   * Expiry is always judged at the trusted time: a later clock can only make a start time pass.
+   */
+  private async atDeviceTime<T extends { ok: boolean; code?: string }>(verify: (now: number) => Promise<T>): Promise<T> {
+    const t = this.trustedNow();
+    const r = await verify(t);
+    const c = this.device.now();
+    if (!r.ok && r.code === 'not-yet-valid' && c > t) return verify(c);
+    return r;
   }
 
   /** The trusted-time floor (ms since the epoch): the latest signed time the device has seen. */
@@ -672,18 +762,35 @@ export class DeviceSecurity {
    * time can only make the device refuse more, never accept what has expired).
    */
   checkClock(newTimeMs: number, ctx: RequestContext): void {
-    if (!this.provisioned) return;
+    const allowed = this.permits('configure', ctx);
+    // Whatever else happens, a write nobody authorised never becomes the clock validity is judged by.
+    const keepTrusted = () => {
+      if (allowed) this.trustedClockOffsetMs = null;
+      else if (this.trustedClockOffsetMs === null) this.trustedClockOffsetMs = this.device.clockOffsetMs;
+    };
+    if (!this.provisioned) return keepTrusted();
     const at = new Date(newTimeMs).toISOString();
     if (newTimeMs < this.timeFloorMs) {
       this.log('clock-refused', `clock set to ${at}, below the trusted floor ${new Date(this.timeFloorMs).toISOString()}`);
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Clock, undefined, this.groupId);
     }
-    const allowed = this.permits('configure', ctx);
     if (!allowed && newTimeMs < this.device.now()) {
       this.log('clock-refused', `clock set back to ${at} without the configure permission in a session`);
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Clock, undefined, this.groupId);
     }
-    this.log('clock', `clock set to ${at}${allowed ? ` by ${this.authOf(ctx.connection)?.technician}` : ' (forward)'}`);
+    keepTrusted();
+    this.log(allowed ? 'clock' : 'clock-forward', `clock set to ${at}${allowed ? ` by ${this.authOf(ctx.connection)?.technician}` : ' (forward, unauthenticated)'}`);
+  }
+
+  /**
+   * os reset into the bootloader (boot_mode 1): MCUboot serial recovery then writes the primary
+   * slot directly, without a test boot or a revert; an interrupted or bad upload leaves no bootable
+   * image. On a provisioned device that is an update: the update permission, in the session.
+   */
+  checkBootMode(mode: number, ctx: RequestContext): void {
+    if (!this.provisioned) return;
+    this.requireForeign('update', ctx);
+    this.log('boot-mode', `reset into boot mode ${mode} by ${this.authOf(ctx.connection)?.technician}`);
   }
 
   /** The held trust bundle's version (0: only what provisioning gave). */
@@ -699,11 +806,13 @@ export class DeviceSecurity {
     if (!ctx.protected) throw new MgmtError(RC.EACCESSDENIED, SEC_RC.SessionRequired);
     const got = this.receive(SEC.BundlePush, b, ctx);
     if (!(got instanceof Uint8Array)) return got;
-    const v = await verifyBundle(got, {
-      ownerKeys: this.bundle ? undefined : (this.opts.ownerKeys ?? []),
-      held: this.bundle ?? undefined,
-      now: this.trustedNow(),
-    });
+    const v = await this.atDeviceTime((now) =>
+      verifyBundle(got, {
+        ownerKeys: this.bundle ? undefined : (this.opts.ownerKeys ?? []),
+        held: this.bundle ?? undefined,
+        now,
+      }),
+    );
     if (!v.ok) {
       this.log('bundle-rejected', v.reason);
       // Not from the owner keys, older, expired: one answer (rc 17); undecodable: malformed.
@@ -743,13 +852,15 @@ export class DeviceSecurity {
   }
 
   private async applyConfig(b: Body, at: Arrival): Promise<Body> {
+    // Checked at every chunk, before any byte is buffered: no buffer for a peer that may not configure.
+    this.requirePermission('configure', at);
     const got = this.receive(SEC.ConfigApply, b, at);
     if (!(got instanceof Uint8Array)) return got;
-    this.requirePermission('configure', at);
     const auth = this.authOf(at.connection)!;
     const held = Math.max(this.sequenceFloor, this.activeConfig()?.sequence ?? 0);
     const bundle = this.trustContext();
-    const v = await verifyConfig(got, { bundle, now: this.trustedNow(), device: this.deviceRef(), heldSequence: held, requirePublished: bundle.configurations.length > 0 });
+    const device = this.deviceRef();
+    const v = await this.atDeviceTime((now) => verifyConfig(got, { bundle, now, device, heldSequence: held, requirePublished: bundle.configurations.length > 0 }));
     if (!v.ok) {
       this.log('config-rejected', v.reason);
       const rc =
@@ -782,22 +893,56 @@ export class DeviceSecurity {
       this.log('access-denied', `${auth.technician} lacks rotate-keys for configuration #${cfg.sequence}`);
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.RotationDenied);
     }
+    // The same value rule as the rotate command, checked before anything is stored (not after the commit).
+    let newDevEui: Uint8Array | undefined;
+    if (Object.hasOwn(cfg.settings, 'rotate.devEui')) {
+      const raw = cfg.settings['rotate.devEui'];
+      try {
+        newDevEui = typeof raw === 'string' && /^[0-9a-fA-F]{16}$/.test(raw) ? fromLooseHex(raw) : undefined;
+      } catch {
+        newDevEui = undefined;
+      }
+      if (!newDevEui || !isRotationValue('dev-eui', newDevEui)) {
+        this.log('config-rejected', `#${cfg.sequence}: rotate.devEui is not a usable DevEUI (16 hex digits, not all zeros or ones)`);
+        throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Malformed);
+      }
+    }
     // A reboot at any point before the pointer write abandons the apply (the handler dies with it).
     const gen = this.device.bootCount;
     await this.opts.applyStep?.('verified');
     if (this.device.bootCount !== gen) throw new MgmtError(RC.EBADSTATE);
-    const target: 0 | 1 = this.active === 0 ? 1 : 0;
-    this.records[target] = { sequence: cfg.sequence, digest: cfg.digest, settings: JSON.parse(JSON.stringify(cfg.settings, (_k, x) => (x instanceof Uint8Array ? Array.from(x) : x))), secrets: cfg.secrets };
-    await this.opts.applyStep?.('staged');
-    if (this.device.bootCount !== gen) throw new MgmtError(RC.EBADSTATE); // rebooted mid-apply: the old record stays active
-    this.active = target; // the single atomic write
-    this.sequenceFloor = Math.max(this.sequenceFloor, cfg.sequence);
-    this.advanceFloor(cfg.notBefore, `configuration #${cfg.sequence}`);
-    if (typeof cfg.settings['rotate.devEui'] === 'string') this.opts.devEui = fromLooseHex(cfg.settings['rotate.devEui'] as string);
+    // From here to the pointer write one apply at a time: two connections applying at once would
+    // stage into the same record, or commit an older sequence after a newer one.
+    if (this.applying) throw new MgmtError(RC.EBUSY);
+    this.applying = true;
+    try {
+      // The verification took time: another connection may have applied something newer meanwhile,
+      // or the session may have ended (a re-provisioning).
+      const stillAuthorised = () => this.authOf(at.connection) === auth;
+      const newer = () => cfg.sequence > Math.max(this.sequenceFloor, this.activeConfig()?.sequence ?? 0);
+      if (!stillAuthorised()) throw new MgmtError(RC.EBADSTATE);
+      if (!newer()) {
+        this.log('config-rejected', `#${cfg.sequence}: a configuration as new or newer was applied meanwhile`);
+        throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Replayed);
+      }
+      const target: 0 | 1 = this.active === 0 ? 1 : 0;
+      this.records[target] = { sequence: cfg.sequence, digest: cfg.digest, settings: JSON.parse(JSON.stringify(cfg.settings, (_k, x) => (x instanceof Uint8Array ? Array.from(x) : x))), secrets: cfg.secrets };
+      await this.opts.applyStep?.('staged');
+      if (this.device.bootCount !== gen || !stillAuthorised()) throw new MgmtError(RC.EBADSTATE); // rebooted mid-apply: the old record stays active
+      this.active = target; // the single atomic write
+      this.sequenceFloor = Math.max(this.sequenceFloor, cfg.sequence);
+      this.advanceFloor(cfg.notBefore, `configuration #${cfg.sequence}`);
+      if (newDevEui) this.opts.devEui = newDevEui;
+    } finally {
+      this.applying = false;
+    }
     await this.opts.applyStep?.('committed');
     this.log('config-applied', `configuration #${cfg.sequence} applied by ${auth.technician}`);
     return { seq: cfg.sequence, digest: cfg.digest };
   }
+
+  /** A configuration apply is between its checks and its pointer write. */
+  private applying = false;
 
   /** The LoRaWAN network key (AppKey), held in the secure element's storage; never read out. */
   private appKey: Uint8Array | null = null;
@@ -819,8 +964,7 @@ export class DeviceSecurity {
     const what = b.what;
     const value = b.value;
     if (what !== 'dev-eui' && what !== 'app-key') throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
-    if (!(value instanceof Uint8Array) || value.length !== ROTATION_SIZES[what as RotationTarget]) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
-    if (value.every((x) => x === 0) || value.every((x) => x === 0xff)) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
+    if (!(value instanceof Uint8Array) || !isRotationValue(what as RotationTarget, value)) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
     const nonce = this.nonce(b);
     const auth = this.authOf(at.connection)!;
     let old: Uint8Array;
@@ -939,12 +1083,17 @@ export class DeviceSecurity {
           return { interfaces: s.interfaces };
         },
         [SEC.Rotate]: (b: Body, ctx: RequestContext) => s.rotate(b, ctx),
-        [SEC.Wipe]: (b: Body, ctx: RequestContext) => {
+        [SEC.Wipe]: async (b: Body, ctx: RequestContext) => {
           s.requirePermission('wipe', ctx);
           if (b.confirm !== true) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
+          // The other groups' configuration stores (Zephyr Settings) go back to factory values too.
+          await s.device.wipe();
           s.records = [null, null];
           s.active = null;
-          s.log('wipe', `configuration and secrets erased by ${s.authOf(ctx.connection)?.technician}`);
+          // The network key is a secret like the sealed ones: a wiped unit must not join its old network.
+          s.appKey?.fill(0);
+          s.appKey = null;
+          s.log('wipe', `configuration, secrets, network key and settings erased by ${s.authOf(ctx.connection)?.technician}`);
           return {};
         },
       },
@@ -961,6 +1110,7 @@ export async function installSecurity(device: ReferenceDevice, opts: SecurityOpt
   device.registerGroup(sec.groupDef());
   device.accessGuard = (g, id, op, at) => sec.guard(g, id, op, at);
   device.clockGuard = (t, ctx) => sec.checkClock(t, ctx);
+  device.bootModeGuard = (mode, ctx) => sec.checkBootMode(mode, ctx);
   return sec;
 }
 

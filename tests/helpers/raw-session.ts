@@ -32,6 +32,8 @@ export interface RawSmp {
   /** Echo a fresh marker and drop every reply until its answer: false when the device does not answer. */
   sync(timeoutMs?: number): Promise<boolean>;
   close(): void;
+  /** Raw bytes on the link, no framing added (over an in-memory link only). */
+  sendBytes?(bytes: Uint8Array): void;
 }
 
 export function replyBody(reply: Uint8Array | null): Body {
@@ -48,6 +50,7 @@ export function groupRc(b: Body): number | undefined {
 
 interface Transport {
   send(packet: Uint8Array): void;
+  sendBytes?(bytes: Uint8Array): void;
   next(timeoutMs?: number): Promise<Uint8Array | null>;
   close(): void;
 }
@@ -85,6 +88,7 @@ function over(t: Transport): RawSmp {
       }
     },
     close: () => t.close(),
+    ...(t.sendBytes ? { sendBytes: t.sendBytes } : {}),
   };
 }
 
@@ -110,6 +114,7 @@ export function rawSmpOverLink(link: Link): RawSmp {
     send: (packet) => {
       for (const f of encodeFrames('console', packet, 127)) void writer.write(f);
     },
+    sendBytes: (bytes) => void writer.write(bytes),
     next: q.next,
     close: () => void link.close(),
   });

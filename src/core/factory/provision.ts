@@ -22,6 +22,7 @@ import { SmpError } from '../smp/errors.ts';
 import { fromHex } from '../trust/artifact.ts';
 import { equalBytes as bytesEqual, toHex as hex } from '../base/bytes.ts';
 import { ed25519Verify } from '../trust/ed25519.ts';
+import { generateX25519, sharedSecret } from '../trust/seal.ts';
 import { issueIdentity } from '../trust/identity.ts';
 import { keyId } from '../trust/keys.ts';
 import type { Signer } from '../trust/signer.ts';
@@ -135,6 +136,12 @@ export async function provisionIdentity(g: SecurityGroup, req: ProvisionRequest)
     throw new ProvisionError('bad-proof', 'the device offered keys for another chip, model or hardware revision than it reported');
   }
   if (offer.devicePublicKey.length !== 32 || offer.deviceEncKey.length !== 32) throw new ProvisionError('bad-proof', 'the device offered keys of the wrong size');
+  // A low-order X25519 key gives the all-zero secret: whatever is sealed to it opens for anyone. Never certify one.
+  try {
+    sharedSecret(generateX25519().privateKey, offer.deviceEncKey);
+  } catch {
+    throw new ProvisionError('bad-proof', 'the device offered a low-order X25519 key: secrets sealed to it would be readable by anyone');
+  }
   const pop = provisionPopMessage({ nonce, devicePublicKey: offer.devicePublicKey, deviceEncKey: offer.deviceEncKey, chipUid: offer.chipUid, model: offer.model, hwRev: offer.hwRev });
   if (!(await ed25519Verify(offer.sig, pop, offer.devicePublicKey))) {
     throw new ProvisionError('bad-proof', `the device's signature over the station's nonce does not verify with the key it offered (${hex(keyId(offer.devicePublicKey))})`);

@@ -89,6 +89,15 @@ export type RotationTarget = (typeof ROTATION_TARGETS)[number];
 /** The size of each new value, in bytes. */
 export const ROTATION_SIZES: Record<RotationTarget, number> = { 'dev-eui': 8, 'app-key': 16 };
 
+/**
+ * A value the device takes as a new DevEUI or network key: of its size, and neither all zeros nor all
+ * ones (the unset value of flash and of LoRaWAN). One rule for every path that sets one (rotate, and
+ * a configuration's `rotate.devEui`).
+ */
+export function isRotationValue(what: RotationTarget, value: Uint8Array): boolean {
+  return value.length === ROTATION_SIZES[what] && !value.every((x) => x === 0) && !value.every((x) => x === 0xff);
+}
+
 /** A key's public name in a rotation receipt: the first 8 bytes of its SHA-256 (the key itself never leaves the session). */
 export function rotationKeyId(key: Uint8Array): Uint8Array {
   return sha256(key).slice(0, 8);

@@ -80,11 +80,15 @@ export function osGroup(device: ReferenceDevice, bootloader: () => BootloaderMod
         device.clockOffsetMs = t - Date.now();
         return {};
       },
-      [OS.Reset]: (b: Body) => {
+      [OS.Reset]: (b: Body, ctx: RequestContext) => {
         if (b.boot_mode !== undefined) {
           if (typeof b.boot_mode !== 'number' || !Number.isInteger(b.boot_mode) || b.boot_mode < 0 || b.boot_mode > 255) throw new MgmtError(RC.EINVAL);
           // built without boot mode support, Zephyr skips the key and resets normally
-          if (device.opts.serialRecovery && device.opts.serialRecovery.bootModeReset !== false) device.nextBootMode = b.boot_mode;
+          if (device.opts.serialRecovery && device.opts.serialRecovery.bootModeReset !== false) {
+            // Into the bootloader: serial recovery overwrites the primary slot (no test boot, no revert).
+            if (b.boot_mode !== 0) device.bootModeGuard?.(b.boot_mode, ctx);
+            device.nextBootMode = b.boot_mode;
+          }
         }
         // Reply first, then reboot, as Zephyr does (after a short delay).
         setTimeout(() => void device.reboot(), 20);

@@ -62,6 +62,11 @@ export class SettingsStore {
     for (const [k, v] of Object.entries(opts.initial ?? {})) this.persisted.set(k, v.slice());
     this.load();
     device.onBoot(() => this.load());
+    // A wipe leaves the factory values only: nothing the owner or a technician wrote survives it.
+    device.onWipe(() => {
+      this.persisted = new Map(Object.entries(opts.initial ?? {}).map(([k, v]) => [k, v.slice()]));
+      this.load();
+    });
   }
 
   /** The persisted values (tests: what survives a reset). */

@@ -1,0 +1,475 @@
+/**
+ * Red team: rotation (security command 17), interfaces and wipe, attacked
+ * through hand-built SMP packets and a key exchange done by hand
+ * (tests/helpers/raw-session.ts) on in-memory links to one reference device.
+ * docs/SECURITY.md's threat table names these tests.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { SEC, SEC_RC, rotationKeyId } from '../../src/core/protocol/security.ts';
+import { IMG } from '../../src/core/protocol/image.ts';
+import { OS } from '../../src/core/protocol/os.ts';
+import { MGMT_RC } from '../../src/core/protocol/mgmt.ts';
+import { Group, Op } from '../../src/core/smp/header.ts';
+import { createLinkPair } from '../../src/core/link/memory.ts';
+import { issueConfig } from '../../src/core/trust/signed-config.ts';
+import { issueCredential } from '../../src/core/trust/credential.ts';
+import { type Authorities, createSecureDevice, makeAuthorities } from '../../src/device/provisioning.ts';
+import type { ReferenceDevice } from '../../src/device/device.ts';
+import type { DeviceSecurity, SecurityOptions } from '../../src/device/security.ts';
+import {
+  GROUP, type RawSession, type RawSmp, type Body, groupRc, innerPacket, openReply, protectedPacket, protectedRequest, rawLogin, rawSmpOverLink, replyBody,
+} from '../helpers/raw-session.ts';
+
+const DAY = 86400_000;
+let auth: Authorities;
+beforeAll(async () => {
+  auth = await makeAuthorities();
+});
+
+interface World {
+  device: ReferenceDevice;
+  sec: DeviceSecurity;
+  conn(): RawSmp;
+  login(c: RawSmp, credential?: Uint8Array): Promise<RawSession>;
+}
+
+async function secure(security: SecurityOptions = {}): Promise<World> {
+  const { device, security: sec } = await createSecureDevice(auth, { bufSize: 512, image: {}, security: { devEui: Uint8Array.of(0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0, 0, 1), ...security } });
+  const w: World = {
+    device,
+    sec,
+    conn() {
+      const pair = createLinkPair({}, ['attacker', 'device']);
+      void device.serve(pair.b);
+      return rawSmpOverLink(pair.a);
+    },
+    async login(c, credential = auth.credential) {
+      const s = await rawLogin(c, sec.devicePublicKey, credential, auth.technician.privateKey);
+      expect(groupRc(s.reply)).toBeUndefined();
+      return s;
+    },
+  };
+  return w;
+}
+
+const rotate = (c: RawSmp, s: RawSession, body: Body) => protectedRequest(c, s, Op.Write as 2, GROUP, SEC.Rotate, body);
+const nonce = () => crypto.getRandomValues(new Uint8Array(16));
+const EUI = Uint8Array.of(0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0, 0, 0x42);
+
+/** A chunked security command inside the session. */
+async function protectedChunked(c: RawSmp, s: RawSession, cmd: number, blob: Uint8Array, chunk = 160): Promise<Body> {
+  for (let off = 0; ; ) {
+    const end = Math.min(blob.length, off + chunk);
+    const r = await protectedRequest(c, s, Op.Write as 2, GROUP, cmd, { ...(off === 0 ? { len: blob.length } : {}), off, data: blob.subarray(off, end) });
+    if (end === blob.length || groupRc(r) !== undefined) return r;
+    off = end;
+  }
+}
+
+describe('red team: rotation on the raw wire', () => {
+  it('a captured rotate request replayed on its connection, after a new login, after a reboot and on another connection: never applied again', async () => {
+    const w = await secure();
+    const c = w.conn();
+    const s = await w.login(c);
+    const p = protectedPacket(c, s.keys, 1, innerPacket(Op.Write as 2, GROUP, SEC.Rotate, { what: 'dev-eui', value: EUI, nonce: nonce() }));
+    s.seq = 1;
+    const first = openReply(s.keys, 1, replyBody(await c.exchange(p)));
+    expect(first.new).toEqual(EUI);
+    // Rotate back, then replay the captured packet byte for byte.
+    const back = Uint8Array.of(0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0, 0, 1);
+    expect((await rotate(c, s, { what: 'dev-eui', value: back, nonce: nonce() })).new).toEqual(back);
+    expect(groupRc(replyBody(await c.exchange(p)))).toBe(SEC_RC.Protection);
+    await w.login(c);
+    expect(groupRc(replyBody(await c.exchange(p)))).toBe(SEC_RC.Protection);
+    const other = w.conn();
+    expect(groupRc(replyBody(await other.exchange(p)))).toBe(SEC_RC.Protection);
+    await w.device.reboot();
+    expect(groupRc(replyBody(await c.exchange(p)))).toBe(SEC_RC.Protection);
+    expect(w.sec.opts.devEui).toEqual(back);
+    c.close();
+    other.close();
+  });
+
+  it('a rotate request made for another device (its session keys) is refused by this one', async () => {
+    const a = await secure();
+    const b = await secure();
+    const ca = a.conn();
+    const sa = await a.login(ca);
+    const cb = b.conn();
+    await b.login(cb);
+    const p = protectedPacket(cb, sa.keys, 1, innerPacket(Op.Write as 2, GROUP, SEC.Rotate, { what: 'app-key', value: crypto.getRandomValues(new Uint8Array(16)), nonce: nonce() }));
+    expect(groupRc(replyBody(await cb.exchange(p)))).toBe(SEC_RC.Protection);
+    expect(b.sec.appKeyId).toBeNull();
+    ca.close();
+    cb.close();
+  });
+
+  it('unknown targets (the identity key, inherited names), wrong types and sizes, a missing nonce: rc 7 or 13, nothing rotated', async () => {
+    const w = await secure();
+    const c = w.conn();
+    const s = await w.login(c);
+    const bad: Body[] = [
+      { what: 'identity-key', value: new Uint8Array(32), nonce: nonce() },
+      { what: 'toString', value: EUI, nonce: nonce() },
+      { what: '__proto__', value: EUI, nonce: nonce() },
+      { what: 'dev-eui', value: '70b3d57ed0000042', nonce: nonce() },
+      { what: 'dev-eui', value: EUI.subarray(0, 7), nonce: nonce() },
+      { what: 'dev-eui', value: new Uint8Array(8), nonce: nonce() },
+      { what: 'dev-eui', value: new Uint8Array(8).fill(0xff), nonce: nonce() },
+      { what: 'app-key', value: new Uint8Array(32).fill(7), nonce: nonce() },
+      { what: 'app-key', value: [1, 2, 3], nonce: nonce() },
+    ];
+    for (const b of bad) expect(groupRc(await rotate(c, s, b))).toBe(SEC_RC.Malformed);
+    expect(groupRc(await rotate(c, s, { what: 'dev-eui', value: EUI }))).toBe(SEC_RC.Nonce);
+    expect(groupRc(await rotate(c, s, { what: 'dev-eui', value: EUI, nonce: new Uint8Array(4) }))).toBe(SEC_RC.Nonce);
+    expect(w.sec.opts.devEui).toEqual(Uint8Array.of(0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0, 0, 1));
+    expect(w.sec.appKeyId).toBeNull();
+    c.close();
+  });
+
+  it('a credential scoped to another model, or without rotate-keys, rotates nothing', async () => {
+    const w = await secure();
+    const c = w.conn();
+    const narrow = await issueCredential({ technicianId: 'tech-narrow', name: 'N', publicKey: auth.technician.publicKey, permissions: ['identify', 'configure'], models: ['fieldbench-ref'], notAfter: new Date(Date.now() + DAY) }, auth.owner.privateKey);
+    const s = await w.login(c, narrow);
+    expect(groupRc(await rotate(c, s, { what: 'dev-eui', value: EUI, nonce: nonce() }))).toBe(SEC_RC.Permission);
+    const elsewhere = await issueCredential({ technicianId: 'tech-pump', name: 'P', publicKey: auth.technician.publicKey, permissions: ['rotate-keys'], models: ['pump-controller'], notAfter: new Date(Date.now() + DAY) }, auth.owner.privateKey);
+    const r = await rawLogin(c, w.sec.devicePublicKey, elsewhere, auth.technician.privateKey);
+    expect(groupRc(r.reply)).toBe(SEC_RC.WrongTarget);
+    expect(w.sec.opts.devEui).toEqual(Uint8Array.of(0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0, 0, 1));
+    c.close();
+  });
+
+  it('a configuration with rotate.devEui goes through the same value rules as rotate: all zeros, all ones or not 8 bytes are refused before anything is stored', async () => {
+    // A model without a schema on the device (validateSettings absent): only the device's own rule stands.
+    const w = await secure({ validateSettings: undefined });
+    const c = w.conn();
+    const s = await w.login(c);
+    let seq = 1;
+    for (const eui of ['0000000000000000', 'ffffffffffffffff', '70b3d5', 'zz', '70b3d57ed000004242']) {
+      const cfg = await issueConfig({ target: { kind: 'model', model: 'fieldbench-ref' }, sequence: seq++, settings: { 'rotate.devEui': eui }, notAfter: new Date(Date.now() + DAY) }, auth.owner.privateKey);
+      const r = await protectedChunked(c, s, SEC.ConfigApply, cfg);
+      expect(groupRc(r), eui).toBe(SEC_RC.Malformed);
+      expect(w.sec.activeConfig(), eui).toBeNull();
+    }
+    expect(w.sec.opts.devEui).toEqual(Uint8Array.of(0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0, 0, 1));
+    // A good one still rotates.
+    const ok = await issueConfig({ target: { kind: 'model', model: 'fieldbench-ref' }, sequence: seq++, settings: { 'rotate.devEui': '70b3d57ed0000042' }, notAfter: new Date(Date.now() + DAY) }, auth.owner.privateKey);
+    expect(groupRc(await protectedChunked(c, s, SEC.ConfigApply, ok))).toBeUndefined();
+    expect(w.sec.opts.devEui).toEqual(EUI);
+    c.close();
+  });
+});
+
+describe('red team: interfaces and wipe on the raw wire', () => {
+  it('smp_serial disabled: image, OS reset and settings are refused plain and inside the session; only the security group (to re-open) stays', async () => {
+    const w = await secure();
+    const c = w.conn();
+    const s = await w.login(c);
+    expect(groupRc(await protectedRequest(c, s, Op.Write as 2, GROUP, SEC.Interfaces, { name: 'smp_serial', state: 'disabled' }))).toBeUndefined();
+    const attacker = w.conn();
+    expect((await attacker.request(Op.Write as 2, Group.Image, IMG.Erase, { slot: 1 })).rc).toBe(MGMT_RC.EACCESSDENIED);
+    expect((await attacker.request(Op.Write as 2, Group.OS, OS.Reset, {})).rc).toBe(MGMT_RC.EACCESSDENIED);
+    expect((await attacker.request(Op.Read as 0, Group.Image, IMG.State, {})).rc).toBe(MGMT_RC.EACCESSDENIED);
+    // Even the technician's session does not pass a disabled interface.
+    expect((await protectedRequest(c, s, Op.Write as 2, Group.OS, OS.Reset, {})).rc).toBe(MGMT_RC.EACCESSDENIED);
+    const boots = w.device.bootCount;
+    // A reboot keeps the restriction.
+    await w.device.reboot();
+    expect((await attacker.request(Op.Write as 2, Group.OS, OS.Reset, {})).rc).toBe(MGMT_RC.EACCESSDENIED);
+    expect(w.device.bootCount).toBe(boots + 1);
+    // Re-opening needs a session with the interfaces permission; the attacker has none.
+    expect(groupRc(await attacker.request(Op.Write as 2, GROUP, SEC.Interfaces, { name: 'smp_serial', state: 'open' }))).toBe(SEC_RC.NotAuthenticated);
+    const s2 = await w.login(c);
+    expect(groupRc(await protectedRequest(c, s2, Op.Write as 2, GROUP, SEC.Interfaces, { name: 'smp_serial', state: 'open' }))).toBeUndefined();
+    c.close();
+    attacker.close();
+  });
+
+  it('smp_serial authenticated: a session without update cannot erase, upload or confirm images; a plain request on the session\'s own connection is refused', async () => {
+    const w = await secure();
+    const c = w.conn();
+    const s = await w.login(c);
+    expect(groupRc(await protectedRequest(c, s, Op.Write as 2, GROUP, SEC.Interfaces, { name: 'smp_serial', state: 'authenticated' }))).toBeUndefined();
+    expect((await c.request(Op.Read as 0, Group.Image, IMG.State, {})).rc).toBe(MGMT_RC.EACCESSDENIED);
+    const narrow = await issueCredential({ technicianId: 'tech-narrow', name: 'N', publicKey: auth.technician.publicKey, permissions: ['identify', 'interfaces'], models: ['fieldbench-ref'], notAfter: new Date(Date.now() + DAY) }, auth.owner.privateKey);
+    const n = await w.login(c, narrow);
+    const erase = await protectedRequest(c, n, Op.Write as 2, Group.Image, IMG.Erase, { slot: 1 });
+    expect(groupRc(erase)).toBe(SEC_RC.Permission);
+    const upload = await protectedRequest(c, n, Op.Write as 2, Group.Image, IMG.Upload, { off: 0, len: 64, data: new Uint8Array(32) });
+    expect(groupRc(upload)).toBe(SEC_RC.Permission);
+    // Reads inside the session are allowed.
+    expect(Array.isArray((await protectedRequest(c, n, Op.Read as 0, Group.Image, IMG.State, {})).images)).toBe(true);
+    c.close();
+  });
+
+  it('debug cannot be opened on a secured device, not even by a technician with interfaces; unknown states are refused', async () => {
+    const w = await secure();
+    const c = w.conn();
+    const s = await w.login(c);
+    expect(groupRc(await protectedRequest(c, s, Op.Write as 2, GROUP, SEC.Interfaces, { name: 'debug', state: 'open' }))).toBe(SEC_RC.Permission);
+    for (const state of ['OPEN', 'enabled', '', 1, null]) {
+      expect(groupRc(await protectedRequest(c, s, Op.Write as 2, GROUP, SEC.Interfaces, { name: 'smp_serial', state }))).toBe(SEC_RC.Malformed);
+    }
+    for (const name of ['constructor', 'hasOwnProperty', 'SMP_SERIAL', 'jtag']) {
+      expect(groupRc(await protectedRequest(c, s, Op.Write as 2, GROUP, SEC.Interfaces, { name, state: 'disabled' }))).toBe(SEC_RC.Malformed);
+    }
+    expect(w.sec.interfaces).toEqual({ smp_serial: 'open', shell: 'open', debug: 'disabled' });
+    c.close();
+  });
+
+  it('a wipe erases the network key too: after it the device holds no AppKey and a new rotation reports no old key', async () => {
+    const w = await secure();
+    const c = w.conn();
+    const s = await w.login(c);
+    const key = crypto.getRandomValues(new Uint8Array(16));
+    const r = await rotate(c, s, { what: 'app-key', value: key, nonce: nonce() });
+    expect(r.new).toEqual(rotationKeyId(key));
+    expect(w.sec.appKeyId).toEqual(rotationKeyId(key));
+    // Without confirm: nothing.
+    expect(groupRc(await protectedRequest(c, s, Op.Write as 2, GROUP, SEC.Wipe, {}))).toBe(SEC_RC.Malformed);
+    expect(groupRc(await protectedRequest(c, s, Op.Write as 2, GROUP, SEC.Wipe, { confirm: 1 }))).toBe(SEC_RC.Malformed);
+    expect(w.sec.appKeyId).toEqual(rotationKeyId(key));
+    expect(groupRc(await protectedRequest(c, s, Op.Write as 2, GROUP, SEC.Wipe, { confirm: true }))).toBeUndefined();
+    expect(w.sec.appKeyId).toBeNull();
+    const again = crypto.getRandomValues(new Uint8Array(16));
+    const r2 = await rotate(c, s, { what: 'app-key', value: again, nonce: nonce() });
+    expect(r2.old).toEqual(new Uint8Array(0));
+    c.close();
+  });
+
+  it('a wipe leaves no Settings value a technician wrote (stock configuration), in RAM or in storage', async () => {
+    const { device, security: sec } = await createSecureDevice(auth, { bufSize: 512, settings: true });
+    const pair = createLinkPair({}, ['tech', 'device']);
+    void device.serve(pair.b);
+    const c = rawSmpOverLink(pair.a);
+    const s = await rawLogin(c, sec.devicePublicKey, auth.credential, auth.technician.privateKey);
+    const SETTINGS_GROUP = 3;
+    const val = new TextEncoder().encode('wss://old-owner.example/ingest');
+    expect(groupRc(await protectedRequest(c, s, Op.Write as 2, SETTINGS_GROUP, 0, { name: 'fb/server', val }))).toBeUndefined();
+    expect(groupRc(await protectedRequest(c, s, Op.Write as 2, SETTINGS_GROUP, 3, {}))).toBeUndefined();
+    expect((await protectedRequest(c, s, Op.Read as 0, SETTINGS_GROUP, 0, { name: 'fb/server' })).val).toEqual(val);
+    expect(groupRc(await protectedRequest(c, s, Op.Write as 2, GROUP, SEC.Wipe, { confirm: true }))).toBeUndefined();
+    expect((await c.request(Op.Read as 0, SETTINGS_GROUP, 0, { name: 'fb/server' })).err).toMatchObject({ group: SETTINGS_GROUP, rc: 3 });
+    await device.reboot();
+    expect((await c.request(Op.Read as 0, SETTINGS_GROUP, 0, { name: 'fb/server' })).err).toMatchObject({ group: SETTINGS_GROUP, rc: 3 });
+    c.close();
+  });
+
+  it('failed logins lock every connection out, not only the one that failed: a brute force spread over ports gains nothing', async () => {
+    const w = await secure({ maxAuthFailures: 3, lockoutMs: 60_000 });
+    const stranger = await issueCredential({ technicianId: 'x', name: 'X', publicKey: auth.technician.publicKey, permissions: ['wipe'], models: ['fieldbench-ref'], notAfter: new Date(Date.now() + DAY) }, crypto.getRandomValues(new Uint8Array(32)));
+    for (let i = 0; i < 3; i++) {
+      const c = w.conn();
+      const r = await rawLogin(c, w.sec.devicePublicKey, stranger, auth.technician.privateKey);
+      expect(groupRc(r.reply)).toBe(SEC_RC.BadSignature);
+      c.close();
+    }
+    const fresh = w.conn();
+    const r = await rawLogin(fresh, w.sec.devicePublicKey, auth.credential, auth.technician.privateKey);
+    expect(groupRc(r.reply)).toBe(SEC_RC.LockedOut);
+    // A reset does not end the lockout.
+    await w.device.reboot();
+    expect(groupRc((await rawLogin(fresh, w.sec.devicePublicKey, auth.credential, auth.technician.privateKey)).reply)).toBe(SEC_RC.LockedOut);
+    fresh.close();
+  });
+});
+
+describe('red team: what an unauthenticated peer can make the device buffer', () => {
+  it('the first chunk of a configuration, a certificate without a begin, an authorization on a blank device or a login without a key exchange is refused before anything is buffered', async () => {
+    const w = await secure();
+    const c = w.conn();
+    const first = (cmd: number) => c.request(Op.Write as 2, GROUP, cmd, { len: 16384, off: 0, data: new Uint8Array(200) });
+    expect(groupRc(await first(SEC.ConfigApply))).toBe(SEC_RC.NotAuthenticated);
+    expect(groupRc(await first(SEC.ProvisionCert))).toBe(SEC_RC.ProvisionOrder);
+    expect(groupRc(await first(SEC.BundlePush))).toBe(SEC_RC.NotAuthenticated);
+    expect(groupRc(await first(SEC.Auth))).toBe(SEC_RC.Nonce);
+    c.close();
+    const { createBlankDevice } = await import('../../src/device/provisioning.ts');
+    const { device } = await createBlankDevice({ manufacturerKeys: [auth.manufacturer.publicKey], ownerKeys: [auth.owner.publicKey] }, { bufSize: 512 });
+    const pair = createLinkPair({}, ['attacker', 'device']);
+    void device.serve(pair.b);
+    const b = rawSmpOverLink(pair.a);
+    expect(groupRc(await b.request(Op.Write as 2, GROUP, SEC.ProvisionAuthorize, { len: 16384, off: 0, data: new Uint8Array(200) }))).toBe(SEC_RC.NotProvisioned);
+    expect(groupRc(await b.request(Op.Write as 2, GROUP, SEC.Auth, { len: 16384, off: 0, data: new Uint8Array(200) }))).toBe(SEC_RC.NotProvisioned);
+    b.close();
+  });
+
+  it('one transfer at a time per connection: starting another drops the first (a peer cannot hold a 16 KiB buffer per command)', async () => {
+    const w = await secure();
+    const c = w.conn();
+    // A key exchange, then message 3 in chunks: the device buffers it.
+    const { ephemeralX25519 } = await import('../../src/core/trust/session.ts');
+    expect(groupRc(await c.request(Op.Read as 0, GROUP, SEC.AuthChallenge, { g_x: ephemeralX25519().publicKey }))).toBeUndefined();
+    expect(await c.request(Op.Write as 2, GROUP, SEC.Auth, { len: 16384, off: 0, data: new Uint8Array(200) })).toEqual({ off: 200 });
+    // Another transfer on the same connection (an authorization): the login's buffer is dropped.
+    expect(await c.request(Op.Write as 2, GROUP, SEC.ProvisionAuthorize, { len: 16384, off: 0, data: new Uint8Array(200) })).toEqual({ off: 200 });
+    expect(groupRc(await c.request(Op.Write as 2, GROUP, SEC.Auth, { off: 200, data: new Uint8Array(200) }))).toBe(SEC_RC.Offset);
+    c.close();
+  });
+
+  it('a hundred connections each opening a key exchange: every one is answered, and a technician still logs in', async () => {
+    const w = await secure();
+    const { ephemeralX25519 } = await import('../../src/core/trust/session.ts');
+    const conns: RawSmp[] = [];
+    for (let i = 0; i < 100; i++) {
+      const c = w.conn();
+      conns.push(c);
+      const r = await c.request(Op.Read as 0, GROUP, SEC.AuthChallenge, { g_x: ephemeralX25519().publicKey });
+      expect(r.g_y).toBeInstanceOf(Uint8Array);
+    }
+    const t = w.conn();
+    const s = await w.login(t);
+    expect(groupRc(await protectedRequest(t, s, Op.Read as 0, GROUP, SEC.Interfaces))).toBeUndefined();
+    for (const c of conns) c.close();
+    t.close();
+  });
+});
+
+describe('red team: the session wrapper', () => {
+  it('key exchange with a low-order or malformed ephemeral key: rc 7, no handshake kept', async () => {
+    const w = await secure();
+    const c = w.conn();
+    // u = 0, 1 and p - 1 (low-order points: the shared secret is all zeros), a short key, not bytes.
+    const pMinus1 = Uint8Array.of(0xec, ...new Uint8Array(30).fill(0xff), 0x7f);
+    const lowOrder = [new Uint8Array(32), Uint8Array.of(1, ...new Uint8Array(31)), pMinus1, new Uint8Array(31), 'abc'];
+    for (const g_x of lowOrder) {
+      const r = await c.request(Op.Read as 0, GROUP, SEC.AuthChallenge, { g_x });
+      expect(groupRc(r), String(g_x)).toBe(SEC_RC.Malformed);
+    }
+    expect(groupRc(await c.request(Op.Write as 2, GROUP, SEC.Auth, { len: 4, off: 0, data: new Uint8Array(4), sig: new Uint8Array(64) }))).toBe(SEC_RC.Nonce);
+    c.close();
+  });
+
+  it('inner packets that are short, whose length lies, or that nest another protected request: rc 7, never dispatched, and the session goes on', async () => {
+    const w = await secure();
+    const c = w.conn();
+    const s = await w.login(c);
+    const wipe = innerPacket(Op.Write as 2, GROUP, SEC.Wipe, { confirm: true });
+    const lying = wipe.slice();
+    lying[3] += 3;
+    const nested = innerPacket(Op.Write as 2, GROUP, SEC.Protected, { s: 99, c: new Uint8Array(40) });
+    for (const inner of [new Uint8Array(5), lying, nested]) {
+      const seq = ++s.seq;
+      const r = replyBody(await c.exchange(protectedPacket(c, s.keys, seq, inner)));
+      expect(groupRc(r)).toBe(SEC_RC.Malformed);
+    }
+    expect(w.sec.eventLog().some((e) => e.type === 'wipe')).toBe(false);
+    expect(groupRc(await protectedRequest(c, s, Op.Read as 0, GROUP, SEC.Interfaces))).toBeUndefined();
+    c.close();
+  });
+
+  it('sequence numbers at the edges: 0, negative, past 2^53, not an integer type: refused without a dispatch', async () => {
+    const w = await secure();
+    const c = w.conn();
+    const s = await w.login(c);
+    const inner = innerPacket(Op.Write as 2, GROUP, SEC.Wipe, { confirm: true });
+    for (const seq of [0, -1]) {
+      const r = await c.request(Op.Write as 2, GROUP, SEC.Protected, { s: seq, c: new Uint8Array(inner.length + 16) });
+      expect([SEC_RC.Malformed, SEC_RC.Protection]).toContain(groupRc(r));
+    }
+    expect(groupRc(await c.request(Op.Write as 2, GROUP, SEC.Protected, { s: '1', c: new Uint8Array(40) }))).toBe(SEC_RC.Malformed);
+    expect(groupRc(await c.request(Op.Write as 2, GROUP, SEC.Protected, { s: 2n ** 60n, c: new Uint8Array(40) }))).toBeDefined();
+    expect(w.sec.eventLog().some((e) => e.type === 'wipe')).toBe(false);
+    expect(groupRc(await protectedRequest(c, s, Op.Read as 0, GROUP, SEC.Interfaces))).toBeUndefined();
+    c.close();
+  });
+});
+
+describe('red team: the security event log under a flood', () => {
+  it('1,500 unauthenticated refusals do not push the record of a login, a wipe or an interface change out of the log', async () => {
+    const w = await secure();
+    const c = w.conn();
+    const s = await w.login(c);
+    expect(groupRc(await protectedRequest(c, s, Op.Write as 2, GROUP, SEC.Interfaces, { name: 'shell', state: 'disabled' }))).toBeUndefined();
+    expect(groupRc(await protectedRequest(c, s, Op.Write as 2, GROUP, SEC.Wipe, { confirm: true }))).toBeUndefined();
+    // The flood, as raw request packets into the device's dispatcher (one attacker connection).
+    const { Connection } = await import('../../src/device/mgmt.ts');
+    const { buildPacket, SMP_V2 } = await import('../../src/core/smp/header.ts');
+    const { encodeCbor } = await import('../../src/core/base/cbor.ts');
+    const attacker = new Connection(9999);
+    const wipe = buildPacket({ op: Op.Write, version: SMP_V2, flags: 0, group: GROUP, seq: 1, id: SEC.Wipe }, encodeCbor({ confirm: true }));
+    for (let i = 0; i < 1500; i++) await w.device.handle(wipe, { connection: attacker });
+    // Read the whole log back over the wire, page by page.
+    const types: string[] = [];
+    for (let from = 0; ; ) {
+      const page = await c.request(Op.Read as 0, GROUP, SEC.Events, { from });
+      const events = page.events as { n: number; type: string }[];
+      types.push(...events.map((e) => e.type));
+      if (!events.length || (page.next as number) > (page.last as number)) break;
+      from = page.next as number;
+    }
+    expect(types.length).toBeLessThanOrEqual(1000);
+    for (const t of ['auth', 'interface', 'wipe', 'provisioned']) expect(types, t).toContain(t);
+    expect(types.filter((t) => t === 'access-denied').length).toBeGreaterThan(900);
+    c.close();
+  }, 60_000);
+});
+
+describe('red team: two connections applying configurations at once', () => {
+  it('an older configuration whose apply was held while a newer one committed on another connection is refused, and never becomes active', async () => {
+    let hold: { entered: () => void; release: Promise<void> } | null = null;
+    const w = await secure({
+      applyStep: async (step) => {
+        if (step === 'verified' && hold) {
+          const h = hold;
+          hold = null;
+          h.entered();
+          await h.release;
+        }
+      },
+    });
+    const a = w.conn();
+    const b = w.conn();
+    const sa = await w.login(a);
+    const sb = await w.login(b);
+    const cfg = (sequence: number) => issueConfig({ target: { kind: 'model', model: 'fieldbench-ref' }, sequence, settings: { interval: 10 + sequence }, notAfter: new Date(Date.now() + DAY) }, auth.owner.privateKey);
+    const [five, six] = await Promise.all([cfg(5), cfg(6)]);
+    let release!: () => void;
+    const entered = new Promise<void>((res) => {
+      hold = { entered: res, release: new Promise<void>((r) => (release = r)) };
+    });
+    const older = protectedChunked(b, sb, SEC.ConfigApply, five);
+    await entered;
+    // Meanwhile on the other connection: the newer configuration, all the way.
+    expect(await protectedChunked(a, sa, SEC.ConfigApply, six)).toMatchObject({ seq: 6 });
+    release();
+    expect(groupRc(await older)).toBe(SEC_RC.Replayed);
+    expect(w.sec.activeConfig()?.sequence).toBe(6);
+    a.close();
+    b.close();
+  });
+
+  it('while one apply is staged, another connection\'s apply is answered busy and stages nothing over it', async () => {
+    let hold: { entered: () => void; release: Promise<void> } | null = null;
+    const w = await secure({
+      applyStep: async (step) => {
+        if (step === 'staged' && hold) {
+          const h = hold;
+          hold = null;
+          h.entered();
+          await h.release;
+        }
+      },
+    });
+    const a = w.conn();
+    const b = w.conn();
+    const sa = await w.login(a);
+    const sb = await w.login(b);
+    const cfg = (sequence: number) => issueConfig({ target: { kind: 'model', model: 'fieldbench-ref' }, sequence, settings: { interval: 10 + sequence }, notAfter: new Date(Date.now() + DAY) }, auth.owner.privateKey);
+    const [seven, eight] = await Promise.all([cfg(7), cfg(8)]);
+    let release!: () => void;
+    const entered = new Promise<void>((res) => {
+      hold = { entered: res, release: new Promise<void>((r) => (release = r)) };
+    });
+    const first = protectedChunked(b, sb, SEC.ConfigApply, seven);
+    await entered;
+    expect((await protectedChunked(a, sa, SEC.ConfigApply, eight)).rc).toBe(MGMT_RC.EBUSY);
+    release();
+    expect(await first).toMatchObject({ seq: 7 });
+    expect(w.sec.activeConfig()?.sequence).toBe(7);
+    expect(await protectedChunked(a, sa, SEC.ConfigApply, eight)).toMatchObject({ seq: 8 });
+    a.close();
+    b.close();
+  });
+});
