@@ -144,19 +144,20 @@ async function registry(db: HubDb, n: number): Promise<{ lookupMs: number; probe
   for (let s = 0; s < n; s += CH) {
     const e = Math.min(n, s + CH) - 1;
     await db.query(
-      `INSERT INTO devices (anchor, serial, device_public_key, dev_eui, first_seen, last_seen, entries)
-       SELECT 'key:' || md5(i::text) || md5((i + 1)::text), 'SN-' || i, md5(i::text) || md5((i + 1)::text), lpad(to_hex(i), 16, '0'), 0, 0, 1 FROM generate_series($1::int, $2::int) i`,
+      `INSERT INTO devices (id, anchor, serial, device_public_key, dev_eui, first_seen, last_seen, entries)
+       SELECT i + 1, 'key:' || md5(i::text) || md5((i + 1)::text), 'SN-' || i, md5(i::text) || md5((i + 1)::text), lpad(to_hex(i), 16, '0'), 0, 0, 1 FROM generate_series($1::int, $2::int) i`,
       [s, e],
     );
     // every 1000th device shares its DevEUI with the next one: a collision seen by the other source
     await db.query(
-      `INSERT INTO sightings (kind, value, anchor, source_id, first_seen, last_seen)
+      `INSERT INTO sightings (kind, value, device, source_id, first_seen, last_seen)
        SELECT k.kind, CASE k.kind WHEN 'serial' THEN 'SN-' || i WHEN 'devEui' THEN lpad(to_hex(CASE WHEN i % 1000 = 1 THEN i - 1 ELSE i END), 16, '0') ELSE md5(i::text) || md5((i + 1)::text) END,
-              'key:' || md5(i::text) || md5((i + 1)::text), 1 + (i % 2), 0, 0
+              i + 1, 1 + (i % 2), 0, 0
        FROM generate_series($1::int, $2::int) i, (VALUES ('serial'), ('devEui'), ('devicePublicKey')) AS k(kind)`,
       [s, e],
     );
   }
+  await db.query(`SELECT setval(pg_get_serial_sequence('devices', 'id'), $1)`, [n]);
   await db.query('ANALYZE');
   const loadS = (performance.now() - t0) / 1000;
   // warm up, then time look-ups of random identifiers (some colliding)

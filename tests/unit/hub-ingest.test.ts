@@ -53,6 +53,32 @@ describe.each(backends())('hub on $name', (backend) => {
     expect(rows.map((r) => r.version)).toEqual(MIGRATIONS.map((m) => m.version));
   });
 
+  it('migration 5 carries a registry written by schema 4 over to numeric device ids', async () => {
+    await open();
+    // schemas 1-4 in a scratch schema, in one transaction that is rolled back at the end
+    const rolledBack = new Error('roll back');
+    const seen: { kind: string; value: string; anchor: string; source_id: string }[] = [];
+    await expect(
+      db.transaction(async (tx) => {
+        await tx.query('CREATE SCHEMA m5');
+        await tx.query('SET LOCAL search_path TO m5');
+        for (const m of MIGRATIONS.filter((m) => m.version <= 4)) for (const s of m.sql) await tx.query(s);
+        await tx.query(`INSERT INTO sources (genesis, head_seq, head_hash, label, last_pusher) VALUES ('\\x01', 0, '\\x00', 'a', ''), ('\\x02', 0, '\\x00', 'b', '')`);
+        await tx.query(`INSERT INTO devices (anchor, serial, first_seen, last_seen) VALUES ('key:aa', 'SN-1', 1, 1), ('serial:SN-2', 'SN-2', 1, 1)`);
+        await tx.query(`INSERT INTO sightings (kind, value, anchor, source_id, first_seen, last_seen) VALUES
+          ('serial', 'SN-1', 'key:aa', 1, 1, 2), ('devicePublicKey', 'aa', 'key:aa', 2, 3, 4), ('serial', 'SN-2', 'serial:SN-2', 2, 5, 6)`);
+        for (const s of MIGRATIONS.find((m) => m.version === 5)!.sql) await tx.query(s);
+        seen.push(...(await tx.query<(typeof seen)[number]>('SELECT s.kind, s.value, d.anchor, s.source_id::text FROM sightings s JOIN devices d ON d.id = s.device ORDER BY s.kind, s.value')));
+        throw rolledBack;
+      }),
+    ).rejects.toBe(rolledBack);
+    expect(seen).toEqual([
+      { kind: 'devicePublicKey', value: 'aa', anchor: 'key:aa', source_id: '2' },
+      { kind: 'serial', value: 'SN-1', anchor: 'key:aa', source_id: '1' },
+      { kind: 'serial', value: 'SN-2', anchor: 'serial:SN-2', source_id: '2' },
+    ]);
+  });
+
   it('a source, once pushed, is never removed or renumbered (entries and sightings refer to it without a per-row foreign key)', async () => {
     await open();
     const t = new Trail(alice);
@@ -244,6 +270,23 @@ describe.each(backends())('hub on $name', (backend) => {
     expect(await lookupIdentifier(db, 'serial', deviceN(2).serial!)).toHaveLength(1);
     const st = await deviceState(db, `key:${deviceN(1).devicePublicKey}`);
     expect(st).toMatchObject({ model: 'fb-sensor', entries: 1, ids: { devEui: shared } });
+    // later pushes about devices the hub already holds: seen again as they were (nothing new),
+    // device 2's key under another serial (a clone, seen by another source later), and
+    // device 2's DevEUI on another device
+    const before = (await listCollisions(db)).length;
+    const site4 = new Trail(bob);
+    await site4.add([{ op: 'identify', device: deviceN(1, { devEui: shared }) }, { op: 'identify', device: deviceN(2) }]);
+    await ingest(db, trust, site4.push(), { pusher: 'x' });
+    expect(await listCollisions(db)).toHaveLength(before);
+    const site5 = new Trail(alice);
+    await site5.add([{ op: 'identify', device: { ...deviceN(2), serial: 'CLONE-2' } }]);
+    await site5.add([{ op: 'identify', device: deviceN(20, { devEui: deviceN(2).devEui }) }]);
+    await ingest(db, trust, site5.push(1, 1), { pusher: 'x' });
+    await ingest(db, trust, site5.push(2, 2), { pusher: 'x' });
+    const later = (await listCollisions(db)).map((c) => `${c.kind}:${c.value}`);
+    expect(later).toContain(`devicePublicKey:${deviceN(2).devicePublicKey}`);
+    expect(later).toContain(`devEui:${deviceN(2).devEui}`);
+    expect(later).toHaveLength(before + 2);
   });
 
   it('registry: drift is flagged when no recorded update or configuration explains a new attestation', async () => {
