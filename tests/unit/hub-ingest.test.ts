@@ -105,6 +105,14 @@ describe.each(backends())('hub on $name', (backend) => {
     expect(r3).toMatchObject({ accepted: 10, duplicates: 6, head: { seq: 30, hash: t.head!.hash } });
     const n = await db.query<{ n: string }>('SELECT count(*) AS n FROM entries');
     expect(Number(n[0].n)).toBe(30);
+    // every column as pushed, each entry once (PostgreSQL reads the rows from the pushed JSON)
+    const stored = await db.query<{ seq: string; hash: Uint8Array; prev: Uint8Array; time: string; technician_id: string; key_id: string; op: string; outcome: string; device: unknown; details: unknown; sig: Uint8Array; signer: Uint8Array }>(
+      'SELECT seq, hash, prev, time, technician_id, key_id, op, outcome, device, details, sig, signer FROM entries ORDER BY seq',
+    );
+    const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+    expect(stored.map((r) => ({ seq: Number(r.seq), hash: hex(r.hash), prev: hex(r.prev), time: Number(r.time), technician: { id: r.technician_id, keyId: r.key_id }, op: r.op, outcome: r.outcome, device: r.device, details: r.details, sig: hex(r.sig), signer: hex(r.signer) }))).toEqual(
+      t.entries.map((e) => ({ seq: e.seq, hash: e.hash, prev: e.prev, time: e.time, technician: e.technician, op: e.op, outcome: e.outcome, device: e.device, details: e.details, sig: e.sig, signer: e.signer })),
+    );
     expect(await sourceHead(db, t.genesis)).toEqual(t.head);
     const src = await listSources(db);
     expect(src).toHaveLength(1);
