@@ -4,9 +4,13 @@
  * ingest() on a durable throwaway PostgreSQL (and PGlite), and prints the
  * milliseconds per 1,000 entries of each phase: parse + hash + links +
  * signatures (prepareBatch), the signer checks, every SQL statement of the
- * push's transaction (by its first words) and the COMMIT.
+ * push's transaction (by its first words) and the COMMIT. Each line gives the
+ * CPU time (this process, from process.cpuUsage; the PostgreSQL backend that
+ * ran it, from /proc/PID/schedstat) beside the wall-clock time, which on a
+ * shared machine also counts waiting for a core.
  *   npx tsx scripts/hub-profile.ts [batches=10] [pglite]
  */
+import { readFileSync } from 'node:fs';
 import { openPglite, openPostgres, type HubDb, type Sql } from '../src/hub/db.ts';
 import { prepareBatch } from '../src/hub/batch.ts';
 import { ingest } from '../src/hub/ingest.ts';
@@ -32,45 +36,81 @@ else {
   db = await openPostgres(c.url, { max: 8 });
 }
 const trust = await HubTrust.open(db, [world.owner.publicKey], world.bundle);
-const times = new Map<string, number>();
-const add = (k: string, ms: number) => times.set(k, (times.get(k) ?? 0) + ms);
+type T = { wall: number; cpu: number; server: number };
+const times = new Map<string, T>();
+const add = (k: string, t: T) => {
+  const o = times.get(k) ?? { wall: 0, cpu: 0, server: 0 };
+  times.set(k, { wall: o.wall + t.wall, cpu: o.cpu + t.cpu, server: o.server + t.server });
+};
 const label = (t: string) => t.replace(/\s+/g, ' ').trim().slice(0, 60);
+/** CPU ms of one PostgreSQL backend so far (0 for PGlite: it runs in this process). */
+const backendMs = (pid: number) => (pid ? Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6 : 0);
+const cpuMs = () => {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1000;
+};
+const now = () => ({ wall: performance.now(), cpu: cpuMs() });
 const timed: HubDb = {
   kind: db.kind,
   query: db.query,
   close: db.close,
   transaction: (fn) => {
-    const t0 = performance.now();
-    let inner = 0;
+    const t0 = now();
+    let pid = 0;
+    const inner: T = { wall: 0, cpu: 0, server: 0 };
+    let b0 = 0;
     return db.transaction(async (tx) => {
+      if (db.kind === 'postgres') pid = (await tx.query<{ p: number }>('SELECT pg_backend_pid() AS p'))[0].p;
+      b0 = backendMs(pid);
       const ttx: Sql = {
         query: async (t, p) => {
-          const s = performance.now();
-          try { return await tx.query(t, p); } finally { const d = performance.now() - s; inner += d; add('sql: ' + label(t), d); }
+          const s = now();
+          const bs = backendMs(pid);
+          try {
+            return await tx.query(t, p);
+          } finally {
+            const d = { wall: performance.now() - s.wall, cpu: cpuMs() - s.cpu, server: backendMs(pid) - bs };
+            inner.wall += d.wall;
+            inner.cpu += d.cpu;
+            inner.server += d.server;
+            add('sql: ' + label(t), d);
+          }
         },
       };
       const r = await fn(ttx);
-      add('js inside the transaction (fold, JSON)', performance.now() - t0 - inner);
-      inner = performance.now() - t0;
+      const e = now();
+      add('js inside the transaction (fold, JSON)', { wall: e.wall - t0.wall - inner.wall, cpu: e.cpu - t0.cpu - inner.cpu, server: 0 });
+      inner.wall = e.wall - t0.wall;
+      inner.cpu = e.cpu - t0.cpu;
+      inner.server = backendMs(pid) - b0;
       return r;
-    }).finally(() => add('BEGIN + COMMIT (incl. WAL flush)', performance.now() - t0 - inner));
+    }).finally(() => {
+      const e = now();
+      add('BEGIN + COMMIT (incl. WAL flush)', { wall: e.wall - t0.wall - inner.wall, cpu: e.cpu - t0.cpu - inner.cpu, server: backendMs(pid) - b0 - inner.server });
+    });
   },
 };
 // warm-up batch (not counted)
 await ingest(db, trust, tr.push(1, N), { pusher: 'p' });
-let total = 0;
+const total: T = { wall: 0, cpu: 0, server: 0 };
 for (let b = 1; b <= BATCHES; b++) {
   const body = Buffer.from(JSON.stringify(tr.push(b * N + 1, (b + 1) * N)));
-  const t0 = performance.now();
+  const t0 = now();
   const p = await prepareBatch(new Uint8Array(body), 'chain');
-  add('prepareBatch (JSON.parse, CBOR + SHA-256 per entry, links, rows, 1 Ed25519)', performance.now() - t0);
-  const t1 = performance.now();
+  const t1 = now();
+  add('prepareBatch (JSON.parse, CBOR + SHA-256 per entry, links, registry view, 1 Ed25519)', { wall: t1.wall - t0.wall, cpu: t1.cpu - t0.cpu, server: 0 });
+  const s0 = [...times.values()].reduce((a, t) => a + t.server, 0);
   await ingest(timed, trust, new Uint8Array(body), { pusher: 'p', pool: { threads: 1, ready: async () => 1, run: async () => ({ ...p, threadId: 0 }), close: async () => undefined } });
-  add('ingest after prepare (signers + store)', performance.now() - t1);
-  total += performance.now() - t0;
+  const t2 = now();
+  const server = [...times.values()].reduce((a, t) => a + t.server, 0) - s0;
+  add('ingest after prepare, in all (signers + store)', { wall: t2.wall - t1.wall, cpu: t2.cpu - t1.cpu, server });
+  total.wall += t2.wall - t0.wall;
+  total.cpu += t2.cpu - t0.cpu;
+  total.server += server;
 }
-const per = (ms: number) => (ms / BATCHES / N) * 1000;
-for (const [k, v] of [...times].sort((a, b) => b[1] - a[1])) console.log(`${per(v).toFixed(1).padStart(7)} ms/1000  ${k}`);
-console.log(`${per(total).toFixed(1).padStart(7)} ms/1000  TOTAL (${Math.round((BATCHES * N) / (total / 1000))} entries/s, one pusher, no HTTP)`);
+const per = (ms: number) => ((ms / BATCHES / N) * 1000).toFixed(1).padStart(7);
+console.log(`${'wall'.padStart(7)} ${'cpu'.padStart(7)} ${'server'.padStart(7)}  ms per 1000 entries (${db.kind}, batches of ${N}, one pusher, no HTTP)`);
+for (const [k, v] of [...times].sort((a, b) => b[1].cpu + b[1].server - a[1].cpu - a[1].server)) console.log(`${per(v.wall)} ${per(v.cpu)} ${per(v.server)}  ${k}`);
+console.log(`${per(total.wall)} ${per(total.cpu)} ${per(total.server)}  TOTAL: ${Math.round((BATCHES * N) / (total.wall / 1000))} entries/s wall clock; CPU ${((total.cpu + total.server) / BATCHES / N * 1000).toFixed(0)} µs per entry`);
 await db.close();
 cluster?.stop();

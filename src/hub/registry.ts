@@ -116,59 +116,52 @@ export async function applyToRegistry(tx: Sql, sourceId: string, es: (RegEntry |
     );
   }
   const { drift, sightings, results } = final;
-  // One set-based upsert of every sighting, as parallel arrays (no JSON to parse on the server).
-  const n = sightings.size;
-  const kinds: string[] = new Array(n);
-  const values: string[] = new Array(n);
-  const devs: number[] = new Array(n);
-  const firsts: number[] = new Array(n);
-  const lasts: number[] = new Array(n);
-  // The probes below only need the (kind, value, device) combinations that may be new: a held
-  // device's own identifier of that kind was sighted, and checked, when it was first stored.
-  const probe: { kind: string[]; value: string[]; device: number[] } = { kind: [], value: [], device: [] };
+  // One set-based upsert of every sighting. The rows travel as one JSON text: JSON.stringify is
+  // native, while the driver escapes array parameters element by element in JavaScript.
+  // `p` marks the (kind, value, device) combinations the collision probe below needs, those that
+  // may be new: a held device's own identifier of that kind was sighted, and checked, when it was
+  // first stored.
+  const sRows: { k: string; v: string; d: number; f: number; l: number; p?: 1 }[] = [];
   const serialsOf = new Map<string, Set<string>>();
-  let i = 0;
+  let probes = 0;
   for (const s of sightings.values()) {
-    const dev = ids.get(s.anchor)!;
-    kinds[i] = s.kind;
-    values[i] = s.value;
-    devs[i] = dev;
-    firsts[i] = s.first;
-    lasts[i++] = s.last;
     const h = held.get(s.anchor);
+    const r: (typeof sRows)[number] = { k: s.kind, v: s.value, d: ids.get(s.anchor)!, f: s.first, l: s.last };
     if (s.kind === 'serial') {
       let l = serialsOf.get(s.anchor);
       if (!l) serialsOf.set(s.anchor, (l = new Set()));
       l.add(s.value);
     }
     if ((UNIQUE_KINDS as string[]).includes(s.kind) && !(h && h[COLS[s.kind as Kind]] === s.value)) {
-      probe.kind.push(s.kind);
-      probe.value.push(s.value);
-      probe.device.push(dev);
+      r.p = 1;
+      probes++;
     }
+    sRows.push(r);
   }
+  const sJson = JSON.stringify(sRows);
   await tx.query(
     `INSERT INTO sightings AS t (kind, value, device, source_id, first_seen, last_seen)
-     SELECT r.k, r.v, r.d, $1, r.f, r.l FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[]) AS r(k, v, d, f, l)
+     SELECT r.k, r.v, r.d, $1, r.f, r.l FROM json_to_recordset($2::json) AS r(k text, v text, d bigint, f bigint, l bigint)
      ON CONFLICT (kind, value, device, source_id) DO UPDATE SET first_seen = least(t.first_seen, excluded.first_seen), last_seen = greatest(t.last_seen, excluded.last_seen)`,
-    [sourceId, kinds, values, devs, firsts, lasts],
+    [sourceId, sJson],
   );
   // Collisions among what this push touched: an identifier of a unique kind now on two devices
   // anchored by key or UEID. First a cheap index probe (another device with it at all?), then the
   // full rule for those few.
-  if (probe.kind.length) {
+  if (probes) {
     await tx.query(
       // LATERAL ... LIMIT 1 keeps both steps index probes of the pushed identifiers: a join the
       // planner is free to choose becomes a sort of the whole table on every push.
-      `WITH c AS (SELECT DISTINCT p.kind, p.value FROM unnest($1::text[], $2::text[], $3::bigint[]) AS p(kind, value, device)
-                  CROSS JOIN LATERAL (SELECT 1 FROM sightings s WHERE s.kind = p.kind AND s.value = p.value AND s.device <> p.device LIMIT 1) o)
+      `WITH c AS (SELECT DISTINCT p.k AS kind, p.v AS value FROM json_to_recordset($1::json) AS p(k text, v text, d bigint, p int)
+                  CROSS JOIN LATERAL (SELECT 1 FROM sightings s WHERE s.kind = p.k AND s.value = p.v AND s.device <> p.d LIMIT 1) o
+                  WHERE p.p = 1)
        INSERT INTO collisions (kind, value)
        SELECT c.kind, c.value FROM c CROSS JOIN LATERAL (
          SELECT count(DISTINCT s.device) AS n FROM sightings s JOIN devices d ON d.id = s.device
          WHERE s.kind = c.kind AND s.value = c.value AND d.anchor NOT LIKE 'serial:%') k
        WHERE k.n > 1
        ON CONFLICT DO NOTHING`,
-      [probe.kind, probe.value, probe.device],
+      [sJson],
     );
   }
   // One device key with two serials (a cloned key): only possible where this push brought a serial
@@ -202,7 +195,7 @@ export async function applyToRegistry(tx: Sql, sourceId: string, es: (RegEntry |
 
 const DEVICE_COLS = `(anchor, serial, device_public_key, ueid, mac, dev_eui, model, firmware, measurement, security_counter, config_digest,
         attest_verdict, attest_time, measurements, expected, first_seen, last_seen, entries)`;
-const DEVICE_ROWS = `jsonb_to_recordset($1::jsonb) AS r(anchor text, serial text, device_public_key text, ueid text, mac text, dev_eui text, model text,
+const DEVICE_ROWS = `json_to_recordset($1::json) AS r(anchor text, serial text, device_public_key text, ueid text, mac text, dev_eui text, model text,
         firmware text, measurement text, security_counter bigint, config_digest text, attest_verdict text, attest_time bigint, measurements jsonb,
         expected jsonb, first_seen bigint, last_seen bigint, entries bigint)`;
 
