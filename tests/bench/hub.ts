@@ -20,7 +20,9 @@
  * is reachable here.
  */
 import { createPublicKey, verify as nodeVerify } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { HubClient } from '../../src/core/sync/client.ts';
 import { openPglite, openPostgres, type HubDb } from '../../src/hub/db.ts';
@@ -108,12 +110,20 @@ async function ingestRate(db: HubDb, trust: HubTrust, ts: Trail[]): Promise<Inge
   }
 }
 
-/** The rate on idle cores, from CPU time per entry, and how that time splits. */
-function cpuNote(f: IngestFigure): string {
-  const cores = availableParallelism();
+/**
+ * The rate on idle cores, from CPU time per entry, and how that time splits.
+ * One pusher has one batch in flight: its steps (the pusher's serialising,
+ * the worker's verification, the main thread, PostgreSQL) run one after
+ * another, so it can use one core's worth at most, whatever the cores.
+ */
+function cpuNote(f: IngestFigure, pushers: number): string {
+  const cores = pushers === 1 ? 1 : availableParallelism();
   const total = f.cpuUs + (f.serverUs ?? 0);
   const split = f.serverUs !== undefined ? ` (${f.cpuUs.toFixed(0)} in the hub process with its pushers, ${f.serverUs.toFixed(0)} in PostgreSQL)` : ' (all in this process: hub, pushers, PGlite)';
-  return `; CPU ${total.toFixed(0)} µs per entry${split}: ${Math.round((cores * 1e6) / total)} entries/s on ${cores} idle cores, ${((cores * 1e6) / total / GOAL).toFixed(2)}x the goal`;
+  // how much of the machine this run got: its CPU time over wall time (the rest went to other processes)
+  const got = (f.rate * total) / 1e6;
+  const on = pushers === 1 ? 'idle cores with one batch in flight (its steps run one after another: one core at a time)' : `${cores} idle cores`;
+  return `; CPU ${total.toFixed(0)} µs per entry${split}: ${Math.round((cores * 1e6) / total)} entries/s on ${on}, ${((cores * 1e6) / total / GOAL).toFixed(2)}x the goal; the run got ${got.toFixed(2)} of ${availableParallelism()} cores`;
 }
 
 /** Baseline: the same rows stored with the hub's INSERT, batches of 2000 in one transaction each, nothing else. */
@@ -276,7 +286,15 @@ export async function bench(): Promise<BenchRow[]> {
       },
     },
     // PGlite second: its 1M-device load is the slow part of the run
-    { name: 'PGlite', open: async () => { const db = await openPglite(); return { db, done: () => db.close() }; } },
+    // in a data folder, as `fieldbench hub --data DIR` runs it (not in memory)
+    {
+      name: 'PGlite',
+      open: async () => {
+        const dir = mkdtempSync(join(tmpdir(), 'fieldbench-pglite-'));
+        const db = await openPglite(dir);
+        return { db, done: async () => { await db.close(); rmSync(dir, { recursive: true, force: true }); } };
+      },
+    },
   ];
   for (const b of backends) {
     let h: { db: HubDb; done: () => Promise<void> };
@@ -315,17 +333,17 @@ export async function bench(): Promise<BenchRow[]> {
         const f = floor(c);
         return `${(v / GOAL).toFixed(2)}x the goal of ${GOAL}${vs(v, raw, 'raw INSERT')}${vs(v, verifyChain ? verifyChain * cores : undefined, `verify-only x ${cores} cores`)}${f ? `; ${(v / f).toFixed(2)}x the verify + bare INSERT floor (${Math.round(f)}/s on ${cores} idle cores)` : ''}; HTTP, chain verification, registry, batches of 2000`;
       };
-      if (h.db.kind === 'postgres') {
-        const st = await h.db.query<{ name: string; setting: string }>(`SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'wal_level', 'shared_buffers', 'max_wal_size', 'server_version') ORDER BY name`);
-        rows.push({ name: `${b.name}: server settings`, value: 0, unit: '', note: st.map((r) => `${r.name}=${r.setting}`).join(' ') });
+      {
+        const st = await h.db.query<{ name: string; setting: string; unit: string | null }>(`SELECT name, setting, unit FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'wal_level', 'wal_sync_method', 'shared_buffers', 'max_wal_size', 'server_version') ORDER BY name`);
+        rows.push({ name: `${b.name}: settings`, value: 0, unit: '', note: st.map((r) => `${r.name}=${r.setting}${r.unit ? ` (${r.unit})` : ''}`).join(' ') });
       }
       let f1: IngestFigure | undefined;
       let f8: IngestFigure | undefined;
       const i1 = await measure(`${b.name}: ingest, 1 pusher, ${PER_PUSHER * 2} entries`, 'entries/s', '', async () => (f1 = await ingestRate(h.db, trust, one)).rate);
-      if (i1 !== undefined) rows.at(-1)!.note = ingestNote(i1, raw1, rc1) + cpuNote(f1!);
+      if (i1 !== undefined) rows.at(-1)!.note = ingestNote(i1, raw1, rc1) + cpuNote(f1!, 1);
       await h.db.query('TRUNCATE sightings, devices, collisions, drift, campaign_results, entries, sources RESTART IDENTITY CASCADE');
       const i8 = await measure(`${b.name}: ingest, 8 pushers, ${PER_PUSHER * 8} entries`, 'entries/s', '', async () => (f8 = await ingestRate(h.db, trust, eight)).rate);
-      if (i8 !== undefined) rows.at(-1)!.note = ingestNote(i8, raw8, rc8) + cpuNote(f8!);
+      if (i8 !== undefined) rows.at(-1)!.note = ingestNote(i8, raw8, rc8) + cpuNote(f8!, 8);
       await h.db.query('TRUNCATE sightings, devices, collisions, drift, campaign_results, entries, sources RESTART IDENTITY CASCADE');
       let extra = '';
       const lk = await measure(`${b.name}: duplicate look-up in ${DEVICES} devices`, 'ms', '', async () => {

@@ -119,6 +119,23 @@ describe.each(backends())('hub on $name', (backend) => {
     expect(src[0]).toMatchObject({ source: t.genesis, label: 'alice', problem: null });
   });
 
+  it('stores what it verified: a body whose JSON repeats a key is read the same way by the verifier and by PostgreSQL', async () => {
+    await open();
+    const t = new Trail(alice);
+    await t.add([{ op: 'identify', device: deviceN(1), details: { model: 'fb-sensor' } }]);
+    // the verifier (JSON.parse) and PostgreSQL's json both take the last of duplicate keys
+    const text = JSON.stringify(t.push()).replace('"op":"identify"', '"op":"wipe","op":"identify"').replace('"model":"fb-sensor"', '"model":"other","model":"fb-sensor"');
+    expect(text).toContain('"op":"wipe","op":"identify"');
+    await ingest(db, trust, new Uint8Array(Buffer.from(text)), { pusher: 'x' });
+    const [r] = await db.query<{ op: string; details: unknown }>('SELECT op, details FROM entries');
+    expect(r).toEqual({ op: 'identify', details: { model: 'fb-sensor' } });
+    // and the other way round is a changed entry, refused
+    const t2 = new Trail(bob);
+    await t2.add([{ op: 'identify', device: deviceN(2) }]);
+    const swapped = JSON.stringify(t2.push()).replace('"op":"identify"', '"op":"identify","op":"wipe"');
+    expect(await code(ingest(db, trust, new Uint8Array(Buffer.from(swapped)), { pusher: 'x' }))).toBe('modified');
+  });
+
   it('refuses tampered entries with the reason and stores nothing', async () => {
     await open();
     const t = new Trail(alice);
