@@ -128,7 +128,7 @@ function cpuNote(f: IngestFigure, pushers: number, verifyUs?: number): string {
   const split = f.serverUs !== undefined ? ` (${f.cpuUs.toFixed(0)} in the hub process with its pushers, ${f.serverUs.toFixed(0)} in PostgreSQL)` : ' (all in this process: hub, pushers, PGlite)';
   // how much of the machine this run got: its CPU time over wall time (the rest went to other processes)
   const got = (f.rate * total) / 1e6;
-  const on = pushers === 1 ? 'idle cores with one batch in flight (its steps run one after another: one core at a time)' : `${cores} idle cores`;
+  const on = pushers === 1 ? 'idle cores with one batch in flight (its steps run one after another, one core at a time; only the runtime\'s helper threads, such as the garbage collector\'s, run beside them, so a run can pass this a little)' : `${cores} idle cores`;
   return `; CPU ${total.toFixed(0)} µs per entry${split}: ${Math.round((cores * 1e6) / total)} entries/s on ${on}, ${((cores * 1e6) / total / GOAL).toFixed(2)}x the goal; the run got ${got.toFixed(2)} of ${availableParallelism()} cores`;
 }
 
