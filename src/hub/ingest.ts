@@ -27,7 +27,7 @@ import type { TechnicianCredential } from '../core/trust/credential.ts';
 import { MAX_BATCH, prepareBatch, type PreparedBatch } from './batch.ts';
 import type { HubDb, Sql } from './db.ts';
 import { HubError } from './errors.ts';
-import { applyToRegistry } from './registry.ts';
+import { applyToRegistry, recheckCollisions } from './registry.ts';
 import type { HubTrust } from './trust.ts';
 import type { VerifyPool } from './verify-pool.ts';
 
@@ -122,13 +122,26 @@ export async function ingest(db: HubDb, trust: HubTrust, body: PushBody | Uint8A
   try {
     // Two pushes creating and updating the same devices can, rarely, deadlock in PostgreSQL
     // (it aborts one of them): that push's transaction rolled back whole, so it runs again.
+    let stored: Awaited<ReturnType<typeof store>>;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await store(db, p, json, opts);
+        stored = await store(db, p, json, opts);
+        break;
       } catch (e) {
         if (attempt >= 3 || (e as { code?: unknown })?.code !== '40P01') throw e;
       }
     }
+    if (stored.probe) {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await recheckCollisions(db, stored.probe);
+          break;
+        } catch (e) {
+          if (attempt >= 3 || (e as { code?: unknown })?.code !== '40P01') throw e;
+        }
+      }
+    }
+    return stored.result;
   } catch (e) {
     const p = e instanceof HubError ? problems.get(e) : undefined;
     if (p) await db.query('UPDATE sources SET gap = $2::jsonb WHERE id = $1', [p.id, JSON.stringify(p.problem)]);
@@ -140,7 +153,7 @@ function forkError(seq: number): HubError {
   return new HubError('fork', `entry seq ${seq} differs from the one the hub holds for this chain: the trail was rewritten after it was pushed`, 409, { seq });
 }
 
-async function store(db: HubDb, p: PreparedBatch, json: string, opts: IngestOptions): Promise<PushResult> {
+async function store(db: HubDb, p: PreparedBatch, json: string, opts: IngestOptions): Promise<{ result: PushResult; probe?: string }> {
   const first = p.first;
   const last = { seq: p.seqs[p.n - 1], hash: p.hashes[p.n - 1] };
   return db.transaction(async (tx) => {
@@ -165,15 +178,16 @@ async function store(db: HubDb, p: PreparedBatch, json: string, opts: IngestOpti
       throw noteProblem(src.id, { kind: 'gap', from: headSeq + 1, to: first.seq - 1, time: Date.now() }, new HubError('gap', `entries seq ${headSeq + 1}..${first.seq - 1} are missing: push from seq ${headSeq + 1}`, 409, { from: headSeq + 1, to: first.seq - 1, head: { seq: headSeq, hash: headHash } }));
     }
     const fresh = p.n - dup;
+    let probe: string | undefined;
     if (fresh) {
       await insertJson(tx, src.id, json, headSeq);
       await tx.query('UPDATE sources SET head_seq = $2, head_hash = $3, last_push = now(), last_pusher = $4, gap = NULL WHERE id = $1', [src.id, last.seq, fromHex(last.hash), opts.pusher]);
-      await applyToRegistry(tx, src.id, dup ? p.reg.slice(dup) : p.reg);
+      probe = await applyToRegistry(tx, src.id, dup ? p.reg.slice(dup) : p.reg);
     } else {
       await tx.query('UPDATE sources SET last_push = now(), last_pusher = $2 WHERE id = $1', [src.id, opts.pusher]);
     }
     const newHead = fresh ? last : { seq: headSeq, hash: headHash };
-    return { source: hexOf(src.genesis), label: src.label, accepted: fresh, duplicates: dup, head: newHead };
+    return { result: { source: hexOf(src.genesis), label: src.label, accepted: fresh, duplicates: dup, head: newHead }, probe };
   });
 }
 

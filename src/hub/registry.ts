@@ -66,8 +66,11 @@ export async function updateRegistry(tx: Sql, sourceId: string, es: AuditExportE
   await applyToRegistry(tx, sourceId, es.map(regEntry));
 }
 
-/** The same, from the registry's view of each entry (src/hub/batch.ts; null: no device to key). */
-export async function applyToRegistry(tx: Sql, sourceId: string, es: (RegEntry | null)[]): Promise<void> {
+/**
+ * The same, from the registry's view of each entry (src/hub/batch.ts; null: no device to key).
+ * Returns the collision probe's input when it ran, for recheckCollisions after the commit.
+ */
+export async function applyToRegistry(tx: Sql, sourceId: string, es: (RegEntry | null)[]): Promise<string | undefined> {
   const touched = new Map<string, RegEntry[]>();
   for (const e of es) {
     if (!e) continue;
@@ -75,7 +78,7 @@ export async function applyToRegistry(tx: Sql, sourceId: string, es: (RegEntry |
     if (!l) touched.set(e.anchor, (l = []));
     l.push(e);
   }
-  if (!touched.size) return;
+  if (!touched.size) return undefined;
   const anchors = [...touched.keys()].sort();
   // Two pushes about one device serialise on the device's row (sorted: no deadlock). Row locks,
   // not advisory ones: a batch of thousands of new devices times concurrent pushes would exhaust
@@ -148,22 +151,7 @@ export async function applyToRegistry(tx: Sql, sourceId: string, es: (RegEntry |
   // Collisions among what this push touched: an identifier of a unique kind now on two devices
   // anchored by key or UEID. First a cheap index probe (another device with it at all?), then the
   // full rule for those few.
-  if (probes) {
-    await tx.query(
-      // LATERAL ... LIMIT 1 keeps both steps index probes of the pushed identifiers: a join the
-      // planner is free to choose becomes a sort of the whole table on every push.
-      `WITH c AS (SELECT DISTINCT p.k AS kind, p.v AS value FROM json_to_recordset($1::json) AS p(k text, v text, d bigint, p int)
-                  CROSS JOIN LATERAL (SELECT 1 FROM sightings s WHERE s.kind = p.k AND s.value = p.v AND s.device <> p.d LIMIT 1) o
-                  WHERE p.p = 1)
-       INSERT INTO collisions (kind, value)
-       SELECT c.kind, c.value FROM c CROSS JOIN LATERAL (
-         SELECT count(DISTINCT s.device) AS n FROM sightings s JOIN devices d ON d.id = s.device
-         WHERE s.kind = c.kind AND s.value = c.value AND d.anchor NOT LIKE 'serial:%') k
-       WHERE k.n > 1
-       ON CONFLICT DO NOTHING`,
-      [sJson],
-    );
-  }
+  if (probes) await probeCollisions(tx, sJson);
   // One device key with two serials (a cloned key): only possible where this push brought a serial
   // the device did not carry (a new device with two, or a held one with another).
   const keyDevices: number[] = [];
@@ -191,6 +179,43 @@ export async function applyToRegistry(tx: Sql, sourceId: string, es: (RegEntry |
       [JSON.stringify(drift), sourceId],
     );
   }
+  return probes ? sJson : undefined;
+}
+
+/**
+ * Collisions among the pushed identifiers marked `p` in `json` (the sightings' JSON of
+ * applyToRegistry): an identifier of a unique kind on two devices anchored by key or UEID.
+ * First a cheap index probe (another device with it at all?), then the full rule for those few.
+ * LATERAL ... LIMIT 1 keeps both steps index probes of the pushed identifiers: a join the
+ * planner is free to choose becomes a sort of the whole table on every push.
+ */
+async function probeCollisions(db: Sql, json: string): Promise<void> {
+  await db.query(
+    `WITH c AS (SELECT DISTINCT p.k AS kind, p.v AS value FROM json_to_recordset($1::json) AS p(k text, v text, d bigint, p int)
+                CROSS JOIN LATERAL (SELECT 1 FROM sightings s WHERE s.kind = p.k AND s.value = p.v AND s.device <> p.d LIMIT 1) o
+                WHERE p.p = 1)
+     INSERT INTO collisions (kind, value)
+     SELECT c.kind, c.value FROM c CROSS JOIN LATERAL (
+       SELECT count(DISTINCT s.device) AS n FROM sightings s JOIN devices d ON d.id = s.device
+       WHERE s.kind = c.kind AND s.value = c.value AND d.anchor NOT LIKE 'serial:%') k
+     WHERE k.n > 1
+     ORDER BY c.kind, c.value
+     ON CONFLICT DO NOTHING`,
+    [json],
+  );
+}
+
+/**
+ * The same probe again, after the push committed, on PostgreSQL. Inside the transaction the
+ * probe sees only committed sightings and the push's own: two pushes committing at the same
+ * moment, about two devices that share an identifier, would each see one device. After its
+ * commit, each push's statement sees every push committed before it, so of two such pushes
+ * the later one to commit finds the pair. (PGlite runs one transaction at a time: nothing to
+ * re-check.) Collisions are inserted with ON CONFLICT DO NOTHING: running it twice is harmless.
+ */
+export async function recheckCollisions(db: Sql & { kind: string }, json: string): Promise<void> {
+  if (db.kind === 'pglite') return;
+  await probeCollisions(db, json);
 }
 
 const DEVICE_COLS = `(anchor, serial, device_public_key, ueid, mac, dev_eui, model, firmware, measurement, security_counter, config_digest,

@@ -314,6 +314,24 @@ describe.each(backends())('hub on $name', (backend) => {
     expect(later).toHaveLength(before + 2);
   });
 
+  it('registry: two concurrent pushes about two devices sharing a DevEUI always report the collision', async () => {
+    await open();
+    // each push's probe inside its transaction sees only committed sightings and its own; before the
+    // re-check after the commit, about half of these pairs went unreported on PostgreSQL
+    const euis: string[] = [];
+    for (let r = 0; r < 8; r++) {
+      const eui = (0x70b3d5aa00000000n + BigInt(r)).toString(16);
+      euis.push(eui);
+      const ta = new Trail(alice);
+      const tb = new Trail(bob);
+      await ta.add([...Array.from({ length: 200 }, (_, j) => ({ op: 'identify', device: deviceN(100000 + r * 1000 + j) })), { op: 'identify', device: deviceN(r * 2, { devEui: eui }) }]);
+      await tb.add([...Array.from({ length: 200 }, (_, j) => ({ op: 'identify', device: deviceN(500000 + r * 1000 + j) })), { op: 'identify', device: deviceN(r * 2 + 1, { devEui: eui }) }]);
+      await Promise.all([ingest(db, trust, ta.push(), { pusher: 'x' }), ingest(db, trust, tb.push(), { pusher: 'x' })]);
+    }
+    const found = new Set((await listCollisions(db)).map((c) => c.value));
+    expect(euis.filter((e) => !found.has(e))).toEqual([]);
+  });
+
   it('registry: drift is flagged when no recorded update or configuration explains a new attestation', async () => {
     await open();
     const t = new Trail(alice);
