@@ -14,9 +14,11 @@
  * refusal is still reported first, as when everything ran in one place.
  *
  * What goes back is what the main thread needs and no more: per entry its
- * signer key id, signer and time (typed arrays and small tables), the rows to
- * insert as JSON text, and the registry view of each entry (canonical
- * identifiers, anchor, op, outcome, details, time, hash).
+ * signer key id, signer and time (typed arrays and small tables) and the
+ * registry view of each entry (canonical identifiers, anchor, op, outcome, the
+ * details the registry reads, time, hash). The entries' rows are not rebuilt:
+ * PostgreSQL reads them from the pushed JSON itself (src/hub/ingest.ts,
+ * insertJson), the same text this worker parsed and verified.
  */
 import { exportEntryHash, type AuditExportEntry } from '../core/store/audit.ts';
 import { normaliseId, type IdKind } from '../core/store/ids.ts';
@@ -62,8 +64,6 @@ export interface PreparedBatch {
   times: Float64Array;
   /** The first signature (in check order) that does not verify under the key the entry names. */
   badSignature?: { index: number; seq: number };
-  /** One JSON object text per entry, the columns of `entries` (see insertRows). */
-  rows: string[];
   /** Registry view per entry; null when the entry names no device the registry can key. */
   reg: (RegEntry | null)[];
 }
@@ -107,19 +107,16 @@ export function canonicalIds(d: AuditExportEntry['device']): AuditExportEntry['d
   return out;
 }
 
+/** The ops whose details the registry reads (src/hub/registry.ts applyEntry, campaign results); identify only for its model. */
+const DETAILED_OPS = new Set(['update', 'configure', 'attest']);
+
 export function regEntry(e: Pick<AuditExportEntry, 'time' | 'technician' | 'op' | 'outcome' | 'device' | 'details' | 'hash'>): RegEntry | null {
   const device = canonicalIds(e.device);
   const anchor = anchorOf(device);
   if (!anchor) return null;
-  return { anchor, time: e.time, technician: e.technician, op: e.op, outcome: e.outcome, device, ...(e.details !== undefined ? { details: e.details } : {}), hash: e.hash };
-}
-
-/** The `entries` columns of one entry, as the JSON object insertRows reads. */
-export function entryRow(e: AuditExportEntry): string {
-  return JSON.stringify({
-    seq: e.seq, hash: e.hash, prev: e.prev, time: e.time, tid: e.technician.id, kid: e.technician.keyId, op: e.op, outcome: e.outcome,
-    device: e.device, details: e.details ?? null, sig: e.sig, signer: e.signer,
-  });
+  // only what the registry reads travels back from the verification worker
+  const details = e.details === undefined ? undefined : DETAILED_OPS.has(e.op) ? e.details : e.op === 'identify' && e.details.model !== undefined ? { model: e.details.model } : undefined;
+  return { anchor, time: e.time, technician: { id: e.technician.id, keyId: e.technician.keyId }, op: e.op, outcome: e.outcome, device, ...(details !== undefined ? { details } : {}), hash: e.hash };
 }
 
 /**
@@ -183,7 +180,6 @@ export async function prepareBatch(input: unknown, verify: 'chain' | 'every' = '
   const times = new Float64Array(n);
   const seqs = new Float64Array(n);
   const lastByKey = new Map<string, number>();
-  const rows: string[] = new Array(n);
   const reg: (RegEntry | null)[] = new Array(n);
   for (let i = 0; i < n; i++) {
     const e = entries[i];
@@ -196,7 +192,6 @@ export async function prepareBatch(input: unknown, verify: 'chain' | 'every' = '
     times[i] = e.time;
     seqs[i] = e.seq;
     lastByKey.set(e.technician.keyId, i);
-    rows[i] = entryRow(e);
     reg[i] = regEntry(e);
   }
 
@@ -215,6 +210,6 @@ export async function prepareBatch(input: unknown, verify: 'chain' | 'every' = '
   return {
     n, first: { seq: e0.seq, prev: e0.prev, hash: hashes[0], label: e0.technician.id }, hashes, seqs,
     credentials: credentials as string[], source: typeof body.source === 'string' ? body.source : undefined,
-    keyIds, keyOf, signers, signerOf, times, badSignature, rows, reg,
+    keyIds, keyOf, signers, signerOf, times, badSignature, reg,
   };
 }

@@ -24,10 +24,10 @@ import type { AuditExportEntry } from '../core/store/audit.ts';
 import { keyIdHex } from '../core/store/sig.ts';
 import { fromHex, toHex } from '../core/base/bytes.ts';
 import type { TechnicianCredential } from '../core/trust/credential.ts';
-import { entryRow, MAX_BATCH, prepareBatch, type PreparedBatch } from './batch.ts';
+import { MAX_BATCH, prepareBatch, type PreparedBatch } from './batch.ts';
 import type { HubDb, Sql } from './db.ts';
 import { HubError } from './errors.ts';
-import { applyToRegistry } from './registry.ts';
+import { applyToRegistry, recheckCollisions } from './registry.ts';
 import type { HubTrust } from './trust.ts';
 import type { VerifyPool } from './verify-pool.ts';
 
@@ -117,16 +117,31 @@ export async function ingest(db: HubDb, trust: HubTrust, body: PushBody | Uint8A
   const verify = opts.verify ?? 'chain';
   const p = opts.pool ? await opts.pool.run(body, verify) : await prepareBatch(body, verify);
   await checkSigners(p, trust);
+  // the text PostgreSQL reads the entries from: the verified body itself
+  const json = body instanceof Uint8Array ? Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8') : JSON.stringify(body);
   try {
     // Two pushes creating and updating the same devices can, rarely, deadlock in PostgreSQL
     // (it aborts one of them): that push's transaction rolled back whole, so it runs again.
+    let stored: Awaited<ReturnType<typeof store>>;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await store(db, p, opts);
+        stored = await store(db, p, json, opts);
+        break;
       } catch (e) {
         if (attempt >= 3 || (e as { code?: unknown })?.code !== '40P01') throw e;
       }
     }
+    if (stored.probe) {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await recheckCollisions(db, stored.probe);
+          break;
+        } catch (e) {
+          if (attempt >= 3 || (e as { code?: unknown })?.code !== '40P01') throw e;
+        }
+      }
+    }
+    return stored.result;
   } catch (e) {
     const p = e instanceof HubError ? problems.get(e) : undefined;
     if (p) await db.query('UPDATE sources SET gap = $2::jsonb WHERE id = $1', [p.id, JSON.stringify(p.problem)]);
@@ -138,7 +153,7 @@ function forkError(seq: number): HubError {
   return new HubError('fork', `entry seq ${seq} differs from the one the hub holds for this chain: the trail was rewritten after it was pushed`, 409, { seq });
 }
 
-async function store(db: HubDb, p: PreparedBatch, opts: IngestOptions): Promise<PushResult> {
+async function store(db: HubDb, p: PreparedBatch, json: string, opts: IngestOptions): Promise<{ result: PushResult; probe?: string }> {
   const first = p.first;
   const last = { seq: p.seqs[p.n - 1], hash: p.hashes[p.n - 1] };
   return db.transaction(async (tx) => {
@@ -163,15 +178,16 @@ async function store(db: HubDb, p: PreparedBatch, opts: IngestOptions): Promise<
       throw noteProblem(src.id, { kind: 'gap', from: headSeq + 1, to: first.seq - 1, time: Date.now() }, new HubError('gap', `entries seq ${headSeq + 1}..${first.seq - 1} are missing: push from seq ${headSeq + 1}`, 409, { from: headSeq + 1, to: first.seq - 1, head: { seq: headSeq, hash: headHash } }));
     }
     const fresh = p.n - dup;
+    let probe: string | undefined;
     if (fresh) {
-      await insertRows(tx, src.id, dup ? p.rows.slice(dup) : p.rows);
+      await insertJson(tx, src.id, json, headSeq);
       await tx.query('UPDATE sources SET head_seq = $2, head_hash = $3, last_push = now(), last_pusher = $4, gap = NULL WHERE id = $1', [src.id, last.seq, fromHex(last.hash), opts.pusher]);
-      await applyToRegistry(tx, src.id, dup ? p.reg.slice(dup) : p.reg);
+      probe = await applyToRegistry(tx, src.id, dup ? p.reg.slice(dup) : p.reg);
     } else {
       await tx.query('UPDATE sources SET last_push = now(), last_pusher = $2 WHERE id = $1', [src.id, opts.pusher]);
     }
     const newHead = fresh ? last : { seq: headSeq, hash: headHash };
-    return { source: hexOf(src.genesis), label: src.label, accepted: fresh, duplicates: dup, head: newHead };
+    return { result: { source: hexOf(src.genesis), label: src.label, accepted: fresh, duplicates: dup, head: newHead }, probe };
   });
 }
 
@@ -221,24 +237,25 @@ async function findSource(tx: Sql, p: PreparedBatch): Promise<SourceRow> {
 
 /** Store entries with the hub's insert (the bench's raw-INSERT baseline uses this). */
 export async function insertEntries(tx: Sql, sourceId: string, es: AuditExportEntry[]): Promise<void> {
-  await insertRows(tx, sourceId, es.map(entryRow));
+  await insertJson(tx, sourceId, JSON.stringify({ entries: es }), 0);
 }
 
 /**
- * One multi-row INSERT per 5000 rows: the rows travel as one JSON text
- * parameter (made by src/hub/batch.ts, on the worker), so the main thread
- * neither builds SQL nor serialises arrays, and there is one round trip.
+ * The entries of a push body (JSON text with an `entries` array) after seq
+ * `after`, in one INSERT: PostgreSQL reads the rows from the very text the
+ * verification worker parsed and checked (JSON.parse and PostgreSQL's json
+ * agree on it: the last of duplicate keys wins, numbers are read as numbers,
+ * and parseEntry refused any field it does not know), so the main thread
+ * neither rebuilds rows nor serialises them, and there is one round trip.
  */
-export async function insertRows(tx: Sql, sourceId: string, rows: string[]): Promise<void> {
-  const CHUNK = 5000;
-  for (let i = 0; i < rows.length; i += CHUNK) {
-    await tx.query(
-      `INSERT INTO entries (source_id, seq, hash, prev, time, technician_id, key_id, op, outcome, device, details, sig, signer)
-       SELECT $1, r.seq, decode(r.hash, 'hex'), decode(r.prev, 'hex'), r.time, r.tid, r.kid, r.op, r.outcome, r.device, r.details, decode(r.sig, 'hex'), decode(r.signer, 'hex')
-       FROM json_to_recordset($2::json) AS r(seq bigint, hash text, prev text, time bigint, tid text, kid text, op text, outcome text, device jsonb, details jsonb, sig text, signer text)`,
-      [sourceId, `[${(rows.length > CHUNK ? rows.slice(i, i + CHUNK) : rows).join(',')}]`],
-    );
-  }
+export async function insertJson(tx: Sql, sourceId: string, json: string, after: number): Promise<void> {
+  await tx.query(
+    `INSERT INTO entries (source_id, seq, hash, prev, time, technician_id, key_id, op, outcome, device, details, sig, signer)
+     SELECT $1, r.seq::bigint, decode(r.hash, 'hex'), decode(r.prev, 'hex'), r.time::bigint, r.technician->>'id', r.technician->>'keyId', r.op, r.outcome, r.device, r.details, decode(r.sig, 'hex'), decode(r.signer, 'hex')
+     FROM json_to_recordset(($2::json)->'entries') AS r(seq numeric, hash text, prev text, time numeric, technician json, op text, outcome text, device jsonb, details jsonb, sig text, signer text)
+     WHERE r.seq > $3`,
+    [sourceId, json, after],
+  );
 }
 
 /** Where a chain stands on the hub (by its genesis hash), for resuming. */

@@ -24,6 +24,8 @@ type Kind = (typeof KINDS)[number];
 const UNIQUE_KINDS: Kind[] = ['serial', 'devEui', 'mac', 'ueid'];
 
 interface DeviceRow {
+  /** Numeric id (sightings refer to it); 0 until the row is stored. */
+  id: number;
   anchor: string;
   serial: string | null;
   device_public_key: string | null;
@@ -64,8 +66,11 @@ export async function updateRegistry(tx: Sql, sourceId: string, es: AuditExportE
   await applyToRegistry(tx, sourceId, es.map(regEntry));
 }
 
-/** The same, from the registry's view of each entry (src/hub/batch.ts; null: no device to key). */
-export async function applyToRegistry(tx: Sql, sourceId: string, es: (RegEntry | null)[]): Promise<void> {
+/**
+ * The same, from the registry's view of each entry (src/hub/batch.ts; null: no device to key).
+ * Returns the collision probe's input when it ran, for recheckCollisions after the commit.
+ */
+export async function applyToRegistry(tx: Sql, sourceId: string, es: (RegEntry | null)[]): Promise<string | undefined> {
   const touched = new Map<string, RegEntry[]>();
   for (const e of es) {
     if (!e) continue;
@@ -73,7 +78,7 @@ export async function applyToRegistry(tx: Sql, sourceId: string, es: (RegEntry |
     if (!l) touched.set(e.anchor, (l = []));
     l.push(e);
   }
-  if (!touched.size) return;
+  if (!touched.size) return undefined;
   const anchors = [...touched.keys()].sort();
   // Two pushes about one device serialise on the device's row (sorted: no deadlock). Row locks,
   // not advisory ones: a batch of thousands of new devices times concurrent pushes would exhaust
@@ -84,18 +89,21 @@ export async function applyToRegistry(tx: Sql, sourceId: string, es: (RegEntry |
   const held = await lockDevices(tx, anchors);
   const outcome = fold(touched, held);
   const fresh = outcome.rows.filter((d) => !held.has(d.anchor));
+  const ids = new Map<string, number>();
+  for (const [a, d] of held) ids.set(a, d.id);
   let raced: string[] = [];
   if (fresh.length) {
-    const ins = await tx.query<{ anchor: string }>(`INSERT INTO devices ${DEVICE_COLS} SELECT * FROM ${DEVICE_ROWS} ORDER BY anchor ON CONFLICT (anchor) DO NOTHING RETURNING anchor`, [JSON.stringify(fresh)]);
-    if (ins.length < fresh.length) {
-      const done = new Set(ins.map((r) => r.anchor));
-      raced = fresh.map((d) => d.anchor).filter((a) => !done.has(a));
-    }
+    const ins = await tx.query<{ anchor: string; id: string | number }>(`INSERT INTO devices ${DEVICE_COLS} SELECT * FROM ${DEVICE_ROWS} ORDER BY anchor ON CONFLICT (anchor) DO NOTHING RETURNING anchor, id`, [JSON.stringify(fresh.map(({ id: _, ...d }) => d))]);
+    for (const r of ins) ids.set(r.anchor, Number(r.id));
+    if (ins.length < fresh.length) raced = fresh.map((d) => d.anchor).filter((a) => !ids.has(a));
   }
   let final = outcome;
   if (raced.length) {
     // another push created these devices meanwhile: fold this push's entries over what it stored
-    for (const [a, d] of await lockDevices(tx, raced)) held.set(a, d);
+    for (const [a, d] of await lockDevices(tx, raced)) {
+      held.set(a, d);
+      ids.set(a, d.id);
+    }
     final = fold(touched, held);
   }
   const update = final.rows.filter((d) => held.has(d.anchor));
@@ -107,37 +115,59 @@ export async function applyToRegistry(tx: Sql, sourceId: string, es: (RegEntry |
           attest_time = r.attest_time, measurements = r.measurements, expected = r.expected, first_seen = r.first_seen,
           last_seen = r.last_seen, entries = r.entries
        FROM ${DEVICE_ROWS} WHERE t.anchor = r.anchor`,
-      [JSON.stringify(update)],
+      [JSON.stringify(update.map(({ id: _, ...d }) => d))],
     );
   }
   const { drift, sightings, results } = final;
-  const sRows = [...sightings.values()];
-  await tx.query(
-    `INSERT INTO sightings AS t (kind, value, anchor, source_id, first_seen, last_seen)
-     SELECT r.kind, r.value, r.anchor, $2, r.first, r.last FROM jsonb_to_recordset($1::jsonb) AS r(kind text, value text, anchor text, first bigint, last bigint)
-     ON CONFLICT (kind, value, anchor, source_id) DO UPDATE SET first_seen = least(t.first_seen, excluded.first_seen), last_seen = greatest(t.last_seen, excluded.last_seen)`,
-    [JSON.stringify(sRows), sourceId],
-  );
-  // Collisions among what this push touched.
-  const pairs = sRows.filter((s) => (UNIQUE_KINDS as string[]).includes(s.kind)).map((s) => ({ kind: s.kind, value: s.value }));
-  if (pairs.length) {
-    await tx.query(
-      `INSERT INTO collisions (kind, value)
-       SELECT s.kind, s.value FROM sightings s JOIN jsonb_to_recordset($1::jsonb) AS p(kind text, value text) ON s.kind = p.kind AND s.value = p.value
-       WHERE s.anchor NOT LIKE 'serial:%'
-       GROUP BY s.kind, s.value HAVING count(DISTINCT s.anchor) > 1
-       ON CONFLICT DO NOTHING`,
-      [JSON.stringify(pairs)],
-    );
+  // One set-based upsert of every sighting. The rows travel as one JSON text: JSON.stringify is
+  // native, while the driver escapes array parameters element by element in JavaScript.
+  // `p` marks the (kind, value, device) combinations the collision probe below needs, those that
+  // may be new: a held device's own identifier of that kind was sighted, and checked, when it was
+  // first stored.
+  const sRows: { k: string; v: string; d: number; f: number; l: number; p?: 1 }[] = [];
+  const serialsOf = new Map<string, Set<string>>();
+  let probes = 0;
+  for (const s of sightings.values()) {
+    const h = held.get(s.anchor);
+    const r: (typeof sRows)[number] = { k: s.kind, v: s.value, d: ids.get(s.anchor)!, f: s.first, l: s.last };
+    if (s.kind === 'serial') {
+      let l = serialsOf.get(s.anchor);
+      if (!l) serialsOf.set(s.anchor, (l = new Set()));
+      l.add(s.value);
+    }
+    if ((UNIQUE_KINDS as string[]).includes(s.kind) && !(h && h[COLS[s.kind as Kind]] === s.value)) {
+      r.p = 1;
+      probes++;
+    }
+    sRows.push(r);
   }
-  const keyAnchors = anchors.filter((a) => a.startsWith('key:'));
-  if (keyAnchors.length) {
+  const sJson = JSON.stringify(sRows);
+  await tx.query(
+    `INSERT INTO sightings AS t (kind, value, device, source_id, first_seen, last_seen)
+     SELECT r.k, r.v, r.d, $1, r.f, r.l FROM json_to_recordset($2::json) AS r(k text, v text, d bigint, f bigint, l bigint)
+     ON CONFLICT (kind, value, device, source_id) DO UPDATE SET first_seen = least(t.first_seen, excluded.first_seen), last_seen = greatest(t.last_seen, excluded.last_seen)`,
+    [sourceId, sJson],
+  );
+  // Collisions among what this push touched: an identifier of a unique kind now on two devices
+  // anchored by key or UEID. First a cheap index probe (another device with it at all?), then the
+  // full rule for those few.
+  if (probes) await probeCollisions(tx, sJson);
+  // One device key with two serials (a cloned key): only possible where this push brought a serial
+  // the device did not carry (a new device with two, or a held one with another).
+  const keyDevices: number[] = [];
+  for (const [a, set] of serialsOf) {
+    if (!a.startsWith('key:')) continue;
+    const h = held.get(a);
+    if (h ? [...set].some((v) => v !== h.serial) : set.size > 1) keyDevices.push(ids.get(a)!);
+  }
+  if (keyDevices.length) {
     await tx.query(
       `INSERT INTO collisions (kind, value)
-       SELECT 'devicePublicKey', substr(anchor, 5) FROM sightings WHERE kind = 'serial' AND anchor = ANY($1::text[])
-       GROUP BY anchor HAVING count(DISTINCT value) > 1
+       SELECT 'devicePublicKey', substr(d.anchor, 5) FROM sightings s JOIN devices d ON d.id = s.device
+       WHERE s.kind = 'serial' AND s.device = ANY($1::bigint[])
+       GROUP BY d.anchor HAVING count(DISTINCT s.value) > 1
        ON CONFLICT DO NOTHING`,
-      [keyAnchors],
+      [keyDevices],
     );
   }
   await recordCampaignResults(tx, results);
@@ -149,18 +179,55 @@ export async function applyToRegistry(tx: Sql, sourceId: string, es: (RegEntry |
       [JSON.stringify(drift), sourceId],
     );
   }
+  return probes ? sJson : undefined;
+}
+
+/**
+ * Collisions among the pushed identifiers marked `p` in `json` (the sightings' JSON of
+ * applyToRegistry): an identifier of a unique kind on two devices anchored by key or UEID.
+ * First a cheap index probe (another device with it at all?), then the full rule for those few.
+ * LATERAL ... LIMIT 1 keeps both steps index probes of the pushed identifiers: a join the
+ * planner is free to choose becomes a sort of the whole table on every push.
+ */
+async function probeCollisions(db: Sql, json: string): Promise<void> {
+  await db.query(
+    `WITH c AS (SELECT DISTINCT p.k AS kind, p.v AS value FROM json_to_recordset($1::json) AS p(k text, v text, d bigint, p int)
+                CROSS JOIN LATERAL (SELECT 1 FROM sightings s WHERE s.kind = p.k AND s.value = p.v AND s.device <> p.d LIMIT 1) o
+                WHERE p.p = 1)
+     INSERT INTO collisions (kind, value)
+     SELECT c.kind, c.value FROM c CROSS JOIN LATERAL (
+       SELECT count(DISTINCT s.device) AS n FROM sightings s JOIN devices d ON d.id = s.device
+       WHERE s.kind = c.kind AND s.value = c.value AND d.anchor NOT LIKE 'serial:%') k
+     WHERE k.n > 1
+     ORDER BY c.kind, c.value
+     ON CONFLICT DO NOTHING`,
+    [json],
+  );
+}
+
+/**
+ * The same probe again, after the push committed, on PostgreSQL. Inside the transaction the
+ * probe sees only committed sightings and the push's own: two pushes committing at the same
+ * moment, about two devices that share an identifier, would each see one device. After its
+ * commit, each push's statement sees every push committed before it, so of two such pushes
+ * the later one to commit finds the pair. (PGlite runs one transaction at a time: nothing to
+ * re-check.) Collisions are inserted with ON CONFLICT DO NOTHING: running it twice is harmless.
+ */
+export async function recheckCollisions(db: Sql & { kind: string }, json: string): Promise<void> {
+  if (db.kind === 'pglite') return;
+  await probeCollisions(db, json);
 }
 
 const DEVICE_COLS = `(anchor, serial, device_public_key, ueid, mac, dev_eui, model, firmware, measurement, security_counter, config_digest,
         attest_verdict, attest_time, measurements, expected, first_seen, last_seen, entries)`;
-const DEVICE_ROWS = `jsonb_to_recordset($1::jsonb) AS r(anchor text, serial text, device_public_key text, ueid text, mac text, dev_eui text, model text,
+const DEVICE_ROWS = `json_to_recordset($1::json) AS r(anchor text, serial text, device_public_key text, ueid text, mac text, dev_eui text, model text,
         firmware text, measurement text, security_counter bigint, config_digest text, attest_verdict text, attest_time bigint, measurements jsonb,
         expected jsonb, first_seen bigint, last_seen bigint, entries bigint)`;
 
 /** The held rows of these anchors (sorted), locked until the push's transaction ends. */
 async function lockDevices(tx: Sql, anchors: string[]): Promise<Map<string, DeviceRow>> {
   const held = await tx.query<DeviceRow>('SELECT * FROM devices WHERE anchor = ANY($1::text[]) ORDER BY anchor FOR UPDATE', [anchors]);
-  return new Map(held.map((r) => [r.anchor, { ...r, security_counter: r.security_counter === null ? null : Number(r.security_counter), attest_time: r.attest_time === null ? null : Number(r.attest_time), first_seen: Number(r.first_seen), last_seen: Number(r.last_seen), entries: Number(r.entries) }]));
+  return new Map(held.map((r) => [r.anchor, { ...r, id: Number(r.id), security_counter: r.security_counter === null ? null : Number(r.security_counter), attest_time: r.attest_time === null ? null : Number(r.attest_time), first_seen: Number(r.first_seen), last_seen: Number(r.last_seen), entries: Number(r.entries) }]));
 }
 
 interface Folded {
@@ -182,7 +249,7 @@ function fold(touched: Map<string, RegEntry[]>, held: Map<string, DeviceRow>): F
     const d: DeviceRow = h
       ? { ...h, expected: { ...h.expected } }
       : {
-          anchor, serial: null, device_public_key: null, ueid: null, mac: null, dev_eui: null, model: null, firmware: null, measurement: null,
+          id: 0, anchor, serial: null, device_public_key: null, ueid: null, mac: null, dev_eui: null, model: null, firmware: null, measurement: null,
           security_counter: null, config_digest: null, attest_verdict: null, attest_time: null, measurements: null, expected: {},
           first_seen: list[0].time, last_seen: list[0].time, entries: 0,
         };
@@ -269,9 +336,9 @@ const hexOf = (b: Uint8Array) => Buffer.from(b).toString('hex');
 /** Everything the hub knows about one identifier: the devices that carry it and who saw them. */
 export async function lookupIdentifier(db: Sql, kind: string, value: string): Promise<Side[]> {
   const rows = await db.query<{ anchor: string; genesis: Uint8Array; label: string; first_seen: string; last_seen: string; serial: string | null; device_public_key: string | null; dev_eui: string | null; mac: string | null; ueid: string | null }>(
-    `SELECT s.anchor, src.genesis, src.label, s.first_seen, s.last_seen, d.serial, d.device_public_key, d.dev_eui, d.mac, d.ueid
-     FROM sightings s JOIN sources src ON src.id = s.source_id JOIN devices d ON d.anchor = s.anchor
-     WHERE s.kind = $1 AND s.value = $2 ORDER BY s.anchor, s.first_seen`,
+    `SELECT d.anchor, src.genesis, src.label, s.first_seen, s.last_seen, d.serial, d.device_public_key, d.dev_eui, d.mac, d.ueid
+     FROM sightings s JOIN sources src ON src.id = s.source_id JOIN devices d ON d.id = s.device
+     WHERE s.kind = $1 AND s.value = $2 ORDER BY d.anchor, s.first_seen`,
     [kind, value],
   );
   const sides = new Map<string, Side>();
@@ -291,7 +358,7 @@ export async function listCollisions(db: Sql, limit = 1000): Promise<Collision[]
     let sides: Side[];
     if (c.kind === 'devicePublicKey') {
       // one key, several serials: each serial is a side
-      const serials = await db.query<{ value: string }>(`SELECT DISTINCT value FROM sightings WHERE kind = 'serial' AND anchor = $1 ORDER BY value`, [`key:${c.value}`]);
+      const serials = await db.query<{ value: string }>(`SELECT DISTINCT s.value FROM sightings s JOIN devices d ON d.id = s.device WHERE s.kind = 'serial' AND d.anchor = $1 ORDER BY s.value`, [`key:${c.value}`]);
       sides = [];
       for (const s of serials) {
         const l = (await lookupIdentifier(db, 'serial', s.value)).filter((x) => x.anchor === `key:${c.value}`);

@@ -43,7 +43,13 @@ async function freePort(): Promise<number> {
   });
 }
 
-export async function startPostgres(): Promise<PgCluster | { skip: string }> {
+/**
+ * `durable`: PostgreSQL's defaults for what makes a commit survive a crash
+ * (fsync, synchronous_commit, full_page_writes all on): what a deployment
+ * runs and what the bench measures. Without it (tests), those three are off:
+ * the tests check behaviour, not the disk, and run faster.
+ */
+export async function startPostgres(opts: { durable?: boolean } = {}): Promise<PgCluster | { skip: string }> {
   const bin = binDir();
   if (!bin) return { skip: 'PostgreSQL binaries not found (install postgresql, or set FIELDBENCH_PG_BIN): the PostgreSQL half of the hub tests did not run' };
   const asRoot = process.getuid?.() === 0;
@@ -64,7 +70,7 @@ export async function startPostgres(): Promise<PgCluster | { skip: string }> {
   const port = await freePort();
   try {
     run('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync', '--no-instructions']);
-    run('pg_ctl', ['-D', data, '-l', join(dir, 'log'), '-w', '-t', '30', '-o', `-p ${port} -k ${dir} -c listen_addresses= -c fsync=off -c synchronous_commit=off -c full_page_writes=off`, 'start']);
+    run('pg_ctl', ['-D', data, '-l', join(dir, 'log'), '-w', '-t', '30', '-o', `-p ${port} -k ${dir} -c listen_addresses= ${opts.durable ? '-c fsync=on -c synchronous_commit=on -c full_page_writes=on' : '-c fsync=off -c synchronous_commit=off -c full_page_writes=off'}`, 'start']);
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
     const err = e as { stderr?: Buffer; message: string };

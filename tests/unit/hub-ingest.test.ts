@@ -53,6 +53,32 @@ describe.each(backends())('hub on $name', (backend) => {
     expect(rows.map((r) => r.version)).toEqual(MIGRATIONS.map((m) => m.version));
   });
 
+  it('migration 5 carries a registry written by schema 4 over to numeric device ids', async () => {
+    await open();
+    // schemas 1-4 in a scratch schema, in one transaction that is rolled back at the end
+    const rolledBack = new Error('roll back');
+    const seen: { kind: string; value: string; anchor: string; source_id: string }[] = [];
+    await expect(
+      db.transaction(async (tx) => {
+        await tx.query('CREATE SCHEMA m5');
+        await tx.query('SET LOCAL search_path TO m5');
+        for (const m of MIGRATIONS.filter((m) => m.version <= 4)) for (const s of m.sql) await tx.query(s);
+        await tx.query(`INSERT INTO sources (genesis, head_seq, head_hash, label, last_pusher) VALUES ('\\x01', 0, '\\x00', 'a', ''), ('\\x02', 0, '\\x00', 'b', '')`);
+        await tx.query(`INSERT INTO devices (anchor, serial, first_seen, last_seen) VALUES ('key:aa', 'SN-1', 1, 1), ('serial:SN-2', 'SN-2', 1, 1)`);
+        await tx.query(`INSERT INTO sightings (kind, value, anchor, source_id, first_seen, last_seen) VALUES
+          ('serial', 'SN-1', 'key:aa', 1, 1, 2), ('devicePublicKey', 'aa', 'key:aa', 2, 3, 4), ('serial', 'SN-2', 'serial:SN-2', 2, 5, 6)`);
+        for (const s of MIGRATIONS.find((m) => m.version === 5)!.sql) await tx.query(s);
+        seen.push(...(await tx.query<(typeof seen)[number]>('SELECT s.kind, s.value, d.anchor, s.source_id::text FROM sightings s JOIN devices d ON d.id = s.device ORDER BY s.kind, s.value')));
+        throw rolledBack;
+      }),
+    ).rejects.toBe(rolledBack);
+    expect(seen).toEqual([
+      { kind: 'devicePublicKey', value: 'aa', anchor: 'key:aa', source_id: '2' },
+      { kind: 'serial', value: 'SN-1', anchor: 'key:aa', source_id: '1' },
+      { kind: 'serial', value: 'SN-2', anchor: 'serial:SN-2', source_id: '2' },
+    ]);
+  });
+
   it('a source, once pushed, is never removed or renumbered (entries and sightings refer to it without a per-row foreign key)', async () => {
     await open();
     const t = new Trail(alice);
@@ -79,10 +105,35 @@ describe.each(backends())('hub on $name', (backend) => {
     expect(r3).toMatchObject({ accepted: 10, duplicates: 6, head: { seq: 30, hash: t.head!.hash } });
     const n = await db.query<{ n: string }>('SELECT count(*) AS n FROM entries');
     expect(Number(n[0].n)).toBe(30);
+    // every column as pushed, each entry once (PostgreSQL reads the rows from the pushed JSON)
+    const stored = await db.query<{ seq: string; hash: Uint8Array; prev: Uint8Array; time: string; technician_id: string; key_id: string; op: string; outcome: string; device: unknown; details: unknown; sig: Uint8Array; signer: Uint8Array }>(
+      'SELECT seq, hash, prev, time, technician_id, key_id, op, outcome, device, details, sig, signer FROM entries ORDER BY seq',
+    );
+    const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+    expect(stored.map((r) => ({ seq: Number(r.seq), hash: hex(r.hash), prev: hex(r.prev), time: Number(r.time), technician: { id: r.technician_id, keyId: r.key_id }, op: r.op, outcome: r.outcome, device: r.device, details: r.details, sig: hex(r.sig), signer: hex(r.signer) }))).toEqual(
+      t.entries.map((e) => ({ seq: e.seq, hash: e.hash, prev: e.prev, time: e.time, technician: e.technician, op: e.op, outcome: e.outcome, device: e.device, details: e.details, sig: e.sig, signer: e.signer })),
+    );
     expect(await sourceHead(db, t.genesis)).toEqual(t.head);
     const src = await listSources(db);
     expect(src).toHaveLength(1);
     expect(src[0]).toMatchObject({ source: t.genesis, label: 'alice', problem: null });
+  });
+
+  it('stores what it verified: a body whose JSON repeats a key is read the same way by the verifier and by PostgreSQL', async () => {
+    await open();
+    const t = new Trail(alice);
+    await t.add([{ op: 'identify', device: deviceN(1), details: { model: 'fb-sensor' } }]);
+    // the verifier (JSON.parse) and PostgreSQL's json both take the last of duplicate keys
+    const text = JSON.stringify(t.push()).replace('"op":"identify"', '"op":"wipe","op":"identify"').replace('"model":"fb-sensor"', '"model":"other","model":"fb-sensor"');
+    expect(text).toContain('"op":"wipe","op":"identify"');
+    await ingest(db, trust, new Uint8Array(Buffer.from(text)), { pusher: 'x' });
+    const [r] = await db.query<{ op: string; details: unknown }>('SELECT op, details FROM entries');
+    expect(r).toEqual({ op: 'identify', details: { model: 'fb-sensor' } });
+    // and the other way round is a changed entry, refused
+    const t2 = new Trail(bob);
+    await t2.add([{ op: 'identify', device: deviceN(2) }]);
+    const swapped = JSON.stringify(t2.push()).replace('"op":"identify"', '"op":"identify","op":"wipe"');
+    expect(await code(ingest(db, trust, new Uint8Array(Buffer.from(swapped)), { pusher: 'x' }))).toBe('modified');
   });
 
   it('refuses tampered entries with the reason and stores nothing', async () => {
@@ -244,6 +295,41 @@ describe.each(backends())('hub on $name', (backend) => {
     expect(await lookupIdentifier(db, 'serial', deviceN(2).serial!)).toHaveLength(1);
     const st = await deviceState(db, `key:${deviceN(1).devicePublicKey}`);
     expect(st).toMatchObject({ model: 'fb-sensor', entries: 1, ids: { devEui: shared } });
+    // later pushes about devices the hub already holds: seen again as they were (nothing new),
+    // device 2's key under another serial (a clone, seen by another source later), and
+    // device 2's DevEUI on another device
+    const before = (await listCollisions(db)).length;
+    const site4 = new Trail(bob);
+    await site4.add([{ op: 'identify', device: deviceN(1, { devEui: shared }) }, { op: 'identify', device: deviceN(2) }]);
+    await ingest(db, trust, site4.push(), { pusher: 'x' });
+    expect(await listCollisions(db)).toHaveLength(before);
+    const site5 = new Trail(alice);
+    await site5.add([{ op: 'identify', device: { ...deviceN(2), serial: 'CLONE-2' } }]);
+    await site5.add([{ op: 'identify', device: deviceN(20, { devEui: deviceN(2).devEui }) }]);
+    await ingest(db, trust, site5.push(1, 1), { pusher: 'x' });
+    await ingest(db, trust, site5.push(2, 2), { pusher: 'x' });
+    const later = (await listCollisions(db)).map((c) => `${c.kind}:${c.value}`);
+    expect(later).toContain(`devicePublicKey:${deviceN(2).devicePublicKey}`);
+    expect(later).toContain(`devEui:${deviceN(2).devEui}`);
+    expect(later).toHaveLength(before + 2);
+  });
+
+  it('registry: two concurrent pushes about two devices sharing a DevEUI always report the collision', async () => {
+    await open();
+    // each push's probe inside its transaction sees only committed sightings and its own; before the
+    // re-check after the commit, about half of these pairs went unreported on PostgreSQL
+    const euis: string[] = [];
+    for (let r = 0; r < 8; r++) {
+      const eui = (0x70b3d5aa00000000n + BigInt(r)).toString(16);
+      euis.push(eui);
+      const ta = new Trail(alice);
+      const tb = new Trail(bob);
+      await ta.add([...Array.from({ length: 200 }, (_, j) => ({ op: 'identify', device: deviceN(100000 + r * 1000 + j) })), { op: 'identify', device: deviceN(r * 2, { devEui: eui }) }]);
+      await tb.add([...Array.from({ length: 200 }, (_, j) => ({ op: 'identify', device: deviceN(500000 + r * 1000 + j) })), { op: 'identify', device: deviceN(r * 2 + 1, { devEui: eui }) }]);
+      await Promise.all([ingest(db, trust, ta.push(), { pusher: 'x' }), ingest(db, trust, tb.push(), { pusher: 'x' })]);
+    }
+    const found = new Set((await listCollisions(db)).map((c) => c.value));
+    expect(euis.filter((e) => !found.has(e))).toEqual([]);
   });
 
   it('registry: drift is flagged when no recorded update or configuration explains a new attestation', async () => {
