@@ -32,6 +32,14 @@ for (const scheme of ['light', 'dark'] as const) {
     await expectDevicePage(page);
     await expect(page.getByTestId('interfaces')).toBeVisible({ timeout: 20_000 });
     found.push(...(await serious(page)).map((v) => `device (connected): ${v}`));
+    // The rotation's confirmation and its result.
+    await page.getByTestId('rotation-value').fill('70b3d57ed0001234');
+    await page.getByTestId('rotation-start').click();
+    await expect(page.getByTestId('rotation-confirm')).toBeFocused({ timeout: 20_000 });
+    found.push(...(await serious(page)).map((v) => `device (rotation confirm): ${v}`));
+    await page.getByTestId('rotation-confirm').getByRole('button', { name: 'Cancel' }).click();
+    await expect(page.getByTestId('rotation-result')).toContainText('Not rotated');
+    found.push(...(await serious(page)).map((v) => `device (rotation result): ${v}`));
     expect(found).toEqual([]);
   });
 }

@@ -329,6 +329,28 @@ function eventsSummary(outcome: string, d: Record<string, unknown>): string {
   return `${n} event${n === 1 ? '' : 's'} read${typeof d.last === 'number' ? `, newest counter ${d.last}` : ''}${d.truncated === true ? ' (more on the device)' : ''}`;
 }
 
+const colonHex = (v: string) => (v.match(/../g) ?? []).join(':').toUpperCase();
+
+function rotateSummary(outcome: string, d: Record<string, unknown>): string {
+  const old = text(d.old);
+  const now = text(d.new);
+  if (outcome !== 'ok' || !now) return withReason(`rotation ${outcome}`, text(d.reason));
+  if (d.what === 'dev-eui') return `DevEUI replaced: ${old ? colonHex(old) : 'none'} → ${colonHex(now)}; receipt signed by the device`;
+  return `network key replaced: key id ${old ?? 'none'} → ${now}; receipt signed by the device`;
+}
+
+function wipeSummary(outcome: string, d: Record<string, unknown>): string {
+  if (outcome !== 'ok') return withReason(`wipe ${outcome}`, text(d.reason));
+  const seq = typeof d.erasedSequence === 'number' && d.erasedSequence > 0 ? `configuration #${d.erasedSequence}` : 'configuration';
+  return `wiped: ${seq} and secrets erased; identity kept`;
+}
+
+function interfaceSummary(outcome: string, d: Record<string, unknown>): string {
+  if (outcome !== 'ok') return withReason(`interface change ${outcome}`, text(d.reason));
+  const changed = text(d.changed);
+  return changed ? `interfaces: ${changed.replace(/ -> /g, ' → ')}` : 'interfaces unchanged';
+}
+
 function genericSummary(op: string, outcome: string, d: Record<string, unknown>): string {
   const reason = text(d.reason);
   const scalars = Object.entries(d)
@@ -360,6 +382,15 @@ export function auditSummary(e: Pick<AuditRecord, 'op' | 'outcome' | 'details'>)
         break;
       case 'events':
         s = eventsSummary(e.outcome, d);
+        break;
+      case 'rotate':
+        s = rotateSummary(e.outcome, d);
+        break;
+      case 'wipe':
+        s = wipeSummary(e.outcome, d);
+        break;
+      case 'interface':
+        s = interfaceSummary(e.outcome, d);
         break;
       default:
         s = genericSummary(e.op, e.outcome, d);
