@@ -10,7 +10,9 @@
  * pages' storage status were loaded after the connect screen instead of
  * before it (src/ui/app-state.svelte.ts, src/ui/App.svelte), and 39.7 KB once
  * the SMP session (cbor-x) and the info op loaded at the first connect
- * (src/ui/connection.svelte.ts).
+ * (src/ui/connection.svelte.ts). 28.7 KB once the device page, the WebSerial and WebUSB links, the op
+ * contract (with the SMP error tables) and the service worker's prompt were loaded after the first
+ * paint (src/ui/first-paint.ts, src/main.ts; first usable screen, tests/bench/first-screen.ts).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -48,9 +50,13 @@ describe('build budget', () => {
     // The SMP session's CBOR codec (cbor-x) comes with the first connection.
     expect(initialText).not.toContain('Unexpected end of CBOR data');
     expect(initialText, 'ed25519 / key store in the initial load').not.toMatch(/ed25519|Ed25519/);
+    // The links, the SMP error tables and the service worker's prompt come after the first paint.
+    expect(initialText).not.toContain('No previously used serial port is plugged in.');
+    expect(initialText).not.toContain('No previously used USB device is plugged in.');
+    expect(initialText).not.toContain('A new version of fieldbench is ready');
     // Each page other than the connect screen comes in its own chunk.
     const assets = readdirSync(join(out, 'assets'));
-    for (const page of ['DevicePanels', 'TrustPage', 'AuditPage', 'InventoryPage', 'LibraryPage', 'SyncPage']) {
+    for (const page of ['DevicePage', 'DevicePanels', 'TrustPage', 'AuditPage', 'InventoryPage', 'LibraryPage', 'SyncPage']) {
       expect(assets.some((a) => a.startsWith(`${page}-`)), page).toBe(true);
       expect(initial.some((f) => f.includes(`${page}-`)), page).toBe(false);
     }
