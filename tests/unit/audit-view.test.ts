@@ -89,6 +89,9 @@ describe('auditSummary by operation', () => {
 
   it('update', () => {
     expect(s('update', 'ok', { image: 'fw.bin', imageVersion: '1.1.0', version: '1.1.0', confirmed: true })).toBe('firmware 1.1.0 confirmed');
+    // MCUboot's build number 0 is left out, as people write versions; another stays.
+    expect(s('update', 'ok', { imageVersion: '1.1.0+0', version: '1.1.0+0', confirmed: true })).toBe('firmware 1.1.0 confirmed');
+    expect(s('update', 'ok', { version: '1.1.0+7', confirmed: true })).toBe('firmware 1.1.0+7 confirmed');
     expect(s('update', 'attention', { imageVersion: '1.1.0', version: '1.1.0', confirmed: false })).toBe('firmware 1.1.0 running as a test, not confirmed');
     expect(s('update', 'cancelled', { image: 'fw.bin', imageVersion: '1.2.0', sent: 4096, reason: 'stopped' })).toBe('firmware update to 1.2.0 cancelled after 4096 bytes: stopped');
     expect(s('update', 'reverted', { image: 'fw.bin', reason: 'the device reverted to 1.0.0' })).toBe('firmware update (fw.bin) reverted: the device reverted to 1.0.0');

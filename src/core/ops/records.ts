@@ -141,6 +141,11 @@ export async function deviceHistoryLines(db: FieldbenchDB, r: DeviceRecord): Pro
   return (await deviceHistory(db, r)).map(historyLine);
 }
 
+/** A device's history as the pages show it (a sentence per entry, local time, the recorded details behind a disclosure), oldest first. */
+export async function deviceHistoryViews(db: FieldbenchDB, r: DeviceRecord): Promise<AuditEntryView[]> {
+  return (await deviceHistory(db, r)).map(describeAuditEntry);
+}
+
 /** The newest entries of the trail, newest first. */
 export async function recentAudit(db: FieldbenchDB, limit = 200): Promise<{ total: number; lines: HistoryLine[] }> {
   const total = await db.audit.count();
@@ -310,12 +315,15 @@ function configureSummary(outcome: string, d: Record<string, unknown>): string {
   return withReason(`${label} ${outcome}`, reason ?? text(d.code));
 }
 
+/** "1.1.0+0" as people write it: "1.1.0". */
+const plain = (v: string | undefined) => v?.replace(/\+0$/, '');
+
 function updateSummary(outcome: string, d: Record<string, unknown>): string {
-  const version = text(d.version) ?? text(d.imageVersion);
+  const version = plain(text(d.version) ?? text(d.imageVersion));
   const reason = text(d.reason) ?? text(d.preflight);
   if (outcome === 'ok') return `firmware ${version ?? '?'} confirmed`;
   if (outcome === 'attention') return `firmware ${version ?? '?'} running as a test, not confirmed`;
-  const target = text(d.imageVersion) ? ` to ${text(d.imageVersion)}` : text(d.image) ? ` (${text(d.image)})` : '';
+  const target = text(d.imageVersion) ? ` to ${plain(text(d.imageVersion))}` : text(d.image) ? ` (${text(d.image)})` : '';
   if (outcome === 'cancelled') {
     const sent = typeof d.sent === 'number' ? ` after ${d.sent} bytes` : '';
     return withReason(`firmware update${target} cancelled${sent}`, reason);
