@@ -477,7 +477,7 @@ export async function appraiseToken(tokenBytes: Uint8Array, ctx: AppraisalContex
       claims = p.claims;
     }
     appraised = { profile: claims.profile, kind: isOurs ? 'fieldbench' : 'psa', envelope };
-    add('claims', 'pass', `claims are well-formed for profile ${claims.profile}`);
+    add('claims', 'pass', `claims are complete and well-formed (token profile ${claims.profile})`);
     const eat = isOurs ? (claims as EatClaims) : undefined;
     const result: Appraisal = { verdict: 'untrusted', reasons, claims, appraised };
 
