@@ -35,6 +35,9 @@ test('rotation: a new DevEUI, keyboard only; shown, in the same inventory record
   await page.getByRole('button', { name: 'Try a virtual device' }).click();
   await expectDevicePage(page);
 
+  // Identified first: the rotation then insists on the identified device key, and the identity card says what changed.
+  await page.getByRole('button', { name: 'Identify device' }).click();
+  await expect(page.getByTestId('identity-badges').locator('[data-badge="verified"]')).toBeVisible({ timeout: 20_000 });
   const panel = page.getByTestId('rotation');
   await expect(panel.getByRole('heading', { name: 'Key and identifier rotation' })).toBeVisible({ timeout: 20_000 });
   await expect(page.getByTestId('rotation-deveui')).toHaveText('none');
@@ -69,6 +72,8 @@ test('rotation: a new DevEUI, keyboard only; shown, in the same inventory record
   await expect(result).toBeFocused();
   await expect(result).toContainText('signed a receipt with its identity key');
   await expect(page.getByTestId('rotation-deveui')).toHaveText('70:B3:D5:7E:D0:00:12:34');
+  await expect(page.getByTestId('identity-deveui-rotated')).toContainText('70:b3:d5:7e:d0:00:12:34');
+  await expect(page.getByTestId('identity-deveui-rotated')).toContainText('rotated after this identification');
 
   // The inventory: one record for the device, with the new DevEUI.
   await nav.getByRole('link', { name: 'Inventory' }).click();
