@@ -9,6 +9,7 @@
  */
 import { test, expect, expectDevicePage } from './fixtures.ts';
 import type { Page } from '@playwright/test';
+import { readFile } from 'node:fs/promises';
 import { createSecureDevice, makeAuthorities } from '../../src/device/provisioning.ts';
 import { decodeCredentialUnverified, issueCredential, PERMISSIONS } from '../../src/core/trust/credential.ts';
 import { privateKeyPem, publicKeyPem } from '../../src/core/trust/keys.ts';
@@ -25,7 +26,7 @@ async function tabTo(page: Page, testId: string, max = 40): Promise<number> {
   throw new Error(`${testId} not reached in ${max} Tab presses`);
 }
 
-test('rotation: a new DevEUI, keyboard only; shown, in the same inventory record and in the audit trail', async ({ page }) => {
+test('rotation: a new DevEUI, keyboard only, shown, in the same inventory record and in the audit trail; a new network key saved before it is sent and in no record', async ({ page }) => {
   test.setTimeout(90_000);
   await page.goto('/#/trust');
   const nav = page.getByRole('navigation', { name: 'Main' });
@@ -75,6 +76,19 @@ test('rotation: a new DevEUI, keyboard only; shown, in the same inventory record
   await expect(page.getByTestId('identity-deveui-rotated')).toContainText('70:b3:d5:7e:d0:00:12:34');
   await expect(page.getByTestId('identity-deveui-rotated')).toContainText('rotated after this identification');
 
+  // A new network key: made here, saved to a file before the confirmation can be given; only its key id is shown.
+  await panel.getByRole('radio', { name: /Network key \(AppKey\)/ }).check();
+  await start.click();
+  await expect(confirm).toBeFocused({ timeout: 20_000 });
+  const yes = page.getByTestId('rotation-confirm-yes');
+  await expect(yes).toBeDisabled();
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('rotation-save-key').click()]);
+  const key = (await readFile(await download.path(), 'utf8')).trim();
+  expect(key).toMatch(/^[0-9a-f]{32}$/);
+  await yes.click();
+  await expect(result).toContainText(`Rotated: ${serial} has a new network key (key id`, { timeout: 20_000 });
+  await expect(page.locator('body')).not.toContainText(key);
+
   // The inventory: one record for the device, with the new DevEUI.
   await nav.getByRole('link', { name: 'Inventory' }).click();
   const rows = page.getByTestId('inv-row');
@@ -85,6 +99,9 @@ test('rotation: a new DevEUI, keyboard only; shown, in the same inventory record
   // The audit trail: the rotation in words.
   await nav.getByRole('link', { name: 'Audit trail' }).click();
   await expect(page.locator('main')).toContainText('DevEUI replaced: none → 70:B3:D5:7E:D0:00:12:34; receipt signed by the device');
+  await expect(page.locator('main')).toContainText('network key replaced: key id none →');
+  // The key itself is in no record, not even in the recorded details.
+  expect(await page.locator('main').textContent()).not.toContain(key);
 });
 
 test('rotation refused: without rotate-keys the app says so and sends nothing; a credential the device revoked is refused by the device', async ({ page, bridge }) => {
