@@ -10,7 +10,7 @@
  * pages' storage status were loaded after the connect screen instead of
  * before it (src/ui/app-state.svelte.ts, src/ui/App.svelte), and 39.7 KB once
  * the SMP session (cbor-x) and the info op loaded at the first connect
- * (src/ui/connection.svelte.ts). 28.7 KB once the device page, the WebSerial and WebUSB links, the op
+ * (src/ui/connection.svelte.ts). 28.5 KB once the device page, the WebSerial and WebUSB links, the op
  * contract (with the SMP error tables) and the service worker's prompt were loaded after the first
  * paint (src/ui/first-paint.ts, src/main.ts; first usable screen, tests/bench/first-screen.ts).
  */
