@@ -115,7 +115,8 @@ export default defineConfig({
     }),
   ],
   publicDir: 'static',
-  build: { target: 'es2022', sourcemap: false },
+  // No modulepreload polyfill: every browser the app supports (WebSerial, WebUSB or the virtual device in a modern browser) has modulepreload.
+  build: { target: 'es2022', sourcemap: false, modulePreload: { polyfill: false } },
   preview: { headers: securityHeaders(HUB_ORIGIN) },
   test: {
     include: ['tests/unit/**/*.test.ts'],

@@ -7,6 +7,7 @@
 import type { FieldbenchDB } from '../core/store/db.ts';
 import type { TrustImport, TrustSnapshot, TrustState } from '../core/ops/trust-state.ts';
 import type { RecordContext } from '../core/ops/record.ts';
+import { afterFirstPaint } from './first-paint.ts';
 /**
  * The local database, the key store and the trust code are loaded after the
  * connect screen is up, not before it (issue 14: initial JavaScript budget).
@@ -54,7 +55,8 @@ export class AppState {
 
   /** `openDb`: the local records (default: the app's IndexedDB store; tests pass their own). */
   constructor(private readonly openDb: () => Promise<FieldbenchDB> = openDefaultStore) {
-    this.ready = this.open();
+    // Opened once the first screen is painted: the connect screen does not wait for storage.
+    this.ready = afterFirstPaint().then(() => this.open());
   }
 
   private async open(): Promise<void> {

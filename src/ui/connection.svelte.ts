@@ -5,15 +5,26 @@
  */
 import type { Link, LinkClosed } from '../core/link/link.ts';
 import { LinkOpenError } from '../core/link/link.ts';
-import { REMEDY } from '../core/link/web-support.ts';
-import { reconnectSerialLinks, requestSerialLink, serialApi, serialFiltersFor, serialSupported } from '../core/link/webserial.ts';
-import { reconnectUsbLinks, requestUsbLink, usbApi, usbFiltersFor, usbSupported } from '../core/link/webusb.ts';
+import { REMEDY, navigatorApi } from '../core/link/web-support.ts';
 import type { LogEvent, SmpSession } from '../core/groups/session.ts';
 import { GROUP_NAMES } from '../core/smp/header.ts';
 import type { InfoState } from '../core/ops/identification/info.ts';
-/** The SMP session (CBOR) and the info op load when a device is connected, not before the connect screen (issue 14). */
-const smp = () => Promise.all([import('../core/groups/session.ts'), import('../core/ops/identification/info.ts')]).then(([s, i]) => ({ openSession: s.openSession, readDeviceInfo: i.readDeviceInfo }));
-import { thrownFailure } from '../core/ops/outcome.ts';
+/**
+ * The SMP session (CBOR), the info op and the op contract load when a device is connected, not
+ * before the connect screen (issue 14: initial JavaScript, first usable screen).
+ */
+const smp = () =>
+  Promise.all([import('../core/groups/session.ts'), import('../core/ops/identification/info.ts'), import('../core/ops/outcome.ts')]).then(([s, i, o]) => ({
+    openSession: s.openSession,
+    readDeviceInfo: i.readDeviceInfo,
+    thrownFailure: o.thrownFailure,
+  }));
+/**
+ * The WebSerial and WebUSB links load after the first screen is up (preload()) or at the first
+ * connect, whichever comes first; the chooser still opens within the click's user activation.
+ */
+const linkModules = () => Promise.all([import('../core/link/webserial.ts'), import('../core/link/webusb.ts')]).then(([s, u]) => ({ ...s, ...u }));
+type PortEvents = { addEventListener(type: 'connect', f: () => void): void };
 
 export type Transport = 'serial' | 'usb' | 'virtual';
 /** Thrown by reconnectForOp: the technician disconnected, so the op stops (it is cancelled, not retried). */
@@ -80,8 +91,8 @@ export class Connection {
   /** A device of the lost kind was plugged in while disconnected. */
   deviceBack = $state(false);
 
-  readonly serialSupported = serialSupported();
-  readonly usbSupported = usbSupported();
+  readonly serialSupported = navigatorApi('serial') !== undefined;
+  readonly usbSupported = navigatorApi('usb') !== undefined;
 
   private link: Link | null = null;
   /** The open SMP session while connected (for panels that run ops: identity, config, update). */
@@ -90,8 +101,13 @@ export class Connection {
   private generation = 0;
 
   constructor() {
-    serialApi()?.addEventListener('connect', () => this.onPlugged('serial'));
-    usbApi()?.addEventListener('connect', () => this.onPlugged('usb'));
+    navigatorApi<PortEvents>('serial')?.addEventListener('connect', () => this.onPlugged('serial'));
+    navigatorApi<PortEvents>('usb')?.addEventListener('connect', () => this.onPlugged('usb'));
+  }
+
+  /** Load what a connection needs ahead of the first click (called once the first screen is painted). */
+  preload(): void {
+    void linkModules().catch(() => {});
   }
 
   private onPlugged(t: Transport): void {
@@ -144,6 +160,7 @@ export class Connection {
       const [{ createVirtualDevice }, { demoKit }] = await Promise.all([import('../device/virtual.ts'), import('../device/demo.ts')]);
       return createVirtualDevice({ device: (await demoKit()).device }).link;
     }
+    const { requestSerialLink, reconnectSerialLinks, requestUsbLink, reconnectUsbLinks } = await linkModules();
     if (transport === 'serial') {
       if (!again) return requestSerialLink({ baudRate: this.baudRate });
       const links = await reconnectSerialLinks({ filters: this.lastFilters as never, max: 1, baudRate: this.baudRate });
@@ -175,9 +192,12 @@ export class Connection {
     }
     this.link = link;
     this.label = link.label;
-    this.lastFilters = serialFiltersFor(link) ?? usbFiltersFor(link) ?? this.lastFilters;
     this.note('info', `Opened ${link.label}`);
     link.closed.then((c) => this.onClosed(gen, c));
+    if (transport !== 'virtual') {
+      const { serialFiltersFor, usbFiltersFor } = await linkModules();
+      this.lastFilters = serialFiltersFor(link) ?? usbFiltersFor(link) ?? this.lastFilters;
+    }
     let session: SmpSession;
     try {
       session = await (await smp()).openSession(link, { log: (e) => this.logEvent(e) });
@@ -212,8 +232,8 @@ export class Connection {
   }
 
   private async readInfo(session: SmpSession, gen: number): Promise<void> {
+    const { readDeviceInfo, thrownFailure } = await smp();
     try {
-      const { readDeviceInfo } = await smp();
       for await (const st of readDeviceInfo(session)) {
         if (gen !== this.generation) return;
         this.infoState = st;

@@ -6,7 +6,10 @@
  * start to the moment the connect screen's first button ("Try a virtual
  * device") is in the page. Budget: under 1000 ms; the bench fails over it.
  * A budget here, not a timed test in the suite (timed assertions there are
- * forbidden).
+ * forbidden). The same runs also report the first contentful paint (Paint
+ * Timing: the frame that shows the connect screen, after its style and
+ * layout), so that work moved from before the button's insertion to just
+ * after it is seen for what it is.
  */
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -52,6 +55,7 @@ export async function bench(): Promise<BenchRow[]> {
       await new Promise((r) => setTimeout(r, 100));
     }
     const times: number[] = [];
+    const paints: number[] = [];
     for (let run = 0; run < RUNS; run++) {
       // A fresh context each run: a cold first visit (no HTTP cache, no service worker).
       const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, serviceWorkers: 'block' });
@@ -77,6 +81,14 @@ export async function bench(): Promise<BenchRow[]> {
       const t = (await page.evaluate('globalThis.__firstButton ?? -1')) as number;
       if (t < 0) throw new Error('the first button was never seen by the page watcher');
       times.push(t);
+      // The paint that shows it (first-contentful-paint), once it has happened.
+      let fcp = -1;
+      for (let k = 0; k < 100 && fcp < 0; k++) {
+        fcp = (await page.evaluate(`performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? -1`)) as number;
+        if (fcp < 0) await new Promise((r) => setTimeout(r, 50));
+      }
+      if (fcp < 0) throw new Error('the page reported no first contentful paint');
+      paints.push(fcp);
       if (process.env.FIELDBENCH_FIRST_SCREEN_DEBUG) {
         const entries = await page.evaluate(`JSON.stringify([...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')].map((e) => [e.name.replace(/^.*\\//, ''), Math.round(e.startTime), Math.round(e.responseEnd), e.transferSize, e.encodedBodySize]))`);
         process.stderr.write(`run ${run}: button at ${Math.round(t)} ms\n${entries}\n`);
@@ -93,7 +105,14 @@ export async function bench(): Promise<BenchRow[]> {
       note: `budget < ${BUDGET_MS} ms: ${within ? 'within' : 'OVER'} (runs ${times.map((t) => Math.round(t)).join(', ')} ms)`,
     };
     if (!within) throw new Error(`${row.name}: ${row.value} ms, over the ${BUDGET_MS} ms budget (${row.note})`);
-    return [row];
+    paints.sort((a, b) => a - b);
+    const paint: BenchRow = {
+      name: 'first contentful paint, same runs (median of 3)',
+      value: Math.round(paints[Math.floor(paints.length / 2)]!),
+      unit: 'ms',
+      note: `runs ${paints.map((t) => Math.round(t)).join(', ')} ms`,
+    };
+    return [row, paint];
   } finally {
     await browser.close();
     server.kill();

@@ -17,13 +17,17 @@ test('interfaces: restrict the shell; wipe only after the serial is typed; both 
 
   const table = page.getByTestId('interfaces');
   await expect(table.locator('tr[data-interface="shell"]')).toBeVisible({ timeout: 20_000 });
-  const before = (await table.locator('tr[data-interface="shell"] td').first().innerText()).split(' ')[0];
+  const before = await table.locator('tr[data-interface="shell"]').getAttribute('data-state');
   const target = before === 'disabled' ? 'authenticated' : 'disabled';
-  await page.getByLabel('Set shell to').selectOption(target);
+  const words = target === 'disabled' ? 'off' : 'login required';
+  // The interface and its states in words (the device's name beside them).
+  await expect(table.locator('tr[data-interface="shell"] th')).toContainText('Command shell');
+  await page.getByLabel('Set Command shell to').selectOption(target);
   await page.getByRole('button', { name: 'Change interfaces' }).click();
-  await expect(page.getByTestId('interfaces-result')).toContainText(`shell is now ${target}`, { timeout: 20_000 });
+  await expect(page.getByTestId('interfaces-result')).toContainText(`Command shell is now ${words}`, { timeout: 20_000 });
   await expect(page.getByTestId('interfaces-result')).toBeFocused();
-  await expect(table.locator('tr[data-interface="shell"] td').first()).toContainText(target);
+  await expect(table.locator('tr[data-interface="shell"]')).toHaveAttribute('data-state', target);
+  await expect(table.locator('tr[data-interface="shell"] td').first()).toContainText(words, { ignoreCase: true });
 
   // The wipe stays disabled until the exact serial is typed.
   const wipe = page.getByRole('button', { name: 'Wipe this device' });

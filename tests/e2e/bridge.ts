@@ -17,6 +17,8 @@ export interface Bridge {
   connections: { transport: string; baud?: number }[];
   /** Drop every open cable from the device side (the device resets / goes away). */
   dropAll(): void;
+  /** Serve the next cables with this device (e.g. a provisioned secure device made by the test); null: a fresh plain one each. */
+  useDevice(device: ReferenceDevice | null): void;
   close(): Promise<void>;
 }
 
@@ -109,13 +111,14 @@ export async function startBridge(opts: { peer?: string } = {}): Promise<Bridge>
     wss.once('error', rej);
   });
   const connections: Bridge['connections'] = [];
+  let fixed: ReferenceDevice | null = null;
   wss.on('connection', (ws, req) => {
     const q = new URL(req.url ?? '/', 'ws://x').searchParams;
     const transport = q.get('transport') ?? 'serial';
     const baud = q.has('baud') ? Number(q.get('baud')) : undefined;
     connections.push({ transport, baud });
     if (peer) forward(ws, peer, baud);
-    else void new ReferenceDevice().serve(wsLink(ws, `e2e ${transport} cable`)).catch(() => {});
+    else void (fixed ?? new ReferenceDevice()).serve(wsLink(ws, `e2e ${transport} cable`)).catch(() => {});
   });
   const addr = wss.address();
   if (typeof addr !== 'object' || !addr) throw new Error('bridge has no address');
@@ -124,6 +127,9 @@ export async function startBridge(opts: { peer?: string } = {}): Promise<Bridge>
     connections,
     dropAll() {
       for (const c of wss.clients) c.terminate();
+    },
+    useDevice(device) {
+      fixed = device;
     },
     close: () =>
       new Promise<void>((res) => {

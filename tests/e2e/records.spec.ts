@@ -82,6 +82,9 @@ test('inventory: search by any identifier, filters, duplicates, history; survive
   // its own three entries, plus SN-003's identify: it shares SN-001's MAC (history is by any identifier)
   await expect(hist.getByTestId('history-row')).toHaveCount(4);
   await expect(hist).toContainText('downgrade');
+  // A sentence per entry at the local time; the recorded JSON only behind "recorded details" (issue 14, defect 8).
+  await expect(hist.getByTestId('history-row').first()).not.toContainText('{"', { useInnerText: true });
+  await expect(hist.getByTestId('history-row').first().locator('time')).toHaveText(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
   // duplicates
   await page.getByTestId('dup-tab').click();
   await expect(page.getByTestId('dup-list')).toContainText('MAC 001122334455 was recorded under 2 serials: SN-001, SN-003');

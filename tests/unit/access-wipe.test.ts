@@ -4,41 +4,27 @@
  * (device-attacks.test.ts); here the tool's side: what is checked before
  * anything is sent, what a refusal reads as, and what a wipe keeps.
  */
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SecurityGroup } from '../../src/core/groups/security.ts';
 import { openSession } from '../../src/core/groups/session.ts';
-import { authenticateTechnician } from '../../src/core/ops/access/login.ts';
 import { parseInterfaceChange, readInterfaces, setInterfaces } from '../../src/core/ops/access/interfaces.ts';
 import { applySignedConfig } from '../../src/core/ops/configuration/apply.ts';
 import { wipeDevice } from '../../src/core/ops/data-protection/wipe.ts';
 import { runOp } from '../../src/core/ops/outcome.ts';
 import { interfacesRecord, wipeRecord } from '../../src/core/ops/record.ts';
-import { ed25519Sign } from '../../src/core/trust/ed25519.ts';
-import { privateKeyPem, publicKeyPem } from '../../src/core/trust/keys.ts';
 import { issueConfig } from '../../src/core/trust/signed-config.ts';
-import { issueCredential } from '../../src/core/trust/credential.ts';
 import { accessCommands } from '../../src/cli/commands/access.ts';
 import { UsageError } from '../../src/cli/command.ts';
 import { RECORDS_FILE, parseRecordsLog, verifyRecordsLog } from '../../src/core/store/records-log.ts';
-import type { Authorities } from '../../src/device/provisioning.ts';
 import { createVirtualDevice } from '../../src/device/virtual.ts';
 import { FAST, LOCKED_DOWN, type World, world } from '../helpers/identity-world.ts';
+import { LOGIN_ARGS, captureIo, loginFiles, narrowCredential, technicianLogin } from '../helpers/access-world.ts';
 
 const DAY = 86400_000;
 
-function login(w: World, opts: { credential?: Uint8Array; precheck?: boolean; permission?: 'interfaces' | 'wipe' } = {}) {
-  return async (g: SecurityGroup) => {
-    const id = await g.identity();
-    return authenticateTechnician(g, id.devicePublicKey, opts.credential ?? w.auth.credential, (m) => ed25519Sign(m, w.auth.technician.privateKey), opts.precheck === false ? undefined : { bundle: w.bundle, permission: opts.permission, device: id });
-  };
-}
-
-/** A credential for the same technician key with only the given permissions. */
-const narrowCredential = (a: Authorities, permissions: ('configure' | 'identify' | 'interfaces' | 'wipe')[]) =>
-  issueCredential({ technicianId: 'tech-narrow', name: 'Narrow', publicKey: a.technician.publicKey, permissions, models: ['fieldbench-ref'], notAfter: new Date(Date.now() + DAY) }, a.owner.privateKey);
+const login = technicianLogin;
 
 async function applyConfig(w: World, sequence: number) {
   const g = new SecurityGroup(w.session.client, w.sec.groupId);
@@ -146,20 +132,9 @@ describe('wipe op', () => {
 });
 
 describe('interfaces and wipe CLI', () => {
-  async function files(w: World) {
-    const dir = await mkdtemp(join(tmpdir(), 'fb-access-cli-'));
-    await writeFile(join(dir, 'tech.pem'), privateKeyPem(w.auth.technician.privateKey));
-    await writeFile(join(dir, 'owner.pub.pem'), publicKeyPem(w.auth.owner.publicKey));
-    await writeFile(join(dir, 'cred.cose'), w.auth.credential);
-    await writeFile(join(dir, 'bundle.cose'), w.bundleBytes);
-    return dir;
-  }
-  function io(dir: string) {
-    const out: string[] = [];
-    const err: string[] = [];
-    return { io: { out: (t: string) => void out.push(t), err: (t: string) => void err.push(t), cwd: dir }, text: () => out.join(''), errors: () => err.join('') };
-  }
-  const loginArgs = ['--key', 'tech.pem', '--credential', 'cred.cose', '--bundle', 'bundle.cose', '--owner-key', 'owner.pub.pem'];
+  const files = (w: World) => loginFiles(w);
+  const io = captureIo;
+  const loginArgs = LOGIN_ARGS;
 
   it('lists, sets (recorded), refuses disabling smp_serial without --yes, wipes with --confirm SERIAL', async () => {
     const w = await world({ security: { interfaces: LOCKED_DOWN } });

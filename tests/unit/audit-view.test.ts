@@ -62,6 +62,14 @@ describe('describeAuditEntry', () => {
 describe('auditSummary by operation', () => {
   const s = (op: string, outcome: string, details?: Record<string, unknown>) => auditSummary({ op, outcome, details });
 
+  it('rotation, wipe and interface change in words (the key itself is never in a record, only key ids)', () => {
+    expect(s('rotate', 'ok', { what: 'dev-eui', old: '', new: '70b3d57ed0001234' })).toBe('DevEUI replaced: none → 70:B3:D5:7E:D0:00:12:34; receipt signed by the device');
+    expect(s('rotate', 'ok', { what: 'app-key', old: '0011223344556677', new: '8899aabbccddeeff' })).toBe('network key replaced: key id 0011223344556677 → 8899aabbccddeeff; receipt signed by the device');
+    expect(s('rotate', 'failed', { code: 'login', reason: 'not rotated: the device refused the login: revoked' })).toBe('rotation failed: not rotated: the device refused the login: revoked');
+    expect(s('wipe', 'ok', { erasedSequence: 4 })).toBe('wiped: configuration #4 and secrets erased; identity kept');
+    expect(s('interface', 'ok', { changed: 'shell disabled -> authenticated' })).toBe('interfaces: shell disabled → authenticated');
+  });
+
   it('configure', () => {
     const digest = '1a2b3c4d' + '0'.repeat(56);
     expect(s('configure', 'ok', { action: 'apply', sequence: 3, digest, source: 'site.cfg' })).toBe('configuration #3 applied (sha256 1a2b3c4d…)');
@@ -81,6 +89,9 @@ describe('auditSummary by operation', () => {
 
   it('update', () => {
     expect(s('update', 'ok', { image: 'fw.bin', imageVersion: '1.1.0', version: '1.1.0', confirmed: true })).toBe('firmware 1.1.0 confirmed');
+    // MCUboot's build number 0 is left out, as people write versions; another stays.
+    expect(s('update', 'ok', { imageVersion: '1.1.0+0', version: '1.1.0+0', confirmed: true })).toBe('firmware 1.1.0 confirmed');
+    expect(s('update', 'ok', { version: '1.1.0+7', confirmed: true })).toBe('firmware 1.1.0+7 confirmed');
     expect(s('update', 'attention', { imageVersion: '1.1.0', version: '1.1.0', confirmed: false })).toBe('firmware 1.1.0 running as a test, not confirmed');
     expect(s('update', 'cancelled', { image: 'fw.bin', imageVersion: '1.2.0', sent: 4096, reason: 'stopped' })).toBe('firmware update to 1.2.0 cancelled after 4096 bytes: stopped');
     expect(s('update', 'reverted', { image: 'fw.bin', reason: 'the device reverted to 1.0.0' })).toBe('firmware update (fw.bin) reverted: the device reverted to 1.0.0');

@@ -10,8 +10,10 @@
  * pages' storage status were loaded after the connect screen instead of
  * before it (src/ui/app-state.svelte.ts, src/ui/App.svelte), and 39.7 KB once
  * the SMP session (cbor-x) and the info op loaded at the first connect
- * (src/ui/connection.svelte.ts). The job report's PDF writer (pdf-lib) is
- * loaded only when a PDF is asked for.
+ * (src/ui/connection.svelte.ts). 28.5 KB once the device page, the WebSerial and WebUSB links, the op
+ * contract (with the SMP error tables) and the service worker's prompt were loaded after the first
+ * paint (src/ui/first-paint.ts, src/main.ts; first usable screen, tests/bench/first-screen.ts).
+ * The job report's PDF writer (pdf-lib) is loaded only when a PDF is asked for.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -57,9 +59,13 @@ describe('build budget', () => {
     const panelsText = readFileSync(join(assetsDir, devicePanels[0]), 'utf8');
     expect(panelsText, 'pdf-lib in the Device page chunk').not.toContain('Failed to parse PDF document');
     expect(readdirSync(assetsDir).some((a) => a.startsWith('report-pdf-')), 'the report PDF in its own chunk').toBe(true);
+    // The links, the SMP error tables and the service worker's prompt come after the first paint.
+    expect(initialText).not.toContain('No previously used serial port is plugged in.');
+    expect(initialText).not.toContain('No previously used USB device is plugged in.');
+    expect(initialText).not.toContain('A new version of fieldbench is ready');
     // Each page other than the connect screen comes in its own chunk.
     const assets = readdirSync(join(out, 'assets'));
-    for (const page of ['DevicePanels', 'TrustPage', 'AuditPage', 'InventoryPage', 'LibraryPage', 'SyncPage']) {
+    for (const page of ['DevicePage', 'DevicePanels', 'TrustPage', 'AuditPage', 'InventoryPage', 'LibraryPage', 'SyncPage']) {
       expect(assets.some((a) => a.startsWith(`${page}-`)), page).toBe(true);
       expect(initial.some((f) => f.includes(`${page}-`)), page).toBe(false);
     }

@@ -1,7 +1,7 @@
 import 'fake-indexeddb/auto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openStore, StoreFullError, type FieldbenchDB } from '../../src/core/store/db.ts';
-import { detectArtifact, heldBundle, importArtifact, listLibrary, MAX_IMPORT_FILE_BYTES } from '../../src/core/ops/library.ts';
+import { describeMeta, detectArtifact, heldBundle, importArtifact, listLibrary, MAX_IMPORT_FILE_BYTES } from '../../src/core/ops/library.ts';
 import { classify, describeStoreError, readStorageStatus, requestPersistence } from '../../src/core/ops/storage.ts';
 import { generateEd25519 } from '../../src/core/trust/ed25519.ts';
 import { privateKeyPem, publicKeyPem } from '../../src/core/trust/keys.ts';
@@ -155,5 +155,25 @@ describe('library firmware listed in the bundle (issue 14 defect 5)', () => {
     const bundle = r.value;
     const v = await validateArtifact('firmware', image, { bundle });
     expect(v).toMatchObject({ ok: true, meta: { model: 'fieldbench-ref', listed: 'yes' } });
+  });
+});
+
+describe('library details in words (issue 14: no raw keys, dates local)', () => {
+  it('labels, the local calendar date, short hex with the full value kept, a sequence as #N', () => {
+    const notAfter = '2027-12-03T08:54:12.000Z';
+    const d = new Date(notAfter);
+    const local = `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+    const digest = 'ab'.repeat(32);
+    const rows = describeMeta({ target: 'model fieldbench-ref', sequence: 1, notAfter, digest, permissions: 'identify attest', backup: 'snapshot', odd: 'kept' });
+    expect(rows).toEqual([
+      { key: 'target', label: 'for', value: 'model fieldbench-ref' },
+      { key: 'sequence', label: 'configuration', value: '#1' },
+      { key: 'notAfter', label: 'valid until', value: local, full: notAfter },
+      { key: 'digest', label: 'digest', value: `${'ab'.repeat(8)}…`, full: digest },
+      { key: 'permissions', label: 'may', value: 'identify, attest' },
+      { key: 'backup', label: 'backup', value: 'the settings as read from the device' },
+      { key: 'odd', label: 'odd', value: 'kept' },
+    ]);
+    expect(describeMeta(undefined)).toEqual([]);
   });
 });

@@ -5,23 +5,19 @@
  * receipt, the record (a key is never recorded; a new DevEUI replaces the
  * inventory's) and the CLI verb.
  */
-import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import 'fake-indexeddb/auto';
 import { SEC, SEC_RC, SecurityGroup, rotationKeyId } from '../../src/core/groups/security.ts';
 import { openSession } from '../../src/core/groups/session.ts';
-import { authenticateTechnician } from '../../src/core/ops/access/login.ts';
 import { newRotationValue, parseRotationValue, rotateDevice } from '../../src/core/ops/identification/rotate.ts';
 import { runOp } from '../../src/core/ops/outcome.ts';
 import { rotateRecord } from '../../src/core/ops/record.ts';
 import { commitRecord } from '../../src/core/ops/record-plan.ts';
 import { inventoryOfEntry } from '../../src/core/ops/records-import.ts';
 import { toHex } from '../../src/core/base/bytes.ts';
-import { ed25519Sign } from '../../src/core/trust/ed25519.ts';
-import { privateKeyPem, publicKeyPem } from '../../src/core/trust/keys.ts';
-import { issueCredential, type Permission } from '../../src/core/trust/credential.ts';
+import type { Permission } from '../../src/core/trust/credential.ts';
 import { accessCommands } from '../../src/cli/commands/access.ts';
 import { UsageError } from '../../src/cli/command.ts';
 import { RECORDS_FILE, parseRecordsLog } from '../../src/core/store/records-log.ts';
@@ -31,19 +27,13 @@ import { findByIdentifier, upsertDevice } from '../../src/core/store/inventory.t
 import { createVirtualDevice } from '../../src/device/virtual.ts';
 import { SmpError } from '../../src/core/smp/errors.ts';
 import { FAST, type World, world } from '../helpers/identity-world.ts';
+import { LOGIN_ARGS, type LoginOptions, captureIo, loginFiles, narrowCredential, technicianLogin } from '../helpers/access-world.ts';
 
-const DAY = 86400_000;
 const NEW_EUI = Uint8Array.of(0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0x00, 0x12, 0x34);
 
-function login(w: World, opts: { credential?: Uint8Array; precheck?: boolean } = {}) {
-  return async (g: SecurityGroup) => {
-    const id = await g.identity();
-    return authenticateTechnician(g, id.devicePublicKey, opts.credential ?? w.auth.credential, (m) => ed25519Sign(m, w.auth.technician.privateKey), opts.precheck === false ? undefined : { bundle: w.bundle, permission: 'rotate-keys', device: id });
-  };
-}
-
-const narrow = (w: World, permissions: Permission[]) =>
-  issueCredential({ technicianId: 'tech-narrow', name: 'Narrow', publicKey: w.auth.technician.publicKey, permissions, models: ['fieldbench-ref'], notAfter: new Date(Date.now() + DAY) }, w.auth.owner.privateKey);
+/** The rotate-keys login; `precheck: false` leaves the refusal to the device. */
+const login = (w: World, opts: LoginOptions = {}) => technicianLogin(w, { permission: 'rotate-keys', ...opts });
+const narrow = (w: World, permissions: Permission[]) => narrowCredential(w.auth, permissions);
 
 const group = (w: World) => new SecurityGroup(w.session.client, w.sec.groupId);
 
@@ -183,20 +173,9 @@ describe('rotate record and inventory', () => {
 });
 
 describe('rotate CLI', () => {
-  async function files(w: World) {
-    const dir = await mkdtemp(join(tmpdir(), 'fb-rotate-cli-'));
-    await writeFile(join(dir, 'tech.pem'), privateKeyPem(w.auth.technician.privateKey));
-    await writeFile(join(dir, 'owner.pub.pem'), publicKeyPem(w.auth.owner.publicKey));
-    await writeFile(join(dir, 'cred.cose'), w.auth.credential);
-    await writeFile(join(dir, 'bundle.cose'), w.bundleBytes);
-    return dir;
-  }
-  function io(dir: string) {
-    const out: string[] = [];
-    const err: string[] = [];
-    return { io: { out: (t: string) => void out.push(t), err: (t: string) => void err.push(t), cwd: dir }, text: () => out.join(''), errors: () => err.join('') };
-  }
-  const loginArgs = ['--key', 'tech.pem', '--credential', 'cred.cose', '--bundle', 'bundle.cose', '--owner-key', 'owner.pub.pem'];
+  const files = (w: World) => loginFiles(w, 'fb-rotate-cli-');
+  const io = captureIo;
+  const loginArgs = LOGIN_ARGS;
 
   it('rotates the DevEUI and the network key (key written 0600 before sending), records both; bad usage is refused', async () => {
     const w = await world();

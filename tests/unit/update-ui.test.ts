@@ -259,6 +259,10 @@ describe('rendering', () => {
     const html = render(UpdateSteps, { props: { states: mid } }).body;
     expect(html).toMatch(/data-step="wait" data-status="active"/);
     expect(html).toContain('marking the image for a test boot');
+    // The note is shown once: the label already says it (issue 14: no repeats).
+    expect(html.split('marking the image for a test boot').length - 1).toBe(1);
+    const permanent = stepStatuses([up, { kind: 'verifying' }, { kind: 'testing', note: 'marking the image permanent before reset' }]);
+    expect(permanent.find((s) => s.id === 'test')?.note).toBe('marking the image permanent before reset');
     const reverted = stepStatuses([...mid, { kind: 'failed', code: 'not-booted', reason: 'the device did not boot the new image', retryable: false }]);
     expect(reverted.find((s) => s.id === 'wait')?.status).toBe('failed');
     const testOnly = stepStatuses([...mid, { kind: 'done', result: { version: '1', hash, confirmed: false, message: 'x' } }]);

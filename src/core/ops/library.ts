@@ -291,3 +291,56 @@ export async function listLibrary(db: FieldbenchDB, kind?: ArtifactKind): Promis
     .map(({ sha256, kind, size, added, name, meta }) => ({ sha256, kind, size, added, name, meta }))
     .sort((a, b) => b.added - a.added || a.sha256.localeCompare(b.sha256));
 }
+
+/** What each recorded detail of an artifact is called, in words. */
+const META_LABELS: Record<string, string> = {
+  version: 'version',
+  issued: 'issued',
+  expires: 'valid until',
+  issuer: 'issued by key',
+  firmware: 'firmware images listed',
+  configurations: 'configurations listed',
+  technician: 'technician',
+  name: 'name',
+  permissions: 'may',
+  models: 'for models',
+  notAfter: 'valid until',
+  credentialId: 'credential id',
+  target: 'for',
+  sequence: 'sequence',
+  settings: 'settings',
+  secrets: 'secrets',
+  digest: 'digest',
+  serial: 'serial',
+  model: 'model',
+  hwRev: 'hardware revision',
+  deviceKey: 'device key',
+  securityCounter: 'security counter',
+  listed: 'in the trust bundle',
+  backup: 'backup',
+};
+const DATE_KEYS = new Set(['issued', 'expires', 'notAfter']);
+const HEX_KEYS = new Set(['issuer', 'credentialId', 'digest', 'deviceKey']);
+const BACKUP_WORDS: Record<string, string> = { snapshot: 'the settings as read from the device', signed: 'the signed configuration itself' };
+
+/**
+ * An artifact's recorded details as the library shows them: labels in words,
+ * dates as the local calendar date, long hex shortened (the full value is the
+ * title), a configuration sequence as "#N".
+ */
+export function describeMeta(meta: Record<string, unknown> | undefined): { key: string; label: string; value: string; full?: string }[] {
+  if (!meta) return [];
+  return Object.entries(meta).map(([key, v]) => {
+    const label = META_LABELS[key] ?? key;
+    const text = String(v);
+    if (DATE_KEYS.has(key) && typeof v === 'string' && !Number.isNaN(Date.parse(v))) {
+      const d = new Date(v);
+      return { key, label, value: `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`, full: v };
+    }
+    if (HEX_KEYS.has(key) && text.length > 20) return { key, label, value: `${text.slice(0, 16)}…`, full: text };
+    if (key === 'sequence') return { key, label: 'configuration', value: `#${text}` };
+    if (key === 'backup') return { key, label, value: BACKUP_WORDS[text] ?? text };
+    if (key === 'permissions') return { key, label, value: text.split(' ').join(', ') };
+    return { key, label, value: text };
+  });
+}

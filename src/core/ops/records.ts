@@ -142,6 +142,11 @@ export async function deviceHistoryLines(db: FieldbenchDB, r: DeviceRecord): Pro
   return (await deviceHistory(db, r)).map(historyLine);
 }
 
+/** A device's history as the pages show it (a sentence per entry, local time, the recorded details behind a disclosure), oldest first. */
+export async function deviceHistoryViews(db: FieldbenchDB, r: DeviceRecord): Promise<AuditEntryView[]> {
+  return (await deviceHistory(db, r)).map(describeAuditEntry);
+}
+
 /** The newest entries of the trail, newest first. */
 export async function recentAudit(db: FieldbenchDB, limit = 200): Promise<{ total: number; lines: HistoryLine[] }> {
   const total = await db.audit.count();
@@ -311,12 +316,15 @@ function configureSummary(outcome: string, d: Record<string, unknown>): string {
   return withReason(`${label} ${outcome}`, reason ?? text(d.code));
 }
 
+/** "1.1.0+0" as people write it: "1.1.0". */
+const plain = (v: string | undefined) => v?.replace(/\+0$/, '');
+
 function updateSummary(outcome: string, d: Record<string, unknown>): string {
-  const version = text(d.version) ?? text(d.imageVersion);
+  const version = plain(text(d.version) ?? text(d.imageVersion));
   const reason = text(d.reason) ?? text(d.preflight);
   if (outcome === 'ok') return `firmware ${version ?? '?'} confirmed`;
   if (outcome === 'attention') return `firmware ${version ?? '?'} running as a test, not confirmed`;
-  const target = text(d.imageVersion) ? ` to ${text(d.imageVersion)}` : text(d.image) ? ` (${text(d.image)})` : '';
+  const target = text(d.imageVersion) ? ` to ${plain(text(d.imageVersion))}` : text(d.image) ? ` (${text(d.image)})` : '';
   if (outcome === 'cancelled') {
     const sent = typeof d.sent === 'number' ? ` after ${d.sent} bytes` : '';
     return withReason(`firmware update${target} cancelled${sent}`, reason);
@@ -328,6 +336,28 @@ function eventsSummary(outcome: string, d: Record<string, unknown>): string {
   if (typeof d.count !== 'number') return withReason(`event log read ${outcome}`, text(d.reason));
   const n = d.count;
   return `${n} event${n === 1 ? '' : 's'} read${typeof d.last === 'number' ? `, newest counter ${d.last}` : ''}${d.truncated === true ? ' (more on the device)' : ''}`;
+}
+
+const colonHex = (v: string) => (v.match(/../g) ?? []).join(':').toUpperCase();
+
+function rotateSummary(outcome: string, d: Record<string, unknown>): string {
+  const old = text(d.old);
+  const now = text(d.new);
+  if (outcome !== 'ok' || !now) return withReason(`rotation ${outcome}`, text(d.reason));
+  if (d.what === 'dev-eui') return `DevEUI replaced: ${old ? colonHex(old) : 'none'} → ${colonHex(now)}; receipt signed by the device`;
+  return `network key replaced: key id ${old ?? 'none'} → ${now}; receipt signed by the device`;
+}
+
+function wipeSummary(outcome: string, d: Record<string, unknown>): string {
+  if (outcome !== 'ok') return withReason(`wipe ${outcome}`, text(d.reason));
+  const seq = typeof d.erasedSequence === 'number' && d.erasedSequence > 0 ? `configuration #${d.erasedSequence}` : 'configuration';
+  return `wiped: ${seq} and secrets erased; identity kept`;
+}
+
+function interfaceSummary(outcome: string, d: Record<string, unknown>): string {
+  if (outcome !== 'ok') return withReason(`interface change ${outcome}`, text(d.reason));
+  const changed = text(d.changed);
+  return changed ? `interfaces: ${changed.replace(/ -> /g, ' → ')}` : 'interfaces unchanged';
 }
 
 function genericSummary(op: string, outcome: string, d: Record<string, unknown>): string {
@@ -364,6 +394,15 @@ export function auditSummary(e: Pick<AuditRecord, 'op' | 'outcome' | 'details'>)
         break;
       case JOB_OP:
         s = jobEntryWords(d);
+        break;
+      case 'rotate':
+        s = rotateSummary(e.outcome, d);
+        break;
+      case 'wipe':
+        s = wipeSummary(e.outcome, d);
+        break;
+      case 'interface':
+        s = interfaceSummary(e.outcome, d);
         break;
       default:
         s = genericSummary(e.op, e.outcome, d);

@@ -94,7 +94,7 @@ export async function requestPersistence(storage: StorageLike | undefined): Prom
       : {
           granted,
           message:
-            'The browser did not make storage persistent (it decides by its own rules, e.g. after installing the app or bookmarking it). Records may be evicted under storage pressure: export them regularly.',
+            'The browser did not grant it: it decides by its own rules, for example once the app is installed or bookmarked.',
         };
   } catch (e) {
     return { granted: false, message: `Asking for persistent storage failed: ${(e as Error).message}` };

@@ -477,7 +477,7 @@ export async function appraiseToken(tokenBytes: Uint8Array, ctx: AppraisalContex
       claims = p.claims;
     }
     appraised = { profile: claims.profile, kind: isOurs ? 'fieldbench' : 'psa', envelope };
-    add('claims', 'pass', `claims are well-formed for profile ${claims.profile}`);
+    add('claims', 'pass', `claims are complete and well-formed (token profile ${claims.profile})`);
     const eat = isOurs ? (claims as EatClaims) : undefined;
     const result: Appraisal = { verdict: 'untrusted', reasons, claims, appraised };
 
@@ -506,7 +506,7 @@ export async function appraiseToken(tokenBytes: Uint8Array, ctx: AppraisalContex
 
     const lcState = lifecycleState(claims.lifecycle)!;
     const [lr, ld] = LIFECYCLE_RESULT[lcState];
-    add('lifecycle', lr, `lifecycle 0x${claims.lifecycle.toString(16).padStart(4, '0')}: ${ld}`);
+    add('lifecycle', lr, `${ld} (PSA lifecycle 0x${claims.lifecycle.toString(16).padStart(4, '0')})`);
 
     if (eat) {
       const [dr, dd] = DEBUG_RESULT[eat.debugStatus];
@@ -603,7 +603,7 @@ function appraiseMeasurements(
     }
   }
   if (problems.length) add('measurements', 'fail', problems.join('; '));
-  else add('measurements', 'pass', `${claims.softwareComponents.length} component(s) match reference values${eat ? ` for ${eat.model}` : ''}`);
+  else add('measurements', 'pass', `${claims.softwareComponents.length === 1 ? 'the firmware matches its' : `all ${claims.softwareComponents.length} firmware components match their`} reference values${eat ? ` for ${eat.model}` : ''}`);
   if (eat) {
     if (counterLow) add('security-counter', 'warn', counterLow);
     else add('security-counter', 'pass', `security counter ${eat.securityCounter}`);

@@ -27,6 +27,8 @@ export class IdentityController {
   busy = $state<'identify' | 'attest' | 'events' | null>(null);
   /** Why the identity was checked again without being asked (the device restarted: a new session). */
   againNote = $state('');
+  /** A DevEUI the device took after this identification (a rotation, hex); cleared by the next one. */
+  rotatedDevEui = $state('');
 
   /** Pass the store and signer to record each operation (audit + inventory). */
   constructor(private readonly recorder?: IdentityRecorder) {}
@@ -38,6 +40,7 @@ export class IdentityController {
     this.verified = null;
     this.recordProblem = '';
     this.againNote = '';
+    this.rotatedDevEui = '';
   }
 
   /** Every finished run is recorded (the plan comes from core: no audit policy here). */
@@ -57,6 +60,7 @@ export class IdentityController {
     this.busy = 'identify';
     this.attestState = null;
     this.verified = null;
+    this.rotatedDevEui = '';
     try {
       const rec = this.recorder?.();
       for await (const st of identifyDevice(session, { bundle, label, inventory: rec ? inventoryLookup(rec.db) : undefined })) {

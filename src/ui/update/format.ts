@@ -110,6 +110,8 @@ export function stepStatuses(states: readonly UpdateState[]): { id: StepId; labe
     if (i < at) status = seen.has(id) || id === 'upload' ? 'done' : 'skipped';
     else if (i === at) status = id === 'done' ? 'done' : ended ? 'failed' : 'active';
     if (id === 'test' && last?.kind === 'done' && !seen.has('test')) status = 'skipped';
-    return { id, label: STEP_LABELS[id], status, note: id === 'test' ? testNote : undefined };
+    // The note only when it says more than the label (the usual "marking the image for a test boot" is the label).
+    const note = id === 'test' && testNote && !STEP_LABELS[id].includes(testNote) ? testNote : undefined;
+    return { id, label: STEP_LABELS[id], status, note };
   });
 }

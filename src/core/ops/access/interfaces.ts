@@ -25,10 +25,29 @@ export type InterfaceState = (typeof INTERFACE_STATES)[number];
 
 /** What each state means, in words (CLI and UI). */
 export const INTERFACE_STATE_WORDS: Record<InterfaceState, string> = {
-  open: 'open to anyone on the link',
+  open: 'anyone on the link can use it',
   authenticated: 'only after a technician login',
-  disabled: 'disabled',
+  disabled: 'nobody can use it',
 };
+
+/** Each state as a short label (the app's choices). */
+export const INTERFACE_STATE_LABELS: Record<InterfaceState, string> = {
+  open: 'Open',
+  authenticated: 'Login required',
+  disabled: 'Off',
+};
+
+/** What the reference device's interfaces are, in words (others are shown by their name). */
+export const INTERFACE_NAME_WORDS: Record<string, string> = {
+  smp_serial: 'Device management over the serial link (SMP)',
+  shell: 'Command shell',
+  debug: 'Debug port (SWD/JTAG)',
+};
+
+/** An interface's name in words, or its own name. */
+export function interfaceWords(name: string): string {
+  return Object.hasOwn(INTERFACE_NAME_WORDS, name) ? INTERFACE_NAME_WORDS[name]! : name;
+}
 
 export interface InterfaceChange {
   name: string;

@@ -319,7 +319,7 @@ async function* identifyBody(session: SmpSession, ctx: IdentifyContext): AsyncGe
       checks.push({
         check: 'certificate',
         result: 'pass',
-        detail: `signed by manufacturer key ${toHex(v.value.issuer)}, valid until ${new Date(v.value.notAfter * 1000).toISOString()}, not revoked`,
+        detail: `signed by manufacturer key ${toHex(v.value.issuer)}, valid until ${new Date(v.value.notAfter * 1000).toISOString().slice(0, 10)}, not revoked`,
       });
       checks.push(bindingCheck(presented, v.value));
     } else {

@@ -259,7 +259,8 @@ export async function checkImage(image: Uint8Array, facts: DeviceFacts, opts: Pr
   else if (!curV) add('version', 'warn', `device version '${active.version}' unreadable: not compared`);
   else {
     const c = cmpVersions(newV, curV);
-    const vs = `${v.version} over running ${active.version}`;
+    // As people write versions: "1.1.0", not MCUboot's "1.1.0+0".
+    const vs = `${(v.version ?? '').replace(/\+0$/, '')} over running ${active.version}`;
     if (c < 0) add('version', 'fail', `rollback refused: ${vs}`);
     else if (c === 0) add('version', 'warn', `same version as running (${active.version}), different image`);
     else if (newV[0] - curV[0] > 1) add('version', 'warn', `suspiciously large version jump: ${vs}`);
