@@ -23,7 +23,7 @@
 import { memoryAllocator } from '../../src/core/factory/identifiers.ts';
 import { type UnitResult, UNIT_STEPS, runUnitToEnd } from '../../src/core/factory/run.ts';
 import type { AuditInput } from '../../src/core/store/audit.ts';
-import { type JigOptions, type DeviceWorker, factoryWorld, makeJig, startDeviceWorker } from '../helpers/factory-world.ts';
+import { type JigOptions, type DeviceWorker, factoryWorld, makeJig, startDeviceWorker, unitOptions } from '../helpers/factory-world.ts';
 import { threadCpuMicros } from '../helpers/thread-cpu.ts';
 import type { BenchRow } from './types.ts';
 
@@ -59,18 +59,7 @@ export async function measure(baud: number, units: number, w: Awaited<ReturnType
   const t0 = performance.now();
   const results = await Promise.all(
     jigs.map((jig, i) =>
-      runUnitToEnd({
-        port: `jig-${i + 1}`,
-        connect: () => jig.connect(),
-        profile: w.profile,
-        image: w.image,
-        bundle: w.bundle,
-        manufacturer: w.manufacturer,
-        station: { signer: w.stationSigner },
-        allocator,
-        record: async (e) => void records.push(e),
-        update: { resetSettleMs: 50, bootTimeoutMs: 20000 },
-      }),
+      runUnitToEnd(unitOptions(w, jig, { port: `jig-${i + 1}`, allocator, records, update: { resetSettleMs: 50, bootTimeoutMs: 20000 } })),
     ),
   );
   const wallMs = performance.now() - t0;

@@ -15,7 +15,9 @@ import { signImage } from '../../src/core/trust/mcuboot/sign.ts';
 import { issueConfig } from '../../src/core/trust/signed-config.ts';
 import { memorySigner, type Signer } from '../../src/core/trust/signer.ts';
 import { issueProfile, type VerifiedProfile, verifyProfile } from '../../src/core/factory/profile.ts';
-import type { IdentifierPolicy } from '../../src/core/factory/identifiers.ts';
+import type { IdAllocator, IdentifierPolicy } from '../../src/core/factory/identifiers.ts';
+import type { RunUnitOptions } from '../../src/core/factory/run.ts';
+import type { AuditInput } from '../../src/core/store/audit.ts';
 import { type Authorities, createBlankDevice, type KeyPair, makeAuthorities } from '../../src/device/provisioning.ts';
 import type { ReferenceDevice } from '../../src/device/device.ts';
 import type { DeviceSecurity } from '../../src/device/security.ts';
@@ -89,6 +91,31 @@ export async function factoryWorld(opts: { imageSize?: number; interfaces?: Reco
     profile: pv.value,
     bundle: bv.value,
     policy: opts.policy ?? TEST_POLICY,
+  };
+}
+
+/**
+ * runUnit's options for one unit of this line on `jig`: the world's profile, image, bundle,
+ * manufacturer and station keys; control log entries pushed to `records` (or `record`).
+ */
+export function unitOptions(
+  w: FactoryWorld,
+  jig: Pick<Jig, 'connect'>,
+  o: { allocator: IdAllocator; records?: AuditInput[]; port?: string; update?: RunUnitOptions['update'] } & Partial<RunUnitOptions>,
+): RunUnitOptions {
+  const { records, allocator, port, update, ...extra } = o;
+  return {
+    port: port ?? 'jig-1',
+    connect: () => jig.connect(),
+    profile: w.profile,
+    image: w.image,
+    bundle: w.bundle,
+    manufacturer: w.manufacturer,
+    station: { signer: w.stationSigner },
+    allocator,
+    record: async (e) => void records?.push(e),
+    update: update ?? { resetSettleMs: 20, bootTimeoutMs: 5000 },
+    ...extra,
   };
 }
 
