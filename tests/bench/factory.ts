@@ -20,6 +20,7 @@
  *
  * FACTORY_BENCH=quick: only 1 and 4 units at 921600 (a smoke run); FACTORY_BAUDS=921600 one baud rate.
  */
+import { loadavg } from 'node:os';
 import { memoryAllocator } from '../../src/core/factory/identifiers.ts';
 import { type UnitResult, UNIT_STEPS, runUnitToEnd } from '../../src/core/factory/run.ts';
 import type { AuditInput } from '../../src/core/store/audit.ts';
@@ -43,6 +44,8 @@ export interface FactoryRow {
   /** The worker thread of the simulated devices, ms. */
   deviceCpuMsPerUnit?: number;
   steps: Record<string, number>;
+  /** The machine's 1-minute load average when the batch ended (the runs share 2 cores with others). */
+  load: number;
 }
 
 /** Where the simulated units run: a worker thread (the station measured alone) or the station's own thread. */
@@ -88,6 +91,7 @@ export async function measure(baud: number, units: number, w: Awaited<ReturnType
     processCpuMsPerUnit: processMs / units,
     ...(devicesMs !== undefined ? { deviceCpuMsPerUnit: devicesMs / units } : {}),
     steps,
+    load: loadavg()[0],
   };
 }
 
@@ -111,7 +115,7 @@ export async function factoryTable(quick = process.env.FACTORY_BENCH === 'quick'
         }
         out.push({ ...r, efficiency: alone / r.wallMs });
         process.stderr.write(
-          `  factory ${baud} baud x ${units} (devices: ${where} thread): ${(r.wallMs / 1000).toFixed(1)} s, ${r.unitsPerHour.toFixed(0)} units/h, efficiency ${(alone / r.wallMs).toFixed(3)}, ` +
+          `  factory ${baud} baud x ${units} (devices: ${where} thread, load ${loadavg()[0].toFixed(1)}): ${(r.wallMs / 1000).toFixed(1)} s, ${r.unitsPerHour.toFixed(0)} units/h, efficiency ${(alone / r.wallMs).toFixed(3)}, ` +
             `CPU/unit station ${r.cpuMsPerUnit.toFixed(0)} ms, devices ${r.deviceCpuMsPerUnit?.toFixed(0) ?? '-'} ms, process ${r.processCpuMsPerUnit.toFixed(0)} ms; ` +
             `steps ${Object.entries(r.steps).map(([k, v]) => `${k} ${Math.round(v)}`).join(' ')}\n`,
         );
@@ -128,7 +132,7 @@ export async function bench(): Promise<BenchRow[]> {
   const table = await factoryTable();
   for (const r of table) {
     const tag = `${r.baud} baud x ${String(r.units).padStart(2)}`;
-    rows.push({ name: `factory line ${tag}: units per hour`, value: r.unitsPerHour, unit: 'units/h', note: `batch ${(r.wallMs / 1000).toFixed(1)} s` });
+    rows.push({ name: `factory line ${tag}: units per hour`, value: r.unitsPerHour, unit: 'units/h', note: `batch ${(r.wallMs / 1000).toFixed(1)} s, load average ${r.load.toFixed(1)} (2 cores shared: the ratios move with it)` });
     rows.push({ name: `factory line ${tag}: scaling efficiency`, value: r.efficiency, unit: 'ratio', note: 'time per unit alone / at N (goal >= 0.9 at 16)' });
     rows.push({
       name: `factory line ${tag}: station CPU per unit`,
