@@ -100,3 +100,35 @@ export function parseArgs(argv: string[], spec: { booleans?: string[]; known?: s
     },
   };
 }
+
+/** An error class a verb turns into "bad input" (exit status 2), e.g. TrustArtifactError. */
+export type InputErrorClass = abstract new (...args: never[]) => Error;
+
+/**
+ * A verb from its summary, usage and body, with the one error policy every verb shares: a
+ * UsageError prints the message and the usage, an InputError (or an error of one of `inputErrors`:
+ * the verb's own "this file or value cannot be used" errors) prints the message; both exit 2.
+ * Anything else propagates (main.ts: exit 1).
+ */
+export function command<I extends CliIo = CliIo>(summary: string, usage: string, run: (argv: string[], io: I) => Promise<number>, opts: { inputErrors?: InputErrorClass[] } = {}): CliCommand {
+  const inputErrors = opts.inputErrors ?? [];
+  return {
+    summary,
+    usage,
+    async run(argv, io) {
+      try {
+        return await run(argv, io as I);
+      } catch (e) {
+        if (e instanceof UsageError) {
+          io.err(`error: ${e.message}\n${usage}\n`);
+          return EXIT_USAGE;
+        }
+        if (e instanceof InputError || inputErrors.some((c) => e instanceof c)) {
+          io.err(`error: ${(e as Error).message}\n`);
+          return EXIT_USAGE;
+        }
+        throw e;
+      }
+    },
+  };
+}

@@ -38,8 +38,10 @@ export interface Authorities {
 
 const DAY = 86400_000;
 
-export async function makeAuthorities(opts: { permissions?: Permission[]; models?: string[]; bundleVersion?: number; days?: number } = {}): Promise<Authorities> {
-  const [manufacturer, firmware, owner, technician] = await Promise.all([generateEd25519(), generateEd25519(), generateEd25519(), generateEd25519()]);
+export async function makeAuthorities(opts: { permissions?: Permission[]; models?: string[]; bundleVersion?: number; days?: number; owner?: KeyPair } = {}): Promise<Authorities> {
+  const [manufacturer, firmware, generatedOwner, technician] = await Promise.all([generateEd25519(), generateEd25519(), generateEd25519(), generateEd25519()]);
+  // an owner that already exists (a fleet hub pins it): its bundle names this line's other keys
+  const owner = opts.owner ?? generatedOwner;
   const days = opts.days ?? 365;
   const bundle = await issueBundle(
     {

@@ -103,8 +103,13 @@ function forward(ws: WebSocket, peer: string, baud: number | undefined): void {
   );
 }
 
-export async function startBridge(opts: { peer?: string } = {}): Promise<Bridge> {
-  const peer = opts.peer ?? process.env.FIELDBENCH_E2E_PEER;
+/**
+ * `serve`: who answers a cable (default: a fresh reference device per cable). The fake serial port
+ * sends `port=<n>` with every cable, so a bench test can keep one unit per port across reopens
+ * (a unit on a jig stays the same unit when the station reconnects after a reset).
+ */
+export async function startBridge(opts: { peer?: string; serve?: (link: Link, query: URLSearchParams) => void } = {}): Promise<Bridge> {
+  const peer = opts.serve ? undefined : (opts.peer ?? process.env.FIELDBENCH_E2E_PEER);
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   await new Promise<void>((res, rej) => {
     wss.once('listening', res);
@@ -117,7 +122,8 @@ export async function startBridge(opts: { peer?: string } = {}): Promise<Bridge>
     const transport = q.get('transport') ?? 'serial';
     const baud = q.has('baud') ? Number(q.get('baud')) : undefined;
     connections.push({ transport, baud });
-    if (peer) forward(ws, peer, baud);
+    if (opts.serve) opts.serve(wsLink(ws, `e2e ${transport} cable`), q);
+    else if (peer) forward(ws, peer, baud);
     else void (fixed ?? new ReferenceDevice()).serve(wsLink(ws, `e2e ${transport} cable`)).catch(() => {});
   });
   const addr = wss.address();

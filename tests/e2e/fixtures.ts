@@ -40,21 +40,7 @@ export const test = base.extend<{ fakes: boolean }, { bridge: Bridge }>({
     if (fakes) {
       // The fakes open a same-origin WebSocket (allowed by the app's strict CSP, connect-src 'self');
       // Playwright takes it over and Node pipes it to the bridge, so the CSP stays in force.
-      await page.routeWebSocket(
-        (url) => url.pathname === BRIDGE_PATH,
-        (route) => {
-          const up = new WebSocket(bridge.url + new URL(route.url()).search);
-          const early: (string | Buffer)[] = [];
-          up.on('open', () => {
-            for (const m of early.splice(0)) up.send(m);
-          });
-          up.on('message', (d: Buffer) => route.send(d));
-          up.on('close', () => void route.close().catch(() => {}));
-          up.on('error', () => void route.close().catch(() => {}));
-          route.onMessage((m) => (up.readyState === WebSocket.OPEN ? up.send(m) : early.push(m)));
-          route.onClose(() => up.close());
-        },
-      );
+      await routeBridge(page, bridge);
       await page.addInitScript((p: string) => {
         (globalThis as { __FIELDBENCH_E2E__?: unknown }).__FIELDBENCH_E2E__ = { bridge: p };
       }, BRIDGE_PATH);
@@ -68,6 +54,28 @@ export const test = base.extend<{ fakes: boolean }, { bridge: Bridge }>({
 });
 
 export { expect };
+
+/**
+ * Route the fakes' same-origin WebSocket to `bridge` (the fixture does it for the worker's bridge;
+ * a test with its own bridge calls it again: the route registered last wins).
+ */
+export async function routeBridge(page: Page, bridge: Pick<Bridge, 'url'>): Promise<void> {
+  await page.routeWebSocket(
+    (url) => url.pathname === BRIDGE_PATH,
+    (route) => {
+      const up = new WebSocket(bridge.url + new URL(route.url()).search);
+      const early: (string | Buffer)[] = [];
+      up.on('open', () => {
+        for (const m of early.splice(0)) up.send(m);
+      });
+      up.on('message', (d: Buffer) => route.send(d));
+      up.on('close', () => void route.close().catch(() => {}));
+      up.on('error', () => void route.close().catch(() => {}));
+      route.onMessage((m) => (up.readyState === WebSocket.OPEN ? up.send(m) : early.push(m)));
+      route.onClose(() => up.close());
+    },
+  );
+}
 
 /** Wait until the device page shows what readDeviceInfo read. */
 export async function expectDevicePage(page: Page): Promise<void> {

@@ -6,6 +6,7 @@
  */
 import { openSession, type SmpSession } from '../../src/core/groups/session.ts';
 import { type LinkModel, type LinkPair, createLinkPair } from '../../src/core/link/memory.ts';
+import { type PortLike, bridgeToPort } from '../../src/core/link/message-port.ts';
 import { type TrustBundle, verifyBundle } from '../../src/core/trust/bundle.ts';
 import { issueCredential } from '../../src/core/trust/credential.ts';
 import { generateEd25519 } from '../../src/core/trust/ed25519.ts';
@@ -14,7 +15,9 @@ import { signImage } from '../../src/core/trust/mcuboot/sign.ts';
 import { issueConfig } from '../../src/core/trust/signed-config.ts';
 import { memorySigner, type Signer } from '../../src/core/trust/signer.ts';
 import { issueProfile, type VerifiedProfile, verifyProfile } from '../../src/core/factory/profile.ts';
-import type { IdentifierPolicy } from '../../src/core/factory/identifiers.ts';
+import type { IdAllocator, IdentifierPolicy } from '../../src/core/factory/identifiers.ts';
+import type { RunUnitOptions } from '../../src/core/factory/run.ts';
+import type { AuditInput } from '../../src/core/store/audit.ts';
 import { type Authorities, createBlankDevice, type KeyPair, makeAuthorities } from '../../src/device/provisioning.ts';
 import type { ReferenceDevice } from '../../src/device/device.ts';
 import type { DeviceSecurity } from '../../src/device/security.ts';
@@ -41,7 +44,7 @@ export interface FactoryWorld {
 
 export const TEST_POLICY: IdentifierPolicy = { serial: { pattern: 'FB-{n:06}', first: 1, last: 999999 }, devEui: { first: '70b3d57ed0000000', count: 100000 }, mac: { first: '02fb00000000', count: 100000 } };
 
-export async function factoryWorld(opts: { imageSize?: number; interfaces?: Record<string, 'open' | 'authenticated' | 'disabled'>; auth?: Authorities } = {}): Promise<FactoryWorld> {
+export async function factoryWorld(opts: { imageSize?: number; interfaces?: Record<string, 'open' | 'authenticated' | 'disabled'>; auth?: Authorities; policy?: IdentifierPolicy } = {}): Promise<FactoryWorld> {
   const auth = opts.auth ?? (await makeAuthorities());
   const station = await generateEd25519();
   const credential = await issueCredential(
@@ -62,7 +65,7 @@ export async function factoryWorld(opts: { imageSize?: number; interfaces?: Reco
       model: 'fieldbench-ref',
       firmware: [{ version: '2.0.0', sha256: signed.digest, securityCounter: 2, signingKeys: [auth.firmware.publicKey] }],
       configuration,
-      identity: { policy: TEST_POLICY, certValidityDays: 3650 },
+      identity: { policy: opts.policy ?? TEST_POLICY, certValidityDays: 3650 },
       tests: { echo: true, attestation: 'trusted', interfaces: opts.interfaces ?? LOCKED },
       label: { code: 'qr' },
       stationCredential: credential,
@@ -87,7 +90,32 @@ export async function factoryWorld(opts: { imageSize?: number; interfaces?: Reco
     profileBytes,
     profile: pv.value,
     bundle: bv.value,
-    policy: TEST_POLICY,
+    policy: opts.policy ?? TEST_POLICY,
+  };
+}
+
+/**
+ * runUnit's options for one unit of this line on `jig`: the world's profile, image, bundle,
+ * manufacturer and station keys; control log entries pushed to `records` (or `record`).
+ */
+export function unitOptions(
+  w: FactoryWorld,
+  jig: Pick<Jig, 'connect'>,
+  o: { allocator: IdAllocator; records?: AuditInput[]; port?: string; update?: RunUnitOptions['update'] } & Partial<RunUnitOptions>,
+): RunUnitOptions {
+  const { records, allocator, port, update, ...extra } = o;
+  return {
+    port: port ?? 'jig-1',
+    connect: () => jig.connect(),
+    profile: w.profile,
+    image: w.image,
+    bundle: w.bundle,
+    manufacturer: w.manufacturer,
+    station: { signer: w.stationSigner },
+    allocator,
+    record: async (e) => void records?.push(e),
+    update: update ?? { resetSettleMs: 20, bootTimeoutMs: 5000 },
+    ...extra,
   };
 }
 
@@ -163,4 +191,96 @@ export async function makeJig(w: FactoryWorld, opts: JigOptions = {}): Promise<J
     },
   };
   return jig;
+}
+
+/**
+ * A worker thread that runs units (tests/helpers/device-worker.ts): the station (this thread) talks
+ * to each through a memory pair with the line model, its far end bridged to the worker over a
+ * MessagePort (src/core/link/message-port.ts). So a benchmark measures the station, not the
+ * simulation: a real unit's key generation, signatures and flash work run on the unit. One worker
+ * serves every batch (its JIT warms up once); `jigs()` makes factory-fresh units in it; `close()`
+ * ends it.
+ */
+export interface DeviceWorker {
+  jigs(w: FactoryWorld, units: number, opts?: JigOptions): Promise<RemoteJig[]>;
+  /** CPU time of the worker's thread so far, µs (undefined off Linux). */
+  cpuMicros(): Promise<number | undefined>;
+  close(): Promise<void>;
+}
+
+/** A jig whose unit is in another thread: everything but direct access to the device. */
+export type RemoteJig = Omit<Jig, 'device' | 'security'>;
+
+export async function startDeviceWorker(): Promise<DeviceWorker> {
+  const { Worker, MessageChannel } = await import('node:worker_threads');
+  const worker = new Worker(new URL('./device-worker.mjs', import.meta.url));
+  let next = 1;
+  let jigNo = 0;
+  const live: RemoteJig[] = [];
+  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  worker.on('message', (m: { re: number; ok: boolean; value?: unknown; error?: string }) => {
+    const p = pending.get(m.re);
+    pending.delete(m.re);
+    if (m.ok) p?.resolve(m.value);
+    else p?.reject(new Error(`device worker: ${m.error}`));
+  });
+  const failAll = (e: Error) => {
+    for (const p of pending.values()) p.reject(e);
+    pending.clear();
+  };
+  worker.on('error', failAll);
+  worker.on('exit', (code) => failAll(new Error(`the device worker exited (${code})`)));
+  const call = (msg: Record<string, unknown>, transfer: unknown[] = []): Promise<unknown> =>
+    new Promise((resolve, reject) => {
+      const id = next++;
+      pending.set(id, { resolve, reject });
+      worker.postMessage({ id, ...msg }, transfer as never);
+    });
+  return {
+    async jigs(w, units, opts = {}) {
+      const keys = { manufacturer: w.auth.manufacturer.publicKey, owner: w.auth.owner.publicKey, firmware: w.auth.firmware.publicKey };
+      const model = opts.model ?? { baudRate: 921600 * 20 };
+      // the previous batch's units are done with: drop them in the worker
+      for (const j of live.splice(0)) j.unplug();
+      await call({ op: 'drop' });
+      return Promise.all(
+        Array.from({ length: units }, async () => {
+          const n = jigNo++;
+          await call({ op: 'create', jig: n, keys, opts: { ...opts, model: undefined } });
+          const jig: RemoteJig = {
+            pair: null,
+            unplugged: false,
+            async connect() {
+              if (jig.unplugged) throw new Error('no unit on this jig');
+              jig.pair?.unplug('replugged');
+              const pair = createLinkPair(model, ['station', `worker jig ${n}`]);
+              jig.pair = pair;
+              const ch = new MessageChannel();
+              await call({ op: 'connect', jig: n, port: ch.port2 }, [ch.port2]);
+              void bridgeToPort(pair.b, ch.port1 as unknown as PortLike, { onFarEnd: (m) => pair.unplug(m) });
+              return openSession(pair.a, { timeoutMs: opts.timeoutMs ?? 1500 });
+            },
+            unplug() {
+              jig.pair?.unplug('unit unplugged');
+              jig.pair = null;
+            },
+            async reset() {
+              jig.unplug();
+              await call({ op: 'reboot', jig: n });
+            },
+            replug() {
+              jig.unplugged = false;
+            },
+          };
+          live.push(jig);
+          return jig;
+        }),
+      );
+    },
+    cpuMicros: async () => (await call({ op: 'cpu' })) as number | undefined,
+    async close() {
+      for (const j of live.splice(0)) j.unplug();
+      await worker.terminate();
+    },
+  };
 }

@@ -18,7 +18,7 @@ import { type JournaledAllocator, MemoryJournal, memoryAllocator } from '../../s
 import { type UnitControlRecord, controlEntry } from '../../src/core/factory/control-log.ts';
 import type { AuditInput } from '../../src/core/store/audit.ts';
 import { equalBytes } from '../../src/core/base/bytes.ts';
-import { type FactoryWorld, type Jig, factoryWorld, makeJig } from '../helpers/factory-world.ts';
+import { type FactoryWorld, type Jig, factoryWorld, makeJig, unitOptions } from '../helpers/factory-world.ts';
 
 type Fault = 'unplug' | 'reset' | 'crash';
 
@@ -57,14 +57,8 @@ afterAll(() => {
 });
 
 function opts(w: FactoryWorld, jig: Jig, records: AuditInput[], extra: Partial<RunUnitOptions> = {}): RunUnitOptions {
-  return {
+  return unitOptions(w, jig, {
     port: 'jig',
-    connect: () => jig.connect(),
-    profile: w.profile,
-    image: w.image,
-    bundle: w.bundle,
-    manufacturer: w.manufacturer,
-    station: { signer: w.stationSigner },
     allocator,
     record: async (e) => {
       controlEntry(e.details as unknown as UnitControlRecord); // throws on an incomplete record
@@ -72,7 +66,7 @@ function opts(w: FactoryWorld, jig: Jig, records: AuditInput[], extra: Partial<R
     },
     update: { resetSettleMs: 10, bootTimeoutMs: 800 },
     ...extra,
-  };
+  });
 }
 
 async function drive(o: RunUnitOptions, onState?: (s: UnitState) => void | Promise<void>): Promise<Extract<UnitState, { kind: 'done' | 'failed' | 'cancelled' | 'unsupported' }>> {

@@ -12,28 +12,14 @@ import { SecurityGroup } from '../../src/core/groups/security.ts';
 import { memorySigner } from '../../src/core/trust/signer.ts';
 import { generateEd25519 } from '../../src/core/trust/ed25519.ts';
 import { signImage } from '../../src/core/trust/mcuboot/sign.ts';
-import { type FactoryWorld, type Jig, factoryWorld, makeJig } from '../helpers/factory-world.ts';
+import { type FactoryWorld, type Jig, factoryWorld, makeJig, unitOptions } from '../helpers/factory-world.ts';
 
 let w: FactoryWorld;
 beforeAll(async () => {
   w = await factoryWorld();
 });
 
-function options(jig: Jig, allocator: JournaledAllocator, records: AuditInput[], extra: Partial<RunUnitOptions> = {}): RunUnitOptions {
-  return {
-    port: 'jig-1',
-    connect: () => jig.connect(),
-    profile: w.profile,
-    image: w.image,
-    bundle: w.bundle,
-    manufacturer: w.manufacturer,
-    station: { signer: w.stationSigner },
-    allocator,
-    record: async (e) => void records.push(e),
-    update: { resetSettleMs: 20, bootTimeoutMs: 5000 },
-    ...extra,
-  };
-}
+const options = (jig: Jig, allocator: JournaledAllocator, records: AuditInput[], extra: Partial<RunUnitOptions> = {}): RunUnitOptions => unitOptions(w, jig, { allocator, records, ...extra });
 
 describe('one unit on the factory line', () => {
   it('a factory-fresh unit: flashed, test-booted, confirmed, provisioned, configured, attested trusted, labelled, recorded', async () => {

@@ -10,7 +10,12 @@ import { Socket } from 'node:net';
 import { basename, dirname, join, resolve } from 'node:path';
 import { toHex } from '../../core/base/bytes.ts';
 import type { SmpSession } from '../../core/groups/session.ts';
-import { fileAllocator } from '../../core/factory/journal-node.ts';
+import { fileAllocator, fileHubAllocator } from '../../core/factory/journal-node.ts';
+import type { HubAllocator } from '../../core/factory/hub-blocks.ts';
+import { AllocatorError, type IdentifierBlock } from '../../core/factory/identifiers.ts';
+import { decodeCredentialUnverified } from '../../core/trust/credential.ts';
+import { HubClient } from '../../core/sync/client.ts';
+import { seedSigner } from '../../core/store/sig.ts';
 import { type LabelData, labelSvg, labelTemplate, labelZpl } from '../../core/factory/label.ts';
 import { type VerifiedProfile, verifyProfile } from '../../core/factory/profile.ts';
 import { UNIT_STEPS, type UnitStep } from '../../core/factory/run.ts';
@@ -30,7 +35,8 @@ import { jsonReplacer } from './device.ts';
 const usage = `usage: fieldbench bench run PROFILE --port PORT [--port PORT ...] [--ports FILE] --records DIR
          --owner-key OWNER.pub.pem --bundle BUNDLE --image IMAGE.bin
          (--manufacturer-key FILE | --pkcs11 MODULE ...) --station-key STATION.pem [--credential FILE]
-         [--journal DIR] [--labels DIR] [--once] [--units N] [--json] [--baud N] [--timeout MS]
+         [--journal DIR] [--hub URL [--block-units N] [--station NAME]] [--labels DIR] [--once] [--units N]
+         [--json] [--baud N] [--timeout MS]
 
 Runs the station profile on every port at once: connect, info, flash the profile's image
 (application mode or MCUboot serial recovery), test boot, confirm, provision the identity
@@ -52,6 +58,12 @@ ${signerUsage('manufacturer-key', 'manufacturer key (issues the identities)')}
                           (the profile's station credential names it)
   --credential FILE       the station's technician credential (default: the profile's)
   --journal DIR           where the identifier journal is kept (default: the records DIR)
+  --hub URL               take identifier blocks from the fleet hub (or FIELDBENCH_HUB), signed with
+                          the station key and credential (which must permit 'sync'): a block is
+                          journaled (DIR/hub-blocks.jsonl), used offline, and the next one is taken
+                          before it runs out; a restart never takes or reissues one twice
+  --block-units N         units per block (default 100)
+  --station NAME          the station's name at the hub (default: the credential's technician id)
   --labels DIR            where labels go as SVG and ZPL (default DIR/labels)
   --once                  each port runs one unit, then the command ends
   --units N               end after N units (passed or failed)
@@ -60,7 +72,7 @@ ${signerUsage('manufacturer-key', 'manufacturer key (issues the identities)')}
 A unit left on its port after its run is not run again; unplug it and plug in the next.
 exit status: 0 every unit passed, 1 a unit failed, 2 bad usage or unusable input`;
 
-const KNOWN = ['port', 'ports', 'records', 'owner-key', 'bundle', 'image', ...signerOptionNames('manufacturer-key'), 'station-key', 'credential', 'journal', 'labels', 'units', 'baud', 'timeout', 'framing', 'poll'];
+const KNOWN = ['port', 'ports', 'records', 'owner-key', 'bundle', 'image', ...signerOptionNames('manufacturer-key'), 'station-key', 'credential', 'journal', 'hub', 'block-units', 'station', 'labels', 'units', 'baud', 'timeout', 'framing', 'poll'];
 
 /**
  * The manufacturer key as a Signer. THE one place the station chooses where that key lives:
@@ -178,6 +190,41 @@ export function dashboard(views: PortView[], s: StationSummary, colour = true): 
 
 // ---------------------------------------------------------------- the verb
 
+/**
+ * Identifier blocks from the fleet hub (--hub): requests signed with the station's key and its
+ * owner-signed credential (as every `fieldbench hub` verb), the ledger and each block's journal in
+ * `dir` (core/factory/hub-blocks.ts: journaled before use, worked offline, the next block taken
+ * before one runs out; a restart asks again with the same request id and gets the same block).
+ */
+async function hubBlockAllocator(
+  args: ParsedArgs,
+  o: { url: string; profile: VerifiedProfile; credential?: Uint8Array; stationSeed: Uint8Array; dir: string; onEvent: (e: Record<string, unknown>) => void },
+): Promise<HubAllocator> {
+  const credential = o.credential ?? o.profile.stationCredential;
+  if (!credential) throw new InputError('--hub needs the station credential (--credential, or the profile\'s): the hub checks it');
+  let technician: string;
+  try {
+    technician = decodeCredentialUnverified(credential).technicianId;
+  } catch (e) {
+    throw new InputError(`the station credential is unreadable: ${(e as Error).message}`);
+  }
+  const unitsArg = args.get('block-units') ?? '100';
+  const units = Number(unitsArg);
+  if (!Number.isSafeInteger(units) || units < 1 || units > 1_000_000) throw new UsageError('--block-units must be a count of 1..1000000');
+  const station = args.get('station') ?? technician;
+  const client = new HubClient({ url: o.url, credential, signer: await seedSigner(station, o.stationSeed) });
+  return fileHubAllocator(o.profile.identity.policy, o.dir, {
+    station,
+    units,
+    source: async (req) => {
+      const g = (await client.block(req)) as { block?: IdentifierBlock };
+      if (!g.block) throw new Error('the hub answered without a block of units');
+      return g.block;
+    },
+    onEvent: (e) => o.onEvent({ event: `hub-block-${e.kind}`, request: e.request, ...('block' in e && e.block ? { block: e.block } : {}), ...('reason' in e ? { reason: e.reason } : {}) }),
+  });
+}
+
 const run: CliCommand = {
   summary: 'run a factory line: flash, provision, configure, attest, label and record units on many ports at once',
   usage,
@@ -236,8 +283,24 @@ const run: CliCommand = {
     const template = labelTemplate(profile.label && Object.keys(profile.label).length ? profile.label : undefined);
     const labelsDir = resolve(io.cwd, args.get('labels') ?? join(recordsDir, 'labels'));
     await mkdir(recordsDir, { recursive: true, mode: 0o700 });
-    const allocator = fileAllocator(profile.identity.policy, resolve(io.cwd, args.get('journal') ?? recordsDir));
-    await allocator.remaining(); // opens the journal now: a locked or damaged journal stops here, before any unit
+    const journalDir = resolve(io.cwd, args.get('journal') ?? recordsDir);
+    const hubUrl = args.get('hub') ?? (args.has('block-units') || args.has('station') ? process.env.FIELDBENCH_HUB : undefined);
+    if ((args.has('block-units') || args.has('station')) && !hubUrl) throw new UsageError('--block-units and --station go with --hub URL');
+    let hubEvents: ((e: Record<string, unknown>) => void) | undefined;
+    const allocator = hubUrl
+      ? await hubBlockAllocator(args, { url: hubUrl, profile, credential, stationSeed, dir: journalDir, onEvent: (e) => hubEvents?.(e) })
+      : fileAllocator(profile.identity.policy, journalDir);
+    try {
+      // opens the journal now: a locked or damaged journal stops here, before any unit; with a hub, the first block is taken now
+      if ((await allocator.remaining()) === 0 && hubUrl) await (allocator as HubAllocator).takeBlock();
+    } catch (e) {
+      await allocator.close().catch(() => undefined);
+      if (e instanceof AllocatorError) {
+        io.err(`fieldbench bench run: no identifiers (${e.code}): ${e.message}\n`);
+        return EXIT_REJECTED;
+      }
+      throw e;
+    }
 
     // the control log: one writer at a time (appendRecords locks the file too)
     let chain: Promise<unknown> = Promise.resolve();
@@ -258,6 +321,13 @@ const run: CliCommand = {
     const views = new Map<string, PortView>();
     const log = (o: Record<string, unknown>) => io.out(JSON.stringify({ time: new Date().toISOString(), ...o }, jsonReplacer) + '\n');
     const tty = !json && (process.stdout as { isTTY?: boolean }).isTTY === true;
+    hubEvents = (e) => {
+      const b = e.block as IdentifierBlock | undefined;
+      if (json) log(e);
+      else if (!tty || e.event === 'hub-block-request-failed') {
+        io.err(`hub: ${String(e.event).replace('hub-block-', 'block ')} (request ${e.request})${b ? `: ${b.id}, units [${b.start}, ${b.start + b.count})` : ''}${e.reason ? `: ${e.reason}` : ''}\n`);
+      }
+    };
     let render: (() => void) | undefined;
     let closeRender: (() => void) | undefined;
     if (tty) {

@@ -10,7 +10,7 @@
  */
 import { dirname, resolve } from 'node:path';
 import { writeFile } from 'node:fs/promises';
-import { EXIT_OK, EXIT_REJECTED, parseArgs, UsageError, type CliCommand, type CliIo, type ParsedArgs } from '../command.ts';
+import { command as sharedCommand, EXIT_OK, EXIT_REJECTED, parseArgs, UsageError, type CliCommand, type CliIo, type ParsedArgs } from '../command.ts';
 import { InputError, readEd25519Public, readFirmware, readInput, readText } from '../files.ts';
 import { requireSignerFromArgs, signerOptionNames, signerUsage, DEFAULT_PASS_ENV, DEFAULT_PIN_ENV, PKCS11_OPTIONS } from '../signer-options.ts';
 import { loadStationProfile } from '../station-profile.ts';
@@ -35,20 +35,9 @@ type Io = CliIo & { env?: Env };
 
 const DAY = 86400;
 
-function command(summary: string, usage: string, run: (argv: string[], io: Io) => Promise<number>): CliCommand {
-  return {
-    summary,
-    usage,
-    async run(argv, io) {
-      try {
-        return await run(argv, io);
-      } catch (e) {
-        if (e instanceof SignerError || e instanceof LabelError || e instanceof SchemaError || e instanceof TrustArtifactError || e instanceof KeyFormatError) throw new InputError(e.message);
-        throw e;
-      }
-    },
-  };
-}
+/** This area's "cannot use this input" errors (exit status 2). */
+const INPUT_ERRORS = [SignerError, LabelError, SchemaError, TrustArtifactError, KeyFormatError];
+const command = (summary: string, usage: string, run: (argv: string[], io: Io) => Promise<number>): CliCommand => sharedCommand<Io>(summary, usage, run, { inputErrors: INPUT_ERRORS });
 
 /** Write a file; private material never goes through here except wrapped (mode 0600, never overwritten). */
 async function writeOut(io: CliIo, path: string, data: Uint8Array | string, opts: { secret?: boolean; force?: boolean } = {}): Promise<string> {

@@ -14,7 +14,7 @@ import { chmod, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { x25519 } from '@noble/curves/ed25519.js';
 import { decodeCbor, Tag } from '../../core/base/cbor.ts';
-import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE, parseArgs, UsageError, type CliCommand, type CliIo } from '../command.ts';
+import { command as sharedCommand, EXIT_OK, EXIT_REJECTED, EXIT_USAGE, parseArgs, UsageError, type CliCommand, type CliIo } from '../command.ts';
 import { InputError, parsePemAt, publicCoseKey, readEd25519Private, readEd25519Public, readInput } from '../files.ts';
 import { GENERIC_MAX_BYTES, decodeSign1, signSign1, verifySign1, type CoseKey } from '../../core/trust/cose.ts';
 import { ed25519PublicKey, generateEd25519 } from '../../core/trust/ed25519.ts';
@@ -151,27 +151,8 @@ export function toJson(v: unknown): unknown {
   return v;
 }
 
-function command(summary: string, usage: string, run: (argv: string[], io: CliIo) => Promise<number>): CliCommand {
-  return {
-    summary,
-    usage,
-    async run(argv, io) {
-      try {
-        return await run(argv, io);
-      } catch (e) {
-        if (e instanceof UsageError) {
-          io.err(`error: ${e.message}\n${usage}\n`);
-          return EXIT_USAGE;
-        }
-        if (e instanceof InputError || e instanceof TrustArtifactError || e instanceof KeyFormatError || e instanceof SealError) {
-          io.err(`error: ${e.message}\n`);
-          return EXIT_USAGE;
-        }
-        throw e;
-      }
-    },
-  };
-}
+const command = (summary: string, usage: string, run: (argv: string[], io: CliIo) => Promise<number>): CliCommand =>
+  sharedCommand(summary, usage, run, { inputErrors: [TrustArtifactError, KeyFormatError, SealError] });
 
 async function emit(io: CliIo, json: boolean, obj: Record<string, unknown>, text: string): Promise<void> {
   io.out(json ? JSON.stringify(toJson(obj), null, 2) + '\n' : text + '\n');

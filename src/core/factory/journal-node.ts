@@ -2,16 +2,21 @@
  * The identifier journal on disk (Node): `<dir>/identifiers.jsonl`, appended
  * and fsync'd before each allocation returns, guarded by `<dir>/identifiers.lock`
  * (created exclusively; holds pid and host). A lock left by a dead process on
- * this host is taken over; a live one is refused (journal-locked).
+ * this host is taken over; a live one is refused (journal-locked). With hub
+ * blocks (fileHubAllocator): `<dir>/hub-blocks.jsonl` and one
+ * `<dir>/identifiers-<block>.jsonl` per block, each with its lock.
  */
 import { closeSync, fsyncSync, openSync, readFileSync, writeSync, unlinkSync, mkdirSync } from 'node:fs';
 import { open as openFile, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { type HubAllocator, type HubAllocatorOptions, hubAllocator } from './hub-blocks.ts';
 import { AllocatorError, journaledAllocator, type IdentifierBlock, type IdentifierPolicy, type JournalStore, type JournaledAllocator } from './identifiers.ts';
 
 export const JOURNAL_FILE = 'identifiers.jsonl';
 export const LOCK_FILE = 'identifiers.lock';
+/** The ledger of hub blocks a station took (fileHubAllocator). */
+export const HUB_LEDGER = 'hub-blocks';
 
 function alive(pid: number): boolean {
   try {
@@ -68,10 +73,11 @@ function takeLock(path: string): void {
   }
 }
 
-/** File-backed JournalStore in `dir` (created if missing). */
-export function fileJournal(dir: string): JournalStore & { readonly path: string } {
-  const path = join(dir, JOURNAL_FILE);
-  const lock = join(dir, LOCK_FILE);
+/** File-backed JournalStore in `dir` (created if missing): `<name>.jsonl`, locked by `<name>.lock`. */
+export function fileJournal(dir: string, name = 'identifiers'): JournalStore & { readonly path: string } {
+  if (!/^[A-Za-z0-9._-]{1,100}$/.test(name) || name.startsWith('.')) throw new AllocatorError('journal-io', `not a journal name: ${JSON.stringify(name)}`);
+  const path = join(dir, `${name}.jsonl`);
+  const lock = join(dir, `${name}.lock`);
   let fh: FileHandle | undefined;
   let locked = false;
   return {
@@ -117,4 +123,16 @@ export function fileJournal(dir: string): JournalStore & { readonly path: string
 /** An allocator journaled in the station data folder `dir` (optionally limited to a hub block). */
 export function fileAllocator(policy: IdentifierPolicy, dir: string, block?: IdentifierBlock): JournaledAllocator {
   return journaledAllocator(policy, { journal: fileJournal(dir), block });
+}
+
+/**
+ * A station allocator fed by the fleet hub's blocks (hub-blocks.ts), journaled in `dir`: the ledger
+ * `hub-blocks.jsonl` and one identifier journal per block, `identifiers-<block id>.jsonl`.
+ */
+export function fileHubAllocator(policy: IdentifierPolicy, dir: string, opts: Omit<HubAllocatorOptions, 'ledger' | 'blockJournal'>): HubAllocator {
+  return hubAllocator(policy, {
+    ...opts,
+    ledger: fileJournal(dir, HUB_LEDGER),
+    blockJournal: (b) => fileJournal(dir, `identifiers-${b.id.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 80)}`),
+  });
 }

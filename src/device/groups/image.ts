@@ -23,6 +23,7 @@
  * share its state (slots, upload, boot); it is one simulated bootloader.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
+import { sha256Large } from '../../core/base/digest.ts';
 import { IMG, IMG_ERR } from '../../core/protocol/image.ts';
 import { Group } from '../../core/smp/header.ts';
 import { ed25519PublicKey } from '../../core/trust/ed25519.ts';
@@ -418,7 +419,7 @@ export class ImageModel {
     if (up.off === up.size) {
       this.upload = null;
       const out: Body = { off: up.off };
-      if (up.sha.length === 32) out.match = equalPresentBytes(sha256(this.slots[up.slot]!.data), up.sha);
+      if (up.sha.length === 32) out.match = equalPresentBytes(await sha256Large(this.slots[up.slot]!.data), up.sha);
       return out;
     }
     return { off: up.off };

@@ -12,6 +12,26 @@ import { openSession } from '../../core/groups/session.ts';
 import { toHex } from '../../core/base/bytes.ts';
 import { keyId } from '../../core/trust/keys.ts';
 import type { DemoLine, VirtualJig } from '../../device/demo-line.ts';
+import type { LoadedStation, StationFile } from '../../core/factory/station-files.ts';
+
+/** The line the page runs: the demo line (with its virtual units), or a station loaded from files. */
+export type ActiveLine = Omit<LoadedStation, 'manufacturer' | 'station'> & {
+  manufacturer: LoadedStation['manufacturer'] | DemoLine['manufacturer'];
+  station: { signer: LoadedStation['station']['signer'] | DemoLine['station']['signer']; credential: Uint8Array };
+  demo?: DemoLine;
+};
+
+/** The files the operator picks for a real station (StationFiles, as File objects). */
+export interface StationFilePicks {
+  profile?: File;
+  ownerKey?: File;
+  bundle?: File;
+  images: File[];
+  manufacturerKey?: File;
+  manufacturerPassphrase: string;
+  stationKey?: File;
+  stationPassphrase: string;
+}
 
 export type TileState = 'waiting' | 'running' | 'pass' | 'fail' | 'removed';
 
@@ -30,14 +50,20 @@ export interface Tile {
 
 const STEP_SHARE = 1 / UNIT_STEPS.length;
 
+export const FILE_NAMES: Record<StationFile, string> = {
+  profile: 'Station profile', 'owner-key': 'Owner key', bundle: 'Trust bundle', image: 'Firmware image', 'manufacturer-key': 'Manufacturer key', 'station-key': 'Station key',
+};
+
 export const STEP_NAMES: Record<UnitStep, string> = {
   connect: 'Connecting', info: 'Reading the unit', flash: 'Flashing firmware', 'test-boot': 'Test boot', confirm: 'Confirming the image',
   provision: 'Provisioning identity', configure: 'Factory configuration', attest: 'Attestation', label: 'Label', record: 'Recording',
 };
 
 export class BenchState {
-  line = $state<DemoLine | null>(null);
+  line = $state<ActiveLine | null>(null);
   lineError = $state('');
+  /** Which file a refused station load is about (the form marks it). */
+  lineErrorFile = $state<StationFile | null>(null);
   starting = $state(false);
   tiles = $state<Tile[]>([]);
   autoStart = $state(false);
@@ -70,27 +96,84 @@ export class BenchState {
     if (this.line || this.starting) return;
     this.starting = true;
     this.lineError = '';
+    this.lineErrorFile = null;
     try {
       const { demoLine } = await import('../../device/demo-line.ts');
-      const line = await demoLine();
-      this.line = line;
-      this.station = new Station({
-        profile: line.profile,
-        image: line.image,
-        bundle: line.bundle,
-        manufacturer: line.manufacturer,
-        station: line.station,
-        allocator: memoryAllocator(line.profile.identity.policy),
-        record: async (e) => void this.records.push(e),
-        pollMs: 200,
-        onEvent: (e) => this.event(e),
-      });
-      serialApi()?.addEventListener('connect', this.onConnect);
+      const demo = await demoLine();
+      this.start({ profile: demo.profile, image: demo.image, bundle: demo.bundle, manufacturer: demo.manufacturer, station: demo.station, demo });
     } catch (e) {
       this.lineError = `The demo line could not be set up: ${(e as Error).message}`;
     } finally {
       this.starting = false;
     }
+  }
+
+  /** A real station from the operator's files: every file checked (core/factory/station-files.ts) before the line starts. */
+  async loadStation(f: StationFilePicks): Promise<void> {
+    if (this.line || this.starting) return;
+    this.lineError = '';
+    this.lineErrorFile = null;
+    const missing = (
+      [
+        ['profile', f.profile, 'the station profile'],
+        ['owner-key', f.ownerKey, "the owner's public key"],
+        ['bundle', f.bundle, 'the trust bundle'],
+        ['image', f.images[0], 'the firmware image'],
+        ['manufacturer-key', f.manufacturerKey, 'the manufacturer key file'],
+        ['station-key', f.stationKey, 'the station key file'],
+      ] as const
+    ).find(([, file]) => !file);
+    if (missing) {
+      this.lineErrorFile = missing[0];
+      this.lineError = `Choose ${missing[2]}.`;
+      return;
+    }
+    if (!f.manufacturerPassphrase) {
+      this.lineErrorFile = 'manufacturer-key';
+      this.lineError = 'Give the manufacturer key file’s passphrase.';
+      return;
+    }
+    this.starting = true;
+    try {
+      const bytes = async (x: File) => new Uint8Array(await x.arrayBuffer());
+      const { loadStationFiles } = await import('../../core/factory/station-files.ts');
+      const r = await loadStationFiles({
+        profile: await bytes(f.profile!),
+        ownerKey: await f.ownerKey!.text(),
+        bundle: await bytes(f.bundle!),
+        images: await Promise.all(f.images.map(bytes)),
+        manufacturerKey: await f.manufacturerKey!.text(),
+        manufacturerPassphrase: f.manufacturerPassphrase,
+        stationKey: await f.stationKey!.text(),
+        stationPassphrase: f.stationPassphrase,
+      });
+      if (!r.ok) {
+        this.lineErrorFile = r.file;
+        this.lineError = `${FILE_NAMES[r.file]}: ${r.reason}`;
+        return;
+      }
+      this.start(r.station);
+    } catch (e) {
+      this.lineError = `The station could not be loaded: ${(e as Error).message}`;
+    } finally {
+      this.starting = false;
+    }
+  }
+
+  private start(line: ActiveLine): void {
+    this.line = line;
+    this.station = new Station({
+      profile: line.profile,
+      image: line.image,
+      bundle: line.bundle,
+      manufacturer: line.manufacturer,
+      station: line.station,
+      allocator: memoryAllocator(line.profile.identity.policy),
+      record: async (e) => void this.records.push(e),
+      pollMs: 200,
+      onEvent: (e) => this.event(e),
+    });
+    serialApi()?.addEventListener('connect', this.onConnect);
   }
 
   private tile(port: string): Tile | undefined {
@@ -142,10 +225,10 @@ export class BenchState {
   }
 
   async addVirtual(): Promise<void> {
-    if (!this.line || !this.station) return;
+    if (!this.line?.demo || !this.station) return;
     const { virtualJig } = await import('../../device/demo-line.ts');
     const name = `virtual jig ${this.nextVirtual++}`;
-    const jig = await virtualJig(this.line, name);
+    const jig = await virtualJig(this.line.demo, name);
     this.jigs.set(name, jig);
     this.add(jig, 'virtual');
   }
@@ -195,5 +278,10 @@ export class BenchState {
   stop(): void {
     this.station?.stop();
     serialApi()?.removeEventListener('connect', this.onConnect);
+    // a loaded station's unwrapped keys leave memory with the page
+    if (this.line && !this.line.demo) {
+      (this.line.manufacturer as { forget?: () => void }).forget?.();
+      (this.line.station.signer as { forget?: () => void }).forget?.();
+    }
   }
 }

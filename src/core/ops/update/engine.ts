@@ -24,7 +24,7 @@
  *  - a resume is claimed only when the device answers the first chunk with
  *    more than that chunk held (it kept an earlier upload of the same image).
  */
-import { sha256 } from '@noble/hashes/sha2.js';
+import { sha256Large } from '../../base/digest.ts';
 import { IMG, uploadBody, uploadChunk } from '../../groups/image.ts';
 import { encodeCbor } from '../../base/cbor.ts';
 import type { SmpClient } from '../../smp/client.ts';
@@ -169,7 +169,7 @@ function isGarbled(e: unknown): boolean {
 /** Pipelined, resynchronising, resumable upload of `image` to the device's upload slot. */
 export async function uploadImage(client: SmpClient, image: Uint8Array, opts: UploadEngineOptions = {}): Promise<UploadResult> {
   const total = image.length;
-  const sha = opts.sha ?? sha256(image);
+  const sha = opts.sha ?? (await sha256Large(image));
   const window = Math.max(1, opts.window ?? client.window);
   const sizer = new ChunkSizer(client.maxPacket);
   const firstFields: UploadFields = { off: 0, len: total, sha, image: opts.image, upgrade: opts.upgrade };
@@ -378,7 +378,7 @@ export async function uploadStopAndWait(
   opts: { chunk?: number; signal?: AbortSignal; timeoutMs?: number; onProgress?: (p: UploadProgress) => void } = {},
 ): Promise<{ requests: number; match?: boolean }> {
   const chunk = opts.chunk ?? 128;
-  const sha = sha256(image);
+  const sha = await sha256Large(image);
   let off = 0;
   let requests = 0;
   let match: boolean | undefined;

@@ -3,7 +3,7 @@
  * an MCUboot image against it and against the trust bundle (checkImage), made
  * before anything is sent.
  */
-import { sha256 } from '@noble/hashes/sha2.js';
+import { sha256Large } from '../../base/digest.ts';
 import { type ImageSlot, type SlotInfo, isRecoveryImageList, readState, slotInfo } from '../../groups/image.ts';
 import { type BootloaderInfo, MCUBOOT_MODES, bootloaderInfo, modeHasTestConfirm } from '../../groups/os.ts';
 import { SmpError } from '../../smp/errors.ts';
@@ -150,7 +150,7 @@ export async function checkImage(image: Uint8Array, facts: DeviceFacts, opts: Pr
     ok: false,
     reason: '',
     checks,
-    image: { size: image.length, fileSha256: sha256(image) },
+    image: { size: image.length, fileSha256: await sha256Large(image) },
     device: {
       activeVersion: active?.version,
       activeHash: active?.hash,
