@@ -180,7 +180,7 @@ export async function uploadImage(client: SmpClient, image: Uint8Array, opts: Up
   const window = () => Math.max(1, Math.min(opts.window ?? Infinity, client.windowFor(client.maxPacket)));
   const sizer = new ChunkSizer(client.maxPacket);
   const firstFields: UploadFields = { off: 0, len: total, sha, image: opts.image, upgrade: opts.upgrade };
-  const firstN = Math.min(total, maxChunkData(client.maxPacket, firstFields));
+  let firstN = Math.min(total, maxChunkData(client.maxPacket, firstFields));
   if (firstN < 32 || sizer.at(total) < 1) throw new UploadError(`device buffer of ${client.maxPacket} bytes is too small for image upload requests`, false);
   const lineBps = opts.lineBytesPerSecond;
   const queueMs = lineBps ? Math.ceil(((window() + 1) * client.maxPacket * 1.4 * 1000) / lineBps) : 0;
@@ -212,6 +212,8 @@ export async function uploadImage(client: SmpClient, image: Uint8Array, opts: Up
       checkAbort();
       try {
         result.requests++;
+        // sized again at each try: pacing may have lowered the packet size after a loss
+        firstN = Math.max(32, Math.min(total, maxChunkData(client.maxPacket, firstFields)));
         const r = await client.write(Group.Image, IMG.Upload, uploadBody({ ...firstFields, data: image.subarray(0, firstN) }), {
           timeoutMs: firstTimeout,
           signal,
