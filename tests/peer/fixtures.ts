@@ -236,7 +236,9 @@ export async function launchFixture(id: PeerFixtureId, opts: LaunchOptions = {})
       ? { what: 'no "smp_udp: Started"', match: (o) => (/smp_udp: Started/.test(o) ? `udp://${host}:${entry.udp_port ?? 1337}` : undefined) }
       : port === undefined
         ? { what: 'no pty announced', match: (o) => /connected to pseudotty: (\S+)/.exec(o)?.[1] }
-        : { what: 'no socket', match: () => `tcp://127.0.0.1:${port}` }; // QEMU: open() retries until the chardev listens
+        : opts.waitForClient
+          ? { what: 'no "waiting for connection"', match: (o) => (/waiting for connection/.test(o) ? `tcp://127.0.0.1:${port}` : undefined) }
+          : { what: 'no socket', match: () => `tcp://127.0.0.1:${port}` }; // QEMU: open() retries until the chardev listens
   let spec: string;
   try {
     spec = await Promise.race([
@@ -284,6 +286,32 @@ export async function launchFixture(id: PeerFixtureId, opts: LaunchOptions = {})
     },
     stop,
   };
+}
+
+/**
+ * Start an emulator that waits for its first client (waitForClient) and let it boot on a first
+ * connection that reads the boot log, then close it: later clients find a running device. Closing
+ * that connection while the guest is still printing (or sending to the guest before its app runs)
+ * leaves QEMU's nRF51 UART silent for good, an emulator artifact a real UART does not have.
+ */
+export async function bootEmulator(fx: RunningFixture, bootMs = 2500): Promise<string> {
+  const link = await fx.open();
+  const r = link.readable.getReader();
+  const timer = setTimeout(() => void r.cancel().catch(() => {}), bootMs);
+  let log = '';
+  try {
+    for (;;) {
+      const { value, done } = await r.read();
+      if (done) break;
+      log += Buffer.from(value).toString('latin1');
+    }
+  } catch {
+    /* cancelled */
+  } finally {
+    clearTimeout(timer);
+  }
+  await link.close();
+  return log;
 }
 
 /**

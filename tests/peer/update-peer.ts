@@ -262,6 +262,8 @@ export interface LiveUpdateResult {
   states: UpdateState[];
   derived: DerivedImage;
   bootLog: string;
+  /** Image KiB/s from the first chunk's reply to the last. */
+  uploadKiBs?: number;
 }
 
 const EMULATOR_BOOT_MS = 1500;
@@ -294,8 +296,10 @@ export async function runLiveUpdate(sc: UpdateScenario, log?: (s: string) => voi
     // no caps of ours: window and packet size come from the device's params and the session's pacing
     const states: UpdateState[] = [];
     let uploadedAt: number | undefined;
+    let firstAck: { t: number; sent: number } | undefined;
     const t0 = performance.now();
     const final = await runUpdate(session, derived.image, updateOptions(pub), (s) => {
+      if (s.kind === 'uploading' && s.sent > 0) firstAck ??= { t: performance.now(), sent: s.sent };
       if (s.kind === 'uploading' && s.sent === s.total) uploadedAt ??= performance.now();
       states.push(s);
       if (!log) return;
@@ -337,7 +341,9 @@ export async function runLiveUpdate(sc: UpdateScenario, log?: (s: string) => voi
       ...(uploadedAt !== undefined ? { uploadMs: Math.round(uploadedAt - t0) } : {}),
       events,
     };
-    return { golden, states, derived, bootLog: fx.output() };
+    // image KiB/s from the first chunk's reply to the last (the first chunk's slot erase left out)
+    const uploadKiBs = firstAck && uploadedAt !== undefined && uploadedAt > firstAck.t ? (derived.image.length - firstAck.sent) / 1024 / ((uploadedAt - firstAck.t) / 1000) : undefined;
+    return { golden, states, derived, bootLog: fx.output(), uploadKiBs };
   } finally {
     await fx.stop();
   }
