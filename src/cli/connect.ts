@@ -107,6 +107,11 @@ export async function connect(args: ParsedArgs, io: CliIo, deps: ConnectDeps = {
         // a pty path is reused by whatever program opens the next one: nothing to remember there
         pacingKey: port.startsWith('/dev/pts/') ? undefined : `${port}${given ? `|${given}` : ''}`,
         probeMs: Math.min(timeoutMs, 1500),
+        // A console probe read by a raw device is a bogus header that swallows the raw probe sent soon
+        // after (until its input timeout): when a whole probe cycle went unanswered, the next attempt
+        // starts with raw (docs/PROTOCOL.md, quirks). The first attempt stays console first (a shell
+        // transport takes raw bytes badly).
+        ...(attempt % 2 === 1 && !given && !datagram ? { probeFirst: 'raw' as const } : {}),
         readRetries: MAX_PACING_LEVEL,
         log: (e) => {
           if (e.type === 'noise') seen.noiseLines++;

@@ -57,6 +57,8 @@ export interface SessionOptions {
   readRetries?: number;
   /** framing 'auto': how long to wait for each probe's answer; default 700 ms (stream), longer when the device boots. */
   probeMs?: number;
+  /** framing 'auto': which framing to probe first (default: the remembered one, else console). */
+  probeFirst?: 'console' | 'raw';
 }
 
 /** Reads the device's MCUmgr buffer limits (the OS group's params command; supplied from above, see groups/session.ts). */
@@ -222,7 +224,8 @@ export async function openSmpSession(link: Link, opts: SmpSessionOptions = {}): 
       // Find the framing: whichever the device answers (even "not supported") is its own.
       const probeMs = opts.probeMs ?? 700;
       const deadline = Date.now() + Math.max(opts.timeoutMs ?? 5000, probeMs * 2);
-      const order: ('console' | 'raw')[] = remembered?.framing === 'raw' ? ['raw', 'console'] : ['console', 'raw'];
+      const rawFirst = opts.probeFirst ? opts.probeFirst === 'raw' : remembered?.framing === 'raw';
+      const order: ('console' | 'raw')[] = rawFirst ? ['raw', 'console'] : ['console', 'raw'];
       let found = false;
       for (let i = 0; !found; i++) {
         framing = order[i % 2];
