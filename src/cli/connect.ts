@@ -4,7 +4,7 @@ import { openNodeLink } from '../core/link/node.ts';
 import { SmpError } from '../core/smp/errors.ts';
 import type { Framing } from '../core/smp/framing.ts';
 import { type LogEvent, type SmpSession, openSession } from '../core/groups/session.ts';
-import type { PacingStore } from '../core/smp/pacing.ts';
+import { MAX_PACING_LEVEL, type PacingStore } from '../core/smp/pacing.ts';
 import { type CliIo, type ParsedArgs, UsageError } from './command.ts';
 import { filePacingStore } from './pacing-cache.ts';
 
@@ -107,7 +107,12 @@ export async function connect(args: ParsedArgs, io: CliIo, deps: ConnectDeps = {
         // a pty path is reused by whatever program opens the next one: nothing to remember there
         pacingKey: port.startsWith('/dev/pts/') ? undefined : `${port}${given ? `|${given}` : ''}`,
         probeMs: Math.min(timeoutMs, 1500),
-        readRetries: 2,
+        // A console probe read by a raw device is a bogus header that swallows the raw probe sent soon
+        // after (until its input timeout): when a whole probe cycle went unanswered, the next attempt
+        // starts with raw (docs/PROTOCOL.md, quirks). The first attempt stays console first (a shell
+        // transport takes raw bytes badly).
+        ...(attempt % 2 === 1 && !given && !datagram ? { probeFirst: 'raw' as const } : {}),
+        readRetries: MAX_PACING_LEVEL,
         log: (e) => {
           if (e.type === 'noise') seen.noiseLines++;
           if (e.type === 'drop') seen.drops++;

@@ -206,6 +206,9 @@ export async function launchFixture(id: PeerFixtureId, opts: LaunchOptions = {})
     port = await freePort();
     let cmd = entry.qemu_cmd.replace('<PORT>', String(port));
     if (opts.waitForClient) cmd = cmd.replace('server=on,wait=off', 'server=on,wait=on');
+    // TCP_NODELAY on QEMU's side: without it, Nagle holds each reply's bytes after the first until our
+    // delayed ACK (~40 ms a request on loopback, measured), which no UART has
+    cmd = cmd.replace('server=on,', 'server=on,nodelay=on,');
     argv = splitCmd(cmd);
   } else throw new Error(`fixture ${id} has no launch command`);
 
@@ -226,46 +229,34 @@ export async function launchFixture(id: PeerFixtureId, opts: LaunchOptions = {})
     rmSync(work, { recursive: true, force: true });
   };
 
+  // One readiness wait for every transport: what the server prints once it can be reached, and the spec it gives.
+  const host = entry.ip_family === 'ipv6' ? '[::1]' : '127.0.0.1';
+  const ready: { what: string; match: (out: string) => string | undefined } =
+    entry.transport === 'udp'
+      ? { what: 'no "smp_udp: Started"', match: (o) => (/smp_udp: Started/.test(o) ? `udp://${host}:${entry.udp_port ?? 1337}` : undefined) }
+      : port === undefined
+        ? { what: 'no pty announced', match: (o) => /connected to pseudotty: (\S+)/.exec(o)?.[1] }
+        : opts.waitForClient
+          ? { what: 'no "waiting for connection"', match: (o) => (/waiting for connection/.test(o) ? `tcp://127.0.0.1:${port}` : undefined) }
+          : { what: 'no socket', match: () => `tcp://127.0.0.1:${port}` }; // QEMU: open() retries until the chardev listens
   let spec: string;
   try {
-    if (entry.transport === 'udp') {
-      const host = entry.ip_family === 'ipv6' ? '[::1]' : '127.0.0.1';
-      spec = await Promise.race([
-        spawnError,
-        new Promise<string>((res, rej) => {
-          const timer = setTimeout(() => rej(new Error(`${id}: no "smp_udp: Started" within ${readyTimeoutMs} ms:\n${out}`)), readyTimeoutMs);
-          const check = () => {
-            if (/smp_udp: Started/.test(out)) {
-              clearTimeout(timer);
-              res(`udp://${host}:${entry.udp_port ?? 1337}`);
-            }
-          };
-          proc.stdout!.on('data', check);
-          proc.stderr!.on('data', check);
-          proc.once('exit', (code) => rej(new Error(`${id} exited (${code}) before its UDP server started:\n${out}`)));
-          check();
-        }),
-      ]);
-    } else if (port === undefined) {
-      spec = await Promise.race([
-        spawnError,
-        new Promise<string>((res, rej) => {
-          const timer = setTimeout(() => rej(new Error(`${id}: no pty announced within ${readyTimeoutMs} ms:\n${out}`)), readyTimeoutMs);
-          const check = () => {
-            const m = /connected to pseudotty: (\S+)/.exec(out);
-            if (m) {
-              clearTimeout(timer);
-              res(m[1]);
-            }
-          };
-          proc.stdout!.on('data', check);
-          proc.once('exit', (code) => rej(new Error(`${id} exited (${code}) before announcing its pty:\n${out}`)));
-          check();
-        }),
-      ]);
-    } else {
-      spec = `tcp://127.0.0.1:${port}`;
-    }
+    spec = await Promise.race([
+      spawnError,
+      new Promise<string>((res, rej) => {
+        const timer = setTimeout(() => rej(new Error(`${id}: ${ready.what} within ${readyTimeoutMs} ms:\n${out}`)), readyTimeoutMs);
+        const check = () => {
+          const s = ready.match(out);
+          if (s === undefined) return;
+          clearTimeout(timer);
+          res(s);
+        };
+        proc.stdout!.on('data', check);
+        proc.stderr!.on('data', check);
+        proc.once('exit', (code) => rej(new Error(`${id} exited (${code}) before it could be reached (${ready.what}):\n${out}`)));
+        check();
+      }),
+    ]);
   } catch (e) {
     await stop();
     throw e;
@@ -295,6 +286,32 @@ export async function launchFixture(id: PeerFixtureId, opts: LaunchOptions = {})
     },
     stop,
   };
+}
+
+/**
+ * Start an emulator that waits for its first client (waitForClient) and let it boot on a first
+ * connection that reads the boot log, then close it: later clients find a running device. Closing
+ * that connection while the guest is still printing (or sending to the guest before its app runs)
+ * leaves QEMU's nRF51 UART silent for good, an emulator artifact a real UART does not have.
+ */
+export async function bootEmulator(fx: RunningFixture, bootMs = 2500): Promise<string> {
+  const link = await fx.open();
+  const r = link.readable.getReader();
+  const timer = setTimeout(() => void r.cancel().catch(() => {}), bootMs);
+  let log = '';
+  try {
+    for (;;) {
+      const { value, done } = await r.read();
+      if (done) break;
+      log += Buffer.from(value).toString('latin1');
+    }
+  } catch {
+    /* cancelled */
+  } finally {
+    clearTimeout(timer);
+  }
+  await link.close();
+  return log;
 }
 
 /**

@@ -12,6 +12,7 @@ import { recordLink } from '../../src/core/link/recording.ts';
 import { openSession } from '../../src/core/groups/session.ts';
 import { PEER_FIXTURES, connectRecovery, fixturesAvailable, launchFixture, type PeerFixtureId } from './fixtures.ts';
 import { GOLDEN_DIR } from './record.ts';
+import { liveCell } from './results.ts';
 import { SCRIPT_TIMEOUT_MS, bytesReviver, decodeTranscript, jsonRoundTrip, runPeerScript } from './script.ts';
 
 const enabled = process.env.FIELDBENCH_PEER === '1';
@@ -25,13 +26,17 @@ async function runOnce(id: PeerFixtureId, golden: { results: unknown; packets: {
     const session = await openSession(rl, { framing: fx.framing, lineGapMs: fx.lineGapMs, timeoutMs: SCRIPT_TIMEOUT_MS });
     const results = await runPeerScript(session, { recovery: fx.recovery });
     await session.close();
-    expect(results.params).toEqual(
-      fx.noParams
-        ? { bufSize: 256, bufCount: 2, reported: false }
-        : fx.recovery
-        ? { bufSize: fx.entry.recovery_buf_size, bufCount: fx.entry.recovery_buf_count, reported: true }
-        : { bufSize: fx.entry.buf_size, bufCount: fx.entry.buf_count, reported: true },
-    );
+    // MCUboot's recovery in the 0eae053d builds reports no params (manifest: no recovery_buf_size): the
+    // session measures its buffer instead (reported: false), as the golden recorded
+    if (!fx.recovery || fx.entry.recovery_buf_size !== undefined) {
+      expect(results.params).toEqual(
+        fx.noParams
+          ? { bufSize: 256, bufCount: 2, reported: false }
+          : fx.recovery
+          ? { bufSize: fx.entry.recovery_buf_size, bufCount: fx.entry.recovery_buf_count, reported: true }
+          : { bufSize: fx.entry.buf_size, bufCount: fx.entry.buf_count, reported: true },
+      );
+    }
     expect(jsonRoundTrip(results)).toEqual(golden.results);
     const t = rl.toTranscript();
     const rx = decodeTranscript(fx.framing, t.chunks, 'rx');
@@ -46,19 +51,9 @@ describe.skipIf(!!why)(`live Zephyr SMP servers${why ? ` (skipped: ${why})` : ''
   for (const id of Object.keys(PEER_FIXTURES) as PeerFixtureId[]) {
     it(`${id}: the golden script gives the recorded results`, async () => {
       const golden = JSON.parse(readFileSync(join(GOLDEN_DIR, `${id}.json`), 'utf8'), bytesReviver);
-      // native_sim's pty UART drops lines under CPU load even when paced (see notes on pacing):
-      // one fresh attempt is allowed, and a second failure fails the test.
-      let last: unknown;
-      for (let attempt = 1; attempt <= 2; attempt++) {
-        try {
-          await runOnce(id, golden);
-          return;
-        } catch (e) {
-          last = e;
-          if (attempt === 1) console.warn(`${id}: attempt 1 failed, retrying once: ${(e as Error).message.split('\n')[0]}`);
-        }
-      }
-      throw last;
+      // one attempt: a lost request is a failure to find at its cause, not to retry
+      // (the golden script reads the device info, then echoes up to the largest packet and the error cases)
+      await liveCell(id, 'info', () => runOnce(id, golden));
     });
   }
 });

@@ -11,6 +11,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RECOVERY_FIXTURES, fixturesAvailable } from './fixtures.ts';
+import { liveCell } from './results.ts';
 import { UPDATE_GOLDEN_DIR, goldenJson, recoveryScenario, runLiveUpdate } from './update-peer.ts';
 
 const enabled = process.env.FIELDBENCH_PEER === '1';
@@ -18,7 +19,7 @@ const why = !enabled ? 'set FIELDBENCH_PEER=1 to run against the live fixtures' 
 
 describe.skipIf(!!why)(`flash through MCUboot serial recovery${why ? ` (skipped: ${why})` : ''}`, () => {
   for (const id of RECOVERY_FIXTURES) {
-    it(`${id}: upload to the primary slot, hash checked through the image list`, async () => {
+    it(`${id}: upload to the primary slot, hash checked through the image list`, () => liveCell(id, 'recovery flash', async () => {
       const r = await runLiveUpdate(recoveryScenario(id));
       expect(r.golden.states.map((s) => s.kind)).toEqual(['preflight', 'serial-recovery', 'uploading', 'verifying', 'done']);
       expect(r.golden.outcome).toMatchObject({ kind: 'done', version: '1.0.0+1', hash: r.golden.image.hash });
@@ -27,6 +28,7 @@ describe.skipIf(!!why)(`flash through MCUboot serial recovery${why ? ` (skipped:
         mkdirSync(dir, { recursive: true });
         writeFileSync(join(dir, `${r.golden.scenario}.json`), goldenJson(r.golden));
       }
-    }, 180_000);
+      return { kibs: r.uploadKiBs };
+    }), 180_000);
   }
 });

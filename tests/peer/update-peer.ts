@@ -44,9 +44,6 @@ export interface UpdateScenario {
   /** The fixture's app image the update is derived from. */
   signedBin: string;
   version: string;
-  /** Request packet limit and window we hold the op to (the nRF51 hangs on > 3 console lines). */
-  maxPacket: number;
-  window: number;
   timeoutMs: number;
   lineGapMs: number;
   /** What the bootloader is, as observed (for the docs and the replay test). */
@@ -61,9 +58,6 @@ export const UPDATE_SCENARIOS: Record<string, UpdateScenario> = {
     fixture: 'qemu_cortex_m0.serial',
     signedBin: 'zephyr_4.4.0_smp_server_0eae053d_qemu_cortex_m0_serial.signed.bin',
     version: '1.0.0+1',
-    // 275-byte packets are 3 console lines: smpclient notes the nRF51 (16 KB RAM) hangs beyond ~3
-    maxPacket: 275,
-    window: 1,
     timeoutMs: 3000,
     lineGapMs: 0,
     bootloader: 'MCUboot ee39e2d694bd, swap using offset ("Starting swap using offset algorithm."), no signature check (SHA-256 TLV only)',
@@ -73,8 +67,6 @@ export const UPDATE_SCENARIOS: Record<string, UpdateScenario> = {
     fixture: 'mps2_an385.serial_recovery',
     signedBin: 'zephyr_f33aa2bc4a43_smp_server_27c54835_mps2_an385_serial_recovery.signed.bin',
     version: '1.0.0+1',
-    maxPacket: 380,
-    window: 3,
     timeoutMs: 3000,
     lineGapMs: 0,
     bootloader: 'MCUboot RAM_LOAD (images carry IMAGE_F_RAM_LOAD, load address 0x20240000), no test/confirm',
@@ -92,10 +84,6 @@ export function appUpdateScenario(fixture: PeerFixtureId): UpdateScenario {
     fixture,
     signedBin: entry.artifact.replace(/\.hex$/, '.signed.bin'),
     version: '1.0.0+1',
-    maxPacket: Infinity,
-    // three 1-2 KiB console packets in flight overrun the emulated UART's receive pool (requests lost,
-    // the upload resyncs on timeouts: 80 s instead of 15); one at a time, as in recovery
-    window: entry.buf_size >= 1024 ? 1 : 3,
     timeoutMs: 3000,
     lineGapMs: 0,
     bootloader: UPDATE_SCENARIOS.ramload.bootloader,
@@ -274,6 +262,8 @@ export interface LiveUpdateResult {
   states: UpdateState[];
   derived: DerivedImage;
   bootLog: string;
+  /** Image KiB/s from the first chunk's reply to the last. */
+  uploadKiBs?: number;
 }
 
 const EMULATOR_BOOT_MS = 1500;
@@ -286,8 +276,6 @@ export function recoveryScenario(fixture: PeerFixtureId): UpdateScenario {
     fixture,
     signedBin: entry.artifact.replace(/\.hex$/, '.signed.bin'),
     version: '1.0.0+1',
-    maxPacket: Infinity,
-    window: 1,
     timeoutMs: 3000,
     lineGapMs: 0,
     recovery: true,
@@ -305,11 +293,13 @@ export async function runLiveUpdate(sc: UpdateScenario, log?: (s: string) => voi
     if (!sc.recovery) await new Promise((r) => setTimeout(r, EMULATOR_BOOT_MS));
     const firstSeq = 1;
     const session: SmpSession = await openSession(rl, { framing: fx.framing, lineGapMs: sc.lineGapMs, timeoutMs: sc.timeoutMs, initialSeq: firstSeq });
-    session.client.setLimits(Math.min(sc.maxPacket, session.client.maxPacket), sc.window);
+    // no caps of ours: window and packet size come from the device's params and the session's pacing
     const states: UpdateState[] = [];
     let uploadedAt: number | undefined;
+    let firstAck: { t: number; sent: number } | undefined;
     const t0 = performance.now();
     const final = await runUpdate(session, derived.image, updateOptions(pub), (s) => {
+      if (s.kind === 'uploading' && s.sent > 0) firstAck ??= { t: performance.now(), sent: s.sent };
       if (s.kind === 'uploading' && s.sent === s.total) uploadedAt ??= performance.now();
       states.push(s);
       if (!log) return;
@@ -351,7 +341,9 @@ export async function runLiveUpdate(sc: UpdateScenario, log?: (s: string) => voi
       ...(uploadedAt !== undefined ? { uploadMs: Math.round(uploadedAt - t0) } : {}),
       events,
     };
-    return { golden, states, derived, bootLog: fx.output() };
+    // image KiB/s from the first chunk's reply to the last (the first chunk's slot erase left out)
+    const uploadKiBs = firstAck && uploadedAt !== undefined && uploadedAt > firstAck.t ? (derived.image.length - firstAck.sent) / 1024 / ((uploadedAt - firstAck.t) / 1000) : undefined;
+    return { golden, states, derived, bootLog: fx.output(), uploadKiBs };
   } finally {
     await fx.stop();
   }

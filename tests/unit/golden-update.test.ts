@@ -30,13 +30,13 @@ import { openSession } from '../../src/core/groups/session.ts';
 import { TLV } from '../../src/core/trust/mcuboot/parse.ts';
 import { signImage } from '../../src/core/trust/mcuboot/sign.ts';
 import { PacketReplayLink, type RecordedRequest, type ReplayEvent } from '../helpers/packet-replay-link.ts';
-import { fixturesAvailable } from '../peer/fixtures.ts';
+import { fixturesAvailable, type PeerFixtureId } from '../peer/fixtures.ts';
 import { bytesReviver, type DecodedPacket } from '../peer/script.ts';
 import { decodeCborObject } from '../../src/core/base/cbor.ts';
 import { createDecoder } from '../../src/core/smp/framing.ts';
 import { SMP_HEADER_SIZE, decodeHeader } from '../../src/core/smp/header.ts';
 import {
-  PEER_TEST_KEY, UPDATE_SCENARIOS, deriveUpdateImage, peerTestPublicKey, stateTrail, summarizeState, updateOptions,
+  PEER_TEST_KEY, UPDATE_SCENARIOS, appUpdateScenario, deriveUpdateImage, peerTestPublicKey, stateTrail, summarizeState, updateOptions,
   type RedactedData, type UpdateGolden,
 } from '../peer/update-peer.ts';
 import { toHex } from '../../src/core/base/bytes.ts';
@@ -330,7 +330,7 @@ for (const file of files) {
       }
     }, 20_000);
 
-    const sc = Object.values(UPDATE_SCENARIOS).find((s) => s.name === g.scenario)!;
+    const sc = Object.values(UPDATE_SCENARIOS).find((s) => s.name === g.scenario) ?? appUpdateScenario(g.fixture as PeerFixtureId);
     it.skipIf(!fixturesAvailable())(`with the fixture's own image (extracted fixtures only): every chunk's SHA-256 matches the recording`, async () => {
       const d = await deriveUpdateImage(sc);
       expect(toHex(d.bodySha256)).toBe(g.image.bodySha256);

@@ -13,7 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { openSession } from '../../src/core/groups/session.ts';
 import { echo } from '../../src/core/groups/os.ts';
 import { CONSERVATIVE_PARAMS } from '../../src/core/smp/session.ts';
-import { MAX_PACING_LEVEL, PACING_LADDER, Pacer, memoryPacingStore } from '../../src/core/smp/pacing.ts';
+import { CONSOLE_RX_LINES, MAX_PACING_LEVEL, PACING_LADDER, Pacer, memoryPacingStore } from '../../src/core/smp/pacing.ts';
 import { filePacingStore } from '../../src/cli/pacing-cache.ts';
 import { CONNECT_DEFAULTS, CONNECT_USAGE, connect, noAnswerCauses } from '../../src/cli/connect.ts';
 import { parseArgs } from '../../src/cli/command.ts';
@@ -27,7 +27,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 describe('the pacing ladder', () => {
   it('starts fast, gets one step more careful per loss, and says when it cannot', () => {
     const p = new Pacer();
-    expect(p.pacing).toEqual({ level: 0, lineGapMs: 0, window: Infinity, maxPacket: Infinity });
+    expect(p.pacing).toEqual({ level: 0, lineGapMs: 0, window: Infinity, maxLines: Infinity });
     const gaps: number[] = [];
     while (p.backOff('lost')) gaps.push(p.pacing.lineGapMs);
     expect(gaps).toEqual(PACING_LADDER.slice(1).map((s) => s.lineGapMs));
@@ -270,8 +270,12 @@ describe('documented defaults are the real ones', () => {
 
   it('docs/PROTOCOL.md names the ladder and the defaults the code has', () => {
     const doc = readFileSync(join(root, 'docs/PROTOCOL.md'), 'utf8');
-    const ladder = PACING_LADDER.slice(2).map((s) => `${s.lineGapMs} ms`).join('; ');
-    expect(doc).toContain(`window 1; ${ladder.replace(/; /, ' between lines; ')}`);
+    expect(PACING_LADDER.slice(1).map((s) => [s.window, s.maxLines])).toEqual([[1, Infinity], ...PACING_LADDER.slice(2).map(() => [1, CONSOLE_RX_LINES])]);
+    expect(doc).toContain(`window 1; packets that ops size\n  themselves (upload chunks, chunked transfers) of at most ${CONSOLE_RX_LINES} console lines`);
+    const gaps = PACING_LADDER.slice(3).map((s) => `${s.lineGapMs} ms`).join('; ');
+    expect(doc).toContain(`then ${gaps.replace(/; /, ' between lines; ')}.`);
+    expect(PACING_LADDER[2].lineGapMs).toBe(0);
+    expect(doc).toContain(`\`CONSOLE_RX_LINES\` = ${CONSOLE_RX_LINES} console lines`);
     expect(doc).toContain(`(\`--wait MS\`, default ${CONNECT_DEFAULTS.waitMs / 1000} s)`);
     expect(doc).toContain('The defaults are: no gap, the device\'s\n  window and buffer.');
     expect(doc).not.toMatch(/default (line )?gap (of )?(2|15) ms/);

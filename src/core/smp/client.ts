@@ -79,6 +79,15 @@ export class SmpClient {
   timeoutMs: number;
   window: number;
   private limit: number;
+  /** What the device accepts at all (its buffer): a request over it is refused; `limit` is the preferred size ops chunk by. */
+  private hardLimit: number;
+  /**
+   * What one request of `bytes` costs of the device's receive buffers, and how much may be in flight
+   * (console framing: lines, against the UART's line buffers); a request always goes when nothing is in flight.
+   */
+  private cost: (bytes: number) => number = () => 1;
+  private budget = Infinity;
+  private inFlightCost = 0;
   private protector: Protector | null = null;
   /** SMP protocol version we send; drops to v1 if the device answers v1. */
   version = SMP_V2;
@@ -87,7 +96,7 @@ export class SmpClient {
   private seq: number;
   private readonly pending = new Map<number, Pending>();
   private inFlight = 0;
-  private readonly waiters: (() => void)[] = [];
+  private readonly waiters: ((() => void) & { cost: number })[] = [];
   private failure: SmpError | null = null;
   private readonly log?: (e: LogEvent) => void;
   private readonly logBodies: boolean;
@@ -102,6 +111,7 @@ export class SmpClient {
   ) {
     this.timeoutMs = opts.timeoutMs ?? 5000;
     this.limit = opts.maxPacket ?? 256;
+    this.hardLimit = this.limit;
     this.window = Math.max(1, opts.window ?? 1);
     this.log = opts.log;
     this.logBodies = opts.logBodies ?? false;
@@ -118,6 +128,12 @@ export class SmpClient {
 
   set maxPacket(n: number) {
     this.limit = n;
+    this.hardLimit = n;
+  }
+
+  /** Largest request packet the device takes at all (a fixed-size request up to this still goes, over the preferred size). */
+  get deviceMaxPacket(): number {
+    return this.hardLimit - (this.protector?.overhead ?? 0);
   }
 
   /** Install (or remove) a secure session's protection: covered requests go wrapped from now on. */
@@ -139,9 +155,27 @@ export class SmpClient {
     return SMP_HEADER_SIZE + encodeCbor(body).length;
   }
 
-  setLimits(maxPacket: number, window: number): void {
-    this.limit = maxPacket;
+  /**
+   * maxPacket: the size ops chunk by; window: requests in flight; hardMax: what the device accepts at all
+   * (default maxPacket). A request over maxPacket but within hardMax still goes (an echo cannot be split).
+   */
+  setLimits(maxPacket: number, window: number, hardMax = maxPacket): void {
+    this.limit = Math.min(maxPacket, hardMax);
+    this.hardLimit = hardMax;
     this.window = Math.max(1, window);
+    this.wake();
+  }
+
+  /** How many requests of `bytes` each can be in flight at once (the window, and the budget). */
+  windowFor(bytes: number): number {
+    const c = this.cost(bytes);
+    return Math.max(1, Math.min(this.window, this.budget === Infinity || c <= 0 ? Infinity : Math.floor(this.budget / c)));
+  }
+
+  /** Limit what is in flight by cost (e.g. console lines) as well as by count; see `cost`. */
+  setBudget(cost: (bytes: number) => number, budget: number): void {
+    this.cost = cost;
+    this.budget = budget;
     this.wake();
   }
 
@@ -175,16 +209,17 @@ export class SmpClient {
     const payload = encodeCbor(body);
     const size = SMP_HEADER_SIZE + payload.length;
     const prot = this.protector && this.protector.covers(group, id) ? this.protector : null;
-    if (size > this.maxPacket) {
-      throw new SmpError('too-large', `request of ${size} bytes exceeds the device buffer of ${this.maxPacket} bytes (a device drops it without a reply)`);
+    if (size > this.deviceMaxPacket) {
+      throw new SmpError('too-large', `request of ${size} bytes exceeds the device buffer of ${this.deviceMaxPacket} bytes (a device drops it without a reply)`);
     }
-    await this.acquire(opts.signal);
+    const cost = this.cost(size + (prot?.overhead ?? 0));
+    await this.acquire(cost, opts.signal);
     let seq: number;
     try {
       if (this.failure) throw this.failure;
       seq = this.nextSeq();
     } catch (e) {
-      this.release();
+      this.release(cost);
       throw e;
     }
     let packet = buildPacket({ op, version: this.version, flags: 0, group, seq, id }, payload);
@@ -202,7 +237,7 @@ export class SmpClient {
         clearTimeout(p.timer);
         opts.signal?.removeEventListener('abort', onAbort);
         if (this.pending.get(seq) === p) this.pending.delete(seq);
-        this.release();
+        this.release(cost);
       };
       const onAbort = () => {
         finish();
@@ -328,18 +363,25 @@ export class SmpClient {
     throw new SmpError('closed', 'no free sequence number');
   }
 
-  private acquire(signal?: AbortSignal): Promise<void> {
-    if (this.inFlight < this.window) {
+  /** Room for one more request of `cost`: under the window, and within the budget unless nothing is in flight. */
+  private fits(cost: number): boolean {
+    return this.inFlight === 0 || (this.inFlight < this.window && this.inFlightCost + cost <= this.budget);
+  }
+
+  private acquire(cost: number, signal?: AbortSignal): Promise<void> {
+    if (this.waiters.length === 0 && this.fits(cost)) {
       this.inFlight++;
+      this.inFlightCost += cost;
       return Promise.resolve();
     }
     return new Promise<void>((resolve, reject) => {
-      const w = () => {
+      const w = Object.assign(() => {
         signal?.removeEventListener('abort', onAbort);
         if (this.failure) return reject(this.failure);
         this.inFlight++;
+        this.inFlightCost += cost;
         resolve();
-      };
+      }, { cost });
       const onAbort = () => {
         const i = this.waiters.indexOf(w);
         if (i >= 0) this.waiters.splice(i, 1);
@@ -350,12 +392,14 @@ export class SmpClient {
     });
   }
 
-  private release(): void {
+  private release(cost: number): void {
     this.inFlight--;
+    this.inFlightCost -= cost;
     this.wake();
   }
 
   private wake(): void {
-    while (this.inFlight < this.window && this.waiters.length) this.waiters.shift()!();
+    // in order: a request waits behind those queued before it
+    while (this.waiters.length && (this.failure || this.fits(this.waiters[0].cost))) this.waiters.shift()!();
   }
 }

@@ -6,15 +6,23 @@
  * (a PacingStore, e.g. a small per-user cache file in the CLI), so the next
  * session starts there.
  *
+ * Where it starts is what the device reports (MCUmgr params): packets up to its
+ * buf_size, buf_count - 1 requests in flight; and, over console framing, no more
+ * lines in flight than a Zephyr UART transport surely holds while it is busy
+ * (CONSOLE_RX_LINES: CONFIG_UART_MCUMGR_RX_BUF_COUNT's default, which no device
+ * reports), so a multi-line packet goes alone and one-line requests go two at a time.
+ *
  * The steps, from fastest (0) to most careful:
- *   0  no gap between console lines, full window, full packets
+ *   0  no gap between console lines, the device's window and packets
  *   1  one request in flight (window 1)
- *   2  2 ms between console lines
- *   3  5 ms between lines
+ *   2  packets ops can size (upload chunks, chunked transfers) of at most 2
+ *      console lines (182 bytes; half the buffer on raw and UDP links), so a
+ *      packet never outnumbers the UART's line buffers
+ *   3  5 ms between console lines
  *   4  15 ms between lines
  *   5  30 ms between lines
- * (Packet size is not lowered yet: the upload engine sizes its chunks once per
- * pipeline; --max-packet caps it by hand.)
+ * A request that cannot be split (an echo of a given text) still goes whole up
+ * to the device's buffer, with the gap of its step.
  * Datagram links (UDP) have no lines: only the window and packet size change.
  */
 
@@ -25,17 +33,20 @@ export interface Pacing {
   lineGapMs: number;
   /** Cap on requests in flight (Infinity: the device's buf_count - 1). */
   window: number;
-  /** Cap on request packet size (Infinity: what the device's buffer takes). */
-  maxPacket: number;
+  /** Cap on the packets ops size themselves, in console lines (Infinity: what the device's buffer takes). */
+  maxLines: number;
 }
 
+/** Zephyr's CONFIG_UART_MCUMGR_RX_BUF_COUNT default: the line buffers a UART SMP transport has. */
+export const CONSOLE_RX_LINES = 2;
+
 export const PACING_LADDER: readonly Pacing[] = [
-  { level: 0, lineGapMs: 0, window: Infinity, maxPacket: Infinity },
-  { level: 1, lineGapMs: 0, window: 1, maxPacket: Infinity },
-  { level: 2, lineGapMs: 2, window: 1, maxPacket: Infinity },
-  { level: 3, lineGapMs: 5, window: 1, maxPacket: Infinity },
-  { level: 4, lineGapMs: 15, window: 1, maxPacket: Infinity },
-  { level: 5, lineGapMs: 30, window: 1, maxPacket: Infinity },
+  { level: 0, lineGapMs: 0, window: Infinity, maxLines: Infinity },
+  { level: 1, lineGapMs: 0, window: 1, maxLines: Infinity },
+  { level: 2, lineGapMs: 0, window: 1, maxLines: CONSOLE_RX_LINES },
+  { level: 3, lineGapMs: 5, window: 1, maxLines: CONSOLE_RX_LINES },
+  { level: 4, lineGapMs: 15, window: 1, maxLines: CONSOLE_RX_LINES },
+  { level: 5, lineGapMs: 30, window: 1, maxLines: CONSOLE_RX_LINES },
 ];
 export const MAX_PACING_LEVEL = PACING_LADDER.length - 1;
 

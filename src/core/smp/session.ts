@@ -5,10 +5,10 @@
 import type { Link, LinkClosed } from '../link/link.ts';
 import { SmpClient, type LogEvent } from './client.ts';
 import { SmpError } from './errors.ts';
-import { CONSOLE_LINE_MAX, type Framing, type FramingStats, createDecoder, encodeFrames } from './framing.ts';
+import { CONSOLE_LINE_MAX, type Framing, type FramingStats, consolePayloadPerLine, createDecoder, encodeFrames } from './framing.ts';
 import { Op } from './header.ts';
 import { concatBytes } from '../base/bytes.ts';
-import { Pacer, type Pacing, type PacingStore } from './pacing.ts';
+import { CONSOLE_RX_LINES, Pacer, type Pacing, type PacingStore } from './pacing.ts';
 
 export type { Pacing, PacingStore } from './pacing.ts';
 
@@ -38,6 +38,11 @@ export interface SessionOptions {
   maxPacket?: number;
   /** Cap on requests in flight below buf_count - 1; normally found by pacing. */
   window?: number;
+  /**
+   * Console framing: console lines in flight at most (the UART's line buffers); default
+   * CONSOLE_RX_LINES (Zephyr's default). A request always goes when nothing else is in flight.
+   */
+  rxLines?: number;
   /** First sequence number (default random), for reproducible transcripts. */
   initialSeq?: number;
   /** Skip the params read (for tests of the raw client). */
@@ -52,6 +57,8 @@ export interface SessionOptions {
   readRetries?: number;
   /** framing 'auto': how long to wait for each probe's answer; default 700 ms (stream), longer when the device boots. */
   probeMs?: number;
+  /** framing 'auto': which framing to probe first (default: the remembered one, else console). */
+  probeFirst?: 'console' | 'raw';
 }
 
 /** Reads the device's MCUmgr buffer limits (the OS group's params command; supplied from above, see groups/session.ts). */
@@ -125,16 +132,21 @@ export async function openSmpSession(link: Link, opts: SmpSessionOptions = {}): 
   let probing = asked === 'auto';
   const remembered = opts.pacingKey ? opts.pacingStore?.get(opts.pacingKey) : undefined;
   let client!: SmpClient;
+  const perLine = consolePayloadPerLine(lineMax);
+  /** Console lines a request packet of `bytes` takes (2-byte length and CRC included). */
+  const linesOf = (bytes: number) => Math.ceil((bytes + 4) / perLine);
   const applyLimits = () => {
     const p = pacer.pacing;
-    client.setLimits(
-      Math.min(maxRequestPacket(framing, params.bufSize), opts.maxPacket ?? Infinity, p.maxPacket, link.datagram?.maxPayload ?? Infinity),
-      Math.min(params.bufCount - 1, opts.window ?? Infinity, p.window),
-    );
+    const device = Math.min(maxRequestPacket(framing, params.bufSize), opts.maxPacket ?? Infinity, link.datagram?.maxPayload ?? Infinity);
+    // the packets ops size themselves: at most p.maxLines console lines (raw, UDP: half the buffer at that step)
+    const paced = p.maxLines === Infinity ? Infinity : framing === 'console' ? p.maxLines * perLine - 4 : Math.max(128, Math.floor(device / 2));
+    client.setLimits(Math.min(device, paced), Math.min(params.bufCount - 1, opts.window ?? Infinity, p.window), device);
+    if (framing === 'console') client.setBudget(linesOf, opts.rxLines ?? CONSOLE_RX_LINES);
+    else client.setBudget(() => 1, Infinity);
   };
   const pacer = new Pacer(opts.pacingLevel ?? remembered?.level ?? 0, opts.lineGapMs, (p, why) => {
-    log?.({ type: 'warn', message: `${why}: pacing the link more carefully (step ${p.level}: ${p.lineGapMs} ms between lines, window ${p.window === Infinity ? 'full' : p.window}, packets ${p.maxPacket === Infinity ? 'full size' : `<= ${p.maxPacket} bytes`})` });
     applyLimits();
+    log?.({ type: 'warn', message: `${why}: pacing the link more carefully (step ${p.level}: ${p.lineGapMs} ms between lines, window ${p.window === Infinity ? 'full' : p.window}, packets ${p.maxLines === Infinity ? 'full size' : `<= ${client.maxPacket} bytes`})` });
   });
 
   const send = (packet: Uint8Array): Promise<void> => {
@@ -212,7 +224,8 @@ export async function openSmpSession(link: Link, opts: SmpSessionOptions = {}): 
       // Find the framing: whichever the device answers (even "not supported") is its own.
       const probeMs = opts.probeMs ?? 700;
       const deadline = Date.now() + Math.max(opts.timeoutMs ?? 5000, probeMs * 2);
-      const order: ('console' | 'raw')[] = remembered?.framing === 'raw' ? ['raw', 'console'] : ['console', 'raw'];
+      const rawFirst = opts.probeFirst ? opts.probeFirst === 'raw' : remembered?.framing === 'raw';
+      const order: ('console' | 'raw')[] = rawFirst ? ['raw', 'console'] : ['console', 'raw'];
       let found = false;
       for (let i = 0; !found; i++) {
         framing = order[i % 2];

@@ -100,7 +100,13 @@ export class ChunkSizer {
   private cache = new Map<number, number>();
   /** Bytes the device writes in whole units of (1 until a partial acceptance shows otherwise). */
   align = 1;
-  constructor(private readonly bufSize: number) {}
+  constructor(private bufSize: number) {}
+  /** Size chunks for another packet limit from now on (the session's pacing lowered it). */
+  resize(bufSize: number): void {
+    if (bufSize === this.bufSize) return;
+    this.bufSize = bufSize;
+    this.cache.clear();
+  }
   at(off: number): number {
     const k = cborUintSize(off);
     let n = this.cache.get(k);
@@ -170,13 +176,14 @@ function isGarbled(e: unknown): boolean {
 export async function uploadImage(client: SmpClient, image: Uint8Array, opts: UploadEngineOptions = {}): Promise<UploadResult> {
   const total = image.length;
   const sha = opts.sha ?? (await sha256Large(image));
-  const window = Math.max(1, opts.window ?? client.window);
+  // read at each send: the session's pacing may lower the window and the packet size during the upload
+  const window = () => Math.max(1, Math.min(opts.window ?? Infinity, client.windowFor(client.maxPacket)));
   const sizer = new ChunkSizer(client.maxPacket);
   const firstFields: UploadFields = { off: 0, len: total, sha, image: opts.image, upgrade: opts.upgrade };
-  const firstN = Math.min(total, maxChunkData(client.maxPacket, firstFields));
+  let firstN = Math.min(total, maxChunkData(client.maxPacket, firstFields));
   if (firstN < 32 || sizer.at(total) < 1) throw new UploadError(`device buffer of ${client.maxPacket} bytes is too small for image upload requests`, false);
   const lineBps = opts.lineBytesPerSecond;
-  const queueMs = lineBps ? Math.ceil(((window + 1) * client.maxPacket * 1.4 * 1000) / lineBps) : 0;
+  const queueMs = lineBps ? Math.ceil(((window() + 1) * client.maxPacket * 1.4 * 1000) / lineBps) : 0;
   const chunkTimeout = (opts.chunkTimeoutMs ?? client.timeoutMs) + queueMs;
   const firstTimeout = Math.max(opts.firstChunkTimeoutMs ?? 20000, chunkTimeout);
   const maxStalls = opts.maxStalls ?? 4;
@@ -205,6 +212,8 @@ export async function uploadImage(client: SmpClient, image: Uint8Array, opts: Up
       checkAbort();
       try {
         result.requests++;
+        // sized again at each try: pacing may have lowered the packet size after a loss
+        firstN = Math.max(32, Math.min(total, maxChunkData(client.maxPacket, firstFields)));
         const r = await client.write(Group.Image, IMG.Upload, uploadBody({ ...firstFields, data: image.subarray(0, firstN) }), {
           timeoutMs: firstTimeout,
           signal,
@@ -290,7 +299,8 @@ export async function uploadImage(client: SmpClient, image: Uint8Array, opts: Up
     };
 
     const pump = () => {
-      while (!finished && !restarting && inflight < window && next < total) {
+      sizer.resize(client.maxPacket);
+      while (!finished && !restarting && inflight < window() && next < total) {
         const off = next;
         const n = Math.min(sizer.at(off), total - off);
         next += n;
