@@ -236,7 +236,8 @@ const run: CliCommand = {
     const template = labelTemplate(profile.label && Object.keys(profile.label).length ? profile.label : undefined);
     const labelsDir = resolve(io.cwd, args.get('labels') ?? join(recordsDir, 'labels'));
     await mkdir(recordsDir, { recursive: true, mode: 0o700 });
-    const allocator = fileAllocator(profile.identity.policy, resolve(io.cwd, args.get('journal') ?? recordsDir));
+    // the journal, and the chip UIDs of the control log this station signs (the clone check)
+    const allocator = fileAllocator(profile.identity.policy, resolve(io.cwd, args.get('journal') ?? recordsDir), undefined, { controlLog: recordsDir });
     await allocator.remaining(); // opens the journal now: a locked or damaged journal stops here, before any unit
 
     // the control log: one writer at a time (appendRecords locks the file too)
