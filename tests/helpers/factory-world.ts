@@ -146,6 +146,8 @@ export interface JigOptions {
   bufSize?: number;
   bufCount?: number;
   timeoutMs?: number;
+  /** The unit's chip UID (a constructor option of the reference device, never settable over the wire): clone tests. */
+  ueid?: Uint8Array;
 }
 
 export async function makeJig(w: FactoryWorld, opts: JigOptions = {}): Promise<Jig> {
@@ -156,6 +158,7 @@ export async function makeJig(w: FactoryWorld, opts: JigOptions = {}): Promise<J
       ...(opts.bufCount ? { bufCount: opts.bufCount } : {}),
       image: { trustedKeys: [w.auth.firmware.publicKey], eraseMsPerSector: opts.eraseMsPerSector ?? 0, writeUsPerByte: opts.writeUsPerByte ?? 0, slotSize: opts.slotSize ?? 256 * 1024 },
       serialRecovery: opts.blank ? { params: true } : undefined,
+      ...(opts.ueid ? { security: { ueid: opts.ueid } } : {}),
     },
   );
   const m = imageModelOf(device);

@@ -92,7 +92,8 @@ async function runCase(point: (typeof POINTS)[number], fault: Fault, board: 'app
   let dead = false;
   const live = allocator;
   const processAllocator = {
-    allocate: (u: string) => (dead ? Promise.reject(new StationCrash('dead')) : live.allocate(u)),
+    allocate: (...a: Parameters<JournaledAllocator['allocate']>) => (dead ? Promise.reject(new StationCrash('dead')) : live.allocate(...a)),
+    hold: (...a: Parameters<JournaledAllocator['hold']>) => (dead ? Promise.reject(new StationCrash('dead')) : live.hold(...a)),
     commit: (...a: Parameters<JournaledAllocator['commit']>) => (dead ? Promise.reject(new StationCrash('dead')) : live.commit(...a)),
   };
   const inject = async () => {

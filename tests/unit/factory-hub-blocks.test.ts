@@ -10,7 +10,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AllocatedIds, type IdentifierBlock, type IdentifierPolicy } from '../../src/core/factory/identifiers.ts';
+import { type AllocatedIds, type IdentifierBlock, type IdentifierPolicy, compilePolicy } from '../../src/core/factory/identifiers.ts';
 import { type BlockSource, type HubAllocator } from '../../src/core/factory/hub-blocks.ts';
 import { fileHubAllocator } from '../../src/core/factory/journal-node.ts';
 import { HubClient } from '../../src/core/sync/client.ts';
@@ -266,3 +266,51 @@ async function lineAuthorities() {
   const { makeAuthorities } = await import('../../src/device/provisioning.ts');
   return makeAuthorities({ owner: world.owner });
 }
+
+describe('the clone check across hub blocks', () => {
+  // blocks of 2 from a stand-in source: the second unit lands in a block whose own journal never saw the first
+  const localSource = (): BlockSource => {
+    let start = 0;
+    const digest = compilePolicy(POLICY).digest;
+    return async (req) => {
+      const b = { id: `b${start}`, start, count: req.units, policy: digest };
+      start += req.units;
+      return b;
+    };
+  };
+  const U = 'a1b2c3d4e5f60718';
+  const K1 = '11'.repeat(32);
+  const K2 = '22'.repeat(32);
+
+  it('a chip UID certified in one block is refused for another key in the next block, also after a restart', async () => {
+    const dir = tmp();
+    const src = localSource();
+    const a = fileHubAllocator(POLICY, dir, { station: 'st', units: 2, lowWater: 0, source: src });
+    const first = await a.allocate('jig-1', { uid: U, key: K1 });
+    await a.commit(first, 'provisioned');
+    const filler = await a.allocate('jig-2', { uid: 'ffee'.repeat(4), key: '33'.repeat(32) });
+    await a.commit(filler, 'provisioned');
+    // block b0 is used up: the clone's allocation goes to a new block
+    expect(await codeOf(a.allocate('jig-3', { uid: U, key: K2 }))).toBe('duplicate-uid');
+    expect((await a.blocks()).length).toBe(2);
+    // the original's retry (same key) and a unit that is not a clone still go through
+    const other = await a.allocate('jig-3', { uid: '0102030405060708', key: '44'.repeat(32) });
+    await a.commit(other, 'provisioned');
+    expect(await codeOf(a.hold({ uid: U, key: K2, serial: other.serial }))).toBe('duplicate-uid');
+    await a.close();
+
+    const b = fileHubAllocator(POLICY, dir, { station: 'st', units: 2, lowWater: 0, source: src });
+    expect(await codeOf(b.allocate('jig-1', { uid: U, key: K2 }))).toBe('duplicate-uid');
+    expect((await b.certifiedChips()).filter((c) => c.uid === U).map((c) => c.key)).toEqual([K1]);
+    await b.close();
+  });
+
+  it('two ports certifying one chip UID at once in different blocks: the second is refused', async () => {
+    const a = fileHubAllocator(POLICY, tmp(), { station: 'st', units: 1, lowWater: 0, source: localSource() });
+    const one = await a.allocate('jig-1', { uid: U, key: K1 });
+    // block of 1 is used up; this allocation would go to the next block while the first is uncommitted
+    expect(await codeOf(a.allocate('jig-2', { uid: U, key: K2 }))).toBe('duplicate-uid');
+    await a.commit(one, 'provisioned');
+    await a.close();
+  });
+});

@@ -198,7 +198,7 @@ export function dashboard(views: PortView[], s: StationSummary, colour = true): 
  */
 async function hubBlockAllocator(
   args: ParsedArgs,
-  o: { url: string; profile: VerifiedProfile; credential?: Uint8Array; stationSeed: Uint8Array; dir: string; onEvent: (e: Record<string, unknown>) => void },
+  o: { url: string; profile: VerifiedProfile; credential?: Uint8Array; stationSeed: Uint8Array; dir: string; controlLog?: string; onEvent: (e: Record<string, unknown>) => void },
 ): Promise<HubAllocator> {
   const credential = o.credential ?? o.profile.stationCredential;
   if (!credential) throw new InputError('--hub needs the station credential (--credential, or the profile\'s): the hub checks it');
@@ -216,6 +216,7 @@ async function hubBlockAllocator(
   return fileHubAllocator(o.profile.identity.policy, o.dir, {
     station,
     units,
+    ...(o.controlLog ? { controlLog: o.controlLog } : {}),
     source: async (req) => {
       const g = (await client.block(req)) as { block?: IdentifierBlock };
       if (!g.block) throw new Error('the hub answered without a block of units');
@@ -288,9 +289,10 @@ const run: CliCommand = {
     if ((args.has('block-units') || args.has('station')) && !hubUrl) throw new UsageError('--block-units and --station go with --hub URL');
     let hubEvents: ((e: Record<string, unknown>) => void) | undefined;
     const allocator = hubUrl
-      ? await hubBlockAllocator(args, { url: hubUrl, profile, credential, stationSeed, dir: journalDir, onEvent: (e) => hubEvents?.(e) })
-      : fileAllocator(profile.identity.policy, journalDir);
+      ? await hubBlockAllocator(args, { url: hubUrl, profile, credential, stationSeed, dir: journalDir, controlLog: recordsDir, onEvent: (e) => hubEvents?.(e) })
+      : fileAllocator(profile.identity.policy, journalDir, undefined, { controlLog: recordsDir });
     try {
+      // the journal, and the chip UIDs of the control log this station signs (the clone check);
       // opens the journal now: a locked or damaged journal stops here, before any unit; with a hub, the first block is taken now
       if ((await allocator.remaining()) === 0 && hubUrl) await (allocator as HubAllocator).takeBlock();
     } catch (e) {

@@ -29,6 +29,9 @@ import {
   type JournalStore,
   type JournaledAllocator,
   journaledAllocator,
+  type AllocatorOptions,
+  type ChipClaim,
+  type CertifiedChip,
 } from './identifiers.ts';
 
 /** Ask the hub for a block of `units` (POST /v1/blocks {station, request, units}); the same request id gets the same block. */
@@ -48,6 +51,8 @@ export interface HubAllocatorOptions {
   /** 32 hex digits (a fresh random request id by default). */
   requestId?: () => string;
   now?: () => number;
+  /** Chip UIDs known held from elsewhere (the station's control log): given to every block's journal. */
+  certified?: AllocatorOptions['certified'];
   /** Events for the station's log: a block asked for, granted, or a failed request (kept for the next allocate). */
   onEvent?: (e: { kind: 'requested' | 'granted'; request: string; block?: IdentifierBlock } | { kind: 'request-failed'; request: string; reason: string }) => void;
 }
@@ -110,7 +115,7 @@ export function hubAllocator(policy: IdentifierPolicy, opts: HubAllocatorOptions
     }
   };
 
-  const hold = (block: IdentifierBlock): Held => {
+  const holdBlock = (block: IdentifierBlock): Held => {
     checkBlock(c, block);
     if (block.policy === undefined) throw new AllocatorError('invalid-block', `block ${block.id} does not name the policy it was cut from`);
     for (const h of held) {
@@ -118,7 +123,7 @@ export function hubAllocator(policy: IdentifierPolicy, opts: HubAllocatorOptions
         throw new AllocatorError('invalid-block', `block ${block.id} [${block.start}, ${block.start + block.count}) overlaps block ${h.block.id} this station already holds`);
       }
     }
-    const h = { block, alloc: journaledAllocator(policy, { journal: opts.blockJournal(block), block, now }) };
+    const h = { block, alloc: journaledAllocator(policy, { journal: opts.blockJournal(block), block, now, ...(opts.certified ? { certified: opts.certified } : {}) }) };
     held.push(h);
     return h;
   };
@@ -153,7 +158,7 @@ export function hubAllocator(policy: IdentifierPolicy, opts: HubAllocatorOptions
       } else if (r.t === 'g') {
         if (!pending || pending.request !== r.request) throw new AllocatorError('journal-corrupt', `block ledger record ${n + 1}: a grant for request ${r.request}, which was not asked for`);
         pending = undefined;
-        hold(r.block);
+        holdBlock(r.block);
       } else throw new AllocatorError('journal-corrupt', `block ledger record ${n + 1}: a second header`);
     }
   }
@@ -183,7 +188,7 @@ export function hubAllocator(policy: IdentifierPolicy, opts: HubAllocatorOptions
           throw new AllocatorError('exhausted', `no identifiers left in this station's blocks and the hub gave no new block: ${reason}`);
         }
         if (block.count !== p.units) throw new AllocatorError('invalid-block', `the hub answered request ${p.request} with ${block.count} units, not the ${p.units} asked for`);
-        hold(block);
+        holdBlock(block);
         await write({ t: 'g', request: p.request, block: { id: block.id, start: block.start, count: block.count, ...(block.policy ? { policy: block.policy } : {}) }, at: now() });
         pending = undefined;
         opts.onEvent?.({ kind: 'granted', request: p.request, block });
@@ -200,16 +205,43 @@ export function hubAllocator(policy: IdentifierPolicy, opts: HubAllocatorOptions
 
   const owner = (index: number) => held.find((h) => index >= h.block.start && index < h.block.start + h.block.count);
 
+  /** Claims being certified now (allocated, not yet committed), across every block. */
+  const claimed = new Map<number, { uid: string; key: string; serial: string; unit: string }>();
+  const brief = (k: string) => k.slice(0, 16);
+  /** A chip UID held by another key in a block other than `target` (or being certified now in any block): refused. */
+  async function crossBlock(target: Held, c: { uid: string; key: string; replaces?: string }, isHeld: boolean): Promise<void> {
+    for (const [i, cl] of claimed) {
+      if (owner(i) !== target && cl.uid === c.uid && cl.key !== c.key) {
+        throw new AllocatorError('duplicate-uid', `chip UID ${c.uid} is being certified right now as serial ${cl.serial} (${cl.unit.split(' ')[0]}, key ${brief(cl.key)}…) for another device key (${brief(c.key)}…): a clone or a reused board on two ports; not provisioned`);
+      }
+    }
+    for (const g of held) {
+      if (g === target) continue;
+      const other = (await g.alloc.certifiedChips()).find((x) => x.uid === c.uid && x.key !== c.key && x.key !== c.replaces);
+      if (!other) continue;
+      const where = `${new Date(other.at).toISOString().replace(/\.\d{3}Z$/, 'Z')}${other.unit ? ` (${other.unit})` : ''}`;
+      throw new AllocatorError(
+        'duplicate-uid',
+        isHeld
+          ? `chip UID ${c.uid} is also certified as serial ${other.serial} on ${where} for another device key (${brief(other.key)}…, this unit holds ${brief(c.key)}…): two units with one chip UID, a clone or a reused board`
+          : `chip UID ${c.uid} was already certified as serial ${other.serial} on ${where} for another device key (${brief(other.key)}…, this unit offers ${brief(c.key)}…): a clone or a reused board; not provisioned`,
+      );
+    }
+  }
+
   return {
     policy: c,
-    allocate(unit: string) {
+    allocate(unit: string, chip?: ChipClaim) {
       const p = chain.then(async () => {
         if (closed) throw new AllocatorError('closed', 'this allocator was closed');
         await ready();
         for (;;) {
           for (const h of held) {
             if ((await h.alloc.remaining()) === 0) continue;
-            const ids = await h.alloc.allocate(unit);
+            // each block's journal knows its own claims and holders; the other blocks' are checked here
+            if (chip) await crossBlock(h, { uid: chip.uid, key: chip.key, replaces: chip.replaces }, false);
+            const ids = await h.alloc.allocate(unit, chip);
+            if (chip) claimed.set(ids.index, { uid: chip.uid, key: chip.key, serial: ids.serial, unit });
             // the next block before this one runs out (a failure is retried by the next call)
             if ((await remainingOf()) <= lowWater && !inFlight) void takeBlock().catch(() => undefined);
             return ids;
@@ -224,7 +256,24 @@ export function hubAllocator(policy: IdentifierPolicy, opts: HubAllocatorOptions
       await ready();
       const h = ids && typeof ids === 'object' ? owner(ids.index) : undefined;
       if (!h) throw new AllocatorError('unknown-allocation', `these identifiers (${ids && ids.serial}) are in no block this station holds`);
-      return h.alloc.commit(ids, result, detail);
+      await h.alloc.commit(ids, result, detail);
+      claimed.delete(ids.index);
+    },
+    async hold(chip) {
+      await ready();
+      // the block that issued the serial (or the newest one) journals it; the others are checked first
+      let h: Held | undefined;
+      for (const g of held) if ((await g.alloc.entries()).some((e) => e.ids?.serial === chip?.serial)) h = g;
+      h ??= held[held.length - 1];
+      if (!h) throw new AllocatorError('exhausted', 'this station holds no block yet');
+      await crossBlock(h, { uid: chip.uid, key: chip.key }, true);
+      return h.alloc.hold(chip);
+    },
+    async certifiedChips(): Promise<CertifiedChip[]> {
+      await ready();
+      const out: CertifiedChip[] = [];
+      for (const h of held) out.push(...(await h.alloc.certifiedChips()));
+      return out;
     },
     async entries(): Promise<AllocationEntry[]> {
       await ready();

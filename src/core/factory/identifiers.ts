@@ -26,6 +26,21 @@
  * The journal is JSON lines, each `<json>\t<sha256/8 hex>`; the first line is a
  * header naming the policy and block, so a journal is never replayed under a
  * different policy.
+ *
+ * Chip UIDs (the clone check, docs/FACTORY.md "Two units with one chip UID"): an
+ * allocation made for a provisioning offer journals the offer's chip UID and the
+ * identity key to be certified with it (before the certificate exists), and a
+ * unit found holding this station's certificate on a retry is journaled as
+ * holding it. A UID is HELD by a key once the station saw the unit store and read
+ * back the certificate (commit 'provisioned', or `hold` on a retry), or when the
+ * station's control log says so (`certified` seeds). allocate(unit, chip) refuses
+ * (duplicate-uid), before anything is allocated, a UID held by another key (unless
+ * the claim replaces that key under an owner-signed re-provisioning authorization)
+ * or being certified right now for another key on another port. A certificate
+ * issued but never confirmed (a fault before the read-back) does not hold the UID:
+ * the unit's retry makes new keys (the device drops its candidate keys) and must go
+ * through; if it had stored the certificate after all, the retry finds it and
+ * `hold` confirms it, or names the other key that got the UID meanwhile.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 
@@ -49,11 +64,44 @@ export interface AllocatedIds {
 
 export type AllocationResult = 'provisioned' | 'failed';
 
+/** What a provisioning offer claims: its chip UID and the new identity key it proved it holds. */
+export interface ChipClaim {
+  /** Chip UID, lowercase hex. */
+  uid: string;
+  /** The Ed25519 identity public key to be certified, lowercase hex. */
+  key: string;
+  /**
+   * Re-provisioning only: the key the unit held until now (lowercase hex), which it proved it
+   * holds and which an owner-signed authorization names with this UID. That key may be replaced.
+   */
+  replaces?: string;
+}
+
+/** A chip UID this station certified and saw held: for which key, as which serial, when, where. */
+export interface CertifiedChip {
+  uid: string;
+  key: string;
+  serial: string;
+  at: number;
+  /** The port (or unit name) it was on. */
+  unit?: string;
+  source?: 'journal' | 'control-log';
+}
+
 export interface IdAllocator {
-  /** Next free identifiers for `unit` (a port name, chip UID, ...); journaled before it returns. */
-  allocate(unit: string): Promise<AllocatedIds>;
+  /**
+   * Next free identifiers for `unit` (a port name, chip UID, ...); journaled before it returns.
+   * With `chip`, the claim is journaled with them, and refused (duplicate-uid) before anything
+   * is allocated when the chip UID is held by, or being certified for, another key.
+   */
+  allocate(unit: string, chip?: ChipClaim): Promise<AllocatedIds>;
   /** Record the unit's result; journaled. Failed ids are never reissued. */
   commit(ids: AllocatedIds, result: AllocationResult, detail?: string): Promise<void>;
+  /**
+   * A unit was found holding this station's certificate (a retry) and proved it holds its key:
+   * journal that it holds the UID. Refused (duplicate-uid) when the UID is held by another key.
+   */
+  hold(chip: Omit<CertifiedChip, 'at' | 'source'>): Promise<void>;
 }
 
 /**
@@ -95,6 +143,8 @@ export type AllocatorFailure =
   | 'journal-io'
   | 'unknown-allocation'
   | 'already-committed'
+  /** The chip UID is already certified for (or being certified for) another identity key: a clone or a reused board. */
+  | 'duplicate-uid'
   | 'closed';
 
 export class AllocatorError extends Error {
@@ -247,7 +297,8 @@ export class MemoryJournal implements JournalStore {
 
 type Rec =
   | { t: 'h'; v: 1; policy: string; digest: string; block?: IdentifierBlock }
-  | { t: 'a'; i: number; u: string; s: string; e?: string; m?: string; at: number }
+  | { t: 'a'; i: number; u: string; s: string; e?: string; m?: string; at: number; uid?: string; k?: string; r?: string }
+  | { t: 'u'; uid: string; k: string; s: string; u?: string; at: number }
   | { t: 'c'; i: number; r: AllocationResult; d?: string; at: number }
   | { t: 'x'; i: number; why: string; at: number };
 
@@ -271,8 +322,9 @@ function decodeRecord(line: string): Rec | undefined {
   if (hex(sha256(te.encode(j))).slice(0, 8) !== line.slice(tab + 1)) return undefined;
   try {
     const r = JSON.parse(j) as Rec;
-    if (typeof r !== 'object' || r === null || !['h', 'a', 'c', 'x'].includes(r.t)) return undefined;
-    if (r.t !== 'h' && !Number.isSafeInteger(r.i)) return undefined;
+    if (typeof r !== 'object' || r === null || !['h', 'a', 'c', 'x', 'u'].includes(r.t)) return undefined;
+    if (r.t !== 'h' && r.t !== 'u' && !Number.isSafeInteger(r.i)) return undefined;
+    if (r.t === 'u' && (typeof r.uid !== 'string' || typeof r.k !== 'string' || typeof r.s !== 'string')) return undefined;
     return r;
   } catch {
     return undefined;
@@ -283,6 +335,8 @@ export interface AllocatorOptions {
   journal: JournalStore;
   block?: IdentifierBlock;
   now?: () => number;
+  /** Chip UIDs known held from elsewhere (the station's control log), read when the journal opens. */
+  certified?: CertifiedChip[] | (() => Promise<CertifiedChip[]>);
 }
 
 /** An allocator with its bookkeeping visible (reports, the Bench page, tests). */
@@ -293,8 +347,13 @@ export interface JournaledAllocator extends IdAllocator {
   entries(): Promise<AllocationEntry[]>;
   /** Indices left. */
   remaining(): Promise<number>;
+  /** Every chip UID held, with its key and serial (newest last per UID). */
+  certifiedChips(): Promise<CertifiedChip[]>;
   close(): Promise<void>;
 }
+
+const short = (k: string) => k.slice(0, 16);
+const when = (at: number) => new Date(at).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 const MAX_DETAIL = 500;
 
@@ -312,6 +371,12 @@ export function journaledAllocator(policy: IdentifierPolicy, opts: AllocatorOpti
   const now = opts.now ?? Date.now;
   const journal = opts.journal;
   const entries = new Map<number, AllocationEntry>();
+  /** The chip claim journaled with each allocation made for an offer. */
+  const claims = new Map<number, ChipClaim>();
+  /** Per chip UID, every key seen holding it (in journal order). */
+  const holders = new Map<string, CertifiedChip[]>();
+  /** `${uid} ${key}` replaced by a re-provisioning. */
+  const replaced = new Set<string>();
   let next = start;
   let opened: Promise<void> | undefined;
   let closed = false;
@@ -339,6 +404,8 @@ export function journaledAllocator(policy: IdentifierPolicy, opts: AllocatorOpti
   };
 
   async function open(): Promise<void> {
+    const seeds = typeof opts.certified === 'function' ? await opts.certified() : (opts.certified ?? []);
+    for (const c of seeds) addHolder({ ...c, source: c.source ?? 'control-log' });
     let lines: string[];
     let torn: boolean;
     try {
@@ -388,6 +455,10 @@ export function journaledAllocator(policy: IdentifierPolicy, opts: AllocatorOpti
       throw new AllocatorError('journal-corrupt', `identifier journal record ${line}: ${m}`);
     };
     if (r.t === 'h') corrupt('second header');
+    if (r.t === 'u') {
+      addHolder({ uid: r.uid, key: r.k, serial: r.s, at: r.at, ...(r.u ? { unit: r.u } : {}), source: 'journal' });
+      return;
+    }
     if (r.t === 'a' || r.t === 'x') {
       if (r.i !== next) corrupt(`index ${r.i} out of order (expected ${next})`);
       if (r.i >= end) corrupt(`index ${r.i} outside the journal's range`);
@@ -395,6 +466,7 @@ export function journaledAllocator(policy: IdentifierPolicy, opts: AllocatorOpti
         const ids = c.at(r.i);
         if (ids.serial !== r.s || ids.devEui !== r.e || ids.mac !== r.m) corrupt(`identifiers of index ${r.i} do not follow the policy`);
         entries.set(r.i, { index: r.i, status: 'allocated', unit: r.u, ids, allocatedAt: r.at });
+        if (typeof r.uid === 'string' && typeof r.k === 'string') claims.set(r.i, { uid: r.uid, key: r.k, ...(typeof r.r === 'string' ? { replaces: r.r } : {}) });
       } else entries.set(r.i, { index: r.i, status: 'void', detail: r.why, allocatedAt: r.at });
       next = r.i + 1;
       return;
@@ -404,7 +476,44 @@ export function journaledAllocator(policy: IdentifierPolicy, opts: AllocatorOpti
     if (e.status !== 'allocated') corrupt(`second commit of index ${r.i}`);
     if (r.r !== 'provisioned' && r.r !== 'failed') corrupt(`unknown result ${JSON.stringify(r.r)}`);
     Object.assign(e, { status: r.r, detail: r.d, committedAt: r.at });
+    if (r.r === 'provisioned') certified(e);
   }
+
+  function addHolder(c: CertifiedChip): void {
+    const list = holders.get(c.uid) ?? [];
+    if (!list.some((h) => h.key === c.key && h.serial === c.serial)) list.push(c);
+    holders.set(c.uid, list);
+  }
+
+  /** An allocation committed provisioned: its claim's key holds the UID (and replaces the old key). */
+  function certified(e: AllocationEntry): void {
+    const cl = claims.get(e.index);
+    if (!cl || !e.ids) return;
+    addHolder({ uid: cl.uid, key: cl.key, serial: e.ids.serial, at: e.committedAt ?? e.allocatedAt ?? 0, ...(e.unit ? { unit: e.unit.split(' ')[0] } : {}), source: 'journal' });
+    if (cl.replaces) replaced.add(`${cl.uid} ${cl.replaces}`);
+  }
+
+  /** Why this claim must be refused, or undefined. */
+  function conflict(c: ChipClaim, held: boolean): string | undefined {
+    for (const [i, cl] of claims) {
+      const e = entries.get(i);
+      if (e?.status === 'allocated' && cl.uid === c.uid && cl.key !== c.key) {
+        return `chip UID ${c.uid} is being certified right now as serial ${e.ids?.serial} (${e.unit?.split(' ')[0]}, key ${short(cl.key)}…) for another device key (${short(c.key)}…): a clone or a reused board on two ports; not provisioned`;
+      }
+    }
+    const others = (holders.get(c.uid) ?? []).filter((h) => h.key !== c.key && h.key !== c.replaces && !replaced.has(`${c.uid} ${h.key}`));
+    if (!others.length) return undefined;
+    const h = others.reduce((a, b) => (b.at >= a.at ? b : a));
+    const where = `${when(h.at)}${h.unit ? ` (${h.unit})` : ''}`;
+    return held
+      ? `chip UID ${c.uid} is also certified as serial ${h.serial} on ${where} for another device key (${short(h.key)}…, this unit holds ${short(c.key)}…): two units with one chip UID, a clone or a reused board`
+      : `chip UID ${c.uid} was already certified as serial ${h.serial} on ${where} for another device key (${short(h.key)}…, this unit offers ${short(c.key)}…): a clone or a reused board; not provisioned`;
+  }
+
+  const checkClaim = (c: ChipClaim): void => {
+    const hexOk = (v: unknown) => typeof v === 'string' && /^[0-9a-f]{2,128}$/.test(v);
+    if (!c || !hexOk(c.uid) || !hexOk(c.key) || (c.replaces !== undefined && !hexOk(c.replaces))) throw new AllocatorError('invalid-unit', 'a chip claim is {uid, key, replaces?} in lowercase hex');
+  };
 
   async function burn(index: number, why: string): Promise<void> {
     if (index >= end) return;
@@ -417,17 +526,26 @@ export function journaledAllocator(policy: IdentifierPolicy, opts: AllocatorOpti
   return {
     policy: c,
     block,
-    allocate(unit: string) {
+    allocate(unit: string, chip?: ChipClaim) {
       if (typeof unit !== 'string' || unit.length === 0 || unit.length > 256) return Promise.reject(new AllocatorError('invalid-unit', 'unit must be a 1..256 character name'));
+      try {
+        if (chip !== undefined) checkClaim(chip);
+      } catch (e) {
+        return Promise.reject(e);
+      }
       return serial(async () => {
+        const why = chip && conflict(chip, false);
+        if (why) throw new AllocatorError('duplicate-uid', why);
         if (next >= end) {
           const where = block ? `block ${block.id} [${block.start}, ${end})` : `the policy's ${c.limitedBy} range (${c.capacity} identifiers)`;
           throw new AllocatorError('exhausted', `no identifiers left in ${where}: ask for a new block or extend the policy`);
         }
         const ids = c.at(next);
         const at = now();
-        await write({ t: 'a', i: ids.index, u: unit, s: ids.serial, ...(ids.devEui ? { e: ids.devEui } : {}), ...(ids.mac ? { m: ids.mac } : {}), at });
+        const claim = chip ? { uid: chip.uid, k: chip.key, ...(chip.replaces ? { r: chip.replaces } : {}) } : {};
+        await write({ t: 'a', i: ids.index, u: unit, s: ids.serial, ...(ids.devEui ? { e: ids.devEui } : {}), ...(ids.mac ? { m: ids.mac } : {}), at, ...claim });
         entries.set(ids.index, { index: ids.index, status: 'allocated', unit, ids, allocatedAt: at });
+        if (chip) claims.set(ids.index, { uid: chip.uid, key: chip.key, ...(chip.replaces ? { replaces: chip.replaces } : {}) });
         next = ids.index + 1;
         return { ...ids };
       });
@@ -444,7 +562,27 @@ export function journaledAllocator(policy: IdentifierPolicy, opts: AllocatorOpti
         const at = now();
         await write({ t: 'c', i: e.index, r: result, ...(d !== undefined ? { d } : {}), at });
         Object.assign(e, { status: result, detail: d, committedAt: at });
+        if (result === 'provisioned') certified(e);
       });
+    },
+    hold(chip) {
+      try {
+        checkClaim({ uid: chip?.uid, key: chip?.key });
+        if (typeof chip.serial !== 'string' || !chip.serial) throw new AllocatorError('invalid-unit', 'a held chip names its serial');
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      return serial(async () => {
+        if ((holders.get(chip.uid) ?? []).some((h) => h.key === chip.key && h.serial === chip.serial)) return;
+        const why = conflict({ uid: chip.uid, key: chip.key }, true);
+        if (why) throw new AllocatorError('duplicate-uid', why);
+        const at = now();
+        await write({ t: 'u', uid: chip.uid, k: chip.key, s: chip.serial, ...(chip.unit ? { u: chip.unit.slice(0, 256) } : {}), at });
+        addHolder({ uid: chip.uid, key: chip.key, serial: chip.serial, at, ...(chip.unit ? { unit: chip.unit } : {}), source: 'journal' });
+      });
+    },
+    certifiedChips() {
+      return serial(async () => [...holders.values()].flat().filter((h) => !replaced.has(`${h.uid} ${h.key}`)).map((h) => ({ ...h })));
     },
     entries() {
       return serial(async () => [...entries.values()].map((e) => ({ ...e, ids: e.ids && { ...e.ids } })));

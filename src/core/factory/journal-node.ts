@@ -5,13 +5,21 @@
  * this host is taken over; a live one is refused (journal-locked). With hub
  * blocks (fileHubAllocator): `<dir>/hub-blocks.jsonl` and one
  * `<dir>/identifiers-<block>.jsonl` per block, each with its lock.
+ *
+ * The station also knows the chip UIDs in the control log it signs
+ * (`<records>/records.jsonl`): `fileAllocator(..., { controlLog: DIR })` reads the
+ * units it certified from there too, so a journal started afresh (or kept
+ * elsewhere) still refuses a clone of a unit the log names.
  */
 import { closeSync, fsyncSync, openSync, readFileSync, writeSync, unlinkSync, mkdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { open as openFile, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { type HubAllocator, type HubAllocatorOptions, hubAllocator } from './hub-blocks.ts';
-import { AllocatorError, journaledAllocator, type IdentifierBlock, type IdentifierPolicy, type JournalStore, type JournaledAllocator } from './identifiers.ts';
+import { AllocatorError, journaledAllocator, type CertifiedChip, type IdentifierBlock, type IdentifierPolicy, type JournalStore, type JournaledAllocator } from './identifiers.ts';
+import { RECORDS_FILE, parseRecordsLog } from '../store/records-log.ts';
+import { controlRows } from './control-log.ts';
 
 export const JOURNAL_FILE = 'identifiers.jsonl';
 export const LOCK_FILE = 'identifiers.lock';
@@ -120,18 +128,46 @@ export function fileJournal(dir: string, name = 'identifiers'): JournalStore & {
   };
 }
 
-/** An allocator journaled in the station data folder `dir` (optionally limited to a hub block). */
-export function fileAllocator(policy: IdentifierPolicy, dir: string, block?: IdentifierBlock): JournaledAllocator {
-  return journaledAllocator(policy, { journal: fileJournal(dir), block });
+/**
+ * The chip UIDs a control log (records log in `dir`) names as certified: every unit entry that got
+ * through provisioning (chip UID, device key, serial and certificate digest recorded), passed or
+ * failed later. No log: none. A log that cannot be read stops the station (it would forget clones).
+ */
+export async function controlLogChips(dir: string): Promise<CertifiedChip[]> {
+  const path = join(dir, RECORDS_FILE);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new AllocatorError('journal-io', `cannot read the control log ${path}: ${(e as Error).message}`);
+  }
+  if (text.length === 0) return [];
+  const p = parseRecordsLog(text);
+  if (!p.ok) throw new AllocatorError('journal-corrupt', `the control log ${path} cannot be read (line ${p.line}: ${p.reason}): the station would not know which chip UIDs it certified`);
+  return controlRows(p.entries)
+    .filter((r) => r.ueid && r.devicePublicKey && r.serial && r.certificateDigest)
+    .map((r) => ({ uid: r.ueid!, key: r.devicePublicKey!, serial: r.serial!, at: r.time, unit: r.port, source: 'control-log' as const }));
+}
+
+/**
+ * An allocator journaled in the station data folder `dir` (optionally limited to a hub block);
+ * with `controlLog`, it also knows the chip UIDs certified in that records log.
+ */
+export function fileAllocator(policy: IdentifierPolicy, dir: string, block?: IdentifierBlock, opts: { controlLog?: string } = {}): JournaledAllocator {
+  const log = opts.controlLog;
+  return journaledAllocator(policy, { journal: fileJournal(dir), block, ...(log ? { certified: () => controlLogChips(log) } : {}) });
 }
 
 /**
  * A station allocator fed by the fleet hub's blocks (hub-blocks.ts), journaled in `dir`: the ledger
  * `hub-blocks.jsonl` and one identifier journal per block, `identifiers-<block id>.jsonl`.
  */
-export function fileHubAllocator(policy: IdentifierPolicy, dir: string, opts: Omit<HubAllocatorOptions, 'ledger' | 'blockJournal'>): HubAllocator {
+export function fileHubAllocator(policy: IdentifierPolicy, dir: string, opts: Omit<HubAllocatorOptions, 'ledger' | 'blockJournal' | 'certified'> & { controlLog?: string }): HubAllocator {
+  const { controlLog, ...rest } = opts;
   return hubAllocator(policy, {
-    ...opts,
+    ...rest,
+    ...(controlLog ? { certified: () => controlLogChips(controlLog) } : {}),
     ledger: fileJournal(dir, HUB_LEDGER),
     blockJournal: (b) => fileJournal(dir, `identifiers-${b.id.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 80)}`),
   });

@@ -4,11 +4,15 @@
  *
  *  1. read the provisioning state: factory-fresh? which chip, model, hardware
  *     revision, and does it trust our manufacturer key?
- *  2. (re-provisioning only) present the owner-signed, device-bound authorization;
+ *  2. (re-provisioning only) the device proves it holds its CURRENT identity key (a fresh nonce),
+ *     the authorization must name that key and its chip UID (and verify under the owner keys
+ *     when given); then it is presented to the device;
  *  3. send a fresh nonce: the device generates its identity and X25519 keys in its
  *     secure element and signs the nonce, both keys, its chip UID, model and
  *     hardware revision with the new identity key (proof of possession);
  *  4. obtain the identifiers (the caller's allocator, only now that the device proved itself);
+ *     the caller gets the offer and, when re-provisioning, the key being replaced: its chip UID
+ *     check (identifiers.ts, `chipClaim`) refuses a UID already certified for another key;
  *  5. issue the identity certificate with the manufacturer key (a Signer: HSM or key file);
  *  6. send it: the device checks it binds its own keys and ids and chains to the
  *     manufacturer key it trusts, stores it and locks provisioning;
@@ -17,7 +21,9 @@
  * The manufacturer key never reaches the device, and the device's private keys never leave it.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
-import { type ProvisionOffer, type ProvisionState, SEC_RC, SecurityGroup, describeSecError, provisionPopMessage } from '../groups/security.ts';
+import { type ProvisionOffer, type ProvisionState, SEC_RC, SecurityGroup, describeSecError, popMessage, provisionPopMessage } from '../groups/security.ts';
+import { decodeReprovisionUnverified, verifyReprovision } from '../trust/reprovision.ts';
+import type { ChipClaim } from './identifiers.ts';
 import { SmpError } from '../smp/errors.ts';
 import { fromHex } from '../trust/artifact.ts';
 import { equalBytes as bytesEqual, toHex as hex } from '../base/bytes.ts';
@@ -36,6 +42,8 @@ export type ProvisionFailure =
   | 'wrong-model'
   /** The proof of possession does not verify, or the offer contradicts the state the device reported. */
   | 'bad-proof'
+  /** The re-provisioning authorization does not name this device (its current key and chip UID), or does not verify. */
+  | 'bad-authorization'
   /** The device refused the certificate or the authorization (its reason is in the message). */
   | 'refused'
   /** What the device reports after provisioning is not what was issued. */
@@ -65,8 +73,14 @@ export interface UnitIdentifiers {
 export interface ProvisionRequest {
   /** The manufacturer key. */
   signer: Signer;
-  /** Called once the device has proved possession of its new keys; returns the identifiers to certify. */
-  identifiers: (offer: ProvisionOffer) => Promise<UnitIdentifiers> | UnitIdentifiers;
+  /**
+   * Called once the device has proved possession of its new keys; returns the identifiers to certify.
+   * `replaces`: re-provisioning only, the identity key the device held until now (it proved it holds
+   * it, and the authorization names it with the chip UID).
+   */
+  identifiers: (offer: ProvisionOffer, ctx: { replaces?: Uint8Array }) => Promise<UnitIdentifiers> | UnitIdentifiers;
+  /** Owner keys: when given, the station verifies the re-provisioning authorization's signature too (the device always does). */
+  ownerKeys?: Uint8Array[];
   /** The model the station expects (the profile's). */
   model?: string;
   /** Certificate validity: until this time. */
@@ -93,6 +107,11 @@ export interface ProvisionResult {
   certificateDigest: Uint8Array;
   /** Was this a re-provisioning (the device had an identity before)? */
   reprovisioned: boolean;
+}
+
+/** The chip UID claim of an offer, for the allocator's clone check (IdAllocator.allocate). */
+export function chipClaim(offer: Pick<ProvisionOffer, 'chipUid' | 'devicePublicKey'>, ctx: { replaces?: Uint8Array } = {}): ChipClaim {
+  return { uid: hex(offer.chipUid), key: hex(offer.devicePublicKey), ...(ctx.replaces ? { replaces: hex(ctx.replaces) } : {}) };
 }
 
 function refused(e: unknown, what: string): never {
@@ -125,8 +144,36 @@ export async function provisionIdentity(g: SecurityGroup, req: ProvisionRequest)
   if (req.model !== undefined && state.model !== req.model) {
     throw new ProvisionError('wrong-model', `the device is a ${state.model}, the profile is for ${req.model}`);
   }
-  if (req.authorization) {
+  let replaces: Uint8Array | undefined;
+  if (req.authorization && reprovisioned) {
     await req.onStep?.('authorize');
+    // The station's own checks (a clone accepts any authorization): it names this device's current
+    // key and chip UID, and the device proves it holds that key; only then may a new key take the UID.
+    const current = state.devicePublicKey;
+    if (!current) throw new ProvisionError('bad-proof', 'the device reports itself provisioned but no identity key');
+    let named: { devicePublicKey: Uint8Array; chipUid: Uint8Array };
+    if (req.ownerKeys) {
+      const v = await verifyReprovision(req.authorization, { ownerKeys: req.ownerKeys, devicePublicKey: current, chipUid: state.chipUid });
+      if (!v.ok) throw new ProvisionError('bad-authorization', `the re-provisioning authorization is refused (${v.code}): ${v.reason}`);
+      named = v.value;
+    } else {
+      try {
+        named = decodeReprovisionUnverified(req.authorization);
+      } catch (e) {
+        throw new ProvisionError('bad-authorization', `the re-provisioning authorization cannot be read: ${(e as Error).message}`);
+      }
+    }
+    if (!bytesEqual(named.devicePublicKey, current) || !bytesEqual(named.chipUid, state.chipUid)) {
+      throw new ProvisionError('bad-authorization', `the re-provisioning authorization names key ${hex(keyId(named.devicePublicKey))} and chip ${hex(named.chipUid)}, not this device (${hex(keyId(current))}, ${hex(state.chipUid)})`);
+    }
+    const pn = crypto.getRandomValues(new Uint8Array(32));
+    const psig = await g.prove(pn).catch((e) => refused(e, 'to prove it holds its current key'));
+    if (!(await ed25519Verify(psig, popMessage(pn), current))) {
+      throw new ProvisionError('bad-proof', `the device cannot prove it holds the identity key ${hex(keyId(current))} the authorization names: a clone of that unit`);
+    }
+    replaces = current;
+  }
+  if (req.authorization) {
     await g.provisionAuthorize(req.authorization).catch((e) => refused(e, 'the re-provisioning authorization'));
   }
   await req.onStep?.('begin');
@@ -147,7 +194,7 @@ export async function provisionIdentity(g: SecurityGroup, req: ProvisionRequest)
     throw new ProvisionError('bad-proof', `the device's signature over the station's nonce does not verify with the key it offered (${hex(keyId(offer.devicePublicKey))})`);
   }
   await req.onStep?.('identifiers');
-  const ids = await req.identifiers(offer);
+  const ids = await req.identifiers(offer, replaces ? { replaces } : {});
   await req.onStep?.('issue');
   const certificate = await issueIdentity(
     {

@@ -21,7 +21,11 @@
  *              possession of its new keys, and committed 'provisioned' once it stored and read back
  *              the certificate ('failed' otherwise: never reissued). A unit that is already provisioned
  *              by this station's manufacturer key under this profile's model (a retry) keeps the
- *              identity it has: nothing new is allocated.
+ *              identity it has: nothing new is allocated (it proves it holds the certified key).
+ *              Chip UIDs: an offer whose chip UID this station already certified for another key
+ *              (its journal, its control log) is refused before anything is allocated
+ *              (`duplicate-uid`: a clone or a reused board), and so is a retry that finds a unit
+ *              holding a certificate for a UID another key holds meanwhile (identifiers.ts).
  *   configure  apply the profile's owner-signed factory configuration (technician login with the
  *              station credential), then set the profile's interface states
  *   attest     the attestation must appraise 'trusted' against the profile's image as the only
@@ -41,7 +45,8 @@
  */
 import { type AuditInput } from '../store/audit.ts';
 import { equalPresentBytes, toHex } from '../base/bytes.ts';
-import { SecurityGroup } from '../groups/security.ts';
+import { SecurityGroup, popMessage } from '../groups/security.ts';
+import { ed25519Verify } from '../trust/ed25519.ts';
 import type { SmpSession } from '../groups/session.ts';
 import { echo, reset } from '../groups/os.ts';
 import { readState, writeState } from '../groups/image.ts';
@@ -62,7 +67,7 @@ import { type UpdateOptions, updateFirmware } from '../ops/update/update.ts';
 import { sleep } from '../ops/update/engine.ts';
 import { type Failed, type Op, type Outcome, because, cancellableSession, contract, done, failed, reasonOf, runOp } from '../ops/outcome.ts';
 import { type AllocatedIds, AllocatorError, type IdAllocator } from './identifiers.ts';
-import { ProvisionError, type ProvisionResult, provisionIdentity } from './provision.ts';
+import { ProvisionError, type ProvisionResult, chipClaim, provisionIdentity } from './provision.ts';
 import type { VerifiedProfile } from './profile.ts';
 import { type LabelData, checkLabelData, keyFingerprint } from './label.ts';
 import { type UnitControlRecord, type UnitStepRecord, controlEntry } from './control-log.ts';
@@ -514,6 +519,23 @@ async function* unitBody(opts: RunUnitOptions): AsyncGenerator<UnitState> {
       if (!c || toHex(c.issuer) !== toHex(mfrKid) || c.model !== profile.model || !state.devicePublicKey || toHex(c.devicePublicKey) !== toHex(state.devicePublicKey)) {
         throw new StepFailure('provision', 'already-provisioned', `the unit is already provisioned${c ? ` as ${c.serial}` : ''}, not by this station's manufacturer key for ${profile.model}: re-provisioning needs an owner-signed authorization`, false);
       }
+      // The unit must hold the certified key (a copied certificate proves nothing); then its chip UID is
+      // journaled as held by that key, or refused when another key holds it (two units, one chip UID).
+      const pn = crypto.getRandomValues(new Uint8Array(32));
+      const psig = await g.prove(pn);
+      if (!(await ed25519Verify(psig, popMessage(pn), c.devicePublicKey))) {
+        throw new StepFailure('provision', 'bad-proof', `the unit presents the certificate of ${c.serial} but cannot prove it holds its key (${toHex(keyId(c.devicePublicKey))}): a clone of that unit; not provisioned`, false);
+      }
+      const uid = c.ueid ?? state.chipUid;
+      rec.serial = c.serial;
+      rec.ueid = toHex(uid);
+      rec.devicePublicKey = toHex(c.devicePublicKey);
+      try {
+        await opts.allocator.hold({ uid: toHex(uid), key: toHex(c.devicePublicKey), serial: c.serial, unit: opts.port });
+      } catch (e) {
+        if (e instanceof AllocatorError && e.code === 'duplicate-uid') throw new StepFailure('provision', 'duplicate-uid', e.message, false);
+        throw new StepFailure('identifiers', e instanceof AllocatorError ? e.code : 'allocator', because('the chip UID could not be journaled', e), false);
+      }
       const ids = { serial: c.serial, ...(c.devEui ? { devEui: toHex(c.devEui) } : {}), ...(c.mac ? { mac: toHex(c.mac) } : {}) };
       yield { kind: 'identified', ...ids, kept: true };
       return { ...ids, chipUid: c.ueid ?? state.chipUid, model: c.model, hwRev: c.hwRev, devicePublicKey: c.devicePublicKey, deviceEncKey: c.deviceEncKey, certificate: cert, certificateDigest: sha256(cert), reprovisioned: false, kept: true };
@@ -530,10 +552,16 @@ async function* unitBody(opts: RunUnitOptions): AsyncGenerator<UnitState> {
           sub.push(s);
           await opts.hooks?.beforeStep?.(`provision:${s}`);
         },
-        identifiers: async () => {
+        identifiers: async (offer, ctx) => {
           try {
-            allocated = await opts.allocator.allocate(`${opts.port} ${toHex(state.chipUid)}`);
+            allocated = await opts.allocator.allocate(`${opts.port} ${toHex(state.chipUid)}`, chipClaim(offer, ctx));
           } catch (e) {
+            if (e instanceof AllocatorError && e.code === 'duplicate-uid') {
+              // a clone or a reused board: refused before any identifier is allocated; the failed record names the UID and key
+              rec.ueid = toHex(offer.chipUid);
+              rec.devicePublicKey = toHex(offer.devicePublicKey);
+              throw new StepFailure('provision', 'duplicate-uid', e.message, false);
+            }
             throw new StepFailure('identifiers', e instanceof AllocatorError ? e.code : 'allocator', because('no identifiers', e), false);
           }
           return { serial: allocated.serial, ...(allocated.devEui ? { devEui: allocated.devEui } : {}), ...(allocated.mac ? { mac: allocated.mac } : {}) };
