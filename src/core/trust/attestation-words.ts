@@ -39,7 +39,7 @@ const interfaceList = (names: readonly string[]) => names.map(interfaceWords).jo
  * where the verified claims say the same in words, this says it that way: the signature
  * as the device's identity key, interfaces by what they are. Other details are already words.
  */
-export function checkDetailInWords(reason: { check: string; result: string; detail: string }, claims?: EatClaims | PsaClaims): string {
+export function checkDetailInWords(reason: { check: string; result: string; detail: string }, claims?: EatClaims | PsaClaims | null): string {
   if (reason.check === 'signature' && reason.result === 'pass') return "the device's identity key signed this evidence (the key checked when the device was identified)";
   const ifs = (claims as Partial<EatClaims> | undefined)?.interfaces;
   if (reason.check === 'interfaces' && ifs) {
