@@ -5,7 +5,7 @@
  */
 import type { AppraisalCheck, EatClaims } from './eat.ts';
 import { lifecycleState, type PsaClaims } from './psa.ts';
-import { INTERFACE_STATE_LABELS, interfaceWords, type InterfaceState } from '../ops/access/interface-words.ts';
+import { INTERFACE_STATE_LABELS, interfaceWords, type InterfaceState } from '../base/interface-words.ts';
 
 /** Every appraisal check, named in words. */
 export const CHECK_NAMES: Record<AppraisalCheck, string> = {

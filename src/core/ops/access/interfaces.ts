@@ -20,8 +20,8 @@ import { FieldbenchError } from '../../base/errors.ts';
 import { UNSUPPORTED_REASON, findSecurityGroup } from '../identification/identify.ts';
 import { type Op, type Outcome, cancellableSession, isLinkLoss, contract, done, failed, unsupported } from '../outcome.ts';
 
-export { INTERFACE_STATES, type InterfaceState, INTERFACE_STATE_WORDS, INTERFACE_STATE_LABELS, INTERFACE_NAME_WORDS, interfaceWords } from './interface-words.ts';
-import { INTERFACE_STATES, type InterfaceState } from './interface-words.ts';
+export { INTERFACE_STATES, type InterfaceState, INTERFACE_STATE_WORDS, INTERFACE_STATE_LABELS, INTERFACE_NAME_WORDS, interfaceWords } from '../../base/interface-words.ts';
+import { INTERFACE_STATES, type InterfaceState } from '../../base/interface-words.ts';
 
 export interface InterfaceChange {
   name: string;

@@ -1,6 +1,6 @@
 /**
  * Interfaces in words (no imports: the attestation words and the job report use them too,
- * trust/attestation-words.ts): the states, their meaning and the reference device's interface
+ * trust/attestation-words.ts, which may import only base): the states, their meaning and the reference device's interface
  * names as a technician reads them. Re-exported by interfaces.ts.
  */
 export const INTERFACE_STATES = ['open', 'authenticated', 'disabled'] as const;
