@@ -36,7 +36,7 @@ async function check(page, name) {
     const clipped = [];
     for (const el of document.querySelectorAll('main *')) {
       const cs = getComputedStyle(el); if (el.classList.contains('visually-hidden')) continue;
-      if (el.scrollWidth > el.clientWidth + 1 && cs.overflowX !== 'auto' && cs.overflowX !== 'scroll' && cs.display !== 'inline' && el.clientWidth > 0 && !['svg','path','text'].includes(el.tagName.toLowerCase())) clipped.push(`${el.tagName.toLowerCase()}.${[...el.classList].join('.')}[${el.getAttribute('data-testid') ?? ''}] ${el.scrollWidth}>${el.clientWidth}`);
+      if (el.scrollWidth > el.clientWidth + 1 && cs.overflowX !== 'auto' && cs.overflowX !== 'scroll' && cs.display !== 'inline' && el.clientWidth > 1 && !['svg','path','text'].includes(el.tagName.toLowerCase())) clipped.push(`${el.tagName.toLowerCase()}.${[...el.classList].join('.')}[${el.getAttribute('data-testid') ?? ''}] ${el.scrollWidth}>${el.clientWidth}`);
     }
     const wide = [];
     for (const el of document.querySelectorAll('main *')) { const b = el.getBoundingClientRect(); if (b.right > de.clientWidth + 1 && b.width > 0) wide.push(`${el.tagName.toLowerCase()}.${[...el.classList].join('.')}[${el.getAttribute('data-testid') ?? ''}] right=${Math.round(b.right)}`); }
@@ -76,7 +76,6 @@ try {
     await page.getByTestId('verdict').waitFor({ timeout: 20000 });
     if (readme) {
       // The README's picture: the top of the Device page, the job's verdict and steps, the verified identity.
-      await page.getByText('ready to work offline').waitFor({ state: 'detached', timeout: 15000 }).catch(() => {});
       await page.evaluate(() => window.scrollTo(0, 0));
       await page.evaluate(() => document.activeElement instanceof HTMLElement && document.activeElement.blur());
       await page.waitForTimeout(300);

@@ -23,6 +23,12 @@ for (const scheme of ['light', 'dark'] as const) {
       await page.goto(`/${p}`);
       await expect(page.locator('h1').first()).toBeVisible();
       found.push(...(await serious(page)).map((v) => `${p}: ${v}`));
+      if (p === '#/sync') {
+        // The developer detail for the administrator, behind its disclosure.
+        await page.getByTestId('sync-help').getByText('For your administrator').click();
+        await expect(page.getByTestId('sync-help').getByText('FIELDBENCH_HUB_ORIGIN')).toBeVisible();
+        found.push(...(await serious(page)).map((v) => `${p} (administrator detail open): ${v}`));
+      }
     }
     // Without trust, the page points a new technician to the demo (far below at 1024x640): focus moves to it.
     await page.goto('/#/trust');

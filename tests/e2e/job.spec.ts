@@ -96,6 +96,47 @@ test('the guided job: one stepper, the verdict always in view, the next action i
   await expect(page.getByTestId('section-slots').locator('details')).toHaveCount(1);
 });
 
+test('the job bar on a 1024x640 laptop: one short bar (under 110 px), the verdict and the next action in view and not clipped at every step', async ({ page }) => {
+  await page.setViewportSize({ width: 1024, height: 640 });
+  await demoDevice(page);
+  const bar = page.getByTestId('job-bar');
+  const next = page.getByTestId('job-next');
+  const stepper = bar.getByRole('list', { name: "Steps of this device's job" });
+  async function compact(name: string) {
+    await expect(bar).toHaveAttribute('data-next', name);
+    const h = (await bar.boundingBox())!.height;
+    expect(h, `job bar height at ${name}`).toBeLessThanOrEqual(110);
+    await expectInView(page, page.getByTestId('job-verdict'), `verdict at ${name}`);
+    await expectInView(page, next, `next at ${name}`);
+    await expectInView(page, page.getByTestId('job-report-open'), `job report at ${name}`);
+    await expectInView(page, page.getByTestId('job-next-text'), `next step in words at ${name}`);
+    // Nothing in the bar cut off: each visible part shows all of its text.
+    const clipped = await bar.evaluate((el) =>
+      [...el.querySelectorAll<HTMLElement>('*')].filter((e) => e.clientWidth > 1 && e.scrollWidth > e.clientWidth + 1).map((e) => e.className || e.tagName),
+    );
+    expect(clipped, `clipped in the bar at ${name}`).toEqual([]);
+    // The steps in one row: every step on the same line as the first.
+    const tops = await stepper.getByRole('listitem').evaluateAll((li) => li.map((e) => Math.round(e.getBoundingClientRect().top)));
+    expect(new Set(tops).size, `steps on one row at ${name}`).toBe(1);
+    // The current step keeps its name on screen.
+    await expect(stepper.locator(`li[data-step="${name}"] .name`)).toBeVisible();
+  }
+  await compact('identify');
+  await page.getByRole('button', { name: 'Identify device' }).click();
+  await expect(page.getByTestId('identity-badges').locator('[data-badge="verified"]')).toBeVisible({ timeout: 20_000 });
+  await compact('attest');
+  await page.getByRole('button', { name: 'Attest', exact: true }).click();
+  await expect(page.getByTestId('verdict')).toHaveAttribute('data-verdict', /^(trusted|warning)$/, { timeout: 20_000 });
+  await compact('update');
+  await page.getByTestId('skip-update').getByRole('button').click();
+  await compact('configure');
+  await page.getByTestId('skip-configure').getByRole('button').click();
+  await compact('finish');
+  await next.click();
+  await expect(page.getByRole('button', { name: 'Finish the job' })).toBeFocused();
+  await expectClearOfBar(page, page.getByRole('button', { name: 'Finish the job' }), 'Finish the job');
+});
+
 test('defect 4: after an update the slot diagrams agree with the update panel, the inventory and its CSV say 1.1.0 and the configuration, the identity is checked again and says why', async ({ page }) => {
   test.setTimeout(90_000);
   await demoDevice(page);

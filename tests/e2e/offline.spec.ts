@@ -39,6 +39,9 @@ async function firstVisit(page: Page): Promise<void> {
   // The service worker installed (precache complete) and controls this page.
   await page.waitForFunction(() => navigator.serviceWorker?.controller !== null, undefined, { timeout: 20_000 });
   await expect(page.getByTestId('offline-ready')).toBeVisible();
+  // Said in the header's line, in a polite live region: no toast over the page's controls.
+  await expect(page.getByRole('banner').getByTestId('offline-ready')).toContainText('Ready to work offline');
+  await expect(page.getByTestId('offline-ready').locator('xpath=..')).toHaveAttribute('aria-live', 'polite');
 }
 
 function pngSize(b: Buffer): [number, number] {

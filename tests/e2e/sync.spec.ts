@@ -70,6 +70,12 @@ test('sync page: hub address, offline shown plainly, sync now, sync when back on
     const status = page.getByTestId('sync-status');
     await expect(status).toHaveAttribute('data-phase', 'unconfigured');
     await expect(page.getByTestId('sync-campaigns')).toBeVisible();
+    // the help in a technician's words; the build and hub settings only behind the administrator's disclosure
+    const help = page.getByTestId('sync-help');
+    await expect(help).toContainText('ask your administrator');
+    await expect(help).toContainText('Without a connection everything keeps working');
+    await expect(help.getByText('FIELDBENCH_HUB_ORIGIN')).toBeHidden();
+    await expect(help.getByText('--cors')).toBeHidden();
     // a bad address is refused with what to do
     await page.getByLabel('Hub address').fill('hub.example.com');
     await page.getByRole('button', { name: 'Save' }).click();

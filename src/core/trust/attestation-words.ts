@@ -5,6 +5,7 @@
  */
 import type { AppraisalCheck, EatClaims } from './eat.ts';
 import { lifecycleState, type PsaClaims } from './psa.ts';
+import { INTERFACE_STATE_LABELS, interfaceWords, type InterfaceState } from '../base/interface-words.ts';
 
 /** Every appraisal check, named in words. */
 export const CHECK_NAMES: Record<AppraisalCheck, string> = {
@@ -27,6 +28,26 @@ export const CHECK_NAMES: Record<AppraisalCheck, string> = {
 
 export function checkName(check: string): string {
   return Object.hasOwn(CHECK_NAMES, check) ? CHECK_NAMES[check as AppraisalCheck] : check;
+}
+
+/** Interface names in words, as the Interfaces panel names them ("Command shell, ..."). */
+const interfaceList = (names: readonly string[]) => names.map(interfaceWords).join(', ');
+
+/**
+ * One appraisal check's detail as a technician reads it. The appraisal's own detail
+ * (eat.ts: what the audit trail and the CLI keep) names algorithms and interface ids;
+ * where the verified claims say the same in words, this says it that way: the signature
+ * as the device's identity key, interfaces by what they are. Other details are already words.
+ */
+export function checkDetailInWords(reason: { check: string; result: string; detail: string }, claims?: EatClaims | PsaClaims | null): string {
+  if (reason.check === 'signature' && reason.result === 'pass') return "the device's identity key signed this evidence (the key checked when the device was identified)";
+  const ifs = (claims as Partial<EatClaims> | undefined)?.interfaces;
+  if (reason.check === 'interfaces' && ifs) {
+    const open = Object.entries(ifs).filter(([, st]) => st === 'open').map(([n]) => n);
+    if (open.length) return `anyone on the link can use ${open.length > 1 ? 'these' : 'this'} without a login: ${interfaceList(open)}`;
+    return `every interface is off or needs a technician login (${interfaceList(Object.keys(ifs))})`;
+  }
+  return reason.detail;
 }
 
 const LIFECYCLE_WORDS: Record<string, string> = {
@@ -84,7 +105,8 @@ export function claimsInWords(claims: EatClaims | PsaClaims): ClaimLine[] {
   if (c.noSoftwareMeasurements) out.push({ label: 'Firmware', value: 'no measurements given' });
   if (c.interfaces) {
     const entries = Object.entries(c.interfaces);
-    out.push({ label: 'Interfaces', value: entries.length ? entries.map(([n, s]) => `${n} ${s}`).join(', ') : 'none reported' });
+    const state = (st: string) => (Object.hasOwn(INTERFACE_STATE_LABELS, st) ? INTERFACE_STATE_LABELS[st as InterfaceState].toLowerCase() : st);
+    out.push({ label: 'Interfaces', value: entries.length ? entries.map(([n, st]) => `${interfaceWords(n)}: ${state(st)}`).join('; ') : 'none reported' });
   }
   if (typeof c.failedAuthCount === 'number') out.push({ label: 'Failed logins', value: String(c.failedAuthCount) });
   if (typeof c.securityCounter === 'number') out.push({ label: 'Security counter', value: String(c.securityCounter) });

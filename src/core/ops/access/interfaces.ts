@@ -20,34 +20,8 @@ import { FieldbenchError } from '../../base/errors.ts';
 import { UNSUPPORTED_REASON, findSecurityGroup } from '../identification/identify.ts';
 import { type Op, type Outcome, cancellableSession, isLinkLoss, contract, done, failed, unsupported } from '../outcome.ts';
 
-export const INTERFACE_STATES = ['open', 'authenticated', 'disabled'] as const;
-export type InterfaceState = (typeof INTERFACE_STATES)[number];
-
-/** What each state means, in words (CLI and UI). */
-export const INTERFACE_STATE_WORDS: Record<InterfaceState, string> = {
-  open: 'anyone on the link can use it',
-  authenticated: 'only after a technician login',
-  disabled: 'nobody can use it',
-};
-
-/** Each state as a short label (the app's choices). */
-export const INTERFACE_STATE_LABELS: Record<InterfaceState, string> = {
-  open: 'Open',
-  authenticated: 'Login required',
-  disabled: 'Off',
-};
-
-/** What the reference device's interfaces are, in words (others are shown by their name). */
-export const INTERFACE_NAME_WORDS: Record<string, string> = {
-  smp_serial: 'Device management over the serial link (SMP)',
-  shell: 'Command shell',
-  debug: 'Debug port (SWD/JTAG)',
-};
-
-/** An interface's name in words, or its own name. */
-export function interfaceWords(name: string): string {
-  return Object.hasOwn(INTERFACE_NAME_WORDS, name) ? INTERFACE_NAME_WORDS[name]! : name;
-}
+export { INTERFACE_STATES, type InterfaceState, INTERFACE_STATE_WORDS, INTERFACE_STATE_LABELS, INTERFACE_NAME_WORDS, interfaceWords } from '../../base/interface-words.ts';
+import { INTERFACE_STATES, type InterfaceState } from '../../base/interface-words.ts';
 
 export interface InterfaceChange {
   name: string;
