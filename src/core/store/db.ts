@@ -298,7 +298,7 @@ export class FieldbenchDB extends Dexie {
       throw new AppendOnlyError();
     });
     // the control logs and identifier journals are append-only too
-    for (const t of [this.stationLog, this.journal] as Table[]) {
+    for (const t of (upTo >= 4 ? [this.stationLog, this.journal] : []) as Table[]) {
       t.hook('updating', () => {
         throw new AppendOnlyError();
       });
