@@ -130,4 +130,12 @@ test('Bench: the control log survives a reload, fills the inventory, downloads a
   await expect(page.getByTestId('bench-log')).toHaveCount(1);
   const r = await new AxeBuilder({ page }).analyze();
   expect(r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.help}`)).toEqual([]);
+
+  // the demo line again after the reload: new demo keys (a second log), but the identifiers journaled in the store go on
+  await page.getByRole('button', { name: 'Start demo line' }).click();
+  await page.getByRole('button', { name: 'Add virtual unit' }).click();
+  await expect(tiles.nth(0)).toHaveAttribute('data-state', 'pass', { timeout: 60_000 });
+  await expect(tiles.nth(0)).toContainText('S/N DEMO-00003');
+  await expect(page.getByTestId('bench-log')).toHaveCount(2);
+  await expect(page.getByTestId('bench-log').first()).toContainText('(this line): 1 provisioned, 0 failed');
 });
