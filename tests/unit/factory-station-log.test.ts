@@ -146,6 +146,11 @@ describe('Bench control log in the store', () => {
       expect((await stationLogEntries(db, kid)).map((e) => e.seq)).toEqual([1, 2]);
       expect(await syncStationLog(db, kid, s, s.publicKey)).toMatchObject({ ok: true, imported: 0, skipped: 2, authenticated: true });
     }
+    // a catch-up started while units are being recorded takes nothing in twice
+    const kidA = a.id.slice('station:'.length);
+    await Promise.all([appendStationEntry(db, a, controlEntry(unit(5), T + 5)), syncStationLog(db, kidA, a, a.publicKey), appendStationEntry(db, a, controlEntry(unit(7), T + 7)), syncStationLog(db, kidA, a, a.publicKey)]);
+    expect(await db.audit.count()).toBe(6);
+    expect(await db.stationLog.count()).toBe(6);
     db.close();
   });
 

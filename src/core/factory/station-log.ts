@@ -69,28 +69,30 @@ export interface AppendedEntry {
  */
 export async function appendStationEntry(db: FieldbenchDB, station: AuditSigner, input: AuditInput, countersigner: AuditSigner = station): Promise<AppendedEntry> {
   const kid = keyIdHex(station.publicKey);
-  const entry = await serialised(db, async () => {
-    for (let attempt = 0; attempt < 5; attempt++) {
+  // the control log write and its trail import run in one queue with syncStationLog: no entry is taken in twice
+  return serialised(db, async () => {
+    let entry: AuditExportEntry | undefined;
+    for (let attempt = 0; attempt < 5 && !entry; attempt++) {
       const last = await rowsOf(db, kid).last();
       const head = last ? { seq: last.entry.seq, hash: fromHex(last.entry.hash) } : null;
       const [rec] = await chainEntries([input], station, head);
       const e = auditRecordToExport(rec);
       try {
         await storeWrite('control log entry', () => db.stationLog.add({ id: rowId(kid, e.seq), station: kid, entry: e }));
-        return e;
+        entry = e;
       } catch (err) {
         if ((err as { name?: string })?.name === 'ConstraintError' || (err as { inner?: { name?: string } })?.inner?.name === 'ConstraintError') continue; // another tab appended this seq
         throw err;
       }
     }
-    throw new Error('the control log head kept moving (another tab appending?)');
+    if (!entry) throw new Error('the control log head kept moving (another tab appending?)');
+    try {
+      await importEntries(db, countersigner, [entry]);
+      return { entry, inTrail: true };
+    } catch (err) {
+      return { entry, inTrail: false, trailError: (err as Error).message };
+    }
   });
-  try {
-    await importEntries(db, countersigner, [entry]);
-    return { entry, inTrail: true };
-  } catch (err) {
-    return { entry, inTrail: false, trailError: (err as Error).message };
-  }
 }
 
 /** A station's control log, oldest first. */
@@ -159,9 +161,11 @@ export async function controlLogDownload(db: FieldbenchDB, station: string, kind
  * the station key) and take into the audit trail whatever is not there yet.
  */
 export async function syncStationLog(db: FieldbenchDB, station: string, countersigner: AuditSigner, stationKey?: Uint8Array): Promise<ImportResult> {
-  const entries = await stationLogEntries(db, station);
-  if (!entries.length) return { ok: true, imported: 0, skipped: 0, authenticated: false };
-  return importRecordsLog(db, countersigner, stationRecordsLog(entries), stationKey ? { trustedKeys: [stationKey] } : {});
+  return serialised(db, async () => {
+    const entries = await stationLogEntries(db, station);
+    if (!entries.length) return { ok: true, imported: 0, skipped: 0, authenticated: false };
+    return importRecordsLog(db, countersigner, stationRecordsLog(entries), stationKey ? { trustedKeys: [stationKey] } : {});
+  });
 }
 
 /** An identifier journal (factory/identifiers.ts) in the app's store, under `name`. */
