@@ -14,7 +14,12 @@
  */
 import { createBlankDevice } from '../../src/device/provisioning.ts';
 import type { ReferenceDevice } from '../../src/device/device.ts';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { publicKeyPem } from '../../src/core/trust/keys.ts';
+import { keyIdHex } from '../../src/core/store/sig.ts';
+import { commands } from '../../src/cli/commands/audit.ts';
 import { wrapKey } from '../../src/core/trust/wrapped-key.ts';
 import { factoryWorld } from '../helpers/factory-world.ts';
 import { startBridge, type Bridge } from './bridge.ts';
@@ -91,6 +96,16 @@ test('Bench: a station from files, two USB serial units to PASS; wrong passphras
     expect(new Set(serials).size).toBe(2);
     await expect(page.getByTestId('bench-summary')).toHaveText('2 passed, 0 failed, 2 recorded');
     expect(units.size).toBe(2);
+    // the control log in the store is signed by the station key loaded from its wrapped file: audit verify --key station.pub.pem authenticates it
+    await expect(page.getByTestId('bench-log')).toContainText('2 provisioned, 0 failed');
+    await expect(page.getByTestId('bench-log')).toHaveAttribute('data-station', keyIdHex(w.station.publicKey));
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download control log (JSON)' }).click()]);
+    const dir = mkdtempSync(join(tmpdir(), 'fb-bench-serial-'));
+    writeFileSync(join(dir, 'log.json'), readFileSync((await dl.path())!));
+    writeFileSync(join(dir, 'station.pub.pem'), publicKeyPem(w.station.publicKey));
+    let out = '';
+    expect(await commands['audit verify'].run(['log.json', '--key', 'station.pub.pem'], { out: (t) => void (out += t), err: () => {}, cwd: dir })).toBe(0);
+    expect(out).toContain('authenticated: every entry is signed by one of 1 trusted key(s)');
   } finally {
     await bridge.close();
   }

@@ -13,6 +13,7 @@ import { type AuditExportEntry, recordOperation } from '../store/audit.ts';
 import type { FieldbenchDB } from '../store/db.ts';
 import type { DeviceUpdate } from '../store/inventory.ts';
 import type { AuditSigner } from '../store/sig.ts';
+import { CONTROL_OP } from '../factory/control-log.ts';
 import { type RecordsFailure, parseRecordsLog, verifyRecordsLog } from '../store/records-log.ts';
 
 export interface ImportedFrom {
@@ -52,6 +53,17 @@ export function inventoryOfEntry(e: AuditExportEntry): DeviceUpdate | null {
     delete u.devEui;
     u.rotated = { devEui: det.new };
   }
+  // a unit the factory station provisioned (factory/control-log.ts): its model, configuration and attestation verdict
+  if (e.op === CONTROL_OP) {
+    if (typeof det.model === 'string') u.model = det.model;
+    if (e.outcome === 'provisioned') {
+      if (typeof det.configSequence === 'number') u.configSeq = det.configSequence;
+      if (typeof det.attestation === 'string') {
+        u.verdict = det.attestation;
+        u.verdictTime = e.time;
+      }
+    }
+  }
   if (e.op === 'attest' && typeof det.verdict === 'string') {
     u.verdict = det.verdict;
     u.verdictTime = e.time;
@@ -74,10 +86,20 @@ export async function importRecordsLog(db: FieldbenchDB, signer: AuditSigner, te
   if (!v.ok) return { ok: false, code: v.code, reason: v.reason, line: v.line };
   const p = parseRecordsLog(text);
   if (!p.ok) return { ok: false, code: p.code, reason: p.reason, line: p.line };
-  const held = await importedKeys(db);
+  const r = await importEntries(db, signer, p.entries, await importedKeys(db));
+  return { ok: true, ...r, authenticated: v.authenticated };
+}
+
+/**
+ * Take entries of a verified log into the trail (countersigned by `signer`) and
+ * the inventory; those in `held` (signer/seq/hash) are skipped. The caller has
+ * checked the entries: importRecordsLog verifies the whole log, the Bench page
+ * (factory/station-log.ts) passes the entry it has just chained and signed.
+ */
+export async function importEntries(db: FieldbenchDB, signer: AuditSigner, entries: AuditExportEntry[], held: Set<string> = new Set()): Promise<{ imported: number; skipped: number }> {
   let imported = 0;
   let skipped = 0;
-  for (const e of p.entries) {
+  for (const e of entries) {
     const from: ImportedFrom = { signer: e.signer, seq: e.seq, hash: e.hash, technician: e.technician.id, time: e.time };
     if (held.has(`${from.signer}/${from.seq}/${from.hash}`)) {
       skipped++;
@@ -86,5 +108,5 @@ export async function importRecordsLog(db: FieldbenchDB, signer: AuditSigner, te
     await recordOperation(db, { technician: signer, op: e.op, device: e.device, outcome: e.outcome, details: { ...(e.details ?? {}), importedFrom: from }, time: e.time }, inventoryOfEntry(e));
     imported++;
   }
-  return { ok: true, imported, skipped, authenticated: v.authenticated };
+  return { imported, skipped };
 }

@@ -18,9 +18,10 @@
 import Dexie, { type Table } from 'dexie';
 import { idKeys, normaliseId, ID_KINDS, type DeviceIdentifiers, type IdKind } from './ids.ts';
 import { FieldbenchError } from '../base/errors.ts';
+import type { AuditExportEntry } from './audit.ts';
 
 export const DB_NAME = 'fieldbench';
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 // ---------------------------------------------------------------- records
 
@@ -65,6 +66,22 @@ export interface ArtifactRecord {
 export interface SyncRecord {
   id: string;
   state: Record<string, unknown>;
+}
+
+/** One entry of a Bench control log (src/core/factory/station-log.ts), as the CLI's records log line holds it. */
+export interface StationLogRecord {
+  /** "<station key id hex>/<seq, 10 digits>": the log's order. */
+  id: string;
+  /** The station key id (hex). */
+  station: string;
+  entry: AuditExportEntry;
+}
+
+/** One line of a Bench identifier journal (src/core/factory/identifiers.ts JournalStore). */
+export interface JournalLineRecord {
+  id?: number;
+  name: string;
+  line: string;
 }
 
 /** One entry of the audit chain as stored; the export form (AuditExportEntry) has the byte fields in hex. */
@@ -180,6 +197,13 @@ const V2 = {
 /** v3 adds the fleet hub sync state (src/core/sync/store.ts). */
 const V3 = { ...V2, sync: 'id' };
 
+/**
+ * v4 adds the Bench page's control logs (src/core/factory/station-log.ts: one
+ * chain per station key, id = "<station key id>/<seq, 10 digits>") and its
+ * identifier journals (one line per record, in order, per journal name).
+ */
+const V4 = { ...V3, stationLog: 'id, station', journal: '++id, name' };
+
 /** v1 -> v2 data migration of one device record (exported for tests). */
 export function migrateDeviceV1(rec: Record<string, unknown>): void {
   const ids: DeviceIdentifiers = {};
@@ -213,7 +237,7 @@ export function migrateDeviceV1(rec: Record<string, unknown>): void {
 export interface OpenOptions {
   name?: string;
   /** Declare the schema only up to this version (tests of the migration use 1). */
-  version?: 1 | 2 | 3;
+  version?: 1 | 2 | 3 | 4;
   indexedDB?: { open: Function };
   IDBKeyRange?: { bound: Function; lowerBound: Function; upperBound: Function };
 }
@@ -225,6 +249,8 @@ export class FieldbenchDB extends Dexie {
   backups!: Table<BackupRecord, number>;
   keys!: Table<KeyRecord, string>;
   sync!: Table<SyncRecord, string>;
+  stationLog!: Table<StationLogRecord, string>;
+  journal!: Table<JournalLineRecord, number>;
 
   constructor(opts: OpenOptions = {}) {
     const g = globalThis as { indexedDB?: { open: Function }; IDBKeyRange?: OpenOptions['IDBKeyRange'] };
@@ -260,6 +286,7 @@ export class FieldbenchDB extends Dexie {
         });
     }
     if (upTo >= 3) this.version(3).stores(V3);
+    if (upTo >= 4) this.version(4).stores(V4);
     // Append-only: refuse changes to audit entries made through this
     // connection (the upgrade above may only add the unsigned index field).
     this.audit.hook('updating', (mods) => {
@@ -270,6 +297,15 @@ export class FieldbenchDB extends Dexie {
     this.audit.hook('deleting', () => {
       throw new AppendOnlyError();
     });
+    // the control logs and identifier journals are append-only too
+    for (const t of (upTo >= 4 ? [this.stationLog, this.journal] : []) as Table[]) {
+      t.hook('updating', () => {
+        throw new AppendOnlyError();
+      });
+      t.hook('deleting', () => {
+        throw new AppendOnlyError();
+      });
+    }
   }
 }
 

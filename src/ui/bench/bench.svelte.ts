@@ -3,10 +3,16 @@
  * (src/core/factory/station.ts). The policy (what runs, in which order, what
  * passes) is in core; this only keeps what the tiles show.
  */
-import { memoryAllocator } from '../../core/factory/identifiers.ts';
+import { memoryAllocator, policyDigest } from '../../core/factory/identifiers.ts';
+import {
+  appendStationEntry, controlLogDownload, dbJournal, stationAuditSigner, stationLogs, syncStationLog, type StationLogSummary,
+} from '../../core/factory/station-log.ts';
+import type { FieldbenchDB } from '../../core/store/db.ts';
+import type { AuditSigner } from '../../core/store/sig.ts';
+import { describeStoreError } from '../../core/ops/storage.ts';
+import { downloadText } from '../records/download.ts';
 import { Station, type StationEvent, type StationPort } from '../../core/factory/station.ts';
 import { UNIT_STEPS, type UnitStep } from '../../core/factory/run.ts';
-import type { AuditInput } from '../../core/store/audit.ts';
 import { linkFromSerialPort, serialApi, serialPortLabel, type SerialPortLike } from '../../core/link/webserial.ts';
 import { openSession } from '../../core/groups/session.ts';
 import { toHex } from '../../core/base/bytes.ts';
@@ -59,6 +65,14 @@ export const STEP_NAMES: Record<UnitStep, string> = {
   provision: 'Provisioning identity', configure: 'Factory configuration', attest: 'Attestation', label: 'Label', record: 'Recording',
 };
 
+/** Where the page keeps what the line records: the app's store and, when trust is loaded, the technician who countersigns. */
+export interface BenchDeps {
+  db: () => FieldbenchDB | null;
+  technician?: () => AuditSigner | null;
+  /** A unit was recorded (the inventory and audit pages reload). */
+  onRecorded?: () => void;
+}
+
 export class BenchState {
   line = $state<ActiveLine | null>(null);
   lineError = $state('');
@@ -69,7 +83,14 @@ export class BenchState {
   autoStart = $state(false);
   done = $state(0);
   failed = $state(0);
-  records = $state<AuditInput[]>([]);
+  /** Units recorded by this page's line since it started. */
+  recorded = $state(0);
+  /** The control logs the app holds (every station this browser ran), newest first. */
+  logs = $state.raw<StationLogSummary[]>([]);
+  logError = $state('');
+  /** The key id of the running line's station (its control log). */
+  stationKid = $state('');
+  constructor(private readonly deps: BenchDeps = { db: () => null }) {}
   private station: Station | null = null;
   private readonly jigs = new Map<string, VirtualJig>();
   private readonly serialPorts = new Map<SerialPortLike, string>();
@@ -160,16 +181,63 @@ export class BenchState {
     }
   }
 
+  /** Reload the list of control logs from the store. */
+  async refreshLogs(): Promise<void> {
+    const db = this.deps.db();
+    if (!db) return;
+    try {
+      this.logs = await stationLogs(db);
+    } catch (e) {
+      this.logError = `The control logs could not be read: ${describeStoreError(e).message}`;
+    }
+  }
+
+  /** One control log as a file (json: an audit export `fieldbench audit verify` checks; csv as `bench run` exports). */
+  async download(station: string, kind: 'json' | 'csv'): Promise<void> {
+    const db = this.deps.db();
+    if (!db) return;
+    try {
+      const f = await controlLogDownload(db, station, kind);
+      downloadText(f.name, f.text, f.mime);
+    } catch (e) {
+      this.logError = `The control log could not be read: ${describeStoreError(e).message}`;
+    }
+  }
+
+  private async record(signer: AuditSigner, e: Parameters<typeof appendStationEntry>[2]): Promise<void> {
+    const db = this.deps.db();
+    // no durable record, no recorded unit: the unit fails at its record step
+    if (!db) throw new Error('the local records are not open');
+    const r = await appendStationEntry(db, signer, e, this.deps.technician?.() ?? undefined);
+    this.recorded++;
+    this.logError = r.inTrail ? '' : `Unit ${e.device?.serial ?? ''} is in the control log but not yet in the audit trail: ${r.trailError}`;
+    this.deps.onRecorded?.();
+    void this.refreshLogs();
+  }
+
   private start(line: ActiveLine): void {
     this.line = line;
+    const signer = stationAuditSigner(line.station.signer);
+    this.stationKid = signer.id.slice('station:'.length);
+    const db = this.deps.db();
+    const policy = line.profile.identity.policy;
+    // the identifiers this browser issued under the policy are journaled in the store: a reload never reissues one
+    const allocator = db ? memoryAllocator(policy, dbJournal(db, `identifiers:${policyDigest(policy)}`)) : memoryAllocator(policy);
+    if (db)
+      void syncStationLog(db, this.stationKid, this.deps.technician?.() ?? signer, signer.publicKey)
+        .then((r) => {
+          if (!r.ok) this.logError = `This station's control log in the store does not verify (${r.code}): ${r.reason}`;
+          else if (r.imported) this.deps.onRecorded?.();
+        })
+        .catch((e) => void (this.logError = describeStoreError(e).message));
     this.station = new Station({
       profile: line.profile,
       image: line.image,
       bundle: line.bundle,
       manufacturer: line.manufacturer,
       station: line.station,
-      allocator: memoryAllocator(line.profile.identity.policy),
-      record: async (e) => void this.records.push(e),
+      allocator,
+      record: (e) => this.record(signer, e),
       pollMs: 200,
       onEvent: (e) => this.event(e),
     });
