@@ -407,11 +407,13 @@ describe('red team: the security event log under a flood', () => {
 });
 
 describe('red team: two connections applying configurations at once', () => {
-  it('an older configuration whose apply was held while a newer one committed on another connection is refused, and never becomes active', async () => {
+  const cfg = (sequence: number) => issueConfig({ target: { kind: 'model', model: 'fieldbench-ref' }, sequence, settings: { interval: 10 + sequence }, notAfter: new Date(Date.now() + DAY) }, auth.owner.privateKey);
+  /** A device whose configuration apply stops at `at` (once) until released, and two logged-in connections. */
+  async function heldApply(at: string) {
     let hold: { entered: () => void; release: Promise<void> } | null = null;
     const w = await secure({
       applyStep: async (step) => {
-        if (step === 'verified' && hold) {
+        if (step === at && hold) {
           const h = hold;
           hold = null;
           h.entered();
@@ -423,12 +425,15 @@ describe('red team: two connections applying configurations at once', () => {
     const b = w.conn();
     const sa = await w.login(a);
     const sb = await w.login(b);
-    const cfg = (sequence: number) => issueConfig({ target: { kind: 'model', model: 'fieldbench-ref' }, sequence, settings: { interval: 10 + sequence }, notAfter: new Date(Date.now() + DAY) }, auth.owner.privateKey);
-    const [five, six] = await Promise.all([cfg(5), cfg(6)]);
     let release!: () => void;
     const entered = new Promise<void>((res) => {
       hold = { entered: res, release: new Promise<void>((r) => (release = r)) };
     });
+    return { w, a, b, sa, sb, entered, release: () => release() };
+  }
+  it('an older configuration whose apply was held while a newer one committed on another connection is refused, and never becomes active', async () => {
+    const { w, a, b, sa, sb, entered, release } = await heldApply('verified');
+    const [five, six] = await Promise.all([cfg(5), cfg(6)]);
     const older = protectedChunked(b, sb, SEC.ConfigApply, five);
     await entered;
     // Meanwhile on the other connection: the newer configuration, all the way.
@@ -441,27 +446,8 @@ describe('red team: two connections applying configurations at once', () => {
   });
 
   it('while one apply is staged, another connection\'s apply is answered busy and stages nothing over it', async () => {
-    let hold: { entered: () => void; release: Promise<void> } | null = null;
-    const w = await secure({
-      applyStep: async (step) => {
-        if (step === 'staged' && hold) {
-          const h = hold;
-          hold = null;
-          h.entered();
-          await h.release;
-        }
-      },
-    });
-    const a = w.conn();
-    const b = w.conn();
-    const sa = await w.login(a);
-    const sb = await w.login(b);
-    const cfg = (sequence: number) => issueConfig({ target: { kind: 'model', model: 'fieldbench-ref' }, sequence, settings: { interval: 10 + sequence }, notAfter: new Date(Date.now() + DAY) }, auth.owner.privateKey);
+    const { w, a, b, sa, sb, entered, release } = await heldApply('staged');
     const [seven, eight] = await Promise.all([cfg(7), cfg(8)]);
-    let release!: () => void;
-    const entered = new Promise<void>((res) => {
-      hold = { entered: res, release: new Promise<void>((r) => (release = r)) };
-    });
     const first = protectedChunked(b, sb, SEC.ConfigApply, seven);
     await entered;
     expect((await protectedChunked(a, sa, SEC.ConfigApply, eight)).rc).toBe(MGMT_RC.EBUSY);
