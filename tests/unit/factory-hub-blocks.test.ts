@@ -97,14 +97,15 @@ describe('a station on hub blocks', () => {
       ),
     );
     expect(l.issued.size).toBe(3 * 46);
+    // close first: it waits for a next-block request still in flight (granted by the hub, not yet in the ledger)
+    await a.close();
+    await b.close();
     const [ba, bb] = [await a.blocks(), await b.blocks()];
     expect(ba.length).toBeGreaterThanOrEqual(5);
     expect(bb.length).toBeGreaterThanOrEqual(5);
     // the hub's record of who holds what is the stations' ledgers
     const held = (await listBlocks(db)).filter((x) => x.kind === 'units');
     expect(held.filter((x) => x.station === 'station-1').map((x) => Number(x.first)).sort((x, y) => x - y)).toEqual(ba.map((x) => x.start).sort((x, y) => x - y));
-    await a.close();
-    await b.close();
   });
 
   it('a restart never takes a second block for one request and never reissues an identifier', async () => {
