@@ -60,6 +60,15 @@ export interface IngestOptions {
   pusher: string;
   /** Worker threads for steps 1 and 4 (src/hub/verify-pool.ts); without, they run in this thread. */
   pool?: VerifyPool;
+  /** Steps 1 and 4 already started on this body (by the route, while it recorded the request's nonce). */
+  prepared?: Promise<PreparedBatch>;
+  /**
+   * A pipelined push (src/hub/chain-order.ts): where it declared it sits in
+   * its chain, checked against the verified batch; `turn` is awaited after
+   * verification and before storage (the predecessor has stored), and
+   * `stored` is called as soon as this push's entries are committed.
+   */
+  position?: { after: string; last: string; turn: () => Promise<void>; stored: () => void };
 }
 
 /**
@@ -115,8 +124,15 @@ const hexOf = (b: Uint8Array) => toHex(new Uint8Array(b));
 /** Verify and store one push. */
 export async function ingest(db: HubDb, trust: HubTrust, body: PushBody | Uint8Array, opts: IngestOptions): Promise<PushResult> {
   const verify = opts.verify ?? 'chain';
-  const p = opts.pool ? await opts.pool.run(body, verify) : await prepareBatch(body, verify);
+  const p = opts.prepared ? await opts.prepared : opts.pool ? await opts.pool.run(body, verify) : await prepareBatch(body, verify);
   await checkSigners(p, trust);
+  const pos = opts.position;
+  if (pos) {
+    if (pos.after !== p.first.prev || pos.last !== p.hashes[p.n - 1]) {
+      throw new HubError('bad-request', 'the push\'s declared position (?after, ?last) is not that of its entries: after = the first entry\'s prev, last = the last entry\'s hash', 400);
+    }
+    await pos.turn();
+  }
   // the text PostgreSQL reads the entries from: the verified body itself
   const json = body instanceof Uint8Array ? Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8') : JSON.stringify(body);
   try {
@@ -126,6 +142,7 @@ export async function ingest(db: HubDb, trust: HubTrust, body: PushBody | Uint8A
     for (let attempt = 1; ; attempt++) {
       try {
         stored = await store(db, p, json, opts);
+        pos?.stored();
         break;
       } catch (e) {
         if (attempt >= 3 || (e as { code?: unknown })?.code !== '40P01') throw e;

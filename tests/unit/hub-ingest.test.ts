@@ -6,6 +6,7 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { migrate, type HubDb } from '../../src/hub/db.ts';
 import { HubError } from '../../src/hub/errors.ts';
+import { ChainOrder } from '../../src/hub/chain-order.ts';
 import { ingest, listSources, sourceHead, verifyBatch } from '../../src/hub/ingest.ts';
 import { deviceState, listCollisions, listDrift, lookupIdentifier } from '../../src/hub/registry.ts';
 import { HubTrust } from '../../src/hub/trust.ts';
@@ -232,6 +233,45 @@ describe.each(backends())('hub on $name', (backend) => {
     expect((await listSources(db))[0].problem).toBeNull();
   });
 
+  it('pipelined pushes: a batch that arrives first waits for the one it follows; a refused predecessor refuses its successor without a gap', async () => {
+    await open();
+    const t = new Trail(alice);
+    await t.add(Array.from({ length: 30 }, (_, i) => ({ op: 'identify', device: deviceN(i), details: { model: 'fb-sensor' } })));
+    const order = new ChainOrder();
+    const at = (from: number, to: number) => ({ after: t.entries[from - 1].prev, last: t.entries[to - 1].hash });
+    const pos = (turn: ReturnType<ChainOrder['enter']>, p: { after: string; last: string }) => ({ ...p, turn: turn.turn, stored: () => turn.done('stored') });
+    const run = (from: number, to: number, body = t.push(from, to)) => {
+      const p = at(from, to);
+      const turn = order.enter(alice.keyId, p);
+      return { turn, go: () => ingest(db, trust, body, { pusher: alice.keyId, position: pos(turn, p) }).finally(() => turn.done('refused')) };
+    };
+    // batch 2 is verified and reaches storage first: it waits for batch 1, which then stores
+    const b1 = run(1, 10);
+    const b2 = run(11, 20);
+    const second = b2.go();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM entries'))[0].n)).toBe(0);
+    const r1 = await b1.go();
+    expect(r1).toMatchObject({ accepted: 10, head: { seq: 10 } });
+    expect(await second).toMatchObject({ accepted: 10, head: { seq: 20 } });
+    expect(order.size).toBe(0);
+    // a tampered batch 3 is refused with its reason; batch 4, sent behind it, is refused as such
+    const bad = t.push(21, 25);
+    bad.entries = bad.entries.map((e, i) => (i === 2 ? { ...e, outcome: 'failed' } : e));
+    const b3 = run(21, 25, bad);
+    const b4 = run(26, 30);
+    const fourth = code(b4.go());
+    expect(await code(b3.go())).toBe('modified');
+    expect(await fourth).toBe('predecessor-failed');
+    // no gap was recorded: the source's head is where batch 2 left it
+    expect((await listSources(db))[0]).toMatchObject({ head: { seq: 20 }, problem: null });
+    // a declared position that is not the batch's own is refused
+    const lying = order.enter(alice.keyId, at(21, 30));
+    expect(await code(ingest(db, trust, t.push(21, 25), { pusher: alice.keyId, position: pos(lying, at(21, 30)) }))).toBe('bad-request');
+    lying.done('refused');
+    expect(await ingest(db, trust, t.push(21, 30), { pusher: alice.keyId })).toMatchObject({ accepted: 10 });
+  });
+
   it('concurrent pushes of one trail never duplicate', async () => {
     await open();
     const t = new Trail(alice);
@@ -361,4 +401,26 @@ describe.each(backends())('hub on $name', (backend) => {
     expect(st).toMatchObject({ firmware: '9.9.9', measurement: m3, securityCounter: 1 });
     expect(st!.drift).toHaveLength(3);
   });
+});
+
+it('pipelined positions are the caller\'s own: another key declaring the same position holds up nobody', async () => {
+  const order = new ChainOrder();
+  const p = { after: '11'.repeat(32), last: '22'.repeat(32) };
+  const honest1 = order.enter('alice', p);
+  // mallory, with a credential of her own, declares alice's position after her: it is not alice's
+  const mallory = order.enter('mallory', p);
+  const honest2 = order.enter('alice', { after: p.last, last: '33'.repeat(32) });
+  mallory.done('refused');
+  honest1.done('stored');
+  await expect(honest2.turn()).resolves.toBeUndefined();
+  honest2.done('stored');
+  // a request that took a position with alice's credential but did not authenticate holds up nobody
+  const forged = order.enter('alice', { after: '33'.repeat(32), last: '44'.repeat(32) });
+  const honest3 = order.enter('alice', { after: '44'.repeat(32), last: '55'.repeat(32) });
+  forged.done('void');
+  await expect(honest3.turn()).resolves.toBeUndefined();
+  honest3.done('stored');
+  expect(order.size).toBe(0);
+  expect(() => ChainOrder.declared(new URLSearchParams('after=zz&last=' + p.last))).toThrow(HubError);
+  expect(ChainOrder.declared(new URLSearchParams(''))).toBeUndefined();
 });

@@ -32,6 +32,8 @@ export interface HubClientOptions {
   fetch?: typeof fetch;
   /** Entries per push request. */
   batch?: number;
+  /** Push requests in flight at once (default 2: the hub verifies the next batch while it stores one; 1 = one at a time). */
+  pipeline?: number;
 }
 
 export interface PushSummary {
@@ -115,17 +117,57 @@ export class HubClient {
       throw new HubRequestError('fork', `the hub holds seq ${head.seq} of this trail with other content: this trail was rewritten`, 409);
     }
     const size = this.o.batch ?? 2000;
+    const depth = Math.max(1, this.o.pipeline ?? 2);
     const sum: PushSummary = { source, accepted: 0, duplicates: 0, head, requests: 1 };
+    type Push = { accepted: number; duplicates: number; head: { seq: number; hash: string } };
+    // Batches in flight, oldest first. Each after the first is sent before the one before
+    // it is answered, naming where it sits in the chain (?after, ?last): the hub verifies it
+    // meanwhile and stores it after its predecessor (src/hub/chain-order.ts).
+    const inFlight: { end: number; pipelined: boolean; reply: Promise<Push> }[] = [];
+    let next = from; // index of the first entry not yet sent
+    let resyncs = 0;
     while (from < es.length) {
-      const part = es.slice(from, from + size);
-      const r = await this.request<{ accepted: number; duplicates: number; head: { seq: number; hash: string } }>('POST', '/v1/records', {
-        format: 'fieldbench-audit', version: 1, entries: part, credentials: creds, source,
-      });
-      sum.requests++;
+      while (inFlight.length < depth && next < es.length) {
+        const end = Math.min(next + size, es.length);
+        const part = es.slice(next, end);
+        const path = `/v1/records?after=${part[0].prev}&last=${part[part.length - 1].hash}`;
+        const reply = this.request<Push>('POST', path, { format: 'fieldbench-audit', version: 1, entries: part, credentials: creds, source });
+        reply.catch(() => undefined); // awaited in order below
+        inFlight.push({ end, pipelined: inFlight.length > 0, reply });
+        sum.requests++;
+        next = end;
+      }
+      const w = inFlight.shift()!;
+      let r: Push;
+      try {
+        r = await w.reply;
+      } catch (e) {
+        // the later batches depend on this one: let them settle, then resume from the hub's head
+        await Promise.allSettled(inFlight.splice(0).map((x) => x.reply));
+        const code = (e as HubRequestError)?.code;
+        // A pipelined batch can reach the hub before the one it follows (another connection), or
+        // be sent to a hub that does not order pipelined pushes: it is refused as a gap and sent again.
+        if (!w.pipelined || (code !== 'gap' && code !== 'predecessor-failed') || ++resyncs > 3) throw e;
+        const at = await this.head(source);
+        sum.requests++;
+        from = next = at ? at.seq : 0;
+        continue;
+      }
       sum.accepted += r.accepted;
       sum.duplicates += r.duplicates;
       sum.head = r.head;
-      from = r.head.seq;
+      from = Math.max(from, r.head.seq);
+      if (r.head.seq !== es[w.end - 1].seq) {
+        // the hub's head is not where this batch ended (another pusher of the same trail): count
+        // what the batches still in flight did, then resume from the furthest head
+        for (const x of await Promise.allSettled(inFlight.splice(0).map((y) => y.reply))) {
+          if (x.status !== 'fulfilled') continue;
+          sum.accepted += x.value.accepted;
+          sum.duplicates += x.value.duplicates;
+          if (x.value.head.seq > sum.head.seq) sum.head = x.value.head;
+        }
+        from = next = sum.head.seq;
+      }
       onProgress?.(from, es.length);
     }
     return sum;

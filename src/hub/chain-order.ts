@@ -1,0 +1,77 @@
+/**
+ * Order of pipelined pushes of one chain (docs/HUB.md, "Pipelined pushes").
+ *
+ * A pusher may send its next batch before the hub has answered the one
+ * before, so that the hub verifies batch k+1 (on a worker) while it stores
+ * batch k. Such a push names, in its query, where it sits in the chain:
+ * `after` (the hash its first entry links to) and `last` (its last entry's
+ * hash). The hub then stores it only after the push whose `last` is its
+ * `after` has stored, or failed: then this one is refused as
+ * 'predecessor-failed' (the pusher asks for the head and resumes), without a
+ * gap being recorded on the source.
+ *
+ * A push takes its position when it arrives (before its body is read and its
+ * signature checked: requests that arrive in order keep their order), scoped
+ * to the credential it presents: one caller's declarations never hold up
+ * another's pushes. A request that presents someone else's credential but
+ * fails to authenticate ends 'void' and holds up nobody. The declarations only order the work: the
+ * verified batch must match them (checked in ingest), and the database's own
+ * chain check (src/hub/ingest.ts) stays the authority.
+ */
+import { HubError } from './errors.ts';
+
+export interface ChainTurn {
+  /** Resolves when the predecessor (if any is in flight) has stored; throws 'predecessor-failed' when it was refused. */
+  turn(): Promise<void>;
+  /**
+   * How this push ended, for its successor: 'stored' (committed: go on),
+   * 'refused' (its content was refused: so is the successor's), or 'void'
+   * (it was not the caller's push: its signature did not verify; the
+   * successor goes on, and the database's chain check decides).
+   */
+  done(how: 'stored' | 'refused' | 'void'): void;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+export class ChainOrder {
+  private readonly tails = new Map<string, Promise<'stored' | 'refused' | 'void'>>();
+
+  /** Pushes waiting for or holding a position (for tests and status). */
+  get size(): number {
+    return this.tails.size;
+  }
+
+  /** Parse and validate a push's declared position; undefined when it declares none. */
+  static declared(q: URLSearchParams): { after: string; last: string } | undefined {
+    const after = q.get('after');
+    const last = q.get('last');
+    if (after === null && last === null) return undefined;
+    if (!after || !last || !HEX64.test(after) || !HEX64.test(last)) {
+      throw new HubError('bad-request', 'a pipelined push names ?after=<64 hex>&last=<64 hex>: the hash its first entry follows and its last entry\'s hash');
+    }
+    return { after, last };
+  }
+
+  enter(caller: string, pos: { after: string; last: string }): ChainTurn {
+    const before = this.tails.get(`${caller}:${pos.after}`);
+    const key = `${caller}:${pos.last}`;
+    let settle!: (how: 'stored' | 'refused' | 'void') => void;
+    const mine = new Promise<'stored' | 'refused' | 'void'>((r) => (settle = r));
+    this.tails.set(key, mine);
+    let settled = false;
+    return {
+      turn: async () => {
+        if (before && (await before) === 'refused') {
+          throw new HubError('predecessor-failed', 'the push this one follows was refused, so this one was not stored: ask the hub for the chain\'s head and push from there', 409);
+        }
+      },
+      done: (how) => {
+        if (settled) return;
+        settled = true;
+        settle(how);
+        if (this.tails.get(key) === mine) this.tails.delete(key);
+      },
+    };
+  }
+}
