@@ -20,22 +20,36 @@
  */
 import { HubError } from './errors.ts';
 
+export type Ending = 'stored' | 'refused' | 'void';
+
 export interface ChainTurn {
   /** Resolves when the predecessor (if any is in flight) has stored; throws 'predecessor-failed' when it was refused. */
   turn(): Promise<void>;
+  /** A predecessor is in flight (declared before this push and not yet ended). */
+  readonly behind: boolean;
+  /** Resolves when the predecessor has begun its storage transaction (holding its chain lock), or has ended. */
+  predecessorBegan(): Promise<void>;
+  /** This push's storage transaction holds its chain lock (src/hub/ingest.ts): a successor may start its own. */
+  began(): void;
   /**
    * How this push ended, for its successor: 'stored' (committed: go on),
    * 'refused' (its content was refused: so is the successor's), or 'void'
    * (it was not the caller's push: its signature did not verify; the
    * successor goes on, and the database's chain check decides).
    */
-  done(how: 'stored' | 'refused' | 'void'): void;
+  done(how: Ending): void;
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
+interface Slot {
+  ended: Promise<Ending>;
+  began: Promise<void>;
+  over: boolean;
+}
+
 export class ChainOrder {
-  private readonly tails = new Map<string, Promise<'stored' | 'refused' | 'void'>>();
+  private readonly tails = new Map<string, Slot>();
 
   /** Pushes waiting for or holding a position (for tests and status). */
   get size(): number {
@@ -56,20 +70,28 @@ export class ChainOrder {
   enter(caller: string, pos: { after: string; last: string }): ChainTurn {
     const before = this.tails.get(`${caller}:${pos.after}`);
     const key = `${caller}:${pos.last}`;
-    let settle!: (how: 'stored' | 'refused' | 'void') => void;
-    const mine = new Promise<'stored' | 'refused' | 'void'>((r) => (settle = r));
+    let settle!: (how: Ending) => void;
+    let start!: () => void;
+    const mine: Slot = { ended: new Promise<Ending>((r) => (settle = r)), began: new Promise<void>((r) => (start = r)), over: false };
     this.tails.set(key, mine);
-    let settled = false;
     return {
       turn: async () => {
-        if (before && (await before) === 'refused') {
+        if (before && (await before.ended) === 'refused') {
           throw new HubError('predecessor-failed', 'the push this one follows was refused, so this one was not stored: ask the hub for the chain\'s head and push from there', 409);
         }
       },
+      get behind() {
+        return !!before && !before.over;
+      },
+      predecessorBegan: async () => {
+        if (before) await Promise.race([before.began, before.ended]);
+      },
+      began: () => start(),
       done: (how) => {
-        if (settled) return;
-        settled = true;
+        if (mine.over) return;
+        mine.over = true;
         settle(how);
+        start();
         if (this.tails.get(key) === mine) this.tails.delete(key);
       },
     };

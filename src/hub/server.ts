@@ -121,7 +121,7 @@ function coreRoutes(): Route[] {
         try {
           return await ingest(c.opts.db, c.opts.trust, c.raw, {
             pusher: c.caller.keyId, verify, prepared,
-            position: declared && t ? { ...declared, turn: t.turn, stored: () => t.done('stored') } : undefined,
+            position: declared && t ? { ...declared, turn: t } : undefined,
           });
         } finally {
           t?.done('refused'); // no-op once stored

@@ -7,7 +7,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { migrate, type HubDb } from '../../src/hub/db.ts';
 import { HubError } from '../../src/hub/errors.ts';
 import { ChainOrder } from '../../src/hub/chain-order.ts';
-import { ingest, listSources, sourceHead, verifyBatch } from '../../src/hub/ingest.ts';
+import { ingest, listSources, pipelineCounters, sourceHead, verifyBatch } from '../../src/hub/ingest.ts';
 import { deviceState, listCollisions, listDrift, lookupIdentifier } from '../../src/hub/registry.ts';
 import { HubTrust } from '../../src/hub/trust.ts';
 import { MIGRATIONS } from '../../src/hub/schema.ts';
@@ -239,7 +239,7 @@ describe.each(backends())('hub on $name', (backend) => {
     await t.add(Array.from({ length: 30 }, (_, i) => ({ op: 'identify', device: deviceN(i), details: { model: 'fb-sensor' } })));
     const order = new ChainOrder();
     const at = (from: number, to: number) => ({ after: t.entries[from - 1].prev, last: t.entries[to - 1].hash });
-    const pos = (turn: ReturnType<ChainOrder['enter']>, p: { after: string; last: string }) => ({ ...p, turn: turn.turn, stored: () => turn.done('stored') });
+    const pos = (turn: ReturnType<ChainOrder['enter']>, p: { after: string; last: string }) => ({ ...p, turn });
     const run = (from: number, to: number, body = t.push(from, to)) => {
       const p = at(from, to);
       const turn = order.enter(alice.keyId, p);
@@ -270,6 +270,50 @@ describe.each(backends())('hub on $name', (backend) => {
     expect(await code(ingest(db, trust, t.push(21, 25), { pusher: alice.keyId, position: pos(lying, at(21, 30)) }))).toBe('bad-request');
     lying.done('refused');
     expect(await ingest(db, trust, t.push(21, 30), { pusher: alice.keyId })).toMatchObject({ accepted: 10 });
+  });
+
+  it.skipIf(backend.name === 'pglite')('pipelined pushes on a server: a batch is stored beside the one before it and commits after it; the registry folds over what that one committed', async () => {
+    await open();
+    const t = new Trail(alice);
+    // batches 2 and 3 both touch device 7 (an attestation after an update): 3 must fold over 2
+    await t.add(Array.from({ length: 10 }, (_, i) => ({ op: 'identify', device: deviceN(i), details: { model: 'fb-sensor' } })));
+    await t.add([{ op: 'update', device: deviceN(7), details: { hash: 'aa'.repeat(32), version: '2.0.0' } }, ...Array.from({ length: 9 }, (_, i) => ({ op: 'identify', device: deviceN(20 + i) }))]);
+    await t.add([{ op: 'identify', device: deviceN(7), details: { model: 'fb-sensor-2' } }, ...Array.from({ length: 9 }, (_, i) => ({ op: 'identify', device: deviceN(40 + i) }))]);
+    await ingest(db, trust, t.push(1, 10), { pusher: alice.keyId });
+    // batch 2's transaction is held open before its commit until batch 3 has done its work
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let held = 0;
+    const slow: HubDb = {
+      ...db, kind: db.kind, query: db.query.bind(db), close: db.close.bind(db),
+      transaction: (fn) => db.transaction(async (tx) => {
+        const r = await fn(tx);
+        if (held++ === 0) await gate;
+        return r;
+      }),
+    };
+    const order = new ChainOrder();
+    const at = (from: number, to: number) => ({ after: t.entries[from - 1].prev, last: t.entries[to - 1].hash });
+    const t2 = order.enter(alice.keyId, at(11, 20));
+    const t3 = order.enter(alice.keyId, at(21, 30));
+    const before = { ...pipelineCounters };
+    const second = ingest(slow, trust, { ...t.push(11, 20), source: t.genesis }, { pusher: alice.keyId, position: { ...at(11, 20), turn: t2 } }).finally(() => t2.done('refused'));
+    const third = ingest(slow, trust, { ...t.push(21, 30), source: t.genesis }, { pusher: alice.keyId, position: { ...at(21, 30), turn: t3 } }).finally(() => t3.done('refused'));
+    // batch 3 waits inside PostgreSQL for batch 2 (device 7's row, then batch 2's chain lock), its entries inserted, uncommitted
+    const waiting = async () => (await db.query<{ n: string }>(`SELECT count(*) AS n FROM pg_locks WHERE NOT granted`))[0].n;
+    for (let i = 0; i < 200 && Number(await waiting()) === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(Number(await waiting())).toBe(1);
+    expect(Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM entries'))[0].n)).toBe(10);
+    release();
+    expect(await second).toMatchObject({ accepted: 10, head: { seq: 20 } });
+    expect(await third).toMatchObject({ accepted: 10, head: { seq: 30, hash: t.head!.hash } });
+    expect(pipelineCounters.beside - before.beside).toBe(1);
+    expect(pipelineCounters.fellBack - before.fellBack).toBe(0);
+    expect(await sourceHead(db, t.genesis)).toEqual(t.head);
+    expect(Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM entries'))[0].n)).toBe(30);
+    // device 7: batch 3's identify folded over batch 2's update (4 entries: identify, update, identify; model from batch 3)
+    const d7 = await deviceState(db, `key:${deviceN(7).devicePublicKey}`);
+    expect(d7).toMatchObject({ model: 'fb-sensor-2', entries: 3 });
   });
 
   it('concurrent pushes of one trail never duplicate', async () => {

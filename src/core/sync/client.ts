@@ -62,14 +62,23 @@ export class HubClient {
     this.f = o.fetch ?? globalThis.fetch.bind(globalThis);
   }
 
-  async request<T>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<T> {
-    const raw = body === undefined ? new Uint8Array(0) : new TextEncoder().encode(JSON.stringify(body));
-    const headers: Record<string, string> = await signRequest(this.o.signer, this.o.credential, method, path, raw);
-    if (body !== undefined) headers['content-type'] = 'application/json';
+  /**
+   * One signed request. `order`: a pipelined push's place in line: the
+   * request is signed at once but sent only after `order.after` (the one
+   * before it was sent), and `order.sent` is called once this one is.
+   */
+  async request<T>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown, order?: { after: Promise<void>; sent: () => void }): Promise<T> {
     let res: Response;
     try {
-      res = await this.f(this.base + path, { method, headers, body: body === undefined ? undefined : (raw as BodyInit) });
+      const raw = body === undefined ? new Uint8Array(0) : new TextEncoder().encode(JSON.stringify(body));
+      const headers: Record<string, string> = await signRequest(this.o.signer, this.o.credential, method, path, raw);
+      if (body !== undefined) headers['content-type'] = 'application/json';
+      await order?.after;
+      const sending = this.f(this.base + path, { method, headers, body: body === undefined ? undefined : (raw as BodyInit) });
+      order?.sent();
+      res = await sending;
     } catch (e) {
+      order?.sent();
       throw new HubRequestError('offline', `cannot reach the hub at ${this.base} (${(e as Error).message}); records stay queued and sync later`, 0);
     }
     if (res.ok && res.headers.get('content-type') === 'application/octet-stream') return new Uint8Array(await res.arrayBuffer()) as T;
@@ -126,12 +135,17 @@ export class HubClient {
     const inFlight: { end: number; pipelined: boolean; reply: Promise<Push> }[] = [];
     let next = from; // index of the first entry not yet sent
     let resyncs = 0;
+    let lastSent = Promise.resolve();
     while (from < es.length) {
       while (inFlight.length < depth && next < es.length) {
         const end = Math.min(next + size, es.length);
         const part = es.slice(next, end);
         const path = `/v1/records?after=${part[0].prev}&last=${part[part.length - 1].hash}`;
-        const reply = this.request<Push>('POST', path, { format: 'fieldbench-audit', version: 1, entries: part, credentials: creds, source });
+        // signed meanwhile, sent in order: the hub takes each one's place as it arrives
+        let sent!: () => void;
+        const gone = new Promise<void>((r) => (sent = r));
+        const reply = this.request<Push>('POST', path, { format: 'fieldbench-audit', version: 1, entries: part, credentials: creds, source }, { after: lastSent, sent });
+        lastSent = gone;
         reply.catch(() => undefined); // awaited in order below
         inFlight.push({ end, pipelined: inFlight.length > 0, reply });
         sum.requests++;
