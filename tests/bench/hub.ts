@@ -142,10 +142,10 @@ async function ingestRate(db: HubDb, trust: HubTrust, ts: Trail[], pipeline = 2)
  * The rate on idle cores, from CPU time per entry, and how that time splits.
  * Pushers run on threads of their own (a real pusher is another machine);
  * the process's CPU time counts them with the hub. With one pusher, two
- * batches are in flight (the hub verifies the next while it stores one), but
- * one chain's batches are stored one after another: cores / CPU time is then
- * an upper bound, and the wall-clock figure on an idle machine is the one
- * that counts.
+ * batches are in flight: the hub verifies the next while it stores one, and
+ * on a PostgreSQL server stores it beside the one before (committing after
+ * it); PGlite stores one batch at a time, so there cores / CPU time is an
+ * upper bound.
  */
 function cpuNote(f: IngestFigure, pushers: number, verifyUs?: number): string {
   const cores = availableParallelism();
@@ -158,7 +158,7 @@ function cpuNote(f: IngestFigure, pushers: number, verifyUs?: number): string {
   const split = f.serverUs !== undefined ? ` (${f.cpuUs.toFixed(0)} in the hub process with its pusher threads, ${f.serverUs.toFixed(0)} in PostgreSQL)` : ' (all in this process: hub, pusher threads, PGlite)';
   // how much of the machine this run got: its CPU time over wall time (the rest went to other processes)
   const got = (f.rate * total) / 1e6;
-  const bound = pushers === 1 ? `at most ${Math.round((cores * 1e6) / total)} entries/s on ${cores} idle cores (an upper bound: one chain is stored a batch at a time)` : `${Math.round((cores * 1e6) / total)} entries/s on ${cores} idle cores`;
+  const bound = pushers === 1 && f.serverUs === undefined ? `at most ${Math.round((cores * 1e6) / total)} entries/s on ${cores} idle cores (an upper bound: PGlite stores one batch at a time)` : `${Math.round((cores * 1e6) / total)} entries/s on ${cores} idle cores`;
   return `; CPU ${total.toFixed(0)} µs per entry${split}: ${bound}, ${((cores * 1e6) / total / GOAL).toFixed(2)}x the goal; the run got ${got.toFixed(2)} of ${cores} cores`;
 }
 
