@@ -31,6 +31,10 @@ export interface ChainTurn {
   predecessorBegan(): Promise<void>;
   /** This push's storage transaction holds its chain lock (src/hub/ingest.ts): a successor may start its own. */
   began(): void;
+  /** This push's transaction holds every registry row it writes: a successor beside it may touch the registry. */
+  registered(): void;
+  /** Resolves true once the predecessor has registered (or ended); false after `ms` without. */
+  predecessorRegistered(ms: number): Promise<boolean>;
   /**
    * How this push ended, for its successor: 'stored' (committed: go on),
    * 'refused' (its content was refused: so is the successor's), or 'void'
@@ -45,6 +49,7 @@ const HEX64 = /^[0-9a-f]{64}$/;
 interface Slot {
   ended: Promise<Ending>;
   began: Promise<void>;
+  registered: Promise<void>;
   over: boolean;
 }
 
@@ -72,7 +77,8 @@ export class ChainOrder {
     const key = `${caller}:${pos.last}`;
     let settle!: (how: Ending) => void;
     let start!: () => void;
-    const mine: Slot = { ended: new Promise<Ending>((r) => (settle = r)), began: new Promise<void>((r) => (start = r)), over: false };
+    let reg!: () => void;
+    const mine: Slot = { ended: new Promise<Ending>((r) => (settle = r)), began: new Promise<void>((r) => (start = r)), registered: new Promise<void>((r) => (reg = r)), over: false };
     this.tails.set(key, mine);
     return {
       turn: async () => {
@@ -87,11 +93,23 @@ export class ChainOrder {
         if (before) await Promise.race([before.began, before.ended]);
       },
       began: () => start(),
+      registered: () => reg(),
+      predecessorRegistered: async (ms) => {
+        if (!before) return true;
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)));
+        try {
+          return await Promise.race([before.registered.then(() => true), before.ended.then(() => true), late]);
+        } finally {
+          clearTimeout(timer);
+        }
+      },
       done: (how) => {
         if (mine.over) return;
         mine.over = true;
         settle(how);
         start();
+        reg();
         if (this.tails.get(key) === mine) this.tails.delete(key);
       },
     };

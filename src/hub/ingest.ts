@@ -150,14 +150,8 @@ export async function ingest(db: HubDb, trust: HubTrust, body: PushBody | Uint8A
     }
     pos?.turn.done('stored');
     if (stored.probe) {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await recheckCollisions(db, stored.probe);
-          break;
-        } catch (e) {
-          if (attempt >= 3 || (e as { code?: unknown })?.code !== '40P01') throw e;
-        }
-      }
+      await retryDeadlock(() => recheckCollisions(db, stored.probe!));
+      if (stored.recheck) await db.query('DELETE FROM pending_rechecks WHERE id = $1', [stored.recheck]);
     }
     return stored.result;
   } catch (e) {
@@ -190,6 +184,26 @@ async function holdChainLock(db: HubDb, tx: Sql, opts: IngestOptions, lastHash: 
   pos.turn.began();
 }
 
+interface Stored {
+  result: PushResult;
+  /** The collision probe's input, to run again after the commit (PostgreSQL). */
+  probe?: string;
+  /** Its pending_rechecks row, deleted once the probe ran again. */
+  recheck?: string;
+}
+
+/**
+ * On PostgreSQL, the push's transaction records that its collision probe is
+ * still to run again after the commit (pending_rechecks: the chain and seq
+ * range, a few bytes). A hub killed before it ran finds the row at its next
+ * start and runs the probe then (recoverRechecks in src/hub/registry.ts).
+ */
+async function noteRecheck(db: HubDb, tx: Sql, probe: string | undefined, sourceId: string, from: number, to: number): Promise<string | undefined> {
+  if (!probe || db.kind !== 'postgres') return undefined;
+  const [r] = await tx.query<{ id: string }>('INSERT INTO pending_rechecks (source_id, from_seq, to_seq) VALUES ($1, $2, $3) RETURNING id', [sourceId, from, to]);
+  return String(r.id);
+}
+
 /** How pipelined pushes were stored since the process started (docs/HUB.md; tests read them). */
 export const pipelineCounters = { beside: 0, fellBack: 0 };
 
@@ -214,7 +228,7 @@ class NotBeside extends Error {}
  * entries meanwhile) rolls this back and falls back to the one-after-another
  * path, whose checks decide.
  */
-async function storeBeside(db: HubDb, p: PreparedBatch, json: string, opts: IngestOptions, pos: NonNullable<IngestOptions['position']>): Promise<{ result: PushResult; probe?: string } | undefined> {
+async function storeBeside(db: HubDb, p: PreparedBatch, json: string, opts: IngestOptions, pos: NonNullable<IngestOptions['position']>): Promise<Stored | undefined> {
   const last = { seq: p.seqs[p.n - 1], hash: p.hashes[p.n - 1] };
   try {
     return await db.transaction(async (tx) => {
@@ -222,13 +236,20 @@ async function storeBeside(db: HubDb, p: PreparedBatch, json: string, opts: Inge
       const [src] = await tx.query<{ id: string; genesis: Uint8Array; label: string }>('SELECT id, genesis, label FROM sources WHERE genesis = $1', [fromHex(p.source!)]);
       if (!src) throw new NotBeside();
       await insertJson(tx, src.id, json, p.first.seq - 1);
+      // the registry only once the predecessor holds every registry row it writes: rows the two
+      // share are then always locked by the predecessor first (the other order deadlocks). That
+      // wait is outside PostgreSQL, so it is bounded: a predecessor that never gets there (it
+      // waits, in PostgreSQL, for something this push holds) sends this push the other way.
+      if (!(await pos.turn.predecessorRegistered(2000))) throw new NotBeside();
       const probe = await applyToRegistry(tx, src.id, p.reg);
+      pos.turn.registered();
+      const recheck = await noteRecheck(db, tx, probe, src.id, p.first.seq, last.seq);
       // the predecessor's end: its commit (or rollback) releases its chain lock
       await tx.query('SELECT pg_advisory_xact_lock_shared($1::bigint)', [chainLock(pos.after)]);
       const [h] = await tx.query<SourceRow>('SELECT id, genesis, head_seq, head_hash, label FROM sources WHERE id = $1 FOR UPDATE', [src.id]);
       if (Number(h.head_seq) !== p.first.seq - 1 || hexOf(h.head_hash) !== p.first.prev) throw new NotBeside();
       await tx.query('UPDATE sources SET head_seq = $2, head_hash = $3, last_push = now(), last_pusher = $4, gap = NULL WHERE id = $1', [src.id, last.seq, fromHex(last.hash), opts.pusher]);
-      return { result: { source: hexOf(src.genesis), label: src.label, accepted: p.n, duplicates: 0, head: last }, probe };
+      return { result: { source: hexOf(src.genesis), label: src.label, accepted: p.n, duplicates: 0, head: last }, probe, recheck };
     });
   } catch (e) {
     // NotBeside, or 23505: another pusher stored some of these entries meanwhile (the same trail from elsewhere)
@@ -241,7 +262,7 @@ function forkError(seq: number): HubError {
   return new HubError('fork', `entry seq ${seq} differs from the one the hub holds for this chain: the trail was rewritten after it was pushed`, 409, { seq });
 }
 
-async function store(db: HubDb, p: PreparedBatch, json: string, opts: IngestOptions): Promise<{ result: PushResult; probe?: string }> {
+async function store(db: HubDb, p: PreparedBatch, json: string, opts: IngestOptions): Promise<Stored> {
   const first = p.first;
   const last = { seq: p.seqs[p.n - 1], hash: p.hashes[p.n - 1] };
   return db.transaction(async (tx) => {
@@ -268,15 +289,18 @@ async function store(db: HubDb, p: PreparedBatch, json: string, opts: IngestOpti
     }
     const fresh = p.n - dup;
     let probe: string | undefined;
+    let recheck: string | undefined;
     if (fresh) {
       await insertJson(tx, src.id, json, headSeq);
       await tx.query('UPDATE sources SET head_seq = $2, head_hash = $3, last_push = now(), last_pusher = $4, gap = NULL WHERE id = $1', [src.id, last.seq, fromHex(last.hash), opts.pusher]);
       probe = await applyToRegistry(tx, src.id, dup ? p.reg.slice(dup) : p.reg);
+      opts.position?.turn.registered();
+      recheck = await noteRecheck(db, tx, probe, src.id, p.seqs[dup], last.seq);
     } else {
       await tx.query('UPDATE sources SET last_push = now(), last_pusher = $2 WHERE id = $1', [src.id, opts.pusher]);
     }
     const newHead = fresh ? last : { seq: headSeq, hash: headHash };
-    return { result: { source: hexOf(src.genesis), label: src.label, accepted: fresh, duplicates: dup, head: newHead }, probe };
+    return { result: { source: hexOf(src.genesis), label: src.label, accepted: fresh, duplicates: dup, head: newHead }, probe, recheck };
   });
 }
 

@@ -22,7 +22,7 @@ import type { Permission, TechnicianCredential } from '../core/trust/credential.
 import type { HubDb } from './db.ts';
 import { HubError } from './errors.ts';
 import { ingest, listSources, sourceHead } from './ingest.ts';
-import { deviceState, listCollisions, listDrift, lookupIdentifier } from './registry.ts';
+import { deviceState, listCollisions, listDrift, lookupIdentifier, recoverRechecks } from './registry.ts';
 import type { HubTrust } from './trust.ts';
 import { extraRoutes, type Route } from './routes.ts';
 import { ChainOrder, type ChainTurn } from './chain-order.ts';
@@ -189,6 +189,9 @@ export async function startHub(opts: HubOptions, listen: { host: string; port: n
   const own = opts.verifyWorkers !== undefined ? createVerifyPool(opts.verifyWorkers, opts.log) : undefined;
   const pool = own ?? sharedVerifyPool();
   const verifyThreads = await pool.ready();
+  // collision re-checks a killed hub left undone (src/hub/registry.ts)
+  const rechecked = await recoverRechecks(opts.db);
+  if (rechecked) (opts.log ?? ((l: string) => process.stderr.write(l + '\n')))(`[hub] ran the collision re-check of ${rechecked} push(es) a stopped hub had not finished`);
   const handler = hubHandler(opts, pool);
   const server = createServer((req, res) => void handler(req, res));
   server.keepAliveTimeout = 30_000;

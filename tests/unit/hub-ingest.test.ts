@@ -8,7 +8,7 @@ import { migrate, type HubDb } from '../../src/hub/db.ts';
 import { HubError } from '../../src/hub/errors.ts';
 import { ChainOrder } from '../../src/hub/chain-order.ts';
 import { ingest, listSources, pipelineCounters, sourceHead, verifyBatch } from '../../src/hub/ingest.ts';
-import { deviceState, listCollisions, listDrift, lookupIdentifier } from '../../src/hub/registry.ts';
+import { deviceState, listCollisions, listDrift, lookupIdentifier, recoverRechecks } from '../../src/hub/registry.ts';
 import { HubTrust } from '../../src/hub/trust.ts';
 import { MIGRATIONS } from '../../src/hub/schema.ts';
 import { backends } from '../helpers/hub-backends.ts';
@@ -302,7 +302,7 @@ describe.each(backends())('hub on $name', (backend) => {
     // batch 3 waits inside PostgreSQL for batch 2 (device 7's row, then batch 2's chain lock), its entries inserted, uncommitted
     const waiting = async () => (await db.query<{ n: string }>(`SELECT count(*) AS n FROM pg_locks WHERE NOT granted`))[0].n;
     for (let i = 0; i < 200 && Number(await waiting()) === 0; i++) await new Promise((r) => setTimeout(r, 25));
-    expect(Number(await waiting())).toBe(1);
+    expect(Number(await waiting())).toBeGreaterThan(0);
     expect(Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM entries'))[0].n)).toBe(10);
     release();
     expect(await second).toMatchObject({ accepted: 10, head: { seq: 20 } });
@@ -314,6 +314,39 @@ describe.each(backends())('hub on $name', (backend) => {
     // device 7: batch 3's identify folded over batch 2's update (4 entries: identify, update, identify; model from batch 3)
     const d7 = await deviceState(db, `key:${deviceN(7).devicePublicKey}`);
     expect(d7).toMatchObject({ model: 'fb-sensor-2', entries: 3 });
+  });
+
+  it('a hub killed between a push\'s commit and its collision re-check runs the re-check at its next start', async () => {
+    await open();
+    const a = new Trail(alice);
+    const b = new Trail(bob);
+    // two devices with other keys that share one DevEUI, pushed by two sources
+    const x = { ...deviceN(1), devEui: '70b3d57ed0000abc' };
+    const y = { ...deviceN(2), devEui: '70b3d57ed0000abc' };
+    await a.add([{ op: 'identify', device: x }]);
+    await b.add([{ op: 'identify', device: y }]);
+    await ingest(db, trust, a.push(), { pusher: alice.keyId });
+    await ingest(db, trust, b.push(), { pusher: bob.keyId });
+    expect(await listCollisions(db)).toHaveLength(1);
+    // every push's re-check ran and its note is gone
+    expect(await db.query('SELECT * FROM pending_rechecks')).toEqual([]);
+    // the state a kill after b's commit leaves when a's sightings were not visible to b's probe:
+    // no collision recorded, b's re-check still pending
+    await db.query('DELETE FROM collisions');
+    if (db.kind === 'postgres') {
+      await db.query(`INSERT INTO pending_rechecks (source_id, from_seq, to_seq) SELECT id, 1, 1 FROM sources WHERE genesis = $1`, [Buffer.from(b.genesis, 'hex')]);
+    }
+    const n = await recoverRechecks(db);
+    if (db.kind === 'postgres') {
+      expect(n).toBe(1);
+      const c = await listCollisions(db);
+      expect(c).toHaveLength(1);
+      expect(c[0]).toMatchObject({ kind: 'devEui', value: '70b3d57ed0000abc' });
+      expect(await db.query('SELECT * FROM pending_rechecks')).toEqual([]);
+    } else {
+      // PGlite runs one transaction at a time: its in-transaction probe sees every earlier commit, nothing is pending
+      expect(n).toBe(0);
+    }
   });
 
   it('concurrent pushes of one trail never duplicate', async () => {
