@@ -14,7 +14,8 @@ import { OS } from '../../src/core/protocol/os.ts';
 import { MGMT_RC } from '../../src/core/protocol/mgmt.ts';
 import { SEC, SEC_RC } from '../../src/core/protocol/security.ts';
 import { Group, Op, SMP_HEADER_SIZE, SMP_V2, buildPacket, decodeHeader } from '../../src/core/smp/header.ts';
-import { encodeFrames } from '../../src/core/smp/framing.ts';
+import { createDecoder, encodeFrames } from '../../src/core/smp/framing.ts';
+import { packetQueue } from '../helpers/listen-device.ts';
 import { createLinkPair } from '../../src/core/link/memory.ts';
 import { generateEd25519 } from '../../src/core/trust/ed25519.ts';
 import { signImage } from '../../src/core/trust/mcuboot/sign.ts';
@@ -134,6 +135,53 @@ describe('red team: SMP headers and dispatch', () => {
     expect(replyBody(await c.exchange(reserved)).r).toBe('c');
     expect(await c.sync()).toBe(true);
     c.close();
+  });
+
+  it('the reserved protocol versions 2 and 3: answered as Zephyr 4.4 does, rc 13 (UNSUPPORTED_TOO_NEW) in a v2 header before any handler runs; console and raw framing', async () => {
+    for (const framing of ['console', 'raw'] as const) {
+      const r = await rig({ framing });
+      const pair = createLinkPair({}, ['attacker', 'device']);
+      void r.device.serve(pair.b);
+      const replies = packetQueue();
+      const dec = createDecoder(framing, replies.push, { acceptOps: [Op.ReadRsp, Op.WriteRsp] });
+      const reader = pair.a.readable.getReader();
+      void (async () => {
+        for (;;) {
+          const x = await reader.read().catch(() => ({ done: true, value: undefined }));
+          if (x.done) return;
+          if (x.value) dec.push(x.value);
+        }
+      })();
+      const writer = pair.a.writable.getWriter();
+      const ask = async (p: Uint8Array) => {
+        for (const f of encodeFrames(framing, p, 127)) await writer.write(f);
+        return replies.next(3000);
+      };
+      const before = r.model.slots[1];
+      for (const version of [2, 3]) {
+        for (const [what, p] of [
+          ['echo', handMade({ version, seq: 0x10 + version }, echo('v'))],
+          ['an unknown group', handMade({ version, group: 0x1234, seq: 0x20 + version })],
+          ['a body that is not CBOR', handMade({ version, seq: 0x30 + version }, Uint8Array.of(0xff, 0x00))],
+          ['a reset', handMade({ version, id: OS.Reset, seq: 0x40 + version })],
+          ['an image erase', handMade({ version, group: Group.Image, id: IMG.Erase, seq: 0x50 + version })],
+        ] as const) {
+          const reply = await ask(p);
+          expect(reply, `${framing} v${version} ${what}`).not.toBeNull();
+          const h = decodeHeader(reply!);
+          expect(h.version, `${framing} v${version} ${what}`).toBe(SMP_V2);
+          expect(h.seq).toBe(p[6]);
+          expect(h.op).toBe(Op.WriteRsp);
+          expect(replyBody(reply), `${framing} v${version} ${what}`).toEqual({ rc: MGMT_RC.UNSUPPORTED_TOO_NEW });
+        }
+      }
+      // Nothing ran: no reboot, the slot untouched; v1 and v2 are still answered.
+      await new Promise((res) => setTimeout(res, 60));
+      expect(r.device.bootCount).toBe(1);
+      expect(r.model.slots[1]).toBe(before);
+      for (const version of [0, 1]) expect(replyBody(await ask(handMade({ version, seq: 0x60 + version }, echo(`v${version}`)))).r).toBe(`v${version}`);
+      void pair.a.close();
+    }
   });
 
   it('payloads that are not one CBOR map (array, bytes, int, two items, truncated, a huge declared map): rc 3, the device keeps serving', async () => {
