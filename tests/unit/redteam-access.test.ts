@@ -10,14 +10,13 @@ import { IMG } from '../../src/core/protocol/image.ts';
 import { OS } from '../../src/core/protocol/os.ts';
 import { MGMT_RC } from '../../src/core/protocol/mgmt.ts';
 import { Group, Op } from '../../src/core/smp/header.ts';
-import { createLinkPair } from '../../src/core/link/memory.ts';
 import { issueConfig } from '../../src/core/trust/signed-config.ts';
 import { issueCredential } from '../../src/core/trust/credential.ts';
-import { type Authorities, createSecureDevice, makeAuthorities } from '../../src/device/provisioning.ts';
-import type { ReferenceDevice } from '../../src/device/device.ts';
-import type { DeviceSecurity, SecurityOptions } from '../../src/device/security.ts';
+import { type Authorities, makeAuthorities } from '../../src/device/provisioning.ts';
+import type { SecurityOptions } from '../../src/device/security.ts';
+import { type RawWorld, rawConnect, rawWorld } from '../helpers/raw-world.ts';
 import {
-  GROUP, type RawSession, type RawSmp, type Body, groupRc, innerPacket, openReply, protectedPacket, protectedRequest, rawLogin, rawSmpOverLink, replyBody,
+  GROUP, type RawSession, type RawSmp, type Body, groupRc, innerPacket, openReply, protectedPacket, protectedRequest, rawLogin, replyBody,
 } from '../helpers/raw-session.ts';
 
 const DAY = 86400_000;
@@ -26,30 +25,9 @@ beforeAll(async () => {
   auth = await makeAuthorities();
 });
 
-interface World {
-  device: ReferenceDevice;
-  sec: DeviceSecurity;
-  conn(): RawSmp;
-  login(c: RawSmp, credential?: Uint8Array): Promise<RawSession>;
-}
-
-async function secure(security: SecurityOptions = {}): Promise<World> {
-  const { device, security: sec } = await createSecureDevice(auth, { bufSize: 512, image: {}, security: { devEui: Uint8Array.of(0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0, 0, 1), ...security } });
-  const w: World = {
-    device,
-    sec,
-    conn() {
-      const pair = createLinkPair({}, ['attacker', 'device']);
-      void device.serve(pair.b);
-      return rawSmpOverLink(pair.a);
-    },
-    async login(c, credential = auth.credential) {
-      const s = await rawLogin(c, sec.devicePublicKey, credential, auth.technician.privateKey);
-      expect(groupRc(s.reply)).toBeUndefined();
-      return s;
-    },
-  };
-  return w;
+/** A provisioned device with a DevEUI, served over raw connections (tests/helpers/raw-world.ts). */
+function secure(security: SecurityOptions = {}): Promise<RawWorld> {
+  return rawWorld(auth, { image: {}, security: { devEui: Uint8Array.of(0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0, 0, 1), ...security } });
 }
 
 const rotate = (c: RawSmp, s: RawSession, body: Body) => protectedRequest(c, s, Op.Write as 2, GROUP, SEC.Rotate, body);
@@ -239,11 +217,9 @@ describe('red team: interfaces and wipe on the raw wire', () => {
   });
 
   it('a wipe leaves no Settings value a technician wrote (stock configuration), in RAM or in storage', async () => {
-    const { device, security: sec } = await createSecureDevice(auth, { bufSize: 512, settings: true });
-    const pair = createLinkPair({}, ['tech', 'device']);
-    void device.serve(pair.b);
-    const c = rawSmpOverLink(pair.a);
-    const s = await rawLogin(c, sec.devicePublicKey, auth.credential, auth.technician.privateKey);
+    const { device, conn, login } = await rawWorld(auth, { settings: true });
+    const c = conn(['tech', 'device']);
+    const s = await login(c);
     const SETTINGS_GROUP = 3;
     const val = new TextEncoder().encode('wss://old-owner.example/ingest');
     expect(groupRc(await protectedRequest(c, s, Op.Write as 2, SETTINGS_GROUP, 0, { name: 'fb/server', val }))).toBeUndefined();
@@ -287,9 +263,7 @@ describe('red team: what an unauthenticated peer can make the device buffer', ()
     c.close();
     const { createBlankDevice } = await import('../../src/device/provisioning.ts');
     const { device } = await createBlankDevice({ manufacturerKeys: [auth.manufacturer.publicKey], ownerKeys: [auth.owner.publicKey] }, { bufSize: 512 });
-    const pair = createLinkPair({}, ['attacker', 'device']);
-    void device.serve(pair.b);
-    const b = rawSmpOverLink(pair.a);
+    const b = rawConnect(device);
     expect(groupRc(await b.request(Op.Write as 2, GROUP, SEC.ProvisionAuthorize, { len: 16384, off: 0, data: new Uint8Array(200) }))).toBe(SEC_RC.NotProvisioned);
     expect(groupRc(await b.request(Op.Write as 2, GROUP, SEC.Auth, { len: 16384, off: 0, data: new Uint8Array(200) }))).toBe(SEC_RC.NotProvisioned);
     b.close();
