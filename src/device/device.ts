@@ -118,6 +118,11 @@ export class ReferenceDevice {
    * replaces this check when installed (the update permission in a session). Throw MgmtError to refuse.
    */
   bootModeGuard: ((bootMode: number, ctx: RequestContext) => void) | null = null;
+  /**
+   * May this request take over an image upload that belongs to another (open, active) connection?
+   * Without it, never (EBUSY); the security group answers: the update permission inside a session.
+   */
+  takeoverGuard: ((ctx: RequestContext) => boolean) | null = null;
 
   constructor(opts: DeviceOptions = {}) {
     this.opts = {

@@ -793,6 +793,13 @@ export class DeviceSecurity {
     this.log('boot-mode', `reset into boot mode ${mode} by ${this.authOf(ctx.connection)?.technician}`);
   }
 
+  /** Another connection's image upload may be taken over only with update inside a session (logged). */
+  mayTakeOverUpload(ctx: RequestContext): boolean {
+    if (!this.permits('update', ctx)) return false;
+    this.log('upload-takeover', `image upload taken over from another connection by ${this.authOf(ctx.connection)?.technician}`);
+    return true;
+  }
+
   /** The held trust bundle's version (0: only what provisioning gave). */
   get bundleVersion(): number {
     return this.bundle?.version ?? 0;
@@ -1111,6 +1118,7 @@ export async function installSecurity(device: ReferenceDevice, opts: SecurityOpt
   device.accessGuard = (g, id, op, at) => sec.guard(g, id, op, at);
   device.clockGuard = (t, ctx) => sec.checkClock(t, ctx);
   device.bootModeGuard = (mode, ctx) => sec.checkBootMode(mode, ctx);
+  device.takeoverGuard = (ctx) => sec.mayTakeOverUpload(ctx);
   return sec;
 }
 

@@ -6,7 +6,7 @@
  * refuse cleanly, keep serving, and never apply what nobody authorised.
  * docs/SECURITY.md's threat table names these tests.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { encodeCbor } from '../../src/core/base/cbor.ts';
 import { crc16xmodem } from '../../src/core/base/crc.ts';
 import { IMG, IMG_ERR } from '../../src/core/protocol/image.ts';
@@ -19,11 +19,13 @@ import { packetQueue } from '../helpers/listen-device.ts';
 import { createLinkPair } from '../../src/core/link/memory.ts';
 import { generateEd25519 } from '../../src/core/trust/ed25519.ts';
 import { signImage } from '../../src/core/trust/mcuboot/sign.ts';
+import { issueCredential } from '../../src/core/trust/credential.ts';
 import { type DeviceOptions, ReferenceDevice } from '../../src/device/device.ts';
 import { type ImageModel, slotInfoOf } from '../../src/device/groups/image.ts';
 import { imageModelOf, serialRecoveryOf } from '../../src/device/groups/standard.ts';
 import { type Authorities, createSecureDevice, makeAuthorities } from '../../src/device/provisioning.ts';
-import { GROUP, type Body, type RawSmp, groupRc, protectedRequest, rawLogin, rawSmpOverLink, replyBody } from '../helpers/raw-session.ts';
+import { GROUP, type Body, type RawSmp, groupRc, protectedRequest, replyBody } from '../helpers/raw-session.ts';
+import { type RawConn, rawConnect, rawWorld } from '../helpers/raw-world.ts';
 
 let fw: { privateKey: Uint8Array; publicKey: Uint8Array };
 let auth: Authorities;
@@ -42,7 +44,7 @@ async function image(version: string, opts: { size?: number; key?: Uint8Array; s
 interface Rig {
   device: ReferenceDevice;
   model: ImageModel;
-  conn(): RawSmp;
+  conn(): RawConn;
 }
 
 async function rig(opts: DeviceOptions = {}): Promise<Rig> {
@@ -52,11 +54,7 @@ async function rig(opts: DeviceOptions = {}): Promise<Rig> {
   return {
     device,
     model,
-    conn() {
-      const pair = createLinkPair({}, ['attacker', 'device']);
-      void device.serve(pair.b);
-      return rawSmpOverLink(pair.a);
-    },
+    conn: () => rawConnect(device),
   };
 }
 
@@ -398,23 +396,120 @@ describe('red team: image upload and state', () => {
     const { sha256 } = await import('@noble/hashes/sha2.js');
     const sha = sha256(img);
     expect(await c.request(Op.Write as 2, Group.Image, IMG.Upload, { off: 0, len: img.length, data: img.subarray(0, 256), sha })).toMatchObject({ off: 256 });
-    const attacker = r.conn();
+    c.unplug();
+    await settle();
+    const other = r.conn();
     // A prefix of the sha is another upload (it restarts), not a resume at 256.
-    const prefix = await attacker.request(Op.Write as 2, Group.Image, IMG.Upload, { off: 0, len: img.length, data: img.subarray(0, 64), sha: sha.subarray(0, 4) });
+    const prefix = await other.request(Op.Write as 2, Group.Image, IMG.Upload, { off: 0, len: img.length, data: img.subarray(0, 64), sha: sha.subarray(0, 4) });
     expect(prefix.off).toBe(64);
-    c.close();
+    other.close();
+  });
+});
+
+/** Let the device notice an unplugged link (its serve loop ends, the connection closes). */
+const settle = () => new Promise((res) => setTimeout(res, 20));
+
+describe('red team: an upload belongs to its connection', () => {
+  it('a second connection cannot restart, resume, continue, erase or overwrite another connection\'s upload (EBUSY, nothing written); the upload completes; once its connection is gone the honest client resumes it by sha', async () => {
+    const r = await rig();
+    const owner = r.conn();
+    const img = await image('1.1.0');
+    const evil = await image('6.6.6', { size: 2000 });
+    const { sha256 } = await import('@noble/hashes/sha2.js');
+    const sha = sha256(img);
+    const up = (c: RawSmp, b: Body) => c.request(Op.Write as 2, Group.Image, IMG.Upload, b);
+    expect(await up(owner, { off: 0, len: img.length, data: img.subarray(0, 256), sha })).toMatchObject({ off: 256 });
+    const attacker = r.conn();
+    const written = () => r.model.slots[1]!.data.slice();
+    const before = written();
+    for (const [what, body] of [
+      ['another image at off 0', { off: 0, len: evil.length, data: evil.subarray(0, 256), sha: sha256(evil) }],
+      ['the same image by its sha (a resume)', { off: 0, len: img.length, data: img.subarray(0, 256), sha }],
+      ['the next chunk at the expected offset, junk', { off: 256, data: new Uint8Array(256) }],
+      ['a chunk elsewhere', { off: 1024, data: new Uint8Array(64) }],
+    ] as const) {
+      expect(await up(attacker, body as Body), what).toEqual({ rc: MGMT_RC.EBUSY });
+    }
+    expect(await attacker.request(Op.Write as 2, Group.Image, IMG.Erase, { slot: 1 })).toEqual({ rc: MGMT_RC.EBUSY });
+    expect(written()).toEqual(before);
+    // The owner goes on where it was and its image arrives whole.
+    let last: Body = {};
+    for (let off = 256; off < img.length; off = last.off as number) last = await up(owner, { off, data: img.subarray(off, Math.min(img.length, off + 256)) });
+    expect(last).toMatchObject({ off: img.length, match: true });
+    // Between the upload and its test the image stays the owner's: no overwrite from elsewhere.
+    expect(await up(attacker, { off: 0, len: evil.length, data: evil.subarray(0, 256) })).toEqual({ rc: MGMT_RC.EBUSY });
+    expect(r.model.slots[1]!.data).toEqual(img);
     attacker.close();
+
+    // The honest single-client case: the link drops mid-upload, the new connection resumes by sha.
+    const r2 = await rig();
+    const first = r2.conn();
+    expect(await up(first, { off: 0, len: img.length, data: img.subarray(0, 256), sha })).toMatchObject({ off: 256 });
+    expect(await up(first, { off: 256, data: img.subarray(256, 512) })).toMatchObject({ off: 512 });
+    first.unplug();
+    await settle();
+    const again = r2.conn();
+    expect(await up(again, { off: 0, len: img.length, data: img.subarray(0, 256), sha })).toEqual({ off: 512 });
+    for (let off = 512; off < img.length; off = last.off as number) last = await up(again, { off, data: img.subarray(off, Math.min(img.length, off + 256)) });
+    expect(last).toMatchObject({ off: img.length, match: true });
+    again.close();
+  });
+
+  it('an owner that sends nothing for uploadIdleMs no longer holds the slot: another connection may start over', async () => {
+    const r = await rig({ image: { uploadIdleMs: 10_000 } } as DeviceOptions);
+    const owner = r.conn();
+    const img = await image('1.1.0');
+    const other = await image('1.2.0', { size: 2500 });
+    expect(await owner.request(Op.Write as 2, Group.Image, IMG.Upload, { off: 0, len: img.length, data: img.subarray(0, 256) })).toMatchObject({ off: 256 });
+    const next = r.conn();
+    const start = { off: 0, len: other.length, data: other.subarray(0, 256) };
+    expect(await next.request(Op.Write as 2, Group.Image, IMG.Upload, start)).toEqual({ rc: MGMT_RC.EBUSY });
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(Date.now() + 10_001);
+      expect(await next.request(Op.Write as 2, Group.Image, IMG.Upload, start)).toMatchObject({ off: 256 });
+      // Now the first connection is the other one.
+      expect(await owner.request(Op.Write as 2, Group.Image, IMG.Upload, { off: 256, data: img.subarray(256, 512) })).toEqual({ rc: MGMT_RC.EBUSY });
+    } finally {
+      vi.useRealTimers();
+    }
+    owner.close();
+    next.close();
+  });
+
+  it('on a secured device a technician with update in a session may take an upload over (logged); without update, or unauthenticated, EBUSY', async () => {
+    const w = await rawWorld(auth, { image: { trustedKeys: [fw.publicKey], slotSize: 64 * 1024 } });
+    await imageModelOf(w.device).settled();
+    const img = await image('1.1.0');
+    const stray = w.conn();
+    expect(await stray.request(Op.Write as 2, Group.Image, IMG.Upload, { off: 0, len: img.length, data: img.subarray(0, 256) })).toMatchObject({ off: 256 });
+    const narrowCred = await issueCredential(
+      { technicianId: 'tech-cfg', name: 'Configures only', publicKey: auth.technician.publicKey, permissions: ['configure'], models: ['fieldbench-ref'], notAfter: new Date(Date.now() + 86400_000) },
+      auth.owner.privateKey,
+    );
+    const narrow = w.conn();
+    const sn = await w.login(narrow, narrowCred);
+    const start = { off: 0, len: img.length, data: img.subarray(0, 256) };
+    expect(await protectedRequest(narrow, sn, Op.Write as 2, Group.Image, IMG.Upload, start)).toEqual({ rc: MGMT_RC.EBUSY });
+    const tech = w.conn();
+    const s = await w.login(tech);
+    expect(await protectedRequest(tech, s, Op.Write as 2, Group.Image, IMG.Upload, start)).toMatchObject({ off: 256 });
+    expect(w.sec.eventLog().some((e) => e.type === 'upload-takeover' && /tech-001/.test(e.detail))).toBe(true);
+    // The stray connection lost it.
+    expect(await stray.request(Op.Write as 2, Group.Image, IMG.Upload, { off: 256, data: img.subarray(256, 512) })).toEqual({ rc: MGMT_RC.EBUSY });
+    stray.close();
+    narrow.close();
+    tech.close();
   });
 });
 
 describe('red team: reset into the bootloader on a secured device', () => {
   it('an unauthenticated os reset with boot_mode 1 does not hand the primary slot to serial recovery; with update in a session it does', async () => {
-    const { device } = await createSecureDevice(auth, { bufSize: 512, image: { trustedKeys: [fw.publicKey], slotSize: 64 * 1024 }, serialRecovery: {} });
+    const w = await rawWorld(auth, { image: { trustedKeys: [fw.publicKey], slotSize: 64 * 1024 }, serialRecovery: {} });
+    const device = w.device;
     const model = imageModelOf(device);
     await model.settled();
-    const pair = createLinkPair({}, ['attacker', 'device']);
-    void device.serve(pair.b);
-    const c = rawSmpOverLink(pair.a);
+    const c = w.conn();
     const r = await c.request(Op.Write as 2, Group.OS, OS.Reset, { boot_mode: 1 });
     expect(groupRc(r)).toBe(SEC_RC.NotAuthenticated);
     await new Promise((res) => setTimeout(res, 60));
@@ -424,8 +519,7 @@ describe('red team: reset into the bootloader on a secured device', () => {
     await new Promise((res) => setTimeout(res, 60));
     expect(serialRecoveryOf(device).active).toBe(false);
     // With a session and update, the technician may.
-    const s = await rawLogin(c, (await c.request(Op.Read as 0, GROUP, SEC.Identity)).pub as Uint8Array, auth.credential, auth.technician.privateKey);
-    expect(groupRc(s.reply)).toBeUndefined();
+    const s = await w.login(c);
     const ok = await protectedRequest(c, s, Op.Write as 2, Group.OS, OS.Reset, { boot_mode: 1 });
     expect(ok.rc ?? groupRc(ok)).toBeUndefined();
     await new Promise((res) => setTimeout(res, 60));
