@@ -75,6 +75,12 @@ export interface SecurityOptions {
   interfaces?: Record<string, InterfaceState>;
   /** Tests: called at each step of a configuration apply; may reboot the device there. */
   applyStep?: (step: ApplyStep) => void | Promise<void>;
+  /**
+   * The token bucket of signatures the device makes for peers without a session (proof of
+   * possession, attestation tokens, key exchange message 2, provisioning offers): at most
+   * `capacity` at once, refilled at `perSecond` (default 20 and 5).
+   */
+  signingBucket?: { capacity: number; perSecond: number };
   /** The model's configuration schema check: a problem (never quoting secret values) or null. */
   validateSettings?: (settings: SignedConfig['settings'], sealedNames: string[]) => string | null;
 }
@@ -132,7 +138,7 @@ const MAX_EVENTS = 1000;
  */
 const UNAUTHENTICATED_EVENTS = new Set([
   'access-denied', 'auth-failure', 'auth-locked', 'bundle-rejected', 'clock-refused', 'clock-forward', 'config-rejected',
-  'protection-failure', 'provision-refused', 'provision-begin', 'attested',
+  'protection-failure', 'provision-refused', 'provision-begin', 'attested', 'signing-limited',
 ]);
 const MAX_BLOB = 16384;
 /** A pushed trust bundle may be larger (its firmware and configuration lists). */
@@ -259,6 +265,15 @@ export class DeviceSecurity {
   private previousNonce: Uint8Array | null = null;
   /** Chip UID (UEID): fixed in silicon, reported before provisioning. */
   readonly chipUid: Uint8Array;
+  /**
+   * Signatures left for peers without a session, and when the bucket was last filled (host
+   * milliseconds: not the device clock, which anyone may move forward). Kept across reboots: an
+   * os reset is open to anyone and must not refill it.
+   */
+  private signTokens: number;
+  private signTokensAt = Date.now();
+  /** The bucket ran dry: logged once per dry spell, not once per refusal. */
+  private signLimited = false;
 
   constructor(
     private readonly device: ReferenceDevice,
@@ -270,6 +285,7 @@ export class DeviceSecurity {
     if (opts.interfaces) this.interfaces = { ...opts.interfaces };
     if (opts.debugStatus === 'enabled') this.misbehave.debugUnlocked = true;
     this.chipUid = opts.ueid ?? Uint8Array.of(0x01, ...crypto.getRandomValues(new Uint8Array(16)));
+    this.signTokens = this.bucket.capacity;
     if (this.chipUid.length < 7 || this.chipUid.length > 33) throw new Error('the chip UID (UEID) must be 7..33 bytes');
     device.onBoot(() => {
       // A candidate key pair lives in RAM only: a reboot drops it (provisioning starts again).
@@ -300,6 +316,30 @@ export class DeviceSecurity {
     this.identityCert = cert;
   }
 
+  private get bucket(): { capacity: number; perSecond: number } {
+    return this.opts.signingBucket ?? { capacity: 20, perSecond: 5 };
+  }
+
+  /**
+   * A signature for a peer without a session costs one token of the bucket; none left: EBUSY
+   * (group rc 23, retry later), before any work. Requests inside an authenticated session are
+   * not counted. Called after the request's cheap checks, so a malformed flood costs nothing.
+   */
+  private takeSigningToken(at: Arrival, what: string): void {
+    if (at.protected && this.authOf(at.connection)) return;
+    const { capacity, perSecond } = this.bucket;
+    const now = Date.now();
+    this.signTokens = Math.min(capacity, this.signTokens + (Math.max(0, now - this.signTokensAt) * perSecond) / 1000);
+    this.signTokensAt = now;
+    if (this.signTokens < 1) {
+      if (!this.signLimited) this.log('signing-limited', `${what} refused: more than ${capacity} signatures without a session (${perSecond} per second)`);
+      this.signLimited = true;
+      throw new MgmtError(RC.EBUSY, SEC_RC.Busy);
+    }
+    this.signLimited = false;
+    this.signTokens -= 1;
+  }
+
   /** Bumped by every (re-)provisioning: connection state made under an earlier identity is void. */
   private identityEpoch = 0;
 
@@ -320,6 +360,7 @@ export class DeviceSecurity {
       this.log('provision-refused', 'already provisioned and no re-provisioning authorization presented');
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.AlreadyProvisioned);
     }
+    this.takeSigningToken(at, 'provisioning offer');
     const { pub, encPub } = await this.se.generateCandidate(cs);
     cs.provisioning = true;
     const sig = await this.se.signWithCandidate(
@@ -658,6 +699,7 @@ export class DeviceSecurity {
     this.requireProvisioned();
     const gX = b.g_x;
     if (!(gX instanceof Uint8Array) || gX.length !== 32) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
+    this.takeSigningToken(at, 'key exchange');
     const eph = ephemeralX25519();
     let secret: Uint8Array;
     try {
@@ -1054,9 +1096,11 @@ export class DeviceSecurity {
         [SEC.Interfaces]: () => ({ interfaces: s.interfaces }),
       },
       write: {
-        [SEC.Prove]: async (b: Body) => {
+        [SEC.Prove]: async (b: Body, ctx: RequestContext) => {
           s.requireProvisioned();
-          return { sig: await s.se.sign(popMessage(s.nonce(b)), s.misbehave.wrongKey) };
+          const nonce = s.nonce(b);
+          s.takeSigningToken(ctx, 'proof of possession');
+          return { sig: await s.se.sign(popMessage(nonce), s.misbehave.wrongKey) };
         },
         [SEC.ProvisionBegin]: (b: Body, ctx: RequestContext) => s.provisionBegin(b, ctx),
         [SEC.ProvisionAuthorize]: (b: Body, ctx: RequestContext) => s.provisionAuthorize(b, ctx),
@@ -1068,6 +1112,7 @@ export class DeviceSecurity {
           const off = typeof b.off === 'number' ? b.off : 0;
           if (off === 0 || !cs.token || !equalBytes(cs.token.nonce, nonce)) {
             if (off !== 0) throw new MgmtError(RC.EINVAL, SEC_RC.Offset);
+            s.takeSigningToken(ctx, 'attestation token');
             cs.token = { nonce, bytes: await s.attestationToken(nonce) };
             s.log('attested', 'attestation token issued');
           }

@@ -4,12 +4,15 @@
  * (tests/helpers/raw-session.ts) on in-memory links to one reference device.
  * docs/SECURITY.md's threat table names these tests.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { SEC, SEC_RC, rotationKeyId } from '../../src/core/protocol/security.ts';
 import { IMG } from '../../src/core/protocol/image.ts';
 import { OS } from '../../src/core/protocol/os.ts';
 import { MGMT_RC } from '../../src/core/protocol/mgmt.ts';
 import { Group, Op } from '../../src/core/smp/header.ts';
+import { createLinkPair } from '../../src/core/link/memory.ts';
+import { openSession } from '../../src/core/groups/session.ts';
+import { SecurityGroup } from '../../src/core/groups/security.ts';
 import { issueConfig } from '../../src/core/trust/signed-config.ts';
 import { issueCredential } from '../../src/core/trust/credential.ts';
 import { type Authorities, makeAuthorities } from '../../src/device/provisioning.ts';
@@ -282,21 +285,95 @@ describe('red team: what an unauthenticated peer can make the device buffer', ()
     c.close();
   });
 
-  it('a hundred connections each opening a key exchange: every one is answered, and a technician still logs in', async () => {
+  it('a hundred connections each opening a key exchange: the device signs at most its bucket (20), the rest are answered busy (rc 23); a technician still logs in once it refills', async () => {
     const w = await secure();
     const { ephemeralX25519 } = await import('../../src/core/trust/session.ts');
     const conns: RawSmp[] = [];
-    for (let i = 0; i < 100; i++) {
-      const c = w.conn();
-      conns.push(c);
-      const r = await c.request(Op.Read as 0, GROUP, SEC.AuthChallenge, { g_x: ephemeralX25519().publicKey });
-      expect(r.g_y).toBeInstanceOf(Uint8Array);
+    let signed = 0;
+    await new Promise((res) => setTimeout(res, 250)); // the token provisioning took is back: a full bucket
+    vi.useFakeTimers({ toFake: ['Date'] }); // the clock stands still during the flood: no refill, the count does not depend on the machine's speed
+    try {
+      for (let i = 0; i < 100; i++) {
+        const c = w.conn();
+        conns.push(c);
+        const r = await c.request(Op.Read as 0, GROUP, SEC.AuthChallenge, { g_x: ephemeralX25519().publicKey });
+        if (r.g_y instanceof Uint8Array) signed++;
+        else expect(groupRc(r)).toBe(SEC_RC.Busy);
+      }
+      expect(signed).toBe(20);
+    } finally {
+      vi.useRealTimers();
     }
+    await new Promise((res) => setTimeout(res, 250)); // 5 a second: one is back
     const t = w.conn();
     const s = await w.login(t);
     expect(groupRc(await protectedRequest(t, s, Op.Read as 0, GROUP, SEC.Interfaces))).toBeUndefined();
     for (const c of conns) c.close();
     t.close();
+  });
+});
+
+describe('red team: signatures for peers without a session (token bucket)', () => {
+  it('a flood of proofs, tokens, key exchanges from many connections: at most the bucket is signed, the rest rc 23 before any work, logged once; a reboot does not refill it; a session is not counted; an honest client still identifies', async () => {
+    const w = await secure();
+    const tech = w.conn(['tech', 'device']);
+    await new Promise((res) => setTimeout(res, 250)); // the token provisioning took is back: a full bucket
+    const s = await w.login(tech); // one signature (message 2)
+    const nonce32 = () => crypto.getRandomValues(new Uint8Array(32));
+    const { ephemeralX25519 } = await import('../../src/core/trust/session.ts');
+    const { ed25519Verify } = await import('../../src/core/trust/ed25519.ts');
+    const { popMessage } = await import('../../src/core/protocol/security.ts');
+    const attackers = [w.conn(), w.conn(), w.conn()];
+    const eventsBefore = w.sec.eventLog().length;
+    let signed = 0;
+    let busy = 0;
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      for (let i = 0; i < 60; i++) {
+        const c = attackers[i % 3];
+        const r =
+          i % 3 === 0 ? await c.request(Op.Write as 2, GROUP, SEC.Prove, { nonce: nonce32() })
+          : i % 3 === 1 ? await c.request(Op.Write as 2, GROUP, SEC.Attest, { nonce: nonce32() })
+          : await c.request(Op.Read as 0, GROUP, SEC.AuthChallenge, { g_x: ephemeralX25519().publicKey });
+        if (groupRc(r) === SEC_RC.Busy) busy++;
+        else {
+          expect(groupRc(r), JSON.stringify(r)).toBeUndefined();
+          signed++;
+        }
+      }
+      expect(signed).toBe(19); // 20 less the technician's login
+      expect(busy).toBe(41);
+      // Malformed requests are refused as such, and cost nothing.
+      expect(groupRc(await attackers[0].request(Op.Write as 2, GROUP, SEC.Prove, { nonce: new Uint8Array(3) }))).toBe(SEC_RC.Nonce);
+      // Logged once for the dry spell, not once per refusal.
+      expect(w.sec.eventLog().slice(eventsBefore).filter((e) => e.type === 'signing-limited')).toHaveLength(1);
+      // A reset (open to anyone) does not refill the bucket.
+      await w.device.reboot();
+      expect(groupRc(await attackers[0].request(Op.Write as 2, GROUP, SEC.Prove, { nonce: nonce32() }))).toBe(SEC_RC.Busy);
+      // Inside an authenticated session nothing is counted: a technician attests at will.
+      const s2 = await (async () => {
+        vi.setSystemTime(Date.now() + 200); // one token for the new login after the reboot
+        return w.login(tech);
+      })();
+      for (let i = 0; i < 25; i++) {
+        const r = await protectedRequest(tech, s2, Op.Write as 2, GROUP, SEC.Attest, { nonce: nonce32() });
+        expect(r.data, JSON.stringify(r)).toBeInstanceOf(Uint8Array);
+      }
+      void s;
+    } finally {
+      vi.useRealTimers();
+    }
+    // An honest client, right after the flood: its proof request waits for the refill and goes through.
+    const pair = createLinkPair({}, ['technician', 'device']);
+    void w.device.serve(pair.b);
+    const session = await openSession(pair.a);
+    const g = new SecurityGroup(session.client, GROUP);
+    const n = nonce32();
+    const sig = await g.prove(n);
+    expect(await ed25519Verify(sig, popMessage(n), w.sec.devicePublicKey)).toBe(true);
+    await session.close();
+    for (const c of attackers) c.close();
+    tech.close();
   });
 });
 

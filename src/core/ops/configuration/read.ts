@@ -173,6 +173,7 @@ const DEVICE_CODE: Record<SecurityErrorName, ConfigFailure> = {
   NotProvisioned: 'device',
   CertMismatch: 'device',
   ProvisionOrder: 'device',
+  Busy: 'device',
 };
 
 /** A device's refusal (SEC_ERR) as a failure code and a sentence. */
