@@ -140,6 +140,9 @@ const UNAUTHENTICATED_EVENTS = new Set([
   'access-denied', 'auth-failure', 'auth-locked', 'bundle-rejected', 'clock-refused', 'clock-forward', 'config-rejected',
   'protection-failure', 'provision-refused', 'provision-begin', 'attested', 'signing-limited',
 ]);
+/** Who may read the applied configuration (those who change or erase it) and the event log (state awareness, and why a configuration was refused). */
+const CONFIG_READ: readonly Permission[] = ['configure', 'wipe'];
+const EVENTS_READ: readonly Permission[] = ['attest', 'configure'];
 const MAX_BLOB = 16384;
 /** A pushed trust bundle may be larger (its firmware and configuration lists). */
 const MAX_BUNDLE = 262144;
@@ -523,6 +526,28 @@ export class DeviceSecurity {
     }
     if (!auth.permissions.includes(p)) {
       this.log('access-denied', `${auth.technician} lacks ${p}`);
+      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Permission);
+    }
+  }
+
+  /**
+   * A read of what the owner keeps private (the applied configuration, the security event log): an
+   * authenticated technician (rc 1), inside the session (rc 15), whose credential grants one of
+   * `perms` (rc 2). Identity, certificate, provisioning state and interfaces stay public: they are
+   * the evidence a technician checks before logging in (and the attestation token carries them).
+   */
+  requireAnyPermission(perms: readonly Permission[], what: string, at: Arrival): void {
+    const auth = this.authOf(at.connection);
+    if (!auth) {
+      this.log('access-denied', `${what} without authentication`);
+      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.NotAuthenticated);
+    }
+    if (!at.protected) {
+      this.log('access-denied', `${what} outside the protected session`);
+      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.SessionRequired);
+    }
+    if (!perms.some((p) => auth.permissions.includes(p))) {
+      this.log('access-denied', `${auth.technician} lacks ${perms.join(' or ')} for ${what}`);
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Permission);
     }
   }
@@ -1069,6 +1094,7 @@ export class DeviceSecurity {
           return s.slice(s.identityCert, b, ctx);
         },
         [SEC.Events]: (b: Body, ctx: RequestContext) => {
+          s.requireAnyPermission(EVENTS_READ, 'security event log read', ctx);
           const from = typeof b.from === 'number' && b.from >= 0 ? b.from : 0;
           const out: StoredEvent[] = [];
           let size = 60;
@@ -1089,7 +1115,8 @@ export class DeviceSecurity {
           return { events: out.map((e) => ({ n: e.n, t: e.t, b: e.b, type: e.type, detail: e.detail })), next, last };
         },
         [SEC.AuthChallenge]: (b: Body, ctx: RequestContext) => s.keyExchange(b, ctx),
-        [SEC.ConfigRead]: () => {
+        [SEC.ConfigRead]: (_b: Body, ctx: RequestContext) => {
+          s.requireAnyPermission(CONFIG_READ, 'configuration read', ctx);
           const c = s.activeConfig();
           return c ? { seq: c.sequence, digest: c.digest, settings: c.settings, secrets: c.secrets ? 'sealed' : undefined } : { seq: 0, settings: {} };
         },

@@ -313,6 +313,64 @@ describe('red team: what an unauthenticated peer can make the device buffer', ()
   });
 });
 
+describe('red team: what the device shows before a login', () => {
+  it('the applied configuration and the event log: rc 1 unauthenticated (also while another connection has a session), rc 15 plain after a login, rc 2 without a permission that covers them; configure or wipe reads the configuration, attest or configure the log; identity, certificate, provisioning state and interfaces stay public', async () => {
+    const w = await secure();
+    const tech = w.conn(['tech', 'device']);
+    const s = await w.login(tech);
+    const cfg = await issueConfig({ target: { kind: 'model', model: 'fieldbench-ref' }, sequence: 3, settings: { interval: 33, name: 'pump-3' }, notAfter: new Date(Date.now() + DAY) }, auth.owner.privateKey);
+    expect(await protectedChunked(tech, s, SEC.ConfigApply, cfg)).toMatchObject({ seq: 3 });
+    const attacker = w.conn();
+    const reads = [
+      ['configuration', SEC.ConfigRead, {}],
+      ['event log', SEC.Events, { from: 0 }],
+    ] as const;
+    const logged = () => w.sec.eventLog().filter((e) => e.type === 'access-denied').length;
+    for (const [what, id, body] of reads) {
+      const before = logged();
+      const r = await attacker.request(Op.Read as 0, GROUP, id, body);
+      // the refusal and nothing else: no settings, no sequence, no events
+      expect(r, what).toEqual({ err: { group: GROUP, rc: SEC_RC.NotAuthenticated } });
+      expect(logged(), what).toBe(before + 1);
+      // the technician's own connection, plain: the session is required
+      expect(groupRc(await tech.request(Op.Read as 0, GROUP, id, body)), what).toBe(SEC_RC.SessionRequired);
+    }
+    // A credential whose permissions cover neither: rc 2 for both.
+    const narrowCred = await issueCredential({ technicianId: 'tech-ifc', name: 'Interfaces only', publicKey: auth.technician.publicKey, permissions: ['interfaces'], models: ['fieldbench-ref'], notAfter: new Date(Date.now() + DAY) }, auth.owner.privateKey);
+    const narrow = w.conn();
+    const sn = await w.login(narrow, narrowCred);
+    for (const [what, id, body] of reads) expect(groupRc(await protectedRequest(narrow, sn, Op.Read as 0, GROUP, id, body)), what).toBe(SEC_RC.Permission);
+    // The permissions that cover them.
+    const only = async (permissions: string[]) => {
+      const c = w.conn();
+      const cred = await issueCredential({ technicianId: `tech-${permissions[0]}`, name: permissions[0], publicKey: auth.technician.publicKey, permissions: permissions as never, models: ['fieldbench-ref'], notAfter: new Date(Date.now() + DAY) }, auth.owner.privateKey);
+      return { c, s: await w.login(c, cred) };
+    };
+    for (const p of ['configure', 'wipe']) {
+      const x = await only([p]);
+      expect((await protectedRequest(x.c, x.s, Op.Read as 0, GROUP, SEC.ConfigRead)).settings, p).toEqual({ interval: 33, name: 'pump-3' });
+    }
+    for (const p of ['attest', 'configure']) {
+      const x = await only([p]);
+      const page = await protectedRequest(x.c, x.s, Op.Read as 0, GROUP, SEC.Events, { from: 0 });
+      expect(page.events, p).toBeInstanceOf(Array);
+    }
+    // wipe covers the configuration (what it erases), not the log; attest the log, not the configuration
+    const wipeOnly = await only(['wipe']);
+    expect(groupRc(await protectedRequest(wipeOnly.c, wipeOnly.s, Op.Read as 0, GROUP, SEC.Events, { from: 0 }))).toBe(SEC_RC.Permission);
+    const attestOnly = await only(['attest']);
+    expect(groupRc(await protectedRequest(attestOnly.c, attestOnly.s, Op.Read as 0, GROUP, SEC.ConfigRead))).toBe(SEC_RC.Permission);
+    // Public: who the device is and what it exposes (the evidence checked before a login).
+    expect((await attacker.request(Op.Read as 0, GROUP, SEC.Identity)).pub).toBeInstanceOf(Uint8Array);
+    expect((await attacker.request(Op.Read as 0, GROUP, SEC.Cert, { off: 0 })).data).toBeInstanceOf(Uint8Array);
+    expect((await attacker.request(Op.Read as 0, GROUP, SEC.ProvisionState)).state).toBe('provisioned');
+    expect((await attacker.request(Op.Read as 0, GROUP, SEC.Interfaces)).interfaces).toMatchObject({ smp_serial: 'open' });
+    attacker.close();
+    tech.close();
+    narrow.close();
+  });
+});
+
 describe('red team: signatures for peers without a session (token bucket)', () => {
   it('a flood of proofs, tokens, key exchanges from many connections: at most the bucket is signed, the rest rc 23 before any work, logged once; a reboot does not refill it; a session is not counted; an honest client still identifies', async () => {
     const w = await secure();
@@ -444,7 +502,7 @@ describe('red team: the security event log under a flood', () => {
     // Read the whole log back over the wire, page by page.
     const types: string[] = [];
     for (let from = 0; ; ) {
-      const page = await c.request(Op.Read as 0, GROUP, SEC.Events, { from });
+      const page = await protectedRequest(c, s, Op.Read as 0, GROUP, SEC.Events, { from });
       const events = page.events as { n: number; type: string }[];
       types.push(...events.map((e) => e.type));
       if (!events.length || (page.next as number) > (page.last as number)) break;

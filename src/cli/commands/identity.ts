@@ -22,6 +22,7 @@ import { keyId } from '../../core/trust/keys.ts';
 import { toHex } from '../../core/base/bytes.ts';
 import { attestRecord, eventsRecord, identifiers, identifyRecord } from '../../core/ops/record.ts';
 import { RECORDS_OPTIONS, RECORDS_USAGE, writeRecords } from '../records.ts';
+import { LOGIN_OPTIONS, READ_LOGIN_USAGE, loadOptionalLogin } from '../login.ts';
 
 const BUNDLE_USAGE = `  --bundle FILE     the owner-signed trust bundle (manufacturer roots, firmware
                     reference measurements, revocations)
@@ -254,6 +255,7 @@ The event log is the device's own account, not signed evidence.
   --from N          first event counter to read (default: the oldest kept)
   --max N           stop after N events (default 5000)
   --json            print {events, next, last, truncated}
+${READ_LOGIN_USAGE}
 ${RECORDS_USAGE}
 ${CONNECT_USAGE}
 
@@ -270,9 +272,15 @@ exit status: 0 read, 1 not supported, 2 bad usage`,
       };
       const from = int('from');
       const max = int('max');
-      return withSession(args, io, async (s) => {
-        const o = await runOp(readSecurityEvents(s, { from, max }));
-        await writeRecords(args, io, [eventsRecord(o).audit]);
+      const login = await loadOptionalLogin(args, io);
+      if (typeof login === 'string') {
+        io.err(`fieldbench events: ${login}\n`);
+        return EXIT_REJECTED;
+      }
+      try {
+      return await withSession(args, io, async (s) => {
+        const o = await runOp(readSecurityEvents(s, { from, max, authenticate: login ? (g) => login.authenticate(g, 'attest') : undefined }));
+        await writeRecords(args, io, [eventsRecord(o).audit], login ? { seed: login.seed, technician: login.technician } : undefined);
         if (o.kind === 'unsupported') {
           io.err(`fieldbench events: ${o.reason}\n`);
           return EXIT_REJECTED;
@@ -286,8 +294,11 @@ exit status: 0 read, 1 not supported, 2 bad usage`,
         }
         return EXIT_OK;
       });
+      } finally {
+        login?.seed.fill(0);
+      }
     },
-    { booleans: ['json'], known: ['from', 'max'] },
+    { booleans: ['json'], known: ['from', 'max', ...LOGIN_OPTIONS] },
   ),
 };
 
