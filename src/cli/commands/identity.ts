@@ -259,7 +259,7 @@ ${READ_LOGIN_USAGE}
 ${RECORDS_USAGE}
 ${CONNECT_USAGE}
 
-exit status: 0 read, 1 not supported, 2 bad usage`,
+exit status: 0 read, 1 not supported or refused (reason on stderr), 2 bad usage`,
   run: guarded(
     'events',
     async (args, io) => {
@@ -278,22 +278,22 @@ exit status: 0 read, 1 not supported, 2 bad usage`,
         return EXIT_REJECTED;
       }
       try {
-      return await withSession(args, io, async (s) => {
-        const o = await runOp(readSecurityEvents(s, { from, max, authenticate: login ? (g) => login.authenticate(g, 'attest') : undefined }));
-        await writeRecords(args, io, [eventsRecord(o).audit], login ? { seed: login.seed, technician: login.technician } : undefined);
-        if (o.kind === 'unsupported') {
-          io.err(`fieldbench events: ${o.reason}\n`);
-          return EXIT_REJECTED;
-        }
-        if (o.kind !== 'done') return failure(io, 'events', o);
-        const r = o.result;
-        if (args.has('json')) io.out(JSON.stringify({ events: r.events, next: r.next, last: r.last, truncated: r.truncated }, null, 2) + '\n');
-        else {
-          for (const e of r.events) io.out(formatEvent(e) + '\n');
-          io.out(`${r.events.length} event(s); last counter ${r.last}${r.truncated ? `; more from --from ${r.next}` : ''}\n`);
-        }
-        return EXIT_OK;
-      });
+        return await withSession(args, io, async (s) => {
+          const o = await runOp(readSecurityEvents(s, { from, max, authenticate: login ? (g) => login.authenticate(g, 'attest') : undefined }));
+          await writeRecords(args, io, [eventsRecord(o).audit], login ? { seed: login.seed, technician: login.technician } : undefined);
+          if (o.kind === 'unsupported') {
+            io.err(`fieldbench events: ${o.reason}\n`);
+            return EXIT_REJECTED;
+          }
+          if (o.kind !== 'done') return failure(io, 'events', o);
+          const r = o.result;
+          if (args.has('json')) io.out(JSON.stringify({ events: r.events, next: r.next, last: r.last, truncated: r.truncated }, null, 2) + '\n');
+          else {
+            for (const e of r.events) io.out(formatEvent(e) + '\n');
+            io.out(`${r.events.length} event(s); last counter ${r.last}${r.truncated ? `; more from --from ${r.next}` : ''}\n`);
+          }
+          return EXIT_OK;
+        });
       } finally {
         login?.seed.fill(0);
       }
