@@ -55,3 +55,17 @@ export async function loadLogin(args: ParsedArgs, io: CliIo): Promise<CliLogin |
     },
   };
 }
+
+/**
+ * For the verbs that read what a device keeps private (config get and diff, events): the same
+ * login, only when --credential is given; null without it (a stock device needs none).
+ */
+export async function loadOptionalLogin(args: ParsedArgs, io: CliIo): Promise<CliLogin | string | null> {
+  if (!args.has('credential') && !args.has('key')) return null;
+  return loadLogin(args, io);
+}
+
+export const READ_LOGIN_USAGE = `A device with the security group shows its configuration and event log only to a
+logged-in technician (configure or wipe for the configuration, attest or configure
+for the events): give the login options.
+${LOGIN_USAGE}`;

@@ -118,6 +118,11 @@ export class ReferenceDevice {
    * replaces this check when installed (the update permission in a session). Throw MgmtError to refuse.
    */
   bootModeGuard: ((bootMode: number, ctx: RequestContext) => void) | null = null;
+  /**
+   * May this request take over an image upload that belongs to another (open, active) connection?
+   * Without it, never (EBUSY); the security group answers: the update permission inside a session.
+   */
+  takeoverGuard: ((ctx: RequestContext) => boolean) | null = null;
 
   constructor(opts: DeviceOptions = {}) {
     this.opts = {
@@ -151,6 +156,8 @@ export class ReferenceDevice {
       // A frame that declares more than the netbuf can hold is dropped by the device.
       maxPacket: 0xfffd,
       acceptOps: [Op.Read, Op.Write],
+      // the reserved versions 2 and 3 reach handle(), which answers them as Zephyr does
+      maxVersion: 3,
       stats,
     });
     if (!stats) this.stats.framing = conn.decoder.stats;
@@ -346,6 +353,12 @@ export class ReferenceDevice {
     if (h.length !== packet.length - SMP_HEADER_SIZE) return null;
     this.stats.requests++;
     const rspOp = h.op === Op.Read ? Op.ReadRsp : Op.WriteRsp;
+    if (h.version > SMP_V2 && !this.serving) {
+      // Zephyr 4.4 smp.c (smp_handle_single_req): a version above SMP_MCUMGR_VERSION_2 is answered
+      // MGMT_ERR_UNSUPPORTED_TOO_NEW before any handler is looked up or the payload decoded, in a
+      // header of the highest version it speaks (smp_make_rsp_hdr caps nh_version at 2).
+      return buildPacket({ op: rspOp, version: SMP_V2, flags: 0, group: h.group, seq: h.seq, id: h.id }, encodeIndefinite({ rc: RC.UNSUPPORTED_TOO_NEW }));
+    }
     const budget = at.replyBudget ?? this.serving?.bufSize ?? this.opts.bufSize;
     const reply = (body: Body) => {
       const payload = encodeIndefinite(body);

@@ -75,6 +75,12 @@ export interface SecurityOptions {
   interfaces?: Record<string, InterfaceState>;
   /** Tests: called at each step of a configuration apply; may reboot the device there. */
   applyStep?: (step: ApplyStep) => void | Promise<void>;
+  /**
+   * The token bucket of signatures the device makes for peers without a session (proof of
+   * possession, attestation tokens, key exchange message 2, provisioning offers): at most
+   * `capacity` at once, refilled at `perSecond` (default 20 and 5).
+   */
+  signingBucket?: { capacity: number; perSecond: number };
   /** The model's configuration schema check: a problem (never quoting secret values) or null. */
   validateSettings?: (settings: SignedConfig['settings'], sealedNames: string[]) => string | null;
 }
@@ -132,8 +138,11 @@ const MAX_EVENTS = 1000;
  */
 const UNAUTHENTICATED_EVENTS = new Set([
   'access-denied', 'auth-failure', 'auth-locked', 'bundle-rejected', 'clock-refused', 'clock-forward', 'config-rejected',
-  'protection-failure', 'provision-refused', 'provision-begin', 'attested',
+  'protection-failure', 'provision-refused', 'provision-begin', 'attested', 'signing-limited',
 ]);
+/** Who may read the applied configuration (those who change or erase it) and the event log (state awareness, and why a configuration was refused). */
+const CONFIG_READ: readonly Permission[] = ['configure', 'wipe'];
+const EVENTS_READ: readonly Permission[] = ['attest', 'configure'];
 const MAX_BLOB = 16384;
 /** A pushed trust bundle may be larger (its firmware and configuration lists). */
 const MAX_BUNDLE = 262144;
@@ -259,6 +268,15 @@ export class DeviceSecurity {
   private previousNonce: Uint8Array | null = null;
   /** Chip UID (UEID): fixed in silicon, reported before provisioning. */
   readonly chipUid: Uint8Array;
+  /**
+   * Signatures left for peers without a session, and when the bucket was last filled (host
+   * milliseconds: not the device clock, which anyone may move forward). Kept across reboots: an
+   * os reset is open to anyone and must not refill it.
+   */
+  private signTokens: number;
+  private signTokensAt = Date.now();
+  /** The bucket ran dry: logged once per dry spell, not once per refusal. */
+  private signLimited = false;
 
   constructor(
     private readonly device: ReferenceDevice,
@@ -270,6 +288,7 @@ export class DeviceSecurity {
     if (opts.interfaces) this.interfaces = { ...opts.interfaces };
     if (opts.debugStatus === 'enabled') this.misbehave.debugUnlocked = true;
     this.chipUid = opts.ueid ?? Uint8Array.of(0x01, ...crypto.getRandomValues(new Uint8Array(16)));
+    this.signTokens = this.bucket.capacity;
     if (this.chipUid.length < 7 || this.chipUid.length > 33) throw new Error('the chip UID (UEID) must be 7..33 bytes');
     device.onBoot(() => {
       // A candidate key pair lives in RAM only: a reboot drops it (provisioning starts again).
@@ -300,6 +319,30 @@ export class DeviceSecurity {
     this.identityCert = cert;
   }
 
+  private get bucket(): { capacity: number; perSecond: number } {
+    return this.opts.signingBucket ?? { capacity: 20, perSecond: 5 };
+  }
+
+  /**
+   * A signature for a peer without a session costs one token of the bucket; none left: EBUSY
+   * (group rc 23, retry later), before any work. Requests inside an authenticated session are
+   * not counted. Called after the request's cheap checks, so a malformed flood costs nothing.
+   */
+  private takeSigningToken(at: Arrival, what: string): void {
+    if (at.protected && this.authOf(at.connection)) return;
+    const { capacity, perSecond } = this.bucket;
+    const now = Date.now();
+    this.signTokens = Math.min(capacity, this.signTokens + (Math.max(0, now - this.signTokensAt) * perSecond) / 1000);
+    this.signTokensAt = now;
+    if (this.signTokens < 1) {
+      if (!this.signLimited) this.log('signing-limited', `${what} refused: more than ${capacity} signatures without a session (${perSecond} per second)`);
+      this.signLimited = true;
+      throw new MgmtError(RC.EBUSY, SEC_RC.Busy);
+    }
+    this.signLimited = false;
+    this.signTokens -= 1;
+  }
+
   /** Bumped by every (re-)provisioning: connection state made under an earlier identity is void. */
   private identityEpoch = 0;
 
@@ -320,6 +363,7 @@ export class DeviceSecurity {
       this.log('provision-refused', 'already provisioned and no re-provisioning authorization presented');
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.AlreadyProvisioned);
     }
+    this.takeSigningToken(at, 'provisioning offer');
     const { pub, encPub } = await this.se.generateCandidate(cs);
     cs.provisioning = true;
     const sig = await this.se.signWithCandidate(
@@ -482,6 +526,28 @@ export class DeviceSecurity {
     }
     if (!auth.permissions.includes(p)) {
       this.log('access-denied', `${auth.technician} lacks ${p}`);
+      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Permission);
+    }
+  }
+
+  /**
+   * A read of what the owner keeps private (the applied configuration, the security event log): an
+   * authenticated technician (rc 1), inside the session (rc 15), whose credential grants one of
+   * `perms` (rc 2). Identity, certificate, provisioning state and interfaces stay public: they are
+   * the evidence a technician checks before logging in (and the attestation token carries them).
+   */
+  requireAnyPermission(perms: readonly Permission[], what: string, at: Arrival): void {
+    const auth = this.authOf(at.connection);
+    if (!auth) {
+      this.log('access-denied', `${what} without authentication`);
+      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.NotAuthenticated);
+    }
+    if (!at.protected) {
+      this.log('access-denied', `${what} outside the protected session`);
+      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.SessionRequired);
+    }
+    if (!perms.some((p) => auth.permissions.includes(p))) {
+      this.log('access-denied', `${auth.technician} lacks ${perms.join(' or ')} for ${what}`);
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Permission);
     }
   }
@@ -658,6 +724,7 @@ export class DeviceSecurity {
     this.requireProvisioned();
     const gX = b.g_x;
     if (!(gX instanceof Uint8Array) || gX.length !== 32) throw new MgmtError(RC.EINVAL, SEC_RC.Malformed);
+    this.takeSigningToken(at, 'key exchange');
     const eph = ephemeralX25519();
     let secret: Uint8Array;
     try {
@@ -791,6 +858,13 @@ export class DeviceSecurity {
     if (!this.provisioned) return;
     this.requireForeign('update', ctx);
     this.log('boot-mode', `reset into boot mode ${mode} by ${this.authOf(ctx.connection)?.technician}`);
+  }
+
+  /** Another connection's image upload may be taken over only with update inside a session (logged). */
+  mayTakeOverUpload(ctx: RequestContext): boolean {
+    if (!this.permits('update', ctx)) return false;
+    this.log('upload-takeover', `image upload taken over from another connection by ${this.authOf(ctx.connection)?.technician}`);
+    return true;
   }
 
   /** The held trust bundle's version (0: only what provisioning gave). */
@@ -1020,6 +1094,7 @@ export class DeviceSecurity {
           return s.slice(s.identityCert, b, ctx);
         },
         [SEC.Events]: (b: Body, ctx: RequestContext) => {
+          s.requireAnyPermission(EVENTS_READ, 'security event log read', ctx);
           const from = typeof b.from === 'number' && b.from >= 0 ? b.from : 0;
           const out: StoredEvent[] = [];
           let size = 60;
@@ -1040,16 +1115,19 @@ export class DeviceSecurity {
           return { events: out.map((e) => ({ n: e.n, t: e.t, b: e.b, type: e.type, detail: e.detail })), next, last };
         },
         [SEC.AuthChallenge]: (b: Body, ctx: RequestContext) => s.keyExchange(b, ctx),
-        [SEC.ConfigRead]: () => {
+        [SEC.ConfigRead]: (_b: Body, ctx: RequestContext) => {
+          s.requireAnyPermission(CONFIG_READ, 'configuration read', ctx);
           const c = s.activeConfig();
           return c ? { seq: c.sequence, digest: c.digest, settings: c.settings, secrets: c.secrets ? 'sealed' : undefined } : { seq: 0, settings: {} };
         },
         [SEC.Interfaces]: () => ({ interfaces: s.interfaces }),
       },
       write: {
-        [SEC.Prove]: async (b: Body) => {
+        [SEC.Prove]: async (b: Body, ctx: RequestContext) => {
           s.requireProvisioned();
-          return { sig: await s.se.sign(popMessage(s.nonce(b)), s.misbehave.wrongKey) };
+          const nonce = s.nonce(b);
+          s.takeSigningToken(ctx, 'proof of possession');
+          return { sig: await s.se.sign(popMessage(nonce), s.misbehave.wrongKey) };
         },
         [SEC.ProvisionBegin]: (b: Body, ctx: RequestContext) => s.provisionBegin(b, ctx),
         [SEC.ProvisionAuthorize]: (b: Body, ctx: RequestContext) => s.provisionAuthorize(b, ctx),
@@ -1061,6 +1139,7 @@ export class DeviceSecurity {
           const off = typeof b.off === 'number' ? b.off : 0;
           if (off === 0 || !cs.token || !equalBytes(cs.token.nonce, nonce)) {
             if (off !== 0) throw new MgmtError(RC.EINVAL, SEC_RC.Offset);
+            s.takeSigningToken(ctx, 'attestation token');
             cs.token = { nonce, bytes: await s.attestationToken(nonce) };
             s.log('attested', 'attestation token issued');
           }
@@ -1111,6 +1190,7 @@ export async function installSecurity(device: ReferenceDevice, opts: SecurityOpt
   device.accessGuard = (g, id, op, at) => sec.guard(g, id, op, at);
   device.clockGuard = (t, ctx) => sec.checkClock(t, ctx);
   device.bootModeGuard = (mode, ctx) => sec.checkBootMode(mode, ctx);
+  device.takeoverGuard = (ctx) => sec.mayTakeOverUpload(ctx);
   return sec;
 }
 

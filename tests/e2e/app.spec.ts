@@ -112,7 +112,14 @@ test('demo trust, DEMO virtual device: configure from the library, update to 1.1
 
   // Configure: the demo signed configuration from the library, diff first, backup kept, sequence shown.
   const config = page.locator('section.config');
+  // The device shows its configuration only to a logged-in technician: the reason in words, and a login to read it.
+  const needed = config.getByTestId('config-login-needed');
+  await expect(needed).toContainText('only to a logged-in technician');
+  await expect(config.getByTestId('config-current')).toHaveCount(0);
+  await needed.getByRole('button', { name: 'Log in and read the configuration' }).click();
   await expect(config.getByTestId('config-current')).toContainText('No configuration applied yet');
+  // The virtual device was provisioned with bundle v1; the login handed it the held v2 (issue 11: bundle push).
+  await expect(config.getByTestId('config-login-note')).toContainText('The device now holds trust bundle v2');
   const item = config.locator('ul.library li').filter({ hasText: 'DEMO configuration #1' });
   await item.getByRole('button', { name: 'Review and apply' }).click();
   const diff = config.getByTestId('config-diff');
@@ -121,8 +128,6 @@ test('demo trust, DEMO virtual device: configure from the library, update to 1.1
   await expect(diff).toContainText('A backup of the current configuration is kept');
   await diff.getByRole('button', { name: 'Apply' }).click();
   await expect(config.getByTestId('config-state')).toContainText('Applied configuration #1', { timeout: 20_000 });
-  // The virtual device was provisioned with bundle v1; the login handed it the held v2 (issue 11: bundle push).
-  await expect(config.getByTestId('config-state')).toContainText('The device now holds trust bundle v2');
   await expect(config.getByTestId('config-current')).toContainText('Signed configuration #1');
   await expect(config.getByRole('heading', { name: 'Backups' })).toBeVisible();
   // The backup holds what the device had before (no signed configuration): restoring it needs the owner, and says so.

@@ -64,7 +64,8 @@ export const deviceHandlers: FuzzTarget = {
     const s = await openSession(link, { log: (e) => void (e.type === 'tx' && (clientSeq = e.seq)) });
     const g = new SecurityGroup(s.client, security.groupId);
     const groups = [...device.groups.keys()];
-    const snapshot = async () => JSON.stringify({ c: await g.readConfig().catch((e) => `err ${e?.code ?? e}`), i: await g.interfaces().catch((e) => `err ${e?.code ?? e}`) });
+    // the configuration as the device holds it (its read needs a technician's session), the interfaces as it reports them
+    const snapshot = async () => JSON.stringify({ c: security.storageSnapshot(), i: await g.interfaces().catch((e) => `err ${e?.code ?? e}`) }, (_k, x) => (x instanceof Uint8Array ? Array.from(x) : x));
     const before = await snapshot();
     return fc.asyncProperty(requests(groups), async (reqs) => {
       let seq = clientSeq + 128;

@@ -9,6 +9,9 @@ import { type Authorities, createSecureDevice, makeAuthorities } from '../../src
 import type { DeviceSecurity, SecurityOptions } from '../../src/device/security.ts';
 import type { ReferenceDevice } from '../../src/device/device.ts';
 import { createVirtualDevice } from '../../src/device/virtual.ts';
+import type { SecurityGroup } from '../../src/core/groups/security.ts';
+import { authenticateTechnician } from '../../src/core/ops/access/login.ts';
+import { ed25519Sign } from '../../src/core/trust/ed25519.ts';
 
 export const FAST = { baudRate: 921600 * 20 };
 export const LOCKED_DOWN = { smp_serial: 'authenticated', shell: 'disabled', debug: 'disabled' } as const;
@@ -25,6 +28,8 @@ export interface World {
   session: SmpSession;
   bundle: TrustBundle;
   bundleBytes: Uint8Array;
+  /** The technician's login through `g` (the device shows its configuration and event log only inside a session). */
+  login(g: SecurityGroup): Promise<unknown>;
   close(): Promise<void>;
 }
 
@@ -60,5 +65,6 @@ export async function world(
   const v = createVirtualDevice({ device, model: FAST });
   const session = await openSession(v.link);
   const { bytes, bundle } = await makeBundle(auth, device, opts.bundleExtra?.(sec));
-  return { auth, device, sec, session, bundle, bundleBytes: bytes, close: () => session.close() };
+  const login = (g: SecurityGroup) => authenticateTechnician(g, sec.devicePublicKey, auth.credential, (m) => ed25519Sign(m, auth.technician.privateKey));
+  return { auth, device, sec, session, bundle, bundleBytes: bytes, login, close: () => session.close() };
 }

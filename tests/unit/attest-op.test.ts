@@ -173,11 +173,37 @@ describe('attestDevice', () => {
 });
 
 describe('readSecurityEvents', () => {
-  async function events(x: { session: World['session'] }, from?: number, max?: number) {
+  async function events(x: { session: World['session']; login?: World['login'] }, from?: number, max?: number) {
     const states: EventsState[] = [];
-    for await (const s of readSecurityEvents(x.session, { from, max })) states.push(s);
+    for await (const s of readSecurityEvents(x.session, { from, max, authenticate: x.login })) states.push(s);
     return states;
   }
+
+  it('the device shows its log only inside a technician\'s session: without a login the op fails not-authenticated (by the device), with one it reads; a credential without attest or configure: permission', async () => {
+    const x = await w();
+    const refused = await runOp(readSecurityEvents(x.session));
+    expect(refused).toMatchObject({ kind: 'failed', code: 'not-authenticated', by: 'device' });
+    expect((refused as { reason: string }).reason).toMatch(/logged-in technician/);
+    const st: EventsState[] = [];
+    for await (const s of readSecurityEvents(x.session, { authenticate: x.login })) st.push(s);
+    expect(st.map((s) => s.kind)).toEqual(['finding-group', 'authenticating', 'reading-events', ...st.slice(3).map(() => expect.anything())]);
+    expect(st.at(-1)).toMatchObject({ kind: 'done' });
+    // Once logged in on this connection, no second login.
+    const again: EventsState[] = [];
+    for await (const s of readSecurityEvents(x.session, { authenticate: async () => Promise.reject(new Error('not again')) })) again.push(s);
+    expect(again.at(-1)).toMatchObject({ kind: 'done' });
+    // A credential that grants neither attest nor configure.
+    const y = await w();
+    const { issueCredential } = await import('../../src/core/trust/credential.ts');
+    const { authenticateTechnician } = await import('../../src/core/ops/access/login.ts');
+    const { ed25519Sign } = await import('../../src/core/trust/ed25519.ts');
+    const narrow = await issueCredential(
+      { technicianId: 'tech-wipe', name: 'Wipes only', publicKey: y.auth.technician.publicKey, permissions: ['wipe'], models: ['fieldbench-ref'], notAfter: new Date(Date.now() + 86400_000) },
+      y.auth.owner.privateKey,
+    );
+    const p = await runOp(readSecurityEvents(y.session, { authenticate: (g) => authenticateTechnician(g, y.sec.devicePublicKey, narrow, (m) => ed25519Sign(m, y.auth.technician.privateKey)) }));
+    expect(p).toMatchObject({ kind: 'failed', code: 'permission', by: 'device' });
+  });
 
   it('pages through the log in counter order, from a given counter', async () => {
     const x = await w();

@@ -65,7 +65,11 @@ describe('config CLI', () => {
     expect(await cmds['config apply'].run(['missing.cose', ...common, '--yes'], r.io)).toBe(2);
     await expect(cmds['config apply'].run([...common], r.io)).rejects.toBeInstanceOf(UsageError);
     r = io(f.dir);
-    expect(await cmds['config get'].run(['--port', 'virtual', '--json'], r.io)).toBe(0);
+    // The device shows what it holds only to a logged-in technician (configure or wipe).
+    expect(await cmds['config get'].run(['--port', 'virtual', '--json'], r.io)).toBe(1);
+    expect(r.errors()).toMatch(/only to a logged-in technician .*configure or wipe/);
+    r = io(f.dir);
+    expect(await cmds['config get'].run([...common, '--json'], r.io)).toBe(0);
     expect(JSON.parse(r.text())).toMatchObject({ source: 'signed', sequence: 1, settings: { interval: 60, name: 'pump-7' } });
   });
 
@@ -77,7 +81,7 @@ describe('config CLI', () => {
     expect(r.text()).toContain('#1 -> #2');
     expect(r.text()).toContain('+ mode = "eco"');
     r = io(f.dir);
-    expect(await cmds['config diff'].run(['c2.cose', '--port', 'virtual'], r.io)).toBe(0);
+    expect(await cmds['config diff'].run(['c2.cose', ...common], r.io)).toBe(0);
     expect(r.text()).toContain('#0 -> #2');
     r = io(f.dir);
     expect(await cmds['config diff'].run(['tech.pem', 'c2.cose'], r.io)).toBe(2);

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commands } from '../../src/cli/commands/identity.ts';
 import { SocketLink } from '../../src/core/link/node-socket.ts';
-import { keyId, publicKeyPem } from '../../src/core/trust/keys.ts';
+import { keyId, privateKeyPem, publicKeyPem } from '../../src/core/trust/keys.ts';
 import { ReferenceDevice } from '../../src/device/device.ts';
 import { createSecureDevice, makeAuthorities, type Authorities } from '../../src/device/provisioning.ts';
 import type { SecurityOptions } from '../../src/device/security.ts';
@@ -66,12 +66,17 @@ beforeAll(async () => {
   writeFileSync(path.join(dir, 'bundle.cbor'), bytes);
   writeFileSync(path.join(dir, 'owner.pub.pem'), publicKeyPem(auth.owner.publicKey));
   writeFileSync(path.join(dir, 'other.pub.pem'), publicKeyPem((await makeAuthorities()).owner.publicKey));
+  writeFileSync(path.join(dir, 'tech.pem'), privateKeyPem(auth.technician.privateKey));
+  writeFileSync(path.join(dir, 'tech.pub.pem'), publicKeyPem(auth.technician.publicKey));
+  writeFileSync(path.join(dir, 'cred.cose'), auth.credential);
 });
 afterAll(() => {
   for (const s of servers) s.close();
 });
 
 const B = ['--bundle', 'bundle.cbor', '--owner-key', 'owner.pub.pem']; // identification only needs the manufacturer root
+/** The technician login: the device shows its event log only inside a session. */
+const LOGIN = ['--key', 'tech.pem', '--credential', 'cred.cose', ...B];
 
 describe('fieldbench identify', () => {
   it('exit 0 for a verified device whose label matches; JSON output', async () => {
@@ -160,14 +165,18 @@ describe('fieldbench attest', () => {
 });
 
 describe('fieldbench events', () => {
-  it('prints the log, from a counter, as JSON; exit 1 on a stock device', async () => {
+  it('prints the log, from a counter, as JSON, after the technician login; without a login the device refuses it, said in words (exit 1); exit 1 on a stock device', async () => {
     const { port, sec } = await secure();
     for (let i = 0; i < 30; i++) sec.log('tamper', `case opened ${i}`);
-    const r = await cli('events', '--port', port, '--json');
+    const no = await cli('events', '--port', port, '--json');
+    expect(no.code).toBe(1);
+    expect(no.err).toMatch(/only to a logged-in technician .*attest or configure/);
+    const r = await cli('events', '--port', port, '--json', ...LOGIN);
     expect(r.code, r.err).toBe(0);
     const o = JSON.parse(r.out);
-    expect(o.events.map((e: { n: number }) => e.n)).toEqual(sec.eventLog().map((e) => e.n));
-    const t = await runDirect('events', '--port', port, '--from', '20');
+    expect(o.events.map((e: { n: number }) => e.n)).toEqual(sec.eventLog().slice(0, o.events.length).map((e) => e.n));
+    expect(o.events.some((e: { type: string }) => e.type === 'auth')).toBe(true);
+    const t = await runDirect('events', '--port', port, '--from', '20', ...LOGIN);
     expect(t.code).toBe(0);
     expect(t.out.split('\n')[0]).toMatch(/^#20 /);
     await expect(runDirect('events', '--port', port, '--from', '-1')).rejects.toThrow(/non-negative/);
@@ -184,7 +193,7 @@ describe('records: every device verb leaves its entry, and audit verify checks t
     const rec = mkdtempSync(path.join(tmpdir(), 'fb-cli-records-'));
     expect((await cli('identify', '--port', port, ...B, '--records', rec)).code).toBe(0);
     expect((await cli('attest', '--port', port, ...own, '--records', rec)).code).toBeLessThan(2);
-    expect((await cli('events', '--port', port, '--records', rec)).code).toBe(0);
+    expect((await cli('events', '--port', port, ...LOGIN, '--records', rec)).code).toBe(0);
     // a stock device: the run fails, and that is recorded too
     const stock = await serve(new ReferenceDevice());
     expect((await cli('identify', '--port', stock, ...B, '--records', rec)).code).toBe(1);
@@ -194,18 +203,19 @@ describe('records: every device verb leaves its entry, and audit verify checks t
     const entries = lines.slice(1).map((l) => JSON.parse(l));
     expect(entries.map((e: { op: string; outcome: string }) => `${e.op}:${e.outcome}`)).toEqual(['identify:ok', expect.stringMatching(/^attest:/), 'events:ok', 'identify:not-supported']);
     expect(entries[0].device.serial).toBe('FB-0001');
-    const ok = await cli('audit', 'verify', '--records', rec);
+    // the events entry is signed by the technician who logged in to read the log; the others by the folder's records key
+    const ok = await cli('audit', 'verify', '--records', rec, '--key', 'tech.pub.pem');
     expect(ok.code, ok.err).toBe(0);
     expect(ok.out).toMatch(/intact: .*4 entries/);
     expect(ok.out).toMatch(/^authenticated/m);
     // the same log given as a FILE is recognised by its header
     expect((await cli('audit', 'verify', log)).code).toBe(0);
     // --records off: the verb runs and nothing is appended anywhere it would have gone
-    expect((await cli('events', '--port', port, '--records', 'off')).code).toBe(0);
+    expect((await cli('events', '--port', port, ...LOGIN, '--records', 'off')).code).toBe(0);
     expect(readFileSync(log, 'utf8').trim().split('\n')).toHaveLength(1 + 4);
     // one changed byte in an entry: named, exit 1
     writeFileSync(log, readFileSync(log, 'utf8').replace('"events"', '"evenTs"'));
-    const bad = await cli('audit', 'verify', '--records', rec);
+    const bad = await cli('audit', 'verify', '--records', rec, '--key', 'tech.pub.pem');
     expect(bad.code).toBe(1);
     expect(bad.err).toMatch(/TAMPERED: .*line 4 \(seq 3\): modified/);
   });

@@ -78,7 +78,14 @@ describe('EventLog', () => {
     const x = await w();
     x.sec.log('auth-failure', 'bad credential');
     let last;
-    for await (const s of readSecurityEvents(x.session)) last = s;
+    // Refused before a login, with the device's reason in words and where to load the key.
+    let refused;
+    for await (const s of readSecurityEvents(x.session)) refused = s;
+    const no = render(EventLog, { props: { state: refused!, onrefresh: () => {} } }).body;
+    expect(no).toContain('data-testid="events-refused"');
+    expect(no).toMatch(/only to a logged-in technician/);
+    expect(no).toContain('Trust &amp; keys');
+    for await (const s of readSecurityEvents(x.session, { authenticate: x.login })) last = s;
     const body = render(EventLog, { props: { state: last!, onrefresh: () => {} } }).body;
     expect(body).toContain('auth-failure');
     expect(body).toMatch(/<li (?=[^>]*data-type="auth-failure")(?=[^>]*class="[^"]*severe)/);

@@ -74,7 +74,7 @@ const OPS: OpRow[] = [
   { name: 'info', start: (w, signal) => readDeviceInfo(w.session, { signal }) as AnyOp },
   { name: 'identify', start: (w, signal) => identifyDevice(w.session, { bundle: w.bundle, signal }) as AnyOp },
   { name: 'attest', start: (w, signal) => attestDevice(w.session, { bundle: w.bundle, devicePublicKey: w.sec.devicePublicKey, signal }) as AnyOp },
-  { name: 'events', start: (w, signal) => readSecurityEvents(w.session, { signal }) as AnyOp },
+  { name: 'events', start: (w, signal) => readSecurityEvents(w.session, { authenticate: login(w), signal }) as AnyOp },
   {
     name: 'configure',
     start: (w, signal) =>

@@ -4,20 +4,22 @@
  * (tests/helpers/raw-session.ts) on in-memory links to one reference device.
  * docs/SECURITY.md's threat table names these tests.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { SEC, SEC_RC, rotationKeyId } from '../../src/core/protocol/security.ts';
 import { IMG } from '../../src/core/protocol/image.ts';
 import { OS } from '../../src/core/protocol/os.ts';
 import { MGMT_RC } from '../../src/core/protocol/mgmt.ts';
 import { Group, Op } from '../../src/core/smp/header.ts';
 import { createLinkPair } from '../../src/core/link/memory.ts';
+import { openSession } from '../../src/core/groups/session.ts';
+import { SecurityGroup } from '../../src/core/groups/security.ts';
 import { issueConfig } from '../../src/core/trust/signed-config.ts';
 import { issueCredential } from '../../src/core/trust/credential.ts';
-import { type Authorities, createSecureDevice, makeAuthorities } from '../../src/device/provisioning.ts';
-import type { ReferenceDevice } from '../../src/device/device.ts';
-import type { DeviceSecurity, SecurityOptions } from '../../src/device/security.ts';
+import { type Authorities, makeAuthorities } from '../../src/device/provisioning.ts';
+import type { SecurityOptions } from '../../src/device/security.ts';
+import { type RawWorld, rawConnect, rawWorld } from '../helpers/raw-world.ts';
 import {
-  GROUP, type RawSession, type RawSmp, type Body, groupRc, innerPacket, openReply, protectedPacket, protectedRequest, rawLogin, rawSmpOverLink, replyBody,
+  GROUP, type RawSession, type RawSmp, type Body, groupRc, innerPacket, openReply, protectedPacket, protectedRequest, rawLogin, replyBody,
 } from '../helpers/raw-session.ts';
 
 const DAY = 86400_000;
@@ -26,30 +28,9 @@ beforeAll(async () => {
   auth = await makeAuthorities();
 });
 
-interface World {
-  device: ReferenceDevice;
-  sec: DeviceSecurity;
-  conn(): RawSmp;
-  login(c: RawSmp, credential?: Uint8Array): Promise<RawSession>;
-}
-
-async function secure(security: SecurityOptions = {}): Promise<World> {
-  const { device, security: sec } = await createSecureDevice(auth, { bufSize: 512, image: {}, security: { devEui: Uint8Array.of(0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0, 0, 1), ...security } });
-  const w: World = {
-    device,
-    sec,
-    conn() {
-      const pair = createLinkPair({}, ['attacker', 'device']);
-      void device.serve(pair.b);
-      return rawSmpOverLink(pair.a);
-    },
-    async login(c, credential = auth.credential) {
-      const s = await rawLogin(c, sec.devicePublicKey, credential, auth.technician.privateKey);
-      expect(groupRc(s.reply)).toBeUndefined();
-      return s;
-    },
-  };
-  return w;
+/** A provisioned device with a DevEUI, served over raw connections (tests/helpers/raw-world.ts). */
+function secure(security: SecurityOptions = {}): Promise<RawWorld> {
+  return rawWorld(auth, { image: {}, security: { devEui: Uint8Array.of(0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0, 0, 1), ...security } });
 }
 
 const rotate = (c: RawSmp, s: RawSession, body: Body) => protectedRequest(c, s, Op.Write as 2, GROUP, SEC.Rotate, body);
@@ -239,11 +220,9 @@ describe('red team: interfaces and wipe on the raw wire', () => {
   });
 
   it('a wipe leaves no Settings value a technician wrote (stock configuration), in RAM or in storage', async () => {
-    const { device, security: sec } = await createSecureDevice(auth, { bufSize: 512, settings: true });
-    const pair = createLinkPair({}, ['tech', 'device']);
-    void device.serve(pair.b);
-    const c = rawSmpOverLink(pair.a);
-    const s = await rawLogin(c, sec.devicePublicKey, auth.credential, auth.technician.privateKey);
+    const { device, conn, login } = await rawWorld(auth, { settings: true });
+    const c = conn(['tech', 'device']);
+    const s = await login(c);
     const SETTINGS_GROUP = 3;
     const val = new TextEncoder().encode('wss://old-owner.example/ingest');
     expect(groupRc(await protectedRequest(c, s, Op.Write as 2, SETTINGS_GROUP, 0, { name: 'fb/server', val }))).toBeUndefined();
@@ -287,9 +266,7 @@ describe('red team: what an unauthenticated peer can make the device buffer', ()
     c.close();
     const { createBlankDevice } = await import('../../src/device/provisioning.ts');
     const { device } = await createBlankDevice({ manufacturerKeys: [auth.manufacturer.publicKey], ownerKeys: [auth.owner.publicKey] }, { bufSize: 512 });
-    const pair = createLinkPair({}, ['attacker', 'device']);
-    void device.serve(pair.b);
-    const b = rawSmpOverLink(pair.a);
+    const b = rawConnect(device);
     expect(groupRc(await b.request(Op.Write as 2, GROUP, SEC.ProvisionAuthorize, { len: 16384, off: 0, data: new Uint8Array(200) }))).toBe(SEC_RC.NotProvisioned);
     expect(groupRc(await b.request(Op.Write as 2, GROUP, SEC.Auth, { len: 16384, off: 0, data: new Uint8Array(200) }))).toBe(SEC_RC.NotProvisioned);
     b.close();
@@ -308,21 +285,153 @@ describe('red team: what an unauthenticated peer can make the device buffer', ()
     c.close();
   });
 
-  it('a hundred connections each opening a key exchange: every one is answered, and a technician still logs in', async () => {
+  it('a hundred connections each opening a key exchange: the device signs at most its bucket (20), the rest are answered busy (rc 23); a technician still logs in once it refills', async () => {
     const w = await secure();
     const { ephemeralX25519 } = await import('../../src/core/trust/session.ts');
     const conns: RawSmp[] = [];
-    for (let i = 0; i < 100; i++) {
-      const c = w.conn();
-      conns.push(c);
-      const r = await c.request(Op.Read as 0, GROUP, SEC.AuthChallenge, { g_x: ephemeralX25519().publicKey });
-      expect(r.g_y).toBeInstanceOf(Uint8Array);
+    let signed = 0;
+    await new Promise((res) => setTimeout(res, 250)); // the token provisioning took is back: a full bucket
+    vi.useFakeTimers({ toFake: ['Date'] }); // the clock stands still during the flood: no refill, the count does not depend on the machine's speed
+    try {
+      for (let i = 0; i < 100; i++) {
+        const c = w.conn();
+        conns.push(c);
+        const r = await c.request(Op.Read as 0, GROUP, SEC.AuthChallenge, { g_x: ephemeralX25519().publicKey });
+        if (r.g_y instanceof Uint8Array) signed++;
+        else expect(groupRc(r)).toBe(SEC_RC.Busy);
+      }
+      expect(signed).toBe(20);
+    } finally {
+      vi.useRealTimers();
     }
+    await new Promise((res) => setTimeout(res, 250)); // 5 a second: one is back
     const t = w.conn();
     const s = await w.login(t);
     expect(groupRc(await protectedRequest(t, s, Op.Read as 0, GROUP, SEC.Interfaces))).toBeUndefined();
     for (const c of conns) c.close();
     t.close();
+  });
+});
+
+describe('red team: what the device shows before a login', () => {
+  it('the applied configuration and the event log: rc 1 unauthenticated (also while another connection has a session), rc 15 plain after a login, rc 2 without a permission that covers them; configure or wipe reads the configuration, attest or configure the log; identity, certificate, provisioning state and interfaces stay public', async () => {
+    const w = await secure();
+    const tech = w.conn(['tech', 'device']);
+    const s = await w.login(tech);
+    const cfg = await issueConfig({ target: { kind: 'model', model: 'fieldbench-ref' }, sequence: 3, settings: { interval: 33, name: 'pump-3' }, notAfter: new Date(Date.now() + DAY) }, auth.owner.privateKey);
+    expect(await protectedChunked(tech, s, SEC.ConfigApply, cfg)).toMatchObject({ seq: 3 });
+    const attacker = w.conn();
+    const reads = [
+      ['configuration', SEC.ConfigRead, {}],
+      ['event log', SEC.Events, { from: 0 }],
+    ] as const;
+    const logged = () => w.sec.eventLog().filter((e) => e.type === 'access-denied').length;
+    for (const [what, id, body] of reads) {
+      const before = logged();
+      const r = await attacker.request(Op.Read as 0, GROUP, id, body);
+      // the refusal and nothing else: no settings, no sequence, no events
+      expect(r, what).toEqual({ err: { group: GROUP, rc: SEC_RC.NotAuthenticated } });
+      expect(logged(), what).toBe(before + 1);
+      // the technician's own connection, plain: the session is required
+      expect(groupRc(await tech.request(Op.Read as 0, GROUP, id, body)), what).toBe(SEC_RC.SessionRequired);
+    }
+    // A credential whose permissions cover neither: rc 2 for both.
+    const narrowCred = await issueCredential({ technicianId: 'tech-ifc', name: 'Interfaces only', publicKey: auth.technician.publicKey, permissions: ['interfaces'], models: ['fieldbench-ref'], notAfter: new Date(Date.now() + DAY) }, auth.owner.privateKey);
+    const narrow = w.conn();
+    const sn = await w.login(narrow, narrowCred);
+    for (const [what, id, body] of reads) expect(groupRc(await protectedRequest(narrow, sn, Op.Read as 0, GROUP, id, body)), what).toBe(SEC_RC.Permission);
+    // The permissions that cover them.
+    const only = async (permissions: string[]) => {
+      const c = w.conn();
+      const cred = await issueCredential({ technicianId: `tech-${permissions[0]}`, name: permissions[0], publicKey: auth.technician.publicKey, permissions: permissions as never, models: ['fieldbench-ref'], notAfter: new Date(Date.now() + DAY) }, auth.owner.privateKey);
+      return { c, s: await w.login(c, cred) };
+    };
+    for (const p of ['configure', 'wipe']) {
+      const x = await only([p]);
+      expect((await protectedRequest(x.c, x.s, Op.Read as 0, GROUP, SEC.ConfigRead)).settings, p).toEqual({ interval: 33, name: 'pump-3' });
+    }
+    for (const p of ['attest', 'configure']) {
+      const x = await only([p]);
+      const page = await protectedRequest(x.c, x.s, Op.Read as 0, GROUP, SEC.Events, { from: 0 });
+      expect(page.events, p).toBeInstanceOf(Array);
+    }
+    // wipe covers the configuration (what it erases), not the log; attest the log, not the configuration
+    const wipeOnly = await only(['wipe']);
+    expect(groupRc(await protectedRequest(wipeOnly.c, wipeOnly.s, Op.Read as 0, GROUP, SEC.Events, { from: 0 }))).toBe(SEC_RC.Permission);
+    const attestOnly = await only(['attest']);
+    expect(groupRc(await protectedRequest(attestOnly.c, attestOnly.s, Op.Read as 0, GROUP, SEC.ConfigRead))).toBe(SEC_RC.Permission);
+    // Public: who the device is and what it exposes (the evidence checked before a login).
+    expect((await attacker.request(Op.Read as 0, GROUP, SEC.Identity)).pub).toBeInstanceOf(Uint8Array);
+    expect((await attacker.request(Op.Read as 0, GROUP, SEC.Cert, { off: 0 })).data).toBeInstanceOf(Uint8Array);
+    expect((await attacker.request(Op.Read as 0, GROUP, SEC.ProvisionState)).state).toBe('provisioned');
+    expect((await attacker.request(Op.Read as 0, GROUP, SEC.Interfaces)).interfaces).toMatchObject({ smp_serial: 'open' });
+    attacker.close();
+    tech.close();
+    narrow.close();
+  });
+});
+
+describe('red team: signatures for peers without a session (token bucket)', () => {
+  it('a flood of proofs, tokens, key exchanges from many connections: at most the bucket is signed, the rest rc 23 before any work, logged once; a reboot does not refill it; a session is not counted; an honest client still identifies', async () => {
+    const w = await secure();
+    const tech = w.conn(['tech', 'device']);
+    await new Promise((res) => setTimeout(res, 250)); // the token provisioning took is back: a full bucket
+    const s = await w.login(tech); // one signature (message 2)
+    const nonce32 = () => crypto.getRandomValues(new Uint8Array(32));
+    const { ephemeralX25519 } = await import('../../src/core/trust/session.ts');
+    const { ed25519Verify } = await import('../../src/core/trust/ed25519.ts');
+    const { popMessage } = await import('../../src/core/protocol/security.ts');
+    const attackers = [w.conn(), w.conn(), w.conn()];
+    const eventsBefore = w.sec.eventLog().length;
+    let signed = 0;
+    let busy = 0;
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      for (let i = 0; i < 60; i++) {
+        const c = attackers[i % 3];
+        const r =
+          i % 3 === 0 ? await c.request(Op.Write as 2, GROUP, SEC.Prove, { nonce: nonce32() })
+          : i % 3 === 1 ? await c.request(Op.Write as 2, GROUP, SEC.Attest, { nonce: nonce32() })
+          : await c.request(Op.Read as 0, GROUP, SEC.AuthChallenge, { g_x: ephemeralX25519().publicKey });
+        if (groupRc(r) === SEC_RC.Busy) busy++;
+        else {
+          expect(groupRc(r), JSON.stringify(r)).toBeUndefined();
+          signed++;
+        }
+      }
+      expect(signed).toBe(19); // 20 less the technician's login
+      expect(busy).toBe(41);
+      // Malformed requests are refused as such, and cost nothing.
+      expect(groupRc(await attackers[0].request(Op.Write as 2, GROUP, SEC.Prove, { nonce: new Uint8Array(3) }))).toBe(SEC_RC.Nonce);
+      // Logged once for the dry spell, not once per refusal.
+      expect(w.sec.eventLog().slice(eventsBefore).filter((e) => e.type === 'signing-limited')).toHaveLength(1);
+      // A reset (open to anyone) does not refill the bucket.
+      await w.device.reboot();
+      expect(groupRc(await attackers[0].request(Op.Write as 2, GROUP, SEC.Prove, { nonce: nonce32() }))).toBe(SEC_RC.Busy);
+      // Inside an authenticated session nothing is counted: a technician attests at will.
+      const s2 = await (async () => {
+        vi.setSystemTime(Date.now() + 200); // one token for the new login after the reboot
+        return w.login(tech);
+      })();
+      for (let i = 0; i < 25; i++) {
+        const r = await protectedRequest(tech, s2, Op.Write as 2, GROUP, SEC.Attest, { nonce: nonce32() });
+        expect(r.data, JSON.stringify(r)).toBeInstanceOf(Uint8Array);
+      }
+      void s;
+    } finally {
+      vi.useRealTimers();
+    }
+    // An honest client, right after the flood: its proof request waits for the refill and goes through.
+    const pair = createLinkPair({}, ['technician', 'device']);
+    void w.device.serve(pair.b);
+    const session = await openSession(pair.a);
+    const g = new SecurityGroup(session.client, GROUP);
+    const n = nonce32();
+    const sig = await g.prove(n);
+    expect(await ed25519Verify(sig, popMessage(n), w.sec.devicePublicKey)).toBe(true);
+    await session.close();
+    for (const c of attackers) c.close();
+    tech.close();
   });
 });
 
@@ -393,7 +502,7 @@ describe('red team: the security event log under a flood', () => {
     // Read the whole log back over the wire, page by page.
     const types: string[] = [];
     for (let from = 0; ; ) {
-      const page = await c.request(Op.Read as 0, GROUP, SEC.Events, { from });
+      const page = await protectedRequest(c, s, Op.Read as 0, GROUP, SEC.Events, { from });
       const events = page.events as { n: number; type: string }[];
       types.push(...events.map((e) => e.type));
       if (!events.length || (page.next as number) > (page.last as number)) break;

@@ -17,6 +17,7 @@ import { ed25519Key } from '../../src/core/trust/artifact.ts';
 import { type Authorities, createBlankDevice, makeAuthorities } from '../../src/device/provisioning.ts';
 import type { ReferenceDevice } from '../../src/device/device.ts';
 import type { DeviceSecurity } from '../../src/device/security.ts';
+import { rawConnect } from '../helpers/raw-world.ts';
 import { GROUP, type RawSmp, groupRc, protectedRequest, rawLogin, rawSmpOverLink, writeChunked, type Body } from '../helpers/raw-session.ts';
 
 /**
@@ -67,11 +68,7 @@ async function blank(): Promise<World> {
   return {
     device,
     sec: security,
-    conn() {
-      const pair = createLinkPair({}, ['attacker', 'device']);
-      void device.serve(pair.b);
-      return rawSmpOverLink(pair.a);
-    },
+    conn: () => rawConnect(device),
   };
 }
 

@@ -7,12 +7,12 @@
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { SEC, SEC_RC } from '../../src/core/protocol/security.ts';
 import { Op } from '../../src/core/smp/header.ts';
-import { createLinkPair } from '../../src/core/link/memory.ts';
 import { issueBundle } from '../../src/core/trust/bundle.ts';
 import { issueCredential } from '../../src/core/trust/credential.ts';
 import { generateEd25519 } from '../../src/core/trust/ed25519.ts';
-import { type Authorities, createSecureDevice, makeAuthorities } from '../../src/device/provisioning.ts';
-import { GROUP, type RawSession, type RawSmp, type Body, groupRc, protectedRequest, rawLogin, rawSmpOverLink } from '../helpers/raw-session.ts';
+import { type Authorities, makeAuthorities } from '../../src/device/provisioning.ts';
+import { GROUP, type RawSession, type RawSmp, type Body, groupRc, protectedRequest, rawLogin } from '../helpers/raw-session.ts';
+import { rawWorld } from '../helpers/raw-world.ts';
 
 const gate = vi.hoisted(() => ({ closed: false, entered: null as null | (() => void), release: null as null | (() => void) }));
 vi.mock('../../src/core/trust/credential.ts', async (importOriginal) => {
@@ -49,18 +49,14 @@ async function protectedChunked(c: RawSmp, s: RawSession, cmd: number, blob: Uin
 
 describe('red team: login racing a revocation', () => {
   it('a credential revoked by a bundle pushed on another connection while its check was held gets no session', async () => {
-    const { device, security } = await createSecureDevice(auth, { bufSize: 512 });
-    const conn = () => {
-      const pair = createLinkPair({}, ['peer', 'device']);
-      void device.serve(pair.b);
-      return rawSmpOverLink(pair.a);
-    };
+    const w = await rawWorld(auth);
+    const security = w.sec;
+    const conn = () => w.conn(['peer', 'device']);
     const x = await generateEd25519();
     const credentialId = crypto.getRandomValues(new Uint8Array(16));
     const credX = await issueCredential({ technicianId: 'tech-leaver', name: 'Leaver', publicKey: x.publicKey, permissions: ['wipe', 'configure'], models: ['fieldbench-ref'], credentialId, notAfter: new Date(Date.now() + DAY) }, auth.owner.privateKey);
     const b = conn();
-    const sb = await rawLogin(b, security.devicePublicKey, auth.credential, auth.technician.privateKey);
-    expect(groupRc(sb.reply)).toBeUndefined();
+    const sb = await w.login(b);
     const revoking = await issueBundle(
       { version: 2, expires: new Date(Date.now() + DAY), anchors: { manufacturer: [auth.manufacturer.publicKey], firmware: [auth.firmware.publicKey], owner: [auth.owner.publicKey] }, revocations: { credentialIds: [credentialId] } },
       auth.owner.privateKey,

@@ -6,7 +6,7 @@
  * refuse cleanly, keep serving, and never apply what nobody authorised.
  * docs/SECURITY.md's threat table names these tests.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { encodeCbor } from '../../src/core/base/cbor.ts';
 import { crc16xmodem } from '../../src/core/base/crc.ts';
 import { IMG, IMG_ERR } from '../../src/core/protocol/image.ts';
@@ -14,15 +14,18 @@ import { OS } from '../../src/core/protocol/os.ts';
 import { MGMT_RC } from '../../src/core/protocol/mgmt.ts';
 import { SEC, SEC_RC } from '../../src/core/protocol/security.ts';
 import { Group, Op, SMP_HEADER_SIZE, SMP_V2, buildPacket, decodeHeader } from '../../src/core/smp/header.ts';
-import { encodeFrames } from '../../src/core/smp/framing.ts';
+import { createDecoder, encodeFrames } from '../../src/core/smp/framing.ts';
+import { packetQueue } from '../helpers/listen-device.ts';
 import { createLinkPair } from '../../src/core/link/memory.ts';
 import { generateEd25519 } from '../../src/core/trust/ed25519.ts';
 import { signImage } from '../../src/core/trust/mcuboot/sign.ts';
+import { issueCredential } from '../../src/core/trust/credential.ts';
 import { type DeviceOptions, ReferenceDevice } from '../../src/device/device.ts';
 import { type ImageModel, slotInfoOf } from '../../src/device/groups/image.ts';
 import { imageModelOf, serialRecoveryOf } from '../../src/device/groups/standard.ts';
 import { type Authorities, createSecureDevice, makeAuthorities } from '../../src/device/provisioning.ts';
-import { GROUP, type Body, type RawSmp, groupRc, protectedRequest, rawLogin, rawSmpOverLink, replyBody } from '../helpers/raw-session.ts';
+import { GROUP, type Body, type RawSmp, groupRc, protectedRequest, replyBody } from '../helpers/raw-session.ts';
+import { type RawConn, rawConnect, rawWorld } from '../helpers/raw-world.ts';
 
 let fw: { privateKey: Uint8Array; publicKey: Uint8Array };
 let auth: Authorities;
@@ -41,7 +44,7 @@ async function image(version: string, opts: { size?: number; key?: Uint8Array; s
 interface Rig {
   device: ReferenceDevice;
   model: ImageModel;
-  conn(): RawSmp;
+  conn(): RawConn;
 }
 
 async function rig(opts: DeviceOptions = {}): Promise<Rig> {
@@ -51,11 +54,7 @@ async function rig(opts: DeviceOptions = {}): Promise<Rig> {
   return {
     device,
     model,
-    conn() {
-      const pair = createLinkPair({}, ['attacker', 'device']);
-      void device.serve(pair.b);
-      return rawSmpOverLink(pair.a);
-    },
+    conn: () => rawConnect(device),
   };
 }
 
@@ -134,6 +133,53 @@ describe('red team: SMP headers and dispatch', () => {
     expect(replyBody(await c.exchange(reserved)).r).toBe('c');
     expect(await c.sync()).toBe(true);
     c.close();
+  });
+
+  it('the reserved protocol versions 2 and 3: answered as Zephyr 4.4 does, rc 13 (UNSUPPORTED_TOO_NEW) in a v2 header before any handler runs; console and raw framing', async () => {
+    for (const framing of ['console', 'raw'] as const) {
+      const r = await rig({ framing });
+      const pair = createLinkPair({}, ['attacker', 'device']);
+      void r.device.serve(pair.b);
+      const replies = packetQueue();
+      const dec = createDecoder(framing, replies.push, { acceptOps: [Op.ReadRsp, Op.WriteRsp] });
+      const reader = pair.a.readable.getReader();
+      void (async () => {
+        for (;;) {
+          const x = await reader.read().catch(() => ({ done: true, value: undefined }));
+          if (x.done) return;
+          if (x.value) dec.push(x.value);
+        }
+      })();
+      const writer = pair.a.writable.getWriter();
+      const ask = async (p: Uint8Array) => {
+        for (const f of encodeFrames(framing, p, 127)) await writer.write(f);
+        return replies.next(3000);
+      };
+      const before = r.model.slots[1];
+      for (const version of [2, 3]) {
+        for (const [what, p] of [
+          ['echo', handMade({ version, seq: 0x10 + version }, echo('v'))],
+          ['an unknown group', handMade({ version, group: 0x1234, seq: 0x20 + version })],
+          ['a body that is not CBOR', handMade({ version, seq: 0x30 + version }, Uint8Array.of(0xff, 0x00))],
+          ['a reset', handMade({ version, id: OS.Reset, seq: 0x40 + version })],
+          ['an image erase', handMade({ version, group: Group.Image, id: IMG.Erase, seq: 0x50 + version })],
+        ] as const) {
+          const reply = await ask(p);
+          expect(reply, `${framing} v${version} ${what}`).not.toBeNull();
+          const h = decodeHeader(reply!);
+          expect(h.version, `${framing} v${version} ${what}`).toBe(SMP_V2);
+          expect(h.seq).toBe(p[6]);
+          expect(h.op).toBe(Op.WriteRsp);
+          expect(replyBody(reply), `${framing} v${version} ${what}`).toEqual({ rc: MGMT_RC.UNSUPPORTED_TOO_NEW });
+        }
+      }
+      // Nothing ran: no reboot, the slot untouched; v1 and v2 are still answered.
+      await new Promise((res) => setTimeout(res, 60));
+      expect(r.device.bootCount).toBe(1);
+      expect(r.model.slots[1]).toBe(before);
+      for (const version of [0, 1]) expect(replyBody(await ask(handMade({ version, seq: 0x60 + version }, echo(`v${version}`)))).r).toBe(`v${version}`);
+      void pair.a.close();
+    }
   });
 
   it('payloads that are not one CBOR map (array, bytes, int, two items, truncated, a huge declared map): rc 3, the device keeps serving', async () => {
@@ -350,23 +396,118 @@ describe('red team: image upload and state', () => {
     const { sha256 } = await import('@noble/hashes/sha2.js');
     const sha = sha256(img);
     expect(await c.request(Op.Write as 2, Group.Image, IMG.Upload, { off: 0, len: img.length, data: img.subarray(0, 256), sha })).toMatchObject({ off: 256 });
-    const attacker = r.conn();
+    c.unplug();
+    await settle();
+    const other = r.conn();
     // A prefix of the sha is another upload (it restarts), not a resume at 256.
-    const prefix = await attacker.request(Op.Write as 2, Group.Image, IMG.Upload, { off: 0, len: img.length, data: img.subarray(0, 64), sha: sha.subarray(0, 4) });
+    const prefix = await other.request(Op.Write as 2, Group.Image, IMG.Upload, { off: 0, len: img.length, data: img.subarray(0, 64), sha: sha.subarray(0, 4) });
     expect(prefix.off).toBe(64);
-    c.close();
+    other.close();
+  });
+});
+
+/** Let the device notice an unplugged link (its serve loop ends, the connection closes). */
+const settle = () => new Promise((res) => setTimeout(res, 20));
+
+describe('red team: an upload belongs to its connection', () => {
+  it('a second connection cannot restart, resume, continue or erase another connection\'s upload in flight (EBUSY, nothing written); the upload completes; once its connection is gone the honest client resumes it by sha', async () => {
+    const r = await rig();
+    const owner = r.conn();
+    const img = await image('1.1.0');
+    const evil = await image('6.6.6', { size: 2000 });
+    const { sha256 } = await import('@noble/hashes/sha2.js');
+    const sha = sha256(img);
+    const up = (c: RawSmp, b: Body) => c.request(Op.Write as 2, Group.Image, IMG.Upload, b);
+    expect(await up(owner, { off: 0, len: img.length, data: img.subarray(0, 256), sha })).toMatchObject({ off: 256 });
+    const attacker = r.conn();
+    const written = () => r.model.slots[1]!.data.slice();
+    const before = written();
+    for (const [what, body] of [
+      ['another image at off 0', { off: 0, len: evil.length, data: evil.subarray(0, 256), sha: sha256(evil) }],
+      ['the same image by its sha (a resume)', { off: 0, len: img.length, data: img.subarray(0, 256), sha }],
+      ['the next chunk at the expected offset, junk', { off: 256, data: new Uint8Array(256) }],
+      ['a chunk elsewhere', { off: 1024, data: new Uint8Array(64) }],
+    ] as const) {
+      expect(await up(attacker, body as Body), what).toEqual({ rc: MGMT_RC.EBUSY });
+    }
+    expect(await attacker.request(Op.Write as 2, Group.Image, IMG.Erase, { slot: 1 })).toEqual({ rc: MGMT_RC.EBUSY });
+    expect(written()).toEqual(before);
+    // The owner goes on where it was and its image arrives whole.
+    let last: Body = {};
+    for (let off = 256; off < img.length; off = last.off as number) last = await up(owner, { off, data: img.subarray(off, Math.min(img.length, off + 256)) });
+    expect(last).toMatchObject({ off: img.length, match: true });
+    expect(r.model.slots[1]!.data).toEqual(img);
     attacker.close();
+
+    // The honest single-client case: the link drops mid-upload, the new connection resumes by sha.
+    const r2 = await rig();
+    const first = r2.conn();
+    expect(await up(first, { off: 0, len: img.length, data: img.subarray(0, 256), sha })).toMatchObject({ off: 256 });
+    expect(await up(first, { off: 256, data: img.subarray(256, 512) })).toMatchObject({ off: 512 });
+    first.unplug();
+    await settle();
+    const again = r2.conn();
+    expect(await up(again, { off: 0, len: img.length, data: img.subarray(0, 256), sha })).toEqual({ off: 512 });
+    for (let off = 512; off < img.length; off = last.off as number) last = await up(again, { off, data: img.subarray(off, Math.min(img.length, off + 256)) });
+    expect(last).toMatchObject({ off: img.length, match: true });
+    again.close();
+  });
+
+  it('an owner that sends nothing for uploadIdleMs no longer holds the slot: another connection may start over', async () => {
+    const r = await rig({ image: { uploadIdleMs: 10_000 } } as DeviceOptions);
+    const owner = r.conn();
+    const img = await image('1.1.0');
+    const other = await image('1.2.0', { size: 2500 });
+    expect(await owner.request(Op.Write as 2, Group.Image, IMG.Upload, { off: 0, len: img.length, data: img.subarray(0, 256) })).toMatchObject({ off: 256 });
+    const next = r.conn();
+    const start = { off: 0, len: other.length, data: other.subarray(0, 256) };
+    expect(await next.request(Op.Write as 2, Group.Image, IMG.Upload, start)).toEqual({ rc: MGMT_RC.EBUSY });
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(Date.now() + 10_001);
+      expect(await next.request(Op.Write as 2, Group.Image, IMG.Upload, start)).toMatchObject({ off: 256 });
+      // Now the first connection is the other one.
+      expect(await owner.request(Op.Write as 2, Group.Image, IMG.Upload, { off: 256, data: img.subarray(256, 512) })).toEqual({ rc: MGMT_RC.EBUSY });
+    } finally {
+      vi.useRealTimers();
+    }
+    owner.close();
+    next.close();
+  });
+
+  it('on a secured device a technician with update in a session may take an upload over (logged); without update, or unauthenticated, EBUSY', async () => {
+    const w = await rawWorld(auth, { image: { trustedKeys: [fw.publicKey], slotSize: 64 * 1024 } });
+    await imageModelOf(w.device).settled();
+    const img = await image('1.1.0');
+    const stray = w.conn();
+    expect(await stray.request(Op.Write as 2, Group.Image, IMG.Upload, { off: 0, len: img.length, data: img.subarray(0, 256) })).toMatchObject({ off: 256 });
+    const narrowCred = await issueCredential(
+      { technicianId: 'tech-cfg', name: 'Configures only', publicKey: auth.technician.publicKey, permissions: ['configure'], models: ['fieldbench-ref'], notAfter: new Date(Date.now() + 86400_000) },
+      auth.owner.privateKey,
+    );
+    const narrow = w.conn();
+    const sn = await w.login(narrow, narrowCred);
+    const start = { off: 0, len: img.length, data: img.subarray(0, 256) };
+    expect(await protectedRequest(narrow, sn, Op.Write as 2, Group.Image, IMG.Upload, start)).toEqual({ rc: MGMT_RC.EBUSY });
+    const tech = w.conn();
+    const s = await w.login(tech);
+    expect(await protectedRequest(tech, s, Op.Write as 2, Group.Image, IMG.Upload, start)).toMatchObject({ off: 256 });
+    expect(w.sec.eventLog().some((e) => e.type === 'upload-takeover' && /tech-001/.test(e.detail))).toBe(true);
+    // The stray connection lost it.
+    expect(await stray.request(Op.Write as 2, Group.Image, IMG.Upload, { off: 256, data: img.subarray(256, 512) })).toEqual({ rc: MGMT_RC.EBUSY });
+    stray.close();
+    narrow.close();
+    tech.close();
   });
 });
 
 describe('red team: reset into the bootloader on a secured device', () => {
   it('an unauthenticated os reset with boot_mode 1 does not hand the primary slot to serial recovery; with update in a session it does', async () => {
-    const { device } = await createSecureDevice(auth, { bufSize: 512, image: { trustedKeys: [fw.publicKey], slotSize: 64 * 1024 }, serialRecovery: {} });
+    const w = await rawWorld(auth, { image: { trustedKeys: [fw.publicKey], slotSize: 64 * 1024 }, serialRecovery: {} });
+    const device = w.device;
     const model = imageModelOf(device);
     await model.settled();
-    const pair = createLinkPair({}, ['attacker', 'device']);
-    void device.serve(pair.b);
-    const c = rawSmpOverLink(pair.a);
+    const c = w.conn();
     const r = await c.request(Op.Write as 2, Group.OS, OS.Reset, { boot_mode: 1 });
     expect(groupRc(r)).toBe(SEC_RC.NotAuthenticated);
     await new Promise((res) => setTimeout(res, 60));
@@ -376,8 +517,7 @@ describe('red team: reset into the bootloader on a secured device', () => {
     await new Promise((res) => setTimeout(res, 60));
     expect(serialRecoveryOf(device).active).toBe(false);
     // With a session and update, the technician may.
-    const s = await rawLogin(c, (await c.request(Op.Read as 0, GROUP, SEC.Identity)).pub as Uint8Array, auth.credential, auth.technician.privateKey);
-    expect(groupRc(s.reply)).toBeUndefined();
+    const s = await w.login(c);
     const ok = await protectedRequest(c, s, Op.Write as 2, Group.OS, OS.Reset, { boot_mode: 1 });
     expect(ok.rc ?? groupRc(ok)).toBeUndefined();
     await new Promise((res) => setTimeout(res, 60));

@@ -24,6 +24,7 @@ import { recordConfig } from '../../core/ops/configuration/record.ts';
 import { isOutcome, type OutcomeKind } from '../../core/ops/outcome.ts';
 import { decodeCredentialUnverified } from '../../core/trust/credential.ts';
 import { RECORDS_OPTIONS, RECORDS_USAGE, writeRecords } from '../records.ts';
+import { type CliLogin, LOGIN_OPTIONS, READ_LOGIN_USAGE, loadOptionalLogin } from '../login.ts';
 
 export interface ConfigDeps {
   connect: (args: ParsedArgs, io: CliIo) => Promise<SmpSession>;
@@ -79,18 +80,30 @@ function describeState(s: ConfigureState | UnsignedState): string | null {
   }
 }
 
+/** What the device holds; a device with the security group is logged in to first when the login options were given. */
+async function readPrivateConfig(session: SmpSession, login: CliLogin | null, schema: ConfigSchema | undefined) {
+  const group = await findSecurityGroup(session);
+  if (group && login) await login.authenticate(group, 'configure');
+  return readCurrentConfig(session, { group, schema });
+}
+
 export function configCommands(deps: ConfigDeps = { connect }): Record<string, CliCommand> {
   const ask = deps.confirm ?? defaultConfirm;
 
   const get: CliCommand = {
     summary: 'read the configuration a device holds (signed, or a stock device\'s settings)',
-    usage: `usage: fieldbench config get --port PORT [--model M] [--json]\n${CONNECT_USAGE}\n  --model M         schema for a stock device's settings (default fieldbench-ref)`,
+    usage: `usage: fieldbench config get --port PORT [--model M] [--json] [--credential FILE --key FILE --bundle FILE --owner-key FILE]\n${CONNECT_USAGE}\n  --model M         schema for a stock device's settings (default fieldbench-ref)\n${READ_LOGIN_USAGE}`,
     async run(argv, io) {
-      const args = parseArgs(argv, { booleans: ['json', 'verbose'], known: [...CONNECT_OPTIONS, 'model'] });
+      const args = parseArgs(argv, { booleans: ['json', 'verbose'], known: [...CONNECT_OPTIONS, 'model', ...LOGIN_OPTIONS] });
       if (args.positional.length) throw new UsageError(`unexpected argument ${args.positional[0]}`);
+      const login = await loadOptionalLogin(args, io);
+      if (typeof login === 'string') {
+        io.err(`config get: ${login}\n`);
+        return EXIT_REJECTED;
+      }
       const session = await deps.connect(args, io);
       try {
-        const cur = await readCurrentConfig(session, { schema: schemaArg(args) });
+        const cur = await readPrivateConfig(session, login, schemaArg(args));
         if (args.has('json')) io.out(JSON.stringify(cur, jsonReplacer, 2) + '\n');
         else {
           const head = cur.source === 'signed' ? `signed configuration #${cur.sequence} (sha256 ${toHex(cur.digest!)})` : cur.source === 'settings' ? 'settings (not signed on this device)' : 'no configuration applied';
@@ -104,6 +117,7 @@ export function configCommands(deps: ConfigDeps = { connect }): Record<string, C
         io.err(`config get: ${(e as Error).message}\n`);
         return EXIT_REJECTED;
       } finally {
+        login?.seed.fill(0);
         await session.close();
       }
     },
@@ -245,7 +259,7 @@ export function configCommands(deps: ConfigDeps = { connect }): Record<string, C
     summary: 'compare two signed configurations, or one with what a device holds (--port)',
     usage: `usage: fieldbench config diff A B [--json]\n       fieldbench config diff A --port PORT [--json]\n${CONNECT_USAGE}`,
     async run(argv, io) {
-      const args = parseArgs(argv, { booleans: ['json', 'verbose'], known: [...CONNECT_OPTIONS, 'model'] });
+      const args = parseArgs(argv, { booleans: ['json', 'verbose'], known: [...CONNECT_OPTIONS, 'model', ...LOGIN_OPTIONS] });
       const n = args.positional.length;
       if (!(n === 2 && !args.has('port')) && !(n === 1 && args.has('port'))) throw new UsageError('give two configurations, or one and --port');
       try {
@@ -266,12 +280,15 @@ export function configCommands(deps: ConfigDeps = { connect }): Record<string, C
             throw new InputError(`${args.positional[1]} is not a signed configuration: ${(e as Error).message}`);
           }
         } else {
+          const login = await loadOptionalLogin(args, io);
+          if (typeof login === 'string') throw new Error(login);
           const session = await deps.connect(args, io);
           try {
-            const cur = await readCurrentConfig(session, { schema });
+            const cur = await readPrivateConfig(session, login, schema);
             const c = decodeConfigUnverified(a);
             result = { ...diffAgainst(cur, c, schema), from: cur.sequence, to: c.sequence };
           } finally {
+            login?.seed.fill(0);
             await session.close();
           }
         }

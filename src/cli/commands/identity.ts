@@ -22,6 +22,7 @@ import { keyId } from '../../core/trust/keys.ts';
 import { toHex } from '../../core/base/bytes.ts';
 import { attestRecord, eventsRecord, identifiers, identifyRecord } from '../../core/ops/record.ts';
 import { RECORDS_OPTIONS, RECORDS_USAGE, writeRecords } from '../records.ts';
+import { LOGIN_OPTIONS, READ_LOGIN_USAGE, loadOptionalLogin } from '../login.ts';
 
 const BUNDLE_USAGE = `  --bundle FILE     the owner-signed trust bundle (manufacturer roots, firmware
                     reference measurements, revocations)
@@ -254,10 +255,11 @@ The event log is the device's own account, not signed evidence.
   --from N          first event counter to read (default: the oldest kept)
   --max N           stop after N events (default 5000)
   --json            print {events, next, last, truncated}
+${READ_LOGIN_USAGE}
 ${RECORDS_USAGE}
 ${CONNECT_USAGE}
 
-exit status: 0 read, 1 not supported, 2 bad usage`,
+exit status: 0 read, 1 not supported or refused (reason on stderr), 2 bad usage`,
   run: guarded(
     'events',
     async (args, io) => {
@@ -270,24 +272,33 @@ exit status: 0 read, 1 not supported, 2 bad usage`,
       };
       const from = int('from');
       const max = int('max');
-      return withSession(args, io, async (s) => {
-        const o = await runOp(readSecurityEvents(s, { from, max }));
-        await writeRecords(args, io, [eventsRecord(o).audit]);
-        if (o.kind === 'unsupported') {
-          io.err(`fieldbench events: ${o.reason}\n`);
-          return EXIT_REJECTED;
-        }
-        if (o.kind !== 'done') return failure(io, 'events', o);
-        const r = o.result;
-        if (args.has('json')) io.out(JSON.stringify({ events: r.events, next: r.next, last: r.last, truncated: r.truncated }, null, 2) + '\n');
-        else {
-          for (const e of r.events) io.out(formatEvent(e) + '\n');
-          io.out(`${r.events.length} event(s); last counter ${r.last}${r.truncated ? `; more from --from ${r.next}` : ''}\n`);
-        }
-        return EXIT_OK;
-      });
+      const login = await loadOptionalLogin(args, io);
+      if (typeof login === 'string') {
+        io.err(`fieldbench events: ${login}\n`);
+        return EXIT_REJECTED;
+      }
+      try {
+        return await withSession(args, io, async (s) => {
+          const o = await runOp(readSecurityEvents(s, { from, max, authenticate: login ? (g) => login.authenticate(g, 'attest') : undefined }));
+          await writeRecords(args, io, [eventsRecord(o).audit], login ? { seed: login.seed, technician: login.technician } : undefined);
+          if (o.kind === 'unsupported') {
+            io.err(`fieldbench events: ${o.reason}\n`);
+            return EXIT_REJECTED;
+          }
+          if (o.kind !== 'done') return failure(io, 'events', o);
+          const r = o.result;
+          if (args.has('json')) io.out(JSON.stringify({ events: r.events, next: r.next, last: r.last, truncated: r.truncated }, null, 2) + '\n');
+          else {
+            for (const e of r.events) io.out(formatEvent(e) + '\n');
+            io.out(`${r.events.length} event(s); last counter ${r.last}${r.truncated ? `; more from --from ${r.next}` : ''}\n`);
+          }
+          return EXIT_OK;
+        });
+      } finally {
+        login?.seed.fill(0);
+      }
     },
-    { booleans: ['json'], known: ['from', 'max'] },
+    { booleans: ['json'], known: ['from', 'max', ...LOGIN_OPTIONS] },
   ),
 };
 

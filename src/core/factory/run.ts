@@ -340,7 +340,8 @@ async function* unitBody(opts: RunUnitOptions): AsyncGenerator<UnitState> {
       loggedInOn = session;
       return { bundlePushed: r.bundlePushed };
     };
-    const held = profile.configuration ? await readSigned(g) : undefined;
+    // A retry finds the factory configuration already there; the unit shows it only inside the station's session.
+    const held = profile.configuration ? (await login(g), await readSigned(g)) : undefined;
     const cfgDigest = profile.configuration ? sha256(profile.configuration) : undefined;
     if (held?.digest && cfgDigest && toHex(held.digest) === toHex(cfgDigest)) {
       rec.configSequence = held.sequence; // a retry: the unit already holds the factory configuration

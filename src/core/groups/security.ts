@@ -49,6 +49,38 @@ export function describeSecError(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** Waits before each new try of a signing request the device answered busy (rc 23: its bucket of signatures for peers without a session is empty). */
+export const BUSY_RETRY_MS = [300, 600, 900, 1200] as const;
+
+/**
+ * A signing request (proof, attestation, key exchange, provisioning offer): when the device says it
+ * is busy (rate limited), wait and ask again a few times (it refills a few signatures a second), then
+ * give up with its answer. A cancel stops the wait at once.
+ */
+export async function whenNotBusy<T>(request: () => Promise<T>, opts?: RequestOptions): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await request();
+    } catch (e) {
+      if (secErrorName(e) !== 'Busy' || attempt >= BUSY_RETRY_MS.length) throw e;
+      const signal = opts?.signal;
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(done, BUSY_RETRY_MS[attempt]);
+        function done() {
+          signal?.removeEventListener('abort', stop);
+          resolve();
+        }
+        function stop() {
+          clearTimeout(t);
+          reject(signal!.reason instanceof Error ? signal!.reason : e);
+        }
+        if (signal?.aborted) stop();
+        else signal?.addEventListener('abort', stop, { once: true });
+      });
+    }
+  }
+}
+
 export interface DeviceIdentity {
   serial: string;
   model: string;
@@ -103,13 +135,13 @@ export class SecurityGroup {
   }
 
   async prove(nonce: Uint8Array, opts?: RequestOptions): Promise<Uint8Array> {
-    const r = await this.client.write(this.id, SEC.Prove, { nonce }, opts);
+    const r = await whenNotBusy(() => this.client.write(this.id, SEC.Prove, { nonce }, opts), opts);
     return bytes(r.sig, 'sig');
   }
 
   /** Request a fresh attestation token for `nonce`; the token comes back in chunks. */
   attest(nonce: Uint8Array, opts?: RequestOptions): Promise<Uint8Array> {
-    return this.readBlob(SEC.Attest, { nonce }, opts, 'write');
+    return whenNotBusy(() => this.readBlob(SEC.Attest, { nonce }, opts, 'write'), opts);
   }
 
   async events(from: number, opts?: RequestOptions): Promise<{ events: SecurityEvent[]; next: number; last: number }> {
@@ -141,7 +173,7 @@ export class SecurityGroup {
 
   /** Key exchange message 1 -> 2: send the tool's ephemeral X25519 key; the device answers with its own, a challenge and its signature. */
   async keyExchange(gX: Uint8Array, opts?: RequestOptions): Promise<{ challenge: Uint8Array; gY: Uint8Array; sig: Uint8Array }> {
-    const r = await this.client.read(this.id, SEC.AuthChallenge, { g_x: gX }, opts);
+    const r = await whenNotBusy(() => this.client.read(this.id, SEC.AuthChallenge, { g_x: gX }, opts), opts);
     return { challenge: bytes(r.challenge, 'challenge'), gY: bytes(r.g_y, 'g_y'), sig: bytes(r.sig, 'sig') };
   }
 
@@ -267,7 +299,7 @@ export class SecurityGroup {
 
   /** Ask the device to generate its keys; it answers with them and a signature over provisionPopMessage. */
   async provisionBegin(nonce: Uint8Array, opts?: RequestOptions): Promise<ProvisionOffer> {
-    const r = await this.client.write(this.id, SEC.ProvisionBegin, { nonce }, opts);
+    const r = await whenNotBusy(() => this.client.write(this.id, SEC.ProvisionBegin, { nonce }, opts), opts);
     return {
       devicePublicKey: bytes(r.pub, 'pub'),
       deviceEncKey: bytes(r.enc_pub, 'enc_pub'),

@@ -68,6 +68,7 @@ export const SECURITY = defineGroup({
     NotProvisioned: { rc: 20, text: 'not provisioned: the device is factory-fresh and has no identity yet' },
     CertMismatch: { rc: 21, text: 'the certificate does not bind this device (keys, chip UID, model or hardware revision)' },
     ProvisionOrder: { rc: 22, text: 'provisioning out of order: begin provisioning on this connection first' },
+    Busy: { rc: 23, text: 'busy: too many signing requests without a login; retry later' },
   },
 });
 

@@ -61,6 +61,12 @@ export interface DecoderOptions {
   /** Longest line kept in memory; longer lines are discarded up to their newline. */
   maxLine?: number;
   onDrop?: (reason: DropReason) => void;
+  /**
+   * Highest header version a raw or datagram packet may carry (default 1, SMP v2: a byte with a
+   * higher one cannot begin a packet we read). A server passes 3 so that it can answer the reserved
+   * versions itself (Zephyr: MGMT_ERR_UNSUPPORTED_TOO_NEW), as Zephyr's transports hand them on.
+   */
+  maxVersion?: number;
   onNoise?: (line: Uint8Array) => void;
   stats?: FramingStats;
 }
@@ -279,7 +285,7 @@ export class RawDecoder {
       const op = b0 & 7;
       const ver = (b0 >> 3) & 3;
       const len = (this.buf[off + 2] << 8) | this.buf[off + 3];
-      if ((b0 & 0xe0) !== 0 || ver > 1 || op > 3 || (ops && !ops.includes(op)) || len + SMP_HEADER_SIZE > this.maxPacket) {
+      if ((b0 & 0xe0) !== 0 || ver > (this.opts.maxVersion ?? 1) || op > 3 || (ops && !ops.includes(op)) || len + SMP_HEADER_SIZE > this.maxPacket) {
         this.stats.dropped.header++;
         this.opts.onDrop?.('header');
         off++;
@@ -317,7 +323,7 @@ export class DatagramDecoder {
     const b0 = d[0];
     const op = b0 & 7;
     const len = (d[2] << 8) | d[3];
-    if ((b0 & 0xe0) !== 0 || ((b0 >> 3) & 3) > 1 || (this.opts.acceptOps && !this.opts.acceptOps.includes(op))) return this.drop('header');
+    if ((b0 & 0xe0) !== 0 || ((b0 >> 3) & 3) > (this.opts.maxVersion ?? 1) || (this.opts.acceptOps && !this.opts.acceptOps.includes(op))) return this.drop('header');
     if (len + SMP_HEADER_SIZE !== d.length || d.length > (this.opts.maxPacket ?? 0xffff + SMP_HEADER_SIZE)) return this.drop('length');
     this.stats.packets++;
     this.emit(d.slice());

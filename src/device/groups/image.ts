@@ -33,7 +33,7 @@ import { signImage } from '../../core/trust/mcuboot/sign.ts';
 import { signerIdFor } from '../../core/trust/eat.ts';
 import { equalBytes, equalPresentBytes } from '../../core/base/bytes.ts';
 import type { ReferenceDevice } from '../device.ts';
-import { type Body, type GroupDef, MgmtError, RC } from '../mgmt.ts';
+import { type Body, type Connection, type GroupDef, MgmtError, RC, type RequestContext } from '../mgmt.ts';
 
 
 export type BootMode = 'swap-move' | 'swap-scratch' | 'overwrite' | 'ram-load' | 'direct-xip';
@@ -62,6 +62,12 @@ export interface ImageModelOptions {
   /** Vendor / class UUIDs (16 bytes) the bootloader requires in images (MCUBOOT_UUID_VID/CID). */
   vendorId?: Uint8Array;
   classId?: Uint8Array;
+  /**
+   * How long an upload stays its connection's while that connection sends nothing for it (ms,
+   * default 10 s): after that another connection may start over or resume it (a half-open link
+   * must not hold the slot for ever).
+   */
+  uploadIdleMs?: number;
 }
 
 export interface SlotImage {
@@ -135,6 +141,13 @@ export class ImageModel {
   upload: UploadState | null = null;
   readonly bootHistory: BootRecord[] = [];
   readonly bootEvents: BootEvent[] = [];
+  /**
+   * The connection the upload belongs to (it started, resumed or took it over) and when it last
+   * sent an upload or erase request. While it is open and not idle, another connection's upload or
+   * erase gets EBUSY unless the device authorises a takeover (device.takeoverGuard: the security
+   * group's update permission in a session). The last chunk, a reboot or the connection's close ends it.
+   */
+  holder: { conn: Connection; at: number } | null = null;
   /** Resolves once the initial image is built. */
   ready: Promise<void>;
   private configGen = 0;
@@ -170,6 +183,7 @@ export class ImageModel {
       noDowngrade: opts.noDowngrade ?? false,
       vendorId: opts.vendorId,
       classId: opts.classId,
+      uploadIdleMs: opts.uploadIdleMs ?? 10_000,
     };
     const gen = ++this.configGen;
     const run = async () => {
@@ -201,6 +215,7 @@ export class ImageModel {
       this.pending = 'none';
       this.testBoot = false;
       this.upload = null;
+      this.holder = null;
       this.securityCounter = report.securityCounter ?? this.opts.initialSecurityCounter;
       this.record(0);
     };
@@ -283,6 +298,7 @@ export class ImageModel {
   private async runBootloader(): Promise<void> {
     await this.ready;
     this.upload = null; // RAM state
+    this.holder = null;
     const mode = this.opts.bootMode;
     if (mode === 'ram-load' || mode === 'direct-xip') {
       // Highest valid version wins; the counter is updated by the image that boots.
@@ -376,8 +392,24 @@ export class ImageModel {
     return Math.ceil(n / SECTOR);
   }
 
-  async handleUpload(b: Body): Promise<Body> {
+  /**
+   * An upload or erase request: it may go on only from the connection the upload belongs to, from
+   * any connection once that one closed or went idle, or as an authorised takeover; then the upload
+   * is this connection's. Otherwise EBUSY, and nothing changes.
+   */
+  private claim(ctx?: RequestContext): void {
+    if (!ctx) return; // the device's own tooling (stage), not a request
+    const h = this.holder;
+    const now = Date.now();
+    if (h && h.conn !== ctx.connection && h.conn.open && now - h.at < this.opts.uploadIdleMs) {
+      if (!this.device.takeoverGuard?.(ctx)) throw new MgmtError(RC.EBUSY, undefined, 'another connection is uploading an image');
+    }
+    this.holder = { conn: ctx.connection, at: now };
+  }
+
+  async handleUpload(b: Body, ctx?: RequestContext): Promise<Body> {
     await this.settled();
+    this.claim(ctx);
     const off = b.off;
     const data = b.data;
     if (typeof off !== 'number' || !Number.isInteger(off) || off < 0) throw new MgmtError(RC.EINVAL, IMG_ERR.INVALID_OFFSET);
@@ -418,6 +450,7 @@ export class ImageModel {
     }
     if (up.off === up.size) {
       this.upload = null;
+      this.holder = null; // nothing in flight any more: the next upload may come from anywhere
       const out: Body = { off: up.off };
       if (up.sha.length === 32) out.match = equalPresentBytes(await sha256Large(this.slots[up.slot]!.data), up.sha);
       return out;
@@ -485,8 +518,9 @@ export class ImageModel {
     return this.stateRead();
   }
 
-  async erase(b: Body): Promise<Body> {
+  async erase(b: Body, ctx?: RequestContext): Promise<Body> {
     await this.settled();
+    this.claim(ctx);
     const slot = typeof b.slot === 'number' ? b.slot : this.uploadSlot();
     if (slot !== 0 && slot !== 1) throw new MgmtError(RC.EINVAL, IMG_ERR.INVALID_SLOT);
     if (this.slots[slot] && slotInfoOf(this.slots[slot]!.data) && this.inUse(slot)) throw new MgmtError(RC.EBADSTATE, IMG_ERR.NO_FREE_SLOT);
@@ -544,8 +578,8 @@ export function imageGroup(model: ImageModel): GroupDef {
     },
     write: {
       [IMG.State]: (b: Body) => model.stateWrite(b),
-      [IMG.Upload]: (b: Body) => model.handleUpload(b),
-      [IMG.Erase]: (b: Body) => model.erase(b),
+      [IMG.Upload]: (b: Body, ctx: RequestContext) => model.handleUpload(b, ctx),
+      [IMG.Erase]: (b: Body, ctx: RequestContext) => model.erase(b, ctx),
     },
   };
 }

@@ -5,6 +5,7 @@
  * a store and a technician signer are given. No protocol logic here.
  */
 import type { SmpSession } from '../../core/groups/session.ts';
+import type { SecurityGroup } from '../../core/groups/security.ts';
 import type { TrustBundle } from '../../core/trust/bundle.ts';
 import { type DeviceLabel, type IdentifyResult, type IdentifyState, identifyDevice } from '../../core/ops/identification/identify.ts';
 import { type AttestState, type EventsState, attestDevice, readSecurityEvents } from '../../core/ops/state-awareness/attest.ts';
@@ -94,11 +95,12 @@ export class IdentityController {
     }
   }
 
-  async events(session: SmpSession, from = 0): Promise<void> {
+  /** Read the event log; `authenticate` logs the technician in first (the device shows its log only inside a session). */
+  async events(session: SmpSession, from = 0, authenticate?: (g: SecurityGroup) => Promise<unknown>): Promise<void> {
     if (this.busy) return;
     this.busy = 'events';
     try {
-      for await (const st of readSecurityEvents(session, { from, groupId: this.verified?.groupId })) {
+      for await (const st of readSecurityEvents(session, { from, groupId: this.verified?.groupId, authenticate })) {
         this.eventsState = st;
         if (isOutcome(st)) await this.save((ctx) => eventsRecord(st, { device: ctx.device, time: ctx.now }));
       }

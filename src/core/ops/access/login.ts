@@ -110,6 +110,7 @@ export async function authenticateTechnician(
     session = { technician: r.technician, permissions: r.permissions };
   } catch (e) {
     if (signerFailure !== undefined) throw new AccessError('signer', `the technician key could not sign: ${e instanceof Error ? e.message : String(e)}`);
+    if (isLinkLoss(e)) throw e; // the link, not a refusal: the op's contract ends it `link`
     if (e instanceof SessionError) throw new AccessError('device-identity', e.message);
     throw refused(e, 'login failed');
   }
@@ -124,7 +125,7 @@ export async function authenticateTechnician(
         }
       }
     } catch (e) {
-      if (e instanceof AccessError) throw e;
+      if (e instanceof AccessError || isLinkLoss(e)) throw e;
       throw refused(e, 'could not hand the device the trust bundle');
     }
   }

@@ -18,7 +18,7 @@
  * Every function that talks to a device is an async generator of states; the
  * UI and the CLI only render them.
  */
-import { SEC, type DeviceIdentity, SecurityGroup, describeSecError } from '../../groups/security.ts';
+import { SEC, type DeviceIdentity, SecurityGroup, describeSecError, secErrorName } from '../../groups/security.ts';
 import { toHex } from '../../base/bytes.ts';
 import type { SmpClient } from '../../smp/client.ts';
 import { SmpError } from '../../smp/errors.ts';
@@ -115,17 +115,35 @@ async function* applyBody(session: SmpSession, signed: Uint8Array, ctx: Configur
     yield unsupported('this device has no security group, so it cannot verify a signed configuration; a stock device can only be written unsigned, with explicit confirmation');
     return;
   }
+  const schema = ctx.schema ?? schemaForModel(ctx.deviceIdentity.model);
+  // The tool's own checks first, against the sequence the tool knows: a configuration it must refuse costs no login.
+  const early = await checkSignedConfig(signed, { bundle: ctx.bundle, deviceIdentity: ctx.deviceIdentity, heldSequence: ctx.heldSequence ?? 0, schema, now: ctx.now, requirePublished: ctx.requirePublished });
+  if (!early.ok) {
+    yield toolError(early.code, early.reason, early.issues);
+    return;
+  }
+  // The device shows what it holds only inside a technician's session (configure): log in before the diff.
+  yield { kind: 'authenticating' };
+  let bundlePushed: number | undefined;
+  try {
+    bundlePushed = (await ctx.authenticate(g))?.bundlePushed;
+  } catch (e) {
+    const byDevice = e instanceof AccessError && e.code !== 'signer' && e.code !== 'credential';
+    if (e instanceof SmpError && (e.kind === 'closed' || e.kind === 'timeout')) throw e;
+    yield configFailed('login', `not applied: ${(e as Error).message}`, byDevice ? 'device' : 'tool');
+    return;
+  }
   let current: CurrentConfig;
   try {
     current = await readSigned(g, ctx.library);
   } catch (e) {
     if (e instanceof SmpError && (e.kind === 'closed' || e.kind === 'timeout')) throw e;
-    yield configFailed('device', `could not read the current configuration: ${describeSecError(e)}`, 'device');
+    // refused (no session, no configure): the device's own code; anything else is the device's failure
+    yield configFailed(secErrorName(e) ? deviceRejection(e).code : 'device', `not applied: could not read the current configuration: ${describeSecError(e)}`, 'device');
     return;
   }
   const held = Math.max(ctx.heldSequence ?? 0, current.sequence);
-  const schema = ctx.schema ?? schemaForModel(ctx.deviceIdentity.model);
-  const check = await checkSignedConfig(signed, { bundle: ctx.bundle, deviceIdentity: ctx.deviceIdentity, heldSequence: held, schema, now: ctx.now, requirePublished: ctx.requirePublished });
+  const check = held > (ctx.heldSequence ?? 0) ? await checkSignedConfig(signed, { bundle: ctx.bundle, deviceIdentity: ctx.deviceIdentity, heldSequence: held, schema, now: ctx.now, requirePublished: ctx.requirePublished }) : early;
   if (!check.ok) {
     yield toolError(check.code, check.reason, check.issues);
     return;
@@ -142,16 +160,6 @@ async function* applyBody(session: SmpSession, signed: Uint8Array, ctx: Configur
     await ctx.backup(current);
   } catch (e) {
     yield toolError('backup', `not applied: the backup of the current configuration failed (${(e as Error).message})`);
-    return;
-  }
-  yield { kind: 'authenticating' };
-  let bundlePushed: number | undefined;
-  try {
-    bundlePushed = (await ctx.authenticate(g))?.bundlePushed;
-  } catch (e) {
-    const byDevice = e instanceof AccessError && e.code !== 'signer' && e.code !== 'credential';
-    if (e instanceof SmpError && (e.kind === 'closed' || e.kind === 'timeout')) throw e;
-    yield configFailed('login', `not applied: ${(e as Error).message}`, byDevice ? 'device' : 'tool');
     return;
   }
   // Send, reporting progress as the chunks are acknowledged.

@@ -21,6 +21,9 @@ import { type Failed, type Outcome, failed } from '../outcome.ts';
 
 export const UNSIGNED_NOTE = 'configuration is not signed on this device';
 
+/** Why a device with the security group would not show its configuration, in words (the app and the CLI). */
+export const CONFIG_LOGIN_REASON = 'the device shows its configuration only to a logged-in technician whose credential grants configure or wipe: log in first';
+
 // ---------------------------------------------------------------- types
 
 /** What a device currently holds. */
@@ -173,6 +176,7 @@ const DEVICE_CODE: Record<SecurityErrorName, ConfigFailure> = {
   NotProvisioned: 'device',
   CertMismatch: 'device',
   ProvisionOrder: 'device',
+  Busy: 'device',
 };
 
 /** A device's refusal (SEC_ERR) as a failure code and a sentence. */
@@ -260,6 +264,9 @@ export async function readCurrentConfig(
     try {
       return await readSigned(g, opts.library);
     } catch (e) {
+      const name = secErrorName(e);
+      if (name === 'NotAuthenticated' || name === 'SessionRequired') throw new ConfigureError('not-authenticated', CONFIG_LOGIN_REASON);
+      if (name === 'Permission') throw new ConfigureError('permission', `the device refused: ${describeSecError(e)} (reading the configuration needs configure or wipe)`);
       throw new ConfigureError('device', `could not read the configuration: ${describeSecError(e)}`);
     }
   }

@@ -7,8 +7,10 @@ import { decodeSnapshot } from './backup.ts';
 import { displaySettings } from './diff.ts';
 import {
   type ConfigFailure, type ConfigFailureDetails, type ConfigureContext, ConfigureError, type ConfigureProgress, type ConfigureResult, type ConfigureState, type CurrentConfig, type DisplayValue,
-  readCurrentConfig,
+  configFailed, readCurrentConfig,
 } from './read.ts';
+import { findSecurityGroup } from '../identification/identify.ts';
+import { AccessError } from '../access/login.ts';
 import { type UnsignedProgress, type UnsignedResult, type UnsignedState, writeUnsignedSettings } from './unsigned.ts';
 import { SmpError } from '../../smp/errors.ts';
 import { type Op, type Outcome, contract } from '../outcome.ts';
@@ -67,8 +69,24 @@ export function restoreFromBackup(session: SmpSession, backup: Uint8Array, ctx: 
 async function* restoreBody(session: SmpSession, backup: Uint8Array, ctx: ConfigureContext & { confirmUnsigned?: boolean }): AsyncGenerator<ConfigureState | UnsignedState> {
   yield { kind: 'checking' };
   let current: CurrentConfig;
+  let loggedIn: Awaited<ReturnType<ConfigureContext['authenticate']>> | undefined;
+  let authenticate = ctx.authenticate;
   try {
-    current = await readCurrentConfig(session, { group: ctx.group, schema: ctx.schema ?? schemaForModel(ctx.deviceIdentity.model), library: ctx.library });
+    const group = ctx.group === undefined ? await findSecurityGroup(session) : ctx.group;
+    if (group) {
+      // A device with the security group shows its configuration only inside a technician's session:
+      // log in once, for the read and for the re-apply.
+      yield { kind: 'authenticating' };
+      try {
+        loggedIn = await ctx.authenticate(group);
+      } catch (e) {
+        if (e instanceof SmpError && (e.kind === 'closed' || e.kind === 'timeout')) throw e;
+        yield configFailed('login', `not restored: ${(e as Error).message}`, e instanceof AccessError && e.code !== 'signer' && e.code !== 'credential' ? 'device' : 'tool');
+        return;
+      }
+      authenticate = async () => loggedIn;
+    }
+    current = await readCurrentConfig(session, { group, schema: ctx.schema ?? schemaForModel(ctx.deviceIdentity.model), library: ctx.library });
   } catch (e) {
     if (e instanceof SmpError && (e.kind === 'closed' || e.kind === 'timeout')) throw e;
     yield toolError(e instanceof ConfigureError ? e.code : 'device', (e as Error).message);
@@ -80,7 +98,7 @@ async function* restoreBody(session: SmpSession, backup: Uint8Array, ctx: Config
     return;
   }
   if (plan.kind === 'reapply') {
-    yield* applySignedConfig(session, plan.signed, ctx);
+    yield* applySignedConfig(session, plan.signed, { ...ctx, authenticate });
     return;
   }
   const schema = ctx.schema ?? schemaForModel(ctx.deviceIdentity.model);

@@ -65,10 +65,8 @@ async function* wipeBody(session: SmpSession, ctx: WipeContext): AsyncGenerator<
   yield { kind: 'identifying' };
   let serial: string;
   let model: string;
-  let sequence: number;
   try {
     ({ serial, model } = await g.identity());
-    sequence = (await g.readConfig()).sequence;
   } catch (e) {
     if (isLinkLoss(e)) throw e;
     yield failed('device', `could not read who the device is: ${describeSecError(e)}`, { by: 'device' });
@@ -88,6 +86,15 @@ async function* wipeBody(session: SmpSession, ctx: WipeContext): AsyncGenerator<
   const refused = await loginRefusal(ctx.authenticate, g);
   if (refused) {
     yield failed('login', `not wiped: ${refused.message}`, { by: refused.by });
+    return;
+  }
+  // What is erased: read inside the session (the device shows its configuration only to a technician with wipe or configure).
+  let sequence: number;
+  try {
+    sequence = (await g.readConfig()).sequence;
+  } catch (e) {
+    if (isLinkLoss(e)) throw e;
+    yield failed('device', `not wiped: could not read the configuration to be erased: ${describeSecError(e)}`, { by: 'device' });
     return;
   }
   yield { kind: 'wiping' };

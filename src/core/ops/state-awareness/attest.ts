@@ -10,7 +10,8 @@
  */
 import { SmpError } from '../../smp/errors.ts';
 import type { SmpSession } from '../../groups/session.ts';
-import { type SecurityEvent, SecurityGroup, describeSecError } from '../../groups/security.ts';
+import { type SecurityEvent, SecurityGroup, describeSecError, secErrorName } from '../../groups/security.ts';
+import { loginRefusal } from '../access/login.ts';
 import type { TrustBundle } from '../../trust/bundle.ts';
 import { type Appraisal, type ReferenceMeasurement, appraiseToken } from '../../trust/eat.ts';
 import { toHex } from '../../base/bytes.ts';
@@ -134,7 +135,7 @@ async function* attestBody(session: SmpSession, ctx: AttestContext): AsyncGenera
 
 // ---------------------------------------------------------------- event log
 
-export type EventsProgress = { kind: 'finding-group' } | { kind: 'reading-events'; page: number; received: number };
+export type EventsProgress = { kind: 'finding-group' } | { kind: 'authenticating' } | { kind: 'reading-events'; page: number; received: number };
 
 export interface EventsResult {
   events: SecurityEvent[];
@@ -146,8 +147,15 @@ export interface EventsResult {
   truncated: boolean;
 }
 
-/** The device's paging made no sense (on top of link/device/internal). */
-export type EventsFailure = 'out-of-order';
+/**
+ * The device's paging made no sense; the device shows its log only inside a technician's session
+ * (`not-authenticated`: no login, or the login was refused: `login`; `permission`: the credential
+ * grants neither attest nor configure). On top of link/device/internal.
+ */
+export type EventsFailure = 'out-of-order' | 'not-authenticated' | 'login' | 'permission';
+
+/** Why the device would not show its event log, in words (the same for the app and the CLI). */
+export const EVENTS_LOGIN_REASON = "the device shows its security event log only to a logged-in technician whose credential grants attest or configure: log in first";
 
 export type EventsOutcome = Outcome<EventsResult, EventsFailure>;
 export type EventsState = EventsProgress | EventsOutcome;
@@ -159,6 +167,12 @@ export interface EventsContext {
   max?: number;
   groupId?: number;
   signal?: AbortSignal;
+  /**
+   * The technician login (authenticateTechnician with the attest permission), run first unless this
+   * connection already holds a secure session. Without it the read goes as it is, and a device that
+   * keeps its log private refuses it (`not-authenticated`).
+   */
+  authenticate?: (group: SecurityGroup) => Promise<unknown>;
 }
 
 /** Read the security event log page by page (the device sizes pages to its buffer). */
@@ -173,6 +187,14 @@ async function* eventsBody(session: SmpSession, ctx: EventsContext): AsyncGenera
     yield unsupported(UNSUPPORTED_REASON);
     return;
   }
+  if (ctx.authenticate && !session.client.protectedSession) {
+    yield { kind: 'authenticating' };
+    const refused = await loginRefusal(ctx.authenticate, g);
+    if (refused) {
+      yield failed('login', `the event log was not read: ${refused.message}`, { by: refused.by });
+      return;
+    }
+  }
   const max = ctx.max ?? 5000;
   const events: SecurityEvent[] = [];
   let next = Math.max(0, ctx.from ?? 0);
@@ -185,6 +207,15 @@ async function* eventsBody(session: SmpSession, ctx: EventsContext): AsyncGenera
     } catch (e) {
       if (e instanceof SmpError && e.notSupported && page === 1) {
         yield unsupported(UNSUPPORTED_REASON);
+        return;
+      }
+      const name = secErrorName(e);
+      if (name === 'NotAuthenticated' || name === 'SessionRequired') {
+        yield failed('not-authenticated', EVENTS_LOGIN_REASON, { by: 'device' });
+        return;
+      }
+      if (name === 'Permission') {
+        yield failed('permission', `the device refused: ${describeSecError(e)} (reading the event log needs attest or configure)`, { by: 'device' });
         return;
       }
       throw e;
