@@ -1,0 +1,130 @@
+/**
+ * Worker thread of openPglite (src/hub/db.ts): the hub's embedded PostgreSQL
+ * (PGlite) runs here, so its SQL runs beside the hub's main thread (HTTP,
+ * registry JavaScript) instead of on it.
+ *
+ * The main thread keeps the order (one query at a time; a transaction is
+ * exclusive: src/hub/db.ts queues every use); this thread runs what it is
+ * sent, in order, and answers each message by its id:
+ *   {id, op: 'query', text, params}   -> {id, rows} | {id, err}
+ *   {id, op: 'begin'}                 -> {id, rows: []} once BEGIN ran, then the
+ *                                        transaction's queries come as 'query' with tx: true
+ *   {id, op: 'end', commit}           -> {id, rows: []} once COMMIT (or ROLLBACK) ran
+ *   {id, op: 'close'}                 -> {id, rows: []} once PGlite closed cleanly
+ * Transactions run in PGlite's own transaction(), so BEGIN/COMMIT/ROLLBACK
+ * and its checks are the same as in one thread. Errors cross as their message
+ * and PostgreSQL's fields (code, detail, constraint, ...), not their
+ * parameters (a push's parameter is its whole body).
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { PGlite, Transaction } from '@electric-sql/pglite';
+
+export type PgliteRequest =
+  | { id: number; op: 'query'; text: string; params?: unknown[]; tx?: boolean }
+  | { id: number; op: 'begin' }
+  | { id: number; op: 'end'; commit: boolean }
+  | { id: number; op: 'close' };
+
+/** An error as it crosses the thread: its message, name and PostgreSQL's fields. */
+export interface PgliteErrorData {
+  message: string;
+  name: string;
+  fields: Record<string, string | number>;
+}
+
+export type PgliteReply = { id: number; rows: unknown[] } | { id: number; err: PgliteErrorData } | { ready: true } | { openFailed: PgliteErrorData };
+
+/** Everything of an error worth carrying: string and number fields, except what echoes the parameters back. */
+export function errorData(e: unknown): PgliteErrorData {
+  const err = e instanceof Error ? e : new Error(String(e));
+  const fields: Record<string, string | number> = {};
+  for (const [k, v] of Object.entries(err)) {
+    if (k === 'params' || k === 'queryOptions' || k === 'message' || k === 'stack' || k === 'name') continue;
+    if (typeof v === 'string' || typeof v === 'number') fields[k] = v;
+  }
+  return { message: err.message, name: err.name, fields };
+}
+
+const port = parentPort;
+if (port) {
+  const { dataDir } = (workerData ?? {}) as { dataDir?: string };
+  const ROLLBACK = Symbol('rollback');
+  let pg: PGlite | undefined;
+  let tx: Transaction | undefined;
+  let endTx: ((commit: boolean) => void) | undefined;
+  let txDone: Promise<void> | undefined;
+  const reply = (m: PgliteReply) => port.postMessage(m);
+
+  const handle = async (m: PgliteRequest): Promise<unknown[]> => {
+    if (!pg) throw new Error('PGlite is not open');
+    switch (m.op) {
+      case 'query': {
+        const on = m.tx ? tx : pg;
+        if (!on) throw new Error('no transaction is open');
+        return (await on.query(m.text, m.params as never[])).rows;
+      }
+      case 'begin': {
+        if (tx) throw new Error('a transaction is already open');
+        let begun!: () => void;
+        const started = new Promise<void>((r) => (begun = r));
+        let failed: ((e: unknown) => void) | undefined;
+        const notStarted = new Promise<never>((_, reject) => (failed = reject));
+        txDone = pg
+          .transaction(async (t) => {
+            tx = t;
+            failed = undefined;
+            const commit = await new Promise<boolean>((r) => {
+              endTx = r;
+              begun();
+            });
+            if (!commit) throw ROLLBACK;
+          })
+          .finally(() => {
+            tx = undefined;
+            endTx = undefined;
+          });
+        // BEGIN itself failing rejects the begin message
+        txDone.catch((e) => failed?.(e));
+        await Promise.race([started, notStarted]);
+        return [];
+      }
+      case 'end': {
+        if (!endTx || !txDone) throw new Error('no transaction is open');
+        const done = txDone;
+        txDone = undefined;
+        endTx(m.commit);
+        try {
+          await done;
+        } catch (e) {
+          if (e !== ROLLBACK) throw e;
+        }
+        return [];
+      }
+      case 'close': {
+        const p = pg;
+        pg = undefined;
+        await p.close();
+        return [];
+      }
+    }
+  };
+
+  // In order, one at a time (the main thread sends one at a time anyway).
+  let chain: Promise<void> = Promise.resolve();
+  port.on('message', (m: PgliteRequest) => {
+    chain = chain.then(() =>
+      handle(m).then(
+        (rows) => reply({ id: m.id, rows }),
+        (e: unknown) => reply({ id: m.id, err: errorData(e) }),
+      ),
+    );
+  });
+
+  (async () => {
+    const { PGlite } = await import('@electric-sql/pglite');
+    pg = dataDir ? await PGlite.create({ dataDir }) : await PGlite.create();
+  })().then(
+    () => reply({ ready: true }),
+    (e: unknown) => reply({ openFailed: errorData(e) }),
+  );
+}
