@@ -45,6 +45,28 @@ export function errorData(e: unknown): PgliteErrorData {
   return { message: err.message, name: err.name, fields };
 }
 
+/**
+ * Long text and json parameters (a push's body, the registry's rows) go to
+ * PostgreSQL as their UTF-8 bytes in the binary format, which for text and
+ * json is those same bytes: PGlite's text path measures and encodes a string
+ * in JavaScript, character by character, twice; TextEncoder does it once,
+ * natively. Short strings and other types keep PGlite's own serializers.
+ */
+const BIG = 16 * 1024;
+const TEXT_OIDS = [25, 114, 1043]; // text, json, varchar
+let bigSerializers: Record<number, (x: unknown) => unknown> | undefined;
+function bigText(pg: PGlite): Record<number, (x: unknown) => unknown> {
+  if (bigSerializers) return bigSerializers;
+  const enc = new TextEncoder();
+  const own = pg.serializers as Record<number, ((x: unknown) => string) | undefined>;
+  bigSerializers = {};
+  for (const oid of TEXT_OIDS) {
+    const fallback = own[oid] ?? ((x: unknown) => String(x));
+    bigSerializers[oid] = (x) => (typeof x === 'string' && x.length >= BIG ? enc.encode(x) : fallback(x));
+  }
+  return bigSerializers;
+}
+
 const port = parentPort;
 if (port) {
   const { dataDir } = (workerData ?? {}) as { dataDir?: string };
@@ -61,7 +83,9 @@ if (port) {
       case 'query': {
         const on = m.tx ? tx : pg;
         if (!on) throw new Error('no transaction is open');
-        return (await on.query(m.text, m.params as never[])).rows;
+        const big = m.params?.some((v) => typeof v === 'string' && v.length >= BIG);
+        // (PGlite's types say a serializer returns a string; its bind also takes bytes, sent as binary)
+        return (await on.query(m.text, m.params as never[], big ? { serializers: bigText(pg) as never } : undefined)).rows;
       }
       case 'begin': {
         if (tx) throw new Error('a transaction is already open');

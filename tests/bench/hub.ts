@@ -85,26 +85,59 @@ async function serverCpu(db: HubDb): Promise<number | undefined> {
   }
 }
 
+/** CPU seconds used so far by each thread of this process (/proc/self/task), by thread id; empty without /proc. */
+function threadCpu(): Map<string, number> {
+  const m = new Map<string, number>();
+  try {
+    for (const t of readdirSync('/proc/self/task')) {
+      try {
+        const st = readFileSync(`/proc/self/task/${t}/stat`, 'utf8');
+        const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+        m.set(t, (Number(f[11]) + Number(f[12])) * TICK_S);
+      } catch {
+        /* gone */
+      }
+    }
+  } catch {
+    /* no /proc */
+  }
+  return m;
+}
+
 interface IngestFigure {
   rate: number;
   /** CPU microseconds per entry: this process, and the PostgreSQL server (undefined for PGlite, in this process). */
   cpuUs: number;
   serverUs?: number;
+  /** CPU microseconds per entry of this process's main thread, and of its two busiest other threads (undefined without /proc). */
+  mainUs?: number;
+  busiestUs?: number[];
 }
 
 async function ingestRate(db: HubDb, trust: HubTrust, ts: Trail[]): Promise<IngestFigure> {
   const hub = await startHub({ db, trust, perAddress: { rate: 1e6, burst: 1e6 }, perKey: { rate: 1e6, burst: 1e6 }, log: () => undefined }, { host: '127.0.0.1', port: 0 });
   try {
     const s0 = await serverCpu(db);
+    const th0 = threadCpu();
     const c0 = process.cpuUsage();
     const t0 = performance.now();
     const rs = await Promise.all(ts.map((t) => new HubClient({ url: hub.url, credential: t.tech.credential, signer: t.tech.signer, batch: 2000 }).push(t.export())));
     const dt = (performance.now() - t0) / 1000;
     const c = process.cpuUsage(c0);
+    const th1 = threadCpu();
     const s1 = await serverCpu(db);
     const n = rs.reduce((a, r) => a + r.accepted, 0);
     if (n !== ts.reduce((a, t) => a + t.entries.length, 0)) throw new Error(`pushed ${n} entries, expected all`);
-    return { rate: Math.round(n / dt), cpuUs: (c.user + c.system) / n, serverUs: s0 !== undefined && s1 !== undefined ? ((s1 - s0) * 1e6) / n : undefined };
+    const per = (id: string) => (((th1.get(id) ?? 0) - (th0.get(id) ?? 0)) * 1e6) / n;
+    const main = String(process.pid);
+    const others = [...th1.keys()].filter((id) => id !== main).map(per).sort((a, b) => b - a);
+    return {
+      rate: Math.round(n / dt),
+      cpuUs: (c.user + c.system) / n,
+      serverUs: s0 !== undefined && s1 !== undefined ? ((s1 - s0) * 1e6) / n : undefined,
+      mainUs: th1.has(main) ? per(main) : undefined,
+      busiestUs: th1.has(main) ? others.slice(0, 2) : undefined,
+    };
   } finally {
     await hub.close();
   }
@@ -118,11 +151,14 @@ async function ingestRate(db: HubDb, trust: HubTrust, ts: Trail[]): Promise<Inge
  */
 function cpuNote(f: IngestFigure, pushers: number, verifyUs?: number): string {
   const cores = pushers === 1 ? 1 : availableParallelism();
-  if (f.serverUs === undefined && pushers > 1 && verifyUs) {
-    // PGlite runs its SQL on the hub's main thread (with the pushers, in this process); only
-    // verification runs on the worker: that one thread bounds the rate, whatever the cores
-    const main = f.cpuUs - verifyUs;
-    return `; CPU ${f.cpuUs.toFixed(0)} µs per entry (all in this process: hub, pushers, PGlite), of which about ${main.toFixed(0)} on the main thread that runs PGlite (the rest, as verify-only, on the worker): at most ${Math.round(1e6 / main)} entries/s on idle cores, ${(1e6 / main / GOAL).toFixed(2)}x the goal; the run got ${((f.rate * f.cpuUs) / 1e6).toFixed(2)} of ${availableParallelism()} cores`;
+  if (f.serverUs === undefined && pushers > 1 && (f.mainUs !== undefined || verifyUs)) {
+    // PGlite, in this process: each thread's work is done by that one thread, so the busiest
+    // thread bounds the rate, whatever the cores; and all of them together share the cores
+    const main = f.mainUs ?? f.cpuUs - verifyUs!;
+    const busiest = Math.max(main, ...(f.busiestUs ?? []));
+    const bound = Math.min(1e6 / busiest, (cores * 1e6) / f.cpuUs);
+    const threads = f.mainUs !== undefined ? `${main.toFixed(0)} on the main thread (HTTP, registry${f.busiestUs && f.busiestUs[0] > main ? '' : ', and PGlite when it runs there'}), the busiest other threads ${f.busiestUs!.map((u) => u.toFixed(0)).join(' and ')} (the PGlite worker, the verification worker)` : `about ${main.toFixed(0)} on the main thread (the rest, as verify-only, on the worker)`;
+    return `; CPU ${f.cpuUs.toFixed(0)} µs per entry (all in this process: hub, pushers, PGlite), of which ${threads}: at most ${Math.round(bound)} entries/s on ${cores} idle cores (the busiest thread, or all threads over the cores), ${(bound / GOAL).toFixed(2)}x the goal; the run got ${((f.rate * f.cpuUs) / 1e6).toFixed(2)} of ${availableParallelism()} cores`;
   }
   const total = f.cpuUs + (f.serverUs ?? 0);
   const split = f.serverUs !== undefined ? ` (${f.cpuUs.toFixed(0)} in the hub process with its pushers, ${f.serverUs.toFixed(0)} in PostgreSQL)` : ' (all in this process: hub, pushers, PGlite)';
@@ -280,7 +316,7 @@ export async function bench(): Promise<BenchRow[]> {
   }
 
   flush();
-  const backends: { name: string; open: () => Promise<{ db: HubDb; done: () => Promise<void> }> }[] = [
+  const backends: { name: string; ingestOnly?: boolean; open: () => Promise<{ db: HubDb; done: () => Promise<void> }> }[] = [
     {
       name: 'PostgreSQL',
       open: async () => {
@@ -291,13 +327,24 @@ export async function bench(): Promise<BenchRow[]> {
         return { db, done: async () => { await db.close(); c.stop(); } };
       },
     },
-    // PGlite second: its 1M-device load is the slow part of the run
-    // in a data folder, as `fieldbench hub --data DIR` runs it (not in memory)
+    // Baseline: PGlite on the hub's main thread (as before it had a thread of its own), ingest only
+    {
+      name: 'PGlite in-thread',
+      ingestOnly: true,
+      open: async () => {
+        const dir = mkdtempSync(join(tmpdir(), 'fieldbench-pglite-'));
+        const db = await openPglite(dir, { thread: 'main' });
+        return { db, done: async () => { await db.close(); rmSync(dir, { recursive: true, force: true }); } };
+      },
+    },
+    // PGlite last: its 1M-device load is the slow part of the run
+    // in a data folder, as `fieldbench hub --data DIR` runs it (not in memory): on its own thread
     {
       name: 'PGlite',
       open: async () => {
         const dir = mkdtempSync(join(tmpdir(), 'fieldbench-pglite-'));
-        const db = await openPglite(dir);
+        const db = await openPglite(dir, { thread: 'worker' });
+        if (db.thread !== 'worker') throw new Error('the PGlite worker thread did not start');
         return { db, done: async () => { await db.close(); rmSync(dir, { recursive: true, force: true }); } };
       },
     },
@@ -351,6 +398,7 @@ export async function bench(): Promise<BenchRow[]> {
       const i8 = await measure(`${b.name}: ingest, 8 pushers, ${PER_PUSHER * 8} entries`, 'entries/s', '', async () => (f8 = await ingestRate(h.db, trust, eight)).rate);
       if (i8 !== undefined) rows.at(-1)!.note = ingestNote(i8, raw8, rc8) + cpuNote(f8!, 8, verifyChainUs);
       await h.db.query('TRUNCATE sightings, devices, collisions, drift, campaign_results, entries, sources RESTART IDENTITY CASCADE');
+      if (b.ingestOnly) continue;
       let extra = '';
       const lk = await measure(`${b.name}: duplicate look-up in ${DEVICES} devices`, 'ms', '', async () => {
         const r = await registry(h.db, DEVICES);
@@ -370,6 +418,9 @@ export async function bench(): Promise<BenchRow[]> {
     const p = of('PostgreSQL');
     const unit = fig.startsWith('ingest') ? 'entries/s' : 'ms';
     rows.push({ name: `side by side: ${fig}`, value: a && p ? +(p / a).toFixed(2) : 0, unit: 'ratio', note: `PostgreSQL / PGlite; PGlite ${a ?? 'not measured'} ${unit}, PostgreSQL ${p ?? 'not measured'} ${unit}` });
+    if (!fig.startsWith('ingest')) continue;
+    const m = of('PGlite in-thread');
+    rows.push({ name: `PGlite thread: ${fig}`, value: a && m ? +(a / m).toFixed(2) : 0, unit: 'ratio', note: `PGlite on its worker thread / PGlite on the main thread; worker ${a ?? 'not measured'} ${unit}, in-thread ${m ?? 'not measured'} ${unit}` });
   }
   return rows;
 }

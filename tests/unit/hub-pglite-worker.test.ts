@@ -40,6 +40,10 @@ describe('PGlite on a worker thread', () => {
       await d.query('INSERT INTO t VALUES ($1, $2, $3, $4, $5)', ['a', bytes, 9007199254740993n, JSON.stringify({ x: [1, 'two', null] }), at]);
       await d.query('INSERT INTO t (k, b) VALUES ($1, $2)', ['buf', Buffer.from([9, 8, 7])]);
       const rows = await d.query('SELECT k, b, n, j, at, length($1::text) AS len, 42::bigint AS small, 1.5::float8 AS f, NULL AS z FROM t ORDER BY k', [big]);
+      // a long json text (sent as its bytes from the worker) with text beyond ASCII in it
+      const doc = JSON.stringify({ pad: 'p'.repeat(40_000), name: 'Zoë 🚀 データ' });
+      const [fromJson] = await d.query<{ name: string; n: number }>("SELECT ($1::json)->>'name' AS name, length($1::text) AS n", [doc]);
+      expect(fromJson).toEqual({ name: 'Zoë 🚀 データ', n: [...doc].length });
       results.push(rows);
     }
     const [onWorker, inThread] = results;
