@@ -164,6 +164,7 @@ async function openPgliteWorker(src: { file: string; eval?: string }, dir: strin
       }
       if (gone) return;
       gone = new HubDbError(closing ? 'the database is closed' : `the PGlite worker thread stopped (${why}): the hub cannot reach its database; restart the hub`);
+      if (!closing) log(`[hub] ${gone.message}`);
       for (const p of pending.values()) p.reject(gone);
       pending.clear();
     };
