@@ -153,8 +153,11 @@ async function openPgliteWorker(src: { file: string; eval?: string }, dir: strin
       if (!p) return;
       pending.delete(m.id);
       if (!pending.size) w.unref();
-      if ('rows' in m) p.resolve(m.rows);
-      else p.reject(errorFrom(m.err));
+      if ('err' in m) p.reject(errorFrom(m.err));
+      else {
+        const { fields, rows } = m;
+        p.resolve(rows.map((r) => Object.fromEntries(fields.map((f, i) => [f, r[i]]))));
+      }
     });
     const stop = (why: string) => {
       if (!started) {

@@ -6,11 +6,11 @@
  * The main thread keeps the order (one query at a time; a transaction is
  * exclusive: src/hub/db.ts queues every use); this thread runs what it is
  * sent, in order, and answers each message by its id:
- *   {id, op: 'query', text, params}   -> {id, rows} | {id, err}
- *   {id, op: 'begin'}                 -> {id, rows: []} once BEGIN ran, then the
- *                                        transaction's queries come as 'query' with tx: true
- *   {id, op: 'end', commit}           -> {id, rows: []} once COMMIT (or ROLLBACK) ran
- *   {id, op: 'close'}                 -> {id, rows: []} once PGlite closed cleanly
+ *   {id, op: 'query', text, params}   -> {id, fields, rows} | {id, err}
+ *   {id, op: 'begin'}                 -> {id, fields: [], rows: []} once BEGIN ran, then
+ *                                        the transaction's queries come as 'query' with tx: true
+ *   {id, op: 'end', commit}           -> the same, once COMMIT (or ROLLBACK) ran
+ *   {id, op: 'close'}                 -> the same, once PGlite closed cleanly
  * Transactions run in PGlite's own transaction(), so BEGIN/COMMIT/ROLLBACK
  * and its checks are the same as in one thread. Errors cross as their message
  * and PostgreSQL's fields (code, detail, constraint, ...), not their
@@ -32,7 +32,19 @@ export interface PgliteErrorData {
   fields: Record<string, string | number>;
 }
 
-export type PgliteReply = { id: number; rows: unknown[] } | { id: number; err: PgliteErrorData } | { ready: true } | { openFailed: PgliteErrorData };
+/**
+ * A result as it crosses: the column names once and each row as an array
+ * (a structured clone of objects writes every key again for every row); the
+ * main thread makes the objects, as PGlite does (Object.fromEntries).
+ */
+export interface Rows {
+  fields: string[];
+  rows: unknown[][];
+}
+
+const NONE: Rows = { fields: [], rows: [] };
+
+export type PgliteReply = ({ id: number } & Rows) | { id: number; err: PgliteErrorData } | { ready: true } | { openFailed: PgliteErrorData };
 
 /** Everything of an error worth carrying: string and number fields, except what echoes the parameters back. */
 export function errorData(e: unknown): PgliteErrorData {
@@ -77,7 +89,7 @@ if (port) {
   let txDone: Promise<void> | undefined;
   const reply = (m: PgliteReply) => port.postMessage(m);
 
-  const handle = async (m: PgliteRequest): Promise<unknown[]> => {
+  const handle = async (m: PgliteRequest): Promise<Rows> => {
     if (!pg) throw new Error('PGlite is not open');
     switch (m.op) {
       case 'query': {
@@ -85,7 +97,8 @@ if (port) {
         if (!on) throw new Error('no transaction is open');
         const big = m.params?.some((v) => typeof v === 'string' && v.length >= BIG);
         // (PGlite's types say a serializer returns a string; its bind also takes bytes, sent as binary)
-        return (await on.query(m.text, m.params as never[], big ? { serializers: bigText(pg) as never } : undefined)).rows;
+        const r = await on.query<unknown[]>(m.text, m.params as never[], { rowMode: 'array', ...(big ? { serializers: bigText(pg) as never } : {}) });
+        return { fields: r.fields.map((f) => f.name), rows: r.rows };
       }
       case 'begin': {
         if (tx) throw new Error('a transaction is already open');
@@ -110,7 +123,7 @@ if (port) {
         // BEGIN itself failing rejects the begin message
         txDone.catch((e) => failed?.(e));
         await Promise.race([started, notStarted]);
-        return [];
+        return NONE;
       }
       case 'end': {
         if (!endTx || !txDone) throw new Error('no transaction is open');
@@ -122,13 +135,13 @@ if (port) {
         } catch (e) {
           if (e !== ROLLBACK) throw e;
         }
-        return [];
+        return NONE;
       }
       case 'close': {
         const p = pg;
         pg = undefined;
         await p.close();
-        return [];
+        return NONE;
       }
     }
   };
@@ -138,7 +151,7 @@ if (port) {
   port.on('message', (m: PgliteRequest) => {
     chain = chain.then(() =>
       handle(m).then(
-        (rows) => reply({ id: m.id, rows }),
+        (r) => reply({ id: m.id, ...r }),
         (e: unknown) => reply({ id: m.id, err: errorData(e) }),
       ),
     );

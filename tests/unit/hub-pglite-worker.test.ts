@@ -44,6 +44,9 @@ describe('PGlite on a worker thread', () => {
       const doc = JSON.stringify({ pad: 'p'.repeat(40_000), name: 'Zoë 🚀 データ' });
       const [fromJson] = await d.query<{ name: string; n: number }>("SELECT ($1::json)->>'name' AS name, length($1::text) AS n", [doc]);
       expect(fromJson).toEqual({ name: 'Zoë 🚀 データ', n: [...doc].length });
+      // rows cross as arrays and become objects again: a repeated column name keeps its last value, as in PGlite
+      expect(await d.query('SELECT 1 AS a, 2 AS a, 3 AS "__proto__"')).toEqual([JSON.parse('{"a": 2, "__proto__": 3}')]);
+      expect(await d.query('SELECT FROM t LIMIT 1')).toEqual([{}]);
       results.push(rows);
     }
     const [onWorker, inThread] = results;
@@ -133,7 +136,8 @@ describe('PGlite on a worker thread', () => {
   it('fails the pending queries with a HubDbError when the worker dies, and every later one', async () => {
     const folder = join(dir, 'killed');
     let worker: Worker | undefined;
-    const k = await openPglite(folder, { thread: 'worker', onWorker: (w) => (worker = w) });
+    const logs: string[] = [];
+    const k = await openPglite(folder, { thread: 'worker', onWorker: (w) => (worker = w), log: (l) => logs.push(l) });
     await k.query('CREATE TABLE c (v int)');
     await k.query('INSERT INTO c VALUES (1)');
     let inTx = false;
@@ -152,6 +156,7 @@ describe('PGlite on a worker thread', () => {
       expect((e as Error).message).toMatch(/PGlite worker thread stopped/);
     }
     expect(inTx).toBe(false);
+    expect(logs).toEqual([expect.stringMatching(/^\[hub\] the PGlite worker thread stopped \(exit 1\)/)]);
     await expect(k.query('SELECT 1')).rejects.toThrow(/PGlite worker thread stopped/);
     await k.close(); // nothing left to close
     // what was committed before is there after a restart on the same folder
