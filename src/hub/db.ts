@@ -48,6 +48,8 @@ export interface PgliteOptions {
   log?: (line: string) => void;
   /** Called with the worker thread once it runs (tests stop it to see pending queries fail). */
   onWorker?: (w: Worker) => void;
+  /** The worker script to run instead of pglite-worker's (tests: one that cannot start). */
+  workerScript?: URL;
 }
 
 /** Embedded PostgreSQL (PGlite) in `dir` (created when missing); `undefined` = in memory. */
@@ -57,7 +59,7 @@ export async function openPglite(dir?: string, opts: PgliteOptions = {}): Promis
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   let db: HubDb | undefined;
   if (thread === 'worker') {
-    const src = workerSource();
+    const src = opts.workerScript ? { file: opts.workerScript } : workerSource();
     if (!src) log('[hub] PGlite worker script not found: PGlite runs on the main thread');
     else db = await openPgliteWorker(src, dir, log, opts.onWorker);
   }
@@ -95,7 +97,7 @@ async function openPgliteHere(dir?: string): Promise<HubDb> {
   };
 }
 
-function workerSource(): { file: string; eval?: string } | undefined {
+function workerSource(): { file: string | URL; eval?: string } | undefined {
   const here = import.meta.url;
   if (here.endsWith('.ts')) {
     // from the sources: register tsx's loader in the worker, then load the .ts worker
@@ -129,7 +131,7 @@ function errorFrom(d: PgliteErrorData): Error {
  * (logged; the caller then opens PGlite here). PGlite itself failing to open
  * (a damaged folder, one held by another process) is thrown, as in one thread.
  */
-async function openPgliteWorker(src: { file: string; eval?: string }, dir: string | undefined, log: (line: string) => void, onWorker?: (w: Worker) => void): Promise<HubDb | undefined> {
+async function openPgliteWorker(src: { file: string | URL; eval?: string }, dir: string | undefined, log: (line: string) => void, onWorker?: (w: Worker) => void): Promise<HubDb | undefined> {
   const w = src.eval ? new Worker(src.eval, { eval: true, workerData: { dataDir: dir } }) : new Worker(src.file, { workerData: { dataDir: dir } });
   const pending = new Map<number, { resolve: (rows: unknown[]) => void; reject: (e: unknown) => void }>();
   let nextId = 1;
@@ -160,12 +162,13 @@ async function openPgliteWorker(src: { file: string; eval?: string }, dir: strin
       }
     });
     const stop = (why: string) => {
+      if (gone) return; // said already (an 'error' is followed by an 'exit')
       if (!started) {
         started = true;
+        gone = new HubDbError(`the PGlite worker thread did not start (${why})`);
         resolve({ noStart: why });
         return;
       }
-      if (gone) return;
       gone = new HubDbError(closing ? 'the database is closed' : `the PGlite worker thread stopped (${why}): the hub cannot reach its database; restart the hub`);
       if (!closing) log(`[hub] ${gone.message}`);
       for (const p of pending.values()) p.reject(gone);
@@ -180,6 +183,7 @@ async function openPgliteWorker(src: { file: string; eval?: string }, dir: strin
     return undefined;
   }
   if ('failed' in opened) {
+    closing = true;
     await w.terminate();
     throw opened.failed;
   }

@@ -48,13 +48,17 @@ export type PgliteReply = ({ id: number } & Rows) | { id: number; err: PgliteErr
 
 /** Everything of an error worth carrying: string and number fields, except what echoes the parameters back. */
 export function errorData(e: unknown): PgliteErrorData {
-  const err = e instanceof Error ? e : new Error(String(e));
+  if (typeof e !== 'object' || e === null) return { message: String(e), name: 'Error', fields: {} };
+  const err = e as Record<string, unknown>;
   const fields: Record<string, string | number> = {};
   for (const [k, v] of Object.entries(err)) {
     if (k === 'params' || k === 'queryOptions' || k === 'message' || k === 'stack' || k === 'name') continue;
     if (typeof v === 'string' || typeof v === 'number') fields[k] = v;
   }
-  return { message: err.message, name: err.name, fields };
+  const name = typeof err.name === 'string' ? err.name : 'Error';
+  // Emscripten's file-system errors (ErrnoError) carry an errno and no message
+  const message = typeof err.message === 'string' ? err.message : `${name}${typeof err.errno === 'number' ? ` (errno ${err.errno})` : ''}`;
+  return { message, name, fields };
 }
 
 /**

@@ -6,7 +6,7 @@
  * folder that closes cleanly and opens again, on the worker and in this thread.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
@@ -131,6 +131,26 @@ describe('PGlite on a worker thread', () => {
     expect(c.thread).toBe('worker');
     expect(await c.query('SELECT v FROM kept')).toEqual([{ v: Uint8Array.of(1, 2) }]);
     await c.close();
+  }, 120_000);
+
+  it('runs PGlite in this thread, and says so, when its worker cannot start', async () => {
+    const logs: string[] = [];
+    const folder = join(dir, 'fallback');
+    const f = await openPglite(folder, { thread: 'worker', workerScript: new URL('data:text/javascript,throw new Error("no such worker")'), log: (l) => logs.push(l) });
+    expect(f.thread).toBe('main');
+    expect(logs).toEqual([expect.stringMatching(/^\[hub\] the PGlite worker thread did not start \(no such worker\): PGlite runs on the main thread$/)]);
+    expect(await f.query('SELECT 1 AS one')).toEqual([{ one: 1 }]);
+    await f.close();
+  }, 120_000);
+
+  it('throws, without falling back, when PGlite itself cannot open the folder', async () => {
+    const logs: string[] = [];
+    const file = join(dir, 'not-a-folder');
+    writeFileSync(file, 'x');
+    const e = await openPglite(file, { thread: 'worker', log: (l) => logs.push(l) }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(Error);
+    expect((e as Error).message).toMatch(/^ErrnoError \(errno \d+\)$/);
+    expect(logs).toEqual([]);
   }, 120_000);
 
   it('fails the pending queries with a HubDbError when the worker dies, and every later one', async () => {
