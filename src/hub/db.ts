@@ -6,6 +6,12 @@
  *
  * Values cross the interface as text, numbers, JSON and bytes (bytea columns
  * come back as Uint8Array from PGlite and as Buffer, a Uint8Array, from pg).
+ *
+ * PGlite in a data folder runs on a worker thread of its own
+ * (src/hub/pglite-worker.ts): statements and rows cross as messages, in the
+ * same order and with the same values and errors as PGlite in this thread
+ * (tests/unit/hub-pglite-worker.test.ts), so the hub's main thread (HTTP,
+ * registry) and PostgreSQL run on two cores.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -231,6 +237,7 @@ async function openPgliteWorker(src: { file: string | URL; eval?: string }, dir:
           await send({ op: 'close' });
         } finally {
           await w.terminate();
+          gone ??= new HubDbError('the database is closed');
         }
       }),
   };
