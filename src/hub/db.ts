@@ -138,7 +138,8 @@ function errorFrom(d: PgliteErrorData): Error {
  * (a damaged folder, one held by another process) is thrown, as in one thread.
  */
 async function openPgliteWorker(src: { file: string | URL; eval?: string }, dir: string | undefined, log: (line: string) => void, onWorker?: (w: Worker) => void): Promise<HubDb | undefined> {
-  const w = src.eval ? new Worker(src.eval, { eval: true, workerData: { dataDir: dir } }) : new Worker(src.file, { workerData: { dataDir: dir } });
+  const workerData = { fieldbenchPglite: true, dataDir: dir };
+  const w = src.eval ? new Worker(src.eval, { eval: true, workerData }) : new Worker(src.file, { workerData });
   const pending = new Map<number, { resolve: (rows: unknown[]) => void; reject: (e: unknown) => void }>();
   let nextId = 1;
   /** Set once the worker is gone (crashed, or closed): every later use fails with it. */
@@ -196,26 +197,43 @@ async function openPgliteWorker(src: { file: string | URL; eval?: string }, dir:
   w.unref();
   onWorker?.(w);
 
-  const send = (m: DistributiveOmit<PgliteRequest, 'id'>): Promise<unknown[]> => {
+  const send = (m: DistributiveOmit<PgliteRequest, 'id'>, transfer?: ArrayBuffer[]): Promise<unknown[]> => {
     if (gone) return Promise.reject(gone);
     const id = nextId++;
     return new Promise((resolve, reject) => {
       pending.set(id, { resolve, reject });
       w.ref();
-      w.postMessage({ ...m, id });
+      w.postMessage({ ...m, id }, transfer);
     });
+  };
+  // Long strings (a push's body, the registry's rows) go encoded, their bytes moved, not copied:
+  // the encoding is done here rather than on PGlite's thread (src/hub/pglite-worker.ts).
+  const sendQuery = (text: string, params: unknown[] | undefined, tx: boolean): Promise<unknown[]> => {
+    let encoded: number[] | undefined;
+    let transfer: ArrayBuffer[] | undefined;
+    let ps = params;
+    for (let i = 0; ps && i < ps.length; i++) {
+      const v = ps[i];
+      if (typeof v !== 'string' || v.length < LONG_TEXT) continue;
+      if (ps === params) ps = [...params];
+      const bytes = encoder.encode(v);
+      ps[i] = bytes;
+      (encoded ??= []).push(i);
+      (transfer ??= []).push(bytes.buffer as ArrayBuffer);
+    }
+    return send({ op: 'query', text, params: ps, ...(tx ? { tx } : {}), ...(encoded ? { encoded } : {}) }, transfer);
   };
   const serial = serialQueue();
   const db: HubDb = {
     kind: 'pglite',
     thread: 'worker',
-    query: <T>(text: string, params?: unknown[]) => serial(() => send({ op: 'query', text, params }) as Promise<T[]>),
+    query: <T>(text: string, params?: unknown[]) => serial(() => sendQuery(text, params, false) as Promise<T[]>),
     transaction: <T>(fn: (tx: Sql) => Promise<T>) =>
       serial(async () => {
         await send({ op: 'begin' });
         let open = true;
         const tx: Sql = {
-          query: <R>(text: string, params?: unknown[]) => (open ? (send({ op: 'query', text, params, tx: true }) as Promise<R[]>) : Promise.reject(new HubDbError('the transaction is over'))),
+          query: <R>(text: string, params?: unknown[]) => (open ? (sendQuery(text, params, true) as Promise<R[]>) : Promise.reject(new HubDbError('the transaction is over'))),
         };
         let r: T;
         try {
@@ -245,6 +263,10 @@ async function openPgliteWorker(src: { file: string | URL; eval?: string }, dir:
 }
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** Text parameters from this length on cross to PGlite's thread as UTF-8 bytes. */
+const LONG_TEXT = 16 * 1024;
+const encoder = new TextEncoder();
 
 /** A PostgreSQL server, e.g. postgres://user:pass@host:5432/db or postgres://user@/db?host=/socket/dir. */
 export async function openPostgres(url: string, opts: { max?: number } = {}): Promise<HubDb> {

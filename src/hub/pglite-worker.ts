@@ -6,7 +6,7 @@
  * The main thread keeps the order (one query at a time; a transaction is
  * exclusive: src/hub/db.ts queues every use); this thread runs what it is
  * sent, in order, and answers each message by its id:
- *   {id, op: 'query', text, params}   -> {id, fields, rows} | {id, err}
+ *   {id, op: 'query', text, params, encoded?} -> {id, fields, rows} | {id, err}
  *   {id, op: 'begin'}                 -> {id, fields: [], rows: []} once BEGIN ran, then
  *                                        the transaction's queries come as 'query' with tx: true
  *   {id, op: 'end', commit}           -> the same, once COMMIT (or ROLLBACK) ran
@@ -20,7 +20,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { PGlite, Transaction } from '@electric-sql/pglite';
 
 export type PgliteRequest =
-  | { id: number; op: 'query'; text: string; params?: unknown[]; tx?: boolean }
+  | { id: number; op: 'query'; text: string; params?: unknown[]; tx?: boolean; encoded?: number[] }
   | { id: number; op: 'begin' }
   | { id: number; op: 'end'; commit: boolean }
   | { id: number; op: 'close' };
@@ -62,30 +62,39 @@ export function errorData(e: unknown): PgliteErrorData {
 }
 
 /**
- * Long text and json parameters (a push's body, the registry's rows) go to
- * PostgreSQL as their UTF-8 bytes in the binary format, which for text and
- * json is those same bytes: PGlite's text path measures and encodes a string
- * in JavaScript, character by character, twice; TextEncoder does it once,
- * natively. Short strings and other types keep PGlite's own serializers.
+ * Long text and json parameters (a push's body, the registry's rows) arrive
+ * already encoded: the main thread sends them as UTF-8 bytes (transferred,
+ * not copied; their indices in `encoded`), and they go to PostgreSQL as those
+ * bytes in the binary format, which for text, varchar and json is the same
+ * bytes. PGlite's text path would measure and encode each string in
+ * JavaScript, character by character, twice, on this thread. A parameter of
+ * any other type gets its text back (decoded) and PGlite's own serializer.
  */
-const BIG = 16 * 1024;
-const TEXT_OIDS = [25, 114, 1043]; // text, json, varchar
-let bigSerializers: Record<number, (x: unknown) => unknown> | undefined;
-function bigText(pg: PGlite): Record<number, (x: unknown) => unknown> {
-  if (bigSerializers) return bigSerializers;
-  const enc = new TextEncoder();
-  const own = pg.serializers as Record<number, ((x: unknown) => string) | undefined>;
-  bigSerializers = {};
-  for (const oid of TEXT_OIDS) {
-    const fallback = own[oid] ?? ((x: unknown) => String(x));
-    bigSerializers[oid] = (x) => (typeof x === 'string' && x.length >= BIG ? enc.encode(x) : fallback(x));
+class EncodedText {
+  constructor(readonly bytes: Uint8Array) {}
+  toString(): string {
+    return new TextDecoder().decode(this.bytes);
   }
-  return bigSerializers;
+}
+const TEXT_OIDS = new Set([25, 114, 1043]); // text, json, varchar
+let encodedSerializers: Record<number, (x: unknown) => unknown> | undefined;
+function serializersFor(pg: PGlite): Record<number, (x: unknown) => unknown> {
+  if (encodedSerializers) return encodedSerializers;
+  const own = pg.serializers as Record<number, ((x: unknown) => string) | undefined>;
+  const out: Record<number, (x: unknown) => unknown> = {};
+  for (const oid of new Set([...Object.keys(own).map(Number), ...TEXT_OIDS])) {
+    const fallback = own[oid] ?? ((x: unknown) => String(x));
+    out[oid] = TEXT_OIDS.has(oid) ? (x) => (x instanceof EncodedText ? x.bytes : fallback(x)) : (x) => fallback(x instanceof EncodedText ? x.toString() : x);
+  }
+  // (types without a serializer call toString(), which EncodedText answers with its text)
+  return (encodedSerializers = out);
 }
 
 const port = parentPort;
-if (port) {
-  const { dataDir } = (workerData ?? {}) as { dataDir?: string };
+const data = (workerData ?? {}) as { fieldbenchPglite?: boolean; dataDir?: string };
+// only in the thread db.ts started for it (a test runner's own worker threads have a parentPort too)
+if (port && data.fieldbenchPglite) {
+  const { dataDir } = data;
   const ROLLBACK = Symbol('rollback');
   let pg: PGlite | undefined;
   let tx: Transaction | undefined;
@@ -99,9 +108,13 @@ if (port) {
       case 'query': {
         const on = m.tx ? tx : pg;
         if (!on) throw new Error('no transaction is open');
-        const big = m.params?.some((v) => typeof v === 'string' && v.length >= BIG);
+        let params = m.params;
+        if (m.encoded?.length) {
+          params = [...params!];
+          for (const i of m.encoded) params[i] = new EncodedText(params[i] as Uint8Array);
+        }
         // (PGlite's types say a serializer returns a string; its bind also takes bytes, sent as binary)
-        const r = await on.query<unknown[]>(m.text, m.params as never[], { rowMode: 'array', ...(big ? { serializers: bigText(pg) as never } : {}) });
+        const r = await on.query<unknown[]>(m.text, params as never[], { rowMode: 'array', ...(m.encoded?.length ? { serializers: serializersFor(pg) as never } : {}) });
         return { fields: r.fields.map((f) => f.name), rows: r.rows };
       }
       case 'begin': {

@@ -44,6 +44,11 @@ describe('PGlite on a worker thread', () => {
       const doc = JSON.stringify({ pad: 'p'.repeat(40_000), name: 'Zoë 🚀 データ' });
       const [fromJson] = await d.query<{ name: string; n: number }>("SELECT ($1::json)->>'name' AS name, length($1::text) AS n", [doc]);
       expect(fromJson).toEqual({ name: 'Zoë 🚀 データ', n: [...doc].length });
+      // a long string for a parameter of another type is that type's text, as in one thread; the caller's array is left alone
+      const ps = [` 42${' '.repeat(20_000)}`];
+      expect(await d.query('SELECT $1::int AS n', ps)).toEqual([{ n: 42 }]);
+      expect(ps[0].length).toBe(20_003);
+      expect(await d.query('SELECT $1::bytea AS b', ['x'.repeat(20_000)]).catch((e: Error) => e.message)).toBe('Invalid input for bytea type');
       // rows cross as arrays and become objects again: a repeated column name keeps its last value, as in PGlite
       expect(await d.query('SELECT 1 AS a, 2 AS a, 3 AS "__proto__"')).toEqual([JSON.parse('{"a": 2, "__proto__": 3}')]);
       expect(await d.query('SELECT FROM t LIMIT 1')).toEqual([{}]);
