@@ -23,6 +23,7 @@ export type HubErrorCode =
   | 'too-large'
   | 'gap'
   | 'fork'
+  | 'predecessor-failed'
   | 'not-found'
   | 'exhausted'
   | 'bad-bundle'

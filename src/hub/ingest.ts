@@ -30,6 +30,7 @@ import { HubError } from './errors.ts';
 import { applyToRegistry, recheckCollisions } from './registry.ts';
 import type { HubTrust } from './trust.ts';
 import type { VerifyPool } from './verify-pool.ts';
+import type { ChainTurn } from './chain-order.ts';
 
 export { MAX_BATCH };
 const ZERO = '00'.repeat(32);
@@ -60,6 +61,14 @@ export interface IngestOptions {
   pusher: string;
   /** Worker threads for steps 1 and 4 (src/hub/verify-pool.ts); without, they run in this thread. */
   pool?: VerifyPool;
+  /** Steps 1 and 4 already started on this body (by the route, while it recorded the request's nonce). */
+  prepared?: Promise<PreparedBatch>;
+  /**
+   * A pipelined push (src/hub/chain-order.ts): where it declared it sits in
+   * its chain, checked against the verified batch, and its place among the
+   * caller's pushes in flight.
+   */
+  position?: { after: string; last: string; turn: ChainTurn };
 }
 
 /**
@@ -115,31 +124,34 @@ const hexOf = (b: Uint8Array) => toHex(new Uint8Array(b));
 /** Verify and store one push. */
 export async function ingest(db: HubDb, trust: HubTrust, body: PushBody | Uint8Array, opts: IngestOptions): Promise<PushResult> {
   const verify = opts.verify ?? 'chain';
-  const p = opts.pool ? await opts.pool.run(body, verify) : await prepareBatch(body, verify);
+  const p = opts.prepared ? await opts.prepared : opts.pool ? await opts.pool.run(body, verify) : await prepareBatch(body, verify);
   await checkSigners(p, trust);
+  const pos = opts.position;
+  if (pos && (pos.after !== p.first.prev || pos.last !== p.hashes[p.n - 1])) {
+    throw new HubError('bad-request', 'the push\'s declared position (?after, ?last) is not that of its entries: after = the first entry\'s prev, last = the last entry\'s hash', 400);
+  }
   // the text PostgreSQL reads the entries from: the verified body itself
   const json = body instanceof Uint8Array ? Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8') : JSON.stringify(body);
   try {
-    // Two pushes creating and updating the same devices can, rarely, deadlock in PostgreSQL
-    // (it aborts one of them): that push's transaction rolled back whole, so it runs again.
-    let stored: Awaited<ReturnType<typeof store>>;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        stored = await store(db, p, json, opts);
-        break;
-      } catch (e) {
-        if (attempt >= 3 || (e as { code?: unknown })?.code !== '40P01') throw e;
-      }
+    let stored: Awaited<ReturnType<typeof store>> | undefined;
+    // On a PostgreSQL server, a pipelined push whose predecessor is still being stored is stored
+    // beside it, and commits after it (storeBeside); anything unexpected there falls back to the
+    // one-after-another path below.
+    if (pos && db.kind === 'postgres' && pos.turn.behind && p.source) {
+      await pos.turn.predecessorBegan();
+      stored = await retryDeadlock(() => storeBeside(db, p, json, opts, pos));
+      pipelineCounters[stored ? 'beside' : 'fellBack']++;
     }
+    if (!stored) {
+      await pos?.turn.turn();
+      // Two pushes creating and updating the same devices can, rarely, deadlock in PostgreSQL
+      // (it aborts one of them): that push's transaction rolled back whole, so it runs again.
+      stored = (await retryDeadlock(() => store(db, p, json, opts)))!;
+    }
+    pos?.turn.done('stored');
     if (stored.probe) {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await recheckCollisions(db, stored.probe);
-          break;
-        } catch (e) {
-          if (attempt >= 3 || (e as { code?: unknown })?.code !== '40P01') throw e;
-        }
-      }
+      await retryDeadlock(() => recheckCollisions(db, stored.probe!));
+      if (stored.recheck) await db.query('DELETE FROM pending_rechecks WHERE id = $1', [stored.recheck]);
     }
     return stored.result;
   } catch (e) {
@@ -149,14 +161,112 @@ export async function ingest(db: HubDb, trust: HubTrust, body: PushBody | Uint8A
   }
 }
 
+async function retryDeadlock<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (attempt >= 3 || (e as { code?: unknown })?.code !== '40P01') throw e;
+    }
+  }
+}
+
+/** The advisory lock a pipelined push holds for its whole storage transaction, keyed by its last entry's hash (a successor's `after`). */
+function chainLock(hash: string): string {
+  return BigInt.asIntN(64, BigInt('0x' + hash.slice(0, 16))).toString();
+}
+
+/** A pipelined push's own chain lock, taken first in its transaction, so that its successor can wait for its end inside PostgreSQL. */
+async function holdChainLock(db: HubDb, tx: Sql, opts: IngestOptions, lastHash: string): Promise<void> {
+  const pos = opts.position;
+  if (!pos) return;
+  if (db.kind === 'postgres') await tx.query('SELECT pg_advisory_xact_lock($1::bigint)', [chainLock(lastHash)]);
+  pos.turn.began();
+}
+
+interface Stored {
+  result: PushResult;
+  /** The collision probe's input, to run again after the commit (PostgreSQL). */
+  probe?: string;
+  /** Its pending_rechecks row, deleted once the probe ran again. */
+  recheck?: string;
+}
+
+/**
+ * On PostgreSQL, the push's transaction records that its collision probe is
+ * still to run again after the commit (pending_rechecks: the chain and seq
+ * range, a few bytes). A hub killed before it ran finds the row at its next
+ * start and runs the probe then (recoverRechecks in src/hub/registry.ts).
+ */
+async function noteRecheck(db: HubDb, tx: Sql, probe: string | undefined, sourceId: string, from: number, to: number): Promise<string | undefined> {
+  if (!probe || db.kind !== 'postgres') return undefined;
+  const [r] = await tx.query<{ id: string }>('INSERT INTO pending_rechecks (source_id, from_seq, to_seq) VALUES ($1, $2, $3) RETURNING id', [sourceId, from, to]);
+  return String(r.id);
+}
+
+/** How pipelined pushes were stored since the process started (docs/HUB.md; tests read them). */
+export const pipelineCounters = { beside: 0, fellBack: 0 };
+
+/** storeBeside found that it cannot go on beside its predecessor: roll back, and store one after another. */
+class NotBeside extends Error {}
+
+/**
+ * A pipelined push stored while its predecessor (the push ending at this
+ * one's `after`) is still being stored, on another connection of a
+ * PostgreSQL server: this push's entries, head and registry are written
+ * meanwhile, and it commits after its predecessor did. The order is kept
+ * inside PostgreSQL, where its deadlock detector sees every wait: the
+ * predecessor holds its chain lock from the start of its transaction
+ * (holdChainLock; this push began only after that, predecessorBegan), and
+ * this push takes that lock (shared) before it locks its source row and
+ * checks the head. Device rows and sightings the two share are serialised by
+ * their row locks, so this push folds its entries over what the predecessor
+ * committed (READ COMMITTED re-reads a row after waiting for it). This push's
+ * entries cannot be the predecessor's: its first links to the predecessor's
+ * last, and a hash chain has no cycles. Whatever else (the predecessor was
+ * refused or is retrying, the source is new, another pusher stored these
+ * entries meanwhile) rolls this back and falls back to the one-after-another
+ * path, whose checks decide.
+ */
+async function storeBeside(db: HubDb, p: PreparedBatch, json: string, opts: IngestOptions, pos: NonNullable<IngestOptions['position']>): Promise<Stored | undefined> {
+  const last = { seq: p.seqs[p.n - 1], hash: p.hashes[p.n - 1] };
+  try {
+    return await db.transaction(async (tx) => {
+      await holdChainLock(db, tx, opts, last.hash);
+      const [src] = await tx.query<{ id: string; genesis: Uint8Array; label: string }>('SELECT id, genesis, label FROM sources WHERE genesis = $1', [fromHex(p.source!)]);
+      if (!src) throw new NotBeside();
+      await insertJson(tx, src.id, json, p.first.seq - 1);
+      // the registry only once the predecessor holds every registry row it writes: rows the two
+      // share are then always locked by the predecessor first (the other order deadlocks). That
+      // wait is outside PostgreSQL, so it is bounded: a predecessor that never gets there (it
+      // waits, in PostgreSQL, for something this push holds) sends this push the other way.
+      if (!(await pos.turn.predecessorRegistered(2000))) throw new NotBeside();
+      const probe = await applyToRegistry(tx, src.id, p.reg);
+      pos.turn.registered();
+      const recheck = await noteRecheck(db, tx, probe, src.id, p.first.seq, last.seq);
+      // the predecessor's end: its commit (or rollback) releases its chain lock
+      await tx.query('SELECT pg_advisory_xact_lock_shared($1::bigint)', [chainLock(pos.after)]);
+      const [h] = await tx.query<SourceRow>('SELECT id, genesis, head_seq, head_hash, label FROM sources WHERE id = $1 FOR UPDATE', [src.id]);
+      if (Number(h.head_seq) !== p.first.seq - 1 || hexOf(h.head_hash) !== p.first.prev) throw new NotBeside();
+      await tx.query('UPDATE sources SET head_seq = $2, head_hash = $3, last_push = now(), last_pusher = $4, gap = NULL WHERE id = $1', [src.id, last.seq, fromHex(last.hash), opts.pusher]);
+      return { result: { source: hexOf(src.genesis), label: src.label, accepted: p.n, duplicates: 0, head: last }, probe, recheck };
+    });
+  } catch (e) {
+    // NotBeside, or 23505: another pusher stored some of these entries meanwhile (the same trail from elsewhere)
+    if (e instanceof NotBeside || (e as { code?: unknown })?.code === '23505') return undefined;
+    throw e;
+  }
+}
+
 function forkError(seq: number): HubError {
   return new HubError('fork', `entry seq ${seq} differs from the one the hub holds for this chain: the trail was rewritten after it was pushed`, 409, { seq });
 }
 
-async function store(db: HubDb, p: PreparedBatch, json: string, opts: IngestOptions): Promise<{ result: PushResult; probe?: string }> {
+async function store(db: HubDb, p: PreparedBatch, json: string, opts: IngestOptions): Promise<Stored> {
   const first = p.first;
   const last = { seq: p.seqs[p.n - 1], hash: p.hashes[p.n - 1] };
   return db.transaction(async (tx) => {
+    await holdChainLock(db, tx, opts, last.hash);
     const src = await findSource(tx, p);
     const headSeq = Number(src.head_seq);
     const headHash = hexOf(src.head_hash);
@@ -179,15 +289,18 @@ async function store(db: HubDb, p: PreparedBatch, json: string, opts: IngestOpti
     }
     const fresh = p.n - dup;
     let probe: string | undefined;
+    let recheck: string | undefined;
     if (fresh) {
       await insertJson(tx, src.id, json, headSeq);
       await tx.query('UPDATE sources SET head_seq = $2, head_hash = $3, last_push = now(), last_pusher = $4, gap = NULL WHERE id = $1', [src.id, last.seq, fromHex(last.hash), opts.pusher]);
       probe = await applyToRegistry(tx, src.id, dup ? p.reg.slice(dup) : p.reg);
+      opts.position?.turn.registered();
+      recheck = await noteRecheck(db, tx, probe, src.id, p.seqs[dup], last.seq);
     } else {
       await tx.query('UPDATE sources SET last_push = now(), last_pusher = $2 WHERE id = $1', [src.id, opts.pusher]);
     }
     const newHead = fresh ? last : { seq: headSeq, hash: headHash };
-    return { result: { source: hexOf(src.genesis), label: src.label, accepted: fresh, duplicates: dup, head: newHead }, probe };
+    return { result: { source: hexOf(src.genesis), label: src.label, accepted: fresh, duplicates: dup, head: newHead }, probe, recheck };
   });
 }
 

@@ -14,7 +14,7 @@
  * recorded (signed) update or configuration since then explains.
  */
 import type { AuditExportEntry } from '../core/store/audit.ts';
-import { anchorOf, regEntry, type RegEntry } from './batch.ts';
+import { anchorOf, canonicalIds, regEntry, type RegEntry } from './batch.ts';
 import type { Sql } from './db.ts';
 import { recordCampaignResults, type ResultCandidate } from './campaigns.ts';
 
@@ -216,6 +216,36 @@ async function probeCollisions(db: Sql, json: string): Promise<void> {
 export async function recheckCollisions(db: Sql & { kind: string }, json: string): Promise<void> {
   if (db.kind === 'pglite') return;
   await probeCollisions(db, json);
+}
+
+/**
+ * Collision re-checks a hub killed after a push's commit did not run
+ * (pending_rechecks, written in the push's transaction): each pending push's
+ * probe is rebuilt from its stored entries (their identifiers of the kinds
+ * two devices must never share, on the devices they were filed under) and
+ * run, then its row is deleted. Run at start, before the hub listens, on
+ * PostgreSQL. Returns how many pushes were re-checked.
+ */
+export async function recoverRechecks(db: Sql & { kind: string }): Promise<number> {
+  if (db.kind === 'pglite') return 0;
+  const pending = await db.query<{ id: string; source_id: string; from_seq: string; to_seq: string }>('SELECT id, source_id, from_seq, to_seq FROM pending_rechecks ORDER BY id');
+  for (const r of pending) {
+    const es = await db.query<{ device: AuditExportEntry['device'] }>('SELECT device FROM entries WHERE source_id = $1 AND seq >= $2 AND seq <= $3', [r.source_id, r.from_seq, r.to_seq]);
+    const want: { k: string; v: string; a: string }[] = [];
+    for (const e of es) {
+      const d = canonicalIds(e.device ?? {});
+      const a = anchorOf(d);
+      if (!a) continue;
+      for (const k of UNIQUE_KINDS) if (d[k]) want.push({ k, v: d[k]!, a });
+    }
+    if (want.length) {
+      const ids = new Map((await db.query<{ anchor: string; id: string }>('SELECT anchor, id FROM devices WHERE anchor = ANY($1::text[])', [[...new Set(want.map((w) => w.a))]])).map((x) => [x.anchor, Number(x.id)]));
+      const rows = want.filter((w) => ids.has(w.a)).map((w) => ({ k: w.k, v: w.v, d: ids.get(w.a)!, p: 1 }));
+      if (rows.length) await probeCollisions(db, JSON.stringify(rows));
+    }
+    await db.query('DELETE FROM pending_rechecks WHERE id = $1', [r.id]);
+  }
+  return pending.length;
 }
 
 const DEVICE_COLS = `(anchor, serial, device_public_key, ueid, mac, dev_eui, model, firmware, measurement, security_counter, config_digest,

@@ -8,6 +8,10 @@ export interface Route {
   method: 'GET' | 'POST' | 'PUT';
   path: RegExp;
   permission: Permission;
+  /** Takes pipelined positions (?after, ?last) as requests arrive (src/hub/chain-order.ts). */
+  ordered?: boolean;
+  /** Runs while the request's nonce is being recorded, and awaits c.fresh itself before it acts. */
+  overlapsNonce?: boolean;
   run(c: Ctx): Promise<unknown>;
 }
 

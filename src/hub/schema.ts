@@ -219,4 +219,19 @@ export const MIGRATIONS: Migration[] = [
       `CREATE INDEX sightings_device ON sightings (device)`,
     ],
   },
+  {
+    version: 6,
+    name: 'registry: collision re-checks still to run after a commit',
+    sql: [
+      // A push on PostgreSQL runs its collision probe again after its commit (src/hub/registry.ts,
+      // recheckCollisions). The row is written in the push's transaction and deleted after that
+      // probe: a hub killed in between runs it at its next start (recoverRechecks).
+      `CREATE TABLE pending_rechecks (
+        id bigserial PRIMARY KEY,
+        source_id bigint NOT NULL,
+        from_seq bigint NOT NULL,
+        to_seq bigint NOT NULL
+      )`,
+    ],
+  },
 ];

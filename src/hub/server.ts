@@ -22,9 +22,10 @@ import type { Permission, TechnicianCredential } from '../core/trust/credential.
 import type { HubDb } from './db.ts';
 import { HubError } from './errors.ts';
 import { ingest, listSources, sourceHead } from './ingest.ts';
-import { deviceState, listCollisions, listDrift, lookupIdentifier } from './registry.ts';
+import { deviceState, listCollisions, listDrift, lookupIdentifier, recoverRechecks } from './registry.ts';
 import type { HubTrust } from './trust.ts';
 import { extraRoutes, type Route } from './routes.ts';
+import { ChainOrder, type ChainTurn } from './chain-order.ts';
 import { createVerifyPool, sharedVerifyPool, type VerifyPool } from './verify-pool.ts';
 
 export interface RateLimit {
@@ -65,6 +66,10 @@ export interface Ctx {
   /** The request body as received. */
   raw: Uint8Array;
   caller: Caller;
+  /** A pipelined push's place in its chain (src/hub/chain-order.ts), taken when it arrived. */
+  turn?: ChainTurn;
+  /** The request's nonce is recorded (resolves) or was seen before (rejects 'replayed'); routes with overlapsNonce await it themselves. */
+  fresh: Promise<void>;
   query: URLSearchParams;
   params: string[];
   body: () => unknown;
@@ -96,9 +101,32 @@ const DEFAULT_PER_KEY: RateLimit = { rate: 100, burst: 200 };
 function coreRoutes(): Route[] {
   return [
     {
-      method: 'POST', path: /^\/v1\/records$/, permission: 'sync',
-      // the raw body goes to the verification workers, which parse it there
-      run: (c) => ingest(c.opts.db, c.opts.trust, c.raw, { pusher: c.caller.keyId, verify: c.opts.verify, pool: c.pool }),
+      method: 'POST', path: /^\/v1\/records$/, permission: 'sync', ordered: true,
+      // the raw body goes to the verification workers, which parse it there; they start once the
+      // request's signature verified, while the hub records its nonce (on PGlite that waits for the
+      // push being stored: a pipelined push is verified meanwhile)
+      overlapsNonce: true,
+      run: async (c) => {
+        const declared = ChainOrder.declared(c.query);
+        const t = c.turn;
+        const verify = c.opts.verify ?? 'chain';
+        const prepared = c.pool.run(c.raw, verify);
+        prepared.catch(() => undefined);
+        try {
+          await c.fresh;
+        } catch (e) {
+          t?.done('void');
+          throw e;
+        }
+        try {
+          return await ingest(c.opts.db, c.opts.trust, c.raw, {
+            pusher: c.caller.keyId, verify, prepared,
+            position: declared && t ? { ...declared, turn: t } : undefined,
+          });
+        } finally {
+          t?.done('refused'); // no-op once stored
+        }
+      },
     },
     {
       method: 'GET', path: /^\/v1\/sources\/([0-9a-f]{64})$/, permission: 'sync',
@@ -161,6 +189,9 @@ export async function startHub(opts: HubOptions, listen: { host: string; port: n
   const own = opts.verifyWorkers !== undefined ? createVerifyPool(opts.verifyWorkers, opts.log) : undefined;
   const pool = own ?? sharedVerifyPool();
   const verifyThreads = await pool.ready();
+  // collision re-checks a killed hub left undone (src/hub/registry.ts)
+  const rechecked = await recoverRechecks(opts.db);
+  if (rechecked) (opts.log ?? ((l: string) => process.stderr.write(l + '\n')))(`[hub] ran the collision re-check of ${rechecked} push(es) a stopped hub had not finished`);
   const handler = hubHandler(opts, pool);
   const server = createServer((req, res) => void handler(req, res));
   server.keepAliveTimeout = 30_000;
@@ -192,6 +223,7 @@ export function hubHandler(opts: HubOptions, pool: VerifyPool = sharedVerifyPool
   const now = opts.now ?? Date.now;
   const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const maxBody = opts.maxBodyBytes ?? 64 * 1024 * 1024;
+  const order = new ChainOrder();
 
   return async (req, res) => {
     const origin = req.headers.origin;
@@ -204,6 +236,7 @@ export function hubHandler(opts: HubOptions, pool: VerifyPool = sharedVerifyPool
     }
     res.setHeader('cache-control', 'no-store');
     res.setHeader('x-content-type-options', 'nosniff');
+    let turn: ChainTurn | undefined;
     try {
       const url = new URL(req.url ?? '/', 'http://hub');
       if (req.method === 'OPTIONS') {
@@ -218,8 +251,14 @@ export function hubHandler(opts: HubOptions, pool: VerifyPool = sharedVerifyPool
         const other = routes.some((r) => r.path.test(url.pathname));
         throw new HubError(other ? 'bad-request' : 'not-found', other ? `${req.method} is not allowed on ${url.pathname}` : `no such endpoint ${url.pathname} (see docs/HUB.md)`, other ? 405 : 404);
       }
+      // a pipelined push takes its place in its chain as it arrives (src/hub/chain-order.ts)
+      const declared = route.ordered ? ChainOrder.declared(url.searchParams) : undefined;
+      const cred = req.headers[CREDENTIAL_HEADER];
+      turn = declared && typeof cred === 'string' ? order.enter(cred, declared) : undefined;
       const raw = await readBody(req, maxBody);
-      const caller = await authenticate(opts, req, url, raw, now());
+      const { caller, fresh } = await authenticate(opts, req, url, raw, now());
+      fresh.catch(() => undefined);
+      if (!route.overlapsNonce) await fresh;
       const w2 = perKey.take(caller.keyId, now());
       if (w2) throw new HubError('rate-limited', `too many requests for technician ${caller.credential.technicianId}; retry in ${Math.ceil(w2 / 1000)} s`, 429, { retryAfterMs: w2 });
       if (route.permission && !caller.credential.permissions.includes(route.permission)) {
@@ -232,6 +271,8 @@ export function hubHandler(opts: HubOptions, pool: VerifyPool = sharedVerifyPool
         pool,
         raw,
         caller,
+        turn,
+        fresh,
         query: url.searchParams,
         params: route.path.exec(url.pathname)!.slice(1),
         body: () => {
@@ -255,6 +296,7 @@ export function hubHandler(opts: HubOptions, pool: VerifyPool = sharedVerifyPool
       }
       send(res, 200, out);
     } catch (e) {
+      turn?.done('void'); // no-op when the route settled it
       if (e instanceof HubError) {
         if (e.status === 429 && e.extra?.retryAfterMs) res.setHeader('retry-after', String(Math.ceil(Number(e.extra.retryAfterMs) / 1000)));
         send(res, e.status, { error: { code: e.code, message: e.message, ...(e.extra ?? {}) } });
@@ -301,7 +343,7 @@ function readBody(req: IncomingMessage, max: number): Promise<Uint8Array> {
   });
 }
 
-async function authenticate(opts: HubOptions, req: IncomingMessage, url: URL, body: Uint8Array, now: number): Promise<Caller> {
+async function authenticate(opts: HubOptions, req: IncomingMessage, url: URL, body: Uint8Array, now: number): Promise<{ caller: Caller; fresh: Promise<void> }> {
   const credB64 = req.headers[CREDENTIAL_HEADER];
   const a = parseAuthHeader(req.headers[AUTH_HEADER] as string | undefined);
   if (typeof credB64 !== 'string' || !a) {
@@ -316,9 +358,11 @@ async function authenticate(opts: HubOptions, req: IncomingMessage, url: URL, bo
     throw new HubError('unauthenticated', 'the request signature does not verify under the credential\'s key: sign with the key the credential names', 401);
   }
   const keyId = keyIdHex(credential.publicKey);
-  const fresh = await opts.db.query('INSERT INTO nonces (nonce, key_id, expires) VALUES ($1, $2, $3) ON CONFLICT (nonce) DO NOTHING RETURNING 1', [fromHex(a.nonce), keyId, a.ts + AUTH_WINDOW_MS]);
-  if (!fresh.length) throw new HubError('replayed', 'this request was already received (same nonce): a replay is refused; send a freshly signed request', 409);
-  return { credential, keyId };
+  // the nonce is recorded in the database; the caller may start work meanwhile (and must await it)
+  const fresh = opts.db.query('INSERT INTO nonces (nonce, key_id, expires) VALUES ($1, $2, $3) ON CONFLICT (nonce) DO NOTHING RETURNING 1', [fromHex(a.nonce), keyId, a.ts + AUTH_WINDOW_MS]).then((r) => {
+    if (!r.length) throw new HubError('replayed', 'this request was already received (same nonce): a replay is refused; send a freshly signed request', 409);
+  });
+  return { caller: { credential, keyId }, fresh };
 }
 
 export type { Permission };

@@ -6,8 +6,9 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { migrate, type HubDb } from '../../src/hub/db.ts';
 import { HubError } from '../../src/hub/errors.ts';
-import { ingest, listSources, sourceHead, verifyBatch } from '../../src/hub/ingest.ts';
-import { deviceState, listCollisions, listDrift, lookupIdentifier } from '../../src/hub/registry.ts';
+import { ChainOrder } from '../../src/hub/chain-order.ts';
+import { ingest, listSources, pipelineCounters, sourceHead, verifyBatch } from '../../src/hub/ingest.ts';
+import { deviceState, listCollisions, listDrift, lookupIdentifier, recoverRechecks } from '../../src/hub/registry.ts';
 import { HubTrust } from '../../src/hub/trust.ts';
 import { MIGRATIONS } from '../../src/hub/schema.ts';
 import { backends } from '../helpers/hub-backends.ts';
@@ -232,6 +233,122 @@ describe.each(backends())('hub on $name', (backend) => {
     expect((await listSources(db))[0].problem).toBeNull();
   });
 
+  it('pipelined pushes: a batch that arrives first waits for the one it follows; a refused predecessor refuses its successor without a gap', async () => {
+    await open();
+    const t = new Trail(alice);
+    await t.add(Array.from({ length: 30 }, (_, i) => ({ op: 'identify', device: deviceN(i), details: { model: 'fb-sensor' } })));
+    const order = new ChainOrder();
+    const at = (from: number, to: number) => ({ after: t.entries[from - 1].prev, last: t.entries[to - 1].hash });
+    const pos = (turn: ReturnType<ChainOrder['enter']>, p: { after: string; last: string }) => ({ ...p, turn });
+    const run = (from: number, to: number, body = t.push(from, to)) => {
+      const p = at(from, to);
+      const turn = order.enter(alice.keyId, p);
+      return { turn, go: () => ingest(db, trust, body, { pusher: alice.keyId, position: pos(turn, p) }).finally(() => turn.done('refused')) };
+    };
+    // batch 2 is verified and reaches storage first: it waits for batch 1, which then stores
+    const b1 = run(1, 10);
+    const b2 = run(11, 20);
+    const second = b2.go();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM entries'))[0].n)).toBe(0);
+    const r1 = await b1.go();
+    expect(r1).toMatchObject({ accepted: 10, head: { seq: 10 } });
+    expect(await second).toMatchObject({ accepted: 10, head: { seq: 20 } });
+    expect(order.size).toBe(0);
+    // a tampered batch 3 is refused with its reason; batch 4, sent behind it, is refused as such
+    const bad = t.push(21, 25);
+    bad.entries = bad.entries.map((e, i) => (i === 2 ? { ...e, outcome: 'failed' } : e));
+    const b3 = run(21, 25, bad);
+    const b4 = run(26, 30);
+    const fourth = code(b4.go());
+    expect(await code(b3.go())).toBe('modified');
+    expect(await fourth).toBe('predecessor-failed');
+    // no gap was recorded: the source's head is where batch 2 left it
+    expect((await listSources(db))[0]).toMatchObject({ head: { seq: 20 }, problem: null });
+    // a declared position that is not the batch's own is refused
+    const lying = order.enter(alice.keyId, at(21, 30));
+    expect(await code(ingest(db, trust, t.push(21, 25), { pusher: alice.keyId, position: pos(lying, at(21, 30)) }))).toBe('bad-request');
+    lying.done('refused');
+    expect(await ingest(db, trust, t.push(21, 30), { pusher: alice.keyId })).toMatchObject({ accepted: 10 });
+  });
+
+  it.skipIf(backend.name === 'pglite')('pipelined pushes on a server: a batch is stored beside the one before it and commits after it; the registry folds over what that one committed', async () => {
+    await open();
+    const t = new Trail(alice);
+    // batches 2 and 3 both touch device 7 (an attestation after an update): 3 must fold over 2
+    await t.add(Array.from({ length: 10 }, (_, i) => ({ op: 'identify', device: deviceN(i), details: { model: 'fb-sensor' } })));
+    await t.add([{ op: 'update', device: deviceN(7), details: { hash: 'aa'.repeat(32), version: '2.0.0' } }, ...Array.from({ length: 9 }, (_, i) => ({ op: 'identify', device: deviceN(20 + i) }))]);
+    await t.add([{ op: 'identify', device: deviceN(7), details: { model: 'fb-sensor-2' } }, ...Array.from({ length: 9 }, (_, i) => ({ op: 'identify', device: deviceN(40 + i) }))]);
+    await ingest(db, trust, t.push(1, 10), { pusher: alice.keyId });
+    // batch 2's transaction is held open before its commit until batch 3 has done its work
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let held = 0;
+    const slow: HubDb = {
+      ...db, kind: db.kind, query: db.query.bind(db), close: db.close.bind(db),
+      transaction: (fn) => db.transaction(async (tx) => {
+        const r = await fn(tx);
+        if (held++ === 0) await gate;
+        return r;
+      }),
+    };
+    const order = new ChainOrder();
+    const at = (from: number, to: number) => ({ after: t.entries[from - 1].prev, last: t.entries[to - 1].hash });
+    const t2 = order.enter(alice.keyId, at(11, 20));
+    const t3 = order.enter(alice.keyId, at(21, 30));
+    const before = { ...pipelineCounters };
+    const second = ingest(slow, trust, { ...t.push(11, 20), source: t.genesis }, { pusher: alice.keyId, position: { ...at(11, 20), turn: t2 } }).finally(() => t2.done('refused'));
+    const third = ingest(slow, trust, { ...t.push(21, 30), source: t.genesis }, { pusher: alice.keyId, position: { ...at(21, 30), turn: t3 } }).finally(() => t3.done('refused'));
+    // batch 3 waits inside PostgreSQL for batch 2 (device 7's row, then batch 2's chain lock), its entries inserted, uncommitted
+    const waiting = async () => (await db.query<{ n: string }>(`SELECT count(*) AS n FROM pg_locks WHERE NOT granted`))[0].n;
+    for (let i = 0; i < 200 && Number(await waiting()) === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(Number(await waiting())).toBeGreaterThan(0);
+    expect(Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM entries'))[0].n)).toBe(10);
+    release();
+    expect(await second).toMatchObject({ accepted: 10, head: { seq: 20 } });
+    expect(await third).toMatchObject({ accepted: 10, head: { seq: 30, hash: t.head!.hash } });
+    expect(pipelineCounters.beside - before.beside).toBe(1);
+    expect(pipelineCounters.fellBack - before.fellBack).toBe(0);
+    expect(await sourceHead(db, t.genesis)).toEqual(t.head);
+    expect(Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM entries'))[0].n)).toBe(30);
+    // device 7: batch 3's identify folded over batch 2's update (4 entries: identify, update, identify; model from batch 3)
+    const d7 = await deviceState(db, `key:${deviceN(7).devicePublicKey}`);
+    expect(d7).toMatchObject({ model: 'fb-sensor-2', entries: 3 });
+  });
+
+  it('a hub killed between a push\'s commit and its collision re-check runs the re-check at its next start', async () => {
+    await open();
+    const a = new Trail(alice);
+    const b = new Trail(bob);
+    // two devices with other keys that share one DevEUI, pushed by two sources
+    const x = { ...deviceN(1), devEui: '70b3d57ed0000abc' };
+    const y = { ...deviceN(2), devEui: '70b3d57ed0000abc' };
+    await a.add([{ op: 'identify', device: x }]);
+    await b.add([{ op: 'identify', device: y }]);
+    await ingest(db, trust, a.push(), { pusher: alice.keyId });
+    await ingest(db, trust, b.push(), { pusher: bob.keyId });
+    expect(await listCollisions(db)).toHaveLength(1);
+    // every push's re-check ran and its note is gone
+    expect(await db.query('SELECT * FROM pending_rechecks')).toEqual([]);
+    // the state a kill after b's commit leaves when a's sightings were not visible to b's probe:
+    // no collision recorded, b's re-check still pending
+    await db.query('DELETE FROM collisions');
+    if (db.kind === 'postgres') {
+      await db.query(`INSERT INTO pending_rechecks (source_id, from_seq, to_seq) SELECT id, 1, 1 FROM sources WHERE genesis = $1`, [Buffer.from(b.genesis, 'hex')]);
+    }
+    const n = await recoverRechecks(db);
+    if (db.kind === 'postgres') {
+      expect(n).toBe(1);
+      const c = await listCollisions(db);
+      expect(c).toHaveLength(1);
+      expect(c[0]).toMatchObject({ kind: 'devEui', value: '70b3d57ed0000abc' });
+      expect(await db.query('SELECT * FROM pending_rechecks')).toEqual([]);
+    } else {
+      // PGlite runs one transaction at a time: its in-transaction probe sees every earlier commit, nothing is pending
+      expect(n).toBe(0);
+    }
+  });
+
   it('concurrent pushes of one trail never duplicate', async () => {
     await open();
     const t = new Trail(alice);
@@ -361,4 +478,26 @@ describe.each(backends())('hub on $name', (backend) => {
     expect(st).toMatchObject({ firmware: '9.9.9', measurement: m3, securityCounter: 1 });
     expect(st!.drift).toHaveLength(3);
   });
+});
+
+it('pipelined positions are the caller\'s own: another key declaring the same position holds up nobody', async () => {
+  const order = new ChainOrder();
+  const p = { after: '11'.repeat(32), last: '22'.repeat(32) };
+  const honest1 = order.enter('alice', p);
+  // mallory, with a credential of her own, declares alice's position after her: it is not alice's
+  const mallory = order.enter('mallory', p);
+  const honest2 = order.enter('alice', { after: p.last, last: '33'.repeat(32) });
+  mallory.done('refused');
+  honest1.done('stored');
+  await expect(honest2.turn()).resolves.toBeUndefined();
+  honest2.done('stored');
+  // a request that took a position with alice's credential but did not authenticate holds up nobody
+  const forged = order.enter('alice', { after: '33'.repeat(32), last: '44'.repeat(32) });
+  const honest3 = order.enter('alice', { after: '44'.repeat(32), last: '55'.repeat(32) });
+  forged.done('void');
+  await expect(honest3.turn()).resolves.toBeUndefined();
+  honest3.done('stored');
+  expect(order.size).toBe(0);
+  expect(() => ChainOrder.declared(new URLSearchParams('after=zz&last=' + p.last))).toThrow(HubError);
+  expect(ChainOrder.declared(new URLSearchParams(''))).toBeUndefined();
 });

@@ -32,6 +32,8 @@ export interface HubClientOptions {
   fetch?: typeof fetch;
   /** Entries per push request. */
   batch?: number;
+  /** Push requests in flight at once (default 2: the hub verifies the next batch while it stores one; 1 = one at a time). */
+  pipeline?: number;
 }
 
 export interface PushSummary {
@@ -60,14 +62,23 @@ export class HubClient {
     this.f = o.fetch ?? globalThis.fetch.bind(globalThis);
   }
 
-  async request<T>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<T> {
-    const raw = body === undefined ? new Uint8Array(0) : new TextEncoder().encode(JSON.stringify(body));
-    const headers: Record<string, string> = await signRequest(this.o.signer, this.o.credential, method, path, raw);
-    if (body !== undefined) headers['content-type'] = 'application/json';
+  /**
+   * One signed request. `order`: a pipelined push's place in line: the
+   * request is signed at once but sent only after `order.after` (the one
+   * before it was sent), and `order.sent` is called once this one is.
+   */
+  async request<T>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown, order?: { after: Promise<void>; sent: () => void }): Promise<T> {
     let res: Response;
     try {
-      res = await this.f(this.base + path, { method, headers, body: body === undefined ? undefined : (raw as BodyInit) });
+      const raw = body === undefined ? new Uint8Array(0) : new TextEncoder().encode(JSON.stringify(body));
+      const headers: Record<string, string> = await signRequest(this.o.signer, this.o.credential, method, path, raw);
+      if (body !== undefined) headers['content-type'] = 'application/json';
+      await order?.after;
+      const sending = this.f(this.base + path, { method, headers, body: body === undefined ? undefined : (raw as BodyInit) });
+      order?.sent();
+      res = await sending;
     } catch (e) {
+      order?.sent();
       throw new HubRequestError('offline', `cannot reach the hub at ${this.base} (${(e as Error).message}); records stay queued and sync later`, 0);
     }
     if (res.ok && res.headers.get('content-type') === 'application/octet-stream') return new Uint8Array(await res.arrayBuffer()) as T;
@@ -115,17 +126,62 @@ export class HubClient {
       throw new HubRequestError('fork', `the hub holds seq ${head.seq} of this trail with other content: this trail was rewritten`, 409);
     }
     const size = this.o.batch ?? 2000;
+    const depth = Math.max(1, this.o.pipeline ?? 2);
     const sum: PushSummary = { source, accepted: 0, duplicates: 0, head, requests: 1 };
+    type Push = { accepted: number; duplicates: number; head: { seq: number; hash: string } };
+    // Batches in flight, oldest first. Each after the first is sent before the one before
+    // it is answered, naming where it sits in the chain (?after, ?last): the hub verifies it
+    // meanwhile and stores it after its predecessor (src/hub/chain-order.ts).
+    const inFlight: { end: number; pipelined: boolean; reply: Promise<Push> }[] = [];
+    let next = from; // index of the first entry not yet sent
+    let resyncs = 0;
+    let lastSent = Promise.resolve();
     while (from < es.length) {
-      const part = es.slice(from, from + size);
-      const r = await this.request<{ accepted: number; duplicates: number; head: { seq: number; hash: string } }>('POST', '/v1/records', {
-        format: 'fieldbench-audit', version: 1, entries: part, credentials: creds, source,
-      });
-      sum.requests++;
+      while (inFlight.length < depth && next < es.length) {
+        const end = Math.min(next + size, es.length);
+        const part = es.slice(next, end);
+        const path = `/v1/records?after=${part[0].prev}&last=${part[part.length - 1].hash}`;
+        // signed meanwhile, sent in order: the hub takes each one's place as it arrives
+        let sent!: () => void;
+        const gone = new Promise<void>((r) => (sent = r));
+        const reply = this.request<Push>('POST', path, { format: 'fieldbench-audit', version: 1, entries: part, credentials: creds, source }, { after: lastSent, sent });
+        lastSent = gone;
+        reply.catch(() => undefined); // awaited in order below
+        inFlight.push({ end, pipelined: inFlight.length > 0, reply });
+        sum.requests++;
+        next = end;
+      }
+      const w = inFlight.shift()!;
+      let r: Push;
+      try {
+        r = await w.reply;
+      } catch (e) {
+        // the later batches depend on this one: let them settle, then resume from the hub's head
+        await Promise.allSettled(inFlight.splice(0).map((x) => x.reply));
+        const code = (e as HubRequestError)?.code;
+        // A pipelined batch can reach the hub before the one it follows (another connection), or
+        // be sent to a hub that does not order pipelined pushes: it is refused as a gap and sent again.
+        if (!w.pipelined || (code !== 'gap' && code !== 'predecessor-failed') || ++resyncs > 3) throw e;
+        const at = await this.head(source);
+        sum.requests++;
+        from = next = at ? at.seq : 0;
+        continue;
+      }
       sum.accepted += r.accepted;
       sum.duplicates += r.duplicates;
       sum.head = r.head;
-      from = r.head.seq;
+      from = Math.max(from, r.head.seq);
+      if (r.head.seq !== es[w.end - 1].seq) {
+        // the hub's head is not where this batch ended (another pusher of the same trail): count
+        // what the batches still in flight did, then resume from the furthest head
+        for (const x of await Promise.allSettled(inFlight.splice(0).map((y) => y.reply))) {
+          if (x.status !== 'fulfilled') continue;
+          sum.accepted += x.value.accepted;
+          sum.duplicates += x.value.duplicates;
+          if (x.value.head.seq > sum.head.seq) sum.head = x.value.head;
+        }
+        from = next = sum.head.seq;
+      }
       onProgress?.(from, es.length);
     }
     return sum;
