@@ -3,8 +3,9 @@
  * Build the CLI ahead of time: src/cli/main.ts and, through its dynamic
  * imports, one chunk per verb area, bundled by esbuild into dist-cli/
  * (packages stay external: node_modules is read at run time, native modules
- * untouched). The hub's verification worker (src/hub/verify-worker.ts) is a
- * second entry: dist-cli/hub-verify-worker.mjs. Then the verb index (dist-cli/verbs.json: each verb's area,
+ * untouched). The hub's worker threads are entries of their own: its
+ * verification worker (src/hub/verify-worker.ts) dist-cli/hub-verify-worker.mjs,
+ * its PGlite thread (src/hub/pglite-worker.ts) dist-cli/hub-pglite-worker.mjs. Then the verb index (dist-cli/verbs.json: each verb's area,
  * summary and usage, read from the built areas' own `commands` records), so
  * `fieldbench help` loads no area at all.
  *
@@ -27,7 +28,7 @@ export async function buildCli({ quiet = false } = {}) {
   const tmp = `${OUT}.${process.pid}.tmp`;
   rmSync(tmp, { recursive: true, force: true });
   await build({
-    entryPoints: { main: join(ROOT, 'src/cli/main.ts'), 'hub-verify-worker': join(ROOT, 'src/hub/verify-worker.ts') },
+    entryPoints: { main: join(ROOT, 'src/cli/main.ts'), 'hub-verify-worker': join(ROOT, 'src/hub/verify-worker.ts'), 'hub-pglite-worker': join(ROOT, 'src/hub/pglite-worker.ts') },
     outdir: tmp,
     outExtension: { '.js': '.mjs' },
     entryNames: '[name]',

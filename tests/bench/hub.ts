@@ -9,6 +9,9 @@
  *    2000, one transaction each, no verification, no registry, no HTTP): what
  *    the storage alone takes;
  *  - for the look-up, one primary-key probe of the sightings index.
+ * PGlite is measured twice: on its own worker thread (as the hub runs it with
+ * a data folder) and, for ingest only, on the main thread (as before it had a
+ * thread), so the ratio of the two comes from one run.
  * Each figure is measured on its own: one failing does not hide the others.
  *
  * The machine is shared, so entries/s move with everyone else's load. Each
@@ -17,7 +20,9 @@
  * process of the PostgreSQL server, from /proc), and from it the rate the same
  * work would reach on this machine's cores if they were idle: cores / CPU
  * time per entry. That figure, not the wall-clock one, says whether the goal
- * is reachable here.
+ * is reachable here. With PGlite (all in this process) the CPU of each thread
+ * (/proc/self/task) is given too: a thread's work is done by that one thread,
+ * so the busiest one bounds the rate whatever the cores.
  */
 import { createPublicKey, verify as nodeVerify } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -87,11 +92,33 @@ async function serverCpu(db: HubDb): Promise<number | undefined> {
   }
 }
 
+/** CPU seconds used so far by each thread of this process (/proc/self/task), by thread id; empty without /proc. */
+function threadCpu(): Map<string, number> {
+  const m = new Map<string, number>();
+  try {
+    for (const t of readdirSync('/proc/self/task')) {
+      try {
+        const st = readFileSync(`/proc/self/task/${t}/stat`, 'utf8');
+        const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+        m.set(t, (Number(f[11]) + Number(f[12])) * TICK_S);
+      } catch {
+        /* gone */
+      }
+    }
+  } catch {
+    /* no /proc */
+  }
+  return m;
+}
+
 interface IngestFigure {
   rate: number;
   /** CPU microseconds per entry: this process, and the PostgreSQL server (undefined for PGlite, in this process). */
   cpuUs: number;
   serverUs?: number;
+  /** CPU microseconds per entry of this process's main thread, and of its two busiest other threads (undefined without /proc). */
+  mainUs?: number;
+  busiestUs?: number[];
 }
 
 /** Start one pusher thread per trail (tests/helpers/hub-pusher-worker.ts), each ready to push when told. */
@@ -123,15 +150,26 @@ async function ingestRate(db: HubDb, trust: HubTrust, ts: Trail[], pipeline = 2)
   const ps = await pushers(hub.url, ts, pipeline);
   try {
     const s0 = await serverCpu(db);
+    const th0 = threadCpu();
     const c0 = process.cpuUsage(); // the whole process: hub, its verification worker, the pusher threads
     const t0 = performance.now();
     const rs = await ps.go();
     const dt = (performance.now() - t0) / 1000;
     const c = process.cpuUsage(c0);
+    const th1 = threadCpu();
     const s1 = await serverCpu(db);
     const n = rs.reduce((a, r) => a + r.accepted, 0);
     if (n !== ts.reduce((a, t) => a + t.entries.length, 0)) throw new Error(`pushed ${n} entries, expected all`);
-    return { rate: Math.round(n / dt), cpuUs: (c.user + c.system) / n, serverUs: s0 !== undefined && s1 !== undefined ? ((s1 - s0) * 1e6) / n : undefined };
+    const per = (id: string) => (((th1.get(id) ?? 0) - (th0.get(id) ?? 0)) * 1e6) / n;
+    const main = String(process.pid);
+    const others = [...th1.keys()].filter((id) => id !== main).map(per).sort((a, b) => b - a);
+    return {
+      rate: Math.round(n / dt),
+      cpuUs: (c.user + c.system) / n,
+      serverUs: s0 !== undefined && s1 !== undefined ? ((s1 - s0) * 1e6) / n : undefined,
+      mainUs: th1.has(main) ? per(main) : undefined,
+      busiestUs: th1.has(main) ? others.slice(0, 2) : undefined,
+    };
   } finally {
     await ps.close();
     await hub.close();
@@ -147,12 +185,17 @@ async function ingestRate(db: HubDb, trust: HubTrust, ts: Trail[], pipeline = 2)
  * it); PGlite stores one batch at a time, so there cores / CPU time is an
  * upper bound.
  */
-function cpuNote(f: IngestFigure, pushers: number, verifyUs?: number): string {
+function cpuNote(f: IngestFigure, pushers: number, verifyUs?: number, thread?: 'worker' | 'main'): string {
   const cores = availableParallelism();
-  if (f.serverUs === undefined && pushers > 1 && verifyUs) {
-    // PGlite on the hub's main thread: that one thread bounds the rate, whatever the cores
-    const main = f.cpuUs - verifyUs;
-    return `; CPU ${f.cpuUs.toFixed(0)} µs per entry (all in this process: hub, pusher threads, PGlite), of which at most about ${main.toFixed(0)} on the hub's main thread with PGlite (verification, about ${verifyUs.toFixed(0)}, runs on a worker): at most ${Math.round(1e6 / main)} entries/s if that thread had a core to itself, ${(1e6 / main / GOAL).toFixed(2)}x the goal; the run got ${((f.rate * f.cpuUs) / 1e6).toFixed(2)} of ${cores} cores`;
+  if (f.serverUs === undefined && pushers > 1 && (f.mainUs !== undefined || verifyUs)) {
+    // PGlite, in this process: each thread's work is done by that one thread, so the busiest
+    // thread bounds the rate, whatever the cores; and all of them together share the cores
+    const main = f.mainUs ?? f.cpuUs - verifyUs!;
+    const busiest = Math.max(main, ...(f.busiestUs ?? []));
+    const bound = Math.min(1e6 / busiest, (cores * 1e6) / f.cpuUs);
+    const others = thread === 'worker' ? "PGlite's worker, the verification worker, a pusher thread" : 'the verification worker, a pusher thread';
+    const threads = f.mainUs !== undefined ? `${main.toFixed(0)} on the hub's main thread (HTTP, registry${thread === 'worker' ? '' : ', PGlite'}), the busiest other threads ${f.busiestUs!.map((u) => u.toFixed(0)).join(' and ')} (of ${others})` : `at most about ${main.toFixed(0)} on the hub's main thread with PGlite (verification, about ${verifyUs!.toFixed(0)}, runs on a worker)`;
+    return `; CPU ${f.cpuUs.toFixed(0)} µs per entry (all in this process: hub, pusher threads, PGlite), of which ${threads}: at most ${Math.round(bound)} entries/s on ${cores} idle cores (the busiest thread, or all threads over the cores), ${(bound / GOAL).toFixed(2)}x the goal; the run got ${((f.rate * f.cpuUs) / 1e6).toFixed(2)} of ${cores} cores`;
   }
   const total = f.cpuUs + (f.serverUs ?? 0);
   const split = f.serverUs !== undefined ? ` (${f.cpuUs.toFixed(0)} in the hub process with its pusher threads, ${f.serverUs.toFixed(0)} in PostgreSQL)` : ' (all in this process: hub, pusher threads, PGlite)';
@@ -310,7 +353,7 @@ export async function bench(): Promise<BenchRow[]> {
   }
 
   flush();
-  const backends: { name: string; open: () => Promise<{ db: HubDb; done: () => Promise<void> }> }[] = [
+  const backends: { name: string; ingestOnly?: boolean; open: () => Promise<{ db: HubDb; done: () => Promise<void> }> }[] = [
     {
       name: 'PostgreSQL',
       open: async () => {
@@ -321,13 +364,24 @@ export async function bench(): Promise<BenchRow[]> {
         return { db, done: async () => { await db.close(); c.stop(); } };
       },
     },
-    // PGlite second: its 1M-device load is the slow part of the run
-    // in a data folder, as `fieldbench hub --data DIR` runs it (not in memory)
+    // Baseline: PGlite on the hub's main thread (as before it had a thread of its own), ingest only
+    {
+      name: 'PGlite in-thread',
+      ingestOnly: true,
+      open: async () => {
+        const dir = mkdtempSync(join(tmpdir(), 'fieldbench-pglite-'));
+        const db = await openPglite(dir, { thread: 'main' });
+        return { db, done: async () => { await db.close(); rmSync(dir, { recursive: true, force: true }); } };
+      },
+    },
+    // PGlite last: its 1M-device load is the slow part of the run
+    // in a data folder, as `fieldbench hub --data DIR` runs it (not in memory): on its own thread
     {
       name: 'PGlite',
       open: async () => {
         const dir = mkdtempSync(join(tmpdir(), 'fieldbench-pglite-'));
-        const db = await openPglite(dir);
+        const db = await openPglite(dir, { thread: 'worker' });
+        if (db.thread !== 'worker') throw new Error('the PGlite worker thread did not start');
         return { db, done: async () => { await db.close(); rmSync(dir, { recursive: true, force: true }); } };
       },
     },
@@ -384,8 +438,9 @@ export async function bench(): Promise<BenchRow[]> {
       if (i1s !== undefined) rows.at(-1)!.note = `the same push without pipelining${i1 ? `: pipelined is ${(i1 / i1s).toFixed(2)}x it` : ''}; CPU ${(f1s!.cpuUs + (f1s!.serverUs ?? 0)).toFixed(0)} µs per entry; the run got ${((f1s!.rate * (f1s!.cpuUs + (f1s!.serverUs ?? 0))) / 1e6).toFixed(2)} of ${availableParallelism()} cores`;
       await h.db.query('TRUNCATE sightings, devices, collisions, drift, campaign_results, entries, sources RESTART IDENTITY CASCADE');
       const i8 = await measure(`${b.name}: ingest, 8 pushers, ${PER_PUSHER * 8} entries`, 'entries/s', '', async () => (f8 = await ingestRate(h.db, trust, eight)).rate);
-      if (i8 !== undefined) rows.at(-1)!.note = ingestNote(i8, raw8, rc8) + cpuNote(f8!, 8, verifyChainUs);
+      if (i8 !== undefined) rows.at(-1)!.note = ingestNote(i8, raw8, rc8) + cpuNote(f8!, 8, verifyChainUs, h.db.thread);
       await h.db.query('TRUNCATE sightings, devices, collisions, drift, campaign_results, entries, sources RESTART IDENTITY CASCADE');
+      if (b.ingestOnly) continue;
       let extra = '';
       const lk = await measure(`${b.name}: duplicate look-up in ${DEVICES} devices`, 'ms', '', async () => {
         const r = await registry(h.db, DEVICES);
@@ -405,6 +460,9 @@ export async function bench(): Promise<BenchRow[]> {
     const p = of('PostgreSQL');
     const unit = fig.startsWith('ingest') ? 'entries/s' : 'ms';
     rows.push({ name: `side by side: ${fig}`, value: a && p ? +(p / a).toFixed(2) : 0, unit: 'ratio', note: `PostgreSQL / PGlite; PGlite ${a ?? 'not measured'} ${unit}, PostgreSQL ${p ?? 'not measured'} ${unit}` });
+    if (!fig.startsWith('ingest')) continue;
+    const m = of('PGlite in-thread');
+    rows.push({ name: `PGlite thread: ${fig}`, value: a && m ? +(a / m).toFixed(2) : 0, unit: 'ratio', note: `PGlite on its worker thread / PGlite on the main thread; worker ${a ?? 'not measured'} ${unit}, in-thread ${m ?? 'not measured'} ${unit}` });
   }
   return rows;
 }

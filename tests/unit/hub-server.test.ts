@@ -313,8 +313,9 @@ describe('a hub killed in the middle of a push', () => {
     const N = 6000;
     await t.add(Array.from({ length: N }, (_, i) => ({ op: 'identify', device: deviceN(i % 500), details: { model: 'fb-sensor' } })));
     const first = await spawnHub();
-    // the built CLI finds its verification worker (dist-cli/hub-verify-worker.mjs)
+    // the built CLI finds its verification worker (dist-cli/hub-verify-worker.mjs) and its PGlite worker (dist-cli/hub-pglite-worker.mjs)
     expect(first.banner).toMatch(/verifying on [1-9]\d* worker thread/);
+    expect(first.banner).toMatch(/\(pglite in .* on its own thread,/);
     const c1 = new HubClient({ url: first.url, credential: alice.credential, signer: alice.signer, batch: 500 });
     let killedAt = -1;
     const pushing = c1.push(t.export(), [], (done) => {

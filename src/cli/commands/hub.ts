@@ -96,7 +96,7 @@ export const commands: Record<string, CliCommand> = {
       if (policy) await configurePools(db, policy);
       const hub = await startHub({ db, trust, cors: a.all('cors'), verify }, { host: listen[1].replace(/^\[|\]$/g, ''), port: Number(listen[2]) });
       const threads = hub.verifyThreads ? `${hub.verifyThreads} worker thread${hub.verifyThreads > 1 ? 's' : ''}` : 'the main thread';
-      io.out(`fieldbench hub listening on ${hub.url} (${db.kind}${data ? ` in ${data}` : ''}, bundle version ${trust.bundle.version}, verifying on ${threads})\n`);
+      io.out(`fieldbench hub listening on ${hub.url} (${db.kind}${data ? ` in ${data}` : ''}${db.thread === 'worker' ? ' on its own thread' : ''}, bundle version ${trust.bundle.version}, verifying on ${threads})\n`);
       await new Promise<void>((done) => {
         const stop = () => void hub.close().then(() => db.close()).then(done, done);
         process.once('SIGINT', stop);
