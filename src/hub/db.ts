@@ -13,12 +13,10 @@
  * (tests/unit/hub-pglite-worker.test.ts), so the hub's main thread (HTTP,
  * registry) and PostgreSQL run on two cores.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { PgliteErrorData, PgliteReply, PgliteRequest } from './pglite-worker.ts';
 import { MIGRATIONS } from './schema.ts';
+import { workerSource } from './worker-source.ts';
 
 export interface Sql {
   query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
@@ -65,7 +63,7 @@ export async function openPglite(dir?: string, opts: PgliteOptions = {}): Promis
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   let db: HubDb | undefined;
   if (thread === 'worker') {
-    const src = opts.workerScript ? { file: opts.workerScript } : workerSource();
+    const src = opts.workerScript ? { file: opts.workerScript } : workerSource('pglite-worker.ts', 'hub-pglite-worker.mjs');
     if (!src) log('[hub] PGlite worker script not found: PGlite runs on the main thread');
     else db = await openPgliteWorker(src, dir, log, opts.onWorker);
   }
@@ -103,26 +101,6 @@ async function openPgliteHere(dir?: string): Promise<HubDb> {
   };
 }
 
-function workerSource(): { file: string | URL; eval?: string } | undefined {
-  const here = import.meta.url;
-  if (here.endsWith('.ts')) {
-    // from the sources: register tsx's loader in the worker, then load the .ts worker
-    const target = new URL('./pglite-worker.ts', here).href;
-    let api: string;
-    try {
-      api = pathToFileURL(createRequire(here).resolve('tsx/package.json').replace(/package\.json$/, 'dist/esm/api/index.mjs')).href;
-    } catch {
-      return undefined;
-    }
-    return { file: '', eval: `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(target)}); })` };
-  }
-  // the built CLI (scripts/build-cli.mjs): dist-cli/hub-pglite-worker.mjs, beside main.mjs or above its chunks
-  for (const rel of ['./hub-pglite-worker.mjs', '../hub-pglite-worker.mjs']) {
-    const f = fileURLToPath(new URL(rel, here));
-    if (existsSync(f)) return { file: f };
-  }
-  return undefined;
-}
 
 /** An error from the worker as this thread throws it: PostgreSQL's message and fields (code, detail, ...). */
 function errorFrom(d: PgliteErrorData): Error {

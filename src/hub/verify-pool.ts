@@ -11,12 +11,10 @@
  * never different. A worker that dies fails only the batches it held (the
  * caller sees 'internal' and retries) and is replaced.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { errorOf, prepareBatch, type BatchFailure, type PreparedBatch } from './batch.ts';
+import { workerSource } from './worker-source.ts';
 
 export interface VerifyPool {
   /** Worker threads running (0: batches are prepared in this thread). */
@@ -40,32 +38,13 @@ interface Slot {
 
 type Reply = { id: number; threadId: number } & ({ ok: PreparedBatch } | { fail: BatchFailure } | { crash: string });
 
-function workerSource(): { file: string; eval?: string } | undefined {
-  const here = import.meta.url;
-  if (here.endsWith('.ts')) {
-    // from the sources: register tsx's loader in the worker, then load the .ts worker
-    const target = new URL('./verify-worker.ts', here).href;
-    let api: string;
-    try {
-      api = pathToFileURL(createRequire(here).resolve('tsx/package.json').replace(/package\.json$/, 'dist/esm/api/index.mjs')).href;
-    } catch {
-      return undefined;
-    }
-    return { file: '', eval: `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(target)}); })` };
-  }
-  for (const rel of ['./hub-verify-worker.mjs', '../hub-verify-worker.mjs']) {
-    const f = fileURLToPath(new URL(rel, here));
-    if (existsSync(f)) return { file: f };
-  }
-  return undefined;
-}
 
 export function defaultWorkers(): number {
   return Math.max(1, Math.min(4, availableParallelism() - 1));
 }
 
 export function createVerifyPool(size = defaultWorkers(), log: (line: string) => void = () => undefined): VerifyPool {
-  const src = size > 0 ? workerSource() : undefined;
+  const src = size > 0 ? workerSource('verify-worker.ts', 'hub-verify-worker.mjs') : undefined;
   if (size > 0 && !src) log('[hub] verification worker script not found: batches are verified on the main thread');
   const slots: Slot[] = [];
   let nextId = 1;
