@@ -515,19 +515,7 @@ export class DeviceSecurity {
    * a credential granting `p` (rc 2).
    */
   requirePermission(p: Permission, at: Arrival): void {
-    const auth = this.authOf(at.connection);
-    if (!auth) {
-      this.log('access-denied', `${p} without authentication`);
-      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.NotAuthenticated);
-    }
-    if (!at.protected) {
-      this.log('access-denied', `${p} outside the protected session`);
-      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.SessionRequired);
-    }
-    if (!auth.permissions.includes(p)) {
-      this.log('access-denied', `${auth.technician} lacks ${p}`);
-      throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Permission);
-    }
+    this.requireAnyPermission([p], p, at);
   }
 
   /**
@@ -547,7 +535,8 @@ export class DeviceSecurity {
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.SessionRequired);
     }
     if (!perms.some((p) => auth.permissions.includes(p))) {
-      this.log('access-denied', `${auth.technician} lacks ${perms.join(' or ')} for ${what}`);
+      const lacks = perms.join(' or ');
+      this.log('access-denied', `${auth.technician} lacks ${lacks}${what === lacks ? '' : ` for ${what}`}`);
       throw new MgmtError(RC.EACCESSDENIED, SEC_RC.Permission);
     }
   }
