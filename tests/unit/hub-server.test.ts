@@ -343,4 +343,17 @@ describe('a hub killed in the middle of a push', () => {
     second.proc.kill('SIGTERM');
     await new Promise((r2) => second.proc.once('exit', r2));
   }, 300_000);
+
+  it('an idle hub stops on SIGTERM (its verification worker and PGlite thread end with it)', async () => {
+    // (before, an idle hub's process outlived SIGTERM: the process-wide verification pool was never closed)
+    if (!dir) {
+      dir = mkdtempSync(join(tmpdir(), 'fieldbench-hub-kill-'));
+      writeFileSync(join(dir, 'owner.pem'), publicKeyPem(world.owner.publicKey));
+      writeFileSync(join(dir, 'bundle.cbor'), world.bundle);
+    }
+    const idle = await spawnHub();
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => idle.proc.once('exit', (code, signal) => r({ code, signal })));
+    idle.proc.kill('SIGTERM');
+    expect(await exited).toEqual({ code: 0, signal: null });
+  }, 120_000);
 });

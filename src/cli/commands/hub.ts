@@ -94,7 +94,10 @@ export const commands: Record<string, CliCommand> = {
       const db = await openHubDb({ database: a.get('database'), data });
       const trust = await HubTrust.open(db, [owner], bundle);
       if (policy) await configurePools(db, policy);
-      const hub = await startHub({ db, trust, cors: a.all('cors'), verify }, { host: listen[1].replace(/^\[|\]$/g, ''), port: Number(listen[2]) });
+      const { defaultWorkers } = await import('../../hub/verify-pool.ts');
+      // a pool of its own, which hub.close() ends: the process's shared pool is never closed, and its
+      // idle worker kept a stopped hub's process alive (SIGTERM did not end an idle hub)
+      const hub = await startHub({ db, trust, cors: a.all('cors'), verify, verifyWorkers: defaultWorkers() }, { host: listen[1].replace(/^\[|\]$/g, ''), port: Number(listen[2]) });
       const threads = hub.verifyThreads ? `${hub.verifyThreads} worker thread${hub.verifyThreads > 1 ? 's' : ''}` : 'the main thread';
       io.out(`fieldbench hub listening on ${hub.url} (${db.kind}${data ? ` in ${data}` : ''}${db.thread === 'worker' ? ' on its own thread' : ''}, bundle version ${trust.bundle.version}, verifying on ${threads})\n`);
       await new Promise<void>((done) => {
