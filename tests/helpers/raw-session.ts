@@ -181,5 +181,15 @@ export async function protectedRequest(c: RawSmp, sess: RawSession, op: 0 | 2, g
   return openReply(sess.keys, s, outer);
 }
 
+/** A chunked security command inside the session: chunks of `chunk` bytes, stopping at the first refusal. */
+export async function protectedChunked(c: RawSmp, s: RawSession, cmd: number, blob: Uint8Array, chunk = 160): Promise<Body> {
+  for (let off = 0; ; ) {
+    const end = Math.min(blob.length, off + chunk);
+    const r = await protectedRequest(c, s, Op.Write as 2, GROUP, cmd, { ...(off === 0 ? { len: blob.length } : {}), off, data: blob.subarray(off, end) });
+    if (end === blob.length || groupRc(r) !== undefined) return r;
+    off = end;
+  }
+}
+
 export const RESET = { group: Group.OS, id: OS.Reset };
 

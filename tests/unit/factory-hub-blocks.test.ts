@@ -14,11 +14,11 @@ import { type AllocatedIds, type IdentifierBlock, type IdentifierPolicy, compile
 import { type BlockSource, type HubAllocator } from '../../src/core/factory/hub-blocks.ts';
 import { fileHubAllocator } from '../../src/core/factory/journal-node.ts';
 import { HubClient } from '../../src/core/sync/client.ts';
-import { configurePools, listBlocks } from '../../src/hub/blocks.ts';
-import { openPglite, type HubDb } from '../../src/hub/db.ts';
-import { startHub, type RunningHub } from '../../src/hub/server.ts';
-import { HubTrust } from '../../src/hub/trust.ts';
-import { makeWorld, type Tech, type World } from '../helpers/hub-world.ts';
+import { listBlocks } from '../../src/hub/blocks.ts';
+import type { HubDb } from '../../src/hub/db.ts';
+import type { RunningHub } from '../../src/hub/server.ts';
+import type { Tech, World } from '../helpers/hub-world.ts';
+import { stationsHub, type StationsHub } from '../helpers/hub-stations.ts';
 
 const POLICY: IdentifierPolicy = { serial: { pattern: 'FB-{n:06}', first: 1, last: 999 }, devEui: { first: '70b3d57ed0000000', count: 900 }, mac: { first: '02fb00000000', count: 900 } };
 let world: World;
@@ -28,19 +28,14 @@ let db: HubDb;
 let hub: RunningHub;
 const dirs: string[] = [];
 
+let stations: StationsHub | undefined;
 beforeAll(async () => {
-  world = await makeWorld();
-  st1 = await world.tech('station-1', ['sync']);
-  st2 = await world.tech('station-2', ['sync']);
-  db = await openPglite();
-  const trust = await HubTrust.open(db, [world.owner.publicKey], world.bundle);
-  await configurePools(db, POLICY);
-  hub = await startHub({ db, trust, perKey: { rate: 1000, burst: 1000 }, log: () => undefined }, { host: '127.0.0.1', port: 0 });
+  stations = await stationsHub(POLICY);
+  ({ world, st1, st2, db, hub } = stations);
 }, 240_000);
 
 afterAll(async () => {
-  await hub?.close();
-  await db?.close();
+  await stations?.close();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 

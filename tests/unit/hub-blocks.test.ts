@@ -13,11 +13,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blockAllocator, type IdentifierBlock, type IdentifierPolicy } from '../../src/core/factory/identifiers.ts';
 import { HubClient, HubRequestError } from '../../src/core/sync/client.ts';
 import { privateKeyPem } from '../../src/core/trust/keys.ts';
-import { configurePools } from '../../src/hub/blocks.ts';
-import { openPglite, type HubDb } from '../../src/hub/db.ts';
-import { startHub, type RunningHub } from '../../src/hub/server.ts';
-import { HubTrust } from '../../src/hub/trust.ts';
-import { makeWorld, type Tech, type World } from '../helpers/hub-world.ts';
+import type { HubDb } from '../../src/hub/db.ts';
+import type { RunningHub } from '../../src/hub/server.ts';
+import type { Tech, World } from '../helpers/hub-world.ts';
+import { stationsHub, type StationsHub } from '../helpers/hub-stations.ts';
 
 const POLICY: IdentifierPolicy = { serial: { pattern: 'FB-{n:06}', first: 1000, last: 1999 }, devEui: { first: '70b3d57ed0000000', count: 800 }, mac: { first: 'f412fa000000', count: 900 } };
 let world: World;
@@ -26,19 +25,14 @@ let st2: Tech;
 let db: HubDb;
 let hub: RunningHub;
 
+let stations: StationsHub | undefined;
 beforeAll(async () => {
-  world = await makeWorld();
-  st1 = await world.tech('station-1', ['sync']);
-  st2 = await world.tech('station-2', ['sync']);
-  db = await openPglite();
-  const trust = await HubTrust.open(db, [world.owner.publicKey], world.bundle);
-  await configurePools(db, POLICY);
-  hub = await startHub({ db, trust, perKey: { rate: 1000, burst: 1000 }, log: () => undefined }, { host: '127.0.0.1', port: 0 });
+  stations = await stationsHub(POLICY);
+  ({ world, st1, st2, db, hub } = stations);
 }, 240_000);
 
 afterAll(async () => {
-  await hub?.close();
-  await db?.close();
+  await stations?.close();
 });
 
 const client = (t: Tech) => new HubClient({ url: hub.url, credential: t.credential, signer: t.signer });

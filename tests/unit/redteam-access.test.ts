@@ -18,9 +18,7 @@ import { issueCredential } from '../../src/core/trust/credential.ts';
 import { type Authorities, makeAuthorities } from '../../src/device/provisioning.ts';
 import type { SecurityOptions } from '../../src/device/security.ts';
 import { type RawWorld, rawConnect, rawWorld } from '../helpers/raw-world.ts';
-import {
-  GROUP, type RawSession, type RawSmp, type Body, groupRc, innerPacket, openReply, protectedPacket, protectedRequest, rawLogin, replyBody,
-} from '../helpers/raw-session.ts';
+import { GROUP, type RawSession, type RawSmp, type Body, groupRc, innerPacket, openReply, protectedPacket, protectedRequest, rawLogin, replyBody, protectedChunked } from '../helpers/raw-session.ts';
 
 const DAY = 86400_000;
 let auth: Authorities;
@@ -36,16 +34,6 @@ function secure(security: SecurityOptions = {}): Promise<RawWorld> {
 const rotate = (c: RawSmp, s: RawSession, body: Body) => protectedRequest(c, s, Op.Write as 2, GROUP, SEC.Rotate, body);
 const nonce = () => crypto.getRandomValues(new Uint8Array(16));
 const EUI = Uint8Array.of(0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0, 0, 0x42);
-
-/** A chunked security command inside the session. */
-async function protectedChunked(c: RawSmp, s: RawSession, cmd: number, blob: Uint8Array, chunk = 160): Promise<Body> {
-  for (let off = 0; ; ) {
-    const end = Math.min(blob.length, off + chunk);
-    const r = await protectedRequest(c, s, Op.Write as 2, GROUP, cmd, { ...(off === 0 ? { len: blob.length } : {}), off, data: blob.subarray(off, end) });
-    if (end === blob.length || groupRc(r) !== undefined) return r;
-    off = end;
-  }
-}
 
 describe('red team: rotation on the raw wire', () => {
   it('a captured rotate request replayed on its connection, after a new login, after a reboot and on another connection: never applied again', async () => {

@@ -11,7 +11,7 @@ import { issueBundle } from '../../src/core/trust/bundle.ts';
 import { issueCredential } from '../../src/core/trust/credential.ts';
 import { generateEd25519 } from '../../src/core/trust/ed25519.ts';
 import { type Authorities, makeAuthorities } from '../../src/device/provisioning.ts';
-import { GROUP, type RawSession, type RawSmp, type Body, groupRc, protectedRequest, rawLogin } from '../helpers/raw-session.ts';
+import { GROUP, type RawSession, type RawSmp, type Body, groupRc, protectedRequest, rawLogin, protectedChunked } from '../helpers/raw-session.ts';
 import { rawWorld } from '../helpers/raw-world.ts';
 
 const gate = vi.hoisted(() => ({ closed: false, entered: null as null | (() => void), release: null as null | (() => void) }));
@@ -37,15 +37,6 @@ let auth: Authorities;
 beforeAll(async () => {
   auth = await makeAuthorities();
 });
-
-async function protectedChunked(c: RawSmp, s: RawSession, cmd: number, blob: Uint8Array, chunk = 160): Promise<Body> {
-  for (let off = 0; ; ) {
-    const end = Math.min(blob.length, off + chunk);
-    const r = await protectedRequest(c, s, Op.Write as 2, GROUP, cmd, { ...(off === 0 ? { len: blob.length } : {}), off, data: blob.subarray(off, end) });
-    if (end === blob.length || groupRc(r) !== undefined) return r;
-    off = end;
-  }
-}
 
 describe('red team: login racing a revocation', () => {
   it('a credential revoked by a bundle pushed on another connection while its check was held gets no session', async () => {
