@@ -132,6 +132,29 @@ export async function authenticateTechnician(
   return session;
 }
 
+/** What the technician holds for a login (the app's Trust & keys page): any of it may be missing. */
+export interface HeldLogin {
+  credential?: Uint8Array | null;
+  signer?: Signer | null;
+  bundle?: TrustBundle | null;
+  bundleBytes?: Uint8Array | null;
+}
+
+/**
+ * The `authenticate` an op takes: asks the device who it is, then logs in with
+ * what the technician holds, checked locally first for `permission` on that
+ * device, handing the device the held bundle when its own is older. Refuses
+ * (without a device attempt) when the credential, key or bundle is missing.
+ */
+export function technicianLogin(held: HeldLogin, permission: Permission): (g: SecurityGroup) => Promise<TechnicianSession> {
+  return async (g) => {
+    const { credential, signer, bundle, bundleBytes } = held;
+    if (!credential || !signer || !bundle) throw new Error('load your credential and key on the Trust & keys page first');
+    const device = await g.identity();
+    return authenticateTechnician(g, device.devicePublicKey, credential, signer, { bundle, bundleBytes: bundleBytes ?? undefined, permission, device });
+  };
+}
+
 /**
  * The login step of every op that changes the device (interfaces, wipe, rotate): null once
  * logged in, else why not and who refused (the device, or the tool's own checks on the signer
