@@ -68,6 +68,10 @@ export const STEP_NAMES: Record<UnitStep, string> = {
 /** Where the page keeps what the line records: the app's store and, when trust is loaded, the technician who countersigns. */
 export interface BenchDeps {
   db: () => FieldbenchDB | null;
+  /** Settles once the store has been opened (or failed to open): a line starts only after it. */
+  ready?: () => Promise<unknown>;
+  /** Why the store is not open, when it failed. */
+  storeError?: () => string;
   technician?: () => AuditSigner | null;
   /** A unit was recorded (the inventory and audit pages reload). */
   onRecorded?: () => void;
@@ -121,7 +125,7 @@ export class BenchState {
     try {
       const { demoLine } = await import('../../device/demo-line.ts');
       const demo = await demoLine();
-      this.start({ profile: demo.profile, image: demo.image, bundle: demo.bundle, manufacturer: demo.manufacturer, station: demo.station, demo });
+      await this.start({ profile: demo.profile, image: demo.image, bundle: demo.bundle, manufacturer: demo.manufacturer, station: demo.station, demo });
     } catch (e) {
       this.lineError = `The demo line could not be set up: ${(e as Error).message}`;
     } finally {
@@ -173,7 +177,7 @@ export class BenchState {
         this.lineError = `${FILE_NAMES[r.file]}: ${r.reason}`;
         return;
       }
-      this.start(r.station);
+      await this.start(r.station);
     } catch (e) {
       this.lineError = `The station could not be loaded: ${(e as Error).message}`;
     } finally {
@@ -215,21 +219,24 @@ export class BenchState {
     void this.refreshLogs();
   }
 
-  private start(line: ActiveLine): void {
+  private async start(line: ActiveLine): Promise<void> {
+    // The identifiers this browser issued under the policy are journaled in the store, so a reload never reissues
+    // one: a line clicked before the store is open waits for it, and without the store it does not start at all
+    // (an in-memory journal would hand out DEMO-00001 again after a reload).
+    await this.deps.ready?.();
+    const db = this.deps.db();
+    if (!db) throw new Error(`${this.deps.storeError?.() || 'The local records are not open'}. A line records every unit and journals every identifier it issues there, so it cannot start without them.`);
     this.line = line;
     const signer = stationAuditSigner(line.station.signer);
     this.stationKid = signer.id.slice('station:'.length);
-    const db = this.deps.db();
     const policy = line.profile.identity.policy;
-    // the identifiers this browser issued under the policy are journaled in the store: a reload never reissues one
-    const allocator = db ? memoryAllocator(policy, dbJournal(db, `identifiers:${policyDigest(policy)}`)) : memoryAllocator(policy);
-    if (db)
-      void syncStationLog(db, this.stationKid, this.deps.technician?.() ?? signer, signer.publicKey)
-        .then((r) => {
-          if (!r.ok) this.logError = `This station's control log in the store does not verify (${r.code}): ${r.reason}`;
-          else if (r.imported) this.deps.onRecorded?.();
-        })
-        .catch((e) => void (this.logError = describeStoreError(e).message));
+    const allocator = memoryAllocator(policy, dbJournal(db, `identifiers:${policyDigest(policy)}`));
+    void syncStationLog(db, this.stationKid, this.deps.technician?.() ?? signer, signer.publicKey)
+      .then((r) => {
+        if (!r.ok) this.logError = `This station's control log in the store does not verify (${r.code}): ${r.reason}`;
+        else if (r.imported) this.deps.onRecorded?.();
+      })
+      .catch((e) => void (this.logError = describeStoreError(e).message));
     this.station = new Station({
       profile: line.profile,
       image: line.image,
