@@ -20,20 +20,21 @@
  * PostgreSQL reads them from the pushed JSON itself (src/hub/ingest.ts,
  * insertJson), the same text this worker parsed and verified.
  */
-import { exportEntryHash, type AuditExportEntry } from '../core/store/audit.ts';
+import { entryHashHex, type AuditExportEntry } from '../core/store/audit.ts';
 import { normaliseId, type IdKind } from '../core/store/ids.ts';
 import { fromHex } from '../core/base/bytes.ts';
 import { verifyEd25519 } from '../core/store/sig.ts';
-import { createHash } from 'node:crypto';
+import { createHash, hash as oneShotHash } from 'node:crypto';
 import { HubError, type HubErrorCode } from './errors.ts';
 
 export const MAX_BATCH = 20000;
 const ZERO = '00'.repeat(32);
-/** node:crypto's SHA-256 (native; the same digest as @noble's, which the browser uses). */
-const nativeSha256 = (b: Uint8Array): Uint8Array => {
-  const d = createHash('sha256').update(b).digest();
-  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
-};
+/**
+ * node:crypto's SHA-256 in hex (native; the same digest as @noble's, which the browser uses), in
+ * one call where node:crypto has its one-shot (Node 20.12+): no Hash object per entry.
+ */
+const nativeSha256Hex: (b: Uint8Array) => string =
+  typeof oneShotHash === 'function' ? (b) => oneShotHash('sha256', b, 'hex') : (b) => createHash('sha256').update(b).digest('hex');
 
 /** The registry's view of one entry (src/hub/registry.ts). */
 export interface RegEntry {
@@ -148,7 +149,7 @@ export async function prepareBatch(input: unknown, verify: 'chain' | 'every' = '
     const e = entries[i];
     let h: string;
     try {
-      h = exportEntryHash(e, nativeSha256);
+      h = entryHashHex(e, nativeSha256Hex);
     } catch (err) {
       throw new HubError('malformed', `entry ${i}: ${(err as Error).message}`, 422, { index: i });
     }

@@ -365,7 +365,7 @@ export async function insertJson(tx: Sql, sourceId: string, json: string, after:
   await tx.query(
     `INSERT INTO entries (source_id, seq, hash, prev, time, technician_id, key_id, op, outcome, device, details, sig, signer)
      SELECT $1, r.seq::bigint, decode(r.hash, 'hex'), decode(r.prev, 'hex'), r.time::bigint, r.technician->>'id', r.technician->>'keyId', r.op, r.outcome, r.device, r.details, decode(r.sig, 'hex'), decode(r.signer, 'hex')
-     FROM json_to_recordset(($2::json)->'entries') AS r(seq numeric, hash text, prev text, time numeric, technician json, op text, outcome text, device jsonb, details jsonb, sig text, signer text)
+     FROM jsonb_to_recordset(($2::jsonb)->'entries') AS r(seq numeric, hash text, prev text, time numeric, technician jsonb, op text, outcome text, device jsonb, details jsonb, sig text, signer text)
      WHERE r.seq > $3`,
     [sourceId, json, after],
   );

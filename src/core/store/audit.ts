@@ -114,18 +114,20 @@ type Body = Pick<AuditRecord, 'seq' | 'time' | 'technician' | 'op' | 'device' | 
 export type Sha256 = (bytes: Uint8Array) => Uint8Array;
 
 function bodyHash(b: Body, digest: Sha256 = sha256): Uint8Array {
-  return digest(
-    encodeDeterministic({
-      seq: b.seq,
-      time: b.time,
-      technician: { id: b.technician.id, keyId: b.technician.keyId },
-      op: b.op,
-      device: b.device,
-      outcome: b.outcome,
-      details: b.details,
-      prev: b.prev,
-    }),
-  );
+  return digest(encodeBody(b));
+}
+
+function encodeBody(b: Body): Uint8Array {
+  return encodeDeterministic({
+    seq: b.seq,
+    time: b.time,
+    technician: { id: b.technician.id, keyId: b.technician.keyId },
+    op: b.op,
+    device: b.device,
+    outcome: b.outcome,
+    details: b.details,
+    prev: b.prev,
+  });
 }
 
 async function readHead(db: FieldbenchDB): Promise<{ seq: number; hash: Uint8Array }> {
@@ -361,22 +363,27 @@ function int(v: unknown, what: string, min: number): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || Object.is(v, -0)) throw new Malformed(`${what} must be an integer >= ${min}`);
   return v;
 }
-function hexBytes(v: unknown, what: string, len: number): Uint8Array {
+/** `len` bytes as lowercase hex, checked only (hexBytes decodes them too). */
+function checkHex(v: unknown, what: string, len: number): string {
   if (typeof v !== 'string' || v.length !== len * 2) throw new Malformed(`${what} must be ${len} bytes of hex`);
   // one spelling per value (lowercase, as exports write it): a receiver that keys on the text, such as
   // the hub's idempotent ingest, must never see one entry as two
   if (!/^[0-9a-f]*$/.test(v)) throw new Malformed(`${what} must be lowercase hex`);
+  return v;
+}
+function hexBytes(v: unknown, what: string, len: number): Uint8Array {
+  checkHex(v, what, len);
   try {
-    return fromHex(v);
+    return fromHex(v as string);
   } catch {
     throw new Malformed(`${what} is not hex`);
   }
 }
 
-const ZERO_HEX = '00'.repeat(32);
 const ENTRY_FIELDS = new Set(['seq', 'time', 'technician', 'op', 'device', 'outcome', 'details', 'prev', 'hash', 'sig', 'signer']);
 
-function parseEntry(raw: unknown, digest?: Sha256): Parsed {
+/** An entry's fields checked, and the body its hash covers; `o` is the entry as given. */
+function entryBody(raw: unknown): { o: Record<string, unknown>; body: Body } {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Malformed('entry is not an object');
   const o = raw as Record<string, unknown>;
   for (const k of Object.keys(o)) if (!ENTRY_FIELDS.has(k)) throw new Malformed(`unknown field "${k}"`);
@@ -409,12 +416,20 @@ function parseEntry(raw: unknown, digest?: Sha256): Parsed {
     details: o.details as Record<string, unknown> | undefined,
     prev: hexBytes(o.prev, 'prev', 32),
   };
-  let hash: Uint8Array;
+  return { o, body };
+}
+
+function hashBody(body: Body, digest?: Sha256): Uint8Array {
   try {
-    hash = bodyHash(body, digest);
+    return bodyHash(body, digest);
   } catch (e) {
     throw new Malformed(`cannot encode entry: ${(e as Error).message}`);
   }
+}
+
+function parseEntry(raw: unknown, digest?: Sha256): Parsed {
+  const { o, body } = entryBody(raw);
+  const hash = hashBody(body, digest);
   return {
     ...body,
     storedHash: hexBytes(o.hash, 'hash', 32),
@@ -634,5 +649,23 @@ async function findStructural(
 
 /** SHA-256 (hex) of an exported entry's body, as the chain and signature use it. Throws on malformed entries. */
 export function exportEntryHash(e: AuditExportEntry, digest?: Sha256): string {
-  return parseEntry({ ...e, hash: ZERO_HEX }, digest).hashHex;
+  return entryHashHex(e, (b) => toHex((digest ?? sha256)(b)));
+}
+
+/**
+ * The same with a digest that answers in hex (the hub's node:crypto one-shot): every field is
+ * checked as parseEntry checks it, in the same order, with the same errors (the entry's own
+ * `hash` is not looked at), but nothing the hash does not cover is decoded.
+ */
+export function entryHashHex(e: AuditExportEntry, hexDigest: (bytes: Uint8Array) => string): string {
+  const { o, body } = entryBody(e);
+  let h: string;
+  try {
+    h = hexDigest(encodeBody(body));
+  } catch (err) {
+    throw new Malformed(`cannot encode entry: ${(err as Error).message}`);
+  }
+  checkHex(o.sig, 'sig', 64);
+  checkHex(o.signer, 'signer', 32);
+  return h;
 }
