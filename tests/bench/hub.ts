@@ -198,7 +198,8 @@ function cpuNote(f: IngestFigure, pushers: number, verifyUs?: number, thread?: '
     return `; CPU ${f.cpuUs.toFixed(0)} µs per entry (all in this process: hub, pusher threads, PGlite), of which ${threads}: at most ${Math.round(bound)} entries/s on ${cores} idle cores (the busiest thread, or all threads over the cores), ${(bound / GOAL).toFixed(2)}x the goal; the run got ${((f.rate * f.cpuUs) / 1e6).toFixed(2)} of ${cores} cores`;
   }
   const total = f.cpuUs + (f.serverUs ?? 0);
-  const split = f.serverUs !== undefined ? ` (${f.cpuUs.toFixed(0)} in the hub process with its pusher threads, ${f.serverUs.toFixed(0)} in PostgreSQL)` : ' (all in this process: hub, pusher threads, PGlite)';
+  const threads = f.mainUs !== undefined ? `: ${f.mainUs.toFixed(0)} on its main thread (HTTP, registry), the busiest other threads ${f.busiestUs!.map((u) => u.toFixed(0)).join(' and ')}` : '';
+  const split = f.serverUs !== undefined ? ` (${f.cpuUs.toFixed(0)} in the hub process with its pusher threads${threads}; ${f.serverUs.toFixed(0)} in PostgreSQL)` : ' (all in this process: hub, pusher threads, PGlite)';
   // how much of the machine this run got: its CPU time over wall time (the rest went to other processes)
   const got = (f.rate * total) / 1e6;
   const bound = pushers === 1 && f.serverUs === undefined ? `at most ${Math.round((cores * 1e6) / total)} entries/s on ${cores} idle cores (an upper bound: PGlite stores one batch at a time)` : `${Math.round((cores * 1e6) / total)} entries/s on ${cores} idle cores`;

@@ -240,9 +240,11 @@ const deviceCmd: CliCommand = {
       for (const [i, device] of devices.entries()) {
         const l = await listenUdp(`udp://${where}:${uport === 0 ? 0 : uport + i}`, (link) => void device.serve(link));
         listeners.push(l);
-        io.out(`reference device on ${l.url}\n`);
       }
-      await stopOnSignal(async () => void (await Promise.all(listeners.map((l) => l.close()))));
+      // handlers first, then the banner: a caller that stops the device as soon as it is announced gets a clean stop
+      const stopped = stopOnSignal(async () => void (await Promise.all(listeners.map((l) => l.close()))));
+      for (const l of listeners) io.out(`reference device on ${l.url}\n`);
+      await stopped;
       return 0;
     }
     const { host, port } = parseTcpSpec(args.require('listen'), { listen: true });
@@ -259,11 +261,7 @@ const deviceCmd: CliCommand = {
         return server;
       }),
     );
-    for (const server of servers) {
-      const addr = server.address();
-      io.out(`reference device on tcp://${host}:${typeof addr === 'object' && addr ? addr.port : port}\n`);
-    }
-    await new Promise<void>((res) => {
+    const stopped = new Promise<void>((res) => {
       const stop = () => {
         let left = servers.length;
         for (const s of servers) s.close(() => --left === 0 && res());
@@ -271,6 +269,11 @@ const deviceCmd: CliCommand = {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
+    for (const server of servers) {
+      const addr = server.address();
+      io.out(`reference device on tcp://${host}:${typeof addr === 'object' && addr ? addr.port : port}\n`);
+    }
+    await stopped;
     return 0;
   },
 };

@@ -99,12 +99,15 @@ export const commands: Record<string, CliCommand> = {
       // idle worker kept a stopped hub's process alive (SIGTERM did not end an idle hub)
       const hub = await startHub({ db, trust, cors: a.all('cors'), verify, verifyWorkers: defaultWorkers() }, { host: listen[1].replace(/^\[|\]$/g, ''), port: Number(listen[2]) });
       const threads = hub.verifyThreads ? `${hub.verifyThreads} worker thread${hub.verifyThreads > 1 ? 's' : ''}` : 'the main thread';
-      io.out(`fieldbench hub listening on ${hub.url} (${db.kind}${data ? ` in ${data}` : ''}${db.thread === 'worker' ? ' on its own thread' : ''}, bundle version ${trust.bundle.version}, verifying on ${threads})\n`);
-      await new Promise<void>((done) => {
+      // the signal handlers are in place before the banner says the hub is up: whoever reads the
+      // banner and stops the hub at once is answered by a clean stop, never by the default action
+      const stopped = new Promise<void>((done) => {
         const stop = () => void hub.close().then(() => db.close()).then(done, done);
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
       });
+      io.out(`fieldbench hub listening on ${hub.url} (${db.kind}${data ? ` in ${data}` : ''}${db.thread === 'worker' ? ' on its own thread' : ''}, bundle version ${trust.bundle.version}, verifying on ${threads})\n`);
+      await stopped;
       return EXIT_OK;
     },
   },
