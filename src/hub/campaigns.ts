@@ -228,7 +228,11 @@ export async function setTags(db: HubDb, body: TagBody): Promise<{ anchors: stri
     throw new HubError('bad-request', `${body.value} is not a valid ${body.kind}`);
   }
   return db.transaction(async (tx) => {
-    const a = (await tx.query<{ anchor: string }>('SELECT DISTINCT d.anchor FROM sightings s JOIN devices d ON d.id = s.device WHERE s.kind = $1 AND s.value = $2 ORDER BY d.anchor', [body.kind, value])).map((r) => r.anchor);
+    // a device key is its device's anchor (its own sighting is written only where an entry named nothing else)
+    const a =
+      body.kind === 'devicePublicKey'
+        ? (await tx.query<{ anchor: string }>(`SELECT anchor FROM devices WHERE anchor = 'key:' || $1`, [value])).map((r) => r.anchor)
+        : (await tx.query<{ anchor: string }>('SELECT DISTINCT d.anchor FROM sightings s JOIN devices d ON d.id = s.device WHERE s.kind = $1 AND s.value = $2 ORDER BY d.anchor', [body.kind, value])).map((r) => r.anchor);
     if (!a.length) throw new HubError('not-found', `the hub has seen no device with ${body.kind} ${value}: push its records first`, 404);
     await tx.query('DELETE FROM device_tags WHERE anchor = ANY($1::text[])', [a]);
     const tags = [...new Set(body.tags)].sort();

@@ -288,10 +288,15 @@ function fold(touched: Map<string, RegEntry[]>, held: Map<string, DeviceRow>): F
       d.entries++;
       d.first_seen = Math.min(d.first_seen, e.time);
       d.last_seen = Math.max(d.last_seen, e.time);
+      // A device keyed by its public key carries the key in its anchor: the key is sighted (a row of
+      // its own) only by an entry that names nothing else, so that every entry leaves its source and
+      // time in some sighting of the device. lookupIdentifier answers for a key from all of them.
+      const keyInAnchor = anchor.startsWith('key:') && (!!e.device.serial || !!e.device.ueid || !!e.device.mac || !!e.device.devEui);
       for (const k of KINDS) {
         const v = e.device[k];
         if (!v) continue;
         (d as unknown as Record<string, unknown>)[COLS[k]] = v;
+        if (k === 'devicePublicKey' && keyInAnchor) continue;
         const key = `${k}\u0000${v}\u0000${anchor}`;
         const s = sightings.get(key);
         if (s) {
@@ -365,12 +370,26 @@ const hexOf = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
 /** Everything the hub knows about one identifier: the devices that carry it and who saw them. */
 export async function lookupIdentifier(db: Sql, kind: string, value: string): Promise<Side[]> {
-  const rows = await db.query<{ anchor: string; genesis: Uint8Array; label: string; first_seen: string; last_seen: string; serial: string | null; device_public_key: string | null; dev_eui: string | null; mac: string | null; ueid: string | null }>(
-    `SELECT d.anchor, src.genesis, src.label, s.first_seen, s.last_seen, d.serial, d.device_public_key, d.dev_eui, d.mac, d.ueid
-     FROM sightings s JOIN sources src ON src.id = s.source_id JOIN devices d ON d.id = s.device
-     WHERE s.kind = $1 AND s.value = $2 ORDER BY d.anchor, s.first_seen`,
-    [kind, value],
-  );
+  type Row = { anchor: string; genesis: Uint8Array; label: string; first_seen: string; last_seen: string; serial: string | null; device_public_key: string | null; dev_eui: string | null; mac: string | null; ueid: string | null };
+  // A device key is the anchor of its device, and every entry that named it is folded there (its
+  // key is sighted only where an entry named nothing else, src/hub/registry.ts fold): who saw the
+  // key, and when, is who saw that device, from all of its sightings.
+  const rows =
+    kind === 'devicePublicKey'
+      ? await db.query<Row>(
+          `SELECT d.anchor, src.genesis, src.label, s.first_seen, s.last_seen, d.serial, d.device_public_key, d.dev_eui, d.mac, d.ueid
+           FROM devices d
+           CROSS JOIN LATERAL (SELECT source_id, min(first_seen) AS first_seen, max(last_seen) AS last_seen FROM sightings WHERE device = d.id GROUP BY source_id) s
+           JOIN sources src ON src.id = s.source_id
+           WHERE d.anchor = 'key:' || $1 ORDER BY s.first_seen, src.id`,
+          [value],
+        )
+      : await db.query<Row>(
+          `SELECT d.anchor, src.genesis, src.label, s.first_seen, s.last_seen, d.serial, d.device_public_key, d.dev_eui, d.mac, d.ueid
+           FROM sightings s JOIN sources src ON src.id = s.source_id JOIN devices d ON d.id = s.device
+           WHERE s.kind = $1 AND s.value = $2 ORDER BY d.anchor, s.first_seen`,
+          [kind, value],
+        );
   const sides = new Map<string, Side>();
   for (const r of rows) {
     let s = sides.get(r.anchor);

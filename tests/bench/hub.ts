@@ -145,7 +145,7 @@ async function pushers(url: string, ts: Trail[], pipeline: number): Promise<{ go
   };
 }
 
-async function ingestRate(db: HubDb, trust: HubTrust, ts: Trail[], pipeline = 2): Promise<IngestFigure> {
+async function ingestRate(db: HubDb, trust: HubTrust, ts: Trail[], pipeline = Number(process.env.FIELDBENCH_HUB_BENCH_PIPELINE ?? 2)): Promise<IngestFigure> {
   const hub = await startHub({ db, trust, perAddress: { rate: 1e6, burst: 1e6 }, perKey: { rate: 1e6, burst: 1e6 }, log: () => undefined }, { host: '127.0.0.1', port: 0 });
   const ps = await pushers(hub.url, ts, pipeline);
   try {
@@ -387,7 +387,9 @@ export async function bench(): Promise<BenchRow[]> {
       },
     },
   ];
-  for (const b of backends) {
+  // FIELDBENCH_HUB_BENCH_ONLY=postgres (or a comma-separated list of backend names, case-insensitive): only those, for a quicker look
+  const only = process.env.FIELDBENCH_HUB_BENCH_ONLY?.toLowerCase().split(',').map((x) => x.trim());
+  for (const b of backends.filter((x) => !only || only.includes(x.name.toLowerCase()))) {
     let h: { db: HubDb; done: () => Promise<void> };
     try {
       h = await b.open();

@@ -90,7 +90,7 @@ describe.each(backends())('hub on $name', (backend) => {
     // what a push does to its source still works
     await db.query(`UPDATE sources SET label = 'renamed', last_push = now()`);
     const n = await db.query<{ e: string; s: string }>('SELECT (SELECT count(*) FROM entries) AS e, (SELECT count(*) FROM sightings) AS s');
-    expect([Number(n[0].e), Number(n[0].s)]).toEqual([1, 3]);
+    expect([Number(n[0].e), Number(n[0].s)]).toEqual([1, 2]); // serial and DevEUI: the key is the device's anchor
   });
 
   it('ingests a trail, is idempotent on retry and resumes from the head', async () => {
@@ -380,6 +380,28 @@ describe.each(backends())('hub on $name', (backend) => {
     expect(sides).toHaveLength(1);
     expect(sides[0].sources.map((x) => x.label).sort()).toEqual(['alice', 'bob', 'carol', 'dave']);
     expect(await listCollisions(db)).toEqual([]);
+  });
+
+  it('registry: a look-up by device key names every source that saw the key, and when, with one sighting row fewer per entry', async () => {
+    await open();
+    const key = deviceN(5).devicePublicKey!;
+    const a = new Trail(alice);
+    const b = new Trail(bob);
+    // alice: the key with a serial and a DevEUI, twice; bob: the key alone (the only entry of his that names it)
+    const t0 = Date.now() - 60_000;
+    await a.add([{ op: 'identify', device: deviceN(5), time: t0 + 1000 }, { op: 'identify', device: deviceN(6), time: t0 + 1500 }, { op: 'attest', device: deviceN(5), time: t0 + 2000 }]);
+    await b.add([{ op: 'identify', device: { devicePublicKey: key }, time: t0 + 3000 }]);
+    await ingest(db, trust, a.push(), { pusher: 'x' });
+    await ingest(db, trust, b.push(), { pusher: 'x' });
+    const rows = await db.query<{ kind: string; n: string }>('SELECT kind, count(*) AS n FROM sightings GROUP BY kind ORDER BY kind');
+    // alice's entries leave no key sighting (the key is the anchor); bob's, which names nothing else, does
+    expect(rows.map((r) => [r.kind, Number(r.n)])).toEqual([['devEui', 2], ['devicePublicKey', 1], ['serial', 2]]);
+    const sides = await lookupIdentifier(db, 'devicePublicKey', key);
+    expect(sides).toHaveLength(1);
+    expect(sides[0].anchor).toBe(`key:${key}`);
+    expect(sides[0].device.serial).toBe(deviceN(5).serial);
+    expect(sides[0].sources.map((x) => [x.label, x.firstSeen, x.lastSeen])).toEqual([['alice', t0 + 1000, t0 + 2000], ['bob', t0 + 3000, t0 + 3000]]);
+    expect(await lookupIdentifier(db, 'devicePublicKey', deviceN(99).devicePublicKey!)).toEqual([]);
   });
 
   it('registry: duplicates across sources, named with the sources that saw each side', async () => {
