@@ -225,7 +225,14 @@ export class BenchState {
     // (an in-memory journal would hand out DEMO-00001 again after a reload).
     await this.deps.ready?.();
     const db = this.deps.db();
-    if (!db) throw new Error(`${this.deps.storeError?.() || 'The local records are not open'}. A line records every unit and journals every identifier it issues there, so it cannot start without them.`);
+    if (!db) {
+      // a loaded station's unwrapped keys do not stay in memory for a line that never ran
+      if (!line.demo) {
+        (line.manufacturer as { forget?: () => void }).forget?.();
+        (line.station.signer as { forget?: () => void }).forget?.();
+      }
+      throw new Error(`${this.deps.storeError?.() || 'The local records are not open'}. A line records every unit and journals every identifier it issues there, so it cannot start without them.`);
+    }
     this.line = line;
     const signer = stationAuditSigner(line.station.signer);
     this.stationKid = signer.id.slice('station:'.length);
