@@ -101,7 +101,6 @@ async function openPgliteHere(dir?: string): Promise<HubDb> {
   };
 }
 
-
 /** An error from the worker as this thread throws it: PostgreSQL's message and fields (code, detail, ...). */
 function errorFrom(d: PgliteErrorData): Error {
   const e = new Error(d.message);
